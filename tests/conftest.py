@@ -1,0 +1,3 @@
+"""Root fixtures for covet's own test suite."""
+
+pytest_plugins = ["tests.db.orm_fixtures"]
