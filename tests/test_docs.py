@@ -1,4 +1,4 @@
-"""Execute every ```python block in docs/ so the documentation cannot rot.
+"""Execute every ```python block in README.md and docs/ so the documentation cannot rot.
 
 The blocks of one page run in order in one shared namespace, in a fresh
 temporary working directory. Top-level ``await`` is allowed: such a block is
@@ -19,12 +19,14 @@ from typing import Any
 
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 def _pages() -> list[Path]:
-    return sorted(p for p in DOCS.rglob("*.md") if _FENCE.search(p.read_text("utf-8")))
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+    return [p for p in pages if _FENCE.search(p.read_text("utf-8"))]
 
 
 def _blocks(page: Path) -> list[tuple[int, str]]:
@@ -38,7 +40,7 @@ def test_fence_extraction_finds_blocks_and_lines() -> None:
     assert found == [(3, "x = 1\n"), (7, "y = x + 1\n")]
 
 
-@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
     loop = asyncio.new_event_loop()

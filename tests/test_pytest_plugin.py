@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,10 @@ if TYPE_CHECKING:
 pytest_plugins = ["pytester"]
 
 # The inner runs load only covet's plugin, not pytest-asyncio (unconfigured there).
-PLUGIN = ("-p", "covet.pytest_plugin", "-p", "no:asyncio")
+# An installed covet registers the plugin through its entry point already; loading
+# it again under its module name would make pytest refuse a second registration.
+_INSTALLED = any(ep.value == "covet.pytest_plugin" for ep in entry_points(group="pytest11"))
+PLUGIN = ("-p", "no:asyncio") if _INSTALLED else ("-p", "covet.pytest_plugin", "-p", "no:asyncio")
 
 APP_MODULE = """
 async def app(scope, receive, send):

@@ -1,0 +1,445 @@
+"""The :class:`Covet` application: routes, middleware, error handling and lifespan.
+
+A ``Covet`` instance is the ASGI 3 application you hand to the server::
+
+    app = Covet()
+
+    @app.get("/")
+    async def index(request):
+        return "Hello, world!"
+
+Each connection passes through, outermost first: the Host check,
+:class:`~covet.middleware.errors.ServerErrorMiddleware`, your middleware (the
+first added is the outermost), :class:`~covet.middleware.errors.ExceptionMiddleware`
+and the :class:`~covet.routing.Router`. The stack is built once, when the app
+starts serving; from then on the app is frozen and registering routes,
+middleware, handlers or hooks raises :class:`~covet.exceptions.ImproperlyConfigured`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+
+from covet._hosts import HostPatterns, split_host
+from covet.datastructures import State
+from covet.exceptions import ImproperlyConfigured
+from covet.middleware.errors import (
+    ExceptionHandler,
+    ExceptionMiddleware,
+    ServerErrorMiddleware,
+    check_exception_handler,
+)
+from covet.routing import BaseRoute, Mount, Route, Router, WebSocketRoute, _RouteDecorators
+
+if TYPE_CHECKING:
+    from covet.requests import RequestLimits
+    from covet.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ("Covet", "Lifespan", "Middleware")
+
+P = ParamSpec("P")
+H = TypeVar("H", bound=Callable[..., Any])
+
+#: ``lifespan(app)`` returns an async context manager entered at startup and
+#: exited at shutdown; what it yields (a mapping, or None) is merged into the
+#: per-request ``request.state``.
+Lifespan = Callable[["Covet"], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+logger = logging.getLogger("covet")
+error_logger = logging.getLogger("covet.error")
+
+# Host header verdicts are cached per app; the bound keeps a flood of distinct
+# bogus hosts from growing memory.
+_HOST_CACHE_SIZE = 512
+
+
+class _MiddlewareFactory(Protocol[P]):
+    def __call__(self, app: ASGIApp, /, *args: P.args, **kwargs: P.kwargs) -> ASGIApp: ...
+
+
+class Middleware:
+    """A middleware class and its options, for ``Covet(middleware=[...])``.
+
+    ``Middleware(CORSMiddleware, allow_origins=["https://example.com"])`` is
+    the same as ``app.add_middleware(CORSMiddleware, allow_origins=[...])``.
+
+    Args:
+        cls: The middleware class, called as ``cls(app, *args, **kwargs)``.
+        *args: Positional options.
+        **kwargs: Keyword options.
+    """
+
+    __slots__ = ("args", "cls", "kwargs")
+
+    def __init__(self, cls: _MiddlewareFactory[P], /, *args: P.args, **kwargs: P.kwargs) -> None:
+        if not callable(cls):
+            raise ImproperlyConfigured(
+                f"Middleware {cls!r} is not callable. Pass a class taking (app, **options)."
+            )
+        self.cls = cls
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        name = getattr(self.cls, "__name__", repr(self.cls))
+        options = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"Middleware({', '.join([name, *options])})"
+
+
+class Covet(_RouteDecorators):
+    """A covet web application (an ASGI 3 callable).
+
+    Args:
+        debug: Show tracebacks for unhandled errors. Never in production.
+        routes: Initial routes (:class:`~covet.routing.Route`, ``WebSocketRoute``, ``Mount``).
+        middleware: Middleware to install, as :class:`Middleware` objects;
+            the first is the outermost.
+        exception_handlers: Handlers keyed by exception class or status code.
+        lifespan: ``lifespan(app)`` returning an async context manager that
+            spans the app's life (entered after the startup hooks).
+        on_startup: Callables (sync or async, no arguments) run at startup.
+        on_shutdown: Callables run at shutdown.
+        allowed_hosts: Host patterns (``["example.com", "*.example.com"]``);
+            requests for any other Host get a 400. Without it any
+            well-formed Host is accepted and, outside debug, a warning is
+            logged at startup.
+        limits: Default request size limits (a
+            :class:`~covet.requests.RequestLimits`) for every route.
+        redirect_slashes: Redirect ``/x`` to ``/x/`` (or back) with a 307
+            when only the other spelling has a route.
+
+    Raises:
+        ImproperlyConfigured: For invalid routes, handlers or host patterns.
+    """
+
+    def __init__(
+        self,
+        debug: bool = False,
+        *,
+        routes: Sequence[BaseRoute] | None = None,
+        middleware: Sequence[Middleware] | None = None,
+        exception_handlers: Mapping[type[BaseException] | int, ExceptionHandler] | None = None,
+        lifespan: Lifespan | None = None,
+        on_startup: Sequence[Callable[[], Any]] | None = None,
+        on_shutdown: Sequence[Callable[[], Any]] | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+        limits: RequestLimits | None = None,
+        redirect_slashes: bool = True,
+    ) -> None:
+        self.debug = debug
+        self.state = State()
+        self.router = Router(routes=routes, redirect_slashes=redirect_slashes, limits=limits)
+        self.limits = limits
+        self._middleware: list[Middleware] = []
+        self._exception_handlers: dict[type[BaseException] | int, ExceptionHandler] = {}
+        self._on_startup: list[Callable[[], Any]] = []
+        self._on_shutdown: list[Callable[[], Any]] = []
+        self._lifespan = lifespan
+        self._lifespan_state: dict[str, Any] | None = None
+        self._frozen: str | None = None
+        self._stack: ASGIApp | None = None
+        self.allowed_hosts = None if allowed_hosts is None else HostPatterns(allowed_hosts)
+        self._host_cache: dict[bytes | None, bool] = {}
+        for item in middleware or ():
+            if not isinstance(item, Middleware):
+                raise ImproperlyConfigured(
+                    f"middleware= got {item!r}. Wrap each class in Middleware(cls, **options)."
+                )
+            self._middleware.append(item)
+        for key, handler in (exception_handlers or {}).items():
+            self.add_exception_handler(key, handler)
+        for hook in on_startup or ():
+            self.on_startup(hook)
+        for hook in on_shutdown or ():
+            self.on_shutdown(hook)
+
+    # ------------------------------------------------------------ registration
+
+    def _check_mutable(self, what: str) -> None:
+        if self._frozen is not None:
+            raise ImproperlyConfigured(
+                f"Cannot add {what}: {self._frozen}. Configure the app before it serves."
+            )
+
+    @property
+    def routes(self) -> Sequence[BaseRoute]:
+        """Return the app's routes, in registration order."""
+        return self.router.routes
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Iterable[str] | None = None,
+        name: str | None = None,
+        limits: RequestLimits | None = None,
+    ) -> Route:
+        """Register ``endpoint`` for ``path``; see :meth:`covet.routing.Router.add_route`.
+
+        Raises:
+            ImproperlyConfigured: For an invalid route or once the app has started.
+        """
+        self._check_mutable(f"route {path!r}")
+        return self.router.add_route(path, endpoint, methods=methods, name=name, limits=limits)
+
+    def add_websocket_route(
+        self, path: str, endpoint: Callable[..., Any], *, name: str | None = None
+    ) -> WebSocketRoute:
+        """Register a websocket ``endpoint`` for ``path``.
+
+        Raises:
+            ImproperlyConfigured: For an invalid route or once the app has started.
+        """
+        self._check_mutable(f"websocket route {path!r}")
+        return self.router.add_websocket_route(path, endpoint, name=name)
+
+    def include_router(self, router: Router, prefix: str = "") -> None:
+        """Copy the routes of ``router`` into the app, under ``prefix``.
+
+        Raises:
+            ImproperlyConfigured: For a clash or once the app has started.
+        """
+        self._check_mutable(f"the routes of {router!r}")
+        self.router.include_router(router, prefix)
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> Mount:
+        """Serve the ASGI ``app`` below ``path`` (for example static files).
+
+        Raises:
+            ImproperlyConfigured: For an invalid path or once the app has started.
+        """
+        self._check_mutable(f"mount {path!r}")
+        return self.router.mount(path, app, name=name)
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        """Return the path of the route called ``name``.
+
+        Raises:
+            covet.routing.NoMatchFound: If no route has that name or it takes
+                other parameters.
+        """
+        return self.router.url_path_for(name, **params)
+
+    def add_middleware(
+        self, cls: _MiddlewareFactory[P], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Wrap the app in the middleware ``cls(app, *args, **kwargs)``.
+
+        The first middleware added is the outermost: it sees the request
+        first and the response last.
+
+        Raises:
+            ImproperlyConfigured: Once the app has started.
+        """
+        self._check_mutable(f"middleware {getattr(cls, '__name__', cls)!r}")
+        self._middleware.append(Middleware(cls, *args, **kwargs))
+
+    def add_exception_handler(
+        self, exc_class_or_status: type[BaseException] | int, handler: ExceptionHandler
+    ) -> None:
+        """Handle an exception class (and subclasses) or an HTTP status code.
+
+        ``handler(request, exc)`` may be sync or async and returns a response
+        (or anything a route may return). A handler for ``500`` or
+        ``Exception`` builds the response for unhandled errors (outside debug
+        mode); they are still logged.
+
+        Raises:
+            ImproperlyConfigured: For an invalid key or handler, or once the app has started.
+        """
+        self._check_mutable(f"an exception handler for {exc_class_or_status!r}")
+        # Validate now, not at startup, so the error points at this call.
+        check_exception_handler(exc_class_or_status, handler)
+        self._exception_handlers[exc_class_or_status] = handler
+
+    def exception_handler(self, exc_class_or_status: type[BaseException] | int) -> Callable[[H], H]:
+        """Register the decorated function with :meth:`add_exception_handler`."""
+
+        def decorator(func: H) -> H:
+            self.add_exception_handler(exc_class_or_status, func)
+            return func
+
+        return decorator
+
+    def on_startup(self, func: H) -> H:
+        """Run ``func`` (sync or async, no arguments) at startup; usable as a decorator.
+
+        Raises:
+            ImproperlyConfigured: If it is not callable, or once the app has started.
+        """
+        self._check_mutable(f"startup hook {func!r}")
+        if not callable(func):
+            raise ImproperlyConfigured(f"Startup hook {func!r} is not callable. Pass a function.")
+        self._on_startup.append(func)
+        return func
+
+    def on_shutdown(self, func: H) -> H:
+        """Run ``func`` (sync or async, no arguments) at shutdown; usable as a decorator.
+
+        Raises:
+            ImproperlyConfigured: If it is not callable, or once the app has started.
+        """
+        self._check_mutable(f"shutdown hook {func!r}")
+        if not callable(func):
+            raise ImproperlyConfigured(f"Shutdown hook {func!r} is not callable. Pass a function.")
+        self._on_shutdown.append(func)
+        return func
+
+    # ----------------------------------------------------------------- serving
+
+    def _build(self, reason: str) -> ASGIApp:
+        """Freeze the configuration and build the middleware stack (once)."""
+        if self._stack is not None:
+            return self._stack
+        self._frozen = reason
+        self.router.freeze(reason)
+        handlers = dict(self._exception_handlers)
+        # A handler for Exception must not run below the error middleware: it
+        # would swallow every error before it is logged.
+        catch_all = handlers.pop(Exception, None)
+        error_handler = handlers.get(500) or catch_all
+        exceptions = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        if self._middleware:
+            app: ASGIApp = exceptions
+            for item in reversed(self._middleware):
+                app = item.cls(app, *item.args, **item.kwargs)
+            app = ServerErrorMiddleware(app, debug=self.debug, handler=error_handler)
+        else:
+            # Nothing sits between the two error layers: let one wrapper do
+            # both jobs (same behaviour, one send-wrapper less per request).
+            app = ServerErrorMiddleware(
+                self.router, debug=self.debug, handler=error_handler, exceptions=exceptions
+            )
+        if not self.debug and self.allowed_hosts is None:
+            logger.warning(
+                "The app runs with debug=False and no allowed_hosts, so it accepts any Host "
+                "header. Pass allowed_hosts=['example.com'] to Covet()."
+            )
+        self._stack = app
+        return app
+
+    def _host_ok(self, scope: Scope) -> bool:
+        """Check the Host header's grammar, then the allowlist (cached per value)."""
+        value: bytes | None = None
+        for name, raw in scope["headers"]:
+            if name == b"host":
+                if value is not None:
+                    return False  # RFC 9112 section 3.2: more than one Host is a 400.
+                value = raw
+        cached = self._host_cache.get(value)
+        if cached is not None:
+            return cached
+        allowed = self.allowed_hosts
+        if value is None:
+            # HTTP/1.0 may omit Host: acceptable unless an allowlist must be checked.
+            verdict = allowed is None or allowed.allows_any
+        else:
+            parsed = split_host(value.decode("latin-1"))
+            verdict = parsed is not None and (allowed is None or allowed.match(parsed[0]))
+        if len(self._host_cache) >= _HOST_CACHE_SIZE:
+            self._host_cache.clear()
+        self._host_cache[value] = verdict
+        return verdict
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection (``http``, ``websocket`` or ``lifespan``)."""
+        scope["app"] = self
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan_protocol(scope, receive, send)
+            return
+        stack = self._stack or self._build("the app has started serving requests")
+        if "state" not in scope:
+            lifespan_state = self._lifespan_state
+            scope["state"] = {} if lifespan_state is None else dict(lifespan_state)
+        if not self._host_ok(scope):
+            await _reject_host(scope, send)
+            return
+        await stack(scope, receive, send)
+
+    async def _lifespan_protocol(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run startup, wait for shutdown, run shutdown (ASGI lifespan protocol)."""
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        context: AbstractAsyncContextManager[Mapping[str, Any] | None] | None = None
+        try:
+            self._build("the app has started (lifespan startup ran)")
+            for hook in self._on_startup:
+                await _run_hook(hook)
+            if self._lifespan is not None:
+                context = self._lifespan(self)
+                if not hasattr(context, "__aenter__"):
+                    raise ImproperlyConfigured(
+                        f"lifespan= returned {context!r}, not an async context manager. "
+                        "Decorate the function with @contextlib.asynccontextmanager."
+                    )
+                yielded = await context.__aenter__()
+                if yielded is not None:
+                    self._store_lifespan_state(scope, yielded)
+        except BaseException as exc:
+            error_logger.error("Application startup failed", exc_info=exc)
+            await send({"type": "lifespan.startup.failed", "message": _exc_message(exc)})
+            raise
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        try:
+            if context is not None:
+                await context.__aexit__(None, None, None)
+            for hook in self._on_shutdown:
+                await _run_hook(hook)
+        except BaseException as exc:
+            error_logger.error("Application shutdown failed", exc_info=exc)
+            await send({"type": "lifespan.shutdown.failed", "message": _exc_message(exc)})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+    def _store_lifespan_state(self, scope: Scope, yielded: Mapping[str, Any]) -> None:
+        if not isinstance(yielded, Mapping):
+            raise ImproperlyConfigured(
+                f"The lifespan context yielded {yielded!r}. Yield a mapping of state (or nothing)."
+            )
+        server_state = scope.get("state")
+        if isinstance(server_state, dict):
+            # The server copies this into every request scope (ASGI lifespan state).
+            server_state.update(yielded)
+        else:
+            self._lifespan_state = dict(yielded)
+
+
+async def _run_hook(hook: Callable[[], Any]) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
+
+
+def _exc_message(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _reject_host(scope: Scope, send: Send) -> None:
+    """Answer a request whose Host header is malformed or not allowed."""
+    if scope["type"] == "websocket":
+        # Closing before accept makes the server refuse the handshake (403).
+        await send({"type": "websocket.close", "code": 1008, "reason": "Invalid Host header"})
+        return
+    body = b"Invalid Host header"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("latin-1")),
+            ],
+        }
+    )
+    await send(
+        {"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body}
+    )
