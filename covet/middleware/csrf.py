@@ -1,0 +1,527 @@
+"""Cross-site request forgery protection (Django's design).
+
+Every visitor gets a random 32-byte secret, kept in the session when
+:class:`~covet.middleware.sessions.SessionMiddleware` runs before this
+middleware (recommended), else in the ``csrftoken`` cookie. Pages embed a
+*token*: the secret masked with a fresh random pad at every call (``token =
+mask + (mask XOR secret)``, base64url), so the token changes with every render
+and cannot be recovered through compression side channels (BREACH).
+
+Requests with an unsafe method (anything but GET, HEAD, OPTIONS and TRACE) must
+then pass, in order:
+
+1. the ``Origin`` header, when sent, names this site or a trusted origin;
+2. on HTTPS without ``Origin``, the ``Referer`` names this site or a trusted
+   origin over HTTPS;
+3. a token from the ``X-CSRF-Token`` header or the ``csrf_token`` form field
+   unmasks to the visitor's secret (constant-time comparison). The raw secret
+   itself is refused.
+
+A failure answers ``403``. Handlers decorated with :func:`csrf_exempt` and
+paths in ``exempt_paths`` are not checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from covet._utils import get_route_path
+from covet.datastructures import URL
+from covet.exceptions import HTTPException, ImproperlyConfigured
+from covet.middleware.sessions import _cookie_header
+from covet.requests import DEFAULT_LIMITS, HTTPConnection, Request, RequestLimits
+from covet.responses import PlainTextResponse
+from covet.routing import Mount, Route, Router
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from covet.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ("CSRFMiddleware", "csrf_exempt", "get_csrf_token", "rotate_csrf_token")
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+_SECRET_BYTES = 32
+_SECRET_LENGTH = 43  # base64url of 32 bytes, unpadded
+_TOKEN_LENGTH = 86  # base64url of mask + masked secret (64 bytes), unpadded
+_SESSION_KEY = "_csrf_secret"
+_SCOPE_KEY = "covet.csrf"
+_EXEMPT_ATTRIBUTE = "csrf_exempt"
+_ONE_YEAR = 365 * 24 * 60 * 60
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_GENERIC_FAILURE = "CSRF verification failed."
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def csrf_exempt(func: F) -> F:
+    """Mark a handler as exempt from CSRF checks (for webhooks signed another way).
+
+    Returns:
+        ``func`` itself, marked.
+    """
+    setattr(func, _EXEMPT_ATTRIBUTE, True)
+    return func
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _xor(left: bytes, right: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(left, right, strict=True))
+
+
+def _mask(secret: bytes) -> str:
+    """Return a new token for ``secret``: a fresh random pad, then the padded secret."""
+    pad = secrets.token_bytes(_SECRET_BYTES)
+    return _b64encode(pad + _xor(pad, secret))
+
+
+def _unmask(token: str) -> bytes | None:
+    """Return the secret inside ``token``, or None when it is not a well-formed token."""
+    if len(token) != _TOKEN_LENGTH:
+        return None
+    raw = _b64decode(token)
+    if raw is None or len(raw) != 2 * _SECRET_BYTES:
+        return None
+    return _xor(raw[:_SECRET_BYTES], raw[_SECRET_BYTES:])
+
+
+def _origin_of(url: str) -> str | None:
+    """Return ``scheme://host[:port]`` of ``url`` (default port omitted, lowercased)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+class _TrustedOrigins:
+    """Origins accepted besides the request's own: exact, or ``scheme://*.domain``."""
+
+    def __init__(self, origins: Iterable[str]) -> None:
+        self.exact: set[str] = set()
+        self.wildcards: list[tuple[str, str]] = []  # (scheme, ".domain[:port]")
+        for origin in origins:
+            scheme, sep, rest = origin.partition("://")
+            if not sep or scheme.lower() not in _DEFAULT_PORTS or not rest or "/" in rest:
+                raise ImproperlyConfigured(
+                    f"CSRFMiddleware trusted origin {origin!r} is not scheme://host[:port]. "
+                    "Write it with its scheme, for example 'https://example.com' or "
+                    "'https://*.example.com'."
+                )
+            if rest.startswith("*."):
+                self.wildcards.append((scheme.lower(), rest[1:].lower()))
+                continue
+            normalized = _origin_of(origin)
+            if normalized is None:
+                raise ImproperlyConfigured(
+                    f"CSRFMiddleware trusted origin {origin!r} is not a valid origin. "
+                    "Write it as 'https://example.com'."
+                )
+            self.exact.add(normalized)
+
+    def allows(self, origin: str) -> bool:
+        if origin in self.exact:
+            return True
+        scheme, _, rest = origin.partition("://")
+        return any(
+            scheme == wanted and rest.endswith(suffix) and len(rest) > len(suffix)
+            for wanted, suffix in self.wildcards
+        )
+
+
+class _CSRFState:
+    """The CSRF secret of one request; ``scope["covet.csrf"]`` holds it."""
+
+    __slots__ = ("_secret", "cookie_token", "field_name", "header_name", "scope", "used")
+
+    def __init__(self, scope: Scope, secret: bytes | None, field_name: str, header_name: str):
+        self.scope = scope
+        self._secret = secret
+        self.field_name = field_name
+        self.header_name = header_name
+        #: A masked token to store in the cookie with the response, if any.
+        self.cookie_token: str | None = None
+        #: Whether a token was handed out (the response then varies by cookie).
+        self.used = False
+
+    @property
+    def secret(self) -> bytes | None:
+        return self._secret
+
+    def _persist(self, secret: bytes) -> None:
+        self._secret = secret
+        session = self.scope.get("session")
+        if isinstance(session, dict):
+            session[_SESSION_KEY] = _b64encode(secret)
+        # The cookie is also set in session mode: JavaScript reads it for the header.
+        self.cookie_token = _mask(secret)
+
+    def get_token(self) -> str:
+        """Return a new masked token, creating the secret on first use."""
+        if self._secret is None:
+            self._persist(secrets.token_bytes(_SECRET_BYTES))
+        assert self._secret is not None  # noqa: S101 - set just above
+        self.used = True
+        return _mask(self._secret)
+
+    def rotate(self) -> None:
+        """Replace the secret: tokens handed out before stop working."""
+        self._persist(secrets.token_bytes(_SECRET_BYTES))
+
+
+def _state(request: HTTPConnection) -> _CSRFState:
+    state = request.scope.get(_SCOPE_KEY)
+    if not isinstance(state, _CSRFState):
+        raise ImproperlyConfigured(
+            "CSRF tokens need CSRFMiddleware, which is not installed. "
+            "Add it with app.add_middleware(CSRFMiddleware) (after SessionMiddleware)."
+        )
+    return state
+
+
+def get_csrf_token(request: HTTPConnection) -> str:
+    """Return a CSRF token for ``request`` (a new mask at every call).
+
+    Send it back in the ``X-CSRF-Token`` header or the ``csrf_token`` form field.
+
+    Raises:
+        ImproperlyConfigured: If CSRFMiddleware is not installed.
+    """
+    return _state(request).get_token()
+
+
+def rotate_csrf_token(request: HTTPConnection) -> None:
+    """Give the visitor a new CSRF secret; call it at login.
+
+    Raises:
+        ImproperlyConfigured: If CSRFMiddleware is not installed.
+    """
+    _state(request).rotate()
+
+
+class _Rejected(Exception):  # noqa: N818 - internal control flow, never escapes
+    def __init__(self, reason: str, status: int = 403) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _find_route(scope: Scope) -> Route | None:
+    """Return the route the app will dispatch ``scope`` to, if covet's router can say.
+
+    The exemption marker is on the handler, and the router picks the handler
+    only after the middleware ran, so the middleware asks the router first.
+    """
+    router = getattr(scope.get("app"), "router", None)
+    if not isinstance(router, Router):
+        return None
+    path = get_route_path(scope)
+    # A route nested in mounted routers is reached by following the mounts.
+    for _ in range(16):
+        try:
+            index = router._http or router._build()[0]
+            _, route, _, remainder = router._resolve(index, path, scope["method"])
+        except (AttributeError, TypeError, ValueError, KeyError):
+            return None  # router internals changed: treat as not exempt (fail closed)
+        if isinstance(route, Route):
+            return route
+        if not isinstance(route, Mount):
+            return None
+        child = route.app if isinstance(route.app, Router) else getattr(route.app, "router", None)
+        if not isinstance(child, Router):
+            return None
+        router, path = child, remainder
+    return None
+
+
+class CSRFMiddleware:
+    """Refuse unsafe requests that do not prove they come from this site's own pages.
+
+    Add it after :class:`~covet.middleware.sessions.SessionMiddleware` so the
+    secret lives in the session (and is replaced when the session is flushed).
+
+    Args:
+        app: The ASGI app to wrap.
+        cookie_name: The cookie holding a token (always set, readable by
+            JavaScript, ``SameSite=Lax``, one year).
+        header_name: The request header checked for the token.
+        field_name: The form field checked for the token.
+        trusted_origins: Other origins allowed to post here, with their
+            scheme: ``"https://example.com"`` or ``"https://*.example.com"``.
+        safe_methods: Methods that are never checked (they must not change state).
+        exempt_paths: Paths not checked: exact paths, or prefixes ending in ``/``.
+
+    Raises:
+        ImproperlyConfigured: For an invalid trusted origin or name.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cookie_name: str = "csrftoken",
+        header_name: str = "X-CSRF-Token",
+        field_name: str = "csrf_token",
+        trusted_origins: Iterable[str] = (),
+        safe_methods: Iterable[str] = ("GET", "HEAD", "OPTIONS", "TRACE"),
+        exempt_paths: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        if isinstance(trusted_origins, str) or isinstance(exempt_paths, str):
+            raise ImproperlyConfigured(
+                "CSRFMiddleware trusted_origins= and exempt_paths= take lists of strings, "
+                "not a single string. Wrap the value in a list."
+            )
+        # Fail now for a cookie name browsers would reject.
+        _cookie_header(
+            cookie_name,
+            "x",
+            max_age=1,
+            path="/",
+            domain=None,
+            secure=True,
+            httponly=False,
+            samesite="lax",
+        )
+        self.cookie_name = cookie_name
+        self.header_name = header_name
+        self.field_name = field_name
+        self.trusted_origins = _TrustedOrigins(trusted_origins)
+        self.safe_methods = frozenset(method.upper() for method in safe_methods)
+        paths = list(exempt_paths)
+        for path in paths:
+            if not path.startswith("/"):
+                raise ImproperlyConfigured(
+                    f"CSRFMiddleware exempt path {path!r} must start with '/'."
+                )
+        self.exempt_exact = frozenset(p for p in paths if not p.endswith("/"))
+        self.exempt_prefixes = tuple(p for p in paths if p.endswith("/"))
+
+    def _load_secret(self, scope: Scope, connection: HTTPConnection) -> bytes | None:
+        session = scope.get("session")
+        if isinstance(session, dict):
+            stored = session.get(_SESSION_KEY)
+            if not isinstance(stored, str) or len(stored) != _SECRET_LENGTH:
+                return None
+            secret = _b64decode(stored)
+            return secret if secret is not None and len(secret) == _SECRET_BYTES else None
+        cookie = connection.cookies.get(self.cookie_name)
+        return None if cookie is None else _unmask(cookie)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check unsafe requests, then run the app and set the CSRF cookie when needed."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        state = _CSRFState(
+            scope, self._load_secret(scope, connection), self.field_name, self.header_name
+        )
+        scope[_SCOPE_KEY] = state
+        if scope["method"] not in self.safe_methods and not self._path_exempt(scope):
+            route = _find_route(scope)
+            if route is None or not getattr(route.endpoint, _EXEMPT_ATTRIBUTE, False):
+                limits = route.effective_limits if route is not None else self._app_limits(scope)
+                try:
+                    receive = await self._check(scope, receive, connection, state, limits)
+                except _Rejected as rejected:
+                    await self._reject(scope, receive, send, rejected)
+                    return
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if state.used:
+                    headers.append((b"vary", b"Cookie"))
+                if state.cookie_token is not None:
+                    headers.append(
+                        _cookie_header(
+                            self.cookie_name,
+                            state.cookie_token,
+                            max_age=_ONE_YEAR,
+                            path="/",
+                            domain=None,
+                            secure=scope.get("scheme") == "https",
+                            httponly=False,
+                            samesite="lax",
+                        )
+                    )
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    def _path_exempt(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return path in self.exempt_exact or path.startswith(self.exempt_prefixes)
+
+    @staticmethod
+    def _app_limits(scope: Scope) -> RequestLimits:
+        limits = getattr(scope.get("app"), "limits", None)
+        return limits if isinstance(limits, RequestLimits) else DEFAULT_LIMITS
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, exc: _Rejected) -> None:
+        if exc.status != 403:
+            text = exc.reason
+        elif getattr(scope.get("app"), "debug", False):
+            text = f"{_GENERIC_FAILURE} {exc.reason}"
+        else:
+            text = _GENERIC_FAILURE
+        await PlainTextResponse(text, status_code=exc.status)(scope, receive, send)
+
+    async def _check(
+        self,
+        scope: Scope,
+        receive: Receive,
+        connection: HTTPConnection,
+        state: _CSRFState,
+        limits: RequestLimits,
+    ) -> Receive:
+        """Verify the request; return the receive callable the app must use."""
+        self._check_origin(scope, connection)
+        secret = state.secret
+        if secret is None:
+            where = "session" if isinstance(scope.get("session"), dict) else "cookie"
+            raise _Rejected(
+                f"CSRF {where} secret not set: load a page with a form first "
+                "(a token is issued by csrf_token() or csrf_input())."
+            )
+        token = connection.headers.get(self.header_name)
+        if token is None:
+            token, receive = await self._token_from_form(scope, receive, connection, limits)
+        if token is None:
+            raise _Rejected(
+                f"CSRF token missing: send it in the {self.header_name!r} header or the "
+                f"{self.field_name!r} form field."
+            )
+        token = token.strip()
+        if len(token) == _SECRET_LENGTH:
+            raise _Rejected("CSRF token is the unmasked secret; send a token from csrf_token().")
+        candidate = _unmask(token)
+        if candidate is None:
+            raise _Rejected("CSRF token has an invalid length or format.")
+        if not hmac.compare_digest(candidate, secret):
+            raise _Rejected("CSRF token incorrect (from another session, or rotated).")
+        return receive
+
+    def _check_origin(self, scope: Scope, connection: HTTPConnection) -> None:
+        url = URL(scope=scope)
+        own = _origin_of(f"{url.scheme}://{url.netloc}")
+        origin = connection.headers.get("origin")
+        if origin is not None:
+            normalized = _origin_of(origin)
+            if normalized is None or (
+                normalized != own and not self.trusted_origins.allows(normalized)
+            ):
+                raise _Rejected(f"Origin checking failed: {origin!r} is not a trusted origin.")
+            return
+        if scope.get("scheme") != "https":
+            return
+        # Without Origin on HTTPS, insist on a Referer from this site (a MITM on
+        # plain HTTP could forge it anyway, so only HTTPS is checked; Django does the same).
+        referer = connection.headers.get("referer")
+        if referer is None:
+            raise _Rejected("Referer checking failed: no Referer on a secure request.")
+        referer_origin = _origin_of(referer)
+        if referer_origin is None:
+            raise _Rejected(f"Referer checking failed: {referer!r} is malformed.")
+        if not referer_origin.startswith("https://"):
+            raise _Rejected(f"Referer checking failed: {referer!r} is not secure.")
+        if referer_origin != own and not self.trusted_origins.allows(referer_origin):
+            raise _Rejected(
+                f"Referer checking failed: {referer!r} does not match a trusted origin."
+            )
+
+    async def _token_from_form(
+        self, scope: Scope, receive: Receive, connection: HTTPConnection, limits: RequestLimits
+    ) -> tuple[str | None, Receive]:
+        """Read the token from a form body, and return a receive that replays the body."""
+        content_type = (connection.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if content_type not in _FORM_TYPES:
+            return None, receive
+        limit = (
+            limits.max_multipart_size
+            if content_type == "multipart/form-data"
+            else limits.max_body_size
+        )
+        body, trailing = await _buffer_body(connection, receive, limit)
+        parse_scope = dict(scope)
+        parse_scope["covet.limits"] = limits
+        request = Request(parse_scope, _replay(body, None))
+        try:
+            form = await request.form()
+        except HTTPException as exc:
+            raise _Rejected(str(exc.detail), exc.status_code) from exc
+        try:
+            value = form.get(self.field_name)
+        finally:
+            await form.close()
+        return (value if isinstance(value, str) else None), _replay(body, receive, trailing)
+
+
+async def _buffer_body(
+    connection: HTTPConnection, receive: Receive, limit: int
+) -> tuple[bytes, list[Message]]:
+    """Read the whole body (at most ``limit`` bytes); return it and any non-body messages."""
+    length = connection.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length.strip()[:20]) > limit:
+        raise _Rejected(_too_large(limit), 413)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks), [message]
+        if message["type"] != "http.request":
+            continue
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _Rejected(_too_large(limit), 413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), []
+
+
+def _too_large(limit: int) -> str:
+    return f"Request body is larger than the {limit}-byte limit. Send less data."
+
+
+def _replay(body: bytes, receive: Receive | None, trailing: list[Message] | None = None) -> Receive:
+    """Return a receive callable giving ``body`` in one message, then ``receive``'s messages."""
+    pending: list[Message] = [
+        {"type": "http.request", "body": body, "more_body": False},
+        *(trailing or ()),
+    ]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        if receive is None:
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return replay

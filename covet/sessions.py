@@ -1,0 +1,413 @@
+"""Session objects and the stores that keep them.
+
+:class:`~covet.middleware.sessions.SessionMiddleware` puts a :class:`Session`
+in ``request.session`` and asks a :class:`SessionStore` to load and save it:
+
+- :class:`CookieStore` (the default) keeps the whole session in the signed
+  cookie. Nothing lives on the server, so it cannot be revoked before it
+  expires and it is limited to about 4 KB.
+- :class:`RedisStore` keeps the session in Redis under a 256-bit random id;
+  only the signed id travels in the cookie. Use it in production.
+- :class:`MemoryStore` keeps sessions in the process: for development and tests.
+
+A store works on :class:`SessionRecord` objects and a *payload*: the
+JSON-compatible value the middleware signs into the cookie (the session id for
+server-side stores, the whole record for the cookie store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from covet import _json
+from covet.exceptions import CovetError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from redis.asyncio import Redis
+
+__all__ = (
+    "MAX_COOKIE_SIZE",
+    "CookieStore",
+    "MemoryStore",
+    "RedisStore",
+    "Session",
+    "SessionRecord",
+    "SessionStore",
+    "SessionTooLargeError",
+    "generate_session_key",
+)
+
+#: Browsers keep at least 4096 bytes per cookie (RFC 6265 section 6.1),
+#: counting the name, the value and the attributes.
+MAX_COOKIE_SIZE = 4096
+
+
+class SessionTooLargeError(CovetError, ValueError):
+    """The session does not fit in a cookie; use a server-side store."""
+
+
+def generate_session_key() -> str:
+    """Return a new session id: 256 random bits, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclasses.dataclass(slots=True)
+class SessionRecord:
+    """A stored session: its id, its data and two timestamps (Unix seconds).
+
+    Attributes:
+        key: The session id.
+        data: The session data, a JSON-compatible dict.
+        created: When the session was created; the absolute lifetime counts from here.
+        accessed: When the session was last saved or touched; the idle timeout counts from here.
+    """
+
+    key: str
+    data: dict[str, Any]
+    created: float
+    accessed: float
+
+
+class Session(dict[str, Any]):
+    """The session of one request: a dict that remembers whether it changed.
+
+    Assigning, deleting, ``update()``, ``pop()`` and the like mark it as
+    modified, so the middleware saves it. Mutating a value in place
+    (``session["cart"].append(3)``) is not seen: reassign the value, or set
+    ``session.modified = True``.
+
+    Args:
+        data: The loaded data.
+        key: The session id; a new one is generated when omitted.
+        created: When the session was created (default: now).
+        is_new: Whether the session was just created (nothing was loaded).
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        created: float | None = None,
+        is_new: bool = True,
+    ) -> None:
+        super().__init__(data or {})
+        self.modified = False
+        self.is_new = is_new
+        self.created = time.time() if created is None else created
+        self._key = key if key is not None else generate_session_key()
+        #: Ids replaced by cycle_key() or flush(); the middleware deletes them from the store.
+        self.retired_keys: list[str] = []
+
+    @property
+    def session_key(self) -> str:
+        """Return the session id (for server-side stores, the key in the store)."""
+        return self._key
+
+    def cycle_key(self) -> None:
+        """Give the session a new id, keeping its data.
+
+        Call it when the privilege level changes (at login), so an id planted
+        by an attacker before login is useless afterwards (session fixation).
+        """
+        self.retired_keys.append(self._key)
+        self._key = generate_session_key()
+        self.modified = True
+
+    def flush(self) -> None:
+        """Drop all data and start a new session with a new id (at logout)."""
+        self.retired_keys.append(self._key)
+        self._key = generate_session_key()
+        super().clear()
+        self.created = time.time()
+        self.modified = True
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.modified = True
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        super().__ior__(other)
+        self.modified = True
+        return self
+
+    def clear(self) -> None:
+        """Remove all data (the id stays; use :meth:`flush` at logout)."""
+        super().clear()
+        self.modified = True
+
+    def pop(self, key: str, /, *default: Any) -> Any:
+        """Remove ``key`` and return its value (or ``default``)."""
+        if key in self:
+            self.modified = True
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        """Remove and return the last inserted item."""
+        item = super().popitem()
+        self.modified = True
+        return item
+
+    def setdefault(self, key: str, default: Any = None, /) -> Any:
+        """Return ``self[key]``, first setting it to ``default`` when missing."""
+        if key not in self:
+            self.modified = True
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Update the data from a mapping or pairs, like :meth:`dict.update`."""
+        super().update(*args, **kwargs)
+        self.modified = True
+
+    def __repr__(self) -> str:
+        return f"Session({dict(self)!r}, modified={self.modified!r})"
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Where sessions live. Implement it to keep sessions somewhere else.
+
+    The middleware signs and verifies the cookie itself: a store only turns a
+    verified payload into a record and a record into a payload.
+    """
+
+    async def load(self, payload: Any) -> SessionRecord | None:
+        """Return the session a verified cookie payload refers to, or None if unknown."""
+        ...
+
+    async def save(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Store ``record`` for ``ttl`` seconds; return the payload to sign into the cookie."""
+        ...
+
+    async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Mark ``record`` as used now (idle timeout); return the payload for the cookie."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget the session with id ``key`` (a no-op when unknown)."""
+        ...
+
+
+class CookieStore:
+    """Keep the whole session in the signed cookie (the default store).
+
+    The data is visible to the client (signed, not encrypted): never put
+    secrets in it. It cannot be revoked server-side before it expires, and a
+    session larger than about 4 KB raises :class:`SessionTooLargeError`.
+    """
+
+    async def load(self, payload: Any) -> SessionRecord | None:
+        """Rebuild the record carried by the cookie payload."""
+        if not isinstance(payload, dict):
+            return None
+        key, data = payload.get("k"), payload.get("d")
+        created, accessed = payload.get("c"), payload.get("a")
+        if (
+            not isinstance(key, str)
+            or not isinstance(data, dict)
+            or not isinstance(created, int | float)
+            or not isinstance(accessed, int | float)
+        ):
+            return None
+        return SessionRecord(key, data, float(created), float(accessed))
+
+    async def save(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Return the record as the cookie payload."""
+        return {"k": record.key, "d": record.data, "c": record.created, "a": record.accessed}
+
+    async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Return the record, with its new access time, as the cookie payload."""
+        return await self.save(record, ttl=ttl)
+
+    async def delete(self, key: str) -> None:
+        """Do nothing: the cookie is deleted by the middleware."""
+
+
+def _encode_record(record: SessionRecord) -> bytes:
+    return _json.dumps({"d": record.data, "c": record.created, "a": record.accessed})
+
+
+def _decode_record(key: str, raw: bytes | str) -> SessionRecord | None:
+    try:
+        value = _json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("d"), dict):
+        return None
+    created, accessed = value.get("c"), value.get("a")
+    if not isinstance(created, int | float) or not isinstance(accessed, int | float):
+        return None
+    return SessionRecord(key, value["d"], float(created), float(accessed))
+
+
+class MemoryStore:
+    """Keep sessions in this process's memory: for development and tests.
+
+    Sessions vanish on restart and are not shared between workers. Expired
+    sessions are swept as new ones are saved, and at most ``max_sessions`` are
+    kept (the oldest are dropped first), so memory stays bounded.
+
+    Args:
+        max_sessions: The most sessions kept at once.
+    """
+
+    def __init__(self, *, max_sessions: int = 100_000) -> None:
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be at least 1, got {max_sessions!r}.")
+        self.max_sessions = max_sessions
+        # key -> (expires at, JSON): stored serialised, like a real backend, so
+        # the data that works here also works with Redis.
+        self._data: dict[str, tuple[float, bytes]] = {}
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    async def load(self, payload: Any) -> SessionRecord | None:
+        """Return the live session whose id is ``payload``."""
+        if not isinstance(payload, str):
+            return None
+        entry = self._data.get(payload)
+        if entry is None:
+            return None
+        if entry[0] <= time.time():
+            del self._data[payload]
+            return None
+        return _decode_record(payload, entry[1])
+
+    async def save(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Store the record for ``ttl`` seconds; the payload is its id."""
+        data = self._data
+        data.pop(record.key, None)  # re-insert: dict order is the eviction order
+        data[record.key] = (time.time() + ttl, _encode_record(record))
+        if len(data) > self.max_sessions:
+            self._sweep()
+        return record.key
+
+    async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Store the record again with its new access time."""
+        return await self.save(record, ttl=ttl)
+
+    async def delete(self, key: str) -> None:
+        """Forget session ``key``."""
+        self._data.pop(key, None)
+
+    def _sweep(self) -> None:
+        now = time.time()
+        for key in [k for k, (expires, _) in self._data.items() if expires <= now]:
+            del self._data[key]
+        while len(self._data) > self.max_sessions:
+            del self._data[next(iter(self._data))]
+
+
+class _LoopLocalRedis:
+    """One ``redis.asyncio`` client per event loop, created on first use.
+
+    A redis-py connection belongs to the loop it was opened on; an app served
+    by several loops (test clients, threads) would otherwise reuse a
+    connection across loops and fail. A client passed in is used as is.
+    """
+
+    def __init__(self, url: str | None, client: Redis | None, *, owner: str) -> None:
+        if (url is None) == (client is None):
+            raise ValueError(
+                f"{owner} needs exactly one of url= or client=, got url={url!r} and "
+                f"client={client!r}. Pass url='redis://127.0.0.1:6379/0'."
+            )
+        if client is None:
+            try:
+                import redis.asyncio  # noqa: F401 - fail now, not at the first request
+            except ImportError as exc:
+                raise MissingDependencyError("redis", extra="redis") from exc
+        self.url = url
+        self._client = client
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> Redis:
+        """Return the client for the running loop."""
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            from redis.asyncio import Redis
+
+            assert self.url is not None  # noqa: S101 - checked in __init__
+            client = Redis.from_url(self.url)
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the client of the running loop (a client passed in is left open)."""
+        if self._client is not None:
+            return
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
+class RedisStore:
+    """Keep sessions in Redis, shared by every worker; each expires with a TTL.
+
+    Call :meth:`aclose` at shutdown (``app.on_shutdown(store.aclose)``) to
+    close the connection pool this store opened.
+
+    Args:
+        url: A Redis URL, for example ``"redis://127.0.0.1:6379/0"``.
+        client: An existing ``redis.asyncio.Redis`` client, instead of ``url``.
+        prefix: Prepended to every key, to share a database with other data.
+
+    Raises:
+        MissingDependencyError: If the ``redis`` package is not installed.
+        ValueError: Unless exactly one of ``url`` and ``client`` is given.
+    """
+
+    def __init__(
+        self, url: str | None = None, *, client: Redis | None = None, prefix: str = "covet:session:"
+    ) -> None:
+        self._redis = _LoopLocalRedis(url, client, owner="RedisStore")
+        self.prefix = prefix
+
+    async def load(self, payload: Any) -> SessionRecord | None:
+        """Return the session whose id is ``payload``, if it has not expired."""
+        if not isinstance(payload, str):
+            return None
+        raw = await self._redis.get().get(self.prefix + payload)
+        if raw is None:
+            return None
+        return _decode_record(payload, raw)
+
+    async def save(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Store the record for ``ttl`` seconds; the payload is its id."""
+        await self._redis.get().set(self.prefix + record.key, _encode_record(record), ex=ttl)
+        return record.key
+
+    async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Store the record again with its new access time and TTL."""
+        return await self.save(record, ttl=ttl)
+
+    async def delete(self, key: str) -> None:
+        """Delete session ``key``."""
+        await self._redis.get().delete(self.prefix + key)
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete several sessions at once (for example all of one user's)."""
+        names = [self.prefix + key for key in keys]
+        if names:
+            await self._redis.get().delete(*names)
+
+    async def aclose(self) -> None:
+        """Close the connections this store opened on the running event loop."""
+        await self._redis.aclose()
