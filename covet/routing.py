@@ -1054,6 +1054,38 @@ class Router(_RouteDecorators):
         hint = f" Known names: {', '.join(map(repr, known[:20]))}." if known else ""
         raise NoMatchFound(f"No route is named {name!r}.{hint}")
 
+    def resolve(self, scope: Scope) -> Route | WebSocketRoute | None:
+        """Return the route this router would dispatch ``scope`` to, without calling it.
+
+        Mounted routers (and mounted covet apps) are followed down to the
+        final route. Middleware that must decide something from the handler
+        before the router runs (CSRF exemptions, for instance) uses this.
+
+        Args:
+            scope: An ``http`` or ``websocket`` scope.
+
+        Returns:
+            The matching route, or ``None`` when nothing matches (a 404 or 405)
+            or the path leads into a mounted app that is not a covet router.
+        """
+        router: Router = self
+        path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
+        websocket = scope["type"] == "websocket"
+        method = "WEBSOCKET" if websocket else scope["method"]
+        while True:
+            http, ws = router._http, router._websocket
+            if http is None or ws is None:
+                http, ws = router._build()
+            _, route, _, remainder = router._resolve(ws if websocket else http, path, method)
+            if isinstance(route, Route | WebSocketRoute):
+                return route
+            if not isinstance(route, Mount):
+                return None
+            child = getattr(route.app, "router", route.app)
+            if not isinstance(child, Router):
+                return None
+            router, path = child, remainder
+
     # ----------------------------------------------------------------- dispatch
 
     def _build(self) -> tuple[_Index, _Index]:

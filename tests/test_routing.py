@@ -780,3 +780,35 @@ async def receive_nothing() -> dict[str, Any]:
 
 async def send_nothing(message: Any) -> None:
     return None
+
+
+def test_resolve_follows_mounts_without_dispatching() -> None:
+    from covet import Covet, Router
+    from covet.routing import Route, WebSocketRoute
+
+    calls: list[str] = []
+    inner = Router()
+
+    @inner.post("/items/{item_id:int}")
+    async def create(request, item_id: int):
+        calls.append("create")
+        return {}
+
+    @inner.websocket("/live")
+    async def live(websocket):
+        calls.append("live")
+
+    app = Covet()
+    app.mount("/api", inner)
+
+    def scope(path: str, method: str = "POST", kind: str = "http") -> dict[str, object]:
+        return {"type": kind, "path": path, "root_path": "", "method": method}
+
+    found = app.router.resolve(scope("/api/items/3"))
+    assert isinstance(found, Route) and found.endpoint is create
+    ws = app.router.resolve(scope("/api/live", kind="websocket"))
+    assert isinstance(ws, WebSocketRoute) and ws.endpoint is live
+    assert app.router.resolve(scope("/api/items/x")) is None  # converter refuses: 404
+    assert app.router.resolve(scope("/api/items/3", method="GET")) is None  # 405
+    assert app.router.resolve(scope("/nowhere")) is None
+    assert calls == []

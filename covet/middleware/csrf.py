@@ -30,13 +30,12 @@ import secrets
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from covet._utils import get_route_path
 from covet.datastructures import URL
 from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.middleware.sessions import _cookie_header
 from covet.requests import DEFAULT_LIMITS, HTTPConnection, Request, RequestLimits
 from covet.responses import PlainTextResponse
-from covet.routing import Mount, Route, Router
+from covet.routing import Route, Router
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -238,23 +237,8 @@ def _find_route(scope: Scope) -> Route | None:
     router = getattr(scope.get("app"), "router", None)
     if not isinstance(router, Router):
         return None
-    path = get_route_path(scope)
-    # A route nested in mounted routers is reached by following the mounts.
-    for _ in range(16):
-        try:
-            index = router._http or router._build()[0]
-            _, route, _, remainder = router._resolve(index, path, scope["method"])
-        except (AttributeError, TypeError, ValueError, KeyError):
-            return None  # router internals changed: treat as not exempt (fail closed)
-        if isinstance(route, Route):
-            return route
-        if not isinstance(route, Mount):
-            return None
-        child = route.app if isinstance(route.app, Router) else getattr(route.app, "router", None)
-        if not isinstance(child, Router):
-            return None
-        router, path = child, remainder
-    return None
+    route = router.resolve(scope)
+    return route if isinstance(route, Route) else None
 
 
 class CSRFMiddleware:
