@@ -1,0 +1,178 @@
+"""Tests of ``covet run``: options, import errors, serving, signals and reload."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from covet.cli import main
+from covet.cli.run import RELOAD_INCLUDES, SERVER_LIMITS, server_options
+from tests.cli.conftest import (
+    covet_argv,
+    free_port,
+    stop_server,
+    subprocess_env,
+    wait_for_server,
+    write_project,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+APP = """
+from covet import Covet
+
+app = Covet(allowed_hosts=["127.0.0.1"])
+
+@app.get("/")
+async def home(request):
+    return "version one"
+"""
+
+pytestmark = pytest.mark.usefixtures("isolated_imports")
+
+
+def test_server_options_carry_the_default_limits(tmp_path: Path) -> None:
+    options = server_options("site.app:app", root=tmp_path, port=9000, workers=3)
+    assert options["app"] == "site.app:app"
+    assert options["port"] == 9000
+    assert options["workers"] == 3
+    assert options["app_dir"] == str(tmp_path)
+    assert options["limit_concurrency"] == 1000
+    assert options["timeout_keep_alive"] == 5
+    assert options["timeout_graceful_shutdown"] == 30
+    assert options["ws_max_size"] == 1_048_576
+    assert options["h11_max_incomplete_event_size"] == 16_384
+    assert options["proxy_headers"] is True
+    assert options["forwarded_allow_ips"] == "127.0.0.1"
+    assert "reload" not in options
+    assert SERVER_LIMITS.items() <= options.items()
+
+
+def test_server_options_for_reload_watch_code_templates_and_env(tmp_path: Path) -> None:
+    (tmp_path / ".venv").mkdir()
+    options = server_options("site.app:app", root=tmp_path, reload=True)
+    assert options["reload"] is True
+    assert options["reload_dirs"] == [str(tmp_path)]
+    assert {"*.py", "*.html", ".env"} <= set(options["reload_includes"])
+    assert list(RELOAD_INCLUDES) == options["reload_includes"]
+    assert options["reload_excludes"] == [str(tmp_path / ".venv")]
+
+
+def test_server_options_refuse_reload_with_workers(tmp_path: Path) -> None:
+    from covet.cli._common import CommandError
+
+    with pytest.raises(CommandError, match="--reload cannot be combined with --workers 2"):
+        server_options("site.app:app", root=tmp_path, reload=True, workers=2)
+
+
+def test_run_refuses_reload_with_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--reload", "--workers", "4"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: --reload cannot be combined with --workers 4: the reloader runs one process. "
+        "Drop one of the two options.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import not_a_module_anywhere\n", "ModuleNotFoundError: No module named"),
+        ("def broken(:\n", "SyntaxError"),
+        ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
+        ("app = 42\n", "which is not an ASGI application"),
+    ],
+)
+def test_run_reports_an_app_that_cannot_be_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, message: str
+) -> None:
+    package = f"broken_{abs(hash(source)) % 10_000}"
+    write_project(tmp_path, package, source)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert result.output.startswith("Error: ")
+    assert result.output.count("\n") == 1
+
+
+def test_run_with_unknown_app_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--app", "missing_module_xyz:app"])
+    assert result.exit_code == 1
+    assert "Could not import module 'missing_module_xyz'" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_traceback_flag_shows_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--traceback", "run", "--app", "missing_module_xyz:app"])
+    assert result.exit_code == 1
+    # The error escapes to the runner instead of becoming a one-line message.
+    assert result.exception is not None
+    assert "missing_module_xyz" in str(result.exception)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_run_serves_and_stops_cleanly_on_signal(tmp_path: Path, sig: int) -> None:
+    write_project(tmp_path, "served_site", APP)
+    port = free_port()
+    process = subprocess.Popen(
+        covet_argv("run", "--port", str(port)),
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        response = wait_for_server(f"http://127.0.0.1:{port}/", process)
+        assert response.status_code == 200
+        assert response.text == "version one"
+        assert "server" not in response.headers
+    finally:
+        code, _, err = stop_server(process, sig)
+    assert code == 0, err
+    assert "Finished server process" in err
+
+
+def test_run_reload_serves_changed_code(tmp_path: Path) -> None:
+    write_project(tmp_path, "reload_site", APP)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = subprocess.Popen(
+        covet_argv("run", "--reload", "--port", str(port)),
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for_server(url, process).text == "version one"
+        app_file = tmp_path / "reload_site" / "app.py"
+        app_file.write_text(app_file.read_text("utf-8").replace("version one", "version two"))
+        deadline = time.monotonic() + 20
+        text = ""
+        while time.monotonic() < deadline:
+            try:
+                text = httpx.get(url, timeout=2).text
+            except httpx.TransportError:
+                text = ""
+            if text == "version two":
+                break
+            time.sleep(0.2)
+        assert text == "version two"
+    finally:
+        code, _, err = stop_server(process, signal.SIGINT)
+    assert code == 0, err
