@@ -1,0 +1,1 @@
+"""HTTP benchmark: bare ASGI vs Starlette vs covet under uvicorn."""

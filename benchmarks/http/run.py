@@ -1,0 +1,381 @@
+"""Benchmark covet's HTTP path against a bare ASGI app and Starlette.
+
+Every app runs under identical uvicorn settings (one worker, httptools,
+uvloop, no access log, loopback only) and is loaded with ``wrk``. In every
+round the apps run back to back on each endpoint, in shuffled order, and
+ratios to bare ASGI are taken within the round, so drift in background load
+cancels out. Besides requests per second, the worker's CPU time per request
+is reported: on a shared machine it is the steadier figure.
+
+Also measured: ``import`` time in a fresh interpreter and the resident memory
+of an idle worker, for covet beside Starlette; and covet with 1 versus 500
+parametrised routes, hitting the last one, to show routing stays flat.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/http/run.py                # about 2.5 minutes
+    .venv/bin/python benchmarks/http/run.py --duration 2 --rounds 1 --only bare,starlette
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+# (label, uvicorn app import path)
+SERVERS = {
+    "bare": "benchmarks.http.bare_app:app",
+    "starlette": "benchmarks.http.starlette_app:app",
+    "covet": "benchmarks.http.covet_app:app",
+    "covet-1-route": "benchmarks.http.covet_app:app_1",
+    "covet-500-routes": "benchmarks.http.covet_app:app_500",
+}
+MAIN_APPS = ("bare", "starlette", "covet")
+# (label, path, expected body)
+ENDPOINTS = (
+    ("plaintext", "/plaintext", b"Hello, World!"),
+    ("json", "/json", b'{"message":"Hello, World!"}'),
+    ("route /r99/{id:int}", "/r99/12345", b'{"route":99,"id":12345}'),
+    ("static /static99", "/static99", b"static 99"),
+)
+ROUTING = (
+    ("covet-1-route", "/r0/12345", b'{"route":0,"id":12345}'),
+    ("covet-500-routes", "/r499/12345", b'{"route":499,"id":12345}'),
+)
+IMPORTS = {
+    "covet": "import covet",
+    "starlette": (
+        "import starlette.applications, starlette.requests, starlette.responses, starlette.routing"
+    ),
+}
+_RPS_RE = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_TOTAL_RE = re.compile(r"(\d+) requests in ")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_ERRORS_RE = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)|Socket errors:.*")
+
+
+@dataclass
+class Server:
+    """A running uvicorn process serving one app."""
+
+    name: str
+    target: str
+    port: int
+    process: subprocess.Popen[bytes]
+    idle_rss_kib: int = 0
+    loaded_rss_kib: int = 0
+    results: dict[str, list[float]] = field(default_factory=dict)
+    cpu_per_request: dict[str, list[float]] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) if match else 0
+
+
+def _pinned(cpu: int | None) -> Any:
+    """Return a preexec_fn pinning the child to ``cpu`` (None: no pinning)."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def start_server(name: str, target: str, cpu: int | None = None) -> Server:
+    port = free_port()
+    command = [
+        PYTHON, "-m", "uvicorn", target,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning", "--lifespan", "on",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=_pinned(cpu))
+    server = Server(name, target, port, process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name}: uvicorn exited with code {process.returncode}.")
+        try:
+            with urllib.request.urlopen(server.url("/plaintext"), timeout=1):
+                break
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    else:
+        stop_server(server)
+        raise SystemExit(f"{name}: uvicorn did not answer on port {port} within 30 s.")
+    time.sleep(0.5)
+    server.idle_rss_kib = rss_kib(process.pid)
+    return server
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGINT)
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+def check_endpoint(server: Server, path: str, expected: bytes) -> None:
+    """Fail loudly if an app answers wrongly: a fast wrong answer is no result."""
+    with urllib.request.urlopen(server.url(path), timeout=5) as response:
+        body = response.read()
+        status = response.status
+    if status != 200 or body != expected:
+        raise SystemExit(f"{server.name} {path}: got {status} {body!r}, expected 200 {expected!r}.")
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # Fields 14 and 15 of proc(5), counted after the ")" that ends the name.
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def run_wrk(
+    url: str, duration: float, connections: int, threads: int, cpu: int | None = None
+) -> tuple[float, int]:
+    """Load ``url`` with wrk; return requests per second and requests completed."""
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s", url,
+    ]  # fmt: skip
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, preexec_fn=_pinned(cpu)
+    ).stdout
+    if _ERRORS_RE.search(output):
+        raise SystemExit(f"wrk reported errors for {url}:\n{output}")
+    rps = _RPS_RE.search(output)
+    total = _TOTAL_RE.search(output)
+    if rps is None or total is None:
+        raise SystemExit(f"Could not read the request rate from wrk output:\n{output}")
+    return float(rps.group(1)), int(total.group(1))
+
+
+def import_time(statement: str, samples: int) -> float:
+    """Return the median seconds ``statement`` takes in a fresh interpreter."""
+    code = (
+        "import time\n"
+        "start = time.perf_counter()\n"
+        f"{statement}\n"
+        "print(time.perf_counter() - start)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    timings = []
+    for _ in range(samples):
+        result = subprocess.run(
+            [PYTHON, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+        )
+        timings.append(float(result.stdout.strip()))
+    return statistics.median(timings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per cell")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--import-samples", type=int, default=15, help="fresh interpreters")
+    parser.add_argument(
+        "--only",
+        default=",".join(SERVERS),
+        help=f"comma-separated subset of: {', '.join(SERVERS)}",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin servers to the first allowed CPU and wrk to the second (Linux)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw results to this file")
+    args = parser.parse_args(argv)
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed. Install it with: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    selected = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(selected) - set(SERVERS))
+    if unknown:
+        parser.error(f"unknown app(s) {unknown}; choose from {list(SERVERS)}")
+
+    # A group is measured back to back in every round (in shuffled order), so
+    # ratios are taken between runs seconds apart: drift in background load
+    # cancels out, which medians of absolute figures alone would not do.
+    groups: list[tuple[str, list[tuple[str, str, bytes]]]] = [
+        (label, [(name, path, body) for name in MAIN_APPS if name in selected])
+        for label, path, body in ENDPOINTS
+    ]
+    routing = [(name, path, body) for name, path, body in ROUTING if name in selected]
+    if routing:
+        groups.append(("routing", routing))
+    groups = [(label, members) for label, members in groups if members]
+    cells = [(name, label, path, body) for label, members in groups for name, path, body in members]
+    estimate = len(cells) * args.rounds * args.duration + len(selected) * 2
+    print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s); about {estimate:.0f} s.")
+
+    server_cpu: int | None = None
+    wrk_cpu: int | None = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs at least two CPUs")
+        server_cpu, wrk_cpu = cpus[0], cpus[1]
+
+    servers: dict[str, Server] = {}
+    try:
+        for name in selected:
+            servers[name] = start_server(name, SERVERS[name], server_cpu)
+        for name, _, path, body in cells:
+            check_endpoint(servers[name], path, body)
+        for server in servers.values():  # warm up: caches, JIT-free but lazy imports
+            run_wrk(server.url("/plaintext"), 1, args.connections, args.threads, wrk_cpu)
+        rng = random.Random(0)
+        for round_index in range(args.rounds):
+            order = groups[:]
+            rng.shuffle(order)
+            for label, members in order:
+                for name, path, _ in rng.sample(members, len(members)):
+                    server = servers[name]
+                    before = cpu_seconds(server.process.pid)
+                    rps, total = run_wrk(
+                        server.url(path), args.duration, args.connections, args.threads, wrk_cpu
+                    )
+                    used = cpu_seconds(server.process.pid) - before
+                    server.results.setdefault(label, []).append(rps)
+                    server.cpu_per_request.setdefault(label, []).append(used / total * 1e6)
+            print(f"round {round_index + 1}/{args.rounds} done", flush=True)
+        for server in servers.values():
+            server.loaded_rss_kib = rss_kib(server.process.pid)
+    finally:
+        for server in servers.values():
+            stop_server(server)
+
+    imports = {
+        name: import_time(statement, args.import_samples)
+        for name, statement in IMPORTS.items()
+        if name in selected
+    }
+    report(servers, imports, args)
+    if args.json:
+        raw = {
+            "settings": vars(args) | {"json": str(args.json)},
+            "requests_per_second": {n: s.results for n, s in servers.items()},
+            "server_cpu_us_per_request": {n: s.cpu_per_request for n, s in servers.items()},
+            "rss_kib": {n: [s.idle_rss_kib, s.loaded_rss_kib] for n, s in servers.items()},
+            "import_seconds": imports,
+        }
+        args.json.write_text(json.dumps(raw, indent=2))
+    return 0
+
+
+def ratios(numerator: list[float], denominator: list[float]) -> tuple[float, float, float]:
+    """Return the median, lowest and highest of the per-round ratios."""
+    values = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    return statistics.median(values), min(values), max(values)
+
+
+def report(servers: dict[str, Server], imports: dict[str, float], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, {args.rounds} "
+        "interleaved round(s). req/s: median over rounds. ratio: median over rounds of "
+        "(app req/s / bare req/s in the same round), with its min-max range."
+    )
+    names = [name for name in MAIN_APPS if name in servers]
+    header = f"{'endpoint':<21}" + "".join(f"{name:>30}" for name in names)
+    print(header)
+    print("-" * len(header))
+    for label, _, _ in ENDPOINTS:
+        row = f"{label:<21}"
+        base = servers["bare"].results[label] if "bare" in servers else None
+        for name in names:
+            results = servers[name].results[label]
+            cell = f"{statistics.median(results):,.0f}"
+            if base is not None and name != "bare":
+                middle, low, high = ratios(results, base)
+                cell += f" {middle:.2f} [{low:.2f}-{high:.2f}]"
+            row += f"{cell:>30}"
+        print(row)
+    print()
+    print(
+        "Server CPU time per request in microseconds (median over rounds); the ratio "
+        "bare/app is the capacity per core relative to bare ASGI, robust to background load."
+    )
+    print(header)
+    print("-" * len(header))
+    for label, _, _ in ENDPOINTS:
+        row = f"{label:<21}"
+        base = servers["bare"].cpu_per_request[label] if "bare" in servers else None
+        for name in names:
+            results = servers[name].cpu_per_request[label]
+            cell = f"{statistics.median(results):.1f}"
+            if base is not None and name != "bare":
+                middle, low, high = ratios(base, results)
+                cell += f" {middle:.2f} [{low:.2f}-{high:.2f}]"
+            row += f"{cell:>30}"
+        print(row)
+    if "covet-1-route" in servers and "covet-500-routes" in servers:
+        one = servers["covet-1-route"].results["routing"]
+        many = servers["covet-500-routes"].results["routing"]
+        middle, low, high = ratios(many, one)
+        print()
+        print("Routing flatness (covet, hitting the last parametrised route):")
+        print(f"  1 route      {statistics.median(one):>10,.0f} req/s  (/r0/{{id:int}})")
+        print(f"  500 routes   {statistics.median(many):>10,.0f} req/s  (/r499/{{id:int}})")
+        print(f"  500 / 1      {middle:.2f} [{low:.2f}-{high:.2f}]")
+        one_cpu = servers["covet-1-route"].cpu_per_request["routing"]
+        many_cpu = servers["covet-500-routes"].cpu_per_request["routing"]
+        middle, low, high = ratios(many_cpu, one_cpu)
+        print(
+            f"  CPU us/request: {statistics.median(one_cpu):.1f} vs "
+            f"{statistics.median(many_cpu):.1f}; 500 / 1 = {middle:.2f} [{low:.2f}-{high:.2f}]"
+        )
+    print()
+    print("Idle / after-load worker RSS (MiB):")
+    for name, server in servers.items():
+        print(
+            f"  {name:<18} {server.idle_rss_kib / 1024:>6.1f} / {server.loaded_rss_kib / 1024:.1f}"
+        )
+    if imports:
+        print()
+        print(f"Import time, fresh interpreter, median of {args.import_samples}:")
+        for name, seconds in imports.items():
+            print(f"  {name:<18} {seconds * 1000:>6.1f} ms   ({IMPORTS[name]})")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
