@@ -10,7 +10,10 @@ keep working.
 from __future__ import annotations
 
 import http
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = (
     "CovetError",
@@ -45,7 +48,7 @@ class MissingDependencyError(CovetError, ImportError):
         super().__init__(f"The {package!r} package is required for this feature. Run: {hint}")
 
 
-class HTTPException(CovetError):
+class HTTPException(CovetError):  # noqa: N818 - the name every ASGI framework uses
     """Abort the current request with an HTTP error response.
 
     Raise it anywhere inside a handler or middleware; covet turns it into a
@@ -81,7 +84,7 @@ class HTTPException(CovetError):
         return f"{type(self).__name__}(status_code={self.status_code!r}, detail={self.detail!r})"
 
 
-class WebSocketException(CovetError):
+class WebSocketException(CovetError):  # noqa: N818 - pairs with HTTPException
     """Close the current websocket with ``code`` and ``reason``.
 
     Args:

@@ -36,7 +36,9 @@ def _blocks(page: Path) -> list[tuple[int, str]]:
 
 def test_fence_extraction_finds_blocks_and_lines() -> None:
     page_text = "intro\n```python\nx = 1\n```\ntext\n```python\ny = x + 1\n```\n"
-    found = [(page_text.count("\n", 0, m.start()) + 2, m.group(1)) for m in _FENCE.finditer(page_text)]
+    found = [
+        (page_text.count("\n", 0, m.start()) + 2, m.group(1)) for m in _FENCE.finditer(page_text)
+    ]
     assert found == [(3, "x = 1\n"), (7, "y = x + 1\n")]
 
 
