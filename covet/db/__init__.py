@@ -1,0 +1,95 @@
+"""covet's async ORM: models, querysets, transactions and schema creation.
+
+``import covet.db`` is light: database drivers and SQLAlchemy are imported
+only when a database connects or a schema is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from covet.db import fields
+from covet.db.database import Database, get_database
+from covet.db.exceptions import (
+    DatabaseError,
+    FieldError,
+    IntegrityError,
+    MultipleObjectsReturned,
+    ObjectDoesNotExist,
+    OperationalError,
+    PoolTimeout,
+    ProtectedError,
+    RelationNotLoaded,
+    TransactionManagementError,
+    ValidationError,
+)
+from covet.db.expressions import Avg, Count, F, Max, Min, Q, Sum, Value
+from covet.db.fields import CASCADE, PROTECT, RESTRICT, SET_NULL
+from covet.db.models import Model
+from covet.db.transactions import transaction
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = (
+    "CASCADE",
+    "PROTECT",
+    "RESTRICT",
+    "SET_NULL",
+    "Avg",
+    "Count",
+    "Database",
+    "DatabaseError",
+    "F",
+    "FieldError",
+    "IntegrityError",
+    "Max",
+    "Min",
+    "Model",
+    "MultipleObjectsReturned",
+    "ObjectDoesNotExist",
+    "OperationalError",
+    "PoolTimeout",
+    "ProtectedError",
+    "Q",
+    "RelationNotLoaded",
+    "Sum",
+    "TransactionManagementError",
+    "ValidationError",
+    "Value",
+    "create_all",
+    "drop_all",
+    "fields",
+    "get_database",
+    "transaction",
+)
+
+
+async def create_all(
+    models: Iterable[type[Model]] | None = None,
+    *,
+    using: str | None = None,
+    if_not_exists: bool = True,
+) -> None:
+    """Create the tables of ``models`` (default: every model) on the database ``using``.
+
+    Args:
+        models: Model classes; many-to-many join tables are included automatically.
+        using: The database alias (default: the default database).
+        if_not_exists: Skip tables and indexes that already exist.
+    """
+    from covet.db import schema
+
+    await schema.create_all(get_database(using), models, if_not_exists=if_not_exists)
+
+
+async def drop_all(
+    models: Iterable[type[Model]] | None = None,
+    *,
+    using: str | None = None,
+    if_exists: bool = True,
+) -> None:
+    """Drop the tables of ``models`` (default: every model) from the database ``using``."""
+    from covet.db import schema
+
+    await schema.drop_all(get_database(using), models, if_exists=if_exists)

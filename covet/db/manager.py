@@ -1,0 +1,86 @@
+"""Managers: the ``Model.objects`` entry point to querysets.
+
+A :class:`Manager` is a :class:`~covet.db.queryset.QuerySet` over the whole
+table whose query comes from :meth:`Manager.get_queryset`, so every queryset
+method (``filter``, ``get``, ``create``...) is available on it directly and a
+subclass can narrow the default set of rows::
+
+    class PublishedManager(Manager[Post]):
+        def get_queryset(self) -> QuerySet[Post]:
+            return super().get_queryset().exclude(published_at=None)
+
+    class Post(Model):
+        ...
+        published = ManagerDescriptor(PublishedManager)
+
+``Model.objects`` is a :class:`ManagerDescriptor`, which types
+``Post.objects`` as ``Manager[Post]``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
+
+from covet.db.queryset import QuerySet
+
+if TYPE_CHECKING:
+    from covet.db.compiler import Query
+    from covet.db.models import Model
+
+__all__ = ("Manager", "ManagerDescriptor")
+
+M = TypeVar("M", bound="Model")
+MG = TypeVar("MG", bound="Manager[Any]")
+
+
+class Manager(QuerySet[M]):
+    """The default manager: every queryset method, starting from :meth:`get_queryset`.
+
+    Args:
+        model: The model class managed.
+    """
+
+    def __init__(self, model: type[M]) -> None:
+        super().__init__(model)
+
+    def get_queryset(self) -> QuerySet[M]:
+        """Return the base queryset (override to narrow the default rows)."""
+        return QuerySet(self.model)
+
+    @property
+    def query(self) -> Query:
+        """Return the query of :meth:`get_queryset`."""
+        return self.get_queryset().query
+
+    def _chain(self) -> QuerySet[Any]:
+        return self.get_queryset()._chain()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} for {self.model.__name__}>"
+
+
+class ManagerDescriptor(Generic[MG]):
+    """Expose a manager on the model class (not on instances).
+
+    Args:
+        manager_class: The :class:`Manager` subclass to instantiate per model.
+    """
+
+    def __init__(self, manager_class: type[Manager[Any]] = Manager) -> None:
+        self.manager_class = manager_class
+        self._managers: dict[type[Model], Manager[Any]] = {}
+
+    @overload
+    def __get__(self, instance: None, owner: type[M]) -> Manager[M]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any]) -> NoReturn: ...
+    def __get__(self, instance: object | None, owner: type[M]) -> Manager[M]:
+        if instance is not None:
+            raise AttributeError(
+                f"Managers are not accessible via {owner.__name__} instances. "
+                f"Use {owner.__name__}.objects."
+            )
+        manager = self._managers.get(owner)
+        if manager is None:
+            manager = self._managers[owner] = self.manager_class(owner)
+        return manager

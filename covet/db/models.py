@@ -1,0 +1,425 @@
+"""The declarative :class:`Model` base, its ``_meta`` options and the model registry.
+
+A model is a class whose attributes are :mod:`covet.db.fields` instances::
+
+    class Post(Model):
+        title = fields.CharField(max_length=200)
+
+        class Meta:
+            table = "posts"
+
+Every concrete model gets an automatic ``id`` (a 64-bit auto-increment
+:class:`~covet.db.fields.AutoField`) unless a field says ``primary_key=True``,
+a ``DoesNotExist``/``MultipleObjectsReturned`` pair of exceptions, and
+``objects``, a :class:`~covet.db.manager.Manager` typed for the class.
+
+Instances hold plain values in ``__dict__`` (attribute access costs nothing)
+and never do hidden I/O: reading an unloaded relation raises
+:class:`~covet.db.exceptions.RelationNotLoaded`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from covet.db.exceptions import (
+    FieldError,
+    MultipleObjectsReturned,
+    ObjectDoesNotExist,
+    ValidationError,
+)
+from covet.db.fields import AutoField, Field, ManyToManyField
+from covet.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from covet.db.manager import ManagerDescriptor
+    from covet.db.related import ReverseRelation
+
+__all__ = ("Model", "ModelState", "Options", "get_model", "lazy_related", "snake_case")
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_META_KEYS = frozenset({"abstract", "indexes", "ordering", "table", "unique_together"})
+
+_by_qualname: dict[str, type[Model]] = {}
+_by_name: dict[str, type[Model]] = {}
+_pending: list[tuple[type[Model], str, Callable[[type[Model]], None]]] = []
+
+
+def snake_case(name: str) -> str:
+    """Return ``name`` (CapWords) in snake_case: ``BlogPost`` -> ``blog_post``."""
+    return _CAMEL.sub("_", name).lower()
+
+
+def get_model(name: str) -> type[Model]:
+    """Return the registered model called ``name`` (``"Post"`` or ``"app.models.Post"``).
+
+    Raises:
+        LookupError: No model has that name.
+    """
+    model = _by_qualname.get(name) or _by_name.get(name)
+    if model is None:
+        raise LookupError(f"No model named {name!r} is defined. Check the name and its import.")
+    return model
+
+
+def lazy_related(
+    model: type[Model], to: type[Model] | str, callback: Callable[[type[Model]], None]
+) -> None:
+    """Call ``callback(target)`` now if ``to`` is resolvable, else once it is defined.
+
+    ``to`` is a model class, ``"self"``, a model name (looked up first in
+    ``model``'s module) or a dotted ``"module.Name"``.
+    """
+    if isinstance(to, type):
+        callback(to)
+        return
+    if to == "self":
+        callback(model)
+        return
+    target = _by_qualname.get(f"{model.__module__}.{to}") or _by_qualname.get(to)
+    target = target or _by_name.get(to)
+    if target is not None:
+        callback(target)
+    else:
+        _pending.append((model, to, callback))
+
+
+def _register(model: type[Model]) -> None:
+    _by_qualname[f"{model.__module__}.{model.__name__}"] = model
+    _by_name[model.__name__] = model
+    ready = [
+        entry
+        for entry in _pending
+        if entry[1] in (model.__name__, f"{model.__module__}.{model.__name__}")
+    ]
+    for entry in ready:
+        _pending.remove(entry)
+        entry[2](model)
+
+
+class ModelState:
+    """Per-instance bookkeeping: the database alias, whether unsaved, and loaded relations."""
+
+    __slots__ = ("adding", "cache", "db")
+
+    def __init__(self, db: str | None = None, adding: bool = True) -> None:
+        self.db = db
+        self.adding = adding
+        self.cache: dict[str, Any] = {}
+
+
+class Options:
+    """A model's metadata, reachable as ``Model._meta``.
+
+    Attributes:
+        table: The table name (``Meta.table`` or the class name in snake_case).
+        ordering: Default ``order_by()`` terms.
+        indexes: Extra composite indexes, each a sequence of field names.
+        unique_together: Composite unique constraints, each a sequence of field names.
+        abstract: Abstract models have no table and only lend fields to subclasses.
+    """
+
+    def __init__(self, model: type[Model], meta: type | None) -> None:
+        attrs = {k: v for k, v in vars(meta).items() if not k.startswith("_")} if meta else {}
+        unknown = set(attrs) - _META_KEYS
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown Meta option(s) {sorted(unknown)!r} on {model.__name__}. "
+                f"Use: {', '.join(sorted(_META_KEYS))}."
+            )
+        self.model = model
+        self.model_name = snake_case(model.__name__)
+        self.abstract: bool = bool(attrs.get("abstract", False))
+        self.table: str = attrs.get("table") or self.model_name
+        self.ordering: tuple[str, ...] = tuple(attrs.get("ordering", ()))
+        self.indexes: tuple[tuple[str, ...], ...] = tuple(
+            tuple(i) for i in attrs.get("indexes", ())
+        )
+        self.unique_together: tuple[tuple[str, ...], ...] = tuple(
+            tuple(u) for u in attrs.get("unique_together", ())
+        )
+        self.fields: list[Field[Any]] = []
+        self.concrete_fields: list[Field[Any]] = []
+        self.many_to_many: list[ManyToManyField] = []
+        self.fields_map: dict[str, Field[Any]] = {}
+        self.reverse: dict[str, ReverseRelation] = {}
+        self.pk: Field[Any] = None  # type: ignore[assignment]
+        self._has_pk = False
+        self.auto_created = False
+        self.cache: dict[Any, Any] = {}
+
+    def add_field(self, field: Field[Any]) -> None:
+        """Register ``field`` (called by ``Field.contribute_to_class``)."""
+        if field.name in self.fields_map or field.name in self.reverse:
+            raise ImproperlyConfigured(f"Duplicate field {field.name!r} on {self.model.__name__}.")
+        self.fields.append(field)
+        self.fields_map[field.name] = field
+        if field.many_to_many:
+            assert isinstance(field, ManyToManyField)  # noqa: S101 - internal invariant
+            self.many_to_many.append(field)
+        else:
+            self.concrete_fields.append(field)
+            if field.attname != field.name:
+                self.fields_map[field.attname] = field
+        if field.primary_key:
+            if self._has_pk:
+                raise ImproperlyConfigured(f"{self.model.__name__} has two primary keys.")
+            self.pk = field
+            self._has_pk = True
+        self.cache.clear()
+
+    def get_field(self, name: str) -> Field[Any]:
+        """Return the field called ``name`` (``"pk"``, a name or an ``_id`` attname).
+
+        Raises:
+            FieldError: Listing the valid names.
+        """
+        if name == "pk":
+            return self.pk
+        try:
+            return self.fields_map[name]
+        except KeyError:
+            raise FieldError(
+                f"{self.model.__name__} has no field {name!r}. Choices are: "
+                f"{', '.join(self.field_names())}."
+            ) from None
+
+    def field_names(self) -> list[str]:
+        """Return every name usable in queries, sorted: fields, ``_id`` columns, reverse names."""
+        return sorted({*self.fields_map, *self.reverse, "pk"})
+
+    def __repr__(self) -> str:
+        return f"<Options for {self.model.__name__}>"
+
+
+class Model:
+    """Base class for database models.
+
+    Construct instances with keyword arguments naming fields (or ``<fk>_id``);
+    unknown names raise :class:`TypeError`. Missing fields take their default.
+    """
+
+    _meta: ClassVar[Options]
+    objects: ClassVar[ManagerDescriptor[Any]]
+    DoesNotExist: ClassVar[type[ObjectDoesNotExist]] = ObjectDoesNotExist
+    MultipleObjectsReturned: ClassVar[type[MultipleObjectsReturned]] = MultipleObjectsReturned
+    _state: ModelState
+
+    if TYPE_CHECKING:
+        # Foreign key columns (``author_id``), reverse relations (``author.posts``) and
+        # annotations are added at runtime; type them as Any rather than as errors.
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from covet.db.manager import ManagerDescriptor
+
+        own_meta = cls.__dict__.get("Meta")
+        inherited: list[tuple[str, Field[Any]]] = []
+        for base in reversed(cls.__mro__[1:]):
+            if not issubclass(base, Model) or base is Model:
+                continue
+            if not base._meta.abstract:
+                raise ImproperlyConfigured(
+                    f"{cls.__name__} subclasses the concrete model {base.__name__}, which "
+                    "covet does not support. Make the base abstract (Meta.abstract = True)."
+                )
+            inherited.extend(base.__dict__["_declared_fields"].items())
+        declared = [(k, v) for k, v in cls.__dict__.items() if isinstance(v, Field)]
+        cls._meta = Options(cls, own_meta)
+        merged: dict[str, Field[Any]] = dict(inherited)
+        merged.update(declared)
+        cls._declared_fields = merged  # type: ignore[attr-defined]
+        if cls._meta.abstract:
+            return
+        cls.objects = ManagerDescriptor()
+        if not any(f.primary_key for f in merged.values()):
+            if "id" in merged:
+                raise ImproperlyConfigured(
+                    f"{cls.__name__} declares a field 'id' without primary_key=True. "
+                    "Rename it or make it the primary key."
+                )
+            AutoField().contribute_to_class(cls, "id")
+        own = {name for name, _ in declared}
+        # Many-to-many fields last: their join model needs the primary key in place.
+        ordered = sorted(merged.items(), key=lambda item: item[1].many_to_many)
+        for name, field in ordered:
+            (field if name in own else field.clone()).contribute_to_class(cls, name)
+        cls.DoesNotExist = type(
+            "DoesNotExist",
+            (ObjectDoesNotExist,),
+            {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.DoesNotExist"},
+        )
+        cls.MultipleObjectsReturned = type(
+            "MultipleObjectsReturned",
+            (MultipleObjectsReturned,),
+            {
+                "__module__": cls.__module__,
+                "__qualname__": f"{cls.__qualname__}.MultipleObjectsReturned",
+            },
+        )
+        for names in (*cls._meta.indexes, *cls._meta.unique_together):
+            for name in names:
+                cls._meta.get_field(name)
+        _register(cls)
+
+    def __init__(self, **kwargs: Any) -> None:
+        meta = self._meta
+        values: dict[str, Any] = {"_state": ModelState()}
+        for field in meta.concrete_fields:
+            attname = field.attname
+            if attname in kwargs:
+                values[attname] = kwargs.pop(attname)
+            elif field.name in kwargs and field.is_relation:
+                values[attname] = None
+                related = kwargs.pop(field.name)
+                self.__dict__.update(values)
+                setattr(self, field.name, related)
+                continue
+            elif field.name in kwargs:
+                values[attname] = kwargs.pop(field.name)
+            else:
+                values[attname] = field.get_default()
+        if "pk" in kwargs:
+            values[meta.pk.attname] = kwargs.pop("pk")
+        if kwargs:
+            m2m = [name for name in kwargs if name in meta.fields_map]
+            if m2m:
+                raise TypeError(
+                    f"{type(self).__name__}() cannot set many-to-many field(s) {m2m!r} before "
+                    "saving. Save the object, then use 'await obj.<field>.set(...)'."
+                )
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) "
+                f"{sorted(kwargs)!r}. Valid fields are: "
+                f"{', '.join(f.name for f in meta.concrete_fields)}."
+            )
+        self.__dict__.update(values)
+
+    @property
+    def pk(self) -> Any:
+        """Return the primary key value (``None`` while unsaved with an auto key)."""
+        return self.__dict__.get(self._meta.pk.attname)
+
+    @pk.setter
+    def pk(self, value: Any) -> None:
+        self.__dict__[self._meta.pk.attname] = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Model) or type(self)._meta is not type(other)._meta:
+            return NotImplemented if not isinstance(other, Model) else False
+        pk = self.pk
+        return pk is not None and pk == other.pk
+
+    def __hash__(self) -> int:
+        pk = self.pk
+        if pk is None:
+            raise TypeError("Model instances without a primary key value are unhashable.")
+        return hash((type(self), pk))
+
+    def __repr__(self) -> str:
+        if type(self).__str__ is not object.__str__:
+            return f"<{type(self).__name__}: {self}>"
+        return f"<{type(self).__name__}: {self._meta.pk.attname}={self.pk!r}>"
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def full_clean(self, *, exclude: Iterable[str] = ()) -> None:
+        """Validate every field and store the cleaned (canonical) values.
+
+        Checks null, type, max_length, max_digits/decimal_places, integer
+        ranges, choices, enum membership and each field's ``validators``.
+
+        Raises:
+            ValidationError: With ``error_dict`` holding every bad field.
+        """
+        skip = set(exclude)
+        errors: dict[str, list[str]] = {}
+        values = self.__dict__
+        for field in self._meta.concrete_fields:
+            if field.name in skip or field.attname not in values:
+                continue
+            value = values[field.attname]
+            if value is None and (
+                field.auto_created
+                or getattr(field, "auto_now", False)
+                or getattr(field, "auto_now_add", False)
+            ):
+                continue  # filled in by the database (auto key) or by pre_save() (auto_now)
+            try:
+                values[field.attname] = field.clean(value)
+            except ValidationError as exc:
+                errors.setdefault(field.name, []).extend(exc.messages)
+        if errors:
+            raise ValidationError(errors)
+
+    # -- persistence (implemented in covet.db.queryset to keep SQL in one place) ---------------
+
+    async def save(
+        self,
+        *,
+        using: str | None = None,
+        update_fields: Sequence[str] | None = None,
+        force_insert: bool = False,
+        validate: bool = True,
+    ) -> None:
+        """Insert the row, or update it when it already exists.
+
+        Args:
+            using: Database alias (default: where the object came from, else the default).
+            update_fields: Only write these fields (an UPDATE; fails if the row is gone).
+            force_insert: Always INSERT (an existing primary key then raises IntegrityError).
+            validate: Run :meth:`full_clean` first, so nothing reaches the database
+                invalid or silently truncated (on by default).
+
+        Raises:
+            ValidationError: A value is invalid.
+            IntegrityError: A constraint failed in the database.
+        """
+        from covet.db.queryset import save_instance
+
+        await save_instance(
+            self,
+            using=using,
+            update_fields=update_fields,
+            force_insert=force_insert,
+            validate=validate,
+        )
+
+    async def delete(self, *, using: str | None = None) -> int:
+        """Delete the row; the database applies CASCADE / SET_NULL / RESTRICT.
+
+        Returns:
+            The number of rows deleted from this model's table (0 or 1).
+
+        Raises:
+            ProtectedError: A ``PROTECT`` foreign key still references the row.
+        """
+        from covet.db.queryset import delete_instance
+
+        return await delete_instance(self, using=using)
+
+    async def refresh_from_db(
+        self, *, fields: Sequence[str] | None = None, using: str | None = None
+    ) -> None:
+        """Reload field values (all, or ``fields``) from the database.
+
+        Raises:
+            DoesNotExist: The row is gone.
+        """
+        from covet.db.queryset import refresh_instance
+
+        await refresh_instance(self, fields=fields, using=using)
+
+    async def fetch_related(self, *names: str, using: str | None = None) -> Self:
+        """Load the named relations (paths like ``"author__profile"``) and return self.
+
+        After this, ``obj.author`` and ``await obj.posts.all()`` use the loaded data.
+        """
+        from covet.db.related import prefetch_related_objects
+
+        await prefetch_related_objects([self], *names, using=using or self._state.db)
+        return self
