@@ -1,0 +1,607 @@
+"""MySQL and MariaDB through aiomysql: features, operations, error map, backend.
+
+Every connection is opened with ``charset=utf8mb4``, autocommit on (covet
+issues ``START TRANSACTION`` itself), ``local_infile`` off, the ``FOUND_ROWS``
+flag (so an UPDATE reports matched rows like PostgreSQL and SQLite do), a
+strict ``sql_mode`` and ``time_zone = '+00:00'``. Connections are pinged at
+checkout and recycled after ``pool_recycle`` seconds, below the server's
+``wait_timeout``. Text columns use a binary collation (detected at connect:
+MariaDB ``utf8mb4_nopad_bin``, MySQL 8 ``utf8mb4_0900_bin``) so that ``=`` and
+``LIKE`` are case-sensitive as on the other backends.
+
+covet uses its own :class:`~covet.db.backends.base.ConnectionPool` rather than
+``aiomysql.create_pool``: aiomysql's ``acquire()`` has no timeout, and wrapping
+it in ``asyncio.wait_for`` on Python 3.11 can lose a connection when a
+cancellation races the acquire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from covet import _json
+from covet.db.backends.base import (
+    BaseBackend,
+    BaseConnection,
+    BaseFeatures,
+    BaseOperations,
+    ConnectionPool,
+    Converter,
+    Option,
+    PoolStats,
+    disconnect_error,
+    to_bool,
+    to_bytes,
+    to_decimal,
+    to_uuid,
+)
+from covet.db.exceptions import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+)
+from covet.exceptions import MissingDependencyError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Mapping, Sequence
+
+__all__ = ("MySQLBackend", "MySQLConnection", "MySQLFeatures", "MySQLOperations")
+
+_DEFAULT_SQL_MODE = (
+    "STRICT_TRANS_TABLES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+)
+# "No limit" for LIMIT ... OFFSET: MySQL has no OFFSET without LIMIT (documented idiom).
+_NO_LIMIT = 18446744073709551615
+
+
+class MySQLFeatures(BaseFeatures):
+    """What MySQL 8 / MariaDB 10.5+ can do (refined at connect)."""
+
+    # Can INSERT/UPDATE/DELETE ... RETURNING hand back rows? (MariaDB only for INSERT/DELETE)
+    supports_returning = False
+    # Does a multi-row INSERT ... RETURNING return one row per inserted row?
+    can_return_rows_from_bulk_insert = False
+    # Are SAVEPOINT / ROLLBACK TO SAVEPOINT available?
+    supports_savepoints = True
+    # Do CREATE/ALTER/DROP roll back with the transaction? (no: DDL commits implicitly)
+    supports_transactional_ddl = False
+    # Can results be streamed? (unbuffered SSCursor)
+    supports_server_side_cursors = True
+    # Is SELECT ... FOR UPDATE meaningful?
+    supports_select_for_update = True
+    # Can a transaction choose its isolation level?
+    supports_isolation_levels = True
+    # Is there a native UUID type? (MariaDB 10.7 has one; covet stores CHAR(36))
+    has_native_uuid = False
+    # Is there a native JSON type? (MySQL yes; MariaDB's JSON is LONGTEXT, set at connect)
+    has_native_json = True
+    # Is there a native BOOLEAN type? (TINYINT(1))
+    has_native_bool = False
+    # Is there ILIKE?
+    supports_ilike = False
+    # Does UNIQUE accept NULLS [NOT] DISTINCT?
+    supports_nulls_distinct = False
+    # How many bound parameters per statement? (client-side interpolation: the packet size
+    # is the real limit; 65535 matches the server-side prepared statement limit)
+    max_query_params = 65535
+    # The oldest MySQL covet supports (MariaDB: 10.5).
+    minimum_version = (8, 0)
+
+
+def _datetime_to_db(value: Any) -> Any:
+    # DATETIME(6) columns hold naive UTC (the session time_zone is '+00:00').
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(datetime.UTC).replace(tzinfo=None)
+
+
+def _datetime_from_db(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
+
+
+def _time_from_db(value: Any) -> Any:
+    # pymysql returns TIME columns as timedelta (TIME can exceed 24h in MySQL).
+    if value is None or isinstance(value, datetime.time):
+        return value
+    if isinstance(value, datetime.timedelta):
+        micros = value // datetime.timedelta(microseconds=1)
+        seconds, micro = divmod(micros, 1_000_000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        return datetime.time(hour % 24, minute, second, micro)
+    return datetime.time.fromisoformat(str(value))
+
+
+def _json_to_db(value: Any) -> Any:
+    return None if value is None else _json.dumps(value).decode()
+
+
+def _json_from_db(value: Any) -> Any:
+    return None if value is None else _json.loads(value)
+
+
+def _uuid_to_db(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+class MySQLOperations(BaseOperations):
+    """SQL fragments and value adaptation for MySQL and MariaDB.
+
+    SQL handed to a MySQL connection always uses the ``format`` paramstyle:
+    placeholders are ``%s`` and a literal percent sign is written ``%%``, even
+    when there are no parameters (covet always passes a parameter tuple).
+    """
+
+    param_style = "format"
+    identifier_quote = "`"
+    # Backslash escapes inside MySQL string literals, so the one-character escape is '\\'.
+    like_escape_sql = "'\\\\'"
+    text_collation: str | None = "utf8mb4_bin"
+    #: True when the server is MariaDB (set at connect).
+    is_mariadb = False
+    #: The server version (set at connect).
+    server_version: tuple[int, ...] = ()
+    _isolation_levels: ClassVar[Mapping[str, str]] = {
+        "read committed": "READ COMMITTED",
+        "repeatable read": "REPEATABLE READ",
+        "serializable": "SERIALIZABLE",
+    }
+    _adapters: ClassVar[Mapping[str, Converter]] = {
+        "datetime": _datetime_to_db,
+        "uuid": _uuid_to_db,
+        "json": _json_to_db,
+    }
+    _converters: ClassVar[Mapping[str, Converter]] = {
+        "bool": to_bool,
+        "decimal": to_decimal,
+        "time": _time_from_db,
+        "datetime": _datetime_from_db,
+        "uuid": to_uuid,
+        "json": _json_from_db,
+        "bytes": to_bytes,
+    }
+
+    def placeholder(self, index: int) -> str:
+        """Return ``%s`` (aiomysql's format style)."""
+        return "%s"
+
+    def concat(self, lhs_sql: str, rhs_sql: str) -> str:
+        """Render ``CONCAT(lhs, rhs)`` (``||`` is logical OR in MySQL)."""
+        return f"CONCAT({lhs_sql}, {rhs_sql})"
+
+    def cast_to_text(self, sql: str) -> str:
+        """Render ``CAST(x AS CHAR)`` (MySQL cannot CAST AS TEXT)."""
+        return f"CAST({sql} AS CHAR)"
+
+    def random_function(self) -> str:
+        """Return ``RAND()``."""
+        return "RAND()"
+
+    def _offset_only(self, offset: int) -> str:
+        return f"LIMIT {_NO_LIMIT} OFFSET {offset}"
+
+    def upsert(self, conflict_columns: Sequence[str], update_columns: Sequence[str]) -> str:
+        """Render ``ON DUPLICATE KEY UPDATE`` (MySQL picks the conflicting unique key itself).
+
+        Raises:
+            NotSupportedError: Neither conflict nor update columns were given.
+        """
+        if not update_columns:
+            if not conflict_columns:
+                raise NotSupportedError(
+                    "An insert-or-ignore upsert on MySQL needs at least one conflict column. "
+                    "Pass conflict_columns."
+                )
+            column = self.quote_name(conflict_columns[0])
+            # A no-op assignment keeps the existing row (unlike INSERT IGNORE, which would
+            # also swallow unrelated errors).
+            return f"ON DUPLICATE KEY UPDATE {column} = {column}"
+        sets = ", ".join(
+            f"{self.quote_name(column)} = VALUES({self.quote_name(column)})"
+            for column in update_columns
+        )
+        return f"ON DUPLICATE KEY UPDATE {sets}"
+
+    def explain_prefix(self, analyze: bool = False) -> str:
+        """Return ``EXPLAIN`` or the server's analyzing form (MariaDB ``ANALYZE``)."""
+        if not analyze:
+            return "EXPLAIN"
+        return "ANALYZE" if self.is_mariadb else "EXPLAIN ANALYZE"
+
+    def for_update_sql(
+        self, *, nowait: bool = False, skip_locked: bool = False, of: Sequence[str] = ()
+    ) -> str:
+        """Render ``FOR UPDATE`` (MariaDB has no ``OF``).
+
+        Raises:
+            NotSupportedError: ``of`` was given on MariaDB.
+        """
+        if of and self.is_mariadb:
+            raise NotSupportedError(
+                "MariaDB does not support SELECT ... FOR UPDATE OF. Call "
+                "select_for_update() without of=."
+            )
+        return super().for_update_sql(nowait=nowait, skip_locked=skip_locked, of=of)
+
+    def insert_default_values(self, table_sql: str) -> str:
+        """Render ``INSERT INTO t () VALUES ()`` (MySQL has no DEFAULT VALUES)."""
+        return f"INSERT INTO {table_sql} () VALUES ()"
+
+    def create_table_suffix(self) -> str:
+        """Return the InnoDB/utf8mb4/binary-collation table options."""
+        return f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={self.text_collation}"
+
+    def get_adapter(self, internal_type: str) -> Converter | None:
+        """Return the adapter for ``internal_type`` (datetime to naive UTC, uuid/json to text)."""
+        return self._adapters.get(internal_type)
+
+    def get_converter(self, internal_type: str) -> Converter | None:
+        """Return the converter for ``internal_type`` back to the canonical Python value."""
+        return self._converters.get(internal_type)
+
+
+# Server error numbers -> covet classes, checked before the driver's class (pymysql files
+# many server errors under InternalError/OperationalError).
+_ERRNO_MAP: dict[int, type[DatabaseError]] = {
+    1048: IntegrityError,  # column cannot be null
+    1062: IntegrityError,  # duplicate entry
+    1451: IntegrityError,  # row is referenced (FK)
+    1452: IntegrityError,  # no referenced row (FK)
+    1557: IntegrityError,  # FK duplicate
+    1216: IntegrityError,
+    1217: IntegrityError,
+    3819: IntegrityError,  # check constraint (MySQL)
+    4025: IntegrityError,  # check constraint (MariaDB)
+    1364: IntegrityError,  # field has no default value
+    1406: DataError,  # data too long
+    1264: DataError,  # out of range
+    1265: DataError,  # data truncated
+    1292: DataError,  # incorrect value
+    1366: DataError,  # incorrect integer/string value
+    1367: DataError,
+    1054: ProgrammingError,  # unknown column
+    1064: ProgrammingError,  # syntax error
+    1146: ProgrammingError,  # no such table
+    1049: ProgrammingError,  # unknown database
+    1050: ProgrammingError,  # table exists
+    1091: ProgrammingError,  # can't drop
+    1305: ProgrammingError,  # function does not exist
+    1109: ProgrammingError,  # unknown table
+    1060: ProgrammingError,  # duplicate column
+    1061: ProgrammingError,  # duplicate key name
+    1235: NotSupportedError,
+}
+# Client/server errors that mean the connection is gone.
+_DISCONNECT_ERRNOS = frozenset({2003, 2006, 2013, 2014, 2045, 2055, 1927, 4031, 1053})
+
+
+def _driver_error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
+    import pymysql
+
+    err = pymysql.err
+    return (
+        (err.IntegrityError, IntegrityError),
+        (err.DataError, DataError),
+        (err.ProgrammingError, ProgrammingError),
+        (err.NotSupportedError, NotSupportedError),
+        (err.OperationalError, OperationalError),
+        (err.InterfaceError, InterfaceError),
+        (err.DatabaseError, DatabaseError),
+    )
+
+
+@functools.cache
+def _cursor_classes() -> tuple[type[Any], type[Any]]:
+    """Build aiomysql cursor classes that do not turn server notes into Python warnings.
+
+    aiomysql runs SHOW WARNINGS after every statement with warnings and re-raises each as
+    a Python ``Warning`` (an extra round trip, and an error under ``-W error``); with a
+    strict sql_mode the serious ones are errors already.
+    """
+    import aiomysql
+
+    class QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
+        async def _show_warnings(self, conn: Any) -> None:
+            return
+
+    class QuietSSCursor(aiomysql.SSCursor):  # type: ignore[misc]
+        async def _show_warnings(self, conn: Any) -> None:
+            return
+
+    return QuietCursor, QuietSSCursor
+
+
+@functools.cache
+def _driver_connection_class() -> type[Any]:
+    """Build the aiomysql Connection subclass covet opens.
+
+    aiomysql 0.3 escapes ``bytes`` parameters through a helper that PyMySQL 1.1+
+    replaced with a string ("DO NOT IMPORT THIS!!!", PyMySQL issue #1274), so
+    binding bytes fails with "'str' object is not callable". The subclass
+    writes binary values as a hexadecimal ``_binary`` literal instead.
+    """
+    import aiomysql
+
+    class CovetMySQLConnection(aiomysql.Connection):  # type: ignore[misc]
+        def escape(self, obj: Any) -> str:
+            if isinstance(obj, (bytes, bytearray, memoryview)):
+                return f"_binary X'{bytes(obj).hex()}'"
+            result: str = super().escape(obj)
+            return result
+
+    return CovetMySQLConnection
+
+
+class MySQLConnection(BaseConnection):
+    """A pooled aiomysql connection."""
+
+    backend: MySQLBackend
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        async with self.raw.cursor() as cursor:
+            await cursor.execute(sql, tuple(params))
+            count: int = cursor.rowcount
+            return max(count, 0)
+
+    async def _execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
+        async with self.raw.cursor() as cursor:
+            await cursor.executemany(sql, [tuple(p) for p in seq_of_params])
+
+    async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
+        async with self.raw.cursor() as cursor:
+            await cursor.execute(sql, tuple(params))
+            if returning:
+                row = await cursor.fetchone()
+                return None if row is None else row[0]
+            return cursor.lastrowid
+
+    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        async with self.raw.cursor() as cursor:
+            await cursor.execute(sql, tuple(params))
+            return list(await cursor.fetchall())
+
+    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
+        async with self.raw.cursor() as cursor:
+            await cursor.execute(sql, tuple(params))
+            row: Sequence[Any] | None = await cursor.fetchone()
+            return row
+
+    async def _fetch_described(
+        self, sql: str, params: Sequence[Any]
+    ) -> tuple[Sequence[str], list[Sequence[Any]]]:
+        async with self.raw.cursor() as cursor:
+            await cursor.execute(sql, tuple(params))
+            names = [column[0] for column in cursor.description or ()]
+            return names, list(await cursor.fetchall())
+
+    async def _stream(
+        self, sql: str, params: Sequence[Any], chunk_size: int
+    ) -> AsyncGenerator[tuple[Sequence[str], Sequence[Sequence[Any]]], None]:
+        # An unbuffered result occupies the connection until it is fully read, so the
+        # lock is held for the whole iteration.
+        async with self._lock:
+            cursor = await self.raw.cursor(_cursor_classes()[1])
+            exhausted = False
+            try:
+                await cursor.execute(sql, tuple(params))
+                names = [column[0] for column in cursor.description or ()]
+                while True:
+                    rows = await cursor.fetchmany(chunk_size)
+                    if not rows:
+                        exhausted = True
+                        break
+                    yield names, rows
+            finally:
+                if exhausted or self.in_transaction:
+                    # Reading the rest keeps the transaction's connection usable.
+                    await asyncio.shield(cursor.close())
+                else:
+                    # Dropping the connection is cheaper than draining a large result.
+                    self.broken = True
+
+    async def _begin(self, isolation: str | None) -> None:
+        async with self.raw.cursor() as cursor:
+            if isolation:
+                await cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+            await cursor.execute("START TRANSACTION")
+
+    async def _commit(self) -> None:
+        await self.raw.commit()
+
+    async def _rollback(self) -> None:
+        await self.raw.rollback()
+
+    async def ping(self) -> None:
+        """Ping the server without reconnecting (a failure discards the connection)."""
+        await self.raw.ping(reconnect=False)
+
+    async def close(self) -> None:
+        """Close the socket."""
+        if self.broken or self.dirty:
+            self.raw.close()
+            return
+        try:
+            await asyncio.wait_for(self.raw.ensure_closed(), 1.0)
+        except Exception:  # noqa: BLE001 - QUIT is a courtesy; close the socket regardless
+            self.raw.close()
+
+
+class MySQLBackend(BaseBackend):
+    """MySQL/MariaDB through aiomysql connections in covet's pool."""
+
+    vendor = "mysql"
+    display_name = "MySQL"
+    features_class = MySQLFeatures
+    operations_class = MySQLOperations
+    default_min_size = 2
+    default_max_size = 10
+    options: ClassVar[Mapping[str, Option]] = {
+        "pool_recycle": Option(float, 3600.0, "seconds before a connection is replaced"),
+        "connect_timeout": Option(float, 10.0, "seconds to wait for the server at connect"),
+        "sql_mode": Option(str, _DEFAULT_SQL_MODE, "the session sql_mode"),
+        "unix_socket": Option(str, None, "path of the server's Unix socket"),
+    }
+    ops: MySQLOperations
+
+    def __init__(self, url: Any, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._pool: ConnectionPool[MySQLConnection] | None = None
+
+    async def connect(self) -> None:
+        """Open the pool and detect the server flavour, version and binary collation."""
+        try:
+            import aiomysql  # noqa: F401 - imported only to fail early when missing
+        except ImportError as exc:
+            raise MissingDependencyError("aiomysql", extra="mysql") from exc
+        self._pool = ConnectionPool(
+            self._open,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            name=str(self.url),
+            ping_after=0.0,
+            recycle=self.settings["pool_recycle"],
+        )
+        try:
+            await self._pool.open()
+            conn = await self._pool.acquire()
+            try:
+                await self._detect(conn)
+            finally:
+                await self._pool.release(conn)
+        except BaseException as exc:
+            await self.disconnect()
+            if isinstance(exc, Exception) and not isinstance(exc, DatabaseError):
+                raise self.translate_error(exc) from exc
+            raise
+
+    async def _detect(self, conn: MySQLConnection) -> None:
+        version_text = str(await conn.fetch_val("SELECT VERSION()", ()))
+        ops, features = self.ops, self.features
+        ops.is_mariadb = "mariadb" in version_text.lower()
+        digits = version_text.split("-", 1)[0].split(".")
+        ops.server_version = tuple(int(d) for d in digits if d.isdigit())
+        rows = await conn.fetch_all(
+            "SELECT COLLATION_NAME FROM information_schema.COLLATIONS "
+            "WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')",
+            (),
+        )
+        available = {row[0] for row in rows}
+        for name in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"):
+            if name in available:
+                ops.text_collation = name
+                break
+        if ops.is_mariadb:
+            features.has_native_json = False
+            features.minimum_version = (10, 5)
+
+    async def _open(self) -> MySQLConnection:
+        from pymysql.constants import CLIENT
+
+        settings = self.settings
+        sql_mode = str(settings["sql_mode"]).replace("'", "")
+        raw = _driver_connection_class()(
+            host=self.url.host or "localhost",
+            port=self.url.port or 3306,
+            user=self.url.username or "root",
+            password=self.url.password or "",
+            db=self.url.database or None,
+            unix_socket=settings["unix_socket"],
+            charset="utf8mb4",
+            autocommit=True,
+            local_infile=False,
+            client_flag=CLIENT.FOUND_ROWS,
+            connect_timeout=settings["connect_timeout"],
+            cursorclass=_cursor_classes()[0],
+            init_command=f"SET SESSION sql_mode = '{sql_mode}', time_zone = '+00:00'",
+        )
+        try:
+            await raw._connect()
+        except BaseException:
+            raw.close()
+            raise
+        return MySQLConnection(self, raw)
+
+    async def disconnect(self) -> None:
+        """Close every connection."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def _require_pool(self) -> ConnectionPool[MySQLConnection]:
+        if self._pool is None:
+            raise InterfaceError(f"The database {self.url} is not connected. Call connect().")
+        return self._pool
+
+    async def acquire(self) -> MySQLConnection:
+        """Check out a connection (pinged first)."""
+        return await self._require_pool().acquire()
+
+    async def release(self, conn: BaseConnection) -> None:
+        """Return a connection to the pool."""
+        assert isinstance(conn, MySQLConnection)  # noqa: S101 - internal invariant
+        if self._pool is None:
+            conn.raw.close()
+            return
+        await self._pool.release(conn)
+
+    async def replace_raw(self, conn: BaseConnection) -> None:
+        """Swap a dead connection's socket for a new one."""
+        conn.raw.close()
+        fresh = await self._open()
+        conn.raw = fresh.raw
+        conn.broken = False
+
+    def stats(self) -> PoolStats:
+        """Return the pool statistics."""
+        return self._require_pool().stats()
+
+    def on_disconnect(self) -> None:
+        """Have every idle connection re-checked (they are pinged at checkout anyway)."""
+        if self._pool is not None:
+            self._pool.expire()
+
+    def translate_error(self, exc: BaseException) -> DatabaseError:
+        """Map a pymysql/aiomysql exception to the covet class."""
+        if self.is_disconnect(exc):
+            return disconnect_error(exc, self.display_name)
+        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        message = str(exc.args[1]) if errno is not None and len(exc.args) > 1 else str(exc)
+        if errno is not None and errno in _ERRNO_MAP:
+            return _ERRNO_MAP[errno](message)
+        for driver_class, covet_class in _driver_error_map():
+            if isinstance(exc, driver_class):
+                return covet_class(message)
+        if isinstance(exc, OSError):
+            return OperationalError(f"Cannot reach MySQL at {self.url}: {exc}")
+        return DatabaseError(f"{type(exc).__name__}: {message}")
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """Tell whether ``exc`` means the connection or the server is gone."""
+        import pymysql
+
+        if isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
+            return True
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True
+        if isinstance(exc, pymysql.err.OperationalError) and exc.args:
+            return exc.args[0] in _DISCONNECT_ERRNOS
+        return False
+
+    def not_sent(self, exc: BaseException) -> bool:
+        """Tell whether the driver refused to send because the socket was already closed."""
+        import pymysql
+
+        return isinstance(exc, pymysql.err.InterfaceError)

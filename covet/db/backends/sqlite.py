@@ -1,0 +1,578 @@
+"""SQLite through aiosqlite: features, operations, error map, backend with its own pool.
+
+Each connection is an aiosqlite connection (one worker thread each) set up
+with WAL, ``busy_timeout``, ``foreign_keys=ON``, ``synchronous=NORMAL`` (FULL
+with ``durable=True``) and case-sensitive LIKE. SQLite allows one writer at a
+time, so covet queues writers on an asyncio lock instead of letting them fail
+with "database is locked": write transactions take the lock and start with
+``BEGIN IMMEDIATE``, and a write outside a transaction takes it for the
+statement. Readers run concurrently on other connections (WAL).
+
+``sqlite:///:memory:`` becomes a private shared-cache in-memory database
+(``file:covet_mem_<id>?mode=memory&cache=shared``) kept alive by an anchor
+connection while the Database is connected, so every pooled connection sees
+the same data. Shared cache locks whole tables, so its pool defaults to one
+connection (``max_size=1``); raise it only for read-mostly workloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import sqlite3
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from covet import _json
+from covet.db.backends.base import (
+    BaseBackend,
+    BaseConnection,
+    BaseFeatures,
+    BaseOperations,
+    ConnectionPool,
+    Converter,
+    Option,
+    PoolStats,
+    is_read_only_sql,
+    to_bool,
+    to_bytes,
+    to_decimal,
+    to_uuid,
+)
+from covet.db.exceptions import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+)
+from covet.exceptions import MissingDependencyError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+
+__all__ = ("SQLiteBackend", "SQLiteConnection", "SQLiteFeatures", "SQLiteOperations")
+
+T = TypeVar("T")
+_VERSION = sqlite3.sqlite_version_info
+_memory_ids = itertools.count(1)
+
+
+class SQLiteFeatures(BaseFeatures):
+    """What SQLite (3.31+) can do."""
+
+    # Can INSERT/UPDATE/DELETE ... RETURNING hand back rows? (3.35+)
+    supports_returning = _VERSION >= (3, 35)
+    # Does a multi-row INSERT ... RETURNING return one row per inserted row?
+    can_return_rows_from_bulk_insert = _VERSION >= (3, 35)
+    # Are SAVEPOINT / ROLLBACK TO SAVEPOINT available?
+    supports_savepoints = True
+    # Do CREATE/ALTER/DROP roll back with the transaction?
+    supports_transactional_ddl = True
+    # Can results be streamed? (the cursor steps through rows lazily)
+    supports_server_side_cursors = True
+    # Is SELECT ... FOR UPDATE meaningful? (no: writers are serialized anyway)
+    supports_select_for_update = False
+    # Can a transaction pick an isolation level? (always serializable; BEGIN modes instead)
+    supports_isolation_levels = False
+    # Is there a native UUID type?
+    has_native_uuid = False
+    # Is there a native JSON type? (JSON is TEXT with json_* functions)
+    has_native_json = False
+    # Is there a native BOOLEAN type? (0/1 integers)
+    has_native_bool = False
+    # Is there ILIKE?
+    supports_ilike = False
+    # Does UNIQUE accept NULLS [NOT] DISTINCT?
+    supports_nulls_distinct = False
+    # How many bound parameters per statement? (999 before 3.32)
+    max_query_params = 32766 if _VERSION >= (3, 32) else 999
+    # The oldest SQLite covet supports.
+    minimum_version = (3, 31)
+
+
+def _datetime_to_db(value: Any) -> Any:
+    # Fixed-width text (always with microseconds) so that text order is time order.
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _datetime_from_db(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC)
+
+
+def _time_to_db(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    return value.strftime("%H:%M:%S.%f")
+
+
+def _time_from_db(value: Any) -> Any:
+    return (
+        value
+        if value is None or isinstance(value, datetime.time)
+        else (datetime.time.fromisoformat(value))
+    )
+
+
+def _date_to_db(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else value.isoformat()
+
+
+def _date_from_db(value: Any) -> Any:
+    return (
+        value
+        if value is None or isinstance(value, datetime.date)
+        else (datetime.date.fromisoformat(value))
+    )
+
+
+def _str_or_none(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def _json_to_db(value: Any) -> Any:
+    return None if value is None else _json.dumps(value).decode()
+
+
+def _json_from_db(value: Any) -> Any:
+    return None if value is None else _json.loads(value)
+
+
+def _uuid_to_db(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+class SQLiteOperations(BaseOperations):
+    """SQL fragments and value adaptation for SQLite."""
+
+    param_style = "qmark"
+    _isolation_levels: ClassVar[Mapping[str, str]] = {
+        "immediate": "IMMEDIATE",
+        "deferred": "DEFERRED",
+        "exclusive": "EXCLUSIVE",
+        # SQLite transactions are always serializable; an IMMEDIATE one is the natural fit.
+        "serializable": "IMMEDIATE",
+    }
+
+    _adapters: ClassVar[Mapping[str, Converter]] = {
+        "decimal": _str_or_none,  # TEXT keeps every digit; REAL would round
+        "date": _date_to_db,
+        "time": _time_to_db,
+        "datetime": _datetime_to_db,
+        "uuid": _uuid_to_db,
+        "json": _json_to_db,
+    }
+    _converters: ClassVar[Mapping[str, Converter]] = {
+        "bool": to_bool,
+        "decimal": to_decimal,
+        "date": _date_from_db,
+        "time": _time_from_db,
+        "datetime": _datetime_from_db,
+        "uuid": to_uuid,
+        "json": _json_from_db,
+        "bytes": to_bytes,
+    }
+
+    def placeholder(self, index: int) -> str:
+        """Return ``?`` (sqlite3's qmark style)."""
+        return "?"
+
+    def _offset_only(self, offset: int) -> str:
+        # SQLite needs a LIMIT before OFFSET; -1 means "no limit".
+        return f"LIMIT -1 OFFSET {offset}"
+
+    def explain_prefix(self, analyze: bool = False) -> str:
+        """Return ``EXPLAIN QUERY PLAN`` (SQLite cannot EXPLAIN ANALYZE).
+
+        Raises:
+            NotSupportedError: ``analyze`` was requested.
+        """
+        if analyze:
+            raise NotSupportedError("SQLite has no EXPLAIN ANALYZE. Call explain() without it.")
+        return "EXPLAIN QUERY PLAN"
+
+    def for_update_sql(
+        self, *, nowait: bool = False, skip_locked: bool = False, of: Sequence[str] = ()
+    ) -> str:
+        """Return an empty string: SQLite locks the whole database for writers already."""
+        return ""
+
+    def get_adapter(self, internal_type: str) -> Converter | None:
+        """Return the adapter for ``internal_type`` (text for decimal/date/time/uuid/json)."""
+        return self._adapters.get(internal_type)
+
+    def get_converter(self, internal_type: str) -> Converter | None:
+        """Return the converter for ``internal_type`` back to the canonical Python value."""
+        return self._converters.get(internal_type)
+
+
+_ERROR_MAP: tuple[tuple[type[BaseException], type[DatabaseError]], ...] = (
+    (sqlite3.IntegrityError, IntegrityError),
+    (sqlite3.DataError, DataError),
+    (sqlite3.ProgrammingError, ProgrammingError),
+    (sqlite3.NotSupportedError, NotSupportedError),
+    (sqlite3.InterfaceError, InterfaceError),
+    (sqlite3.OperationalError, OperationalError),
+    (sqlite3.DatabaseError, DatabaseError),
+)
+# sqlite3 reports bad SQL as OperationalError; these messages are programming errors.
+_PROGRAMMING_HINTS = (
+    "syntax error",
+    "no such table",
+    "no such column",
+    "no such function",
+    "has no column",
+    "already exists",
+    "incomplete input",
+    "unrecognized token",
+)
+
+
+def _unicode_lower(value: Any) -> Any:
+    # SQLite's built-in lower() only folds ASCII; iexact/icontains must match "É" and "é".
+    return value.lower() if isinstance(value, str) else value
+
+
+class SQLiteConnection(BaseConnection):
+    """A pooled aiosqlite connection.
+
+    Writes go through the backend's writer lock. When a write is interrupted
+    by cancellation the statement keeps running in the worker thread, so the
+    lock stays held until the (discarded) connection is closed: the lock then
+    always covers every connection that may hold SQLite's write lock.
+    """
+
+    backend: SQLiteBackend
+
+    def __init__(self, backend: SQLiteBackend, raw: Any) -> None:
+        super().__init__(backend, raw)
+        self.holds_writer = False
+
+    async def _writer(self) -> None:
+        try:
+            async with asyncio.timeout(self.backend.timeout):
+                await self.backend.writer_lock.acquire()
+        except TimeoutError:
+            raise OperationalError(
+                f"Waited {self.backend.timeout:g}s for the SQLite writer lock of "
+                f"{self.backend.url}. Another transaction writes for too long; keep write "
+                "transactions short or raise timeout."
+            ) from None
+        self.holds_writer = True
+
+    def _release_writer(self) -> None:
+        if self.holds_writer:
+            self.holds_writer = False
+            self.backend.writer_lock.release()
+
+    async def _write(self, sql: str, run: Callable[[], Awaitable[T]]) -> T:
+        """Run ``run()``, under the writer lock when ``sql`` writes outside a transaction."""
+        if self.in_transaction or is_read_only_sql(sql):
+            return await run()
+        await self._writer()
+        try:
+            result = await run()
+        except Exception:
+            self._release_writer()
+            raise
+        # On cancellation (BaseException) the lock is kept until close(), see the class doc.
+        self._release_writer()
+        return result
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        async def run() -> int:
+            cursor = await self.raw.execute(sql, params)
+            count: int = cursor.rowcount
+            await cursor.close()
+            return max(count, 0)
+
+        return await self._write(sql, run)
+
+    async def _execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
+        async def run() -> None:
+            await self.raw.executemany(sql, seq_of_params)
+
+        await self._write(sql, run)
+
+    async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
+        async def run() -> Any:
+            cursor = await self.raw.execute(sql, params)
+            if returning:
+                rows = await cursor.fetchall()
+                key = rows[0][0] if rows else None
+            else:
+                key = cursor.lastrowid
+            await cursor.close()
+            return key
+
+        return await self._write(sql, run)
+
+    async def _query(self, sql: str, params: Sequence[Any]) -> tuple[Any, list[Any]]:
+        async def run() -> tuple[Any, list[Any]]:
+            cursor = await self.raw.execute(sql, params)
+            rows = await cursor.fetchall()
+            description = cursor.description
+            await cursor.close()
+            return description, list(rows)
+
+        return await self._write(sql, run)
+
+    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return (await self._query(sql, params))[1]
+
+    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
+        rows = (await self._query(sql, params))[1]
+        return rows[0] if rows else None
+
+    async def _fetch_described(
+        self, sql: str, params: Sequence[Any]
+    ) -> tuple[Sequence[str], list[Sequence[Any]]]:
+        description, rows = await self._query(sql, params)
+        return [column[0] for column in description or ()], rows
+
+    async def _stream(
+        self, sql: str, params: Sequence[Any], chunk_size: int
+    ) -> AsyncGenerator[tuple[Sequence[str], Sequence[Sequence[Any]]], None]:
+        if not self.in_transaction and not is_read_only_sql(sql):
+            # A writing statement is not streamed: run it under the writer lock at once.
+            async with self._lock:
+                names, rows = await self._fetch_described(sql, params)
+            yield names, rows
+            return
+        async with self._lock:
+            cursor = await self.raw.execute(sql, params)
+        try:
+            names = [column[0] for column in cursor.description or ()]
+            while True:
+                async with self._lock:
+                    rows = await cursor.fetchmany(chunk_size)
+                if not rows:
+                    return
+                yield names, rows
+        finally:
+            # Closing the cursor ends the read snapshot it holds (a snapshot left open would
+            # make a later write on this connection fail with "database is locked").
+            await asyncio.shield(cursor.close())
+
+    async def _begin(self, isolation: str | None) -> None:
+        mode = isolation or "IMMEDIATE"
+        if mode != "DEFERRED":
+            await self._writer()
+        try:
+            await self.raw.execute_fetchall(f"BEGIN {mode}")
+        except Exception:
+            self._release_writer()
+            raise
+
+    async def _end(self, statement: str) -> None:
+        try:
+            await self.raw.execute_fetchall(statement)
+        except Exception:
+            if not self.raw.in_transaction:
+                self._release_writer()
+            raise
+        self._release_writer()
+
+    async def _commit(self) -> None:
+        await self._end("COMMIT")
+
+    async def _rollback(self) -> None:
+        await self._end("ROLLBACK")
+
+    async def ping(self) -> None:
+        """Check the connection (a trivial query)."""
+        await self.raw.execute_fetchall("SELECT 1")
+
+    async def reset(self) -> None:
+        """Roll back an open transaction; refuse (so the pool discards) after an interruption.
+
+        A statement interrupted by cancellation keeps running in the worker thread
+        and may leave a cursor holding a read snapshot; only closing clears it.
+        """
+        if self.dirty:
+            raise InterfaceError("The connection was interrupted mid-statement.")
+        if self.raw.in_transaction:
+            await self.raw.execute_fetchall("ROLLBACK")
+        self.in_transaction = False
+        self._release_writer()
+
+    async def close(self) -> None:
+        """Roll back, close the connection and stop its worker thread, then free the writer lock.
+
+        The explicit ROLLBACK matters: sqlite3 closes with ``sqlite3_close_v2()``,
+        which keeps a connection that still has live statements (a cursor kept
+        alive by a traceback, say) as a "zombie" holding its open transaction and
+        its write lock until those statements are garbage collected.
+        """
+        try:
+            # A statement interrupted by cancellation may still be running in the worker
+            # thread; this round trip waits for it so that in_transaction is accurate.
+            await self.raw.execute_fetchall("SELECT 1")
+            if self.raw.in_transaction:
+                await self.raw.execute_fetchall("ROLLBACK")
+        except Exception:  # noqa: BLE001, S110 - best effort; close() below ends the transaction too
+            pass
+        try:
+            await self.raw.close()
+        except Exception:  # noqa: BLE001 - closing is best effort; the thread stops either way
+            return
+        finally:
+            self._release_writer()
+
+
+class SQLiteBackend(BaseBackend):
+    """SQLite through aiosqlite, with covet's pool and single-writer queue."""
+
+    vendor = "sqlite"
+    display_name = "SQLite"
+    features_class = SQLiteFeatures
+    operations_class = SQLiteOperations
+    default_min_size = 1
+    default_max_size = 5
+    options: ClassVar[Mapping[str, Option]] = {
+        "durable": Option(bool, False, "synchronous=FULL instead of NORMAL"),
+        "busy_timeout": Option(int, 5000, "milliseconds SQLite waits on a locked database"),
+        "journal_mode": Option(str, "wal", "the journal mode, e.g. wal or delete"),
+    }
+    ops: SQLiteOperations
+
+    def __init__(self, url: Any, **kwargs: Any) -> None:
+        path = url.database
+        if not path:
+            raise ValueError(
+                f"The SQLite URL {url} names no file. Use 'sqlite:///app.db' (relative), "
+                "'sqlite:////abs/app.db' (absolute) or 'sqlite:///:memory:'."
+            )
+        self.memory = path == ":memory:"
+        if self.memory and kwargs.get("max_size") is None:
+            kwargs["max_size"] = 1
+        super().__init__(url, **kwargs)
+        self.path = path
+        self.writer_lock = asyncio.Lock()
+        self._pool: ConnectionPool[SQLiteConnection] | None = None
+        self._anchor: sqlite3.Connection | None = None
+        self._target = path
+
+    async def connect(self) -> None:
+        """Open the pool (and, for ``:memory:``, the anchor keeping the database alive)."""
+        try:
+            import aiosqlite  # noqa: F401 - imported only to fail early when missing
+        except ImportError as exc:  # pragma: no cover - aiosqlite is a core dependency
+            raise MissingDependencyError("aiosqlite") from exc
+        if self.memory:
+            self._target = f"file:covet_mem_{next(_memory_ids)}_{id(self)}?mode=memory&cache=shared"
+            self._anchor = sqlite3.connect(self._target, uri=True, check_same_thread=False)
+        else:
+            # An idle anchor connection (no thread) keeps the WAL open while connected: when
+            # the last connection closes SQLite checkpoints and deletes the WAL, and a
+            # connection opening during that gets SQLITE_BUSY without waiting busy_timeout.
+            self._anchor = sqlite3.connect(self._target, check_same_thread=False)
+        self.writer_lock = asyncio.Lock()
+        self._pool = ConnectionPool(
+            self._open,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            name=str(self.url),
+        )
+        try:
+            await self._pool.open()
+        except Exception as exc:
+            await self.disconnect()
+            raise self.translate_error(exc) from exc
+
+    async def _open(self) -> SQLiteConnection:
+        import aiosqlite
+
+        # Every setup statement is fetched to the end (execute_fetchall): a PRAGMA that
+        # returns a row and is left unfinished keeps a read snapshot open, and a later
+        # BEGIN IMMEDIATE on this connection then fails at once with "database is locked".
+
+        raw = await aiosqlite.connect(
+            self._target, uri=self.memory, isolation_level=None, check_same_thread=False
+        )
+        try:
+            settings = self.settings
+            await raw.execute_fetchall(f"PRAGMA busy_timeout = {int(settings['busy_timeout'])}")
+            if not self.memory:
+                mode = str(settings["journal_mode"]).upper()
+                if not mode.isalpha():
+                    raise ValueError(f"Invalid journal_mode {mode!r}.")
+                await raw.execute_fetchall(f"PRAGMA journal_mode = {mode}")
+            await raw.execute_fetchall("PRAGMA foreign_keys = ON")
+            await raw.execute_fetchall(
+                f"PRAGMA synchronous = {'FULL' if settings['durable'] else 'NORMAL'}"
+            )
+            # exact/contains/startswith are case-sensitive on every backend.
+            await raw.execute_fetchall("PRAGMA case_sensitive_like = ON")
+            await raw.create_function("lower", 1, _unicode_lower, deterministic=True)
+        except BaseException:
+            await raw.close()
+            raise
+        return SQLiteConnection(self, raw)
+
+    async def disconnect(self) -> None:
+        """Close every connection (and their threads) and drop an in-memory database."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+        if self._anchor is not None:
+            self._anchor.close()
+            self._anchor = None
+
+    def _require_pool(self) -> ConnectionPool[SQLiteConnection]:
+        if self._pool is None:
+            raise InterfaceError(f"The database {self.url} is not connected. Call connect().")
+        return self._pool
+
+    async def acquire(self) -> SQLiteConnection:
+        """Check out a connection."""
+        return await self._require_pool().acquire()
+
+    async def release(self, conn: BaseConnection) -> None:
+        """Return a connection to the pool."""
+        assert isinstance(conn, SQLiteConnection)  # noqa: S101 - internal invariant
+        if self._pool is None:
+            await conn.close()
+            return
+        await self._pool.release(conn)
+
+    async def replace_raw(self, conn: BaseConnection) -> None:
+        """Reopen the file (a local file cannot go away like a server)."""
+        fresh = await self._open()
+        await conn.close()
+        conn.raw = fresh.raw
+
+    def stats(self) -> PoolStats:
+        """Return the pool statistics."""
+        return self._require_pool().stats()
+
+    def translate_error(self, exc: BaseException) -> DatabaseError:
+        """Map a sqlite3 exception to the covet class (bad SQL -> ProgrammingError)."""
+        message = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and any(
+            hint in message for hint in _PROGRAMMING_HINTS
+        ):
+            return ProgrammingError(message)
+        for driver_class, covet_class in _ERROR_MAP:
+            if isinstance(exc, driver_class):
+                return covet_class(message)
+        if isinstance(exc, ValueError):
+            return InterfaceError(message)
+        return DatabaseError(f"{type(exc).__name__}: {message}")
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """Tell whether the connection itself is unusable (closed)."""
+        return isinstance(exc, ValueError) and "closed" in str(exc).lower()

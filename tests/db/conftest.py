@@ -1,0 +1,173 @@
+"""The ``database`` fixture: one suite, every backend.
+
+SQLite always runs (a temp file). PostgreSQL and MySQL run when
+``COVET_TEST_POSTGRES_URL`` / ``COVET_TEST_MYSQL_URL`` are set, each in a
+throw-away schema (PostgreSQL, through the ``search_path`` option) or database
+(MySQL) named ``covet_t_<random>`` and dropped at the end of the session.
+Unset or unreachable servers skip, or fail under ``COVET_TEST_REQUIRE_ALL=1``.
+
+The fixture is package-scoped (one instance per backend for all of ``tests/db``,
+on the session event loop), so the databases are disconnected before tests
+outside ``tests/db`` run: documentation examples connect their own default
+database and must not find ours still registered.
+
+``@pytest.mark.requires("supports_returning")`` skips a test on a backend whose
+``database.features`` lacks the flag.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import pytest_asyncio
+
+from covet.db.database import Database
+from covet.db.exceptions import DatabaseError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+BACKENDS = ("sqlite", "postgres", "mysql")
+ENV_VARS = {"postgres": "COVET_TEST_POSTGRES_URL", "mysql": "COVET_TEST_MYSQL_URL"}
+
+
+@dataclass
+class Target:
+    """Where the current backend's test database lives, to open more pools on it."""
+
+    backend: str
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    admin_url: str = ""
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def _require_all() -> bool:
+    return os.environ.get("COVET_TEST_REQUIRE_ALL", "") == "1"
+
+
+def _unavailable(message: str) -> None:
+    if _require_all():
+        pytest.fail(f"{message} (COVET_TEST_REQUIRE_ALL=1 makes this a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+async def _bootstrap(url: str) -> Database:
+    db = Database(url, alias=f"bootstrap_{secrets.token_hex(4)}", min_size=1, max_size=1)
+    try:
+        await db.connect()
+    except (DatabaseError, OSError) as exc:
+        _unavailable(f"Cannot connect to {db.url}: {exc}")
+    return db
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session", params=BACKENDS)
+async def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
+    """Yield a connected default Database on each backend, in a private schema/database."""
+    backend: str = request.param
+    name = f"covet_t_{secrets.token_hex(6)}"
+    admin: Database | None = None
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "test.db"
+        target = Target(backend, f"sqlite:///{path}", name=name)
+    else:
+        url = os.environ.get(ENV_VARS[backend], "")
+        if not url:
+            _unavailable(f"{ENV_VARS[backend]} is not set; {backend} tests are skipped")
+        admin = await _bootstrap(url)
+        if backend == "postgres":
+            await admin.execute(f'CREATE SCHEMA "{name}"')
+            target = Target(backend, url, {"search_path": name}, name=name, admin_url=url)
+        else:
+            await admin.execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE {admin.ops.text_collation}"
+            )
+            target = Target(backend, _with_database(url, name), name=name, admin_url=url)
+        # Disconnect so that the test database, not the admin one, becomes the default.
+        await admin.disconnect()
+    TARGETS[backend] = target
+    db = Database(target.url, **target.options)
+    try:
+        await db.connect()
+        yield db
+    finally:
+        await db.disconnect()
+        TARGETS.pop(backend, None)
+        if admin is not None:
+            await admin.connect()
+            if backend == "postgres":
+                await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+            else:
+                await admin.execute(f"DROP DATABASE `{name}`")
+            await admin.disconnect()
+
+
+@pytest.fixture
+def target(database: Database) -> Target:
+    """Return where the current backend's test database lives."""
+    return TARGETS[database.vendor]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def make_database(target: Target) -> AsyncIterator[Callable[..., Awaitable[Database]]]:
+    """Open extra connected Databases on the current backend; all are closed afterwards."""
+    opened: list[Database] = []
+
+    async def make(**options: Any) -> Database:
+        options.setdefault("alias", f"extra_{secrets.token_hex(4)}")
+        db = Database(target.url, **{**target.options, **options})
+        await db.connect()
+        opened.append(db)
+        return db
+
+    yield make
+    for db in opened:
+        await db.disconnect()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def scratch(database: Database) -> AsyncIterator[Callable[[str, str], Awaitable[str]]]:
+    """Create tables for one test (``await scratch("t", "id INT, ...")``) and drop them after."""
+    created: list[str] = []
+
+    async def create(name: str, columns: str) -> str:
+        table = f"{name}_{secrets.token_hex(3)}"
+        quoted = database.ops.quote_name(table)
+        await database.execute(
+            f"CREATE TABLE {quoted} ({columns}) {database.ops.create_table_suffix()}"
+        )
+        created.append(table)
+        return table
+
+    yield create
+    for table in reversed(created):
+        await database.execute(f"DROP TABLE {database.ops.quote_name(table)}")
+
+
+@pytest.fixture(autouse=True)
+def _requires_feature(request: pytest.FixtureRequest) -> None:
+    """Skip a test marked ``requires(flag)`` when the backend's features lack the flag."""
+    marker = request.node.get_closest_marker("requires")
+    if marker is None or "database" not in request.fixturenames:
+        return
+    db: Database = request.getfixturevalue("database")
+    for flag in marker.args:
+        if not hasattr(db.features, flag):
+            pytest.fail(f"Unknown feature flag {flag!r} in @pytest.mark.requires.")
+        if not getattr(db.features, flag):
+            pytest.skip(f"{db.vendor} does not have features.{flag}")
