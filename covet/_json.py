@@ -200,22 +200,18 @@ if _orjson is not None:  # pragma: no branch
     _OPTIONS_NON_STR_KEYS = _OPTIONS | _orjson.OPT_NON_STR_KEYS
 
 
-def _orjson_dumps(obj: Any) -> bytes:
-    try:
-        # Plain str keys are the common case and ~25% faster without OPT_NON_STR_KEYS.
-        return _orjson.dumps(obj, default=_default, option=_OPTIONS)
-    except _orjson.JSONEncodeError as exc:
-        message = str(exc)
-        if message.startswith("Dict key must be str"):
-            try:
-                return _orjson.dumps(obj, default=_default, option=_OPTIONS_NON_STR_KEYS)
-            except _orjson.JSONEncodeError as retry_exc:
-                exc, message = retry_exc, str(retry_exc)
-        if isinstance(exc.__cause__, TypeError):
-            raise exc.__cause__ from None  # Our own message from _default().
-        # Anything orjson refuses but the standard-library path handles (integers beyond
-        # 64 bits) or reports with covet's wording goes through that path.
-        return _stdlib_dumps(obj)
+def _orjson_retry(obj: Any, exc: TypeError) -> bytes:
+    """Encode ``obj`` after orjson refused it with ``exc`` under the default options."""
+    if str(exc).startswith("Dict key must be str"):
+        try:
+            return _orjson.dumps(obj, default=_default, option=_OPTIONS_NON_STR_KEYS)
+        except _orjson.JSONEncodeError as retry_exc:
+            exc = retry_exc
+    if isinstance(exc.__cause__, TypeError):
+        raise exc.__cause__ from None  # Our own message from _default().
+    # Anything orjson refuses but the standard-library path handles (integers beyond
+    # 64 bits) or reports with covet's wording goes through that path.
+    return _stdlib_dumps(obj)
 
 
 def dumps(obj: Any) -> bytes:
@@ -232,7 +228,12 @@ def dumps(obj: Any) -> bytes:
             an unsupported type, a lone surrogate, or nesting deeper than 254 levels.
     """
     if USE_ORJSON:
-        return _orjson_dumps(obj)
+        # The orjson call is inline (not in a helper) as every JSONResponse runs it.
+        try:
+            # Plain str keys are the common case and ~25% faster without OPT_NON_STR_KEYS.
+            return _orjson.dumps(obj, default=_default, option=_OPTIONS)
+        except _orjson.JSONEncodeError as exc:
+            return _orjson_retry(obj, exc)
     return _stdlib_dumps(obj)
 
 

@@ -24,15 +24,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
-from covet._hosts import HostPatterns, split_host
-from covet.datastructures import State
-from covet.exceptions import ImproperlyConfigured
-from covet.middleware.errors import (
+from covet._errors import (
     ExceptionHandler,
     ExceptionMiddleware,
     ServerErrorMiddleware,
     check_exception_handler,
 )
+from covet._hosts import HostPatterns, split_host
+from covet.datastructures import State
+from covet.exceptions import ImproperlyConfigured
 from covet.routing import BaseRoute, Mount, Route, Router, WebSocketRoute, _RouteDecorators
 
 if TYPE_CHECKING:
@@ -323,17 +323,8 @@ class Covet(_RouteDecorators):
         self._stack = app
         return app
 
-    def _host_ok(self, scope: Scope) -> bool:
-        """Check the Host header's grammar, then the allowlist (cached per value)."""
-        value: bytes | None = None
-        for name, raw in scope["headers"]:
-            if name == b"host":
-                if value is not None:
-                    return False  # RFC 9112 section 3.2: more than one Host is a 400.
-                value = raw
-        cached = self._host_cache.get(value)
-        if cached is not None:
-            return cached
+    def _host_verdict(self, value: bytes | None) -> bool:
+        """Decide on one Host header value (None when absent) and cache the verdict."""
         allowed = self.allowed_hosts
         if value is None:
             # HTTP/1.0 may omit Host: acceptable unless an allowlist must be checked.
@@ -357,7 +348,19 @@ class Covet(_RouteDecorators):
         if "state" not in scope:
             lifespan_state = self._lifespan_state
             scope["state"] = {} if lifespan_state is None else dict(lifespan_state)
-        if not self._host_ok(scope):
+        # The Host check runs on every request, so it is inline: find the one Host header...
+        host: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if host is not None:  # RFC 9112 section 3.2: more than one Host is a 400.
+                    await _reject_host(scope, send)
+                    return
+                host = value
+        # ...and look its verdict up in the cache before parsing it.
+        verdict = self._host_cache.get(host)
+        if verdict is None:
+            verdict = self._host_verdict(host)
+        if not verdict:
             await _reject_host(scope, send)
             return
         await stack(scope, receive, send)

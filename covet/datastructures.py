@@ -9,6 +9,7 @@ variant, used to build responses and by middleware. ``UploadFile`` wraps a
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -529,7 +530,9 @@ class FormData(ImmutableMultiDict[str, str | UploadFile]):
                 await value.close()
 
 
+@functools.lru_cache(maxsize=512)
 def _encode_name(key: str) -> bytes:
+    # Cached: an app sets the same few header names over and over.
     if not _TOKEN_RE.fullmatch(key):
         raise ValueError(f"Invalid header name {key!r}. Use an RFC 9110 token such as 'X-Custom'.")
     return key.lower().encode("latin-1")

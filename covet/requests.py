@@ -26,7 +26,6 @@ from covet.datastructures import (
     _scope_origin,
 )
 from covet.exceptions import CovetError, HTTPException, ImproperlyConfigured
-from covet.formparsers import check_charset, parse_content_type, parse_multipart, parse_urlencoded
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -494,6 +493,15 @@ class Request(HTTPConnection):
         return self._form
 
     async def _parse_form(self) -> FormData:
+        # Imported on first use: the parsers pull in python-multipart and tempfile, which
+        # an app that never reads a form should not pay for at import.
+        from covet.formparsers import (
+            check_charset,
+            parse_content_type,
+            parse_multipart,
+            parse_urlencoded,
+        )
+
         limits = self.limits
         content_type = self.headers.get("content-type")
         if content_type is None:

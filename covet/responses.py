@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
+import functools
 import math
-import mimetypes
 import os
-import pathlib
 import re
-import secrets
 import stat
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Set
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from covet import _json
-from covet.datastructures import URL, MutableHeaders
+from covet.datastructures import URL, Headers, MutableHeaders, _encode_value
 
 if TYPE_CHECKING:
     import io
@@ -82,12 +79,16 @@ _COOKIE_VALUE_RE = re.compile(
 _COOKIE_ATTR_FORBIDDEN_RE = re.compile(r"[\x00-\x1f\x7f;]")
 _SAMESITE_VALUES = {"lax": "Lax", "strict": "Strict", "none": "None"}
 _FORBIDDEN_HEADER_BYTES = re.compile(rb"[\r\n\x00]")
+_NO_NAMES: frozenset[bytes] = frozenset()
 
 _CHUNK_SIZE = 64 * 1024
 
 
 def _guess_media_type(path: str | os.PathLike[str]) -> str:
     """Return the media type of a file from its name, ``application/octet-stream`` if unknown."""
+    import mimetypes  # imported late: only file responses need it
+    import pathlib
+
     name = os.fspath(path)
     fixed = _MEDIA_TYPE_FIXES.get(pathlib.PurePath(name).suffix.lower())
     if fixed is not None:
@@ -102,7 +103,18 @@ def _needs_charset(media_type: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
+    """Return the encoded, checked ``Content-Type`` header, cached per media type and charset."""
+    if _needs_charset(media_type):
+        media_type = f"{media_type}; charset={charset}"
+    return (b"content-type", _encode_value(media_type))
+
+
 def _check_raw_headers(raw: list[tuple[bytes, bytes]]) -> None:
+    # One regex pass over all the bytes; the loop below only runs to name the culprit.
+    if _FORBIDDEN_HEADER_BYTES.search(b"".join(map(b"".join, raw))) is None:
+        return
     for name, value in raw:
         if _FORBIDDEN_HEADER_BYTES.search(value) or _FORBIDDEN_HEADER_BYTES.search(name):
             raise ValueError(
@@ -130,6 +142,12 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
+    # The MutableHeaders view over _raw is built on the first access to .headers. Until
+    # then (or until .raw_headers hands the list out), _raw holds only values checked by
+    # init_headers(), so sending skips the CR/LF/NUL scan.
+    _raw: list[tuple[bytes, bytes]]
+    _header_view: MutableHeaders | None = None
+    _raw_checked = True
 
     def __init__(
         self,
@@ -158,14 +176,14 @@ class Response:
         Raises:
             TypeError: If ``content`` is of another type.
         """
-        if content is None:
-            return b""
-        if isinstance(content, bytes):
-            return content
-        if isinstance(content, bytearray | memoryview):
-            return bytes(content)
         if isinstance(content, str):
             return content.encode(self.charset)
+        if isinstance(content, bytes):
+            return content
+        if content is None:
+            return b""
+        if isinstance(content, bytearray | memoryview):
+            return bytes(content)
         raise TypeError(
             f"{type(self).__name__} content must be bytes or str, not {type(content).__name__!r}. "
             "Use JSONResponse for data, or encode the content first."
@@ -176,30 +194,58 @@ class Response:
 
         Args:
             headers: The headers given to the constructor.
+
+        Raises:
+            ValueError: If a header name or value is invalid.
         """
-        self._headers = MutableHeaders(headers=headers) if headers else MutableHeaders()
         body = getattr(self, "body", None)
-        if (
-            body is not None
-            and "content-length" not in self._headers
-            and not (self.status_code < 200 or self.status_code in (204, 304))
-        ):
-            self._headers.raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        status_code = self.status_code
         media_type = self.media_type
-        if media_type is not None and "content-type" not in self._headers:
-            if _needs_charset(media_type):
-                media_type = f"{media_type}; charset={self.charset}"
-            self._headers.append("content-type", media_type)
+        if not headers and status_code == 200 and body is not None and media_type is not None:
+            # The common case, built in one step (this runs for every response).
+            self._raw = [
+                (b"content-length", b"%d" % len(body)),
+                _content_type_header(media_type, self.charset),
+            ]
+        else:
+            raw: list[tuple[bytes, bytes]]
+            given: Set[bytes]
+            if headers:
+                raw = Headers(headers=headers).raw  # names lowercased, names and values checked
+                given = {name for name, _ in raw}
+            else:
+                raw = []
+                given = _NO_NAMES
+            if (
+                body is not None
+                and status_code >= 200
+                and status_code != 204
+                and status_code != 304
+                and b"content-length" not in given
+            ):
+                raw.append((b"content-length", b"%d" % len(body)))
+            if media_type is not None and b"content-type" not in given:
+                raw.append(_content_type_header(media_type, self.charset))
+            self._raw = raw
+        if not self._raw_checked:  # called again after the old list was handed out
+            self._header_view = None
+            self._raw_checked = True
 
     @property
     def headers(self) -> MutableHeaders:
         """Return the response headers; changes made through it are sent."""
-        return self._headers
+        view = self._header_view
+        if view is None:
+            # Whoever holds the view can reach the raw list: check it again when sending.
+            self._raw_checked = False
+            view = self._header_view = MutableHeaders(raw=self._raw)
+        return view
 
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """Return the headers as the ASGI list of ``(name, value)`` byte pairs."""
-        return self._headers.raw
+        self._raw_checked = False
+        return self._raw
 
     def set_cookie(
         self,
@@ -291,7 +337,7 @@ class Response:
             parts.append(f"SameSite={samesite_value}")
         if partitioned:
             parts.append("Partitioned")
-        self._headers.append("set-cookie", "; ".join(parts))
+        self.headers.append("set-cookie", "; ".join(parts))
 
     def delete_cookie(
         self,
@@ -331,21 +377,30 @@ class Response:
         )
 
     def _start_message(self, scope: Scope, *, status: int | None = None) -> Message:
-        raw = self._headers.raw
-        _check_raw_headers(raw)
-        prefix = "websocket." if scope.get("type") == "websocket" else ""
+        raw = self._raw
+        if not self._raw_checked:
+            _check_raw_headers(raw)
         return {
-            "type": prefix + "http.response.start",
+            "type": "websocket.http.response.start"
+            if scope.get("type") == "websocket"
+            else "http.response.start",
             "status": self.status_code if status is None else status,
             "headers": raw,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the response (as an ASGI application)."""
-        prefix = "websocket." if scope.get("type") == "websocket" else ""
-        await send(self._start_message(scope))
+        raw = self._raw
+        if not self._raw_checked:
+            _check_raw_headers(raw)
+        # The start message is built inline (not via _start_message): this is the hot path.
+        if scope.get("type") == "websocket":
+            start_type, body_type = "websocket.http.response.start", "websocket.http.response.body"
+        else:
+            start_type, body_type = "http.response.start", "http.response.body"
+        await send({"type": start_type, "status": self.status_code, "headers": raw})
         body = b"" if scope.get("method") == "HEAD" else self.body
-        await send({"type": prefix + "http.response.body", "body": body, "more_body": False})
+        await send({"type": body_type, "body": body, "more_body": False})
         if self.background is not None:
             await self.background()
 
@@ -354,6 +409,8 @@ class Response:
 
 
 def _cookie_date(expires: datetime | float) -> str:
+    import email.utils  # imported late (~5 ms): only dates need it
+
     if isinstance(expires, datetime):
         moment = expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)
         return email.utils.format_datetime(moment.astimezone(UTC), usegmt=True)
@@ -429,7 +486,7 @@ class RedirectResponse(Response):
         super().__init__(
             content=b"", status_code=status_code, headers=headers, background=background
         )
-        self._headers["location"] = quote(str(url), safe=":/%#?=@[]!$&'()*+,;~")
+        self.headers["location"] = quote(str(url), safe=":/%#?=@[]!$&'()*+,;~")
 
 
 class _ClientGoneError(Exception):
@@ -600,6 +657,8 @@ async def _close_iterable(content: object) -> None:
 
 
 def _parse_http_date(value: str) -> float | None:
+    import email.utils  # imported late (~5 ms): only dates need it
+
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -731,7 +790,7 @@ class FileResponse(Response):
         self.init_headers(headers)
         self._given = {key.lower() for key in headers} if headers else set()
         if filename is not None:
-            self._headers.setdefault(
+            self.headers.setdefault(
                 "content-disposition", _content_disposition(content_disposition_type, filename)
             )
         self.stat_result = stat_result
@@ -739,6 +798,8 @@ class FileResponse(Response):
             self._set_stat_headers(stat_result)
 
     def _set_stat_headers(self, stat_result: os.stat_result) -> None:
+        import email.utils  # imported late (~5 ms): only dates need it
+
         values = {
             "content-length": str(stat_result.st_size),
             "last-modified": email.utils.formatdate(stat_result.st_mtime, usegmt=True),
@@ -747,10 +808,12 @@ class FileResponse(Response):
         }
         for name, value in values.items():
             if name not in self._given:
-                self._headers[name] = value
+                self.headers[name] = value
 
     def _open(self) -> tuple[io.BufferedReader | None, os.stat_result]:
         """Open and stat the file (called in a worker thread)."""
+        import pathlib  # imported late: only file responses need it
+
         try:
             handle = pathlib.Path(self.path).open("rb")  # noqa: SIM115 - closed by __call__
         except FileNotFoundError:
@@ -814,7 +877,7 @@ class FileResponse(Response):
                 if ranges is not None:
                     await self._send_ranges(scope, receive, send, handle, ranges, size)
                     return
-        self._headers["content-length"] = str(size)
+        self.headers["content-length"] = str(size)
         await send(self._start_message(scope))
         if method == "HEAD":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -828,7 +891,7 @@ class FileResponse(Response):
 
     def _precondition_status(self, headers: dict[str, str], method: str) -> int | None:
         """Evaluate the preconditions of RFC 9110 section 13.2.2, in its order."""
-        etag = self._headers["etag"]
+        etag = self.headers["etag"]
         mtime = math.floor(self.stat_result.st_mtime) if self.stat_result else 0
         if_match = headers.get("if-match")
         if if_match is not None:
@@ -858,7 +921,7 @@ class FileResponse(Response):
             return True
         if_range = if_range.strip()
         if if_range.startswith(('"', "W/")):
-            return _strong_match(if_range, self._headers["etag"]) and if_range != "*"
+            return _strong_match(if_range, self.headers["etag"]) and if_range != "*"
         moment = _parse_http_date(if_range)
         stat_result = self.stat_result
         return (
@@ -872,19 +935,19 @@ class FileResponse(Response):
             # RFC 9110 15.4.5: keep only the fields a cache needs to update its entry.
             keep = {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
             keep.add(b"last-modified")
-            raw = [(k, v) for k, v in self._headers.raw if k in keep]
+            raw = [(k, v) for k, v in self.headers.raw if k in keep]
         else:
-            raw = [(k, v) for k, v in self._headers.raw if k not in _REPRESENTATION_HEADERS]
+            raw = [(k, v) for k, v in self.headers.raw if k not in _REPRESENTATION_HEADERS]
             raw.append((b"content-length", b"0"))
-        self._headers.raw[:] = raw
+        self.headers.raw[:] = raw
         await send(self._start_message(scope, status=status))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_unsatisfiable(self, scope: Scope, send: Send, size: int) -> None:
-        raw = [(k, v) for k, v in self._headers.raw if k not in _REPRESENTATION_HEADERS]
+        raw = [(k, v) for k, v in self.headers.raw if k not in _REPRESENTATION_HEADERS]
         raw.append((b"content-range", f"bytes */{size}".encode("latin-1")))
         raw.append((b"content-length", b"0"))
-        self._headers.raw[:] = raw
+        self.headers.raw[:] = raw
         await send(self._start_message(scope, status=416))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -900,13 +963,15 @@ class FileResponse(Response):
         assert handle is not None  # noqa: S101 - _open() always returns a handle
         if len(ranges) == 1:
             first, last = ranges[0]
-            self._headers["content-range"] = f"bytes {first}-{last}/{size}"
-            self._headers["content-length"] = str(last - first + 1)
+            self.headers["content-range"] = f"bytes {first}-{last}/{size}"
+            self.headers["content-length"] = str(last - first + 1)
             await send(self._start_message(scope, status=206))
             await self._send_file(send, receive, handle, ranges, None)
             return
+        import secrets  # imported late: only multi-range answers need it
+
         boundary = secrets.token_hex(16)
-        part_type = self._headers.get("content-type") or "application/octet-stream"
+        part_type = self.headers.get("content-type") or "application/octet-stream"
         headers = [
             (
                 f"--{boundary}\r\nContent-Type: {part_type}\r\n"
@@ -919,8 +984,8 @@ class FileResponse(Response):
             len(h) + (last - first + 1) + 2
             for h, (first, last) in zip(headers, ranges, strict=True)
         )
-        self._headers["content-type"] = f"multipart/byteranges; boundary={boundary}"
-        self._headers["content-length"] = str(length + len(trailer))
+        self.headers["content-type"] = f"multipart/byteranges; boundary={boundary}"
+        self.headers["content-length"] = str(length + len(trailer))
         await send(self._start_message(scope, status=206))
         await self._send_file(send, receive, handle, ranges, (headers, trailer))
 

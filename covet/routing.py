@@ -40,7 +40,7 @@ from covet._utils import (
 from covet.convertors import CONVERTOR_TYPES, Convertor, PathConvertor
 from covet.exceptions import CovetError, HTTPException, ImproperlyConfigured
 from covet.requests import DEFAULT_LIMITS, Request, RequestLimits
-from covet.responses import PlainTextResponse
+from covet.responses import PlainTextResponse, Response
 from covet.websockets import WebSocket
 
 if TYPE_CHECKING:
@@ -157,6 +157,8 @@ class _PathPattern:
 
     def convert(self, raw: Sequence[str]) -> dict[str, Any]:
         """Convert matched strings into handler values; raise ValueError on a bad value."""
+        if len(raw) == 1:  # the common single-parameter case, without the comprehension
+            return {self.param_names[0]: self.convertors[0].convert(raw[0])}
         return {
             name: convertor.convert(value)
             for name, convertor, value in zip(self.param_names, self.convertors, raw, strict=True)
@@ -387,10 +389,15 @@ class Route(BaseRoute):
         request = Request(scope, receive)
         try:
             if self._is_async:
-                result = await self.endpoint(request, **params)
+                endpoint = self.endpoint
+                # No ** call for parameterless routes: it would copy the empty dict.
+                result = await (endpoint(request, **params) if params else endpoint(request))
             else:
                 result = await call_maybe_async(self.endpoint, request, **params)
-            response = to_response(result, self.endpoint)
+            # The isinstance() test first saves a call for handlers returning a Response.
+            response = (
+                result if isinstance(result, Response) else to_response(result, self.endpoint)
+            )
             await response(scope, receive, send)
         finally:
             # Uploaded files spooled by request.form() must be closed even when the
@@ -615,15 +622,16 @@ class _Group:
         self.entries = entries
         sources: list[str] = []
         # Maps the index of each alternative's outer group to its entry and
-        # the group indices of its parameters; Match.lastindex names the
-        # outer group because it closes last.
-        self.slots: dict[int, tuple[_Entry, tuple[int, ...]]] = {}
+        # the slice of Match.groups() holding its parameters; Match.lastindex
+        # names the outer group because it closes last.
+        self.slots: dict[int, tuple[_Entry, slice]] = {}
         group = 0
         for entry in entries:
             group += 1
             outer = group
             count = len(entry.pattern.param_names) + (1 if entry.mount is not None else 0)
-            self.slots[outer] = (entry, tuple(range(outer + 1, outer + 1 + count)))
+            # groups()[outer] is group number outer + 1, the first parameter.
+            self.slots[outer] = (entry, slice(outer, outer + count))
             group += count
             sources.append(f"({entry.pattern.source})")
         self.regex = re.compile("|".join(sources))
@@ -633,8 +641,8 @@ class _Group:
         found = self.regex.fullmatch(path)
         if found is None:
             return None
-        entry, indices = self.slots[found.lastindex or 0]
-        return entry, tuple(found.group(i) for i in indices)
+        entry, values = self.slots[found.lastindex or 0]
+        return entry, found.groups()[values]
 
 
 class _Index:
@@ -1113,6 +1121,8 @@ class Router(_RouteDecorators):
             entry, raw = found
             route = entry.mount or entry.methods.get(method)
             if route is not None:
+                if not raw:  # a static path: nothing to convert
+                    return entry, route, {}, ""
                 pattern = entry.pattern
                 count = len(pattern.param_names)
                 try:
@@ -1154,10 +1164,17 @@ class Router(_RouteDecorators):
         else:
             raise RuntimeError(f"Unsupported ASGI scope type {kind!r}.")
         path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
-        entry, route, params, remainder = self._resolve(index, path, method)
-        if route is None:
-            await self._no_route(scope, receive, send, entry, index, path)
-            return
+        # Fast path, inlined: a static path served for this method is one dict lookup.
+        entry = index.static.get(path)
+        route = None if entry is None else entry.methods.get(method)
+        if route is not None:
+            params: dict[str, Any] = {}
+            remainder = ""
+        else:
+            entry, route, params, remainder = self._resolve(index, path, method)
+            if route is None:
+                await self._no_route(scope, receive, send, entry, index, path)
+                return
         if "path_params" in scope:
             merged = dict(scope["path_params"])
             merged.update(params)

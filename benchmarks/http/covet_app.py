@@ -2,7 +2,8 @@
 
 ``app`` mirrors the Starlette app route for route. ``app_1`` and
 ``app_500`` differ only in how many parametrised routes they register, to
-show that route matching cost does not grow with the route count.
+show that route matching cost does not grow with the route count; they are
+built on first access (uvicorn's ``module:app_500`` does a getattr).
 """
 
 from __future__ import annotations
@@ -50,5 +51,16 @@ def _add_static_route(app: Covet, index: int) -> None:
 
 
 app = build()
-app_1 = build(1)
-app_500 = build(500)
+_SIZES = {"app_1": 1, "app_500": 500}
+
+
+def __getattr__(name: str) -> Covet:
+    """Build ``app_1`` and ``app_500`` on first access.
+
+    Each is served by its own worker; building them at import would put all
+    three apps' routes in the memory of the worker measured for ``app``.
+    """
+    if name not in _SIZES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    built = globals()[name] = build(_SIZES[name])
+    return built

@@ -1,0 +1,454 @@
+"""Turn exceptions into responses: the two middleware every covet app wraps itself in.
+
+:class:`ServerErrorMiddleware` is the outermost layer. It catches whatever
+nothing else handled, logs it on the ``covet.error`` logger with the method
+and path, and answers ``500``: a traceback page in debug mode, a bare
+``Internal Server Error`` otherwise. The exception is then re-raised, as the
+ASGI convention expects, so the server (or the test client) sees it too.
+
+:class:`ExceptionMiddleware` sits just outside the router. It dispatches
+exceptions to the handlers registered with ``app.add_exception_handler()``:
+by status code for :class:`~covet.exceptions.HTTPException`, then by class
+along the exception's MRO.
+
+This is the implementation behind :mod:`covet.middleware.errors`, the public
+home of these names. It lives outside the ``covet.middleware`` package
+because :mod:`covet.app` needs it, and importing that package loads every
+middleware covet ships (sessions, CSRF, rate limiting and their
+dependencies): ``import covet`` should not pay for those.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from covet._utils import call_maybe_async, callable_name, to_response
+from covet.exceptions import (
+    HTTPException,
+    ImproperlyConfigured,
+    WebSocketDisconnect,
+    WebSocketException,
+)
+from covet.requests import ClientDisconnect, Request
+from covet.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from covet.websockets import WebSocket
+
+if TYPE_CHECKING:
+    from covet.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = (
+    "ExceptionHandler",
+    "ExceptionMiddleware",
+    "ServerErrorMiddleware",
+    "check_exception_handler",
+    "debug_response",
+    "http_exception_handler",
+    "websocket_exception_handler",
+)
+
+#: ``handler(request_or_websocket, exc)``, sync or async, returning a response
+#: (or anything a route handler may return); websocket handlers return None.
+ExceptionHandler = Callable[[Any, Any], Any]
+
+logger = logging.getLogger("covet.error")
+
+# RFC 6455 section 5.5: a close frame's payload is at most 125 bytes, two of
+# which carry the code, leaving 123 bytes of UTF-8 for the reason.
+_MAX_CLOSE_REASON = 123
+
+
+def _wants_json(scope: Scope) -> bool:
+    """Return whether the client prefers JSON to HTML or text.
+
+    A browser navigation sends ``Accept: text/html,...``; API clients send
+    ``application/json`` or a ``+json`` type. ``*/*`` alone gets text.
+    """
+    for name, value in scope.get("headers", ()):
+        if name == b"accept":
+            accept = value.lower()
+            return b"json" in accept and b"text/html" not in accept
+    return False
+
+
+def _close_reason(text: str) -> str:
+    encoded = text.encode("utf-8")[:_MAX_CLOSE_REASON]
+    return encoded.decode("utf-8", errors="ignore")
+
+
+async def http_exception_handler(request: Request, exc: HTTPException) -> Response:
+    """Answer an :class:`HTTPException` with its status, detail and headers.
+
+    The detail is sent as ``{"detail": ...}`` JSON when the client asked for
+    JSON, as plain text otherwise; ``204`` and ``304`` get no body at all.
+
+    Args:
+        request: The request being served.
+        exc: The exception raised.
+
+    Returns:
+        The error response.
+    """
+    if exc.status_code in (204, 304) or exc.status_code < 200:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    if _wants_json(request.scope):
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+async def websocket_exception_handler(websocket: WebSocket, exc: Exception) -> None:
+    """Close a websocket for a :class:`WebSocketException` or :class:`HTTPException`.
+
+    ``WebSocketException`` closes with its own code and reason. An
+    ``HTTPException`` (say a 403 from an auth check) closes with 1008
+    (policy violation) and its detail as the reason; before the handshake
+    was accepted, the server turns any close into an HTTP 403.
+
+    Args:
+        websocket: The connection.
+        exc: The exception raised.
+    """
+    if isinstance(exc, WebSocketException):
+        code, reason = exc.code, exc.reason
+    else:
+        code, reason = 1008, str(getattr(exc, "detail", ""))
+    await websocket.send({"type": "websocket.close", "code": code, "reason": _close_reason(reason)})
+
+
+def check_exception_handler(key: object, handler: object) -> None:
+    """Validate an exception handler registration.
+
+    Args:
+        key: An exception class, or an HTTP status code from 100 to 599.
+        handler: The handler; it must be callable.
+
+    Raises:
+        ImproperlyConfigured: For an invalid key or a handler that is not callable.
+    """
+    if not callable(handler):
+        raise ImproperlyConfigured(
+            f"Exception handler {handler!r} for {key!r} is not callable. Pass a function "
+            "handler(request, exc)."
+        )
+    if isinstance(key, int) and not isinstance(key, bool):
+        if not 100 <= key <= 599:
+            raise ImproperlyConfigured(
+                f"Exception handler status code {key!r} is not an HTTP status. "
+                "Use a code from 100 to 599."
+            )
+    elif not (isinstance(key, type) and issubclass(key, BaseException)):
+        raise ImproperlyConfigured(
+            f"Exception handler key {key!r} is neither an exception class nor a status "
+            "code. Pass for example ValueError or 404."
+        )
+
+
+def _describe(scope: Scope) -> tuple[str, str]:
+    method = scope.get("method", "WEBSOCKET") if scope["type"] != "websocket" else "WEBSOCKET"
+    return str(method), str(scope.get("path", ""))
+
+
+class ExceptionMiddleware:
+    """Dispatch exceptions raised below it to the registered handlers.
+
+    Lookup order: for an :class:`HTTPException`, a handler registered for its
+    status code; then a handler for the exception's class or the nearest
+    base class. :class:`HTTPException` and :class:`WebSocketException` have
+    default handlers. An exception without a handler propagates to
+    :class:`ServerErrorMiddleware`.
+
+    A client that disconnected while its request body was read
+    (:class:`~covet.requests.ClientDisconnect`) and a websocket client that
+    went away (:class:`~covet.exceptions.WebSocketDisconnect`) end the
+    connection quietly: nobody is left to answer.
+
+    Args:
+        app: The ASGI app to wrap (the router).
+        handlers: Handlers keyed by exception class or status code.
+        debug: Whether the app runs in debug mode (kept for custom subclasses).
+
+    Raises:
+        ImproperlyConfigured: For a key that is neither an exception class
+            nor an HTTP status code, or a handler that is not callable.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        handlers: Mapping[Any, ExceptionHandler] | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.app = app
+        self.debug = debug
+        self._status_handlers: dict[int, ExceptionHandler] = {}
+        self._exception_handlers: dict[type[BaseException], ExceptionHandler] = {
+            HTTPException: http_exception_handler,
+            WebSocketException: websocket_exception_handler,
+        }
+        for key, handler in (handlers or {}).items():
+            self.add_handler(key, handler)
+
+    def add_handler(self, key: type[BaseException] | int, handler: ExceptionHandler) -> None:
+        """Register ``handler`` for an exception class or an HTTP status code.
+
+        Raises:
+            ImproperlyConfigured: For an invalid key or handler.
+        """
+        check_exception_handler(key, handler)
+        if isinstance(key, int):
+            self._status_handlers[key] = handler
+        else:
+            self._exception_handlers[key] = handler
+
+    def lookup(self, exc: BaseException) -> ExceptionHandler | None:
+        """Return the handler for ``exc``, or None when it has none."""
+        if isinstance(exc, HTTPException):
+            handler = self._status_handlers.get(exc.status_code)
+            if handler is not None:
+                return handler
+        for cls in type(exc).__mro__:
+            handler = self._exception_handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the wrapped app and turn handled exceptions into responses."""
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        # A plain function returning send()'s awaitable: no coroutine of its own per message.
+        def tracking_send(message: Message) -> Awaitable[None]:
+            nonlocal started
+            if not started and message["type"] == "http.response.start":
+                started = True
+            return send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if not await self.handle(exc, scope, receive, send, response_started=started):
+                raise
+
+    async def handle(
+        self,
+        exc: Exception,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        response_started: bool,
+    ) -> bool:
+        """Answer ``exc`` with its registered handler.
+
+        Args:
+            exc: The exception raised by the wrapped app.
+            scope: The connection scope.
+            receive: The ASGI receive callable.
+            send: The ASGI send callable for the handler's response.
+            response_started: Whether ``http.response.start`` was already sent.
+
+        Returns:
+            True when the exception was dealt with (answered, or a client
+            disconnect that needs no answer); False when it has no handler.
+
+        Raises:
+            Exception: ``exc`` itself when it has a handler but the response
+                already started, and whatever the handler raises.
+        """
+        kind = scope["type"]
+        if isinstance(exc, ClientDisconnect) or (
+            isinstance(exc, WebSocketDisconnect) and kind == "websocket"
+        ):
+            return True
+        handler = self.lookup(exc)
+        if handler is None:
+            return False
+        if response_started:
+            # Headers are out: a handler's response cannot be sent any more.
+            raise exc
+        if kind == "websocket":
+            if handler is http_exception_handler:
+                # The default HTTP answer cannot travel over a websocket.
+                handler = websocket_exception_handler
+            await call_maybe_async(handler, WebSocket(scope, receive, send), exc)
+            return True
+        result = await call_maybe_async(handler, Request(scope, receive), exc)
+        response = to_response(result, handler)
+        await response(scope, receive, send)
+        return True
+
+
+class ServerErrorMiddleware:
+    """Log unhandled exceptions and answer ``500 Internal Server Error``.
+
+    In debug mode the response shows the traceback: an HTML page for
+    browsers, JSON (``{"error", "detail", "traceback"}``) for clients sending
+    ``Accept: application/json``; everything from the exception is
+    HTML-escaped. Otherwise the body is a bare ``Internal Server Error`` and
+    nothing about the failure reaches the client, unless ``handler`` (a
+    handler registered for ``500`` or ``Exception``) builds another response.
+
+    The error is always logged on the ``covet.error`` logger with the method
+    and path. When the response had already started, no 500 can be sent: the
+    exception propagates and the server drops the connection. A websocket
+    that was accepted is closed with code 1011.
+
+    Args:
+        app: The ASGI app to wrap.
+        debug: Show tracebacks to the client. Never enable it in production.
+        handler: An optional ``handler(request, exc)`` for the 500 response,
+            used outside debug mode.
+        exceptions: An :class:`ExceptionMiddleware` whose handlers to apply
+            first, in this same layer. The app passes it when there is no user
+            middleware between the two, saving one wrapper per request; the
+            behaviour is that of ``ServerErrorMiddleware(ExceptionMiddleware(app))``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        debug: bool = False,
+        handler: ExceptionHandler | None = None,
+        exceptions: ExceptionMiddleware | None = None,
+    ) -> None:
+        self.app = app
+        self.debug = debug
+        self.handler = handler
+        self.exceptions = exceptions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the wrapped app, answering 500 for any exception that escapes it."""
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        # For HTTP, "started" means the status line is out; for a websocket,
+        # that it was accepted. "closed" matters for websockets only.
+        started = closed = False
+
+        # A plain function returning send()'s awaitable: no coroutine of its own per message.
+        def tracking_send(message: Message) -> Awaitable[None]:
+            nonlocal started, closed
+            if not started:
+                message_type = message["type"]
+                started = (
+                    message_type == "http.response.start" or message_type == "websocket.accept"
+                )
+            elif message["type"] == "websocket.close":
+                closed = True
+            return send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client left mid-body (seen by middleware outside the
+            # exception middleware): there is nobody to answer and no bug.
+            return
+        except Exception as raised:
+            exc = raised
+            if self.exceptions is not None:
+                try:
+                    if await self.exceptions.handle(
+                        exc,
+                        scope,
+                        receive,
+                        tracking_send,
+                        response_started=started and kind == "http",
+                    ):
+                        return
+                except Exception as handler_exc:  # noqa: BLE001 - reported as the 500 below
+                    exc = handler_exc
+            method, path = _describe(scope)
+            # %r keeps CR/LF from a decoded path out of the log (log injection).
+            logger.error(
+                "Unhandled %s while serving %s %r",
+                type(exc).__name__,
+                method,
+                path,
+                exc_info=exc,
+            )
+            if kind == "websocket":
+                if started and not closed:
+                    await send({"type": "websocket.close", "code": 1011, "reason": ""})
+            elif not started:
+                response = await self._error_response(scope, receive, exc)
+                await response(scope, receive, send)
+            raise
+
+    async def _error_response(self, scope: Scope, receive: Receive, exc: Exception) -> Response:
+        if self.debug:
+            return debug_response(scope, exc)
+        if self.handler is not None:
+            try:
+                result = await call_maybe_async(self.handler, Request(scope, receive), exc)
+                return to_response(result, self.handler)
+            except Exception as handler_exc:
+                logger.error(
+                    "The 500 handler %r failed too",
+                    callable_name(self.handler),
+                    exc_info=handler_exc,
+                )
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+h1 {{ color: #b00020; font-size: 1.4em; }}
+pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.9em; }}
+.note {{ color: #666; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p><code>{request}</code></p>
+<pre>{traceback}</pre>
+<p class="note">You see this page because the app runs with debug=True.
+Never enable debug in production.</p>
+</body>
+</html>
+"""
+
+
+def debug_response(scope: Scope, exc: BaseException) -> Response:
+    """Build the debug-mode 500 response showing ``exc`` and its traceback.
+
+    Args:
+        scope: The request scope (its ``Accept`` header picks JSON or HTML).
+        exc: The exception to show.
+
+    Returns:
+        A 500 :class:`HTMLResponse` or :class:`JSONResponse`.
+    """
+    lines = traceback.format_exception(exc)
+    title = f"{type(exc).__name__}: {exc}"
+    method, path = _describe(scope)
+    if _wants_json(scope):
+        content = {
+            "error": type(exc).__name__,
+            "detail": str(exc),
+            "traceback": [line.rstrip("\n") for line in lines],
+        }
+        return JSONResponse(content, status_code=500)
+    import html  # imported late: only the debug page needs it
+
+    page = _PAGE.format(
+        title=html.escape(title),
+        request=html.escape(f"{method} {path}"),
+        traceback=html.escape("".join(lines)),
+    )
+    return HTMLResponse(page, status_code=500)
