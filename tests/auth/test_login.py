@@ -265,7 +265,10 @@ async def test_login_throttle_answers_429_with_retry_after():
             assert (await client.post("/login", json=wrong)).status_code == 400
         refused = await client.post("/login", json=CREDENTIALS)
         assert refused.status_code == 429
-        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        # The sliding-window counter weighs the previous window linearly, so a
+        # burst at the start of a window is free again only after 1 + (1 - 4/5)
+        # windows: up to 72 s for 5/minute, depending on where in the minute we are.
+        assert 1 <= int(refused.headers["retry-after"]) <= 72
         # Another account from the same address is counted separately.
         other = {"email": "bob@example.com", "password": "whatever password"}
         assert (await client.post("/login", json=other)).status_code == 400
