@@ -67,12 +67,17 @@ class SessionRecord:
         data: The session data, a JSON-compatible dict.
         created: When the session was created; the absolute lifetime counts from here.
         accessed: When the session was last saved or touched; the idle timeout counts from here.
+        existing: Whether this request loaded the record from the store under
+            this id. A store then only updates it and never creates it again:
+            if it is gone, it was revoked meanwhile (a logout in another tab,
+            ``delete_for_user()``), and ``save()``/``touch()`` answer None.
     """
 
     key: str
     data: dict[str, Any]
     created: float
     accessed: float
+    existing: bool = False
 
 
 class Session(dict[str, Any]):
@@ -187,11 +192,18 @@ class SessionStore(Protocol):
         ...
 
     async def save(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Store ``record`` for ``ttl`` seconds; return the payload to sign into the cookie."""
+        """Store ``record`` for ``ttl`` seconds; return the payload to sign into the cookie.
+
+        Return None, storing nothing, when ``record.existing`` is true and the
+        session is no longer stored: it was revoked, and must stay revoked.
+        """
         ...
 
     async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Mark ``record`` as used now (idle timeout); return the payload for the cookie."""
+        """Mark ``record`` as used now (idle timeout); return the payload for the cookie.
+
+        Return None when the session is no longer stored, as :meth:`save` does.
+        """
         ...
 
     async def delete(self, key: str) -> None:
@@ -286,9 +298,11 @@ class MemoryStore:
         return _decode_record(payload, entry[1])
 
     async def save(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Store the record for ``ttl`` seconds; the payload is its id."""
+        """Store the record for ``ttl`` seconds; the payload is its id (None if revoked)."""
         data = self._data
-        data.pop(record.key, None)  # re-insert: dict order is the eviction order
+        entry = data.pop(record.key, None)  # re-insert: dict order is the eviction order
+        if record.existing and (entry is None or entry[0] <= time.time()):
+            return None
         data[record.key] = (time.time() + ttl, _encode_record(record))
         if len(data) > self.max_sessions:
             self._sweep()
@@ -390,9 +404,12 @@ class RedisStore:
         return _decode_record(payload, raw)
 
     async def save(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Store the record for ``ttl`` seconds; the payload is its id."""
-        await self._redis.get().set(self.prefix + record.key, _encode_record(record), ex=ttl)
-        return record.key
+        """Store the record for ``ttl`` seconds; the payload is its id (None if revoked)."""
+        # XX: an existing session is only overwritten, never re-created after a revocation.
+        stored = await self._redis.get().set(
+            self.prefix + record.key, _encode_record(record), ex=ttl, xx=record.existing
+        )
+        return record.key if stored else None
 
     async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
         """Store the record again with its new access time and TTL."""

@@ -83,7 +83,12 @@ class DatabaseStore:
         return _decode_record(payload, row.data)
 
     async def save(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Insert or update the row for ``record``, valid for ``ttl`` seconds; return its id."""
+        """Insert or update the row for ``record``, valid for ``ttl`` seconds; return its id.
+
+        Returns:
+            The session id, or None when ``record.existing`` and the row is gone
+            (revoked meanwhile): it is not inserted again.
+        """
         user = record.data.get(SESSION_USER_KEY)
         values: dict[str, Any] = {
             "data": _encode_record(record).decode("utf-8"),
@@ -93,6 +98,9 @@ class DatabaseStore:
         rows = self._rows().filter(session_key=record.key)
         if await rows.update(**values):
             return record.key
+        if record.existing:
+            # MySQL counts only changed rows: an identical row is still there.
+            return record.key if await rows.exists() else None
         try:
             await self._rows().create(session_key=record.key, **values)
         except IntegrityError:

@@ -163,3 +163,25 @@ async def test_redis_store_round_trip_ttl_and_delete():
         assert await client.keys(prefix + "*") == []
     finally:
         await store.aclose()
+
+
+async def test_revoked_sessions_are_never_recreated_by_a_late_save():
+    await redis_available()
+    redis_store = RedisStore(REDIS_URL, prefix=f"covet-test:{uuid.uuid4().hex}:")
+    try:
+        for store in (MemoryStore(), redis_store):
+            now = time.time()
+            record = SessionRecord(generate_session_key(), {"user": 1}, now, now, existing=True)
+            # Loaded earlier by a request, deleted (logout elsewhere) before it saved.
+            assert await store.save(record, ttl=60) is None, store
+            assert await store.touch(record, ttl=60) is None, store
+            assert await store.load(record.key) is None, store
+            new = SessionRecord(record.key, {"user": 1}, now, now)
+            assert await store.save(new, ttl=60) == record.key, store
+            assert await store.save(record, ttl=60) == record.key, store
+            assert await store.touch(record, ttl=60) == record.key, store
+            loaded = await store.load(record.key)
+            assert loaded is not None and loaded.data == {"user": 1}, store
+            await store.delete(record.key)
+    finally:
+        await redis_store.aclose()

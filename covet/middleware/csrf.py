@@ -18,7 +18,15 @@ then pass, in order:
    itself is refused.
 
 A failure answers ``403``. Handlers decorated with :func:`csrf_exempt` and
-paths in ``exempt_paths`` are not checked.
+paths in ``exempt_paths`` are not checked, and their body is never read here.
+
+To find a form field, the middleware reads the body ahead within the route's
+limits (``max_body_size``, ``max_multipart_size``: beyond them ``413``) and
+hands it to the app unchanged. A multipart body is read only up to the end of
+the token field, so an upload placed after ``csrf_input()`` still streams to
+the handler; what is read ahead stays in memory up to ``spool_max_size`` and
+goes to an anonymous temporary file beyond it. Large uploads from JavaScript
+should send the ``X-CSRF-Token`` header, which needs no reading ahead at all.
 """
 
 from __future__ import annotations
@@ -27,11 +35,16 @@ import base64
 import binascii
 import hmac
 import secrets
+import tempfile
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from covet.datastructures import URL
+from python_multipart.exceptions import FormParserError, MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from covet.datastructures import URL, UploadFile
 from covet.exceptions import HTTPException, ImproperlyConfigured
+from covet.formparsers import parse_content_type
 from covet.middleware.sessions import _cookie_header
 from covet.requests import DEFAULT_LIMITS, HTTPConnection, Request, RequestLimits
 from covet.responses import PlainTextResponse
@@ -56,6 +69,10 @@ _ONE_YEAR = 365 * 24 * 60 * 60
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _GENERIC_FAILURE = "CSRF verification failed."
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# A token field longer than this cannot hold a token: keep no more of it.
+_MAX_TOKEN_FIELD = 256
+# The size of the messages that replay a body read ahead.
+_REPLAY_CHUNK = 65_536
 
 
 def csrf_exempt(func: F) -> F:
@@ -325,15 +342,30 @@ class CSRFMiddleware:
             scope, self._load_secret(scope, connection), self.field_name, self.header_name
         )
         scope[_SCOPE_KEY] = state
-        if scope["method"] not in self.safe_methods and not self._path_exempt(scope):
-            route = _find_route(scope)
-            if route is None or not getattr(route.endpoint, _EXEMPT_ATTRIBUTE, False):
-                limits = route.effective_limits if route is not None else self._app_limits(scope)
-                try:
-                    receive = await self._check(scope, receive, connection, state, limits)
-                except _Rejected as rejected:
-                    await self._reject(scope, receive, send, rejected)
-                    return
+        read_ahead: list[UploadFile] = []
+        try:
+            if scope["method"] not in self.safe_methods and not self._path_exempt(scope):
+                route = _find_route(scope)
+                if route is None or not getattr(route.endpoint, _EXEMPT_ATTRIBUTE, False):
+                    limits = (
+                        route.effective_limits if route is not None else self._app_limits(scope)
+                    )
+                    try:
+                        receive = await self._check(
+                            scope, receive, connection, state, limits, read_ahead
+                        )
+                    except _Rejected as rejected:
+                        await self._reject(scope, receive, send, rejected)
+                        return
+            await self._call_app(scope, receive, send, state)
+        finally:
+            for spool in read_ahead:
+                await spool.close()
+
+    async def _call_app(
+        self, scope: Scope, receive: Receive, send: Send, state: _CSRFState
+    ) -> None:
+        """Run the app, adding the CSRF cookie and ``Vary: Cookie`` to its response."""
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -383,8 +415,13 @@ class CSRFMiddleware:
         connection: HTTPConnection,
         state: _CSRFState,
         limits: RequestLimits,
+        read_ahead: list[UploadFile],
     ) -> Receive:
-        """Verify the request; return the receive callable the app must use."""
+        """Verify the request; return the receive callable the app must use.
+
+        A body read ahead to find the token is appended to ``read_ahead``; the
+        caller closes it once the app is done.
+        """
         self._check_origin(scope, connection)
         secret = state.secret
         if secret is None:
@@ -395,7 +432,9 @@ class CSRFMiddleware:
             )
         token = connection.headers.get(self.header_name)
         if token is None:
-            token, receive = await self._token_from_form(scope, receive, connection, limits)
+            token, receive = await self._token_from_form(
+                scope, receive, connection, limits, read_ahead
+            )
         if token is None:
             raise _Rejected(
                 f"CSRF token missing: send it in the {self.header_name!r} header or the "
@@ -440,18 +479,21 @@ class CSRFMiddleware:
             )
 
     async def _token_from_form(
-        self, scope: Scope, receive: Receive, connection: HTTPConnection, limits: RequestLimits
+        self,
+        scope: Scope,
+        receive: Receive,
+        connection: HTTPConnection,
+        limits: RequestLimits,
+        read_ahead: list[UploadFile],
     ) -> tuple[str | None, Receive]:
-        """Read the token from a form body, and return a receive that replays the body."""
-        content_type = (connection.headers.get("content-type") or "").split(";")[0].strip().lower()
+        """Read the token from a form body; return it and a receive that replays the body."""
+        header = connection.headers.get("content-type") or ""
+        content_type = header.split(";")[0].strip().lower()
+        if content_type == "multipart/form-data":
+            return await self._token_from_multipart(header, receive, connection, limits, read_ahead)
         if content_type not in _FORM_TYPES:
             return None, receive
-        limit = (
-            limits.max_multipart_size
-            if content_type == "multipart/form-data"
-            else limits.max_body_size
-        )
-        body, trailing = await _buffer_body(connection, receive, limit)
+        body, trailing = await _buffer_body(connection, receive, limits.max_body_size)
         parse_scope = dict(scope)
         parse_scope["covet.limits"] = limits
         request = Request(parse_scope, _replay(body, None))
@@ -465,14 +507,160 @@ class CSRFMiddleware:
             await form.close()
         return (value if isinstance(value, str) else None), _replay(body, receive, trailing)
 
+    async def _token_from_multipart(
+        self,
+        header: str,
+        receive: Receive,
+        connection: HTTPConnection,
+        limits: RequestLimits,
+        read_ahead: list[UploadFile],
+    ) -> tuple[str | None, Receive]:
+        """Read a multipart body up to the end of the token field, spooling what was read.
+
+        The rest of the body is not read here: the app receives the spooled
+        part again, then the remaining messages straight from the client.
+        """
+        boundary = parse_content_type(header)[1].get("boundary", "")
+        if not boundary:
+            raise _Rejected(
+                "Multipart Content-Type has no boundary parameter. Add boundary=... to it.", 400
+            )
+        if len(boundary) > limits.max_boundary_length:
+            raise _Rejected(
+                f"Multipart boundary is {len(boundary)} bytes long; the limit is "
+                f"{limits.max_boundary_length}. Use a shorter boundary (RFC 2046 allows 70).",
+                400,
+            )
+        limit = limits.max_multipart_size
+        _check_content_length(connection, limit)
+        finder = _TokenFinder(boundary, self.field_name, limits)
+        spool = UploadFile(
+            tempfile.SpooledTemporaryFile(max_size=limits.spool_max_size),  # type: ignore[arg-type]  # noqa: SIM115 - closed by the caller
+            size=0,
+        )
+        read_ahead.append(spool)
+        trailing: list[Message] = []
+        more_body = True
+        while more_body and not finder.found:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                trailing.append(message)
+                more_body = False
+                break
+            if message["type"] != "http.request":
+                continue
+            chunk: bytes = message.get("body", b"")
+            assert spool.size is not None  # noqa: S101 - created with size=0
+            if spool.size + len(chunk) > limit:
+                raise _Rejected(_too_large(limit), 413)
+            await spool.write(chunk)
+            finder.feed(chunk)
+            more_body = bool(message.get("more_body", False))
+        await spool.seek(0)
+        return finder.token, _replay_spooled(spool, not more_body, trailing, receive)
+
+
+class _TokenFinder:
+    """Watch a multipart body for the token field, keeping nothing else.
+
+    Part headers are bounded by the route's limits (python-multipart enforces
+    them) and the token field by :data:`_MAX_TOKEN_FIELD`; file data is skipped.
+    """
+
+    def __init__(self, boundary: str, field_name: str, limits: RequestLimits) -> None:
+        self.field_name = field_name.encode("utf-8")
+        self.limits = limits
+        self.found = False
+        self.token: str | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._name = bytearray()
+        self._value = bytearray()
+        self._in_token = False
+        self._data = bytearray()
+        try:
+            self._parser = MultipartParser(
+                boundary.encode("latin-1"),
+                {
+                    "on_part_begin": self._on_part_begin,
+                    "on_header_begin": self._on_header_begin,
+                    "on_header_field": self._on_header_field,
+                    "on_header_value": self._on_header_value,
+                    "on_header_end": self._on_header_end,
+                    "on_headers_finished": self._on_headers_finished,
+                    "on_part_data": self._on_part_data,
+                    "on_part_end": self._on_part_end,
+                },
+                max_header_count=limits.max_part_headers,
+                max_header_size=limits.max_part_header_size,
+            )
+        except (FormParserError, UnicodeEncodeError) as exc:
+            raise _Rejected(f"Invalid multipart boundary {boundary!r}: {exc}.", 400) from None
+
+    def _on_part_begin(self) -> None:
+        self._headers = []
+        self._in_token = False
+        self._data.clear()
+
+    def _on_header_begin(self) -> None:
+        self._name.clear()
+        self._value.clear()
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._name.extend(data[start:end])
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value.extend(data[start:end])
+
+    def _on_header_end(self) -> None:
+        self._headers.append((bytes(self._name).lower(), bytes(self._value)))
+
+    def _on_headers_finished(self) -> None:
+        disposition = next((v for k, v in self._headers if k == b"content-disposition"), b"")
+        options = parse_options_header(disposition)[1]
+        self._in_token = options.get(b"name") == self.field_name and b"filename" not in options
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_token and len(self._data) <= _MAX_TOKEN_FIELD:
+            self._data.extend(data[start : min(end, start + _MAX_TOKEN_FIELD + 1)])
+
+    def _on_part_end(self) -> None:
+        if not self._in_token or self.found:
+            return
+        self.found = True
+        raw = bytes(self._data)
+        # Too long or not ASCII: no token, and it then fails as malformed.
+        self.token = raw.decode("ascii") if len(raw) <= _MAX_TOKEN_FIELD and raw.isascii() else ""
+
+    def feed(self, chunk: bytes) -> None:
+        """Parse the next chunk of the body.
+
+        Raises:
+            _Rejected: 413 for oversized part headers, 400 for a malformed body.
+        """
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as exc:
+            if "Maximum header" in str(exc):
+                raise _Rejected(
+                    f"A multipart part has more than {self.limits.max_part_headers} headers or "
+                    f"a header longer than {self.limits.max_part_header_size} bytes.",
+                    413,
+                ) from None
+            raise _Rejected(f"Malformed multipart body: {exc}.", 400) from None
+
+
+def _check_content_length(connection: HTTPConnection, limit: int) -> None:
+    """Refuse a body whose declared length is over ``limit`` before reading any of it."""
+    length = connection.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length.strip()[:20]) > limit:
+        raise _Rejected(_too_large(limit), 413)
+
 
 async def _buffer_body(
     connection: HTTPConnection, receive: Receive, limit: int
 ) -> tuple[bytes, list[Message]]:
     """Read the whole body (at most ``limit`` bytes); return it and any non-body messages."""
-    length = connection.headers.get("content-length")
-    if length is not None and length.strip().isdigit() and int(length.strip()[:20]) > limit:
-        raise _Rejected(_too_large(limit), 413)
+    _check_content_length(connection, limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -506,6 +694,37 @@ def _replay(body: bytes, receive: Receive | None, trailing: list[Message] | None
             return pending.pop(0)
         if receive is None:
             return {"type": "http.disconnect"}
+        return await receive()
+
+    return replay
+
+
+def _replay_spooled(
+    spool: UploadFile, complete: bool, trailing: list[Message], receive: Receive
+) -> Receive:
+    """Return a receive callable giving the spooled body, then ``receive``'s messages.
+
+    Args:
+        spool: The body read so far, rewound.
+        complete: Whether the spool holds the whole body.
+        trailing: Messages read after the body (a disconnect).
+        receive: The client's receive callable, for the rest of the body.
+    """
+    remaining = spool.size or 0
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal remaining, replayed
+        if not replayed:
+            chunk = await spool.read(min(remaining, _REPLAY_CHUNK))
+            remaining -= len(chunk)
+            if remaining <= 0 or not chunk:
+                replayed = True
+                await spool.close()
+                return {"type": "http.request", "body": chunk, "more_body": not complete}
+            return {"type": "http.request", "body": chunk, "more_body": True}
+        if trailing:
+            return trailing.pop(0)
         return await receive()
 
     return replay

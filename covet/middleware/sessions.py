@@ -258,6 +258,9 @@ class SessionMiddleware:
         ``max_age=0`` deletes the cookie.
         """
         store = self.store
+        # Loaded from the store under this id: the store must not re-create it if it
+        # was revoked while this request ran (a logout in another tab).
+        existing = payload is not None and not session.retired_keys
         for key in session.retired_keys:
             await store.delete(key)
         session.retired_keys.clear()
@@ -274,7 +277,9 @@ class SessionMiddleware:
             return "", 0
         max_age = math.ceil(remaining)
         ttl = max_age if self.idle_timeout is None else min(max_age, self.idle_timeout)
-        record = SessionRecord(session.session_key, dict(session), session.created, now)
+        record = SessionRecord(
+            session.session_key, dict(session), session.created, now, existing=existing
+        )
         if session.modified or session.is_new or payload is None:
             new_payload = await store.save(record, ttl=ttl)
         elif self.idle_timeout is not None:
@@ -282,6 +287,8 @@ class SessionMiddleware:
         else:
             return None
         session.modified = False
+        if new_payload is None:
+            return "", 0  # revoked while this request ran: it stays revoked
         if new_payload == payload:
             return None  # a server-side id that did not change: the cookie stays valid
         value = self._serializer.dumps(new_payload)

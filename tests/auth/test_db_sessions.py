@@ -98,3 +98,21 @@ async def test_login_flow_on_database_sessions():
         await other.post("/login", json={"email": "ann@example.com", "password": PASSWORD})
         await other.post("/logout")
         assert await DatabaseSession.objects.filter(user_id=str(user.pk)).count() == 0
+
+
+async def test_a_revoked_row_is_not_recreated_by_a_late_save():
+    store = DatabaseStore()
+    record = _record({"_auth_user_id": 7})
+    assert await store.save(record, ttl=60) == record.key
+    loaded = await store.load(record.key)
+    assert loaded is not None
+    loaded.existing = True
+    assert await store.save(loaded, ttl=60) == record.key
+    assert await store.save(loaded, ttl=60) == record.key  # identical values (MySQL: 0 rows)
+    assert await store.delete_for_user(7) == 1
+    # A request that loaded the session before the revocation saves afterwards.
+    loaded.data["late"] = True
+    assert await store.save(loaded, ttl=60) is None
+    assert await store.touch(loaded, ttl=60) is None
+    assert await store.load(record.key) is None
+    assert await DatabaseSession.objects.count() == 0

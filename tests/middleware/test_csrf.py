@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -271,3 +272,235 @@ def test_helpers_without_middleware_name_it():
 def test_invalid_options_are_refused(options):
     with pytest.raises((ImproperlyConfigured, ValueError)):
         CSRFMiddleware(noop_app, **options)
+
+
+# --- Reading the token from a body: limits, streaming, hostile input -------------------------
+
+SECRET = bytes(range(32))
+BOUNDARY = "covet-test-boundary"
+
+
+def multipart_part(name: str, value: bytes, *, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    return f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+
+
+def multipart_end() -> bytes:
+    return f"--{BOUNDARY}--\r\n".encode()
+
+
+def token_part(value: bytes) -> bytes:
+    return multipart_part("csrf_token", value) + multipart_end()
+
+
+class Wire:
+    """Feed an ASGI app a body in chunks, recording how many chunks it has pulled."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.pulled = 0
+
+    async def receive(self):
+        if self.pulled < len(self.chunks):
+            self.pulled += 1
+            more = self.pulled < len(self.chunks)
+            return {"type": "http.request", "body": self.chunks[self.pulled - 1], "more_body": more}
+        return {"type": "http.disconnect"}
+
+
+async def post_raw(app, path: str, chunks: list[bytes], *, content_type: str, extra=()):
+    wire = Wire(chunks)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    from covet.middleware.csrf import _mask
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", content_type.encode()),
+            (b"cookie", f"csrftoken={_mask(SECRET)}".encode()),
+            *extra,
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, wire.receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, body, wire
+
+
+def streaming_app(**limits: int) -> tuple[Any, dict[str, int]]:
+    app = Covet(debug=True, allowed_hosts=["testserver"])
+    seen: dict[str, int] = {}
+
+    async def count(request, wire_key: str) -> int:
+        total = 0
+        async for chunk in request.stream():
+            if wire_key not in seen:
+                seen[wire_key] = request.scope["test.wire"].pulled
+            total += len(chunk)
+        return total
+
+    @app.post("/stream", limits=RequestLimits(**limits) if limits else None)
+    async def stream(request):
+        return {"size": await count(request, "stream")}
+
+    @app.post("/hook")
+    @csrf_exempt
+    async def hook(request):
+        return {"size": await count(request, "hook")}
+
+    @app.post("/form", limits=RequestLimits(**limits) if limits else None)
+    async def form(request):
+        data = await request.form()
+        upload = data["file"]
+        return {"sha": __import__("hashlib").sha256(await upload.read()).hexdigest()}
+
+    app.add_middleware(CSRFMiddleware)
+
+    async def outer(scope, receive, send):
+        scope["test.wire"] = receive.__self__
+        await app(scope, receive, send)
+
+    return outer, seen
+
+
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+async def test_multipart_is_read_only_up_to_the_token_field():
+    from covet.middleware.csrf import _mask
+
+    app, seen = streaming_app()
+    head = multipart_part("csrf_token", _mask(SECRET).encode())
+    file_head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+    chunks = [head + file_head.encode(), *([b"x" * 4096] * 40), b"\r\n" + multipart_end()]
+    status, body, wire = await post_raw(app, "/stream", chunks, content_type=MULTIPART)
+    assert status == 200, body
+    assert body == b'{"size":%d}' % sum(map(len, chunks))
+    # The middleware stopped after the chunk holding the token: the upload streamed on.
+    assert seen["stream"] == 1
+    assert wire.pulled == len(chunks)
+
+
+async def test_exempt_route_body_is_never_read_ahead():
+    app, seen = streaming_app()
+    chunks = [b"a" * 1000] * 30
+    status, body, _ = await post_raw(app, "/hook", chunks, content_type=MULTIPART)
+    assert status == 200 and body == b'{"size":30000}'
+    assert seen["hook"] == 1
+
+
+async def test_token_after_a_large_file_is_spooled_to_disk_and_checked(monkeypatch):
+    import hashlib
+    import tempfile
+
+    from covet.middleware.csrf import _mask
+
+    spools: list[tempfile.SpooledTemporaryFile[bytes]] = []
+
+    class RecordingSpool(tempfile.SpooledTemporaryFile[bytes]):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            spools.append(self)
+
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", RecordingSpool)
+    app, _ = streaming_app(spool_max_size=1024)
+    payload = bytes(range(256)) * 200
+    token = _mask(SECRET).encode()
+    body = (
+        multipart_part("file", payload, filename="blob.bin")
+        + multipart_part("csrf_token", token)
+        + multipart_end()
+    )
+    chunks = [body[i : i + 3000] for i in range(0, len(body), 3000)]
+    status, answer, _ = await post_raw(app, "/form", chunks, content_type=MULTIPART)
+    assert status == 200, answer
+    assert answer == b'{"sha":"%s"}' % hashlib.sha256(payload).hexdigest().encode()
+    # What the middleware read ahead went to disk past spool_max_size, and was closed.
+    assert spools and getattr(spools[0], "_rolled", False) and spools[0].closed
+
+    wrong = body.replace(token, _mask(bytes(32)).encode())
+    assert wrong != body
+    status, answer, _ = await post_raw(app, "/form", [wrong], content_type=MULTIPART)
+    assert status == 403 and b"incorrect" in answer
+
+
+async def test_multipart_read_ahead_respects_the_size_limit():
+    app, _ = streaming_app(max_multipart_size=10_000)
+    chunks = [multipart_part("file", b"", filename="a")[:-2]] + [b"x" * 4096] * 5
+    status, body, wire = await post_raw(app, "/stream", chunks, content_type=MULTIPART)
+    assert status == 413 and b"10000-byte limit" in body
+    assert wire.pulled < len(chunks)
+    declared = [(b"content-length", b"99999999999")]
+    status, body, wire = await post_raw(
+        app, "/stream", [b"x"], content_type=MULTIPART, extra=declared
+    )
+    assert status == 413 and wire.pulled == 0
+
+
+@pytest.mark.parametrize(
+    ("content_type", "chunks", "status", "reason"),
+    [
+        ("multipart/form-data", [b"x"], 400, b"no boundary"),
+        ("multipart/form-data; boundary=" + "b" * 300, [b"x"], 400, b"boundary is 300"),
+        (MULTIPART, [b"garbage without a boundary"], 400, b"Malformed multipart"),
+        (
+            MULTIPART,
+            [f"--{BOUNDARY}\r\n".encode() + b"X-Pad: " + b"p" * 9000 + b"\r\n"],
+            413,
+            b"headers",
+        ),
+        (
+            MULTIPART,
+            [token_part(b"t" * 10_000)],
+            403,
+            b"format",
+        ),
+        (
+            MULTIPART,
+            [token_part("é".encode() * 43)],
+            403,
+            b"format",
+        ),
+        (MULTIPART, [multipart_part("csrf_token", b"x", filename="t")], 403, b"missing"),
+        (MULTIPART, [multipart_part("other", b"x")[:20]], 403, b"missing"),
+    ],
+)
+async def test_hostile_multipart_bodies_get_a_4xx(content_type, chunks, status, reason):
+    app, _ = streaming_app()
+    got, body, _ = await post_raw(app, "/stream", chunks, content_type=content_type)
+    assert got == status, body
+    assert reason in body
+
+
+def test_scheme_comes_from_the_server_scope_not_from_forwarded_headers():
+    # uvicorn applies X-Forwarded-Proto from trusted proxies only (--forwarded-allow-ips);
+    # the middleware reads the resulting scope["scheme"], never the header itself.
+    secure = TestClient(make_app(debug=True), base_url="https://testserver")
+    token = token_for(secure)
+    spoofed = {"X-CSRF-Token": token, "X-Forwarded-Proto": "http"}
+    response = secure.post("/json", json={}, headers=spoofed)
+    assert response.status_code == 403 and "no Referer" in response.text
+    plain = TestClient(make_app(debug=True))
+    token = token_for(plain)
+    headers = {"X-CSRF-Token": token, "X-Forwarded-Proto": "https"}
+    assert plain.post("/json", json={}, headers=headers).status_code == 200
+    # The own origin follows the scope's scheme: an https Origin on plain HTTP is foreign.
+    foreign = plain.post("/json", json={}, headers={**headers, "Origin": "https://testserver"})
+    assert foreign.status_code == 403 and "Origin checking failed" in foreign.text

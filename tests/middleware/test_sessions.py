@@ -285,3 +285,52 @@ def test_redis_store_through_the_middleware():
 
     asyncio.run(leftovers())
     assert isinstance(SessionRecord, type)
+
+
+async def test_a_request_in_flight_cannot_revive_a_session_logged_out_meanwhile():
+    import asyncio
+
+    import httpx
+
+    store = MemoryStore()
+    app = Covet(allowed_hosts=["testserver"])
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    @app.get("/login")
+    async def login(request):
+        request.session["user"] = 1
+        return "in"
+
+    @app.get("/slow")
+    async def slow(request):
+        entered.set()
+        await release.wait()
+        request.session["late"] = True  # saved after the logout below
+        return "slow"
+
+    @app.get("/logout")
+    async def logout(request):
+        request.session.flush()
+        return "out"
+
+    @app.get("/whoami")
+    async def whoami(request):
+        return {"user": request.session.get("user")}
+
+    app.add_middleware(SessionMiddleware, secret_key="secret", store=store, idle_timeout=600)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        cookie = (await client.get("/login")).cookies["session"]
+        client.cookies.clear()
+        headers = {"Cookie": f"session={cookie}"}
+        in_flight = asyncio.create_task(client.get("/slow", headers=headers))
+        await entered.wait()
+        assert (await client.get("/logout", headers=headers)).text == "out"
+        client.cookies.clear()
+        release.set()
+        late = await in_flight
+        client.cookies.clear()
+        assert late.text == "slow"
+        assert "Max-Age=0" in late.headers["set-cookie"]  # the revoked session stays revoked
+        assert (await client.get("/whoami", headers=headers)).json() == {"user": None}
+        assert len(store) == 0
