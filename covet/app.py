@@ -111,6 +111,12 @@ class Covet(_RouteDecorators):
             :class:`~covet.requests.RequestLimits`) for every route.
         redirect_slashes: Redirect ``/x`` to ``/x/`` (or back) with a 307
             when only the other spelling has a route.
+        websocket_origins: Extra origins (``["https://app.example.com"]``, or
+            ``["*"]`` for any) allowed to open websockets. A browser handshake
+            whose ``Origin`` is neither one of these, nor on the ``Host`` of
+            the request, nor on a host of ``allowed_hosts`` is refused (403),
+            so other sites cannot use a visitor's cookies on your websockets.
+            Handshakes without ``Origin`` (non-browser clients) are accepted.
 
     Raises:
         ImproperlyConfigured: For invalid routes, handlers or host patterns.
@@ -129,6 +135,7 @@ class Covet(_RouteDecorators):
         allowed_hosts: Iterable[str] | None = None,
         limits: RequestLimits | None = None,
         redirect_slashes: bool = True,
+        websocket_origins: Iterable[str] | None = None,
     ) -> None:
         self.debug = debug
         self.state = State()
@@ -144,6 +151,7 @@ class Covet(_RouteDecorators):
         self._stack: ASGIApp | None = None
         self.allowed_hosts = None if allowed_hosts is None else HostPatterns(allowed_hosts)
         self._host_cache: dict[bytes | None, bool] = {}
+        self.websocket_origins = _check_origins(websocket_origins or ())
         for item in middleware or ():
             if not isinstance(item, Middleware):
                 raise ImproperlyConfigured(
@@ -363,7 +371,37 @@ class Covet(_RouteDecorators):
         if not verdict:
             await _reject_host(scope, send)
             return
+        if kind == "websocket" and not self._origin_allowed(scope, host):
+            # Closing before accept makes the server refuse the handshake (403).
+            await send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
+            return
         await stack(scope, receive, send)
+
+    def _origin_allowed(self, scope: Scope, host: bytes | None) -> bool:
+        """Decide whether a websocket handshake's ``Origin`` may connect (CSWSH defence)."""
+        origin: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin = value
+                break
+        if origin is None:
+            return True  # not a browser: there are no ambient cookies to abuse
+        allowed = self.websocket_origins
+        text = origin.decode("latin-1").strip().lower()
+        if "*" in allowed or text in allowed:
+            return True
+        scheme, separator, authority = text.partition("://")
+        if not separator or scheme not in ("http", "https"):
+            return False  # "null" (sandboxed frames, file://) and anything unparsable
+        parsed = split_host(authority)
+        if parsed is None:
+            return False
+        origin_host = parsed[0]
+        if host is not None:
+            own = split_host(host.decode("latin-1"))
+            if own is not None and own[0] == origin_host:
+                return True  # same host as the request
+        return self.allowed_hosts is not None and self.allowed_hosts.match(origin_host)
 
     async def _lifespan_protocol(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run startup, wait for shutdown, run shutdown (ASGI lifespan protocol)."""
@@ -413,6 +451,27 @@ class Covet(_RouteDecorators):
             server_state.update(yielded)
         else:
             self._lifespan_state = dict(yielded)
+
+
+def _check_origins(origins: Iterable[str]) -> frozenset[str]:
+    """Validate and normalise ``websocket_origins`` to lowercase ``scheme://host[:port]``."""
+    if isinstance(origins, str):
+        raise ImproperlyConfigured(
+            f"websocket_origins={origins!r} is a string. Pass a list: [{origins!r}]."
+        )
+    result: set[str] = set()
+    for origin in origins:
+        value = str(origin).strip().lower()
+        scheme, separator, authority = value.partition("://")
+        if value != "*" and (
+            not separator or scheme not in ("http", "https") or split_host(authority) is None
+        ):
+            raise ImproperlyConfigured(
+                f"websocket_origins entry {origin!r} is not an origin. Write it as "
+                "'https://app.example.com' (scheme and host, no path), or '*' for any."
+            )
+        result.add(value)
+    return frozenset(result)
 
 
 async def _run_hook(hook: Callable[[], Any]) -> None:

@@ -320,6 +320,7 @@ class Request(HTTPConnection):
 
     _body: bytes | None = None
     _consumed = False
+    _complete = False
     _disconnected = False
     _pending: Message | None = None
     _form: FormData | None = None
@@ -361,7 +362,9 @@ class Request(HTTPConnection):
             )
         digits = number.lstrip(b"0")
         if len(digits) > 19 or int(number) > limit:  # never int() a 1000-digit header
-            raise _too_large(limit, setting, int(digits) if len(digits) <= 19 else None)
+            raise self._refuse_body(
+                _too_large(limit, setting, int(digits) if len(digits) <= 19 else None)
+            )
 
     async def _next_chunk(self) -> tuple[bytes, bool]:
         """Return the next body chunk and whether more follow."""
@@ -373,11 +376,30 @@ class Request(HTTPConnection):
         while True:
             kind = message["type"]
             if kind == "http.request":
-                return message.get("body", b""), message.get("more_body", False)
+                more: bool = message.get("more_body", False)
+                if not more:
+                    self._complete = True
+                return message.get("body", b""), more
             if kind == "http.disconnect":
                 self._disconnected = True
                 raise ClientDisconnect("The client disconnected while sending the request body.")
             message = await self._receive()
+
+    def _refuse_body(self, exc: HTTPException) -> HTTPException:
+        """Make the error response close an HTTP/1 connection whose body is left unread.
+
+        Otherwise the server keeps the connection alive and reads (and throws
+        away) the rest of the body, which may be gigabytes or, chunked, endless.
+        ``Connection: close`` makes uvicorn close the connection after the
+        response instead. HTTP/2 and HTTP/3 forbid the header and can reset a
+        single stream, so it is only added for HTTP/1.x.
+        """
+        if not self._complete and self.scope.get("http_version", "1.1") in ("1.0", "1.1"):
+            headers = exc.headers if exc.headers is not None else {}
+            if not any(name.lower() == "connection" for name in headers):
+                headers["Connection"] = "close"
+            exc.headers = headers
+        return exc
 
     def _start_reading(self, limit: int, setting: str) -> None:
         if self._consumed:
@@ -401,7 +423,7 @@ class Request(HTTPConnection):
             if chunk:
                 received += len(chunk)
                 if received > limit:
-                    raise _too_large(limit, setting)
+                    raise self._refuse_body(_too_large(limit, setting))
                 yield chunk
 
     async def _read(self, limit: int, setting: str) -> bytes:
@@ -411,14 +433,14 @@ class Request(HTTPConnection):
         chunk, more = await self._next_chunk()
         received = len(chunk)
         if received > limit:
-            raise _too_large(limit, setting)
+            raise self._refuse_body(_too_large(limit, setting))
         if more:
             chunks = [chunk]
             while more:
                 chunk, more = await self._next_chunk()
                 received += len(chunk)
                 if received > limit:
-                    raise _too_large(limit, setting)
+                    raise self._refuse_body(_too_large(limit, setting))
                 chunks.append(chunk)
             chunk = b"".join(chunks)
         self._body = chunk
@@ -509,19 +531,26 @@ class Request(HTTPConnection):
                 raise _unsupported_form(content_type)
             return FormData()
         media_type, options = parse_content_type(content_type)
-        charset = check_charset(options.get("charset", "utf-8"))
-        if media_type == "application/x-www-form-urlencoded":
-            return await parse_urlencoded(
-                self._chunks(limits.max_body_size, "max_body_size"), charset=charset, limits=limits
-            )
-        if media_type == "multipart/form-data":
-            return await parse_multipart(
-                self._chunks(limits.max_multipart_size, "max_multipart_size"),
-                boundary=options.get("boundary", ""),
-                charset=charset,
-                limits=limits,
-            )
-        raise _unsupported_form(content_type)
+        try:
+            charset = check_charset(options.get("charset", "utf-8"))
+            if media_type == "application/x-www-form-urlencoded":
+                return await parse_urlencoded(
+                    self._chunks(limits.max_body_size, "max_body_size"),
+                    charset=charset,
+                    limits=limits,
+                )
+            if media_type == "multipart/form-data":
+                return await parse_multipart(
+                    self._chunks(limits.max_multipart_size, "max_multipart_size"),
+                    boundary=options.get("boundary", ""),
+                    charset=charset,
+                    limits=limits,
+                )
+            raise _unsupported_form(content_type)
+        except HTTPException as exc:
+            # A form refused part-way (too many fields, a malformed part) leaves body unread.
+            self._refuse_body(exc)
+            raise
 
     async def close(self) -> None:
         """Release what the request holds: close the form's uploaded files."""

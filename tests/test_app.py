@@ -567,3 +567,72 @@ async def test_client_disconnect_while_reading_body_sends_nothing():
 
     await app(scope, receive, send)
     assert sent == []
+
+
+def _origin_verdict(app: Covet, origin: str | None, host: str = "testserver") -> int | str:
+    """Open a websocket on ``app`` with ``Origin``; return the message or the close code."""
+    headers = {"host": host}
+    if origin is not None:
+        headers["origin"] = origin
+    try:
+        with TestClient(app) as client, client.websocket_connect("/ws", headers=headers) as ws:
+            return ws.receive_text()
+    except WebSocketDisconnect as exc:
+        return exc.code
+
+
+def _websocket_app(**options: Any) -> Covet:
+    app = Covet(debug=True, **options)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("connected")
+        await websocket.close()
+
+    return app
+
+
+def test_websocket_from_another_site_is_refused():
+    # Cross-site websocket hijacking: a page on evil.example opens a websocket to us and
+    # the browser attaches our cookies. Only the Origin header tells the two apart.
+    app = _websocket_app()
+    assert _origin_verdict(app, "https://evil.example") == 1008
+    assert _origin_verdict(app, "https://testserver.evil.example") == 1008
+    assert _origin_verdict(app, "null") == 1008  # sandboxed iframes, file:// pages
+    assert _origin_verdict(app, "not an origin") == 1008
+    assert _origin_verdict(app, "ftp://testserver") == 1008
+    # The same host (any scheme or port: TLS may end at a proxy) and non-browsers connect.
+    assert _origin_verdict(app, "http://testserver") == "connected"
+    assert _origin_verdict(app, "https://TESTSERVER:8443") == "connected"
+    assert _origin_verdict(app, None) == "connected"
+    # Plain HTTP requests are not affected by the Origin check.
+    with TestClient(app) as client:
+        assert client.get("/nothing", headers={"origin": "https://evil.example"}).status_code == 404
+
+
+def test_websocket_origins_from_allowed_hosts_and_the_option():
+    app = _websocket_app(allowed_hosts=["api.example.com", "*.example.com"])
+    assert _origin_verdict(app, "https://www.example.com", host="api.example.com") == "connected"
+    assert _origin_verdict(app, "https://evil.example", host="api.example.com") == 1008
+    app = _websocket_app(websocket_origins=["https://app.example.net", "HTTP://Other.example:8080"])
+    assert _origin_verdict(app, "https://app.example.net") == "connected"
+    assert _origin_verdict(app, "http://other.example:8080") == "connected"
+    assert _origin_verdict(app, "http://app.example.net") == 1008  # another scheme: other origin
+    assert _origin_verdict(app, "http://other.example:8081") == 1008
+    app = _websocket_app(websocket_origins=["*"])
+    assert _origin_verdict(app, "https://anyone.example") == "connected"
+
+
+@pytest.mark.parametrize(
+    ("origins", "message"),
+    [
+        ("https://app.example.com", "is a string"),
+        (["app.example.com"], "is not an origin"),
+        (["https://app.example.com/path"], "is not an origin"),
+        (["ws://app.example.com"], "is not an origin"),
+    ],
+)
+def test_websocket_origins_validation(origins: Any, message: str):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        Covet(websocket_origins=origins)

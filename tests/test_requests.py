@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -779,3 +779,91 @@ def test_limits_per_app_and_per_route_through_covet_app() -> None:
         assert response.status_code == 400
         assert "line 1, column 7" in response.text
         assert client.post("/echo", json={"a": [1]}).json() == {"a": [1]}
+
+
+# --- refusing a body closes the HTTP/1 connection ---------------------------------------------
+
+
+async def _serve_app_raw(
+    chunks: Iterable[bytes],
+    *,
+    path: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    http_version: str = "1.1",
+) -> tuple[int, dict[bytes, bytes], Receiver]:
+    """Send one request through a Covet app; return (status, response headers, receiver)."""
+    from covet import Covet
+
+    app = Covet(debug=True, limits=RequestLimits(max_body_size=10, max_fields=2))
+
+    @app.post("/body")
+    async def body(request: Request) -> int:
+        return len(await request.body())
+
+    @app.post("/stream")
+    async def stream(request: Request) -> int:
+        return sum([len(chunk) async for chunk in request.stream()])
+
+    @app.post("/json")
+    async def json_(request: Request) -> Any:
+        return await request.json()
+
+    @app.post("/form")
+    async def form(request: Request) -> int:
+        return len(await request.form())
+
+    receiver = Receiver(chunks)
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = make_scope(path=path, headers=headers, http_version=http_version)
+    await app(scope, receiver, send)
+    start = sent[0]
+    return start["status"], dict(start["headers"]), receiver
+
+
+async def test_refused_body_closes_the_http1_connection() -> None:
+    # Refused from Content-Length: nothing was read, so the server must not keep the
+    # connection alive and swallow the announced 10 GiB.
+    status, headers, receiver = await _serve_app_raw(
+        [b"x"], path="/body", headers=[(b"content-length", b"10737418240")]
+    )
+    assert (status, headers.get(b"connection"), receiver.calls) == (413, b"close", 0)
+    # Counted while streaming (chunked): stopped part-way, the rest is unread.
+    for path in ("/body", "/stream"):
+        status, headers, receiver = await _serve_app_raw([b"123456", b"789abc", b"more"], path=path)
+        assert (status, headers.get(b"connection"), receiver.calls) == (413, b"close", 2)
+    # A form refused part-way: too many fields, and a malformed multipart body.
+    urlencoded = [(b"content-type", b"application/x-www-form-urlencoded")]
+    status, headers, _ = await _serve_app_raw(
+        [b"a=1&b=2&", b"c=3", b""], path="/form", headers=urlencoded
+    )
+    assert (status, headers.get(b"connection")) == (413, b"close")
+    multipart = [(b"content-type", b"multipart/form-data; boundary=xyz")]
+    status, headers, _ = await _serve_app_raw(
+        [b"garbage", b"more"], path="/form", headers=multipart
+    )
+    assert (status, headers.get(b"connection")) == (400, b"close")
+
+
+async def test_error_after_the_whole_body_keeps_the_connection() -> None:
+    # Malformed JSON is found after the body was read in full: keep-alive is fine.
+    status, headers, _ = await _serve_app_raw([b"{", b"bad"], path="/json")
+    assert status == 400
+    assert b"connection" not in headers
+    # Too many fields found in the last chunk: the body is complete, nothing to drain.
+    urlencoded = [(b"content-type", b"application/x-www-form-urlencoded")]
+    status, headers, _ = await _serve_app_raw([b"a=1&b=2&c=3"], path="/form", headers=urlencoded)
+    assert status == 413
+    assert b"connection" not in headers
+
+
+async def test_refused_body_adds_no_connection_header_on_http2() -> None:
+    # RFC 9113 section 8.2.2: connection-specific header fields are malformed in HTTP/2.
+    status, headers, _ = await _serve_app_raw(
+        [b"x"], path="/body", headers=[(b"content-length", b"100")], http_version="2"
+    )
+    assert status == 413
+    assert b"connection" not in headers
