@@ -1216,7 +1216,7 @@ class Router(_RouteDecorators):
             alternative = path[:-1] if path.endswith("/") else path + "/"
             location = quote(target, safe=_SAFE_PATH)
             # "//evil.example" is a scheme-relative URL: never redirect there.
-            if not location.startswith("//") and self._matches(index, alternative):
+            if not location.startswith("//") and self._serves(index, alternative, scope["method"]):
                 query: bytes = scope.get("query_string", b"")
                 if query:
                     location += "?" + query.decode("latin-1")
@@ -1224,8 +1224,10 @@ class Router(_RouteDecorators):
                 return
         await self._error(scope, receive, send, 404, None)
 
-    def _matches(self, index: _Index, path: str) -> bool:
-        return any(entry.pattern.regex.fullmatch(path) for entry in index.candidates(path))
+    def _serves(self, index: _Index, path: str, method: str) -> bool:
+        # Redirect only where the other spelling would really be served: its
+        # converters accept the values and it answers this method.
+        return self._resolve(index, path, method)[1] is not None
 
     @staticmethod
     async def _error(

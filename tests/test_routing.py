@@ -812,3 +812,27 @@ def test_resolve_follows_mounts_without_dispatching() -> None:
     assert app.router.resolve(scope("/api/items/3", method="GET")) is None  # 405
     assert app.router.resolve(scope("/nowhere")) is None
     assert calls == []
+
+
+def test_slash_redirect_only_to_a_path_that_would_be_served() -> None:
+    from covet import Covet
+    from covet.testing import TestClient
+
+    app = Covet()
+
+    @app.get("/items/{item_id:int}")
+    async def item(request, item_id: int):
+        return {"id": item_id}
+
+    @app.post("/forms/")
+    async def form(request):
+        return "posted"
+
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get("/items/3/").status_code == 307
+        assert client.get("/items/3/").headers["location"] == "/items/3"
+        # The int converter refuses "abc": redirecting would only lead to a 404.
+        assert client.get("/items/abc/").status_code == 404
+        # /forms/ answers POST only; a GET to /forms must not bounce to a 405.
+        assert client.get("/forms").status_code == 404
+        assert client.post("/forms").status_code == 307
