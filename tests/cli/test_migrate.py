@@ -120,6 +120,20 @@ def test_migrate_to_a_revision_and_down(env: Env) -> None:
     assert "Database at base" in env.run(migrate_command, "--down", "base").output
 
 
+@pytest.mark.parametrize(
+    "args", [["nonexist"], ["--down", "nonexist"], ["--down", "nonexist", "--sql"], ["+5"]]
+)
+def test_unknown_revision_is_not_a_failed_revision(env: Env, args: list[str]) -> None:
+    env.models(ONE)
+    env.run(makemigrations_command, "-m", "one")
+    env.run(migrate_command)
+    result = env.run(migrate_command, *args, code=1)
+    assert "covet migrations history" in result.stderr
+    assert "rolled back" not in result.stderr
+    assert "failed" not in result.stderr
+    assert result.stdout == ""
+
+
 def test_current_lists_pending_revisions(env: Env) -> None:
     env.models(ONE)
     env.run(makemigrations_command, "-m", "one")

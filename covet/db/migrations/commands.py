@@ -1,0 +1,406 @@
+"""The migration commands: upgrade, downgrade, revision, check, history, merge.
+
+Plain synchronous functions over the configuration of
+:func:`covet.db.migrations.make_config`, plus the startup checks
+(:func:`check_pending`, :func:`ensure_migrated`) that keep new code from
+running against an old schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from covet.db.migrations.autogen import _Rewriter
+from covet.db.migrations.config import (
+    _BLANK,
+    _COMMAND,
+    MigrationError,
+    RevisionInfo,
+    _files,
+    _script_directory,
+    _settings,
+    _single_head,
+    make_config,
+)
+from covet.db.migrations.connection import _database_heads, _run_async, _target
+from covet.db.migrations.replay import replay_sqlite
+from covet.db.migrations.runtime import _failed_revision
+from covet.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from covet.config import Settings
+    from covet.db.database import Database
+
+__all__ = (
+    "check",
+    "check_pending",
+    "current",
+    "downgrade",
+    "ensure_migrated",
+    "heads",
+    "history",
+    "init_project_migrations",
+    "merge",
+    "revision",
+    "upgrade",
+)
+
+logger = logging.getLogger("covet.db.migrations")
+
+
+def init_project_migrations(directory: Path, *, message: str = "initial") -> list[Path]:
+    """Create a new project's migrations directory and its first revision.
+
+    The revision is generated from the project's models against an empty
+    database, so the project's own database need not exist yet.
+
+    Args:
+        directory: The project root (where ``pyproject.toml`` is).
+        message: The first revision's message.
+
+    Returns:
+        The files created, relative to ``directory``.
+    """
+    from covet.config import load_settings
+
+    settings = load_settings(directory)
+    before = set(_files(settings.migrations))
+    config = make_config(settings, echo=lambda message: None)
+    config.attributes[_BLANK] = True
+    revision(config, message)
+    root = settings.root
+    return sorted(path.relative_to(root) for path in _files(settings.migrations) - before)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _translate(error: Exception) -> MigrationError:
+    message = str(error).strip()
+    if not message.endswith("."):
+        message += "."
+    if "revision" in message.lower() and "history" not in message:
+        message += " Run `covet migrations history` to list the revisions."
+    return MigrationError(message)
+
+
+@contextlib.contextmanager
+def _command(config: Config, name: str) -> Iterator[None]:
+    from alembic.util import CommandError
+
+    config.attributes[_COMMAND] = name
+    try:
+        yield
+    except CommandError as exc:
+        if "requires a live database connection" in str(exc):
+            failed = _failed_revision(exc)
+            where = f"revision {failed!r}" if failed else "a revision"
+            raise MigrationError(
+                f"`--sql` cannot render {where}: it rebuilds a table (batch mode with "
+                "recreate='always'), which needs the live database to read the table "
+                "from. Pass the table to batch_alter_table(copy_from=...), run `covet "
+                "migrate` against the database instead, or print a range that stops "
+                "before it (`covet migrate FROM:TO --sql`)."
+            ) from exc
+        if "Target database is not up to date" in str(exc):
+            raise MigrationError(
+                "The database is not at the newest revision, so the models cannot be "
+                "compared with it. Run `covet migrate` first."
+            ) from exc
+        raise _translate(exc) from exc
+    finally:
+        config.attributes.pop(_COMMAND, None)
+
+
+def upgrade(config: Config, revision: str = "head", *, sql: bool = False) -> None:
+    """Upgrade the database to ``revision`` (default: the newest).
+
+    Args:
+        config: From :func:`make_config`.
+        revision: A revision id (or unique prefix), ``head``, ``+1``; with
+            ``sql``, also ``FROM:TO``.
+        sql: Write the SQL to the config's stdout instead of running it (from
+            the base unless ``revision`` is a ``FROM:TO`` range).
+
+    Raises:
+        MigrationError: There are two heads, the revision is unknown, or a
+            revision failed (the message names it and the statement).
+    """
+    from alembic import command
+
+    script = _script_directory(config)
+    if revision in ("head", "heads") or revision.endswith(":head"):
+        _single_head(script)
+    with _command(config, "upgrade"):
+        if sql and _is_sqlite(config):
+            start, _, destination = revision.rpartition(":")
+            replay_sqlite(config, "upgrade", start or None, destination)
+        else:
+            command.upgrade(config, revision, sql=sql)
+
+
+def downgrade(config: Config, revision: str, *, sql: bool = False) -> None:
+    """Downgrade the database to ``revision`` (``base`` removes every revision).
+
+    Args:
+        config: From :func:`make_config`.
+        revision: A revision id, ``base`` or ``-1``; with ``sql`` the range
+            starts at ``head`` unless ``revision`` is ``FROM:TO``.
+        sql: Write the SQL instead of running it.
+
+    Raises:
+        MigrationError: The revision is unknown or a revision failed.
+    """
+    from alembic import command
+
+    _script_directory(config)
+    if sql and ":" not in revision:
+        revision = f"head:{revision}"
+    with _command(config, "downgrade"):
+        if sql and _is_sqlite(config):
+            start, _, destination = revision.rpartition(":")
+            replay_sqlite(config, "downgrade", start, destination)
+        else:
+            command.downgrade(config, revision, sql=sql)
+
+
+def _is_sqlite(config: Config) -> bool:
+    return _target(_settings(config)).vendor == "sqlite"
+
+
+def revision(
+    config: Config,
+    message: str,
+    *,
+    autogenerate: bool = True,
+    renames: Mapping[str, str] | None = None,
+    not_renamed: Collection[str] = (),
+    confirm: Callable[[str], bool] | None = None,
+) -> Path | None:
+    """Write a new revision script, by default autogenerated from the models.
+
+    When the models drop a column and add one of a compatible type to the
+    same table (or drop a table and add one like it), covet does not guess:
+    ``renames`` (``{"posts.title": "headline", "author": "writer"}``) and
+    ``not_renamed`` (``{"posts.title"}``) answer, else ``confirm`` is asked
+    "Did you rename ...?", else :class:`RenameRequiredError` is raised.
+
+    Args:
+        config: From :func:`make_config`.
+        message: The revision's message (its docstring and file name).
+        autogenerate: Compare the models with the database; False writes an
+            empty revision for a hand-written (data) migration.
+        renames: Known renames, ``"table.old": "new"`` or ``"old_table": "new_table"``.
+        not_renamed: Columns (``table.column``) or tables that really were dropped.
+        confirm: Asks a yes/no question (interactive runs).
+
+    Returns:
+        The new script's path, or None when the models and the database agree.
+
+    Raises:
+        MigrationError: The database is behind the newest revision, there are
+            two heads, or a rename answer matches nothing.
+        RenameRequiredError: A possible rename was left unanswered.
+    """
+    from alembic import command
+
+    script_directory = _script_directory(config, create=True)
+    _single_head(script_directory)
+    rewriter = _Rewriter(config, dict(renames or {}), set(not_renamed), confirm)
+    with _command(config, "revision"):
+        if autogenerate:
+            result = command.revision(
+                config,
+                message,
+                autogenerate=True,
+                process_revision_directives=rewriter,
+            )
+        else:
+            result = command.revision(config, message)
+    scripts = result if isinstance(result, list) else [result]
+    for item in scripts:
+        if item is not None:
+            return Path(item.path)
+    return None
+
+
+def check(config: Config) -> list[str]:
+    """Return the schema changes in the models that no revision covers (empty: none).
+
+    Raises:
+        MigrationError: The database is not at the newest revision (run
+            :func:`upgrade` first), or there are two heads.
+    """
+    from alembic import command
+    from alembic.util import AutogenerateDiffsDetected
+
+    _single_head(_script_directory(config))
+    with _command(config, "check"):
+        try:
+            command.check(config)
+        except AutogenerateDiffsDetected as exc:
+            return [_describe_diff(diff) for diff in exc.diffs]
+    return []
+
+
+def _describe_diff(diff: Any) -> str:
+    if isinstance(diff, list):
+        return "; ".join(_describe_diff(item) for item in diff)
+    kind = diff[0]
+    names = []
+    for item in diff[1:]:
+        name = getattr(item, "name", None)
+        table = getattr(getattr(item, "table", None), "name", None)
+        if name is not None:
+            names.append(f"{table}.{name}" if table and table != name else str(name))
+        elif isinstance(item, str):
+            names.append(item)
+    return f"{kind} {' '.join(names[:3])}".strip()
+
+
+def current(config: Config) -> list[str]:
+    """Return the revisions the database is at (empty: none applied yet)."""
+    target = _target(_settings(config))
+    return list(_run_async(lambda: _database_heads(target)))
+
+
+def history(config: Config) -> list[RevisionInfo]:
+    """Return every revision script, newest first (no database needed)."""
+    script = _script_directory(config)
+    return [_info(item) for item in script.walk_revisions()]
+
+
+def heads(config: Config) -> list[RevisionInfo]:
+    """Return the head revisions (more than one means branches to merge)."""
+    script = _script_directory(config)
+    return [_info(item) for item in script.get_revisions("heads")]
+
+
+def _info(item: Any) -> RevisionInfo:
+    down = item.down_revision
+    downs = () if down is None else (down,) if isinstance(down, str) else tuple(down)
+    return RevisionInfo(
+        revision=item.revision,
+        down_revisions=downs,
+        message=(item.doc or "").strip().splitlines()[0] if (item.doc or "").strip() else "",
+        is_head=bool(item.is_head),
+        is_branch_point=bool(item.is_branch_point),
+        path=Path(item.path),
+    )
+
+
+def merge(config: Config, message: str, revisions: Sequence[str] = ("heads",)) -> Path:
+    """Write a revision that joins ``revisions`` (default: all heads) into one head.
+
+    Raises:
+        MigrationError: There is only one head to merge.
+    """
+    from alembic import command
+
+    script = _script_directory(config)
+    if list(revisions) == ["heads"] and len(script.get_heads()) < 2:
+        raise MigrationError("There is only one head, so there is nothing to merge.")
+    with _command(config, "merge"):
+        result = command.merge(config, list(revisions), message=message)
+    if result is None:
+        raise MigrationError("alembic wrote no merge revision. Check the revisions given.")
+    return Path(result.path)
+
+
+# -- pending migrations at startup ----------------------------------------------------------
+
+
+def _pending(script: ScriptDirectory, applied: Sequence[str]) -> list[str]:
+    """Return the revisions between ``applied`` and the heads, oldest first."""
+    done: set[str] = set()
+    stack = list(applied)
+    while stack:
+        rev = stack.pop()
+        if rev in done:
+            continue
+        item = script.revision_map.get_revision(rev)
+        if item is None:
+            continue
+        done.add(item.revision)
+        stack.extend(item._all_down_revisions)
+    ordered = [item.revision for item in script.walk_revisions()]
+    return [rev for rev in reversed(ordered) if rev not in done]
+
+
+def _known(script: ScriptDirectory, applied: Sequence[str]) -> list[str]:
+    from alembic.script.revision import RevisionError
+
+    known = []
+    for rev in applied:
+        try:
+            script.revision_map.get_revision(rev)
+        except RevisionError:
+            logger.warning(
+                "The database is at revision %r, which is not among the project's "
+                "migrations (newer code migrated it?); it is ignored.",
+                rev,
+            )
+            continue
+        known.append(rev)
+    return known
+
+
+def check_pending(settings: Settings) -> list[str]:
+    """Return the revisions not yet applied to the database, oldest first.
+
+    Cheap: it reads ``alembic_version`` and the scripts, without autogenerate.
+    A project without a migrations directory has nothing pending.
+    """
+    if not (settings.migrations / "env.py").is_file():
+        return []
+    config = make_config(settings)
+    script = _script_directory(config)
+    target = _target(settings)
+    applied = _run_async(lambda: _database_heads(target))
+    return _pending(script, _known(script, applied))
+
+
+async def ensure_migrated(database: Database, settings: Settings, debug: bool) -> list[str]:
+    """Refuse to run against an old schema: raise in production, log a warning in debug.
+
+    Call it at startup with the app's connected database.
+
+    Args:
+        database: A connected :class:`~covet.db.Database` (reads ``alembic_version``).
+        settings: The project settings (finds the migration scripts).
+        debug: Warn instead of raising.
+
+    Returns:
+        The pending revisions (empty when the database is up to date).
+
+    Raises:
+        ImproperlyConfigured: Migrations are pending and ``debug`` is False.
+    """
+    from covet.db.exceptions import DatabaseError
+
+    if not (settings.migrations / "env.py").is_file():
+        return []
+    script = _script_directory(make_config(settings))
+    try:
+        rows = await database.fetch_all("SELECT version_num FROM alembic_version")
+    except DatabaseError:
+        rows = []  # no version table yet: nothing has been applied
+    pending = _pending(script, _known(script, [str(row[0]) for row in rows]))
+    if pending:
+        count = len(pending)
+        message = (
+            f"{count} migration{'s are' if count != 1 else ' is'} pending: "
+            f"{', '.join(pending)}; run `covet migrate`."
+        )
+        if not debug:
+            raise ImproperlyConfigured(message)
+        logger.warning(message)
+    return pending

@@ -1,0 +1,281 @@
+"""The alembic environment of a covet project (what ``migrations/env.py`` runs).
+
+:func:`run_env` imports the project's models, describes them with
+:func:`covet.db.schema.build_metadata`, and runs alembic offline (``--sql``)
+or online over the async driver, under the migration lock, with one
+transaction per revision (atomic on PostgreSQL and SQLite), batch mode on
+SQLite and type comparison on. A failing revision is reported with its id,
+its statement and where the database was left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import TYPE_CHECKING, Any
+
+from covet.db.migrations.config import (
+    _BLANK,
+    _COMMAND,
+    _LOCK_TIMEOUT,
+    _MEMORY,
+    _MODELS,
+    LOCK_TIMEOUT,
+    MYSQL_WARNING,
+    MigrationError,
+    _echo,
+    _settings,
+    project_models,
+)
+from covet.db.migrations.connection import (
+    _connect,
+    _engine,
+    _mysql_ops,
+    _read_heads,
+    _run_async,
+    _Target,
+    _target,
+)
+from covet.db.migrations.locking import _acquire_server_lock, _file_lock, _release_server_lock
+from covet.db.migrations.replay import _RECORD, install_recorder
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.engine import Connection
+
+    from covet.config import Settings
+
+__all__ = ("run_env",)
+
+# -- env.py ---------------------------------------------------------------------------------
+
+
+def run_env() -> None:
+    """Run alembic's environment for a covet project (what ``migrations/env.py`` calls).
+
+    Loads the settings (from the config covet built, else from the current
+    directory), the models and the database URL, then runs the migrations
+    offline (``--sql``) or online under the migration lock.
+    """
+    from alembic import context
+
+    config = context.config
+    settings = _settings(config)
+    if config.attributes.get(_BLANK):
+        # The first revision of a new project: compare with an empty database, but
+        # describe the tables for the project's own database (MySQL table options).
+        ops = _target(settings, url_override=settings.database_url or _MEMORY).database.ops
+        blank = _target(settings, url_override=_MEMORY)
+        _run_async(lambda: _run_online(context, config, settings, blank, 0.0, ops=ops))
+        return
+    target = _target(settings)
+    lock_timeout = float(config.attributes.get(_LOCK_TIMEOUT, LOCK_TIMEOUT))
+    if context.is_offline_mode():
+        ops = target.database.ops
+        if target.vendor == "mysql":
+            # The collation comes from the server when it can be reached; else the default.
+            with contextlib.suppress(Exception):
+                ops = _run_async(lambda: _mysql_ops(target))
+        _configure(context, config, settings, target, ops, connection=None)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    with _file_lock(target.sqlite_path, lock_timeout):
+        _run_async(lambda: _run_online(context, config, settings, target, lock_timeout))
+
+
+def _configure(
+    context: Any,
+    config: Config,
+    settings: Settings,
+    target: _Target,
+    ops: Any,
+    *,
+    connection: Connection | None,
+) -> None:
+    models = project_models(settings)
+    from covet.db.schema import build_metadata
+
+    metadata = build_metadata(models, ops=ops)
+    config.attributes[_MODELS] = models
+    options: dict[str, Any] = {
+        "target_metadata": metadata,
+        "render_as_batch": target.vendor == "sqlite",
+        "compare_type": _compare_type,
+        "transaction_per_migration": True,
+        "include_name": _include_name,
+        "on_version_apply": functools.partial(_applied, config),
+        "render_item": _render_item,
+    }
+    if connection is None:
+        options.update(
+            dialect_name=target.dialect_name,
+            literal_binds=True,
+            dialect_opts={"paramstyle": "named"},
+        )
+    else:
+        options["connection"] = connection
+    context.configure(**options)
+
+
+def _applied(config: Config, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+    if ctx.as_sql or getattr(step, "is_stamp", False):
+        return
+    script = step.up_revision
+    doc = (getattr(script, "doc", "") or "").strip().splitlines()
+    label = f"{step.up_revision_id}" + (f" ({doc[0]})" if doc else "")
+    _echo(config, f"{'Applied' if step.is_upgrade else 'Reverted'} {label}.")
+
+
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Add the imports alembic's default rendering needs but does not write.
+
+    Rendered away from PostgreSQL, ``JSONB(astext_type=Text())`` names a bare
+    ``Text``; the JSON columns of ``build_metadata`` carry such a variant.
+    """
+    if type_ == "type" and autogen_context.dialect.name != "postgresql":
+        variants = getattr(obj, "_variant_mapping", {}).values()
+        if any(type(variant).__name__ == "JSONB" for variant in variants):
+            autogen_context.imports.add("from sqlalchemy import Text")
+    return False
+
+
+def _include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
+    # SQLite's own bookkeeping tables are never the project's.
+    return not (type_ == "table" and name is not None and name.startswith("sqlite_"))
+
+
+def _compare_type(
+    context: MigrationContext,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: Any,
+    metadata_type: Any,
+) -> bool | None:
+    """Report a type change only where the column's storage really differs.
+
+    Returns False for reflections that name the same storage differently
+    (MySQL ``TINYINT(1)`` for booleans, MariaDB ``LONGTEXT`` for JSON) and None
+    to let alembic decide everything else.
+    """
+    import sqlalchemy as sa
+
+    dialect = context.dialect
+    resolved = metadata_type.dialect_impl(dialect)
+    if isinstance(resolved, sa.Boolean) and isinstance(inspected_type, sa.Integer):
+        return False
+    if isinstance(resolved, sa.JSON) and isinstance(inspected_type, sa.Text | sa.JSON):
+        return False
+    return None
+
+
+async def _run_online(
+    context: Any,
+    config: Config,
+    settings: Settings,
+    target: _Target,
+    lock_timeout: float,
+    *,
+    ops: Any = None,
+) -> None:
+    if ops is None:
+        ops = await _mysql_ops(target) if target.vendor == "mysql" else target.database.ops
+    engine = _engine(target)
+    record = config.attributes.get(_RECORD)
+    if record is not None:
+        install_recorder(engine, record)
+    command = config.attributes.get(_COMMAND)
+    try:
+        async with _connect(engine, target) as connection:
+            await connection.run_sync(_acquire_server_lock, target, lock_timeout)
+            try:
+                if target.vendor == "mysql" and command in ("upgrade", "downgrade"):
+                    _echo(config, MYSQL_WARNING)
+                await connection.run_sync(_run_migrations, context, config, settings, target, ops)
+            except MigrationError:
+                raise
+            except Exception as exc:
+                if command not in ("upgrade", "downgrade") or _bad_argument(exc):
+                    raise
+                at = await connection.run_sync(_heads_after_failure)
+                raise MigrationError(_failure_message(exc, target, at)) from exc
+            finally:
+                await connection.run_sync(_release_server_lock, target)
+    finally:
+        await engine.dispose()
+
+
+def _run_migrations(
+    connection: Connection,
+    context: Any,
+    config: Config,
+    settings: Settings,
+    target: _Target,
+    ops: Any,
+) -> None:
+    _configure(context, config, settings, target, ops, connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+    if connection.in_transaction():
+        connection.commit()
+
+
+def _heads_after_failure(connection: Connection) -> tuple[str, ...] | None:
+    with contextlib.suppress(Exception):
+        if connection.in_transaction():
+            connection.rollback()
+        return _read_heads(connection)
+    return None
+
+
+def _bad_argument(exc: BaseException) -> bool:
+    """Tell whether alembic refused the command's revision argument before any revision ran."""
+    from alembic.util import CommandError
+
+    return isinstance(exc, CommandError) and _failed_revision(exc) is None
+
+
+def _failed_revision(exc: BaseException) -> str | None:
+    """Return the id of the revision script in whose code ``exc`` was raised."""
+    failed = None
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module_globals = traceback.tb_frame.f_globals
+        if "down_revision" in module_globals and isinstance(module_globals.get("revision"), str):
+            failed = module_globals["revision"]
+        traceback = traceback.tb_next
+    return failed
+
+
+def _failure_message(exc: BaseException, target: _Target, at: tuple[str, ...] | None) -> str:
+    failed = _failed_revision(exc)
+    statement = None
+    cause: BaseException | None = exc
+    while cause is not None and statement is None:
+        statement = getattr(cause, "statement", None)
+        cause = cause.__cause__ or cause.__context__
+    error = getattr(exc, "orig", None) or exc
+    where = f"Revision {failed!r}" if failed else "A revision"
+    text = f"{where} failed"
+    if statement:
+        text += f" on the statement {' '.join(str(statement).split())!r}"
+    text += f": {type(error).__name__}: {error}."
+    state = ", ".join(at) if at else "base (no revision)"
+    if at is None:
+        state = "unknown"
+    if target.vendor == "mysql":
+        text += (
+            f" MySQL cannot roll back DDL: the statements of this revision before the failing "
+            f"one stay applied, and the database is recorded at revision {state}. Undo those "
+            "statements by hand (or make the revision skip them), fix the revision, then run "
+            "`covet migrate` again."
+        )
+    else:
+        text += (
+            f" The revision was rolled back; the database is at revision {state}. Fix the "
+            "revision, then run `covet migrate` again."
+        )
+    return text
