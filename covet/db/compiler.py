@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from covet.db.exceptions import FieldError
 from covet.db.expressions import Expression, F, Q
 from covet.db.fields import IDENTIFIER, DecimalField, Field, ForeignKey, ManyToManyField
-from covet.db.models import Model
+from covet.db.models import Model, _resolved_paths
 
 if TYPE_CHECKING:
     from covet.db.queryset import QuerySet
@@ -82,6 +82,10 @@ _PATTERN_LOOKUPS: Final = frozenset(
 _SORTED_LOOKUPS: Final = ", ".join(sorted(LOOKUPS))
 _CACHE_LIMIT: Final = 4096
 _select_cache: dict[tuple[Any, ...], CompiledSelect] = {}
+# INSERT statements by (ops, model, columns, row count, returning): a bulk_create() of
+# 1,000 rows renders thousands of placeholders, the same ones every time.
+_INSERT_CACHE_LIMIT: Final = 256
+_insert_cache: dict[tuple[Any, ...], str] = {}
 
 Converter = Callable[[Any], Any]
 
@@ -141,10 +145,27 @@ def resolve_path(
 ) -> tuple[PathInfo, str]:
     """Resolve ``parts`` (a ``__``-split name) to a :class:`PathInfo` and a lookup.
 
+    Successful resolutions are cached (``filter(id=...)`` in a request handler
+    resolves the same path every time); errors are not.
+
     Raises:
         FieldError: A part is not a field, relation or lookup of the model reached;
             the message lists the valid choices.
     """
+    key = (model, tuple(parts), allow_lookup)
+    hit = _resolved_paths.get(key)
+    if hit is None:
+        hit = _resolve_path(model, parts, allow_lookup)
+        # Relation cycles (author__posts__author...) make valid paths unbounded: cap it.
+        if len(_resolved_paths) >= _CACHE_LIMIT:
+            _resolved_paths.clear()
+        _resolved_paths[key] = hit
+    return hit
+
+
+def _resolve_path(
+    model: type[Model], parts: Sequence[str], allow_lookup: bool
+) -> tuple[PathInfo, str]:
     n = len(parts)
 
     def tail(j: int, target: type[Model]) -> bool:
@@ -1139,6 +1160,19 @@ def compile_insert(
     returning: bool,
 ) -> str:
     """Render a (multi-row) INSERT; the values in ``rows`` are only counted here."""
+    key = (ops, model, tuple(f.column for f in fields), len(rows), returning)
+    sql = _insert_cache.get(key)
+    if sql is None:
+        sql = _render_insert(model, fields, len(rows), ops, returning)
+        if len(_insert_cache) >= _INSERT_CACHE_LIMIT:
+            _insert_cache.clear()
+        _insert_cache[key] = sql
+    return sql
+
+
+def _render_insert(
+    model: type[Model], fields: Sequence[Field[Any]], n_rows: int, ops: Any, returning: bool
+) -> str:
     q = ops.quote_name
     table = q(model._meta.table)
     counter = 0
@@ -1146,7 +1180,7 @@ def compile_insert(
         sql = str(ops.insert_default_values(table))
     else:
         groups = []
-        for _ in rows:
+        for _ in range(n_rows):
             phs = []
             for _f in fields:
                 counter += 1

@@ -684,7 +684,10 @@ class DateTimeField(Field[_V]):
 
     def from_db_value(self, value: Any) -> datetime.datetime:
         """Finish a value read from the database."""
-        if value.tzinfo is None:
+        tz = value.tzinfo
+        if tz is datetime.UTC:
+            return value  # type: ignore[no-any-return]
+        if tz is None:
             return value.replace(tzinfo=datetime.UTC)  # type: ignore[no-any-return]
         return value.astimezone(datetime.UTC)  # type: ignore[no-any-return]
 
@@ -827,6 +830,18 @@ class EnumField(Field[_V]):
 # -- relations -----------------------------------------------------------------------------------
 
 
+_model_class: list[type[Model]] = []
+
+
+def _model_base() -> type[Model]:
+    # covet.db.models imports this module: look the Model base up once, lazily (hot path).
+    if not _model_class:
+        from covet.db.models import Model
+
+        _model_class.append(Model)
+    return _model_class[0]
+
+
 class ForeignKey(Field[_V]):
     """A many-to-one relation; the column ``<name>_id`` holds the target's primary key.
 
@@ -937,9 +952,7 @@ class ForeignKey(Field[_V]):
 
     def to_python(self, value: Any) -> Any:
         """Return ``value`` as this field's canonical Python type, or raise ``ValueError``."""
-        from covet.db.models import Model
-
-        if isinstance(value, Model):
+        if isinstance(value, _model_base()):
             if not isinstance(value, self.target_field.model):
                 raise ValueError(
                     f"Value {value!r} is not a {self.target_field.model.__name__} instance."

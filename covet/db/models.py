@@ -46,6 +46,10 @@ _META_KEYS = frozenset({"abstract", "indexes", "ordering", "table", "unique_toge
 _by_qualname: dict[str, type[Model]] = {}
 _by_name: dict[str, type[Model]] = {}
 _pending: list[tuple[type[Model], str, Callable[[type[Model]], None]]] = []
+#: ``resolve_path()`` results keyed by ``(model, parts, allow_lookup)``. A path crosses
+#: models, so the whole cache is dropped whenever any model gains a field or a reverse
+#: relation (which only happens while models are being defined).
+_resolved_paths: dict[tuple[Any, ...], Any] = {}
 
 
 def snake_case(name: str) -> str:
@@ -170,6 +174,7 @@ class Options:
             self.pk = field
             self._has_pk = True
         self.cache.clear()
+        _resolved_paths.clear()
 
     def get_field(self, name: str) -> Field[Any]:
         """Return the field called ``name`` (``"pk"``, a name or an ``_id`` attname).

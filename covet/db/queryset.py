@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
     from covet.db.database import Database
 
+    RowBuilder = Callable[[Sequence[Any]], Any]
+    RowsBuilder = Callable[[Sequence[Sequence[Any]]], list[Any]]
+
 __all__ = ("QuerySet", "delete_instance", "query_log", "refresh_instance", "save_instance")
 
 T = TypeVar("T")
@@ -61,10 +64,16 @@ query_log: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 _MODEL, _DICT, _TUPLE, _FLAT, _NAMED = "model", "dict", "tuple", "flat", "named"
 
 
-def _database(alias: str | None) -> Database:
-    from covet.db.database import get_database
+_get_database: list[Callable[[str | None], Database]] = []
 
-    return get_database(alias)
+
+def _database(alias: str | None) -> Database:
+    # covet.db.database imports the backends lazily; look get_database up once.
+    if not _get_database:
+        from covet.db.database import get_database
+
+        _get_database.append(get_database)
+    return _get_database[0](alias)
 
 
 def _log(sql: str) -> None:
@@ -133,13 +142,64 @@ def _instance_maker(layout: ModelLayout, alias: str | None) -> Callable[[list[An
     return make
 
 
-def _row_builder(qs: QuerySet[Any], compiled: CompiledSelect) -> Callable[[Sequence[Any]], Any]:
-    """Return the row-to-result function, built once per query shape, mode and alias."""
+def _builders(qs: QuerySet[Any], compiled: CompiledSelect) -> tuple[RowBuilder, RowsBuilder]:
+    """Return the (row, rows) to result functions, built once per query shape, mode and alias."""
     key = (qs._mode, qs._using)
-    build = compiled.builders.get(key)
-    if build is None:
-        build = compiled.builders[key] = _make_row_builder(qs._mode, qs._using, compiled)
-    return build
+    found = compiled.builders.get(key)
+    if found is None:
+        found = compiled.builders[key] = _make_builders(qs._mode, qs._using, compiled)
+    return found
+
+
+def _make_builders(
+    mode: str, using: str | None, compiled: CompiledSelect
+) -> tuple[RowBuilder, RowsBuilder]:
+    layout = compiled.layout
+    if (
+        mode == _MODEL
+        and layout is not None
+        and not layout.children
+        and not layout.start
+        and not compiled.names
+        and not compiled.converters
+    ):
+        return _plain_model_builders(layout, using)
+    build = _make_row_builder(mode, using, compiled)
+    return build, lambda rows: [build(row) for row in rows]
+
+
+def _plain_model_builders(layout: ModelLayout, alias: str | None) -> tuple[RowBuilder, RowsBuilder]:
+    """Build instances of one model (no joins, no annotations) in one loop over the rows.
+
+    The row's values become the instance ``__dict__`` directly; converters run
+    only on the columns that have one, and skip NULLs.
+    """
+    model = layout.model
+    attnames = layout.attnames
+    convs = tuple((attnames[i], conv) for i, conv in layout.converters)
+    new = object.__new__
+    state = ModelState
+
+    def build_rows(rows: Sequence[Sequence[Any]]) -> list[Any]:
+        out: list[Any] = []
+        append = out.append
+        for row in rows:
+            # zip() stops at the model's columns (DISTINCT may append ORDER BY ones).
+            d = dict(zip(attnames, row, strict=False))
+            for name, conv in convs:
+                value = d[name]
+                if value is not None:
+                    d[name] = conv(value)
+            d["_state"] = state(alias, False)
+            obj = new(model)
+            obj.__dict__ = d
+            append(obj)
+        return out
+
+    def build_row(row: Sequence[Any]) -> Any:
+        return build_rows((row,))[0]
+
+    return build_row, build_rows
 
 
 def _make_row_builder(
@@ -248,8 +308,7 @@ class QuerySet(Generic[T]):
         db = self._db()
         compiled = compile_select(query, db.ops, db.features)
         rows = await _run_fetch_all(db, compiled.sql, compiled.params)
-        build = _row_builder(self, compiled)
-        results = [build(row) for row in rows]
+        results: list[Any] = _builders(self, compiled)[1](rows)
         if self._prefetch and results and self._mode == _MODEL:
             from covet.db.related import prefetch_related_objects
 
@@ -275,11 +334,11 @@ class QuerySet(Generic[T]):
             return
         db = self._db()
         compiled = compile_select(query, db.ops, db.features)
-        build = _row_builder(self, compiled)
+        build = _builders(self, compiled)[0]
         _log(compiled.sql)
         async with db.connection() as conn:
             rows = conn.iterate(compiled.sql, compiled.params, chunk_size)
-            async with contextlib.aclosing(rows):  # type: ignore[type-var]
+            async with contextlib.aclosing(rows):
                 async for row in rows:
                     yield build(row)
 

@@ -914,11 +914,16 @@ class ConnectionPool(Generic[C]):
         """
         if self._closed:
             raise InterfaceError(f"The connection pool of {self.name} is closed. Call connect().")
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise pool_timeout_error(self.name, self.timeout, self.max_size) from None
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise pool_timeout_error(self.name, self.timeout, self.max_size) from None
+        else:
+            # A free slot: acquire() cannot block, so skip arming the timeout.
+            await slots.acquire()
         try:
             return await self._checkout()
         except BaseException:

@@ -261,6 +261,12 @@ class SQLiteConnection(BaseConnection):
         self.holds_writer = False
 
     async def _writer(self) -> None:
+        lock = self.backend.writer_lock
+        if not lock.locked():
+            # Free: acquire() returns at once, no need to arm a timeout.
+            await lock.acquire()
+            self.holds_writer = True
+            return
         try:
             async with asyncio.timeout(self.backend.timeout):
                 await self.backend.writer_lock.acquire()
@@ -292,10 +298,24 @@ class SQLiteConnection(BaseConnection):
         return result
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        # Each aiosqlite call is a round trip to the connection's worker thread, which
+        # costs more than the statement itself: use as few as the result needs.
+        if is_read_only_sql(sql):
+
+            async def read() -> int:
+                # A SELECT's cursor holds a read snapshot until closed: close it now.
+                cursor = await self.raw.execute(sql, params)
+                count: int = cursor.rowcount
+                await cursor.close()
+                return max(count, 0)
+
+            return await self._write(sql, read)
+
         async def run() -> int:
+            # sqlite3 runs INSERT/UPDATE/DELETE to completion in execute() and resets
+            # the statement, so the cursor holds nothing and needs no closing round trip.
             cursor = await self.raw.execute(sql, params)
             count: int = cursor.rowcount
-            await cursor.close()
             return max(count, 0)
 
         return await self._write(sql, run)
@@ -308,14 +328,12 @@ class SQLiteConnection(BaseConnection):
 
     async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
         async def run() -> Any:
-            cursor = await self.raw.execute(sql, params)
             if returning:
-                rows = await cursor.fetchall()
-                key = rows[0][0] if rows else None
-            else:
-                key = cursor.lastrowid
-            await cursor.close()
-            return key
+                # One round trip: execute, read the RETURNING row, finish the statement.
+                rows = list(await self.raw.execute_fetchall(sql, params))
+                return rows[0][0] if rows else None
+            cursor = await self.raw.execute(sql, params)
+            return cursor.lastrowid
 
         return await self._write(sql, run)
 
@@ -329,11 +347,19 @@ class SQLiteConnection(BaseConnection):
 
         return await self._write(sql, run)
 
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        async def run() -> list[Any]:
+            # execute_fetchall() reads every row in one round trip; the exhausted
+            # statement is reset, so no snapshot stays open.
+            return list(await self.raw.execute_fetchall(sql, params))
+
+        return await self._write(sql, run)
+
     async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        return (await self._query(sql, params))[1]
+        return await self._rows(sql, params)
 
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
-        rows = (await self._query(sql, params))[1]
+        rows = await self._rows(sql, params)
         return rows[0] if rows else None
 
     async def _fetch_described(

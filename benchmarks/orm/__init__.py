@@ -1,0 +1,1 @@
+"""ORM benchmark: covet against the raw drivers, SQLAlchemy 2 and Tortoise ORM."""

@@ -1,0 +1,421 @@
+"""Benchmark covet's ORM against the raw driver, SQLAlchemy 2 (async ORM) and Tortoise ORM.
+
+For each backend (SQLite file, PostgreSQL, MariaDB/MySQL), every contender
+gets its own schema/database/file with the same tables and rows, and runs the
+same seven operations:
+
+========================  =================================================================
+``get_by_pk``             one post by primary key
+``filter_20``             the 20 posts of one author
+``insert_one``            one comment, committed (the new key read back)
+``bulk_insert_1000``      1,000 comments in one transaction
+``update_one``            one post's ``views``, committed
+``count``                 ``COUNT(*)`` over the 2,000 posts
+``select_related_20``     20 posts with their authors, in one JOINed query
+========================  =================================================================
+
+Every answer is checked before anything is timed. Then, for each round and
+each operation, the contenders run back to back in a shuffled order, and the
+ratio to the raw driver is taken within the round, so that drift in the
+background load of a shared machine cancels out. Two figures come out:
+operations per second (wall clock, what users see; noisy on a shared
+machine) and client CPU time per operation (``time.process_time()``: the
+Python cost of the ORM and driver, which barely moves with background load;
+the database server's own time is in another process and not counted).
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/orm/run.py
+    .venv/bin/python benchmarks/orm/run.py --backends postgres --rounds 7
+    .venv/bin/python benchmarks/orm/run.py --quick --json results.json
+
+Needs ``tortoise-orm`` (``pip install tortoise-orm``) unless ``--only``
+leaves it out, PostgreSQL at ``--pg-url`` and MariaDB/MySQL at ``--mysql-url``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.orm.common import (  # noqa: E402
+    AUTHORS,
+    BULK_SIZE,
+    MYSQL_URL,
+    PG_URL,
+    POSTS,
+    Contender,
+    Target,
+    comment_values,
+    create_target,
+    drop_target,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+CONTENDERS = ("raw", "covet", "sqlalchemy", "tortoise")
+MODULES = {
+    "raw": "benchmarks.orm.raw",
+    "covet": "benchmarks.orm.covet_orm",
+    "sqlalchemy": "benchmarks.orm.sqlalchemy_orm",
+    "tortoise": "benchmarks.orm.tortoise_orm",
+}
+BACKENDS = ("sqlite", "postgres", "mysql")
+#: Operation -> iterations per measurement (``--quick`` divides by 5).
+OPERATIONS: dict[str, int] = {
+    "get_by_pk": 1000,
+    "filter_20": 500,
+    "insert_one": 300,
+    "bulk_insert_1000": 5,
+    "update_one": 500,
+    "count": 500,
+    "select_related_20": 400,
+}
+WRITES = frozenset({"insert_one", "bulk_insert_1000"})
+
+
+# -- arguments per operation ---------------------------------------------------------------------
+
+
+def make_args(op: str, n: int, rng: random.Random) -> list[tuple[Any, ...]]:
+    """Return the argument tuples of ``n`` calls of ``op``."""
+    if op == "get_by_pk":
+        return [(rng.randint(1, POSTS),) for _ in range(n)]
+    if op == "filter_20":
+        return [(rng.randint(1, AUTHORS),) for _ in range(n)]
+    if op == "insert_one":
+        return [(i, rng.randint(1, POSTS)) for i in range(n)]
+    if op == "bulk_insert_1000":
+        return [([comment_values(i, rng.randint(1, POSTS)) for i in range(BULK_SIZE)],)] * n
+    if op == "update_one":
+        return [(rng.randint(1, POSTS), i) for i in range(n)]
+    if op == "count":
+        return [()] * n
+    if op == "select_related_20":
+        return [(rng.randint(0, POSTS - 20),) for _ in range(n)]
+    raise ValueError(op)
+
+
+def method(contender: Contender, op: str) -> Callable[..., Any]:
+    """Return the contender's coroutine function for ``op``."""
+    return getattr(contender, "bulk_insert" if op == "bulk_insert_1000" else op)  # type: ignore[no-any-return]
+
+
+# -- answers are checked before anything is timed -------------------------------------------------
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+
+async def count_comments(target: Target) -> int:
+    """Count the comments of ``target`` with the bare driver."""
+    if target.backend == "postgres":
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=target.host, port=target.port, user=target.user, database=target.database
+        )
+        try:
+            return int(await conn.fetchval(f'SELECT COUNT(*) FROM "{target.name}".bench_comment'))
+        finally:
+            await conn.close()
+    if target.backend == "mysql":
+        import aiomysql
+
+        conn = await aiomysql.connect(
+            host=target.host, port=target.port, user=target.user, db=target.name, autocommit=True
+        )
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT COUNT(*) FROM bench_comment")
+                return int((await cur.fetchone())[0])
+        finally:
+            conn.close()
+    import aiosqlite
+
+    async with aiosqlite.connect(target.name) as conn:
+        rows = list(await conn.execute_fetchall("SELECT COUNT(*) FROM bench_comment"))
+        return int(rows[0][0])
+
+
+async def verify(contender: Contender, target: Target) -> None:
+    """Check every operation's answer; raise AssertionError naming the contender and check."""
+
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            raise AssertionError(f"{contender.name} on {target.backend}: {what}")
+
+    post = await contender.get_by_pk(7)
+    check(_field(post, "title") == "Post number 7", f"get_by_pk(7) gave {post!r}")
+    rows = await contender.filter_20(3)
+    check(len(rows) == 20, f"filter_20(3) gave {len(rows)} rows")
+    check(all(_field(r, "author_id") == 3 for r in rows), "filter_20(3) gave other authors")
+    check(await contender.count() == POSTS, "count() is wrong")
+    pairs = await contender.select_related_20(40)
+    expected = [(f"Post number {i}", f"Author {(i - 1) % AUTHORS + 1}") for i in range(41, 61)]
+    check(pairs == expected, f"select_related_20(40) gave {pairs[:2]!r}...")
+    await contender.update_one(5, 4242)
+    check(_field(await contender.get_by_pk(5), "views") == 4242, "update_one() was not saved")
+    key = await contender.insert_one(1, 9)
+    check(isinstance(key, int) and key > 0, f"insert_one() returned the key {key!r}")
+    await contender.bulk_insert([comment_values(i, 11) for i in range(BULK_SIZE)])
+    check(await count_comments(target) == BULK_SIZE + 1, "the inserts did not all land")
+    await contender.clear_comments()
+    check(await count_comments(target) == 0, "clear_comments() left rows")
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+async def measure(
+    contender: Contender, op: str, args: list[tuple[Any, ...]]
+) -> tuple[float, float]:
+    """Run ``op`` once per argument tuple; return ``(ops per second, CPU µs per op)``."""
+    fn = method(contender, op)
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for a in args:
+        await fn(*a)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if op in WRITES:
+        await contender.clear_comments()
+    return len(args) / wall, cpu / len(args) * 1e6
+
+
+def targets_for(backend: str, name: str, opts: argparse.Namespace, tmp: str) -> Target:
+    """Return the private database of contender ``name`` on ``backend``."""
+    tag = f"ormbench_{name}_{os.getpid()}"
+    if backend == "postgres":
+        u = urllib.parse.urlsplit(opts.pg_url)
+        return Target(
+            "postgres", tag, u.hostname or "127.0.0.1", u.port or 5432, u.username or "postgres",
+            u.path.lstrip("/") or "postgres",
+        )  # fmt: skip
+    if backend == "mysql":
+        u = urllib.parse.urlsplit(opts.mysql_url)
+        return Target("mysql", tag, u.hostname or "127.0.0.1", u.port or 3306, u.username or "root")
+    return Target("sqlite", str(Path(tmp) / f"{tag}.db"))
+
+
+async def run_backend(backend: str, opts: argparse.Namespace, samples: dict[str, Any]) -> None:
+    """Set up every contender on ``backend``, check it, then run the interleaved rounds."""
+    names = [n for n in CONTENDERS if n in opts.only]
+    counts = {op: max(2 if op == "bulk_insert_1000" else 20, n // (5 if opts.quick else 1))
+              for op, n in OPERATIONS.items() if op in opts.ops}  # fmt: skip
+    started: dict[str, tuple[Contender, Target]] = {}
+    with tempfile.TemporaryDirectory(prefix="covet-ormbench-") as tmp:
+        try:
+            for name in names:
+                target = targets_for(backend, name, opts, tmp)
+                await create_target(target)
+                contender: Contender = importlib.import_module(MODULES[name]).make(backend)
+                started[name] = (contender, target)
+                await contender.start(target)
+                await contender.seed()
+                await verify(contender, target)
+                # Warm up: caches, prepared statements, pools, JITted paths in the drivers.
+                for op, n in counts.items():
+                    await measure(contender, op, make_args(op, min(n, 50), random.Random(0)))
+            print(f"[{backend}] checked: {', '.join(names)}", file=sys.stderr)
+            per_op: dict[str, dict[str, list[tuple[float, float]]]] = samples.setdefault(
+                backend, {}
+            )
+            for rnd in range(opts.rounds):
+                for op, n in counts.items():
+                    args = make_args(op, n, random.Random(rnd * 1000 + len(op)))
+                    order = list(names)
+                    random.shuffle(order)
+                    for name in order:
+                        result = await measure(started[name][0], op, args)
+                        per_op.setdefault(op, {}).setdefault(name, []).append(result)
+                print(f"[{backend}] round {rnd + 1}/{opts.rounds} done", file=sys.stderr)
+        finally:
+            for contender, target in started.values():
+                try:
+                    await contender.stop()
+                finally:
+                    await drop_target(target)
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
+
+
+def report(samples: dict[str, Any], opts: argparse.Namespace) -> list[str]:
+    """Return the Markdown tables for ``samples`` (and the target check)."""
+    out: list[str] = []
+    verdicts: list[str] = []
+    for backend, per_op in samples.items():
+        names = [n for n in CONTENDERS if any(n in per_op[op] for op in per_op)]
+        head = "| Operation | " + " | ".join(names) + " |"
+        rule = "|---|" + "---:|" * len(names)
+        ops_rows, cpu_rows = [head, rule], [head, rule]
+        for op, by_name in per_op.items():
+            raw = by_name.get("raw")
+            cells, cpu_cells = [], []
+            medians: dict[str, tuple[float, float]] = {}
+            for name in names:
+                runs = by_name[name]
+                ops = statistics.median(r[0] for r in runs)
+                cpu = statistics.median(r[1] for r in runs)
+                medians[name] = (ops, cpu)
+                if raw is None or name == "raw":
+                    cells.append(_fmt(ops))
+                    cpu_cells.append(f"{cpu:.1f}")
+                    continue
+                ratios = [r[0] / b[0] for r, b in zip(runs, raw, strict=True)]
+                cpu_ratios = [b[1] / r[1] for r, b in zip(runs, raw, strict=True)]
+                med = statistics.median(ratios)
+                cells.append(f"{_fmt(ops)} · {med:.2f} [{min(ratios):.2f}-{max(ratios):.2f}]")
+                cpu_cells.append(f"{cpu:.1f} · {statistics.median(cpu_ratios):.2f}")
+                if name == "covet" and op in ("get_by_pk", "filter_20"):
+                    verdicts.append(
+                        f"{backend} {op}: covet/raw = {med:.2f} ops/s, "
+                        f"{statistics.median(cpu_ratios):.2f} CPU "
+                        f"({'met' if med >= 0.80 else 'MISSED'} >= 0.80)"
+                    )
+            ops_rows.append(f"| `{op}` | " + " | ".join(cells) + " |")
+            cpu_rows.append(f"| `{op}` | " + " | ".join(cpu_cells) + " |")
+            if "covet" in medians:
+                peers = [n for n in ("sqlalchemy", "tortoise") if n in medians]
+                behind = [n for n in peers if medians[n][0] >= medians["covet"][0]]
+                cpu_behind = [n for n in peers if medians[n][1] <= medians["covet"][1]]
+                if behind or cpu_behind:
+                    verdicts.append(
+                        f"{backend} {op}: covet not ahead of {sorted(set(behind + cpu_behind))} "
+                        f"(ops/s behind: {behind}, CPU behind: {cpu_behind})"
+                    )
+        out += [
+            f"### {backend}",
+            "",
+            "Operations per second (median over rounds) and ratio to the raw driver "
+            "(median of per-round ratios, with the range):",
+            "",
+            *ops_rows,
+            "",
+            "Client CPU time per operation in microseconds, and `raw / contender`:",
+            "",
+            *cpu_rows,
+            "",
+        ]
+    out += ["### Targets", "", *(f"- {v}" for v in verdicts or ["every target met"]), ""]
+    return out
+
+
+def versions() -> str:
+    """Return the interpreter, library and server versions for the record."""
+    parts = [f"Python {platform.python_version()}"]
+    for dist in ("asyncpg", "aiomysql", "aiosqlite", "sqlalchemy", "tortoise-orm", "uvloop"):
+        try:
+            from importlib.metadata import version
+
+            parts.append(f"{dist} {version(dist)}")
+        except Exception:  # noqa: BLE001 - a missing package is simply not listed
+            continue
+    import sqlite3
+
+    parts.append(f"SQLite {sqlite3.sqlite_version}")
+    return ", ".join(parts)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--quick", action="store_true", help="a fifth of the iterations, 2 rounds")
+    p.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated contenders")
+    p.add_argument("--ops", default=",".join(OPERATIONS), help="comma-separated operations")
+    p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    p.add_argument("--pg-url", default=os.environ.get("COVET_BENCH_PG_URL", PG_URL))
+    p.add_argument("--mysql-url", default=os.environ.get("COVET_BENCH_MYSQL_URL", MYSQL_URL))
+    p.add_argument("--json", metavar="FILE", help="write the raw samples to FILE")
+    # Each backend runs in a fresh interpreter (Tortoise binds its models to the first
+    # dialect it meets; caches of every ORM start cold): the parent passes this.
+    p.add_argument("--worker-output", metavar="FILE", help=argparse.SUPPRESS)
+    opts = p.parse_args(argv)
+    opts.backends = [b for b in opts.backends.split(",") if b]
+    opts.only = [c for c in opts.only.split(",") if c]
+    opts.ops = [o for o in opts.ops.split(",") if o]
+    for value, allowed, what in (
+        (opts.backends, BACKENDS, "backend"),
+        (opts.only, CONTENDERS, "contender"),
+        (opts.ops, tuple(OPERATIONS), "operation"),
+    ):
+        bad = sorted(set(value) - set(allowed))
+        if bad:
+            p.error(f"unknown {what}(s) {bad!r}; choose from {', '.join(allowed)}")
+    if opts.quick and opts.rounds == 5:
+        opts.rounds = 2
+    if opts.rounds < 1:
+        p.error("--rounds must be at least 1")
+    return opts
+
+
+def run_worker(opts: argparse.Namespace) -> None:
+    """Run the single backend in ``opts.backends`` and write its samples to a file."""
+    if opts.loop == "uvloop":
+        import uvloop
+
+        runner: Any = uvloop.run
+    else:
+        runner = asyncio.run
+    samples: dict[str, Any] = {}
+    runner(run_backend(opts.backends[0], opts, samples))
+    Path(opts.worker_output).write_text(json.dumps(samples))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark (one child interpreter per backend) and print Markdown tables."""
+    opts = parse_args(argv)
+    if opts.worker_output:
+        run_worker(opts)
+        return
+    started = time.strftime("%Y-%m-%d %H:%M")
+    samples: dict[str, Any] = {}
+    passthrough = sys.argv[1:] if argv is None else list(argv)
+    with tempfile.TemporaryDirectory(prefix="covet-ormbench-") as tmp:
+        for backend in opts.backends:
+            out = Path(tmp) / f"{backend}.json"
+            args = [a for a in passthrough if not a.startswith("--backends")]
+            if "--backends" in passthrough:
+                i = passthrough.index("--backends")
+                args = passthrough[:i] + passthrough[i + 2 :]
+            subprocess.run(
+                [sys.executable, __file__, *args, "--rounds", str(opts.rounds),
+                 "--backends", backend, "--worker-output", str(out)],
+                check=True,
+            )  # fmt: skip
+            samples.update(json.loads(out.read_text()))
+    lines = report(samples, opts)
+    print(f"<!-- {started}; {versions()}; loop {opts.loop}; rounds {opts.rounds}; "
+          f"quick {opts.quick} -->")  # fmt: skip
+    print("\n".join(lines))
+    if opts.json:
+        Path(opts.json).write_text(json.dumps({"versions": versions(), "samples": samples}))
+
+
+if __name__ == "__main__":
+    main()
