@@ -82,17 +82,28 @@ class DatabaseChoice:
     Attributes:
         extra: The covet extra that installs the driver (``""`` for none).
         url: The ``DATABASE_URL`` template; ``{name}`` is the project name.
+        setup: The shell command creating that database (``{name}`` too), or
+            ``""`` when nothing needs creating.
     """
 
     extra: str
     url: str
+    setup: str = ""
 
 
 #: The choices of ``--db``.
 DATABASES: dict[str, DatabaseChoice] = {
     "sqlite": DatabaseChoice("", "sqlite:///{name}.sqlite3"),
-    "postgres": DatabaseChoice("postgres", "postgresql://postgres@127.0.0.1:5432/{name}"),
-    "mysql": DatabaseChoice("mysql", "mysql://root@127.0.0.1:3306/{name}"),
+    "postgres": DatabaseChoice(
+        "postgres",
+        "postgresql://postgres@127.0.0.1:5432/{name}",
+        "createdb -h 127.0.0.1 -U postgres {name}",
+    ),
+    "mysql": DatabaseChoice(
+        "mysql",
+        "mysql://root@127.0.0.1:3306/{name}",
+        "mysql -h 127.0.0.1 -u root -e 'CREATE DATABASE {name} CHARACTER SET utf8mb4'",
+    ),
 }
 
 
@@ -155,6 +166,7 @@ def render_project(directory: Path, name: str, *, db: str = "sqlite") -> list[Pa
         "requirement": f"{requirement}>={__version__}",
         "secret_key": secrets.token_urlsafe(50),
         "database_url": choice.url.format(name=name),
+        "database_setup": choice.setup.format(name=name) + "\n" if choice.setup else "",
     }
     written: list[Path] = []
     for source in sorted(SCAFFOLD.rglob("*-tpl")):
@@ -182,8 +194,13 @@ root, url, message = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 settings = load_settings(root, environ={"DATABASE_URL": url})
 migrations.init(settings)
 config = migrations.make_config(settings, echo=lambda text: None)
+# `covet new --force` over a project that has revisions already: bring the
+# scratch database to their head, and add a revision only for what they miss.
+existing = any((settings.migrations / "versions").glob("*.py"))
+if existing:
+    migrations.upgrade(config)
 path = migrations.revision(config, message)
-if path is None:
+if path is None and not existing:
     raise SystemExit("The models produced no initial revision.")
 """
 
@@ -193,7 +210,9 @@ def create_migrations(directory: Path, *, message: str = "create notes") -> list
 
     The revision is generated against a throwaway SQLite database, in a child
     process, so ``covet migrate`` then creates exactly the models' tables and
-    ``covet migrate --check`` is clean.
+    ``covet migrate --check`` is clean. When the directory already holds
+    revisions (``covet new --force`` over an earlier project), a revision is
+    added only for the changes they do not cover.
 
     Args:
         directory: The rendered project directory.
@@ -227,7 +246,7 @@ def create_migrations(directory: Path, *, message: str = "create notes") -> list
         output = process.stderr.strip().splitlines()
         raise ImproperlyConfigured(
             f"Could not generate the initial migration in {str(directory)!r}: "
-            f"{output[-1] if output else 'no output'}. "
+            f"{output[-1].rstrip('.') if output else 'no output'}. "
             "Run `covet makemigrations -m 'create notes'` inside the project to see why."
         )
     migrations = directory / "migrations"
@@ -278,5 +297,8 @@ def new_command(name: str, db: str, directory: Path | None, force: bool) -> None
     success(f"Created project {name!r} in {str(target)!r}.")
     echo("Next:")
     echo(f"  cd {target}")
+    setup = DATABASES[db].setup
+    if setup:
+        echo(f"  {setup.format(name=name)}")
     echo("  covet migrate")
     echo("  covet run")

@@ -122,6 +122,21 @@ def test_list_page_form_and_stylesheet_in_chromium(server: str, tmp_path: Path) 
             with page.expect_navigation():
                 page.click("form.note-form button[type=submit]")
             assert page.text_content(".error") == "This field is required."
+
+            # Sign up from the header link: the layout then shows who is logged in.
+            page.goto(f"{server}/")
+            with page.expect_navigation():
+                page.click("header a[href$='/signup']")
+            page.fill("#email", "browser@example.com")
+            page.fill("#password", "a long and fine password")
+            page.fill("#password_confirmation", "a long and fine password")
+            with page.expect_navigation():
+                page.click("form.account-form button[type=submit]")
+            assert page.text_content("header .current-user") == "browser@example.com"
+            with page.expect_navigation():
+                page.click("header form.logout button")
+            assert page.query_selector("header .current-user") is None
+            assert page.query_selector("header a[href$='/login']") is not None
         finally:
             context.close()
     # The 422 of the invalid form is reported by Chromium as a failed resource load.

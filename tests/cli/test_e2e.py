@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from covet.cli import main
+from covet.db import Database
 from tests.cli.conftest import (
     covet_argv,
     free_port,
@@ -87,6 +92,62 @@ def test_serve_create_list_and_stop(project: Path) -> None:
     assert code == 0, err
 
 
+def _csrf(client: httpx.Client, path: str) -> str:
+    match = _CSRF_INPUT.search(client.get(path).text)
+    assert match is not None, path
+    return match[1]
+
+
+def test_accounts_on_a_live_server_with_two_workers(project: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        covet_argv("run", "--port", str(port), "--workers", "2"),
+        cwd=project,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    password = "a long and fine password"
+    try:
+        wait_for_server(f"{base}/login", process)
+        with httpx.Client(base_url=base, headers={"Origin": base}) as client:
+            signed_up = client.post(
+                "/signup?next=/account",
+                data={
+                    "email": "e2e@example.com",
+                    "password": password,
+                    "password_confirmation": password,
+                    "csrf_token": _csrf(client, "/signup"),
+                    "next": "/account",
+                },
+            )
+            assert signed_up.status_code == 303, signed_up.text
+            assert signed_up.headers["location"] == "/account"
+            assert "e2e@example.com</a>" in client.get("/").text
+            logged_out = client.post("/logout", data={"csrf_token": _csrf(client, "/")})
+            assert logged_out.status_code == 303
+            assert client.get("/account").status_code == 303
+            # Log-in attempts are counted in the database: both workers share the count,
+            # whichever of them answers each attempt (a new connection every time).
+            statuses = []
+            for _ in range(6):
+                token = _csrf(client, "/login")
+                with httpx.Client(base_url=base, cookies=client.cookies) as single:
+                    attempt = single.post(
+                        "/login",
+                        data={"email": "e2e@example.com", "password": "wrong", "csrf_token": token},
+                        headers={"Origin": base, "Connection": "close"},
+                    )
+                statuses.append(attempt.status_code)
+            assert statuses == [400, 400, 400, 400, 400, 429]
+    finally:
+        code, _, err = stop_server(process, signal.SIGTERM)
+    assert code == 0, err
+    assert err.count("Started server process") == 2, err
+
+
 def test_generated_project_tests_pass(project: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -116,7 +177,9 @@ def test_shell_of_the_generated_project(project: Path) -> None:
         "shell", "-c", "print(sorted(k for k in dir() if k[0].isupper()), db.vendor)", cwd=project
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['Note'] sqlite"
+    assert result.stdout.strip() == (
+        "['DatabaseSession', 'Note', 'RateLimitCounter', 'User'] sqlite"
+    )
 
 
 def test_run_with_unreachable_database(project: Path) -> None:
@@ -208,3 +271,53 @@ def test_broken_project_command_is_a_warning(
         in result.output
     )
     assert "Project command 'bad_cmd_site.nowhere:cmd' was not loaded" in result.output
+
+
+_SERVERS = {"postgres": "COVET_TEST_POSTGRES_URL", "mysql": "COVET_TEST_MYSQL_URL"}
+
+
+async def _admin(url: str, sql: str) -> None:
+    async with Database(url, alias=f"e2e_admin_{secrets.token_hex(4)}") as database:
+        await database.execute(sql)
+
+
+@pytest.mark.parametrize("backend", sorted(_SERVERS))
+def test_server_database_project_migrates_and_passes_its_tests(
+    backend: str, tmp_path: Path
+) -> None:
+    server = os.environ.get(_SERVERS[backend], "")
+    if not server:
+        message = f"{_SERVERS[backend]} is not set; the {backend} project test is skipped"
+        if os.environ.get("COVET_TEST_REQUIRE_ALL") == "1":
+            pytest.fail(f"{message} (COVET_TEST_REQUIRE_ALL=1 makes this a failure)")
+        pytest.skip(message)
+    created = run_covet("new", "srvsite", "--db", backend, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    root = tmp_path / "srvsite"
+    # Like the user following the README: create the project's database first.
+    name = f"covet_e2e_{secrets.token_hex(4)}"
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    if backend == "postgres":
+        create, drop = f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    else:
+        create = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+        drop = f"DROP DATABASE IF EXISTS `{name}`"
+    asyncio.run(_admin(server, create))
+    try:
+        migrated = run_covet("migrate", cwd=root, DATABASE_URL=url)
+        assert migrated.returncode == 0, migrated.stderr
+        checked = run_covet("migrate", "--check", cwd=root, DATABASE_URL=url)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=root,
+            env=subprocess_env(DATABASE_URL=url),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert " passed" in result.stdout and "skipped" not in result.stdout
+    finally:
+        asyncio.run(_admin(server, drop))

@@ -70,6 +70,10 @@ def test_generated_templates_compile(generated: Path) -> None:
         "list.html",
         "form.html",
         "detail.html",
+        "_errors.html",
+        "login.html",
+        "signup.html",
+        "account.html",
     }
     for path in templates:
         environment.parse(path.read_text("utf-8"))
@@ -80,13 +84,25 @@ def test_generated_settings(generated: Path) -> None:
     assert pyproject["project"]["name"] == "blog"
     assert pyproject["project"]["dependencies"][0].startswith("covet>=")
     assert pyproject["tool"]["covet"]["app"] == "blog.app:app"
-    assert pyproject["tool"]["covet"]["models"] == ["blog.models"]
+    assert pyproject["tool"]["covet"]["models"] == [
+        "blog.models",
+        "covet.sessions_db",
+        "covet.ratelimit_db",
+    ]
+    assert pyproject["tool"]["covet"]["commands"] == ["blog.cli:clearsessions"]
+    # The development hosts are local settings: production must set its own.
+    assert "allowed_hosts" not in pyproject["tool"]["covet"]
     env = parse_env_file((generated / ".env").read_text("utf-8"))
     assert env["DATABASE_URL"] == "sqlite:///blog.sqlite3"
+    assert env["ALLOWED_HOSTS"] == "localhost,127.0.0.1"
     assert len(env["SECRET_KEY"]) >= 60
     assert stat.S_IMODE((generated / ".env").stat().st_mode) == 0o600
     settings = load_settings(generated, environ={})
     assert settings.secret_key == env["SECRET_KEY"]
+    assert settings.allowed_hosts == ("localhost", "127.0.0.1")
+    assert load_settings(generated, environ={"ALLOWED_HOSTS": "example.com"}).allowed_hosts == (
+        "example.com",
+    )
     assert settings.migrations == generated / "migrations"
     gitignore = (generated / ".gitignore").read_text("utf-8").splitlines()
     assert ".env" in gitignore
@@ -100,8 +116,9 @@ def test_generated_migrations(generated: Path) -> None:
     revisions = list((migrations / "versions").glob("*.py"))
     assert len(revisions) == 1
     source = revisions[0].read_text("utf-8")
-    assert "create_table('notes'" in source or 'create_table("notes"' in source
-    for column in ("title", "body", "created_at"):
+    for table in ("notes", "users", "covet_sessions", "covet_ratelimit"):
+        assert f"create_table('{table}'" in source or f'create_table("{table}"' in source
+    for column in ("title", "body", "created_at", "email", "password", "session_key", "user_id"):
         assert column in source
 
 
@@ -131,6 +148,28 @@ def test_database_choice(tmp_path: Path, db: str, url: str, requirement: str) ->
     assert env["DATABASE_URL"] == url
     pyproject = tomllib.loads((tmp_path / "pyproject.toml").read_text("utf-8"))
     assert pyproject["project"]["dependencies"][0].startswith(requirement)
+    # The README tells how to create the server database before migrating.
+    readme = (tmp_path / "README.md").read_text("utf-8")
+    setup = {
+        "postgres": "createdb -h 127.0.0.1 -U postgres pgsite",
+        "mysql": "mysql -h 127.0.0.1 -u root -e 'CREATE DATABASE pgsite CHARACTER SET utf8mb4'",
+    }[db]
+    assert f"cd pgsite\n{setup}\ncovet migrate\n" in readme
+
+
+def test_new_with_a_server_database_prints_how_to_create_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["new", "pgshop", "--db", "postgres"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-5:] == [
+        "Next:",
+        "  cd pgshop",
+        "  createdb -h 127.0.0.1 -U postgres pgshop",
+        "  covet migrate",
+        "  covet run",
+    ]
 
 
 def test_every_scaffold_file_is_a_template() -> None:
@@ -193,6 +232,19 @@ def test_force_writes_into_a_non_empty_directory(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (target / "notes.txt").read_text("utf-8") == "keep me"
     assert (target / "README.md").read_text("utf-8").startswith("# busy")
+
+
+def test_force_over_an_earlier_project_keeps_its_migrations(tmp_path: Path) -> None:
+    target = str(tmp_path / "again")
+    first = CliRunner().invoke(main, ["new", "again", "--directory", target])
+    assert first.exit_code == 0, first.output
+    revisions = sorted((tmp_path / "again" / "migrations" / "versions").glob("*.py"))
+    assert len(revisions) == 1
+    # The README's first command runs `covet new --force` into the same directory
+    # every time: the second run must succeed and add no second initial revision.
+    second = CliRunner().invoke(main, ["new", "again", "--directory", target, "--force"])
+    assert second.exit_code == 0, second.output
+    assert sorted((tmp_path / "again" / "migrations" / "versions").glob("*.py")) == revisions
 
 
 def test_refuses_a_file_as_directory(tmp_path: Path) -> None:
