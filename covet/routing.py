@@ -264,11 +264,11 @@ class BaseRoute:
             NoMatchFound: If this route is not called ``name`` or the
                 parameters do not fit.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement url_path_for().")
 
     def with_prefix(self, prefix: str, limits: RequestLimits | None = None) -> BaseRoute:
         """Return a copy of this route whose path starts with ``prefix``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement with_prefix().")
 
 
 class Route(BaseRoute):
@@ -741,13 +741,13 @@ class _RouteDecorators:
         limits: RequestLimits | None = None,
     ) -> Route:
         """Register ``endpoint`` for ``path`` and ``methods``; see :class:`Route`."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement add_route().")
 
     def add_websocket_route(
         self, path: str, endpoint: Callable[..., Any], *, name: str | None = None
     ) -> WebSocketRoute:
         """Register a websocket ``endpoint`` for ``path``; see :class:`WebSocketRoute`."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement add_websocket_route().")
 
     def route(
         self,
