@@ -87,6 +87,12 @@ async def rollback_after(using: str | None = None) -> AsyncIterator[None]:
     from covet.db.transactions import transaction
 
     with contextlib.suppress(_RollbackRequestedError):
-        async with transaction(using):
+        async with transaction(using) as tx:
+            state = tx._state
+            if state is not None:
+                # A fixture opens this block in its own task and the test runs in
+                # another: let the test's task (one at a time) nest savepoints in it.
+                state.owner = None
+                state.adoptable = True
             yield
             raise _RollbackRequestedError

@@ -52,6 +52,7 @@ class TransactionState:
 
     __slots__ = (
         "_counter",
+        "adoptable",
         "callbacks",
         "closed",
         "connection",
@@ -69,6 +70,10 @@ class TransactionState:
         self.callbacks: list[tuple[int, OnCommitCallback]] = []
         self.failed = False
         self.closed = False
+        # A test's rolled-back wrapper transaction (covet.db.testing.rollback_after):
+        # it is opened by a fixture's task, so while no nested block is open any
+        # one task (the test's) may open savepoints in it, and owns it until they close.
+        self.adoptable = False
         self._counter = 0
 
     def next_savepoint_name(self) -> str:
@@ -124,6 +129,7 @@ class Transaction:
         self._kind = ""
         self._name = ""
         self._db: Database | None = None
+        self._adopted = False
 
     @property
     def connection(self) -> BaseConnection:
@@ -171,7 +177,8 @@ class Transaction:
             self._kind = "outer"
             self._state = state
             return self
-        if state.owner is not task:
+        adopting = state.owner is None and state.adoptable
+        if state.owner is not task and not adopting:
             raise TransactionManagementError(
                 "transaction() was entered in a task that shares an enclosing transaction "
                 "opened by another task. Savepoints of concurrent tasks cannot nest. Open the "
@@ -193,6 +200,9 @@ class Transaction:
         state.savepoints.append(name)
         self._kind = "savepoint"
         self._name = name
+        if adopting:
+            state.owner = task
+            self._adopted = True
         return self
 
     async def __aexit__(
@@ -208,7 +218,12 @@ class Transaction:
             if exc_type is not None:
                 state.failed = True
         elif self._kind == "savepoint":
-            await self._exit_savepoint(state, exc_type is None)
+            try:
+                await self._exit_savepoint(state, exc_type is None)
+            finally:
+                if self._adopted:
+                    self._adopted = False
+                    state.owner = None
         else:
             await self._exit_outer(state, exc_type is None)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import pathlib
 import random
 import secrets
 import threading
@@ -147,3 +149,38 @@ async def test_a_thousand_cancellations_leak_nothing(database, make_database, ta
         assert count == expected
     await db.disconnect()
     assert await wait_for_threads_to_end(threads_before) == set()
+
+
+@pytest.mark.skipif(
+    os.environ.get("COVET_TEST_ALLOW_SERVER_RESTART", "") != "1",
+    reason="restarts the shared PostgreSQL server; set COVET_TEST_ALLOW_SERVER_RESTART=1",
+)
+async def test_pool_recovers_after_a_postgres_server_restart(database, make_database):
+    if database.vendor != "postgres":
+        pytest.skip("restarts the local PostgreSQL cluster only")
+    versions = sorted(p.name for p in pathlib.Path("/etc/postgresql").iterdir())
+    db = await make_database(min_size=2, max_size=2)
+    async with db.connection() as a, db.connection() as b:
+        pids = {
+            await a.fetch_val("SELECT pg_backend_pid()"),
+            await b.fetch_val("SELECT pg_backend_pid()"),
+        }
+    assert len(pids) == 2
+    started = await db.fetch_val("SELECT pg_postmaster_start_time()")
+    restart = await asyncio.create_subprocess_exec(
+        "pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"
+    )
+    assert await restart.wait() == 0
+    # No application restart: the pool's dead connections are replaced on checkout.
+    for _ in range(4):
+        assert await db.fetch_val("SELECT 41 + 1") == 42
+    assert await db.fetch_val("SELECT pg_postmaster_start_time()") > started
+    async with transaction(using=db.alias):
+        assert await db.fetch_val("SELECT 5") == 5
+    async with db.connection() as a, db.connection() as b:
+        fresh = {
+            await a.fetch_val("SELECT pg_backend_pid()"),
+            await b.fetch_val("SELECT pg_backend_pid()"),
+        }
+    assert not fresh & pids
+    assert db.pool_stats().size <= 2

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from covet.db import F, FieldError, MultipleObjectsReturned, ObjectDoesNotExist, Q, ValidationError
+from covet.db.exceptions import NotSupportedError
 from covet.db.testing import assert_num_queries, rollback_after
 from tests.db.models import Author, Keyed, Post, Tag
 
@@ -291,9 +292,16 @@ async def test_get_or_create_is_race_safe(orm):
 async def test_bulk_create_update_in_bulk(orm, database):
     tags = await Tag.objects.bulk_create([Tag(name=f"t{i}") for i in range(25)], batch_size=10)
     assert await Tag.objects.count() == 25
+    # Every backend here returns the keys (MariaDB through INSERT ... RETURNING); only
+    # Oracle MySQL, which has no RETURNING, leaves them None.
+    mysql_proper = database.vendor == "mysql" and not database.ops.is_mariadb
+    assert database.features.can_return_rows_from_bulk_insert is not mysql_proper
     if database.features.can_return_rows_from_bulk_insert:
         assert all(t.pk is not None for t in tags)
         assert len({t.pk for t in tags}) == 25
+        # Each object got its own row's key, not just some key.
+        names = dict(await Tag.objects.values_list("id", "name"))
+        assert {t.pk: t.name for t in tags} == names
     stored = await Tag.objects.order_by("id")
     for tag in stored:
         tag.name = tag.name.upper()
@@ -315,9 +323,21 @@ async def test_streaming_with_async_for(orm):
     assert values[:2] == ["s000", "s001"]
 
 
-async def test_explain(data):
+async def test_explain(data, database):
     plan = await Post.objects.filter(title="x").explain()
-    assert plan
+    assert isinstance(plan, str)
+    # Every backend's plan names the table it reads.
+    assert "posts" in plan
+    if database.vendor == "sqlite":
+        with pytest.raises(NotSupportedError, match="EXPLAIN ANALYZE"):
+            await Post.objects.filter(views__gt=0).explain(analyze=True)
+    else:
+        analyzed = await Post.objects.filter(views__gt=0).explain(analyze=True)
+        assert "posts" in analyzed
+        if database.vendor == "postgres":
+            assert "actual time" in analyzed
+    # A plain EXPLAIN runs nothing: the rows are unchanged.
+    assert await Post.objects.filter(title="x").count() == 0
 
 
 async def test_querysets_are_immutable(data):

@@ -386,7 +386,8 @@ class BaseOperations:
         Raises:
             NotSupportedError: The database has no RETURNING.
         """
-        if not self.features.supports_returning:
+        features = self.features
+        if not (features.supports_returning or features.can_return_rows_from_bulk_insert):
             raise NotSupportedError(
                 "This database does not support RETURNING. Check "
                 "features.supports_returning before asking for it."

@@ -67,7 +67,8 @@ class MySQLFeatures(BaseFeatures):
 
     # Can INSERT/UPDATE/DELETE ... RETURNING hand back rows? (MariaDB only for INSERT/DELETE)
     supports_returning = False
-    # Does a multi-row INSERT ... RETURNING return one row per inserted row?
+    # Does a multi-row INSERT ... RETURNING return one row per inserted row, in order?
+    # (MariaDB >= 10.5: set at connect; MySQL has no RETURNING at all.)
     can_return_rows_from_bulk_insert = False
     # Are SAVEPOINT / ROLLBACK TO SAVEPOINT available?
     supports_savepoints = True
@@ -506,6 +507,9 @@ class MySQLBackend(BaseBackend):
         if ops.is_mariadb:
             features.has_native_json = False
             features.minimum_version = (10, 5)
+            # MariaDB 10.5+ has INSERT ... RETURNING (not UPDATE ... RETURNING, so
+            # supports_returning stays off): bulk_create() reads the new keys from it.
+            features.can_return_rows_from_bulk_insert = ops.server_version >= (10, 5)
 
     async def _open(self) -> MySQLConnection:
         from pymysql.constants import CLIENT
