@@ -24,6 +24,12 @@ DOCS = ROOT / "docs"
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
+def _database_registry() -> dict[str, Any]:
+    from covet.db import database
+
+    return database._registry
+
+
 def _pages() -> list[Path]:
     pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
     return [p for p in pages if _FENCE.search(p.read_text("utf-8"))]
@@ -45,6 +51,7 @@ def test_fence_extraction_finds_blocks_and_lines() -> None:
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
+    databases_before = set(map(id, _database_registry().values()))
     loop = asyncio.new_event_loop()
     old_cwd = Path.cwd()
     os.chdir(tmp_path)
@@ -65,5 +72,10 @@ def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
             outcome = cleanup()
             if inspect.iscoroutine(outcome):
                 loop.run_until_complete(outcome)
+        # A page that failed half-way leaves its databases connected; their driver
+        # threads would keep the test process alive, so close them on their loop.
+        for database in list(_database_registry().values()):
+            if id(database) not in databases_before:
+                loop.run_until_complete(database.disconnect())
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
