@@ -1,0 +1,60 @@
+"""What every database backend provides: features, operations, connections, pool.
+
+A dialect module (``sqlite``, ``postgres``, ``mysql``) subclasses the four base
+classes below. ``BaseFeatures`` and ``BaseOperations`` hold ANSI defaults and
+are pure data/string functions that never touch a server, so the SQL compiler
+and the compile-only tests use them without a connection. ``BaseConnection``
+is the thin, hot-path wrapper the ORM runs statements on; ``BaseBackend`` owns
+the pool. :class:`ConnectionPool` is the pool used by the backends whose
+driver has no pool we can trust with timeouts and cancellation (SQLite and
+MySQL); PostgreSQL uses asyncpg's own pool.
+
+The package holds one concept per module: ``features``, ``operations``,
+``records``, ``connection``, ``pool``, ``backend`` and ``errors``.
+"""
+
+from __future__ import annotations
+
+from covet.db.backends.base.backend import BaseBackend, Option
+from covet.db.backends.base.connection import BaseConnection
+from covet.db.backends.base.errors import (
+    aborted_transaction_error,
+    disconnect_error,
+    pool_timeout_error,
+)
+from covet.db.backends.base.features import BaseFeatures
+from covet.db.backends.base.operations import (
+    LIKE_LOOKUPS,
+    LOOKUPS,
+    BaseOperations,
+    Converter,
+    to_bool,
+    to_bytes,
+    to_decimal,
+    to_uuid,
+)
+from covet.db.backends.base.pool import ConnectionPool, PoolStats
+from covet.db.backends.base.records import Record, is_read_only_sql, make_index
+
+__all__ = (
+    "LIKE_LOOKUPS",
+    "LOOKUPS",
+    "BaseBackend",
+    "BaseConnection",
+    "BaseFeatures",
+    "BaseOperations",
+    "ConnectionPool",
+    "Converter",
+    "Option",
+    "PoolStats",
+    "Record",
+    "aborted_transaction_error",
+    "disconnect_error",
+    "is_read_only_sql",
+    "make_index",
+    "pool_timeout_error",
+    "to_bool",
+    "to_bytes",
+    "to_decimal",
+    "to_uuid",
+)

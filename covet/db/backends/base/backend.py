@@ -1,0 +1,134 @@
+"""The backend: a database server's features, operations, pool and error translation."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from covet.db.backends.base.errors import pool_timeout_error
+from covet.db.backends.base.features import BaseFeatures
+from covet.db.backends.base.operations import BaseOperations
+from covet.db.exceptions import DatabaseError, PoolTimeout
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from covet.db.backends.base.connection import BaseConnection
+    from covet.db.backends.base.pool import PoolStats
+    from covet.db.database import DatabaseURL
+
+__all__ = ("BaseBackend", "Option")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """Describe one backend option: its type, default and meaning.
+
+    Options come from ``Database(url, **options)`` or the URL query string;
+    strings from the URL are parsed into ``type``.
+    """
+
+    type: type
+    default: Any
+    help: str
+
+
+class BaseBackend(abc.ABC):
+    """A database server: its features, operations, pool and error translation.
+
+    Args:
+        url: The parsed database URL.
+        min_size: Connections kept open (None: the backend default).
+        max_size: The most connections open at once (None: the backend default).
+        timeout: Seconds to wait for a free connection.
+        options: Backend options, already parsed and validated.
+    """
+
+    vendor: ClassVar[str]
+    display_name: ClassVar[str]
+    features_class: ClassVar[type[BaseFeatures]] = BaseFeatures
+    operations_class: ClassVar[type[BaseOperations]] = BaseOperations
+    default_min_size: ClassVar[int] = 1
+    default_max_size: ClassVar[int] = 10
+    #: Options accepted by this backend beyond min_size/max_size/timeout.
+    options: ClassVar[Mapping[str, Option]] = {}
+    #: URL query keys handed to the driver untouched (e.g. PostgreSQL's sslmode).
+    driver_query_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        url: DatabaseURL,
+        *,
+        min_size: int | None,
+        max_size: int | None,
+        timeout: float,
+        options: Mapping[str, Any],
+    ) -> None:
+        self.url = url
+        self.max_size = self.default_max_size if max_size is None else max_size
+        # The default min_size shrinks to a small max_size; an explicit one must fit.
+        self.min_size = min(self.default_min_size, self.max_size) if min_size is None else min_size
+        if self.max_size < 1 or not 0 <= self.min_size <= self.max_size:
+            raise ValueError(
+                f"Invalid pool size min_size={min_size!r}, max_size={max_size!r}. "
+                "Use 0 <= min_size <= max_size and max_size >= 1."
+            )
+        self.timeout = timeout
+        self.settings = dict(options)
+        self.features = self.features_class()
+        self.ops = self.operations_class(self.features)
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Import the driver, open the pool and detect the server's capabilities."""
+
+    @abc.abstractmethod
+    async def disconnect(self) -> None:
+        """Close every connection."""
+
+    @abc.abstractmethod
+    async def acquire(self) -> BaseConnection:
+        """Check out a connection from the pool."""
+
+    @abc.abstractmethod
+    async def release(self, conn: BaseConnection) -> None:
+        """Return a connection to the pool (safe under cancellation)."""
+
+    @abc.abstractmethod
+    async def replace_raw(self, conn: BaseConnection) -> None:
+        """Swap the dead driver connection inside ``conn`` for a new one."""
+
+    @abc.abstractmethod
+    def stats(self) -> PoolStats:
+        """Return the pool's size, idle count and maximum."""
+
+    @abc.abstractmethod
+    def translate_error(self, exc: BaseException) -> DatabaseError:
+        """Map a driver exception to the covet exception class."""
+
+    @abc.abstractmethod
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """Tell whether ``exc`` means the connection (or server) is gone."""
+
+    def not_sent(self, exc: BaseException) -> bool:
+        """Tell whether ``exc`` proves the statement never reached the server."""
+        return False
+
+    def on_disconnect(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """React to a lost connection: have every idle connection re-checked before use."""
+
+    @contextlib.contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        """Translate driver exceptions raised in the block into covet exceptions."""
+        try:
+            yield
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    def pool_timeout_error(self) -> PoolTimeout:
+        """Build the PoolTimeout raised when no connection became free in time."""
+        return pool_timeout_error(str(self.url), self.timeout, self.max_size)

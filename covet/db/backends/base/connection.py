@@ -1,0 +1,307 @@
+"""The pooled connection the ORM and raw SQL run statements on."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from covet.db.backends.base.records import Record, is_read_only_sql, make_index
+from covet.db.exceptions import DatabaseError, InterfaceError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+
+    from covet.db.backends.base.backend import BaseBackend
+
+__all__ = ("BaseConnection",)
+
+
+class _OpLock:
+    """Serialize statements on one connection and refuse re-entrant use from the same task.
+
+    Two tasks sharing a transaction (``asyncio.gather`` inside ``transaction()``)
+    take turns instead of tripping the driver's "another operation is in
+    progress". The same task re-entering (a statement inside an unfinished
+    unbuffered iteration) would deadlock, so it gets a clear error instead.
+    """
+
+    __slots__ = ("_lock", "_owner")
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is not None and self._owner is task:
+            raise InterfaceError(
+                "A statement was run on a connection that is still streaming a result to the "
+                "same task. Finish (or break out of) the iterate() loop first, or fetch_all() "
+                "the rows you need before running other statements."
+            )
+        await self._lock.acquire()
+        self._owner = task
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._owner = None
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Tell whether a statement is running."""
+        return self._lock.locked()
+
+
+class BaseConnection(abc.ABC):
+    """One pooled database connection, as the ORM and raw SQL use it.
+
+    Parameters are positional, already in the dialect's placeholder style
+    (``ops.placeholder(i)``). Every driver error is translated into a
+    :mod:`covet.db.exceptions` class by the backend's ``translate_error()``.
+    Statements on one connection are serialized (see :class:`_OpLock`).
+    """
+
+    def __init__(self, backend: BaseBackend, raw: Any) -> None:
+        self.backend = backend
+        self.raw = raw
+        self.in_transaction = False
+        #: True until the first statement; only then may a dead connection be swapped.
+        self.fresh = True
+        #: The connection is unusable (lost, or its protocol state is unknown): discard it.
+        self.broken = False
+        #: A statement was interrupted (cancelled): reset before reuse.
+        self.dirty = False
+        self.created_at = time.monotonic()
+        self.idle_since = self.created_at
+        self.generation = 0
+        self._lock = _OpLock()
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement and return the number of rows it affected (0 when n/a)."""
+        return int(await self._run(self._execute, sql, params))
+
+    async def execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per parameter sequence."""
+        await self._run(self._execute_many, sql, seq_of_params)
+
+    async def insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
+        """Run an INSERT and return the new primary key.
+
+        Args:
+            sql: The INSERT, with a RETURNING clause appended when ``returning``.
+            params: Positional parameters.
+            returning: Read the key from the RETURNING row instead of lastrowid.
+        """
+        return await self._run(self._insert, sql, params, returning)
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        """Run a query and return every row, each indexable by position."""
+        rows: list[Sequence[Any]] = await self._run(self._fetch_all, sql, params)
+        return rows
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+        """Run a query and return its first row, or None."""
+        row: Sequence[Any] | None = await self._run(self._fetch_one, sql, params)
+        return row
+
+    async def fetch_val(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run a query and return the first column of its first row (None without rows)."""
+        row = await self.fetch_one(sql, params)
+        return None if row is None else row[0]
+
+    async def fetch_records(self, sql: str, params: Sequence[Any] = ()) -> list[Record]:
+        """Run a query and return :class:`Record` rows (access by column name)."""
+        names, rows = await self._run(self._fetch_described, sql, params)
+        index = make_index(names)
+        return [Record(index, row) for row in rows]
+
+    async def iterate(
+        self, sql: str, params: Sequence[Any] = (), chunk_size: int = 500
+    ) -> AsyncGenerator[Sequence[Any], None]:
+        """Stream the rows of a query, ``chunk_size`` at a time from the server.
+
+        Break out of the loop early with :func:`contextlib.aclosing` around the
+        iterator to free the server cursor at once rather than at garbage collection.
+        """
+        # aclosing(): an early exit must close the server cursor now, not at garbage
+        # collection, or the connection would go back to the pool with a result still open.
+        async with contextlib.aclosing(self._stream_guarded(sql, params, chunk_size)) as chunks:
+            async for _names, chunk in chunks:
+                for row in chunk:
+                    yield row
+
+    async def iterate_records(
+        self, sql: str, params: Sequence[Any] = (), chunk_size: int = 500
+    ) -> AsyncGenerator[Record, None]:
+        """Stream a query like :meth:`iterate`, as :class:`Record` rows."""
+        index: dict[str, int] | None = None
+        async with contextlib.aclosing(self._stream_guarded(sql, params, chunk_size)) as chunks:
+            async for names, chunk in chunks:
+                if index is None:
+                    index = make_index(names)
+                for row in chunk:
+                    yield Record(index, row)
+
+    # -- transaction primitives (used by covet.db.transactions) -------------------------------
+
+    async def begin(self, isolation: str | None = None) -> None:
+        """Start a transaction (``isolation`` is already normalized by the ops)."""
+        await self._run(self._begin, isolation)
+        self.in_transaction = True
+
+    async def commit(self) -> None:
+        """Commit the current transaction."""
+        try:
+            await self._run(self._commit)
+        finally:
+            self.in_transaction = False
+
+    async def rollback(self) -> None:
+        """Roll back the current transaction."""
+        try:
+            await self._run(self._rollback)
+        finally:
+            self.in_transaction = False
+
+    async def savepoint(self, name: str) -> None:
+        """Create savepoint ``name``."""
+        await self._run(self._execute, self.backend.ops.savepoint_sql(name), ())
+
+    async def release_savepoint(self, name: str) -> None:
+        """Release savepoint ``name``."""
+        await self._run(self._execute, self.backend.ops.release_savepoint_sql(name), ())
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        """Roll back to savepoint ``name``."""
+        await self._run(self._execute, self.backend.ops.rollback_to_savepoint_sql(name), ())
+
+    # -- machinery ----------------------------------------------------------------------------
+
+    async def _run(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        async with self._lock:
+            try:
+                return await method(*args)
+            except Exception as exc:
+                if self.fresh and await self._recover(exc, method, args):
+                    try:
+                        return await method(*args)
+                    except Exception as exc2:
+                        raise self._fail(exc2) from exc2
+                raise self._fail(exc) from exc
+            except BaseException:
+                # Cancelled mid-statement: the protocol state is unknown until reset.
+                self.dirty = True
+                raise
+            finally:
+                self.fresh = False
+
+    def _fail(self, exc: Exception) -> DatabaseError:
+        if isinstance(exc, DatabaseError):
+            return exc
+        if self.backend.is_disconnect(exc):
+            self.broken = True
+            self.backend.on_disconnect()
+        return self.backend.translate_error(exc)
+
+    async def _recover(
+        self, exc: Exception, method: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+    ) -> bool:
+        """Swap a dead, freshly checked-out connection for a new one, if retrying is safe.
+
+        Retried: the first statement on a connection just taken from the pool,
+        outside a transaction, that failed because the connection was dead, when
+        either the driver proves the statement was never sent or the statement
+        is a read (``SELECT``/``SHOW``/``EXPLAIN``/``VALUES``) or the ``BEGIN`` of a
+        transaction. Writes are never re-sent: a lost connection cannot tell
+        whether they committed.
+        """
+        if self.in_transaction or not self.backend.is_disconnect(exc):
+            return False
+        sql = args[0] if args and isinstance(args[0], str) else ""
+        safe = getattr(method, "__name__", "") == "_begin" or is_read_only_sql(sql)
+        if not (safe or self.backend.not_sent(exc)):
+            return False
+        self.backend.on_disconnect()
+        try:
+            await self.backend.replace_raw(self)
+        except Exception:  # noqa: BLE001 - the original error is the one worth reporting
+            return False
+        return True
+
+    async def _stream_guarded(
+        self, sql: str, params: Sequence[Any], chunk_size: int
+    ) -> AsyncGenerator[tuple[Sequence[str], Sequence[Sequence[Any]]], None]:
+        if chunk_size < 1:
+            raise ValueError(f"Invalid chunk_size {chunk_size!r}. Use a positive integer.")
+        self.fresh = False
+        try:
+            async with contextlib.aclosing(self._stream(sql, params, chunk_size)) as stream:
+                async for item in stream:
+                    yield item
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        except GeneratorExit:
+            # The consumer stopped early (aclose()): no statement was interrupted.
+            raise
+        except BaseException:
+            self.dirty = True
+            raise
+
+    # -- what each backend implements ---------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int: ...
+
+    @abc.abstractmethod
+    async def _execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any: ...
+
+    @abc.abstractmethod
+    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]: ...
+
+    @abc.abstractmethod
+    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None: ...
+
+    @abc.abstractmethod
+    async def _fetch_described(
+        self, sql: str, params: Sequence[Any]
+    ) -> tuple[Sequence[str], list[Sequence[Any]]]: ...
+
+    @abc.abstractmethod
+    def _stream(
+        self, sql: str, params: Sequence[Any], chunk_size: int
+    ) -> AsyncGenerator[tuple[Sequence[str], Sequence[Sequence[Any]]], None]:
+        """Yield ``(column_names, rows)`` chunks, taking the op lock per server round trip."""
+
+    @abc.abstractmethod
+    async def _begin(self, isolation: str | None) -> None: ...
+
+    async def _commit(self) -> None:
+        await self._execute("COMMIT", ())
+
+    async def _rollback(self) -> None:
+        await self._execute("ROLLBACK", ())
+
+    async def ping(self) -> None:
+        """Check that the server still answers (raise when it does not)."""
+        await self._execute("SELECT 1", ())
+
+    async def reset(self) -> None:
+        """Bring a connection back to a clean, out-of-transaction state before reuse."""
+        if self.dirty:
+            raise InterfaceError("The connection was interrupted mid-statement.")
+        if self.in_transaction:
+            await self._rollback()
+            self.in_transaction = False
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the underlying driver connection (never raises)."""

@@ -1,0 +1,379 @@
+"""Dialect SQL fragments and value adaptation, with ANSI defaults.
+
+:class:`BaseOperations` is pure string and data functions that never touch a
+server, so the SQL compiler and the compile-only tests use it without a
+connection. The ``to_*`` helpers are the value converters the dialects share.
+"""
+
+from __future__ import annotations
+
+import decimal
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from covet.db.exceptions import NotSupportedError
+
+if TYPE_CHECKING:
+    from covet.db.backends.base.features import BaseFeatures
+    from covet.db.params import ParamStyle
+
+__all__ = (
+    "LIKE_LOOKUPS",
+    "LOOKUPS",
+    "BaseOperations",
+    "Converter",
+    "to_bool",
+    "to_bytes",
+    "to_decimal",
+    "to_uuid",
+)
+
+
+Converter = Callable[[Any], Any]
+
+
+#: The comparison lookups :meth:`BaseOperations.lookup_sql` renders.
+LOOKUPS = (
+    "exact",
+    "iexact",
+    "contains",
+    "icontains",
+    "startswith",
+    "istartswith",
+    "endswith",
+    "iendswith",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+)
+#: The lookups that compile to ``LIKE`` and need :meth:`BaseOperations.prepare_lookup_value`.
+LIKE_LOOKUPS = frozenset(
+    {"contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
+)
+
+
+class BaseOperations:
+    """Dialect SQL fragments and value adaptation, with ANSI defaults.
+
+    Every method returns SQL text and never interpolates values: values
+    travel as parameters in the dialect's placeholder style.
+
+    Args:
+        features: The feature flags of the same backend.
+    """
+
+    #: The driver's DB-API paramstyle, used to translate raw ``:name`` SQL.
+    param_style: ClassVar[ParamStyle] = "qmark"
+    #: The quote character around identifiers.
+    identifier_quote: ClassVar[str] = '"'
+    #: The escape character used in LIKE patterns and how it is written in SQL.
+    like_escape_sql: ClassVar[str] = "'\\'"
+    #: The binary (case- and accent-sensitive) collation text columns use, if any.
+    text_collation: str | None = None
+
+    _isolation_levels: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, features: BaseFeatures) -> None:
+        self.features = features
+        self._quoted: dict[str, str] = {}
+
+    # -- identifiers and placeholders ------------------------------------------------------
+
+    def quote_name(self, name: str) -> str:
+        """Quote an identifier, doubling any quote character inside it.
+
+        Args:
+            name: A table, column, index or savepoint name.
+
+        Returns:
+            The quoted identifier, e.g. ``"my ""odd"" name"``.
+        """
+        quoted = self._quoted.get(name)
+        if quoted is None:
+            q = self.identifier_quote
+            quoted = q + name.replace(q, q + q) + q
+            self._quoted[name] = quoted
+        return quoted
+
+    def placeholder(self, index: int) -> str:
+        """Return the placeholder for the 1-based parameter ``index``."""
+        return "?"
+
+    # -- expressions -----------------------------------------------------------------------
+
+    def concat(self, lhs_sql: str, rhs_sql: str) -> str:
+        """Return SQL concatenating two string expressions."""
+        return f"({lhs_sql} || {rhs_sql})"
+
+    def cast_to_text(self, sql: str) -> str:
+        """Return SQL casting an expression to text."""
+        return f"CAST({sql} AS TEXT)"
+
+    def random_function(self) -> str:
+        """Return the SQL for a random number (``ORDER BY ?`` shuffles)."""
+        return "RANDOM()"
+
+    def lookup_sql(self, lookup: str, lhs: str, rhs: str) -> str:
+        """Render a comparison lookup.
+
+        ``exact``/``contains``/``startswith``/``endswith`` are case-sensitive and
+        the ``i*`` variants case-insensitive on every backend. The LIKE family
+        expects ``rhs`` bound to :meth:`prepare_lookup_value` of the value.
+
+        Args:
+            lookup: One of :data:`LOOKUPS`.
+            lhs: SQL of the left side, usually a quoted column.
+            rhs: SQL of the right side, usually a placeholder.
+
+        Returns:
+            The SQL condition.
+
+        Raises:
+            NotSupportedError: ``lookup`` is not one of :data:`LOOKUPS`.
+        """
+        if lookup == "exact":
+            return f"{lhs} = {rhs}"
+        if lookup == "gt":
+            return f"{lhs} > {rhs}"
+        if lookup == "gte":
+            return f"{lhs} >= {rhs}"
+        if lookup == "lt":
+            return f"{lhs} < {rhs}"
+        if lookup == "lte":
+            return f"{lhs} <= {rhs}"
+        if lookup == "iexact":
+            return f"LOWER({lhs}) = LOWER({rhs})"
+        if lookup in LIKE_LOOKUPS:
+            if lookup[0] == "i":
+                return self.ilike_sql(lhs, rhs)
+            return f"{lhs} LIKE {rhs} ESCAPE {self.like_escape_sql}"
+        raise NotSupportedError(
+            f"Unsupported lookup {lookup!r}. Use one of: {', '.join(LOOKUPS)}, in, isnull, range."
+        )
+
+    def ilike_sql(self, lhs: str, rhs: str) -> str:
+        """Render a case-insensitive LIKE (the pattern comes from prepare_lookup_value)."""
+        return f"LOWER({lhs}) LIKE LOWER({rhs}) ESCAPE {self.like_escape_sql}"
+
+    def prepare_lookup_value(self, lookup: str, value: Any) -> Any:
+        """Turn a lookup value into the parameter the lookup SQL expects.
+
+        For the LIKE family, escape the wildcard characters ``%`` and ``_`` and
+        the escape character itself, then add the wildcards the lookup needs;
+        other lookups get ``value`` unchanged.
+        """
+        if lookup not in LIKE_LOOKUPS:
+            return value
+        text = str(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        if lookup.endswith("contains"):
+            return f"%{text}%"
+        if lookup.endswith("startswith"):
+            return f"{text}%"
+        return f"%{text}"
+
+    def in_sql(self, lhs: str, placeholders: Sequence[str]) -> str:
+        """Render ``lhs IN (...)``; an empty list is a condition that is never true."""
+        if not placeholders:
+            return "1 = 0"
+        return f"{lhs} IN ({', '.join(placeholders)})"
+
+    def isnull_sql(self, lhs: str, is_null: bool) -> str:
+        """Render ``IS NULL`` or ``IS NOT NULL``."""
+        return f"{lhs} IS NULL" if is_null else f"{lhs} IS NOT NULL"
+
+    def range_sql(self, lhs: str, lo: str, hi: str) -> str:
+        """Render an inclusive range, ``lhs BETWEEN lo AND hi``."""
+        return f"{lhs} BETWEEN {lo} AND {hi}"
+
+    # -- clauses ----------------------------------------------------------------------------
+
+    def limit_offset(self, limit: int | None, offset: int | None) -> str:
+        """Render LIMIT/OFFSET (empty when both are None).
+
+        Raises:
+            ValueError: ``limit`` or ``offset`` is negative or not an int.
+        """
+        for label, value in (("limit", limit), ("offset", offset)):
+            # Values are inlined into the SQL, so anything but a plain int is refused.
+            if value is not None and (type(value) is not int or value < 0):
+                raise ValueError(f"Invalid {label} {value!r}. Use a non-negative integer or None.")
+        if limit is None and not offset:
+            return ""
+        if limit is None:
+            return self._offset_only(offset or 0)
+        if offset:
+            return f"LIMIT {limit} OFFSET {offset}"
+        return f"LIMIT {limit}"
+
+    def _offset_only(self, offset: int) -> str:
+        return f"OFFSET {offset}"
+
+    def returning(self, columns: Sequence[str]) -> str:
+        """Render ``RETURNING col, ...`` for unquoted column names.
+
+        Raises:
+            NotSupportedError: The database has no RETURNING.
+        """
+        features = self.features
+        if not (features.supports_returning or features.can_return_rows_from_bulk_insert):
+            raise NotSupportedError(
+                "This database does not support RETURNING. Check "
+                "features.supports_returning before asking for it."
+            )
+        return "RETURNING " + ", ".join(self.quote_name(column) for column in columns)
+
+    def upsert(self, conflict_columns: Sequence[str], update_columns: Sequence[str]) -> str:
+        """Render the clause that turns ``INSERT INTO t (...) VALUES (...)`` into an upsert.
+
+        Args:
+            conflict_columns: The unique columns whose conflict triggers the update.
+            update_columns: Columns to overwrite with the inserted values; empty means
+                "keep the existing row" (insert-or-ignore).
+
+        Returns:
+            ``ON CONFLICT (...) DO UPDATE SET col = EXCLUDED.col`` or ``... DO NOTHING``.
+        """
+        target = ", ".join(self.quote_name(column) for column in conflict_columns)
+        conflict = f"ON CONFLICT ({target})" if target else "ON CONFLICT"
+        if not update_columns:
+            return f"{conflict} DO NOTHING"
+        sets = ", ".join(
+            f"{self.quote_name(column)} = EXCLUDED.{self.quote_name(column)}"
+            for column in update_columns
+        )
+        return f"{conflict} DO UPDATE SET {sets}"
+
+    def explain_prefix(self, analyze: bool = False) -> str:
+        """Return the prefix that turns a query into its plan."""
+        return "EXPLAIN ANALYZE" if analyze else "EXPLAIN"
+
+    def for_update_sql(
+        self, *, nowait: bool = False, skip_locked: bool = False, of: Sequence[str] = ()
+    ) -> str:
+        """Render ``FOR UPDATE [OF ...] [NOWAIT | SKIP LOCKED]``.
+
+        Raises:
+            NotSupportedError: ``nowait`` and ``skip_locked`` were both asked for.
+        """
+        if nowait and skip_locked:
+            raise NotSupportedError(
+                "select_for_update() got both nowait=True and skip_locked=True. Choose one."
+            )
+        sql = "FOR UPDATE"
+        if of:
+            sql += " OF " + ", ".join(self.quote_name(name) for name in of)
+        if nowait:
+            sql += " NOWAIT"
+        elif skip_locked:
+            sql += " SKIP LOCKED"
+        return sql
+
+    def distinct_sql(self, fields: Sequence[str] = ()) -> str:
+        """Render DISTINCT; ``fields`` (DISTINCT ON) only where the dialect has it.
+
+        Raises:
+            NotSupportedError: ``fields`` were given and the dialect has no DISTINCT ON.
+        """
+        if fields:
+            raise NotSupportedError(
+                f"DISTINCT ON fields {list(fields)!r} are only supported on PostgreSQL. "
+                "Use distinct() without fields."
+            )
+        return "DISTINCT"
+
+    def bulk_batch_size(self, n_fields: int, n_objs: int) -> int:
+        """Return how many rows one multi-row INSERT may carry within the parameter limit."""
+        per_row = max(n_fields, 1)
+        return max(1, min(n_objs, self.features.max_query_params // per_row))
+
+    def insert_default_values(self, table_sql: str) -> str:
+        """Render an INSERT of a row made only of column defaults."""
+        return f"INSERT INTO {table_sql} DEFAULT VALUES"
+
+    def create_table_suffix(self) -> str:
+        """Return what goes after ``CREATE TABLE t (...)`` (engine, charset, collation)."""
+        return ""
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def savepoint_sql(self, name: str) -> str:
+        """Render the statement creating savepoint ``name``."""
+        return f"SAVEPOINT {self.quote_name(name)}"
+
+    def release_savepoint_sql(self, name: str) -> str:
+        """Render the statement releasing savepoint ``name``."""
+        return f"RELEASE SAVEPOINT {self.quote_name(name)}"
+
+    def rollback_to_savepoint_sql(self, name: str) -> str:
+        """Render the statement rolling back to savepoint ``name``."""
+        return f"ROLLBACK TO SAVEPOINT {self.quote_name(name)}"
+
+    def normalize_isolation(self, level: str | None) -> str | None:
+        """Validate a transaction isolation level and return its canonical spelling.
+
+        Raises:
+            NotSupportedError: The backend does not offer ``level``.
+        """
+        if level is None:
+            return None
+        key = " ".join(level.lower().replace("_", " ").split())
+        canonical = self._isolation_levels.get(key)
+        if canonical is None:
+            choices = ", ".join(repr(name) for name in self._isolation_levels) or "none"
+            raise NotSupportedError(
+                f"Unsupported transaction isolation level {level!r} for this database. "
+                f"Use one of: {choices}."
+            )
+        return canonical
+
+    # -- values -----------------------------------------------------------------------------
+
+    def get_adapter(self, internal_type: str) -> Converter | None:
+        """Return the function turning a canonical Python value into a driver value.
+
+        ``None`` means the driver takes the value as it is (the fast path).
+        """
+        return None
+
+    def get_converter(self, internal_type: str) -> Converter | None:
+        """Return the function turning a driver value back into the canonical value.
+
+        ``None`` means the driver already returns the canonical value.
+        """
+        return None
+
+
+# -- shared value helpers ------------------------------------------------------------------
+
+
+def to_decimal(value: Any) -> Any:
+    """Convert an int/float/str from the driver into a Decimal (None stays None)."""
+    if value is None or type(value) is decimal.Decimal:
+        return value
+    return decimal.Decimal(str(value))
+
+
+def to_bool(value: Any) -> Any:
+    """Convert 0/1 into False/True (None stays None)."""
+    return None if value is None else bool(value)
+
+
+def to_uuid(value: Any) -> Any:
+    """Convert a str, bytes or UUID subclass into a plain :class:`uuid.UUID`."""
+    if value is None or type(value) is uuid.UUID:
+        return value
+    if isinstance(value, uuid.UUID):
+        return uuid.UUID(int=value.int)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        return uuid.UUID(bytes=raw) if len(raw) == 16 else uuid.UUID(raw.decode("ascii"))
+    return uuid.UUID(str(value))
+
+
+def to_bytes(value: Any) -> Any:
+    """Convert memoryview/bytearray into bytes (None stays None)."""
+    if value is None or type(value) is bytes:
+        return value
+    return bytes(value)

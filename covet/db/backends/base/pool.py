@@ -1,0 +1,218 @@
+"""The generic connection pool, for drivers without a pool we can trust."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+
+from covet.db.backends.base.errors import pool_timeout_error
+from covet.db.exceptions import InterfaceError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from covet.db.backends.base.connection import BaseConnection
+
+__all__ = ("ConnectionPool", "PoolStats")
+
+
+C = TypeVar("C", bound="BaseConnection")
+
+
+class PoolStats(NamedTuple):
+    """A snapshot of a pool: open connections, idle ones and the maximum."""
+
+    size: int
+    idle: int
+    max_size: int
+
+
+class ConnectionPool(Generic[C]):
+    """A bounded LIFO pool with acquire timeout, checkout checks and cancellation safety.
+
+    * ``acquire()`` waits up to ``timeout`` for a free slot, then raises
+      :class:`PoolTimeout` naming the pool size.
+    * A connection idle longer than ``ping_after`` seconds (0: always) is pinged
+      at checkout; one older than ``recycle`` is replaced; a failed ping discards
+      it and the checkout moves on to another connection.
+    * :meth:`expire` marks every idle connection to be pinged at its next
+      checkout (called when any connection reports the server went away).
+    * Opening a connection and returning one are shielded from cancellation, so
+      a cancelled task never leaks a slot or a half-open connection.
+
+    Args:
+        opener: Open and set up one new connection.
+        min_size: Connections opened by :meth:`open` and kept when idle.
+        max_size: The most connections open at once.
+        timeout: Seconds ``acquire()`` waits for a free connection.
+        name: Shown in error messages, e.g. ``"sqlite:///app.db"``.
+        ping_after: Ping connections idle at least this long; None never pings.
+        recycle: Replace connections older than this many seconds; None never.
+    """
+
+    def __init__(
+        self,
+        opener: Callable[[], Awaitable[C]],
+        *,
+        min_size: int,
+        max_size: int,
+        timeout: float,
+        name: str,
+        ping_after: float | None = None,
+        recycle: float | None = None,
+    ) -> None:
+        self._opener = opener
+        self.min_size = min_size
+        self.max_size = max_size
+        self.timeout = timeout
+        self.name = name
+        self.ping_after = ping_after
+        self.recycle = recycle
+        self._slots = asyncio.Semaphore(max_size)
+        self._idle: deque[C] = deque()
+        self._open: set[C] = set()
+        self._generation = 0
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._drained = asyncio.Event()
+
+    def stats(self) -> PoolStats:
+        """Return the current size, idle count and maximum."""
+        return PoolStats(len(self._open), len(self._idle), self.max_size)
+
+    async def open(self) -> None:
+        """Open ``min_size`` connections up front (fail fast on bad credentials)."""
+        for _ in range(self.min_size):
+            conn = await self._open_one()
+            self._idle.append(conn)
+
+    def expire(self) -> None:
+        """Mark every idle connection to be pinged before its next use."""
+        self._generation += 1
+
+    async def acquire(self) -> C:
+        """Check out a connection, waiting up to ``timeout`` for a free one.
+
+        Raises:
+            PoolTimeout: No connection became free in time.
+            InterfaceError: The pool is closed.
+        """
+        if self._closed:
+            raise InterfaceError(f"The connection pool of {self.name} is closed. Call connect().")
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise pool_timeout_error(self.name, self.timeout, self.max_size) from None
+        else:
+            # A free slot: acquire() cannot block, so skip arming the timeout.
+            await slots.acquire()
+        try:
+            return await self._checkout()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _checkout(self) -> C:
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if self.recycle is not None and now - conn.created_at > self.recycle:
+                self._discard(conn)
+                continue
+            idle_for = now - conn.idle_since
+            must_ping = conn.generation != self._generation or (
+                self.ping_after is not None and idle_for >= self.ping_after
+            )
+            if must_ping:
+                try:
+                    await conn.ping()
+                except asyncio.CancelledError:
+                    self._discard(conn)
+                    raise
+                except Exception:  # noqa: BLE001 - any failure means "do not use it"
+                    self._discard(conn)
+                    continue
+                # A successful ping proves it survived the event that expired the pool.
+                conn.generation = self._generation
+            conn.fresh = True
+            return conn
+        return await self._open_one()
+
+    async def _open_one(self) -> C:
+        task = asyncio.ensure_future(self._opener())
+        try:
+            conn = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The open goes on in the background; close what it produces.
+            task.add_done_callback(self._close_orphan)
+            raise
+        conn.generation = self._generation
+        self._open.add(conn)
+        return conn
+
+    def _close_orphan(self, task: asyncio.Future[C]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._spawn(task.result().close())
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _discard(self, conn: C) -> None:
+        self._open.discard(conn)
+        self._spawn(conn.close())
+        if self._closed and not self._open:
+            self._drained.set()
+
+    async def release(self, conn: C) -> None:
+        """Return a connection; reset or discard it as needed. Safe under cancellation."""
+        if conn.broken or self._closed or conn not in self._open:
+            self._discard(conn)
+            self._slots.release()
+            return
+        if conn.dirty or conn.in_transaction:
+            task = asyncio.ensure_future(self._reset_and_return(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            await asyncio.shield(task)
+            return
+        self._return(conn)
+
+    async def _reset_and_return(self, conn: C) -> None:
+        try:
+            await conn.reset()
+        except Exception:  # noqa: BLE001 - an unresettable connection is simply dropped
+            conn.broken = True
+        if conn.broken:
+            self._discard(conn)
+            self._slots.release()
+        else:
+            self._return(conn)
+
+    def _return(self, conn: C) -> None:
+        conn.idle_since = time.monotonic()
+        conn.dirty = False
+        self._idle.append(conn)
+        self._slots.release()
+
+    async def close(self) -> None:
+        """Close idle connections, wait up to ``timeout`` for the rest, then close them too."""
+        self._closed = True
+        while self._idle:
+            self._discard(self._idle.pop())
+        if self._open:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await self._drained.wait()
+        for conn in list(self._open):
+            self._discard(conn)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

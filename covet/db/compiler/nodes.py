@@ -1,0 +1,367 @@
+"""The resolved SQL expression nodes a query is built from.
+
+Each node renders itself with :meth:`Node.as_sql` and, for a cached query
+shape, re-collects its parameters with :meth:`Node.collect` in exactly the
+same order.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from covet.db.compiler.paths import _PATTERN_LOOKUPS
+from covet.db.fields import DecimalField, Field
+
+if TYPE_CHECKING:
+    from covet.db.compiler.paths import PathInfo
+    from covet.db.compiler.query import Query
+    from covet.db.compiler.select import SQLCompiler
+
+__all__ = (
+    "EMPTY_WHERE",
+    "AggregateNode",
+    "Col",
+    "CombinedNode",
+    "Converter",
+    "Lookup",
+    "Node",
+    "Param",
+    "Subquery",
+    "WhereNode",
+)
+
+
+Converter = Callable[[Any], Any]
+
+
+_TYPE_FOR_PYTHON: Final[tuple[tuple[type, str], ...]] = (
+    (bool, "bool"),
+    (int, "int"),
+    (float, "float"),
+    (decimal.Decimal, "decimal"),
+    (str, "str"),
+    (datetime.datetime, "datetime"),
+    (datetime.date, "date"),
+    (datetime.time, "time"),
+    (uuid.UUID, "uuid"),
+    (bytes, "bytes"),
+)
+
+
+def _adapt_plain(value: Any, ops: Any) -> Any:
+    """Adapt a value that has no field, by its Python type."""
+    for cls, internal in _TYPE_FOR_PYTHON:
+        if isinstance(value, cls):
+            adapter = ops.get_adapter(internal)
+            return adapter(value) if adapter is not None else value
+    return value
+
+
+class Node:
+    """A resolved SQL expression."""
+
+    __slots__ = ()
+    contains_aggregate: bool = False
+    output_field: Field[Any] | None = None
+
+    @property
+    def shape(self) -> Any:
+        """Return a hashable description of the SQL this node renders (no values)."""
+        raise NotImplementedError
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to ``c``."""
+        raise NotImplementedError
+
+    def collect(self, ops: Any, out: list[Any]) -> None:
+        """Append the parameters :meth:`as_sql` would, in the same order."""
+
+    def converter(self, ops: Any) -> Converter | None:
+        """Return the converter for values of this node read from the database."""
+        f = self.output_field
+        return f.from_db_converter(ops) if f is not None else None
+
+
+class Col(Node):
+    """A column reached through ``path`` (joins are added when rendered)."""
+
+    __slots__ = ("output_field", "path")
+
+    def __init__(self, path: PathInfo) -> None:
+        self.path = path
+        self.output_field = path.field
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return self.path.key
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to the compiler."""
+        return c.column(self.path)
+
+
+class Param(Node):
+    """A bound parameter, adapted by ``field`` (or by its Python type)."""
+
+    __slots__ = ("field", "output_field", "value")
+
+    def __init__(self, value: Any, field: Field[Any] | None) -> None:
+        self.value = value
+        self.field = field
+        self.output_field = field
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return "%"
+
+    def prepared(self, ops: Any) -> Any:
+        """Return the adapted parameter value."""
+        if self.field is not None:
+            return self.field.get_db_prep_value(self.value, ops)
+        return _adapt_plain(self.value, ops)
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to the compiler."""
+        return c.param(self.prepared(c.ops))
+
+    def collect(self, ops: Any, out: list[Any]) -> None:
+        """Append the parameters that as_sql() renders, in order."""
+        out.append(self.prepared(ops))
+
+
+class CombinedNode(Node):
+    """``lhs op rhs``; ``+`` on a text field uses the dialect's concatenation."""
+
+    __slots__ = ("contains_aggregate", "lhs", "op", "output_field", "rhs")
+
+    def __init__(self, lhs: Node, op: str, rhs: Node) -> None:
+        out = lhs.output_field or rhs.output_field
+        if op in "+-" and out is not None:
+            # A bare value takes the type of the column it is combined with.
+            if isinstance(rhs, Param) and rhs.field is None:
+                rhs = Param(rhs.value, out)
+            if isinstance(lhs, Param) and lhs.field is None:
+                lhs = Param(lhs.value, out)
+        self.lhs, self.op, self.rhs = lhs, op, rhs
+        self.output_field = out
+        self.contains_aggregate = lhs.contains_aggregate or rhs.contains_aggregate
+
+    @property
+    def is_concat(self) -> bool:
+        """Return whether this is a text concatenation."""
+        f = self.output_field
+        return self.op == "+" and f is not None and f.internal_type == "str"
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return ("op", self.op, self.lhs.shape, self.rhs.shape)
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to the compiler."""
+        lhs = self.lhs.as_sql(c)
+        rhs = self.rhs.as_sql(c)
+        if self.is_concat:
+            return str(c.ops.concat(lhs, rhs))
+        return f"({lhs} {self.op} {rhs})"
+
+    def collect(self, ops: Any, out: list[Any]) -> None:
+        """Append the parameters that as_sql() renders, in order."""
+        self.lhs.collect(ops, out)
+        self.rhs.collect(ops, out)
+
+
+class AggregateNode(Node):
+    """``FUNC([DISTINCT] expr)``, optionally over ``CASE WHEN condition THEN expr END``."""
+
+    __slots__ = ("condition", "distinct", "function", "output_field", "source")
+    contains_aggregate = True
+
+    def __init__(
+        self, function: str, source: Node | None, distinct: bool, condition: WhereNode | None
+    ) -> None:
+        self.function, self.source, self.distinct = function, source, distinct
+        self.condition = condition
+        self.output_field = source.output_field if source is not None else None
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        cond = self.condition.shape if self.condition is not None else None
+        src = self.source.shape if self.source is not None else "*"
+        return ("agg", self.function, src, self.distinct, cond)
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to the compiler."""
+        inner = self.source.as_sql(c) if self.source is not None else "*"
+        if self.condition is not None:
+            c.join_filters += 1
+            try:
+                cond = c.where_sql(self.condition)
+            finally:
+                c.join_filters -= 1
+            inner = f"CASE WHEN {cond} THEN {'1' if inner == '*' else inner} END"
+        return f"{self.function}({'DISTINCT ' if self.distinct else ''}{inner})"
+
+    def collect(self, ops: Any, out: list[Any]) -> None:
+        """Append the parameters that as_sql() renders, in order."""
+        if self.source is not None:
+            self.source.collect(ops, out)
+        if self.condition is not None:
+            self.condition.collect(ops, out)
+
+    def converter(self, ops: Any) -> Converter | None:
+        """Return the converter for values of this node read back."""
+        if self.function == "COUNT":
+            return int
+        f = self.output_field
+        if self.function == "AVG":
+            if isinstance(f, DecimalField):
+                return lambda v: decimal.Decimal(str(v)).quantize(f._quantum)
+            return float
+        if self.function == "SUM" and f is not None and f.internal_type == "bool":
+            return int
+        if self.function == "SUM" and isinstance(f, DecimalField):
+            return lambda v: decimal.Decimal(str(v)).quantize(f._quantum)
+        if self.function == "SUM" and f is not None and f.internal_type == "int":
+            return int
+        return super().converter(ops)
+
+
+class Subquery(Node):
+    """A nested SELECT (``field__in=queryset``)."""
+
+    __slots__ = ("query",)
+
+    def __init__(self, query: Query) -> None:
+        self.query = query
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return ("sub", self.query.shape())
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to the compiler."""
+        # type(c) is SQLCompiler: naming it would make this module import select.py,
+        # which imports this one.
+        sub = type(c)(self.query, c.ops, c.features, parent=c)
+        return sub.select_sql()
+
+    def collect(self, ops: Any, out: list[Any]) -> None:
+        """Append the parameters that as_sql() renders, in order."""
+        self.query.collect_params(ops, out)
+
+
+class Lookup(Node):
+    """A leaf condition ``lhs <lookup> value``."""
+
+    __slots__ = ("contains_aggregate", "field", "lhs", "lookup", "path", "rhs", "value")
+
+    def __init__(
+        self,
+        lhs: Node,
+        lookup: str,
+        value: Any,
+        field: Field[Any] | None,
+        path: PathInfo | None,
+        rhs: Node | None = None,
+    ) -> None:
+        self.lhs, self.lookup, self.value, self.field, self.path = lhs, lookup, value, field, path
+        self.rhs = rhs
+        self.contains_aggregate = lhs.contains_aggregate or (
+            rhs is not None and rhs.contains_aggregate
+        )
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        if self.rhs is not None:
+            vshape: Any = self.rhs.shape
+        elif isinstance(self.value, Subquery):
+            vshape = self.value.shape
+        elif self.lookup == "in":
+            vshape = len(self.value)
+        elif self.lookup == "isnull":
+            vshape = bool(self.value)
+        else:
+            vshape = "%"
+        return ("lk", self.lhs.shape, self.lookup, vshape)
+
+    def values(self, ops: Any) -> list[Any]:
+        """Return the adapted parameters of this lookup, in rendering order."""
+        lookup = self.lookup
+        if lookup == "isnull":
+            return []
+        field = self.field
+        if lookup in ("in", "range"):
+            if field is None:
+                return [_adapt_plain(v, ops) for v in self.value]
+            return [field.get_db_prep_value(v, ops) for v in self.value]
+        if lookup in _PATTERN_LOOKUPS:
+            return [ops.prepare_lookup_value(lookup, self.value)]
+        if field is None:
+            return [_adapt_plain(self.value, ops)]
+        return [field.get_db_prep_value(self.value, ops)]
+
+    def render(self, c: SQLCompiler, lhs: str) -> str:
+        """Render the condition for the already-rendered ``lhs``."""
+        ops = c.ops
+        lookup = self.lookup
+        if lookup == "isnull":
+            return str(ops.isnull_sql(lhs, bool(self.value)))
+        if self.rhs is not None:
+            return str(ops.lookup_sql(lookup, lhs, self.rhs.as_sql(c)))
+        if lookup == "in" and isinstance(self.value, Subquery):
+            return f"{lhs} IN ({self.value.as_sql(c)})"
+        values = self.values(ops)
+        if lookup == "in":
+            return str(ops.in_sql(lhs, [c.param(v) for v in values]))
+        if lookup == "range":
+            return str(ops.range_sql(lhs, c.param(values[0]), c.param(values[1])))
+        return str(ops.lookup_sql(lookup, lhs, c.param(values[0])))
+
+    def collect(self, ops: Any, out: list[Any]) -> None:
+        """Append the parameters that as_sql() renders, in order."""
+        self.lhs.collect(ops, out)
+        if self.rhs is not None:
+            self.rhs.collect(ops, out)
+        elif self.lookup == "in" and isinstance(self.value, Subquery):
+            self.value.collect(ops, out)
+        else:
+            out.extend(self.values(ops))
+
+
+class WhereNode(Node):
+    """AND/OR of children, possibly negated."""
+
+    __slots__ = ("children", "connector", "contains_aggregate", "negated")
+
+    def __init__(self, connector: str, negated: bool, children: tuple[Node, ...]) -> None:
+        self.connector, self.negated, self.children = connector, negated, children
+        self.contains_aggregate = any(ch.contains_aggregate for ch in children)
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return (self.connector, self.negated, tuple(ch.shape for ch in self.children))
+
+    def collect(self, ops: Any, out: list[Any]) -> None:
+        """Append the parameters that as_sql() renders, in order."""
+        for child in self.children:
+            child.collect(ops, out)
+
+    def add(self, node: Node) -> WhereNode:
+        """Return a new AND node with ``node`` appended."""
+        if self.connector == "AND" and not self.negated:
+            return WhereNode("AND", False, (*self.children, node))
+        return WhereNode("AND", False, (self, node))
+
+
+EMPTY_WHERE: Final = WhereNode("AND", False, ())

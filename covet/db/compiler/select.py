@@ -1,0 +1,363 @@
+"""Render SELECTs for one database's ``ops``/``features``, cached per query shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from covet.db.compiler.nodes import Col, Converter, Lookup, Node, WhereNode
+from covet.db.compiler.paths import _CACHE_LIMIT, JoinStep, PathInfo, resolve_path
+from covet.db.fields import Field, ForeignKey
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from covet.db.compiler.query import Query
+    from covet.db.models import Model
+
+__all__ = ("CompiledSelect", "ModelLayout", "SQLCompiler", "compile_select")
+
+
+_select_cache: dict[tuple[Any, ...], CompiledSelect] = {}
+
+
+@dataclass(slots=True)
+class ModelLayout:
+    """Where one model's columns sit in a row, and how to build the instance."""
+
+    model: type[Model]
+    attnames: tuple[str, ...]
+    converters: tuple[tuple[int, Converter], ...]
+    start: int
+    end: int
+    cache_name: str | None
+    children: list[ModelLayout]
+
+
+@dataclass(slots=True)
+class CompiledSelect:
+    """A compiled SELECT: SQL, parameters and the row layout."""
+
+    sql: str
+    params: list[Any]
+    layout: ModelLayout | None
+    names: tuple[str, ...]
+    converters: tuple[tuple[int, Converter], ...]
+    names_start: int
+    builders: dict[Any, Any]
+
+
+class SQLCompiler:
+    """Render one :class:`Query` for one database's ``ops``/``features``.
+
+    Args:
+        query: The query to render.
+        ops: The database's operations object.
+        features: The database's feature flags.
+        parent: The enclosing compiler, for subqueries (shares parameters and numbering).
+    """
+
+    def __init__(
+        self, query: Query, ops: Any, features: Any, *, parent: SQLCompiler | None = None
+    ) -> None:
+        self.query = query
+        self.ops = ops
+        self.features = features
+        self.quote: Callable[[str], str] = ops.quote_name
+        if parent is None:
+            self.params: list[Any] = []
+            self.counter = [0]
+            self.sub_counter = [0]
+        else:
+            self.params, self.counter, self.sub_counter = (
+                parent.params, parent.counter, parent.sub_counter,
+            )  # fmt: skip
+        self.base = self.quote(query.model._meta.table)
+        self.joins: dict[tuple[str, ...], str] = {}
+        self.join_sql: list[str] = []
+        self.join_filters = 0
+        self.base_alias_prefix = "T" if parent is None else f"S{self._next_sub()}_"
+
+    def _next_sub(self) -> int:
+        self.sub_counter[0] += 1
+        return self.sub_counter[0]
+
+    def param(self, value: Any) -> str:
+        """Append ``value`` as a parameter and return its placeholder."""
+        self.params.append(value)
+        self.counter[0] += 1
+        return str(self.ops.placeholder(self.counter[0]))
+
+    def join(self, steps: Sequence[JoinStep]) -> str:
+        """Add the joins for ``steps`` (reusing existing ones) and return the last alias."""
+        alias = self.base
+        left = False
+        for step in steps:
+            left = left or step.nullable or step.multi
+            existing = self.joins.get(step.key)
+            if existing is None:
+                new = self.quote(f"{self.base_alias_prefix}{len(self.joins) + 1}")
+                kind = "LEFT OUTER JOIN" if left else "INNER JOIN"
+                self.join_sql.append(
+                    f"{kind} {self.quote(step.model._meta.table)} AS {new} ON "
+                    f"{new}.{self.quote(step.rhs_column)} = {alias}.{self.quote(step.lhs_column)}"
+                )
+                self.joins[step.key] = existing = new
+            alias = existing
+        return str(alias)
+
+    def column(self, path: PathInfo) -> str:
+        """Render the column at the end of ``path``, joining as needed."""
+        alias = self.join(path.steps) if path.steps else self.base
+        return f"{alias}.{self.quote(path.field.column)}"
+
+    # -- WHERE ---------------------------------------------------------------------------------
+
+    def where_sql(self, node: Node, negated: bool = False) -> str:
+        """Render a condition tree (``negated`` tracks the NOT parity for NULL handling)."""
+        if isinstance(node, WhereNode):
+            parity = negated ^ node.negated
+            parts = [self.where_sql(ch, parity) for ch in node.children]
+            parts = [p for p in parts if p]
+            if not parts:
+                return ""
+            sql = parts[0] if len(parts) == 1 else "(" + f" {node.connector} ".join(parts) + ")"
+            return f"NOT ({sql})" if node.negated else sql
+        assert isinstance(node, Lookup)  # noqa: S101 - internal invariant
+        path = node.path
+        if path is not None and path.multi_index is not None and not self.join_filters:
+            return self._multi_lookup(node, path)
+        lhs = node.lhs.as_sql(self)
+        sql = node.render(self, lhs)
+        if negated and node.lookup != "isnull" and path is not None and path.nullable:
+            # NOT (col = x) is NULL, not TRUE, when col is NULL: keep such rows out of the
+            # condition so that exclude() returns them (Django semantics). lhs is a bare
+            # column here, so repeating it repeats no parameter.
+            sql = f"({sql} AND {lhs} IS NOT NULL)"
+        return sql
+
+    def _multi_lookup(self, node: Lookup, path: PathInfo) -> str:
+        k = path.multi_index
+        assert k is not None  # noqa: S101 - internal invariant
+        q = self.quote
+        outer_alias = self.join(path.steps[:k]) if k else self.base
+        step = path.steps[k]
+        n = self._next_sub()
+        first = q(f"U{n}")
+        alias = first
+        joins = []
+        for i, inner in enumerate(path.steps[k + 1 :], start=1):
+            a = q(f"U{n}_{i}")
+            joins.append(
+                f" INNER JOIN {q(inner.model._meta.table)} AS {a} ON "
+                f"{a}.{q(inner.rhs_column)} = {alias}.{q(inner.lhs_column)}"
+            )
+            alias = a
+        col = f"{alias}.{q(path.field.column)}"
+        link = f"{first}.{q(step.rhs_column)}"
+        existence = node.lookup == "isnull" and path.ends_on_relation
+        cond = f"{col} IS NOT NULL" if existence else node.render(self, col)
+        sub = (
+            f"SELECT {link} FROM {q(step.model._meta.table)} AS {first}{''.join(joins)} "
+            f"WHERE {cond} AND {link} IS NOT NULL"
+        )
+        sql = f"{outer_alias}.{q(step.lhs_column)} IN ({sub})"
+        return f"NOT ({sql})" if existence and node.value else sql
+
+    # -- SELECT --------------------------------------------------------------------------------
+
+    def _model_fields(self) -> list[Field[Any]]:
+        q = self.query
+        meta = q.model._meta
+        fields = meta.concrete_fields
+        if q.only is not None:
+            wanted = {meta.get_field(n).name for n in q.only} | {meta.pk.name}
+            fields = [f for f in fields if f.name in wanted]
+        if q.defer:
+            skip = {meta.get_field(n).name for n in q.defer} - {meta.pk.name}
+            fields = [f for f in fields if f.name not in skip]
+        return fields
+
+    def _layout(
+        self, model: type[Model], fields: Sequence[Field[Any]], start: int, name: str | None
+    ) -> ModelLayout:
+        convs = []
+        for i, f in enumerate(fields):
+            conv = f.from_db_converter(self.ops)
+            if conv is not None:
+                convs.append((i, conv))
+        return ModelLayout(
+            model, tuple(f.attname for f in fields), tuple(convs), start,
+            start + len(fields), name, [],
+        )  # fmt: skip
+
+    def select_sql(self) -> str:
+        """Render the SELECT (for subqueries: the values columns only)."""
+        return self._select()[0]
+
+    def _select(
+        self,
+    ) -> tuple[str, ModelLayout | None, tuple[str, ...], tuple[tuple[int, Converter], ...], int]:
+        q = self.query
+        qn = self.quote
+        cols: list[str] = []
+        group: list[str] = []
+        layout: ModelLayout | None = None
+        names: list[str] = []
+        convs: list[tuple[int, Converter]] = []
+        if q.values_fields is None:
+            fields = self._model_fields()
+            cols.extend(f"{self.base}.{qn(f.column)}" for f in fields)
+            layout = self._layout(q.model, fields, 0, None)
+            layouts: dict[tuple[str, ...], ModelLayout] = {(): layout}
+            for rel in q.select_related:
+                parts = rel.split("__")
+                model = q.model
+                for depth in range(1, len(parts) + 1):
+                    prefix = tuple(parts[:depth])
+                    fk = model._meta.get_field(parts[depth - 1])
+                    assert isinstance(fk, ForeignKey)  # noqa: S101 - internal invariant
+                    model = fk.related_model
+                    if prefix in layouts:
+                        continue
+                    path, _ = resolve_path(q.model, [*prefix, model._meta.pk.name])
+                    # resolve_path short-cuts "fk__id" to the local column: join explicitly.
+                    nullable = fk.null or any(s.nullable for s in path.steps)
+                    steps = (
+                        *path.steps,
+                        JoinStep(prefix, model, fk.column, model._meta.pk.column, nullable, False),
+                    )
+                    alias = self.join(steps)
+                    rfields = model._meta.concrete_fields
+                    child = self._layout(model, rfields, len(cols), fk.name)
+                    cols.extend(f"{alias}.{qn(f.column)}" for f in rfields)
+                    layouts[prefix[:-1]].children.append(child)
+                    layouts[prefix] = child
+            group.extend(cols)
+            names_start = len(cols)
+            for name, node in q.selected_annotations():
+                if not node.contains_aggregate:
+                    sql = node.as_sql(self)
+                    if isinstance(node, Col):
+                        group.append(sql)
+                else:
+                    sql = node.as_sql(self)
+                conv = node.converter(self.ops)
+                if conv is not None:
+                    convs.append((len(cols), conv))
+                cols.append(f"{sql} AS {qn(name)}")
+                names.append(name)
+        else:
+            names_start = 0
+            for name in q.values_fields:
+                found = q.annotations.get(name)
+                vnode = (
+                    found
+                    if found is not None
+                    else Col(resolve_path(q.model, name.split("__"), allow_lookup=False)[0])
+                )
+                sql = vnode.as_sql(self)
+                if not vnode.contains_aggregate and (
+                    isinstance(vnode, Col) or not q.group_by_values
+                ):
+                    group.append(sql)
+                conv = vnode.converter(self.ops)
+                if conv is not None:
+                    convs.append((len(cols), conv))
+                cols.append(f"{sql} AS {qn(name)}" if name in q.annotations else sql)
+                names.append(name)
+        where = self.where_sql(q.where)
+        having = self.where_sql(q.having)
+        order: list[str] = []
+        for name, annotation, desc in q.order_nodes():
+            if name == "?":
+                order.append(str(self.ops.random_function()))
+                continue
+            node = (
+                annotation
+                if annotation is not None
+                else Col(resolve_path(q.model, name.split("__"), allow_lookup=False)[0])
+            )
+            sql = node.as_sql(self)
+            if q.distinct and not node.contains_aggregate and sql not in cols:
+                cols.append(sql)
+            if not node.contains_aggregate and isinstance(node, Col):
+                group.append(sql)
+            order.append(f"{sql} DESC" if desc else f"{sql} ASC")
+        aggregated = any(n.contains_aggregate for n in q.annotations.values()) or bool(having)
+        if aggregated and (q.values_fields is None or not q.group_by_values):
+            # annotate() before values(): one group per model row, as Django does.
+            pk = f"{self.base}.{qn(q.model._meta.pk.column)}"
+            if pk not in group:
+                group.insert(0, pk)
+        out = ["SELECT "]
+        if q.distinct:
+            out.append(f"{self.ops.distinct_sql()} ")
+        out.append(", ".join(cols))
+        out.append(f" FROM {self.base}")
+        for j in self.join_sql:
+            out.append(f" {j}")
+        if where:
+            out.append(f" WHERE {where}")
+        if aggregated and group:
+            out.append(" GROUP BY " + ", ".join(dict.fromkeys(group)))
+        if having:
+            out.append(f" HAVING {having}")
+        if order:
+            out.append(" ORDER BY " + ", ".join(order))
+        limit = None if q.high is None else q.high - q.low
+        lo = str(self.ops.limit_offset(limit, q.low or None))
+        if lo:
+            out.append(f" {lo}")
+        if q.for_update is not None and self.features.supports_select_for_update:
+            nowait, skip_locked, of = q.for_update
+            out.append(f" {self.ops.for_update_sql(nowait=nowait, skip_locked=skip_locked, of=of)}")
+        return "".join(out), layout, tuple(names), tuple(convs), names_start
+
+    def count_sql(self) -> str:
+        """Render ``SELECT COUNT(*)`` for the query (wrapping sliced/distinct/grouped ones)."""
+        q = self.query
+        if q.is_sliced or q.distinct or q.annotations or q.values_fields is not None:
+            inner = self.select_sql()
+            return f"SELECT COUNT(*) FROM ({inner}) {self.quote('subquery')}"
+        where = self.where_sql(q.where)
+        joins = "".join(f" {j}" for j in self.join_sql)
+        return f"SELECT COUNT(*) FROM {self.base}{joins}" + (f" WHERE {where}" if where else "")
+
+    def aggregate_sql(self, aggregates: dict[str, Node]) -> str:
+        """Render ``SELECT agg AS name, ...`` over the filtered rows."""
+        cols = [f"{node.as_sql(self)} AS {self.quote(name)}" for name, node in aggregates.items()]
+        where = self.where_sql(self.query.where)
+        joins = "".join(f" {j}" for j in self.join_sql)
+        sql = f"SELECT {', '.join(cols)} FROM {self.base}{joins}"
+        return sql + (f" WHERE {where}" if where else "")
+
+    def exists_sql(self) -> str:
+        """Render a one-row existence probe."""
+        q = self.query
+        where = self.where_sql(q.where)
+        having = self.where_sql(q.having)
+        joins = "".join(f" {j}" for j in self.join_sql)
+        sql = f"SELECT 1 FROM {self.base}{joins}" + (f" WHERE {where}" if where else "")
+        if having:
+            pk = f"{self.base}.{self.quote(q.model._meta.pk.column)}"
+            sql += f" GROUP BY {pk} HAVING {having}"
+        return f"{sql} {self.ops.limit_offset(1, None)}"
+
+
+def compile_select(query: Query, ops: Any, features: Any) -> CompiledSelect:
+    """Compile a SELECT, reusing the cached SQL for a query of the same shape."""
+    key = (ops, query.shape())
+    hit = _select_cache.get(key)
+    if hit is not None:
+        params: list[Any] = []
+        query.collect_params(ops, params)
+        return CompiledSelect(hit.sql, params, hit.layout, hit.names, hit.converters,
+                              hit.names_start, hit.builders)  # fmt: skip
+    c = SQLCompiler(query, ops, features)
+    sql, layout, names, convs, names_start = c._select()
+    if len(_select_cache) >= _CACHE_LIMIT:
+        _select_cache.clear()
+    result = CompiledSelect(sql, c.params, layout, names, convs, names_start, {})
+    _select_cache[key] = result
+    return result

@@ -1,0 +1,465 @@
+"""The :class:`Router`: registration, reverse routing and ASGI dispatch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from covet._utils import callable_name, get_route_path
+from covet.exceptions import HTTPException, ImproperlyConfigured
+from covet.requests import DEFAULT_LIMITS, RequestLimits
+from covet.responses import PlainTextResponse
+from covet.routing.decorators import _RouteDecorators
+from covet.routing.index import _build_entries, _Entry, _Index, _Resolved
+from covet.routing.patterns import _SAFE_PATH, NoMatchFound
+from covet.routing.routes import BaseRoute, Mount, Route, WebSocketRoute, _check_route_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from covet.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ("Router",)
+
+
+class Router(_RouteDecorators):
+    """A collection of routes, and the ASGI app that dispatches to them.
+
+    Args:
+        prefix: A path prefix for every route added through this router
+            (``"/api"``); it must start with ``/`` and not end with one.
+        routes: Routes to start with (:class:`Route`, :class:`WebSocketRoute`,
+            :class:`Mount`); the prefix is not applied to them.
+        redirect_slashes: Redirect ``/x`` to ``/x/`` (and back) when only the
+            other spelling has a route.
+        limits: Default request limits for this router's routes.
+
+    Raises:
+        ImproperlyConfigured: For an invalid prefix or route.
+    """
+
+    def __init__(
+        self,
+        prefix: str = "",
+        routes: Sequence[BaseRoute] | None = None,
+        *,
+        redirect_slashes: bool = True,
+        limits: RequestLimits | None = None,
+    ) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ImproperlyConfigured(
+                f"Router prefix {prefix!r} must start with '/' and not end with '/', "
+                "for example '/api'."
+            )
+        if limits is not None and not isinstance(limits, RequestLimits):
+            raise ImproperlyConfigured(
+                f"Router got limits={limits!r}. Pass a covet.requests.RequestLimits."
+            )
+        self.prefix = prefix
+        self.redirect_slashes = redirect_slashes
+        self.limits = limits
+        self._routes: list[BaseRoute] = []
+        self._names: dict[str, BaseRoute] = {}
+        self._mounts: list[Mount] = []
+        self._frozen: str | None = None
+        self._http: _Index | None = None
+        self._websocket: _Index | None = None
+        for route in routes or ():
+            self._add(route)
+
+    @property
+    def routes(self) -> Sequence[BaseRoute]:
+        """Return the registered routes, in registration order."""
+        return tuple(self._routes)
+
+    def freeze(self, reason: str) -> None:
+        """Refuse further registration, explaining ``reason`` in the error.
+
+        Args:
+            reason: Why the router is frozen, for example "the app has started".
+        """
+        if self._frozen is None:
+            self._frozen = reason
+        for route in self._routes:
+            if isinstance(route, Mount) and isinstance(route.app, Router):
+                route.app.freeze(reason)
+
+    def _check_mutable(self, what: str) -> None:
+        if self._frozen is not None:
+            raise ImproperlyConfigured(
+                f"Cannot add {what}: {self._frozen}. Register every route before that."
+            )
+
+    def _add(self, route: BaseRoute) -> None:
+        if not isinstance(route, BaseRoute):
+            raise ImproperlyConfigured(
+                f"{route!r} is not a route. Pass Route, WebSocketRoute or Mount instances."
+            )
+        self._check_mutable(f"route {route.path!r}")
+        if isinstance(route, Route):
+            for other in self._routes:
+                if isinstance(other, Route) and other.path == route.path:
+                    overlap = sorted((other.methods & route.methods) - {"HEAD"})
+                    if overlap:
+                        raise ImproperlyConfigured(
+                            f"Route {route.path!r} is already registered for {overlap!r} "
+                            f"(handler {callable_name(other.endpoint)!r}). Remove one of them."
+                        )
+        elif isinstance(route, WebSocketRoute):
+            for other in self._routes:
+                if isinstance(other, WebSocketRoute) and other.path == route.path:
+                    raise ImproperlyConfigured(
+                        f"WebSocket route {route.path!r} is already registered. Remove one."
+                    )
+        name = route.name
+        given = not isinstance(route, Route | WebSocketRoute) or route._name_given
+        if name is not None:
+            current = self._names.get(name)
+            if current is None:
+                self._names[name] = route
+            elif given:
+                current_given = not isinstance(current, Route | WebSocketRoute) or (
+                    current._name_given
+                )
+                if current_given:
+                    raise ImproperlyConfigured(
+                        f"Route name {name!r} is already used by {current.path!r}. "
+                        "Give each route a unique name."
+                    )
+                # An explicit name wins over a default handler name.
+                self._names[name] = route
+        if isinstance(route, Mount):
+            self._mounts.append(route)
+        self._routes.append(route)
+        self._http = self._websocket = None
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Iterable[str] | None = None,
+        name: str | None = None,
+        limits: RequestLimits | None = None,
+    ) -> Route:
+        """Register ``endpoint`` for ``path`` (after this router's prefix).
+
+        Args:
+            path: The path pattern, starting with ``/``.
+            endpoint: The handler, ``(request, **path_params) -> response``.
+            methods: The HTTP methods to serve (default ``["GET"]``).
+            name: The route name; explicit names must be unique.
+            limits: Request limits for this route.
+
+        Returns:
+            The new :class:`Route`.
+
+        Raises:
+            ImproperlyConfigured: For an invalid path, handler, method or
+                name, a duplicate, or a router that no longer accepts routes.
+        """
+        self._check_mutable(f"route {path!r}")
+        _check_route_path(path, "Route")
+        route = Route(self.prefix + path, endpoint, methods=methods, name=name, limits=limits)
+        self._add(route)
+        return route
+
+    def add_websocket_route(
+        self, path: str, endpoint: Callable[..., Any], *, name: str | None = None
+    ) -> WebSocketRoute:
+        """Register a websocket ``endpoint`` for ``path`` (after this router's prefix).
+
+        Returns:
+            The new :class:`WebSocketRoute`.
+
+        Raises:
+            ImproperlyConfigured: For an invalid path or handler, or a duplicate.
+        """
+        self._check_mutable(f"websocket route {path!r}")
+        _check_route_path(path, "WebSocket route")
+        route = WebSocketRoute(self.prefix + path, endpoint, name=name)
+        self._add(route)
+        return route
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> Mount:
+        """Serve the ASGI ``app`` below ``path`` (after this router's prefix).
+
+        Returns:
+            The new :class:`Mount`.
+
+        Raises:
+            ImproperlyConfigured: For an invalid path or app.
+        """
+        self._check_mutable(f"mount {path!r}")
+        if path not in ("", "/"):
+            _check_route_path(path, "Mount")
+        full = self.prefix + ("" if path == "/" else path)
+        route = Mount(full, app, name=name)
+        self._add(route)
+        return route
+
+    def include_router(self, router: Router, prefix: str = "") -> None:
+        """Copy every route of ``router`` into this one, under ``prefix``.
+
+        The routes keep their names. ``router`` is frozen afterwards: adding to
+        it later would not reach this router, so it raises instead.
+
+        Args:
+            router: The router to include.
+            prefix: An extra prefix, put before this router's prefix and the
+                included router's own prefix.
+
+        Raises:
+            ImproperlyConfigured: For an invalid prefix, a route that clashes
+                with an existing one, or including a router into itself.
+        """
+        if router is self:
+            raise ImproperlyConfigured("A router cannot include itself. Include another Router.")
+        if not isinstance(router, Router):
+            raise ImproperlyConfigured(
+                f"include_router() got {router!r}. Pass a covet.Router; use mount() for "
+                "other ASGI apps."
+            )
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ImproperlyConfigured(
+                f"Include prefix {prefix!r} must start with '/' and not end with '/', "
+                "for example '/api'."
+            )
+        self._check_mutable(f"the routes of {router!r}")
+        full_prefix = self.prefix + prefix
+        for route in router._routes:
+            self._add(route.with_prefix(full_prefix, router.limits))
+        router.freeze(
+            "this router was included with include_router(), which copies its routes at that moment"
+        )
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        """Return the path of the route called ``name`` with ``params`` filled in.
+
+        Names of routes in mounted covet apps and routers are reached as
+        ``"<mount name>:<route name>"``; a named mount itself takes a
+        ``path`` parameter (``url_path_for("static", path="/css/a.css")``).
+
+        Args:
+            name: The route name.
+            **params: The path parameters, converted with the route's converters.
+
+        Returns:
+            The path, percent-encoded, for example ``"/items/3"``.
+
+        Raises:
+            NoMatchFound: If no route has that name or it takes other parameters.
+            ValueError: If a converter refuses a value (``-1`` for ``int``).
+        """
+        route = self._names.get(name)
+        if route is not None:
+            return route.url_path_for(name, **params)
+        for mount in self._mounts:
+            try:
+                return mount.url_path_for(name, **params)
+            except NoMatchFound:
+                continue
+        known = sorted(self._names)
+        hint = f" Known names: {', '.join(map(repr, known[:20]))}." if known else ""
+        raise NoMatchFound(f"No route is named {name!r}.{hint}")
+
+    def resolve(self, scope: Scope) -> Route | WebSocketRoute | None:
+        """Return the route this router would dispatch ``scope`` to, without calling it.
+
+        Mounted routers (and mounted covet apps) are followed down to the
+        final route. Middleware that must decide something from the handler
+        before the router runs (CSRF exemptions, for instance) uses this.
+
+        Args:
+            scope: An ``http`` or ``websocket`` scope.
+
+        Returns:
+            The matching route, or ``None`` when nothing matches (a 404 or 405)
+            or the path leads into a mounted app that is not a covet router.
+        """
+        router: Router = self
+        path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
+        websocket = scope["type"] == "websocket"
+        method = "WEBSOCKET" if websocket else scope["method"]
+        while True:
+            http, ws = router._http, router._websocket
+            if http is None or ws is None:
+                http, ws = router._build()
+            _, route, _, remainder = router._resolve(ws if websocket else http, path, method)
+            if isinstance(route, Route | WebSocketRoute):
+                return route
+            if not isinstance(route, Mount):
+                return None
+            child = getattr(route.app, "router", route.app)
+            if not isinstance(child, Router):
+                return None
+            router, path = child, remainder
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _build(self) -> tuple[_Index, _Index]:
+        """Compile the lookup indexes and resolve each route's effective limits."""
+        default = self.limits or DEFAULT_LIMITS
+        for route in self._routes:
+            if isinstance(route, Route):
+                route.effective_limits = route.limits or default
+        self._http = _Index(_build_entries(self._routes, Route))
+        self._websocket = _Index(_build_entries(self._routes, WebSocketRoute))
+        return self._http, self._websocket
+
+    def _resolve(self, index: _Index, path: str, method: str) -> _Resolved:
+        """Find the route for ``path`` and ``method``.
+
+        Returns ``(entry, route, params, remainder)``: a route when fully
+        matched, only the entry when the path matched but not the method (a
+        405), neither when nothing matched; ``remainder`` is the path left for
+        a mount. The fast path is one dict lookup and at most two regex calls;
+        the scan below only runs for 405s, converter failures and overlapping
+        patterns.
+        """
+        found = index.find(path)
+        if found is not None:
+            entry, raw = found
+            route = entry.mount or entry.methods.get(method)
+            if route is not None:
+                if not raw:  # a static path: nothing to convert
+                    return entry, route, {}, ""
+                pattern = entry.pattern
+                count = len(pattern.param_names)
+                try:
+                    params = pattern.convert(raw[:count]) if count else {}
+                except ValueError:
+                    pass
+                else:
+                    return entry, route, params, raw[count] if entry.mount is not None else ""
+        partial: _Entry | None = None
+        for entry in index.candidates(path):
+            match = entry.pattern.regex.fullmatch(path)
+            if match is None:
+                continue
+            raw = match.groups()
+            count = len(entry.pattern.param_names)
+            try:
+                params = entry.pattern.convert(raw[:count])
+            except ValueError:
+                continue
+            route = entry.mount or entry.methods.get(method)
+            if route is not None:
+                return entry, route, params, raw[count] if entry.mount is not None else ""
+            if partial is None:
+                partial = entry
+        return partial, None, {}, ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch an ASGI connection to the matching route."""
+        kind = scope["type"]
+        if kind == "http":
+            index = self._http or self._build()[0]
+            method = scope["method"]
+        elif kind == "websocket":
+            index = self._websocket or self._build()[1]
+            method = "WEBSOCKET"
+        elif kind == "lifespan":
+            await _answer_lifespan(receive, send)
+            return
+        else:
+            raise RuntimeError(f"Unsupported ASGI scope type {kind!r}.")
+        path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
+        # Fast path, inlined: a static path served for this method is one dict lookup.
+        entry = index.static.get(path)
+        route = None if entry is None else entry.methods.get(method)
+        if route is not None:
+            params: dict[str, Any] = {}
+            remainder = ""
+        else:
+            entry, route, params, remainder = self._resolve(index, path, method)
+            if route is None:
+                await self._no_route(scope, receive, send, entry, index, path)
+                return
+        if "path_params" in scope:
+            merged = dict(scope["path_params"])
+            merged.update(params)
+            scope["path_params"] = merged
+        else:
+            scope["path_params"] = params
+        if isinstance(route, Route):
+            scope["covet.limits"] = route.effective_limits
+            scope["route"] = route
+            scope["endpoint"] = route.endpoint
+            await route.handle(scope, receive, send, params)
+        elif isinstance(route, WebSocketRoute):
+            scope["route"] = route
+            scope["endpoint"] = route.endpoint
+            await route.handle(scope, receive, send, params)
+        else:
+            assert isinstance(route, Mount)  # noqa: S101 - internal invariant
+            await route.handle(scope, receive, send, path, remainder)
+
+    async def _no_route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        entry: _Entry | None,
+        index: _Index,
+        path: str,
+    ) -> None:
+        if scope["type"] == "websocket":
+            # Closing before accept makes the server answer the handshake with 403.
+            await send({"type": "websocket.close", "code": 1000, "reason": ""})
+            return
+        if entry is not None:
+            await self._error(scope, receive, send, 405, {"Allow": entry.allow})
+            return
+        if self.redirect_slashes and path not in ("", "/"):
+            full: str = scope["path"]
+            target = full[:-1] if full.endswith("/") else full + "/"
+            alternative = path[:-1] if path.endswith("/") else path + "/"
+            location = quote(target, safe=_SAFE_PATH)
+            # "//evil.example" is a scheme-relative URL: never redirect there.
+            if not location.startswith("//") and self._serves(index, alternative, scope["method"]):
+                query: bytes = scope.get("query_string", b"")
+                if query:
+                    location += "?" + query.decode("latin-1")
+                await _send_redirect(send, location)
+                return
+        await self._error(scope, receive, send, 404, None)
+
+    def _serves(self, index: _Index, path: str, method: str) -> bool:
+        # Redirect only where the other spelling would really be served: its
+        # converters accept the values and it answers this method.
+        return self._resolve(index, path, method)[1] is not None
+
+    @staticmethod
+    async def _error(
+        scope: Scope, receive: Receive, send: Send, status: int, headers: dict[str, str] | None
+    ) -> None:
+        if "app" in scope:
+            # Inside an app, let its exception handlers shape the response.
+            raise HTTPException(status, headers=headers)
+        exc = HTTPException(status)
+        response = PlainTextResponse(str(exc.detail), status_code=status, headers=headers)
+        await response(scope, receive, send)
+
+
+async def _send_redirect(send: Send, location: str) -> None:
+    """Send a body-less 307, which keeps the method and body (RFC 9110 section 15.4.8)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 307,
+            "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _answer_lifespan(receive: Receive, send: Send) -> None:
+    """Complete startup and shutdown for a router served on its own."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
