@@ -682,6 +682,14 @@ class DateTimeField(Field[_V]):
             return now
         return super().pre_save(instance, add)
 
+    def from_db_converter(self, ops: Any) -> Converter | None:
+        """Return the backend's converter alone when it already yields aware UTC datetimes."""
+        if getattr(ops, "datetime_converter_returns_utc", False):
+            backend: Converter | None = ops.get_converter(self.internal_type)
+            if backend is not None:
+                return backend
+        return super().from_db_converter(ops)
+
     def from_db_value(self, value: Any) -> datetime.datetime:
         """Finish a value read from the database."""
         tz = value.tzinfo

@@ -104,6 +104,9 @@ def test_options_from_url_and_kwargs_are_typed():
     assert db.backend.max_size == 2 and db.timeout == 3
     assert Database("sqlite:///:memory:").backend.max_size == 1
     assert Database("mysql://root@h/db", pool_recycle=60).settings["pool_recycle"] == 60.0
+    assert Database("mysql://root@h/db").settings["ping_interval"] == 0.0
+    assert Database("mysql://root@h/db?ping_interval=2.5").settings["ping_interval"] == 2.5
+    assert Database("mysql://root@h/db", ping_interval=5).settings["ping_interval"] == 5.0
 
 
 @pytest.mark.parametrize(
@@ -118,6 +121,11 @@ def test_options_from_url_and_kwargs_are_typed():
         ),
         ("sqlite:///x.db", {"durable": "maybe"}, "Invalid value 'maybe' for database option"),
         ("mysql://h/db", {"pool_recycle": "x"}, "Use a float"),
+        ("mysql://h/db?ping_interval=soon", {}, "Invalid value 'soon' for database option"),
+        ("mysql://h/db?ping_interval=-1", {}, "Invalid ping_interval -1.0 .*Use 0"),
+        ("mysql://h/db", {"ping_interval": float("inf")}, "Invalid ping_interval inf"),
+        ("mysql://u:pw@h/db", {"ping_interval": float("nan")}, "u:\\*\\*\\*@h/db"),
+        ("postgresql://h/db", {"ping_interval": 1}, "Unknown database option\\(s\\) 'ping_in"),
         ("sqlite:///x.db", {"max_size": True}, "Invalid value True"),
         ("oracle://h/db", {}, "Unknown database URL scheme 'oracle'"),
         ("not a url", {}, "Invalid database URL"),
@@ -238,3 +246,18 @@ async def test_adapters_and_converters_round_trip(database, scratch):
             sample_type = type(SAMPLES[name][0])
             if name != "json":
                 assert type(value) is sample_type, (name, value)
+
+
+def test_sqlite_datetime_text_reads_as_aware_utc_with_or_without_an_offset():
+    convert = Database("sqlite:///x.db").backend.ops.get_converter("datetime")
+    assert convert is not None
+    utc = datetime.UTC
+    naive_text = convert("2026-01-02 03:04:05.000006")
+    assert naive_text == datetime.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=utc)
+    assert naive_text.tzinfo is utc
+    offset_text = convert("2026-01-02T05:04:05+02:00")
+    assert offset_text == datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc)
+    assert offset_text.tzinfo is utc
+    assert convert("2026-01-02") == datetime.datetime(2026, 1, 2, tzinfo=utc)
+    with pytest.raises(ValueError, match="Invalid isoformat"):
+        convert("yesterday")

@@ -79,6 +79,87 @@ async def test_stale_connections_recover_after_server_side_kill(database, make_d
     assert await db.fetch_val(f"SELECT COUNT(*) FROM {table}") == written  # noqa: S608
 
 
+# MariaDB and MySQL count COM_PING among the session's admin commands.
+ADMIN_COMMANDS_SQL = "SHOW SESSION STATUS LIKE 'Com_admin_commands'"
+
+
+async def _admin_commands(db) -> tuple[int, int]:
+    """Return (server connection id, admin commands so far) from one checkout."""
+    async with db.connection() as conn:
+        rows = await conn.fetch_all(ADMIN_COMMANDS_SQL)
+        return int(await conn.fetch_val("SELECT CONNECTION_ID()")), int(rows[0][1])
+
+
+async def test_mysql_pings_every_checkout_by_default(database, make_database):
+    if database.vendor != "mysql":
+        pytest.skip("ping_interval is a MySQL/MariaDB option")
+    db = await make_database(min_size=1, max_size=1)
+    assert db.settings["ping_interval"] == 0.0
+    first_id, before = await _admin_commands(db)
+    for _ in range(5):
+        assert await db.fetch_val("SELECT 1") == 1
+    same_id, after = await _admin_commands(db)
+    assert same_id == first_id
+    # Five statements plus the checkout that reads the counter: six pings.
+    assert after - before == 6
+
+
+async def test_mysql_ping_interval_skips_recently_used_connections(database, make_database):
+    if database.vendor != "mysql":
+        pytest.skip("ping_interval is a MySQL/MariaDB option")
+    db = await make_database(min_size=1, max_size=1, ping_interval=0.5)
+    first_id, before = await _admin_commands(db)
+    for _ in range(5):
+        assert await db.fetch_val("SELECT 1") == 1
+    same_id, after = await _admin_commands(db)
+    assert (same_id, after) == (first_id, before)
+    await asyncio.sleep(0.6)
+    same_id, after_idle = await _admin_commands(db)
+    assert (same_id, after_idle) == (first_id, before + 1)
+
+
+async def test_mysql_connection_killed_while_idle_past_ping_interval_is_replaced(
+    database, make_database, scratch
+):
+    if database.vendor != "mysql":
+        pytest.skip("ping_interval is a MySQL/MariaDB option")
+    table = database.ops.quote_name(await scratch("pinged", "id INTEGER"))
+    db = await make_database(min_size=1, max_size=1, ping_interval=0.2)
+    victim = await db.fetch_val("SELECT CONNECTION_ID()")
+    await database.execute("KILL :id", {"id": victim})
+    await asyncio.sleep(0.3)
+    # The checkout pings, finds the connection dead and opens a new one: even a write,
+    # which is never re-sent, runs.
+    assert await db.execute(f"INSERT INTO {table} (id) VALUES (1)") == 1  # noqa: S608
+    assert await db.fetch_val(f"SELECT COUNT(*) FROM {table}") == 1  # noqa: S608
+    assert await db.fetch_val("SELECT CONNECTION_ID()") != victim
+    assert db.pool_stats().size == 1
+
+
+async def test_mysql_connection_killed_within_ping_interval_follows_the_retry_rule(
+    database, make_database, scratch
+):
+    if database.vendor != "mysql":
+        pytest.skip("ping_interval is a MySQL/MariaDB option")
+    table = database.ops.quote_name(await scratch("unpinged", "id INTEGER"))
+    db = await make_database(min_size=1, max_size=1, ping_interval=60)
+    victim = await db.fetch_val("SELECT CONNECTION_ID()")
+    await database.execute("KILL :id", {"id": victim})
+    # Not pinged: a read meets the dead connection and is retried once on a new one.
+    replacement = await db.fetch_val("SELECT CONNECTION_ID()")
+    assert replacement != victim
+    # The lost connection had every idle one marked for a ping at its next checkout: once.
+    _, before = await _admin_commands(db)
+    _, after = await _admin_commands(db)
+    assert after == before
+    # A write is sent, the connection turns out dead, and it is never re-sent.
+    await database.execute("KILL :id", {"id": replacement})
+    with pytest.raises(OperationalError, match="lost"):
+        await db.execute(f"INSERT INTO {table} (id) VALUES (1)")  # noqa: S608
+    assert await db.fetch_val(f"SELECT COUNT(*) FROM {table}") == 0  # noqa: S608
+    assert db.pool_stats().size == 1
+
+
 async def _server_count(database, tag: str) -> int | None:
     sql = COUNT_SQL.get(database.vendor)
     if sql is None:

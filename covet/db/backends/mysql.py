@@ -4,9 +4,10 @@ Every connection is opened with ``charset=utf8mb4``, autocommit on (covet
 issues ``START TRANSACTION`` itself), ``local_infile`` off, the ``FOUND_ROWS``
 flag (so an UPDATE reports matched rows like PostgreSQL and SQLite do), a
 strict ``sql_mode`` and ``time_zone = '+00:00'``. Connections are pinged at
-checkout and recycled after ``pool_recycle`` seconds, below the server's
-``wait_timeout``. Text columns use a binary collation (detected at connect:
-MariaDB ``utf8mb4_nopad_bin``, MySQL 8 ``utf8mb4_0900_bin``) so that ``=`` and
+checkout (or, with ``ping_interval``, only after that many idle seconds) and
+recycled after ``pool_recycle`` seconds, below the server's ``wait_timeout``.
+Text columns use a binary collation (detected at connect: MariaDB
+``utf8mb4_nopad_bin``, MySQL 8 ``utf8mb4_0900_bin``) so that ``=`` and
 ``LIKE`` are case-sensitive as on the other backends.
 
 covet uses its own :class:`~covet.db.backends.base.ConnectionPool` rather than
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet import _json
@@ -453,11 +455,20 @@ class MySQLBackend(BaseBackend):
         "connect_timeout": Option(float, 10.0, "seconds to wait for the server at connect"),
         "sql_mode": Option(str, _DEFAULT_SQL_MODE, "the session sql_mode"),
         "unix_socket": Option(str, None, "path of the server's Unix socket"),
+        "ping_interval": Option(
+            float, 0.0, "seconds idle after which a checkout pings (0: every checkout)"
+        ),
     }
     ops: MySQLOperations
 
     def __init__(self, url: Any, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
+        interval = self.settings["ping_interval"]
+        if not math.isfinite(interval) or interval < 0:
+            raise ValueError(
+                f"Invalid ping_interval {interval!r} for {url}. Use 0 (ping at every "
+                "checkout, the default) or a positive number of idle seconds."
+            )
         self._pool: ConnectionPool[MySQLConnection] | None = None
 
     async def connect(self) -> None:
@@ -472,7 +483,7 @@ class MySQLBackend(BaseBackend):
             max_size=self.max_size,
             timeout=self.timeout,
             name=str(self.url),
-            ping_after=0.0,
+            ping_after=self.settings["ping_interval"],
             recycle=self.settings["pool_recycle"],
         )
         try:
@@ -550,7 +561,7 @@ class MySQLBackend(BaseBackend):
         return self._pool
 
     async def acquire(self) -> MySQLConnection:
-        """Check out a connection (pinged first)."""
+        """Check out a connection (pinged first when idle ``ping_interval`` seconds or more)."""
         return await self._require_pool().acquire()
 
     async def release(self, conn: BaseConnection) -> None:
@@ -573,7 +584,7 @@ class MySQLBackend(BaseBackend):
         return self._require_pool().stats()
 
     def on_disconnect(self) -> None:
-        """Have every idle connection re-checked (they are pinged at checkout anyway)."""
+        """Have every idle connection pinged at its next checkout, whatever ``ping_interval``."""
         if self._pool is not None:
             self._pool.expire()
 
