@@ -71,11 +71,11 @@ class Node:
     @property
     def shape(self) -> Any:
         """Return a hashable description of the SQL this node renders (no values)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement shape.")
 
     def as_sql(self, c: SQLCompiler) -> str:
         """Render the node, appending its parameters to ``c``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement as_sql().")
 
     def collect(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters :meth:`as_sql` would, in the same order."""
