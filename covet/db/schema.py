@@ -78,7 +78,6 @@ _ON_DELETE_SQL: Final = {"CASCADE": "CASCADE", "SET_NULL": "SET NULL", "RESTRICT
 # Keys of ops.create_table_suffix() ("ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=x").
 _SUFFIX_OPTION: Final = re.compile(r"(ENGINE|CHARSET|COLLATE)\s*=\s*([A-Za-z0-9_]+)", re.I)
 _SUFFIX_KWARG: Final = {"ENGINE": "engine", "CHARSET": "charset", "COLLATE": "collate"}
-_DIALECTS: Final = {"sqlite": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
 _MAX_NAME: Final = 60
 
 
@@ -232,9 +231,12 @@ def build_metadata(models: Iterable[type[Model]] | None = None, *, ops: Any = No
 
 def sqlalchemy_dialect(db: Database) -> Any:
     """Return the SQLAlchemy dialect instance for ``db`` (for compiling DDL only)."""
-    name = getattr(db.ops, "sqlalchemy_dialect", None) or _DIALECTS.get(db.vendor)
-    if name is None:
-        raise ImproperlyConfigured(f"No SQLAlchemy dialect is known for {db.vendor!r}.")
+    name = db.ops.sqlalchemy_dialect
+    if not name:
+        raise ImproperlyConfigured(
+            f"The {type(db.ops).__name__} of {db.url} names no SQLAlchemy dialect. "
+            "Set its sqlalchemy_dialect attribute."
+        )
     import importlib
 
     module = importlib.import_module(f"sqlalchemy.dialects.{name}")

@@ -148,6 +148,7 @@ class MySQLOperations(BaseOperations):
     """
 
     param_style = "format"
+    sqlalchemy_dialect = "mysql"
     identifier_quote = "`"
     # Backslash escapes inside MySQL string literals, so the one-character escape is '\\'.
     like_escape_sql = "'\\\\'"

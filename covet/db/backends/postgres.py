@@ -96,6 +96,7 @@ class PostgresOperations(BaseOperations):
     """SQL fragments and value adaptation for PostgreSQL."""
 
     param_style = "numeric"
+    sqlalchemy_dialect = "postgresql"
     _isolation_levels: ClassVar[Mapping[str, str]] = {
         "read committed": "READ COMMITTED",
         "repeatable read": "REPEATABLE READ",

@@ -169,6 +169,7 @@ class SQLiteOperations(BaseOperations):
     """SQL fragments and value adaptation for SQLite."""
 
     param_style = "qmark"
+    sqlalchemy_dialect = "sqlite"
     # The datetime converter always returns an aware datetime in UTC (DateTimeField
     # skips its own normalisation then).
     datetime_converter_returns_utc: ClassVar[bool] = True

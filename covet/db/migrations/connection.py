@@ -64,8 +64,8 @@ def _target(settings: Settings, *, url_override: str | None = None) -> _Target:
     url = database.url
     vendor = database.vendor
     options = dict(database.settings)
-    names = {"sqlite": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
-    if vendor not in names:
+    dialect_name = database.ops.sqlalchemy_dialect
+    if not dialect_name:
         raise ImproperlyConfigured(
             f"Migrations do not support the {vendor!r} backend of {url}. "
             "Use SQLite, PostgreSQL or MySQL."
@@ -74,7 +74,7 @@ def _target(settings: Settings, *, url_override: str | None = None) -> _Target:
     digest = hashlib.sha256(f"covet.migrations:{scope}".encode()).digest()
     target = _Target(
         vendor=vendor,
-        dialect_name=names[vendor],
+        dialect_name=dialect_name,
         url=url.render_as_string(hide_password=False),
         display=str(url),
         database=database,

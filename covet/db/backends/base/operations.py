@@ -72,6 +72,9 @@ class BaseOperations:
     like_escape_sql: ClassVar[str] = "'\\'"
     #: The binary (case- and accent-sensitive) collation text columns use, if any.
     text_collation: str | None = None
+    #: The ``sqlalchemy.dialects`` module that compiles this backend's DDL (schema and
+    #: migrations only; queries never go through SQLAlchemy).
+    sqlalchemy_dialect: ClassVar[str] = ""
 
     _isolation_levels: ClassVar[Mapping[str, str]] = {}
 
