@@ -57,6 +57,18 @@ def run_covet(
     )
 
 
+def start_covet(*args: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """Start ``covet ARGS`` (a server, typically) in the background, capturing its output."""
+    return subprocess.Popen(
+        covet_argv(*args),
+        cwd=cwd,
+        env=subprocess_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
     with socket.socket() as sock:

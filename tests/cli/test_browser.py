@@ -10,18 +10,16 @@ import importlib.util
 import os
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.cli.conftest import (
-    covet_argv,
     free_port,
     run_covet,
+    start_covet,
     stop_server,
-    subprocess_env,
     wait_for_server,
 )
 
@@ -64,14 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     migrated = run_covet("migrate", cwd=root)
     assert migrated.returncode == 0, migrated.stderr
     port = free_port()
-    process = subprocess.Popen(
-        covet_argv("run", "--port", str(port)),
-        cwd=root,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_covet("run", "--port", str(port), cwd=root)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_server(f"{base}/", process)

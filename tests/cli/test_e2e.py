@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from covet.cli import main
 from covet.db import Database
 from tests.cli.conftest import (
-    covet_argv,
     free_port,
     run_covet,
+    start_covet,
     stop_server,
     subprocess_env,
     wait_for_server,
@@ -54,14 +54,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_serve_create_list_and_stop(project: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        covet_argv("run", "--port", str(port)),
-        cwd=project,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_covet("run", "--port", str(port), cwd=project)
     try:
         home = wait_for_server(f"{base}/", process)
         assert home.status_code == 200
@@ -101,14 +94,7 @@ def _csrf(client: httpx.Client, path: str) -> str:
 def test_accounts_on_a_live_server_with_two_workers(project: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        covet_argv("run", "--port", str(port), "--workers", "2"),
-        cwd=project,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_covet("run", "--port", str(port), "--workers", "2", cwd=project)
     password = "a long and fine password"
     try:
         wait_for_server(f"{base}/login", process)

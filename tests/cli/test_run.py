@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from typing import TYPE_CHECKING
 
@@ -14,10 +13,9 @@ from click.testing import CliRunner
 from covet.cli import main
 from covet.cli.run import RELOAD_INCLUDES, SERVER_LIMITS, server_options
 from tests.cli.conftest import (
-    covet_argv,
     free_port,
+    start_covet,
     stop_server,
-    subprocess_env,
     wait_for_server,
     write_project,
 )
@@ -127,14 +125,7 @@ def test_traceback_flag_shows_the_traceback(
 def test_run_serves_and_stops_cleanly_on_signal(tmp_path: Path, sig: int) -> None:
     write_project(tmp_path, "served_site", APP)
     port = free_port()
-    process = subprocess.Popen(
-        covet_argv("run", "--port", str(port)),
-        cwd=tmp_path,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_covet("run", "--port", str(port), cwd=tmp_path)
     try:
         response = wait_for_server(f"http://127.0.0.1:{port}/", process)
         assert response.status_code == 200
@@ -150,14 +141,7 @@ def test_run_reload_serves_changed_code(tmp_path: Path) -> None:
     write_project(tmp_path, "reload_site", APP)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    process = subprocess.Popen(
-        covet_argv("run", "--reload", "--port", str(port)),
-        cwd=tmp_path,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_covet("run", "--reload", "--port", str(port), cwd=tmp_path)
     try:
         assert wait_for_server(url, process).text == "version one"
         app_file = tmp_path / "reload_site" / "app.py"

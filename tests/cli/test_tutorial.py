@@ -22,6 +22,7 @@ from tests.cli.conftest import (
     REPO,
     covet_argv,
     free_port,
+    start_covet,
     stop_server,
     subprocess_env,
     wait_for_server,
@@ -63,14 +64,7 @@ def _serve(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
     else:
         argv += ["--port", str(free_port())]
     port = argv[argv.index("--port") + 1]
-    process = subprocess.Popen(
-        covet_argv(*argv[1:]),
-        cwd=cwd,
-        env=subprocess_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_covet(*argv[1:], cwd=cwd, **env)
     try:
         wait_for_server(f"http://127.0.0.1:{port}/static/style.css", process)
         host = env.get("ALLOWED_HOSTS", "127.0.0.1").split(",")[0]
