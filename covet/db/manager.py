@@ -52,6 +52,10 @@ class Manager(QuerySet[M]):
         """Return the query of :meth:`get_queryset`."""
         return self.get_queryset().query
 
+    def all(self) -> QuerySet[M]:
+        """Return :meth:`get_queryset`'s rows, keeping any rows it already holds (prefetched)."""
+        return self.get_queryset().all()
+
     def _chain(self) -> QuerySet[Any]:
         return self.get_queryset()._chain()
 

@@ -27,7 +27,6 @@ from covet.exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from covet.db.compiler import Query
 
 __all__ = (
     "ForwardRelationDescriptor",
@@ -161,6 +160,14 @@ def _require_pk(instance: Model, what: str) -> Any:
     return pk
 
 
+def _prefetched(qs: QuerySet[Any], instance: Model, name: str) -> QuerySet[Any]:
+    """Give ``qs`` the rows prefetch_related() stored on ``instance`` for ``name``, if any."""
+    cached = instance._state.cache.get(name)
+    if cached is not None:
+        qs._result_cache = list(cached)
+    return qs
+
+
 class RelatedManager(Manager[Any]):
     """The rows of a reverse ForeignKey (``author.posts``), as a queryset."""
 
@@ -177,20 +184,7 @@ class RelatedManager(Manager[Any]):
         """Return the related rows (from the prefetch cache when loaded)."""
         pk = _require_pk(self.instance, self.rel.name)
         qs: QuerySet[Any] = QuerySet(self.model, using=self._using)
-        qs = qs.filter(**{self.fk.name: pk})
-        cached = self.instance._state.cache.get(self.rel.name)
-        if cached is not None:
-            qs._result_cache = list(cached)
-        return qs
-
-    @property
-    def query(self) -> Query:
-        """Return the query for the related rows."""
-        return self.get_queryset().query
-
-    def all(self) -> QuerySet[Any]:
-        """Return the related rows (no query when prefetched)."""
-        return self.get_queryset().all()
+        return _prefetched(qs.filter(**{self.fk.name: pk}), self.instance, self.rel.name)
 
     async def create(self, **kwargs: Any) -> Any:
         """Create a related object pointing at the instance."""
@@ -237,20 +231,7 @@ class ManyRelatedManager(Manager[Any]):
         pk = _require_pk(self.instance, self.rel_name)
         back = str(self.field.name if self.is_reverse else self.field.related_name)
         qs: QuerySet[Any] = QuerySet(self.model, using=self._using)
-        qs = qs.filter(**{back: pk})
-        cached = self.instance._state.cache.get(self.rel_name)
-        if cached is not None:
-            qs._result_cache = list(cached)
-        return qs
-
-    @property
-    def query(self) -> Query:
-        """Return the query for the related rows."""
-        return self.get_queryset().query
-
-    def all(self) -> QuerySet[Any]:
-        """Return the related rows (no query when prefetched)."""
-        return self.get_queryset().all()
+        return _prefetched(qs.filter(**{back: pk}), self.instance, self.rel_name)
 
     def _target_pks(self, objs: Iterable[Any]) -> list[Any]:
         out = []
