@@ -29,6 +29,7 @@ __all__ = (
     "QueryParams",
     "State",
     "UploadFile",
+    "add_vary_to_raw",
 )
 
 _K = TypeVar("_K")
@@ -727,6 +728,21 @@ class MutableHeaders(Headers):
                 seen.add(name.lower())
         if existing:
             self["vary"] = ", ".join(existing)
+
+
+def add_vary_to_raw(headers: list[tuple[bytes, bytes]], field: bytes) -> None:
+    """Add ``field`` to the ``Vary`` header of a raw ASGI header list, unless already named.
+
+    Middleware edit ``http.response.start`` headers as raw lists; this keeps an
+    existing ``Vary`` (and a ``Vary: *``) intact instead of adding a second line.
+    """
+    for index, (key, value) in enumerate(headers):
+        if key.lower() == b"vary":
+            names = {part.strip().lower() for part in value.split(b",")}
+            if field.lower() not in names and b"*" not in names:
+                headers[index] = (key, value + b", " + field)
+            return
+    headers.append((b"vary", field))
 
 
 class State:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from covet.datastructures import add_vary_to_raw
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -47,17 +48,6 @@ def _header_value(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def _add_vary(headers: list[tuple[bytes, bytes]], field: bytes) -> None:
-    """Add ``field`` to the response's ``Vary`` header unless it is already named there."""
-    for index, (key, value) in enumerate(headers):
-        if key.lower() == b"vary":
-            names = {part.strip().lower() for part in value.split(b",")}
-            if field.lower() not in names and b"*" not in names:
-                headers[index] = (key, value + b", " + field)
-            return
-    headers.append((b"vary", field))
 
 
 class CORSMiddleware:
@@ -198,7 +188,7 @@ class CORSMiddleware:
         async def send_with_vary(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                _add_vary(headers, b"Origin")
+                add_vary_to_raw(headers, b"Origin")
                 message["headers"] = headers
             await send(message)
 
@@ -221,7 +211,7 @@ class CORSMiddleware:
                 ]
                 headers.extend(cors)
                 if self._varies:
-                    _add_vary(headers, b"Origin")
+                    add_vary_to_raw(headers, b"Origin")
                 message["headers"] = headers
             await send(message)
 

@@ -19,6 +19,7 @@ import re
 import zlib
 from typing import TYPE_CHECKING
 
+from covet.datastructures import add_vary_to_raw
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -88,16 +89,6 @@ def accepts_gzip(accept_encoding: str) -> bool:
         else:
             return acceptable
     return bool(wildcard)
-
-
-def _add_vary(headers: list[tuple[bytes, bytes]], field: bytes) -> None:
-    for index, (key, value) in enumerate(headers):
-        if key.lower() == b"vary":
-            names = {part.strip().lower() for part in value.split(b",")}
-            if field.lower() not in names and b"*" not in names:
-                headers[index] = (key, value + b", " + field)
-            return
-    headers.append((b"vary", field))
 
 
 class GZipMiddleware:
@@ -214,7 +205,7 @@ class _IdentityResponder:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start" and self.middleware._compressible(message):
             headers = list(message.get("headers", ()))
-            _add_vary(headers, b"Accept-Encoding")
+            add_vary_to_raw(headers, b"Accept-Encoding")
             message["headers"] = headers
         await self.next_send(message)
 
@@ -259,7 +250,7 @@ class _GZipResponder:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
         headers = list(start.get("headers", ()))
-        _add_vary(headers, b"Accept-Encoding")
+        add_vary_to_raw(headers, b"Accept-Encoding")
         declared = self._declared_length(headers)
         size = declared if more_body and declared is not None else len(body)
         if (not more_body or declared is not None) and size < self.middleware.minimum_size:
