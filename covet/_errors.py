@@ -152,6 +152,32 @@ def _describe(scope: Scope) -> tuple[str, str]:
     return str(method), str(scope.get("path", ""))
 
 
+class TrackedSend:
+    """An ASGI ``send`` that remembers whether the response started.
+
+    For HTTP, "started" means the status line is out; for a websocket, that
+    it was accepted. "closed" matters for websockets only.
+    """
+
+    __slots__ = ("closed", "send", "started")
+
+    def __init__(self, send: Send, started: bool = False, closed: bool = False) -> None:
+        self.send = send
+        self.started = started
+        self.closed = closed
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # A plain method returning send()'s awaitable: no coroutine of its own per message.
+        if not self.started:
+            message_type = message["type"]
+            self.started = (
+                message_type == "http.response.start" or message_type == "websocket.accept"
+            )
+        elif message["type"] == "websocket.close":
+            self.closed = True
+        return self.send(message)
+
+
 class ExceptionMiddleware:
     """Dispatch exceptions raised below it to the registered handlers.
 
@@ -223,19 +249,12 @@ class ExceptionMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        # A plain function returning send()'s awaitable: no coroutine of its own per message.
-        def tracking_send(message: Message) -> Awaitable[None]:
-            nonlocal started
-            if not started and message["type"] == "http.response.start":
-                started = True
-            return send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
-            if not await self.handle(exc, scope, receive, send, response_started=started):
+            response_started = tracked.started and kind == "http"
+            if not await self.handle(exc, scope, receive, send, response_started=response_started):
                 raise
 
     async def handle(
@@ -332,58 +351,82 @@ class ServerErrorMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        # For HTTP, "started" means the status line is out; for a websocket,
-        # that it was accepted. "closed" matters for websockets only.
-        started = closed = False
-
-        # A plain function returning send()'s awaitable: no coroutine of its own per message.
-        def tracking_send(message: Message) -> Awaitable[None]:
-            nonlocal started, closed
-            if not started:
-                message_type = message["type"]
-                started = (
-                    message_type == "http.response.start" or message_type == "websocket.accept"
-                )
-            elif message["type"] == "websocket.close":
-                closed = True
-            return send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
-        except ClientDisconnect:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
+            await self.failed(
+                exc, scope, receive, send, started=tracked.started, closed=tracked.closed
+            )
+
+    async def failed(
+        self,
+        exc: Exception,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        started: bool,
+        closed: bool = False,
+    ) -> None:
+        """Deal with ``exc``, which escaped the app while serving ``scope``.
+
+        A client disconnect ends quietly and an exception with a registered
+        handler gets that handler's response; anything else is logged and
+        answered with a 500 (or, once the response has started, a websocket
+        close 1011 or nothing), then re-raised. The app's fast path calls this
+        directly for routes it serves without the middleware's ``send``
+        wrapper.
+
+        Args:
+            exc: The exception.
+            scope: The connection scope.
+            receive: The ASGI receive callable.
+            send: The server's ASGI send callable.
+            started: Whether the response started (HTTP) or the websocket was accepted.
+            closed: Whether an accepted websocket was already closed.
+
+        Raises:
+            Exception: ``exc`` unless it was a disconnect or a handler answered
+                it; the handler's own error when the handler failed.
+        """
+        if isinstance(exc, ClientDisconnect):
             # The client left mid-body (seen by middleware outside the
             # exception middleware): there is nobody to answer and no bug.
             return
-        except Exception as raised:
-            exc = raised
-            if self.exceptions is not None:
-                try:
-                    if await self.exceptions.handle(
-                        exc,
-                        scope,
-                        receive,
-                        tracking_send,
-                        response_started=started and kind == "http",
-                    ):
-                        return
-                except Exception as handler_exc:  # noqa: BLE001 - reported as the 500 below
-                    exc = handler_exc
-            method, path = _describe(scope)
-            # %r keeps CR/LF from a decoded path out of the log (log injection).
-            logger.error(
-                "Unhandled %s while serving %s %r",
-                type(exc).__name__,
-                method,
-                path,
-                exc_info=exc,
-            )
-            if kind == "websocket":
-                if started and not closed:
-                    await send({"type": "websocket.close", "code": 1011, "reason": ""})
-            elif not started:
-                response = await self._error_response(scope, receive, exc)
-                await response(scope, receive, send)
-            raise
+        kind = scope["type"]
+        reported = exc
+        if self.exceptions is not None:
+            # Tracked like the app's own send: no 500 once a handler's response started.
+            handler_send = TrackedSend(send, started, closed)
+            try:
+                if await self.exceptions.handle(
+                    exc,
+                    scope,
+                    receive,
+                    handler_send,
+                    response_started=started and kind == "http",
+                ):
+                    return
+            except Exception as handler_exc:  # noqa: BLE001 - reported as the 500 below
+                reported = handler_exc
+                started, closed = handler_send.started, handler_send.closed
+        method, path = _describe(scope)
+        # %r keeps CR/LF from a decoded path out of the log (log injection).
+        logger.error(
+            "Unhandled %s while serving %s %r",
+            type(reported).__name__,
+            method,
+            path,
+            exc_info=reported,
+        )
+        if kind == "websocket":
+            if started and not closed:
+                await send({"type": "websocket.close", "code": 1011, "reason": ""})
+        elif not started:
+            response = await self._error_response(scope, receive, reported)
+            await response(scope, receive, send)
+        raise reported
 
     async def _error_response(self, scope: Scope, receive: Receive, exc: Exception) -> Response:
         if self.debug:

@@ -11,8 +11,10 @@ A ``Covet`` instance is the ASGI 3 application you hand to the server::
 Each connection passes through, outermost first: the Host check,
 :class:`~covet.middleware.errors.ServerErrorMiddleware`, your middleware (the
 first added is the outermost), :class:`~covet.middleware.errors.ExceptionMiddleware`
-and the :class:`~covet.routing.Router`. The stack is built once, when the app
-starts serving; from then on the app is frozen and registering routes,
+and the :class:`~covet.routing.Router`. Without middleware of yours, the app
+calls a matched route directly and hands its exceptions to the same error
+layers (same behaviour, fewer coroutines per request). The stack is built
+once, when the app starts serving; from then on the app is frozen and registering routes,
 middleware, handlers or hooks raises :class:`~covet.exceptions.ImproperlyConfigured`.
 """
 
@@ -149,6 +151,8 @@ class Covet(_RouteDecorators):
         self._lifespan_state: dict[str, Any] | None = None
         self._frozen: str | None = None
         self._stack: ASGIApp | None = None
+        self._direct: ServerErrorMiddleware | None = None
+        self._static_routes: Mapping[str, Mapping[str, BaseRoute]] = {}
         self.allowed_hosts = None if allowed_hosts is None else HostPatterns(allowed_hosts)
         self._host_cache: dict[bytes | None, bool] = {}
         self.websocket_origins = _check_origins(websocket_origins or ())
@@ -328,6 +332,10 @@ class Covet(_RouteDecorators):
                 "The app runs with debug=False and no allowed_hosts, so it accepts any Host "
                 "header. Pass allowed_hosts=['example.com'] to Covet()."
             )
+        # With no middleware between the error layer and the router, the app
+        # calls matched routes itself and hands their exceptions to that layer.
+        self._direct = app if not self._middleware else None
+        self._static_routes = self.router.static_routes()
         self._stack = app
         return app
 
@@ -371,7 +379,25 @@ class Covet(_RouteDecorators):
         if not verdict:
             await _reject_host(scope, send)
             return
-        if kind == "websocket" and not self._origin_allowed(scope, host):
+        if kind == "http":
+            direct = self._direct
+            if direct is not None and "path_params" not in scope and not scope.get("root_path"):
+                # No middleware: the app calls the matched route itself, with the
+                # same error handling, minus the router and error-layer coroutines.
+                path = scope["path"]
+                method = scope["method"]
+                methods = self._static_routes.get(path)  # a static path is one dict lookup
+                route = None if methods is None else methods.get(method)
+                params: dict[str, Any] = {}
+                if route is None:
+                    found = self.router.match_route(path, method)
+                    if found is not None:
+                        route, params = found
+                if isinstance(route, Route):
+                    scope["path_params"] = params
+                    await route.handle(scope, receive, send, params, direct)
+                    return
+        elif kind == "websocket" and not self._origin_allowed(scope, host):
             # Closing before accept makes the server refuse the handshake (403).
             await send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
             return

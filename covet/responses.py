@@ -111,7 +111,7 @@ def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
     return (b"content-type", _encode_value(media_type))
 
 
-def _check_raw_headers(raw: list[tuple[bytes, bytes]]) -> None:
+def check_raw_headers(raw: list[tuple[bytes, bytes]]) -> None:
     # One regex pass over all the bytes; the loop below only runs to name the culprit.
     if _FORBIDDEN_HEADER_BYTES.search(b"".join(map(b"".join, raw))) is None:
         return
@@ -161,8 +161,23 @@ class Response:
         if media_type is not None:
             self.media_type = media_type
         self.background = background
-        self.body = self.render(content)
-        self.init_headers(headers)
+        body = self.body = self.render(content)
+        media_type = self.media_type
+        if headers is None and status_code == 200 and media_type is not None and self._fast_init:
+            # init_headers()'s common case, inline: this runs for every response.
+            self._raw = [
+                (b"content-length", b"%d" % len(body)),
+                _content_type_header(media_type, self.charset),
+            ]
+        else:
+            self.init_headers(headers)
+
+    # False in subclasses that override init_headers(): __init__ must call it then.
+    _fast_init = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fast_init = cls.init_headers is Response.init_headers
 
     def render(self, content: Any) -> bytes:
         """Encode ``content`` to the response body.
@@ -379,7 +394,7 @@ class Response:
     def _start_message(self, scope: Scope, *, status: int | None = None) -> Message:
         raw = self._raw
         if not self._raw_checked:
-            _check_raw_headers(raw)
+            check_raw_headers(raw)
         return {
             "type": "websocket.http.response.start"
             if scope.get("type") == "websocket"
@@ -392,7 +407,7 @@ class Response:
         """Send the response (as an ASGI application)."""
         raw = self._raw
         if not self._raw_checked:
-            _check_raw_headers(raw)
+            check_raw_headers(raw)
         # The start message is built inline (not via _start_message): this is the hot path.
         if scope.get("type") == "websocket":
             start_type, body_type = "websocket.http.response.start", "websocket.http.response.body"

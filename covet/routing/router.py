@@ -15,7 +15,7 @@ from covet.routing.patterns import _SAFE_PATH, NoMatchFound
 from covet.routing.routes import BaseRoute, Mount, Route, WebSocketRoute, _check_route_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from covet.types import ASGIApp, Receive, Scope, Send
 
@@ -350,6 +350,33 @@ class Router(_RouteDecorators):
                 partial = entry
         return partial, None, {}, ""
 
+    def static_routes(self) -> Mapping[str, Mapping[str, BaseRoute]]:
+        """Return this router's HTTP routes without path parameters, as ``{path: {method: route}}``.
+
+        This is the router's own lookup table (read it, do not change it): the
+        app consults it before calling :meth:`match_route`.
+        """
+        return {
+            path: entry.methods for path, entry in (self._http or self._build()[0]).static.items()
+        }
+
+    def match_route(self, path: str, method: str) -> tuple[Route, dict[str, Any]] | None:
+        """Return the HTTP route of this router serving ``method`` on ``path``, and its parameters.
+
+        ``path`` is the routing path (without ``root_path``). Anything else
+        (no match, a 405, a mount, a trailing-slash redirect) gives None:
+        calling the router itself deals with those. The app uses this to call
+        a route directly when no middleware sits in between.
+        """
+        index = self._http or self._build()[0]
+        entry = index.static.get(path)
+        if entry is not None:
+            route = entry.methods.get(method)
+            if isinstance(route, Route):  # a static path: nothing to convert
+                return route, {}
+        _, found, params, _ = self._resolve(index, path, method)
+        return (found, params) if isinstance(found, Route) else None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch an ASGI connection to the matching route."""
         kind = scope["type"]
@@ -383,9 +410,6 @@ class Router(_RouteDecorators):
         else:
             scope["path_params"] = params
         if isinstance(route, Route):
-            scope["covet.limits"] = route.effective_limits
-            scope["route"] = route
-            scope["endpoint"] = route.endpoint
             await route.handle(scope, receive, send, params)
         elif isinstance(route, WebSocketRoute):
             scope["route"] = route

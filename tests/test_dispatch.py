@@ -1,0 +1,235 @@
+"""The app's direct dispatch gives the same answers as the full middleware stack.
+
+Without user middleware, ``Covet`` calls the matched route itself and hands
+exceptions to its error layer (no router or error-middleware coroutine per
+request). Every scenario here runs twice, once that way and once with a
+pass-through middleware that forces the full stack, and the messages sent,
+the exception that escapes and the error log must be identical.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from covet import Covet, HTTPException, JSONResponse, PlainTextResponse, Request, StreamingResponse
+from covet.background import BackgroundTask
+
+if TYPE_CHECKING:
+    from covet.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class PassThrough:
+    """A pure ASGI middleware that changes nothing (it only forces the full stack)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class BoomError(Exception):
+    """An application error nobody handles."""
+
+
+class HandledError(Exception):
+    """An application error with a registered handler."""
+
+
+def build(*, stacked: bool, debug: bool = False) -> tuple[Covet, list[str]]:
+    app = Covet(debug=debug, allowed_hosts=["testserver"])
+    ran: list[str] = []
+
+    @app.get("/ok")
+    async def ok(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("fine", headers={"X-Route": request.scope["route"].name})
+
+    @app.get("/items/{item_id:int}")
+    def item(request: Request, item_id: int) -> dict[str, Any]:  # a sync handler, on purpose
+        return {"id": item_id, "endpoint": request.scope["endpoint"].__name__}
+
+    @app.get("/teapot")
+    async def teapot(request: Request) -> None:
+        raise HTTPException(418, "short and stout", headers={"X-Pot": "1"})
+
+    @app.get("/handled")
+    async def handled(request: Request) -> None:
+        raise HandledError("mapped")
+
+    @app.get("/boom")
+    async def boom(request: Request) -> None:
+        raise BoomError("kaput")
+
+    @app.get("/stream-breaks")
+    async def stream_breaks(request: Request) -> StreamingResponse:
+        async def chunks() -> Any:
+            yield b"first"
+            raise BoomError("mid-stream")
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/background-fails")
+    async def background_fails(request: Request) -> PlainTextResponse:
+        def task() -> None:
+            ran.append("task")
+            raise BoomError("after the response")
+
+        return PlainTextResponse("sent", background=BackgroundTask(task))
+
+    @app.get("/bad-handler")
+    async def bad_handler(request: Request) -> None:
+        raise ValueError("the handler for this fails")
+
+    @app.exception_handler(HandledError)
+    async def on_handled(request: Request, exc: HandledError) -> JSONResponse:
+        return JSONResponse({"handled": str(exc)}, status_code=409)
+
+    @app.exception_handler(ValueError)
+    async def on_value_error(request: Request, exc: ValueError) -> JSONResponse:
+        raise RuntimeError("the exception handler itself broke")
+
+    if stacked:
+        app.add_middleware(PassThrough)
+    return app, ran
+
+
+async def serve(
+    app: Covet, path: str, method: str = "GET", accept: bytes = b"*/*"
+) -> tuple[list[Message], BaseException | None]:
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"accept", accept)],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    sent: list[Message] = []
+    requested = False
+    never = asyncio.Event()
+
+    async def receive() -> Message:
+        nonlocal requested
+        if requested:  # the client stays connected: a disconnect watcher just waits
+            await never.wait()
+        requested = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:  # noqa: BLE001 - what escapes is part of the comparison
+        return sent, exc
+    return sent, None
+
+
+def comparable(messages: list[Message]) -> list[Any]:
+    # Debug tracebacks list the frames, which differ between the two paths: compare the rest.
+    result: list[Any] = []
+    traced = any(b'"traceback":' in m.get("body", b"") for m in messages)
+    for message in messages:
+        if traced and message["type"] == "http.response.start":
+            headers = [h for h in message["headers"] if h[0] != b"content-length"]
+            result.append((message["status"], headers))
+            continue
+        body = message.get("body", b"")
+        if message["type"] == "http.response.body" and b'"traceback":' in body:
+            shown = json.loads(body)
+            result.append(("traceback", shown["error"], shown["detail"], shown["traceback"][-1]))
+        else:
+            result.append(message)
+    return result
+
+
+SCENARIOS = [
+    ("GET", "/ok"),
+    ("HEAD", "/ok"),
+    ("GET", "/items/7"),
+    ("GET", "/items/x"),
+    ("GET", "/teapot"),
+    ("GET", "/handled"),
+    ("GET", "/boom"),
+    ("GET", "/stream-breaks"),
+    ("GET", "/background-fails"),
+    ("GET", "/bad-handler"),
+    ("POST", "/ok"),
+    ("GET", "/missing"),
+]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(("method", "path"), SCENARIOS)
+async def test_direct_dispatch_matches_the_full_stack(
+    method: str, path: str, debug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcomes = []
+    for stacked in (False, True):
+        app, ran = build(stacked=stacked, debug=debug)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="covet.error"):
+            sent, escaped = await serve(app, path, method, accept=b"application/json")
+        logged = [(r.levelname, r.getMessage()) for r in caplog.records]
+        outcomes.append((comparable(sent), type(escaped), str(escaped), logged, ran))
+    assert outcomes[0] == outcomes[1]
+
+
+async def test_direct_dispatch_answers_as_documented() -> None:
+    app, ran = build(stacked=False)
+    sent, escaped = await serve(app, "/ok")
+    assert escaped is None and app._direct is not None
+    assert sent[0]["status"] == 200 and (b"x-route", b"ok") in sent[0]["headers"]
+    assert sent[1] == {"type": "http.response.body", "body": b"fine", "more_body": False}
+
+    sent, escaped = await serve(app, "/ok", "HEAD")
+    assert (b"content-length", b"4") in sent[0]["headers"] and sent[1]["body"] == b""
+
+    sent, escaped = await serve(app, "/items/7")
+    assert sent[1]["body"] == b'{"id":7,"endpoint":"item"}'
+
+    sent, escaped = await serve(app, "/teapot")
+    assert sent[0]["status"] == 418 and (b"x-pot", b"1") in sent[0]["headers"]
+
+    sent, escaped = await serve(app, "/handled")
+    assert sent[0]["status"] == 409 and sent[1]["body"] == b'{"handled":"mapped"}'
+
+    # An unhandled error: a bare 500 without internals, and the error escapes to the server.
+    sent, escaped = await serve(app, "/boom")
+    assert sent[0]["status"] == 500 and sent[1]["body"] == b"Internal Server Error"
+    assert isinstance(escaped, BoomError)
+
+    # Once the body started, no 500 can follow: the error escapes and the server drops it.
+    sent, escaped = await serve(app, "/stream-breaks")
+    assert [m.get("status") for m in sent][:1] == [200]
+    assert all(m.get("status") != 500 for m in sent) and isinstance(escaped, BoomError)
+
+    sent, escaped = await serve(app, "/background-fails")
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"sent" and len(sent) == 2
+    assert isinstance(escaped, BoomError) and ran == ["task"]
+
+    # An exception handler that fails turns into the 500, and its own error escapes
+    # (chained to the one it was handling), as with the two middleware stacked.
+    sent, escaped = await serve(app, "/bad-handler")
+    assert sent[0]["status"] == 500 and isinstance(escaped, RuntimeError)
+    assert isinstance(escaped.__context__, ValueError)
+
+    sent, escaped = await serve(app, "/ok", "POST")
+    assert sent[0]["status"] == 405 and (b"allow", b"GET, HEAD") in sent[0]["headers"]
+
+
+async def test_middleware_turns_direct_dispatch_off() -> None:
+    app, _ = build(stacked=True)
+    sent, _ = await serve(app, "/ok")
+    assert sent[0]["status"] == 200 and app._direct is None
