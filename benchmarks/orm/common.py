@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import datetime
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,50 @@ def comment_values(i: int, post_id: int) -> tuple[int, str, str, datetime.dateti
         f"Comment {i}: well written.",
         EPOCH + datetime.timedelta(seconds=i),
     )
+
+
+# -- CPU pinning -------------------------------------------------------------------------------
+
+CPU_HELP = (
+    "pin the benchmark to one CPU: a CPU number, 'none', or 'auto' (the default: the last CPU "
+    "for SQLite, no pinning for the server backends)"
+)
+
+
+def parse_cpu(spec: str) -> str | int:
+    """Return ``"auto"``, ``"none"`` or the CPU number ``spec`` names.
+
+    Raises:
+        ValueError: ``spec`` is none of these.
+    """
+    if spec in ("auto", "none"):
+        return spec
+    if spec.isdigit():
+        return int(spec)
+    raise ValueError(f"--cpu takes a CPU number, 'auto' or 'none', not {spec!r}")
+
+
+def pin_cpu(spec: str, backend: str) -> int | None:
+    """Pin this process, and the threads it starts from now on, to one CPU; return it.
+
+    Why SQLite: aiosqlite runs each statement on the connection's worker thread,
+    two thread hand-offs per statement. When the scheduler puts the two threads
+    on different cores, each hand-off is a cross-core wake-up whose cost depends
+    on what else the machine runs (the same raw ``get_by_pk`` measured 35-130 µs
+    of wall time and 35-105 µs of CPU on the 2-vCPU benchmark machine); on one
+    core it is a context switch of the same cost every time. The server
+    backends talk to another process over a socket and are left unpinned unless
+    a CPU is named. Returns None when nothing was pinned (or the platform has no
+    ``sched_setaffinity``).
+    """
+    choice = parse_cpu(spec)
+    if choice == "none" or (choice == "auto" and backend != "sqlite"):
+        return None
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = max(os.sched_getaffinity(0)) if choice == "auto" else int(choice)
+    os.sched_setaffinity(0, {cpu})
+    return cpu
 
 
 # -- DDL ---------------------------------------------------------------------------------------

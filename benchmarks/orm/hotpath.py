@@ -1,12 +1,15 @@
-"""Profile covet's per-operation overhead against one backend (cProfile or a timing loop).
+"""Profile covet's per-operation overhead against one backend (CPU time, cProfile or instructions).
 
 Creates a private schema/database/file with the benchmark's tables and rows,
-runs one operation in a loop, and prints either the client CPU time per
-operation (default) or cProfile's hot spots (``--profile``). Run from the
+runs one operation in a loop, and prints the client CPU time per operation
+(default), cProfile's hot spots (``--profile``), or the number of machine
+instructions per operation counted by valgrind (``--instructions``), the one
+figure that does not move with the load of a shared machine. Run from the
 repository root::
 
     .venv/bin/python benchmarks/orm/hotpath.py --backend postgres --op get_by_pk
     .venv/bin/python benchmarks/orm/hotpath.py --backend sqlite --op filter_20 --profile
+    .venv/bin/python benchmarks/orm/hotpath.py --backend sqlite --op filter_20 --instructions
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import importlib
 import os
 import pstats
 import random
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +33,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.orm import run  # noqa: E402
-from benchmarks.orm.common import create_target, drop_target  # noqa: E402
+from benchmarks.orm.common import CPU_HELP, create_target, drop_target, pin_cpu  # noqa: E402
+
+#: Operations run before anything is measured (caches, prepared statements, pools).
+WARM_UP = 200
+#: Loop lengths of the two valgrind runs whose difference --instructions reports.
+INSTRUCTION_RUNS = (100, 1100)
 
 
 async def main_async(opts: argparse.Namespace) -> None:
-    """Set up, loop, report, tear down."""
+    """Set up, warm up, loop, report, tear down."""
     with tempfile.TemporaryDirectory(prefix="covet-ormprof-") as tmp:
         target = run.targets_for(opts.backend, f"prof{os.getpid()}", opts, tmp)
         await create_target(target)
@@ -40,9 +51,11 @@ async def main_async(opts: argparse.Namespace) -> None:
             await contender.start(target)
             await contender.seed()
             fn = run.method(contender, opts.op)
-            args = run.make_args(opts.op, opts.n, random.Random(1))
-            for a in args[:200]:
+            for a in run.make_args(opts.op, WARM_UP, random.Random(0)):
                 await fn(*a)
+            if opts.op in run.WRITES:
+                await contender.clear_comments()
+            args = run.make_args(opts.op, opts.n, random.Random(1))
             profiler = cProfile.Profile() if opts.profile else None
             best = float("inf")
             for _ in range(opts.samples):
@@ -66,6 +79,37 @@ async def main_async(opts: argparse.Namespace) -> None:
             await drop_target(target)
 
 
+def count_instructions(opts: argparse.Namespace) -> None:
+    """Print the instructions per operation: two valgrind runs of different lengths, subtracted.
+
+    Everything but the measured loop (start-up, imports, seeding, warm-up) is
+    the same in both runs, so the difference is the loop alone. Both threads of
+    an aiosqlite connection are counted; the kernel and the database server
+    are not. ``PYTHONHASHSEED=0`` makes the runs repeatable to about 0.1%.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind on PATH (apt-get install valgrind).")
+    refs = []
+    for n in INSTRUCTION_RUNS:
+        command = [
+            valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+            sys.executable, __file__, "--backend", opts.backend, "--contender", opts.contender,
+            "--op", opts.op, "-n", str(n), "--samples", "1", "--cpu", "none", "--loop", opts.loop,
+            "--pg-url", opts.pg_url, "--mysql-url", opts.mysql_url,
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"valgrind run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        refs.append(int(found.group(1).replace(",", "")))
+    low, high = INSTRUCTION_RUNS
+    per_op = (refs[1] - refs[0]) / (high - low)
+    print(f"{opts.contender} {opts.backend} {opts.op}: {per_op:,.0f} instructions/op "
+          f"(valgrind, {high} - {low} operations)")  # fmt: skip
+
+
 def main() -> None:
     """Parse the command line and run."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -77,10 +121,21 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="print cProfile hot spots")
     p.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
     p.add_argument("--lines", type=int, default=30)
+    p.add_argument(
+        "--instructions", action="store_true", help="count instructions per operation (valgrind)"
+    )
+    p.add_argument("--cpu", default="auto", help=CPU_HELP)
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     p.add_argument("--pg-url", default=os.environ.get("COVET_BENCH_PG_URL", run.PG_URL))
     p.add_argument("--mysql-url", default=os.environ.get("COVET_BENCH_MYSQL_URL", run.MYSQL_URL))
     opts = p.parse_args()
+    if opts.instructions:
+        count_instructions(opts)
+        return
+    try:
+        pin_cpu(opts.cpu, opts.backend)
+    except ValueError as exc:
+        p.error(str(exc))
     runner: Any
     if opts.loop == "uvloop":
         import uvloop

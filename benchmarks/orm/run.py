@@ -15,13 +15,18 @@ same seven operations:
 ========================  =================================================================
 
 Every answer is checked before anything is timed. Then, for each round and
-each operation, the contenders run back to back in a shuffled order, and the
-ratio to the raw driver is taken within the round, so that drift in the
-background load of a shared machine cancels out. Two figures come out:
-operations per second (wall clock, what users see; noisy on a shared
-machine) and client CPU time per operation (``time.process_time()``: the
-Python cost of the ORM and driver, which barely moves with background load;
-the database server's own time is in another process and not counted).
+each operation, the iterations are cut into ``--blocks`` slices and every
+slice runs on all contenders back to back in a fresh shuffled order, so the
+contenders share whatever the background load of a shared machine does
+during the measurement; the ratio to the raw driver is taken within the
+round. The SQLite run is pinned to one CPU (``--cpu``): aiosqlite hands every
+statement to a worker thread and back, and the cost of those two hand-offs
+swings by 2-3x with the scheduler's placement of the two threads; on one core
+it is a plain context switch, the same every time. Two figures come out:
+operations per second (wall clock, what users see) and client CPU time per
+operation (``time.process_time()``: the Python cost of the ORM and driver,
+including the SQLite worker thread; the database server's own time is in
+another process and not counted).
 
 Run from the repository root::
 
@@ -58,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.orm.common import (  # noqa: E402
     AUTHORS,
     BULK_SIZE,
+    CPU_HELP,
     MYSQL_URL,
     PG_URL,
     POSTS,
@@ -66,6 +72,8 @@ from benchmarks.orm.common import (  # noqa: E402
     comment_values,
     create_target,
     drop_target,
+    parse_cpu,
+    pin_cpu,
 )
 
 if TYPE_CHECKING:
@@ -90,6 +98,8 @@ OPERATIONS: dict[str, int] = {
     "select_related_20": 400,
 }
 WRITES = frozenset({"insert_one", "bulk_insert_1000"})
+#: Slices each measurement is cut into, the contenders alternating slice by slice (--blocks).
+BLOCKS = 10
 
 
 # -- arguments per operation ---------------------------------------------------------------------
@@ -187,18 +197,45 @@ async def verify(contender: Contender, target: Target) -> None:
 
 
 async def measure(
-    contender: Contender, op: str, args: list[tuple[Any, ...]]
-) -> tuple[float, float]:
-    """Run ``op`` once per argument tuple; return ``(ops per second, CPU µs per op)``."""
-    fn = method(contender, op)
+    contenders: dict[str, Contender],
+    op: str,
+    args: list[tuple[Any, ...]],
+    *,
+    blocks: int = BLOCKS,
+    rng: random.Random | None = None,
+) -> dict[str, tuple[float, float]]:
+    """Run ``op`` once per argument tuple on every contender, interleaved in ``blocks``.
+
+    The arguments are cut into ``blocks`` consecutive slices; each slice runs on
+    every contender back to back, in a fresh shuffled order, and each
+    contender's time is summed over its slices. A change in the background load
+    of a shared machine (another job starting, a core going idle) then lands on
+    all contenders alike instead of on whichever ran at that moment.
+
+    Returns:
+        ``{contender: (operations per second, client CPU µs per operation)}``.
+    """
+    order_rng = rng or random.Random(0)
+    fns = {name: method(contender, op) for name, contender in contenders.items()}
+    wall = dict.fromkeys(fns, 0.0)
+    cpu = dict.fromkeys(fns, 0.0)
+    size = max(1, -(-len(args) // blocks))
     gc.collect()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    for a in args:
-        await fn(*a)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    for start in range(0, len(args), size):
+        chunk = args[start : start + size]
+        order = list(fns)
+        order_rng.shuffle(order)
+        for name in order:
+            fn = fns[name]
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            for a in chunk:
+                await fn(*a)
+            wall[name] += time.perf_counter() - wall0
+            cpu[name] += time.process_time() - cpu0
     if op in WRITES:
-        await contender.clear_comments()
-    return len(args) / wall, cpu / len(args) * 1e6
+        for contender in contenders.values():
+            await contender.clear_comments()
+    return {name: (len(args) / wall[name], cpu[name] / len(args) * 1e6) for name in fns}
 
 
 def targets_for(backend: str, name: str, opts: argparse.Namespace, tmp: str) -> Target:
@@ -234,18 +271,20 @@ async def run_backend(backend: str, opts: argparse.Namespace, samples: dict[str,
                 await verify(contender, target)
                 # Warm up: caches, prepared statements, pools, JITted paths in the drivers.
                 for op, n in counts.items():
-                    await measure(contender, op, make_args(op, min(n, 50), random.Random(0)))
+                    args = make_args(op, min(n, 50), random.Random(0))
+                    await measure({name: contender}, op, args, blocks=1)
             print(f"[{backend}] checked: {', '.join(names)}", file=sys.stderr)
             per_op: dict[str, dict[str, list[tuple[float, float]]]] = samples.setdefault(
                 backend, {}
             )
+            contenders = {name: started[name][0] for name in names}
             for rnd in range(opts.rounds):
                 for op, n in counts.items():
                     args = make_args(op, n, random.Random(rnd * 1000 + len(op)))
-                    order = list(names)
-                    random.shuffle(order)
-                    for name in order:
-                        result = await measure(started[name][0], op, args)
+                    results = await measure(
+                        contenders, op, args, blocks=opts.blocks, rng=random.Random(rnd)
+                    )
+                    for name, result in results.items():
                         per_op.setdefault(op, {}).setdefault(name, []).append(result)
                 print(f"[{backend}] round {rnd + 1}/{opts.rounds} done", file=sys.stderr)
         finally:
@@ -349,6 +388,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated contenders")
     p.add_argument("--ops", default=",".join(OPERATIONS), help="comma-separated operations")
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    p.add_argument(
+        "--blocks", type=int, default=BLOCKS,
+        help=f"slices per measurement, contenders alternating slice by slice (default {BLOCKS})",
+    )  # fmt: skip
+    p.add_argument("--cpu", default="auto", help=CPU_HELP)
     p.add_argument("--pg-url", default=os.environ.get("COVET_BENCH_PG_URL", PG_URL))
     p.add_argument("--mysql-url", default=os.environ.get("COVET_BENCH_MYSQL_URL", MYSQL_URL))
     p.add_argument("--json", metavar="FILE", help="write the raw samples to FILE")
@@ -371,11 +415,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         opts.rounds = 2
     if opts.rounds < 1:
         p.error("--rounds must be at least 1")
+    if opts.blocks < 1:
+        p.error("--blocks must be at least 1")
+    try:
+        parse_cpu(opts.cpu)
+    except ValueError as exc:
+        p.error(str(exc))
     return opts
 
 
 def run_worker(opts: argparse.Namespace) -> None:
     """Run the single backend in ``opts.backends`` and write its samples to a file."""
+    cpu = pin_cpu(opts.cpu, opts.backends[0])
+    if cpu is not None:
+        print(f"[{opts.backends[0]}] pinned to CPU {cpu}", file=sys.stderr)
     if opts.loop == "uvloop":
         import uvloop
 
@@ -411,7 +464,7 @@ def main(argv: list[str] | None = None) -> None:
             samples.update(json.loads(out.read_text()))
     lines = report(samples, opts)
     print(f"<!-- {started}; {versions()}; loop {opts.loop}; rounds {opts.rounds}; "
-          f"quick {opts.quick} -->")  # fmt: skip
+          f"blocks {opts.blocks}; cpu {opts.cpu}; quick {opts.quick} -->")  # fmt: skip
     print("\n".join(lines))
     if opts.json:
         Path(opts.json).write_text(json.dumps({"versions": versions(), "samples": samples}))

@@ -9,6 +9,11 @@ execution) into the SQL nodes of :mod:`covet.db.compiler`.
 between text becomes the dialect's string concatenation (``||`` or
 ``CONCAT``): the type of the ``F`` field decides, so ``F("title") + "!"``
 appends and ``F("views") + 1`` adds.
+
+A plain number is typed by its Python type, never by the column beside it:
+``F("quantity") * Decimal("2.5")`` multiplies by an exact 2.5 on every
+backend (PostgreSQL would otherwise infer an integer parameter and truncate
+it), and the result promotes as in SQL: int < Decimal < float.
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ class F(Expression):
 class Value(Expression):
     """A literal value, always sent as a bound parameter.
 
+    An ``int``, ``float`` or ``Decimal`` keeps the SQL type of its Python
+    type (BIGINT, DOUBLE PRECISION, NUMERIC); other values are bound as they are.
+
     Args:
         value: Any value the database adapter accepts (str, int, Decimal...).
     """
@@ -92,9 +100,13 @@ class Value(Expression):
         self.value = value
 
     def resolve(self, query: Query, *, allow_joins: bool = True) -> Node:
-        """Resolve to a parameter node."""
-        from covet.db.compiler import Param
+        """Resolve to a parameter node, typed by the value's Python type if it is a number."""
+        from covet.db.compiler import Param, TypedParam
+        from covet.db.compiler.numeric import numeric_value
 
+        number = numeric_value(self.value)
+        if number is not None:
+            return TypedParam(number[1], number[0])
         return Param(self.value, None)
 
     def __repr__(self) -> str:

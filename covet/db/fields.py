@@ -284,12 +284,24 @@ class Field(Generic[T]):
             raise ValidationError({self.name or "value": [str(exc)]}) from None
 
     def get_db_prep_value(self, value: Any, ops: Any) -> Any:
-        """Return ``value`` ready to be bound as a parameter for a database with ``ops``."""
+        """Return ``value`` ready to be bound as a parameter for a database with ``ops``.
+
+        Raises:
+            ValidationError: The value cannot be converted, or the backend's adapter
+                refused it because the database would not store it exactly (a decimal
+                with more digits than SQLite keeps).
+        """
         value = self.get_prep_value(value)
         if value is None:
             return None
         adapter = ops.get_adapter(self.internal_type)
-        return adapter(value) if adapter is not None else value
+        if adapter is None:
+            return value
+        try:
+            return adapter(value)
+        except ValueError as exc:
+            # Adapters know what the database keeps but not which field they serve.
+            raise ValidationError({self.name or "value": [str(exc)]}) from None
 
     def from_db_value(self, value: Any) -> Any:
         """Finish a value the backend converter produced (identity by default)."""
@@ -467,24 +479,62 @@ class DecimalField(Field[_V]):
 
     def check_value(self, value: Any) -> list[str]:
         """Return the problems with an already canonical value."""
+        whole = self.max_digits - self.decimal_places
+        # adjusted() is the exponent of the leading digit: no arithmetic, so 1E+30 is
+        # reported here instead of overflowing a quantize() below.
+        if value and value.adjusted() >= whole:
+            return [f"Value {value!r} has more than {whole} digits before the decimal point."]
         exponent = value.as_tuple().exponent
         assert isinstance(exponent, int)  # noqa: S101 - internal invariant
-        if -exponent > self.decimal_places and value != value.quantize(self._quantum):
+        # Within range, the quantized value has at most max_digits + 1 digits (after a carry).
+        if -exponent > self.decimal_places and value != value.quantize(
+            self._quantum, context=self._context
+        ):
             return [f"Value {value!r} has more than {self.decimal_places} decimal places."]
-        whole = len(value.quantize(decimal.Decimal(1), rounding=decimal.ROUND_DOWN).as_tuple()[1])
-        if value.adjusted() >= 0 and whole > self.max_digits - self.decimal_places:
-            return [
-                f"Value {value!r} has more than {self.max_digits - self.decimal_places} digits "
-                "before the decimal point."
-            ]
         return []
 
+    def pre_save(self, instance: Model, add: bool) -> Any:
+        """Return the value to save, refusing one beyond the column's range even unvalidated.
+
+        :meth:`get_prep_value` turns such a value into the bound just past the
+        range, which is right for a comparison but would be a silently changed
+        row if written (SQLite does not enforce ``max_digits``), so a write
+        with ``validate=False`` still raises.
+
+        Raises:
+            ValidationError: The value has more digits before the decimal point
+                than ``max_digits - decimal_places``.
+        """
+        value = super().pre_save(instance, add)
+        if isinstance(value, decimal.Decimal) and value.is_finite():
+            problems = self.check_value(value)
+            if problems and value and value.adjusted() >= self.max_digits - self.decimal_places:
+                raise ValidationError({self.name or "value": problems})
+        return value
+
     def get_prep_value(self, value: Any) -> Any:
-        """Return the canonical value for a query parameter."""
+        """Return the canonical value for a query parameter, quantized to ``decimal_places``.
+
+        A value with more digits before the decimal point than the column holds
+        (``Decimal("1e20")`` for ``max_digits=20, decimal_places=6``) is beyond
+        every value the column stores, so a comparison with it has a known answer.
+        It becomes the bound just past the column's range, ``±10**(max_digits -
+        decimal_places)``, which gives every lookup (``exact``, ``lt``,
+        ``gte``, ``in``, ``range``...) the same result, and which every backend
+        binds exactly however large the value was. Writes validate first and
+        refuse such a value with a ValidationError naming the field.
+
+        Raises:
+            ValidationError: The value is not a decimal number.
+        """
         result = super().get_prep_value(value)
-        if isinstance(result, decimal.Decimal):
-            return result.quantize(self._quantum, context=self._context)
-        return result
+        if not isinstance(result, decimal.Decimal):
+            return result
+        whole = self.max_digits - self.decimal_places
+        if result and result.adjusted() >= whole:
+            return decimal.Decimal((int(result.is_signed()), (1,), whole))
+        # In range, so at most max_digits + 1 digits (after a carry): the context holds it.
+        return result.quantize(self._quantum, context=self._context)
 
     def from_db_value(self, value: Any) -> decimal.Decimal:
         """Finish a value read from the database."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
-from covet.db.queryset import QuerySet
+from covet.db.queryset import _MODEL, QuerySet
 
 if TYPE_CHECKING:
     from covet.db.compiler import Query
@@ -58,6 +58,22 @@ class Manager(QuerySet[M]):
 
     def _chain(self) -> QuerySet[Any]:
         return self.get_queryset()._chain()
+
+    def _base(self) -> QuerySet[M]:
+        """Return :meth:`get_queryset`, or this manager itself when that is the default.
+
+        The default ``get_queryset()`` builds ``QuerySet(model)``, equal to this
+        manager's own state, which no method changes: reusing it spares building a
+        queryset (and hashing its query anew) on every ``get()``.
+        """
+        if (
+            type(self).get_queryset is Manager.get_queryset
+            and self._using is None
+            and self._mode == _MODEL
+            and not self._prefetch
+        ):
+            return self
+        return self.get_queryset()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} for {self.model.__name__}>"

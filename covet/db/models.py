@@ -46,7 +46,8 @@ _META_KEYS = frozenset({"abstract", "indexes", "ordering", "table", "unique_toge
 _by_qualname: dict[str, type[Model]] = {}
 _by_name: dict[str, type[Model]] = {}
 _pending: list[tuple[type[Model], str, Callable[[type[Model]], None]]] = []
-#: ``resolve_path()`` results keyed by ``(model, parts, allow_lookup)``. A path crosses
+#: ``resolve_path()`` results keyed by ``(model, parts, allow_lookup)``, and the resolved
+#: filter keywords of ``Query.build_lookup()`` keyed by ``(model, keyword)``. A path crosses
 #: models, so the whole cache is dropped whenever any model gains a field or a reverse
 #: relation (which only happens while models are being defined).
 _resolved_paths: dict[tuple[Any, ...], Any] = {}
@@ -113,6 +114,22 @@ class ModelState:
         self.db = db
         self.adding = adding
         self.cache: dict[str, Any] = {}
+
+
+class _LoadedState:
+    """``Model._state`` for an instance loaded from the default database without one.
+
+    Query results from the default database are built without a
+    :class:`ModelState` (one per row costs about as much as building the row's
+    dict): the first read of ``_state`` makes the one it would have had,
+    ``ModelState(None, adding=False)``, and stores it on the instance.
+    """
+
+    def __get__(self, instance: Model | None, owner: type[Model]) -> Any:
+        if instance is None:
+            return self
+        state = instance.__dict__["_state"] = ModelState(None, False)
+        return state
 
 
 class Options:
@@ -211,7 +228,12 @@ class Model:
     objects: ClassVar[ManagerDescriptor[Any]]
     DoesNotExist: ClassVar[type[ObjectDoesNotExist]] = ObjectDoesNotExist
     MultipleObjectsReturned: ClassVar[type[MultipleObjectsReturned]] = MultipleObjectsReturned
-    _state: ModelState
+    if TYPE_CHECKING:
+        _state: ModelState
+    else:
+        # Every instance has its own ModelState in __dict__; rows loaded from the default
+        # database get theirs on first use (see _LoadedState).
+        _state = _LoadedState()
 
     if TYPE_CHECKING:
         # Foreign key columns (``author_id``), reverse relations (``author.posts``) and

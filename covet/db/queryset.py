@@ -32,6 +32,9 @@ from covet.db.compiler import (
     compile_update,
     resolve_path,
 )
+from covet.db.compiler.paths import _CACHE_LIMIT
+from covet.db.compiler.query import PLAIN_VALUE_TYPES
+from covet.db.database import get_database
 from covet.db.exceptions import (
     DatabaseError,
     FieldError,
@@ -42,6 +45,7 @@ from covet.db.exceptions import (
 from covet.db.expressions import Aggregate, Expression, Q
 from covet.db.fields import CASCADE, PROTECT, Field, ForeignKey
 from covet.db.models import Model, ModelState
+from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
@@ -62,18 +66,6 @@ query_log: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 )
 
 _MODEL, _DICT, _TUPLE, _FLAT, _NAMED = "model", "dict", "tuple", "flat", "named"
-
-
-_get_database: list[Callable[[str | None], Database]] = []
-
-
-def _database(alias: str | None) -> Database:
-    # covet.db.database imports the backends lazily; look get_database up once.
-    if not _get_database:
-        from covet.db.database import get_database
-
-        _get_database.append(get_database)
-    return _get_database[0](alias)
 
 
 def _log(sql: str) -> None:
@@ -131,12 +123,14 @@ def _instance_maker(layout: ModelLayout, alias: str | None) -> Callable[[list[An
 
     def make(vals: list[Any]) -> Model:
         d = dict(zip(attnames, vals[start:end] if start else vals, strict=False))
-        state = ModelState(alias, False)
-        d["_state"] = state
+        if kids or alias is not None:
+            # Without either, Model._state makes the same state on first use.
+            state = ModelState(alias, False)
+            d["_state"] = state
+            for kid, name, pk_pos in kids:
+                state.cache[name] = kid(vals) if vals[pk_pos] is not None else None
         obj = new(model)
         obj.__dict__ = d
-        for kid, name, pk_pos in kids:
-            state.cache[name] = kid(vals) if vals[pk_pos] is not None else None
         return obj
 
     return make
@@ -172,7 +166,8 @@ def _plain_model_builders(layout: ModelLayout, alias: str | None) -> tuple[RowBu
     """Build instances of one model (no joins, no annotations) in one loop over the rows.
 
     The row's values become the instance ``__dict__`` directly; converters run
-    only on the columns that have one, and skip NULLs.
+    only on the columns that have one, and skip NULLs. Rows from the default
+    database get no ``_state`` here: ``Model._state`` makes it on first use.
     """
     model = layout.model
     attnames = layout.attnames
@@ -190,7 +185,8 @@ def _plain_model_builders(layout: ModelLayout, alias: str | None) -> tuple[RowBu
                 value = d[name]
                 if value is not None:
                     d[name] = conv(value)
-            d["_state"] = state(alias, False)
+            if alias is not None:
+                d["_state"] = state(alias, False)
             obj = new(model)
             obj.__dict__ = d
             append(obj)
@@ -251,6 +247,65 @@ def _make_row_builder(
     return lambda row: tuple(convert(row)[: len(names)])
 
 
+# -- get() statements ---------------------------------------------------------------------------
+
+#: ``get(**kwargs)`` statements: the compiled SELECT and the compared fields (in keyword
+#: order), by (the database's ops, the base query's shape, the sorted keywords).
+_get_statements: dict[tuple[Any, ...], tuple[CompiledSelect, tuple[Field[Any], ...]]] = {}
+
+
+def _limited_for_get(qs: QuerySet[T]) -> QuerySet[T]:
+    """Make ``qs`` (a fresh clone) fetch at most two rows, unordered, as get() needs."""
+    query = qs._query
+    if not query.is_sliced:
+        query.order_by = ()
+        query.high = 2
+    return qs
+
+
+def _get_statement_key(
+    base: QuerySet[Any], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], Database] | None:
+    """Return the key of ``base.get(**kwargs)``'s reusable statement, and the database.
+
+    None unless the SQL is sure to be the same for any values: every
+    value is of :data:`PLAIN_VALUE_TYPES` and the base query binds parameters only
+    in its WHERE clause (no annotations, no HAVING), is not sliced or empty, and
+    prefetches nothing. (Whether each keyword is a plain comparison is checked
+    when the statement is remembered.)
+    """
+    query = base._query
+    if (
+        base._prefetch
+        or query.annotations
+        or query.having.children
+        or query.empty
+        or query.low
+        or query.high is not None
+    ):
+        return None
+    for value in kwargs.values():
+        if type(value) not in PLAIN_VALUE_TYPES:
+            return None
+    try:
+        db = get_database(base._using)
+    except ImproperlyConfigured:
+        return None  # the general path reports it, after checking the filter
+    keys = tuple(sorted(kwargs)) if len(kwargs) > 1 else tuple(kwargs)
+    return (db.backend.ops, query.shape(), keys), db
+
+
+def _remember_get_statement(key: tuple[Any, ...], db: Database, base: Query, query: Query) -> None:
+    """Keep the statement of ``query`` (``base`` filtered by ``key``'s keywords) for get()."""
+    fields = base.comparison_fields(key[2])
+    if fields is None:
+        return
+    backend = db.backend
+    if len(_get_statements) >= _CACHE_LIMIT:
+        _get_statements.clear()
+    _get_statements[key] = (compile_select(query, backend.ops, backend.features), fields)
+
+
 # -- the queryset --------------------------------------------------------------------------------
 
 
@@ -281,7 +336,7 @@ class QuerySet(Generic[T]):
     def _chain(self) -> QuerySet[Any]:
         new: QuerySet[Any] = object.__new__(QuerySet)
         new.model = self.model
-        new._query = self.query.clone()
+        new._query = self._query.clone()  # a manager has its own _chain()
         new._using = self._using
         new._mode = self._mode
         new._prefetch = self._prefetch
@@ -289,7 +344,14 @@ class QuerySet(Generic[T]):
         return new
 
     def _db(self) -> Database:
-        return _database(self._using)
+        return get_database(self._using)
+
+    def _base(self) -> QuerySet[T]:
+        """Return the queryset whose rows this one stands for, without copying it: itself.
+
+        A manager returns its ``get_queryset()`` (see :class:`~covet.db.manager.Manager`).
+        """
+        return self
 
     def __repr__(self) -> str:
         return f"<QuerySet {self.model.__name__}>"
@@ -305,8 +367,9 @@ class QuerySet(Generic[T]):
         query = self.query
         if query.empty:
             return []
-        db = self._db()
-        compiled = compile_select(query, db.ops, db.features)
+        db = get_database(self._using)
+        backend = db.backend
+        compiled = compile_select(query, backend.ops, backend.features)
         rows = await _run_fetch_all(db, compiled.sql, compiled.params)
         results: list[Any] = _builders(self, compiled)[1](rows)
         if self._prefetch and results and self._mode == _MODEL:
@@ -418,19 +481,26 @@ class QuerySet(Generic[T]):
         return self._filter(True, args, kwargs)
 
     def _filter(self, negate: bool, args: tuple[Q, ...], kwargs: dict[str, Any]) -> QuerySet[T]:
-        if self.query.is_sliced:
-            raise TypeError("Cannot filter a queryset once it is sliced. Filter before slicing.")
-        q = Q(*args, **kwargs)
+        # Clone first and check the clone: a manager builds its base queryset for every
+        # access to .query, so checking self.query would build it twice.
         clone: QuerySet[T] = self._chain()
-        if not q.children:
+        query = clone.query
+        if query.is_sliced:
+            raise TypeError("Cannot filter a queryset once it is sliced. Filter before slicing.")
+        if args:
+            q = Q(*args, **kwargs)
+            node = query.resolve_q(~q if negate else q)
+        elif kwargs:
+            # filter(**kwargs) alone, the usual call: no Q tree to build and walk.
+            node = query.resolve_kwargs(kwargs, negated=negate)
+        else:
             return clone
-        node = clone.query.resolve_q(~q if negate else q)
         if not node.children:
             return clone
         if node.contains_aggregate:
-            clone.query.having = clone.query.having.add(node)
+            query.having = query.having.add(node)
         else:
-            clone.query.where = clone.query.where.add(node)
+            query.where = query.where.add(node)
         return clone
 
     def order_by(self, *fields: str) -> QuerySet[T]:
@@ -617,15 +687,38 @@ class QuerySet(Generic[T]):
     async def get(self, *args: Q, **kwargs: Any) -> T:
         """Return the single matching row.
 
+        ``get(field=value, ...)`` with plain values (numbers, strings, dates...)
+        reuses the statement of the first such call on the same base query: it
+        binds the new values without building and compiling the query again.
+
         Raises:
             DoesNotExist: No row matches (``Model.DoesNotExist``).
             MultipleObjectsReturned: More than one row matches.
         """
-        qs = self.filter(*args, **kwargs) if args or kwargs else self._chain()
-        if not qs.query.is_sliced:
-            qs.query.order_by = ()
-            qs.query.high = 2
-        rows: list[T] = await qs
+        rows: list[T]
+        if args or not kwargs:
+            qs = self.filter(*args, **kwargs) if args else self._chain()
+            rows = await _limited_for_get(qs)._fetch_all()
+        else:
+            base = self._base()
+            found = _get_statement_key(base, kwargs)
+            statement = None if found is None else _get_statements.get(found[0])
+            if found is not None and statement is not None:
+                (ops, _shape, keys), db = found
+                compiled, fields = statement
+                params: list[Any] = []
+                where = base._query.where
+                if where.children:
+                    where.collect(ops, params)  # a custom manager's own filters
+                for field, name in zip(fields, keys, strict=True):
+                    params.append(field.get_db_prep_value(field.get_prep_value(kwargs[name]), ops))
+                found_rows = await _run_fetch_all(db, compiled.sql, params)
+                rows = _builders(base, compiled)[1](found_rows)
+            else:
+                qs = _limited_for_get(base._filter(False, (), kwargs))
+                rows = await qs._fetch_all()
+                if found is not None:
+                    _remember_get_statement(found[0], found[1], base._query, qs._query)
         if len(rows) == 1:
             return rows[0]
         if not rows:
@@ -1044,7 +1137,7 @@ async def save_instance(
 ) -> None:
     """Insert or update ``obj`` (the implementation of :meth:`Model.save`)."""
     alias = using if using is not None else obj._state.db
-    db = _database(alias)
+    db = get_database(alias)
     ops, features = db.ops, db.features
     meta = obj._meta
     _sync_fk_ids(obj)

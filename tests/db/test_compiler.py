@@ -188,7 +188,7 @@ def test_value_param_is_adapted_by_python_type():
     ops, _ = ops_for("sqlite")
     import decimal
 
-    assert Param(decimal.Decimal("1.50"), None).prepared(ops) == "1.50"
+    assert Param(decimal.Decimal("1.50"), None).prepared(ops) == 1.5
 
 
 def test_count_and_exists_sql():

@@ -175,7 +175,8 @@ def test_adapters_and_converters_offline():
     assert convert(MYSQL, "time", datetime.timedelta(hours=1, microseconds=5)) == (
         datetime.time(1, 0, 0, 5)
     )
-    assert adapt(SQLITE, "decimal", decimal.Decimal("1.10")) == "1.10"
+    assert adapt(SQLITE, "decimal", decimal.Decimal("1.10")) == 1.1
+    assert type(adapt(SQLITE, "decimal", decimal.Decimal("120.00"))) is int
     assert convert(SQLITE, "decimal", "1.10") == decimal.Decimal("1.10")
     value = uuid.uuid4()
     assert convert(MYSQL, "uuid", str(value)) == value

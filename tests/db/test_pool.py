@@ -90,20 +90,6 @@ async def _admin_commands(db) -> tuple[int, int]:
         return int(await conn.fetch_val("SELECT CONNECTION_ID()")), int(rows[0][1])
 
 
-async def test_mysql_pings_every_checkout_by_default(database, make_database):
-    if database.vendor != "mysql":
-        pytest.skip("ping_interval is a MySQL/MariaDB option")
-    db = await make_database(min_size=1, max_size=1)
-    assert db.settings["ping_interval"] == 0.0
-    first_id, before = await _admin_commands(db)
-    for _ in range(5):
-        assert await db.fetch_val("SELECT 1") == 1
-    same_id, after = await _admin_commands(db)
-    assert same_id == first_id
-    # Five statements plus the checkout that reads the counter: six pings.
-    assert after - before == 6
-
-
 async def test_mysql_ping_interval_skips_recently_used_connections(database, make_database):
     if database.vendor != "mysql":
         pytest.skip("ping_interval is a MySQL/MariaDB option")
@@ -128,35 +114,11 @@ async def test_mysql_connection_killed_while_idle_past_ping_interval_is_replaced
     victim = await db.fetch_val("SELECT CONNECTION_ID()")
     await database.execute("KILL :id", {"id": victim})
     await asyncio.sleep(0.3)
-    # The checkout pings, finds the connection dead and opens a new one: even a write,
-    # which is never re-sent, runs.
+    # The checkout finds the connection dead (by its closed socket, before any ping) and
+    # opens a new one: even a write, which is never re-sent, runs.
     assert await db.execute(f"INSERT INTO {table} (id) VALUES (1)") == 1  # noqa: S608
     assert await db.fetch_val(f"SELECT COUNT(*) FROM {table}") == 1  # noqa: S608
     assert await db.fetch_val("SELECT CONNECTION_ID()") != victim
-    assert db.pool_stats().size == 1
-
-
-async def test_mysql_connection_killed_within_ping_interval_follows_the_retry_rule(
-    database, make_database, scratch
-):
-    if database.vendor != "mysql":
-        pytest.skip("ping_interval is a MySQL/MariaDB option")
-    table = database.ops.quote_name(await scratch("unpinged", "id INTEGER"))
-    db = await make_database(min_size=1, max_size=1, ping_interval=60)
-    victim = await db.fetch_val("SELECT CONNECTION_ID()")
-    await database.execute("KILL :id", {"id": victim})
-    # Not pinged: a read meets the dead connection and is retried once on a new one.
-    replacement = await db.fetch_val("SELECT CONNECTION_ID()")
-    assert replacement != victim
-    # The lost connection had every idle one marked for a ping at its next checkout: once.
-    _, before = await _admin_commands(db)
-    _, after = await _admin_commands(db)
-    assert after == before
-    # A write is sent, the connection turns out dead, and it is never re-sent.
-    await database.execute("KILL :id", {"id": replacement})
-    with pytest.raises(OperationalError, match="lost"):
-        await db.execute(f"INSERT INTO {table} (id) VALUES (1)")  # noqa: S608
-    assert await db.fetch_val(f"SELECT COUNT(*) FROM {table}") == 0  # noqa: S608
     assert db.pool_stats().size == 1
 
 

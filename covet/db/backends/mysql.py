@@ -3,12 +3,21 @@
 Every connection is opened with ``charset=utf8mb4``, autocommit on (covet
 issues ``START TRANSACTION`` itself), ``local_infile`` off, the ``FOUND_ROWS``
 flag (so an UPDATE reports matched rows like PostgreSQL and SQLite do), a
-strict ``sql_mode`` and ``time_zone = '+00:00'``. Connections are pinged at
-checkout (or, with ``ping_interval``, only after that many idle seconds) and
-recycled after ``pool_recycle`` seconds, below the server's ``wait_timeout``.
-Text columns use a binary collation (detected at connect: MariaDB
-``utf8mb4_nopad_bin``, MySQL 8 ``utf8mb4_0900_bin``) so that ``=`` and
-``LIKE`` are case-sensitive as on the other backends.
+strict ``sql_mode`` and ``time_zone = '+00:00'``. Text columns use a binary
+collation (detected at connect: MariaDB ``utf8mb4_nopad_bin``, MySQL 8
+``utf8mb4_0900_bin``) so that ``=`` and ``LIKE`` are case-sensitive as on the
+other backends. Connections are recycled after ``pool_recycle`` seconds, below
+the server's ``wait_timeout``.
+
+Checkout health: every checkout first looks at the socket, for free
+(:meth:`MySQLConnection.is_usable`): a server that ends a connection (``KILL``,
+a restart, ``wait_timeout``) closes it, and once the event loop has read that
+close the connection is discarded and replaced without a round trip. A
+``COM_PING`` round trip is then sent only when the connection has been idle
+for ``ping_interval`` seconds (default 1: a connection used within the last
+second cannot have hit an idle timeout), or after any connection of the pool
+reported a lost server. ``ping_interval=0`` pings at every checkout, for
+proxies that keep the client's socket open when the server side closes.
 
 covet uses its own :class:`~covet.db.backends.base.ConnectionPool` rather than
 ``aiomysql.create_pool``: aiomysql's ``acquire()`` has no timeout, and wrapping
@@ -427,6 +436,30 @@ class MySQLConnection(BaseConnection):
     async def _rollback(self) -> None:
         await self.raw.rollback()
 
+    def is_usable(self) -> bool:
+        """Tell whether the socket is still open, from what the event loop has already read.
+
+        A server that ends a connection (``KILL``, a restart, ``wait_timeout``)
+        closes the socket; once the event loop has processed the FIN or RST, the
+        reader is at EOF or holds the error. aiomysql's own pool makes the same
+        check (``Pool._fill_free_pool``). MySQL 8 sends an error packet before
+        closing a timed-out connection, so ``at_eof()`` stays false while that
+        packet sits unread; aiomysql's reader records the EOF in
+        ``eof_received`` as well. A close the event loop has not seen yet (a FIN
+        still in flight) passes, and the retry rule handles it.
+        """
+        raw = self.raw
+        reader, writer = raw._reader, raw._writer
+        if reader is None or writer is None:
+            # aiomysql drops both after an error it treated as fatal.
+            return False
+        return not (
+            reader.at_eof()
+            or reader.exception() is not None
+            or getattr(reader, "eof_received", False)
+            or writer.transport.is_closing()
+        )
+
     async def ping(self) -> None:
         """Ping the server without reconnecting (a failure discards the connection)."""
         await self.raw.ping(reconnect=False)
@@ -457,7 +490,10 @@ class MySQLBackend(BaseBackend):
         "sql_mode": Option(str, _DEFAULT_SQL_MODE, "the session sql_mode"),
         "unix_socket": Option(str, None, "path of the server's Unix socket"),
         "ping_interval": Option(
-            float, 0.0, "seconds idle after which a checkout pings (0: every checkout)"
+            float,
+            1.0,
+            "seconds idle after which a checkout pings, beyond its free socket check; "
+            "0 pings at every checkout",
         ),
     }
     ops: MySQLOperations
@@ -468,7 +504,7 @@ class MySQLBackend(BaseBackend):
         if not math.isfinite(interval) or interval < 0:
             raise ValueError(
                 f"Invalid ping_interval {interval!r} for {url}. Use 0 (ping at every "
-                "checkout, the default) or a positive number of idle seconds."
+                "checkout) or a positive number of idle seconds (the default is 1)."
             )
         self._pool: ConnectionPool[MySQLConnection] | None = None
 
@@ -562,7 +598,7 @@ class MySQLBackend(BaseBackend):
         return self._pool
 
     async def acquire(self) -> MySQLConnection:
-        """Check out a connection (pinged first when idle ``ping_interval`` seconds or more)."""
+        """Check out a connection: closed sockets are skipped, long-idle ones pinged first."""
         return await self._require_pool().acquire()
 
     async def release(self, conn: BaseConnection) -> None:

@@ -106,10 +106,26 @@ class PostgresOperations(BaseOperations):
         "uuid": to_uuid,  # asyncpg's own UUID subclass -> uuid.UUID
         "datetime": _datetime_from_pg,
     }
+    # The SQL types of plain numbers in expressions (see cast_param()).
+    _param_casts: ClassVar[Mapping[str, str]] = {
+        "int": "BIGINT",
+        "float": "DOUBLE PRECISION",
+        "decimal": "NUMERIC",
+    }
 
     def placeholder(self, index: int) -> str:
         """Return ``$index`` (asyncpg's numbered style)."""
         return f"${index}"
+
+    def cast_param(self, placeholder: str, internal_type: str) -> str:
+        """Return ``CAST($n AS type)`` for a number that must keep its Python type.
+
+        PostgreSQL infers an untyped parameter from the other operand: in
+        ``int4_col * $1`` the parameter becomes an int4, and asyncpg then
+        truncates ``Decimal("2.5")`` or ``2.5`` to 2 without an error.
+        """
+        sql_type = self._param_casts.get(internal_type)
+        return placeholder if sql_type is None else f"CAST({placeholder} AS {sql_type})"
 
     def ilike_sql(self, lhs: str, rhs: str) -> str:
         """Render ``ILIKE`` (Unicode-aware under the database's ctype)."""

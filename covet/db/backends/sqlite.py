@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import decimal
 import itertools
 import sqlite3
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -51,7 +52,7 @@ from covet.db.exceptions import (
 from covet.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 
 __all__ = ("SQLiteBackend", "SQLiteConnection", "SQLiteFeatures", "SQLiteOperations")
 
@@ -89,6 +90,9 @@ class SQLiteFeatures(BaseFeatures):
     supports_nulls_distinct = False
     # How many bound parameters per statement? (999 before 3.32)
     max_query_params = 32766 if _VERSION >= (3, 32) else 999
+    # How many significant digits of a decimal are exact? (NUMERIC keeps a non-integer as a
+    # 64-bit double, which holds 15 decimal digits: C's DBL_DIG)
+    max_exact_decimal_digits: int = 15
     # The oldest SQLite covet supports.
     minimum_version = (3, 31)
 
@@ -149,8 +153,65 @@ def _date_from_db(value: Any) -> Any:
     )
 
 
-def _str_or_none(value: Any) -> Any:
-    return None if value is None else str(value)
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+# Rounding a decimal to this context changes it exactly when it has more significant
+# digits than SQLite keeps; the exponent range is unbounded so that nothing else rounds.
+_EXACT_DIGITS = decimal.Context(
+    prec=SQLiteFeatures.max_exact_decimal_digits, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN
+)
+# Counting the significant digits of a refused value must not round it either.
+_ALL_DIGITS = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
+def _decimal_to_db(value: Any) -> Any:
+    """Bind a Decimal so that SQLite keeps it exactly, or refuse it.
+
+    A ``NUMERIC(p, s)`` column stores every number as a 64-bit integer or a
+    double, whatever ``p`` says. An integral value within 64 bits is bound as an
+    ``int`` (exact). Any other value is bound as the nearest double, computed by
+    Python: with at most ``max_exact_decimal_digits`` (15) significant digits and
+    a magnitude where doubles are normal numbers, it reads back as the same
+    decimal. Text is not bound because SQLite's own text-to-double conversion is
+    not always correctly rounded (3.40 stores ``'-21.306003574'`` as
+    ``-21.306003574000002``). A longer value would be rounded by the database, so
+    it is refused instead.
+
+    Raises:
+        ValueError: ``value`` has more significant digits than SQLite keeps, or a
+            magnitude a double cannot hold; :meth:`Field.get_db_prep_value` turns it
+            into a ValidationError naming the field.
+    """
+    if value is None:
+        return None
+    exponent = value.adjusted()
+    # to_integral_value() neither rounds to the context's precision nor sets its flags.
+    if value == value.to_integral_value() and (exponent <= 18 or not value):
+        whole = int(value)
+        if _INT64_MIN <= whole <= _INT64_MAX:
+            return whole
+    if -307 <= exponent <= 307 and _EXACT_DIGITS.plus(value) == value:
+        return float(value)
+    raise ValueError(_inexact_decimal_message(value))
+
+
+def _inexact_decimal_message(value: decimal.Decimal) -> str:
+    """Say why SQLite cannot keep ``value``, what it would store, and what to do."""
+    limit = SQLiteFeatures.max_exact_decimal_digits
+    stored = float(value)
+    shown: float | int = int(stored) if stored.is_integer() and abs(stored) < 2**63 else stored
+    if not -307 <= value.adjusted() <= 307:
+        return (
+            f"SQLite stores a decimal that is not a 64-bit integer as a double, between 1e-307 "
+            f"and 1e308 in magnitude; {value!r} would be stored as {shown}. Use PostgreSQL or "
+            "MySQL for such values."
+        )
+    digits = len(value.normalize(_ALL_DIGITS).as_tuple().digits)
+    return (
+        f"SQLite keeps {limit} significant digits of a decimal; {value!r} has {digits} and "
+        f"would be stored as {shown}. Keep values within {limit} significant digits on "
+        "SQLite, or use PostgreSQL or MySQL for exact larger amounts."
+    )
 
 
 def _json_to_db(value: Any) -> Any:
@@ -182,7 +243,8 @@ class SQLiteOperations(BaseOperations):
     }
 
     _adapters: ClassVar[Mapping[str, Converter]] = {
-        "decimal": _str_or_none,  # TEXT keeps every digit; REAL would round
+        # NUMERIC affinity turns numbers into INTEGER or REAL (a double), never exact text.
+        "decimal": _decimal_to_db,
         "date": _date_to_db,
         "time": _time_to_db,
         "datetime": _datetime_to_db,
@@ -203,6 +265,17 @@ class SQLiteOperations(BaseOperations):
     def placeholder(self, index: int) -> str:
         """Return ``?`` (sqlite3's qmark style)."""
         return "?"
+
+    def cast_param(self, placeholder: str, internal_type: str) -> str:
+        """Return ``CAST(? AS REAL)`` for a plain ``Decimal`` in an expression, else ``?``.
+
+        SQLite computes decimals as doubles, but the decimal adapter binds an
+        integral ``Decimal`` as an integer (exact in comparisons), and integer
+        operands make ``/`` an integer division: ``3 / Decimal("4")`` would be 0,
+        not 0.75 as on PostgreSQL and MySQL. A double is exact up to the 15
+        significant digits SQLite keeps (``max_exact_decimal_digits``).
+        """
+        return f"CAST({placeholder} AS REAL)" if internal_type == "decimal" else placeholder
 
     def _offset_only(self, offset: int) -> str:
         # SQLite needs a LIMIT before OFFSET; -1 means "no limit".
@@ -225,7 +298,7 @@ class SQLiteOperations(BaseOperations):
         return ""
 
     def get_adapter(self, internal_type: str) -> Converter | None:
-        """Return the adapter for ``internal_type`` (text for decimal/date/time/uuid/json)."""
+        """Return the adapter for ``internal_type`` (exact int/float decimals, text dates)."""
         return self._adapters.get(internal_type)
 
     def get_converter(self, internal_type: str) -> Converter | None:
@@ -362,19 +435,19 @@ class SQLiteConnection(BaseConnection):
 
         return await self._write(sql, run)
 
-    async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        async def run() -> list[Any]:
-            # execute_fetchall() reads every row in one round trip; the exhausted
-            # statement is reset, so no snapshot stays open.
-            return list(await self.raw.execute_fetchall(sql, params))
-
-        return await self._write(sql, run)
-
     async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        return await self._rows(sql, params)
+        # execute_fetchall() reads every row in one round trip and returns sqlite3's
+        # fetchall() list; the exhausted statement is reset, so no snapshot stays open.
+        if self.in_transaction or is_read_only_sql(sql):
+            # A read, or any statement in a transaction (which holds the writer lock
+            # already): awaited directly, without _write()'s closure and coroutine, because
+            # this is the path of every ORM query.
+            rows: list[Sequence[Any]] = await self.raw.execute_fetchall(sql, params)
+            return rows
+        return await self._write(sql, lambda: self.raw.execute_fetchall(sql, params))
 
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
-        rows = await self._rows(sql, params)
+        rows = await self._fetch_all(sql, params)
         return rows[0] if rows else None
 
     async def _fetch_described(
@@ -578,17 +651,19 @@ class SQLiteBackend(BaseBackend):
             raise InterfaceError(f"The database {self.url} is not connected. Call connect().")
         return self._pool
 
-    async def acquire(self) -> SQLiteConnection:
-        """Check out a connection."""
-        return await self._require_pool().acquire()
+    # acquire() and release() hand back the pool's own coroutine rather than awaiting it in
+    # one of their own: one coroutine fewer on the path of every statement.
 
-    async def release(self, conn: BaseConnection) -> None:
-        """Return a connection to the pool."""
+    def acquire(self) -> Coroutine[Any, Any, SQLiteConnection]:
+        """Check out a connection (awaitable)."""
+        return self._require_pool().acquire()
+
+    def release(self, conn: BaseConnection) -> Coroutine[Any, Any, None]:
+        """Return a connection to the pool (awaitable)."""
         assert isinstance(conn, SQLiteConnection)  # noqa: S101 - internal invariant
         if self._pool is None:
-            await conn.close()
-            return
-        await self._pool.release(conn)
+            return conn.close()
+        return self._pool.release(conn)
 
     async def replace_raw(self, conn: BaseConnection) -> None:
         """Reopen the file (a local file cannot go away like a server)."""

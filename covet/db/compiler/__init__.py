@@ -20,6 +20,7 @@ and aggregates across such relations use LEFT JOINs.
 
 The package is split by concept: :mod:`~covet.db.compiler.paths` (name
 resolution), :mod:`~covet.db.compiler.nodes` (SQL nodes),
+:mod:`~covet.db.compiler.numeric` (the types of plain numbers and arithmetic),
 :mod:`~covet.db.compiler.query` (query state), :mod:`~covet.db.compiler.select`
 (SELECT rendering and its cache) and :mod:`~covet.db.compiler.write` (INSERT,
 UPDATE, DELETE).
@@ -34,6 +35,7 @@ from covet.db.compiler.nodes import (
     Lookup,
     Node,
     Param,
+    TypedParam,
     WhereNode,
 )
 from covet.db.compiler.paths import LOOKUPS, JoinStep, PathInfo, check_identifier, resolve_path
@@ -55,6 +57,7 @@ __all__ = (
     "PathInfo",
     "Query",
     "SQLCompiler",
+    "TypedParam",
     "WhereNode",
     "check_identifier",
     "compile_delete",

@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from covet.db.compiler.paths import _PATTERN_LOOKUPS
+from covet.db.compiler.numeric import ExpressionDecimalField, arithmetic_field, numeric_field
+from covet.db.compiler.paths import _COMPARISONS, _PATTERN_LOOKUPS
+from covet.db.exceptions import ValidationError
 from covet.db.fields import DecimalField, Field
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ __all__ = (
     "Node",
     "Param",
     "Subquery",
+    "TypedParam",
     "WhereNode",
 )
 
@@ -53,11 +56,21 @@ _TYPE_FOR_PYTHON: Final[tuple[tuple[type, str], ...]] = (
 
 
 def _adapt_plain(value: Any, ops: Any) -> Any:
-    """Adapt a value that has no field, by its Python type."""
+    """Adapt a value that has no field, by its Python type.
+
+    Raises:
+        ValidationError: The backend's adapter refused the value because the database
+            would not store it exactly (keyed ``"value"``, as there is no field to name).
+    """
     for cls, internal in _TYPE_FOR_PYTHON:
         if isinstance(value, cls):
             adapter = ops.get_adapter(internal)
-            return adapter(value) if adapter is not None else value
+            if adapter is None:
+                return value
+            try:
+                return adapter(value)
+            except ValueError as exc:
+                raise ValidationError({"value": [str(exc)]}) from None
     return value
 
 
@@ -135,19 +148,46 @@ class Param(Node):
         out.append(self.prepared(ops))
 
 
+class TypedParam(Param):
+    """A plain number bound with the SQL type of its Python type (see :mod:`.numeric`).
+
+    The type is part of the shape: SQL cached for an ``int`` value (``CAST($1
+    AS BIGINT)`` on PostgreSQL) is never reused for a ``Decimal``.
+    """
+
+    __slots__ = ("internal_type",)
+
+    def __init__(self, value: Any, internal_type: str) -> None:
+        super().__init__(value, None)
+        self.internal_type = internal_type
+        self.output_field = numeric_field(internal_type)
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return ("%", self.internal_type)
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to the compiler."""
+        return str(c.ops.cast_param(c.param(self.prepared(c.ops)), self.internal_type))
+
+
 class CombinedNode(Node):
     """``lhs op rhs``; ``+`` on a text field uses the dialect's concatenation."""
 
     __slots__ = ("contains_aggregate", "lhs", "op", "output_field", "rhs")
 
     def __init__(self, lhs: Node, op: str, rhs: Node) -> None:
-        out = lhs.output_field or rhs.output_field
-        if op in "+-" and out is not None:
-            # A bare value takes the type of the column it is combined with.
-            if isinstance(rhs, Param) and rhs.field is None:
-                rhs = Param(rhs.value, out)
-            if isinstance(lhs, Param) and lhs.field is None:
-                lhs = Param(lhs.value, out)
+        # Numbers on both sides promote as in SQL, and a plain number keeps its own type.
+        out = arithmetic_field(lhs.output_field, op, rhs.output_field)
+        if out is None:
+            out = lhs.output_field or rhs.output_field
+            if op in "+-" and out is not None:
+                # A bare value takes the type of the column it is combined with.
+                if isinstance(rhs, Param) and rhs.field is None:
+                    rhs = Param(rhs.value, out)
+                if isinstance(lhs, Param) and lhs.field is None:
+                    lhs = Param(lhs.value, out)
         self.lhs, self.op, self.rhs = lhs, op, rhs
         self.output_field = out
         self.contains_aggregate = lhs.contains_aggregate or rhs.contains_aggregate
@@ -224,6 +264,8 @@ class AggregateNode(Node):
         if self.function == "AVG":
             if isinstance(f, DecimalField):
                 return lambda v: decimal.Decimal(str(v)).quantize(f._quantum)
+            if isinstance(f, ExpressionDecimalField):
+                return super().converter(ops)
             return float
         if self.function == "SUM" and f is not None and f.internal_type == "bool":
             return int
@@ -260,9 +302,13 @@ class Subquery(Node):
 
 
 class Lookup(Node):
-    """A leaf condition ``lhs <lookup> value``."""
+    """A leaf condition ``lhs <lookup> value``.
 
-    __slots__ = ("contains_aggregate", "field", "lhs", "lookup", "path", "rhs", "value")
+    ``shape`` is an attribute set once here (a property costs a call at every
+    compile): a lookup never changes after it is built.
+    """
+
+    __slots__ = ("contains_aggregate", "field", "lhs", "lookup", "path", "rhs", "shape", "value")
 
     def __init__(
         self,
@@ -272,27 +318,29 @@ class Lookup(Node):
         field: Field[Any] | None,
         path: PathInfo | None,
         rhs: Node | None = None,
+        *,
+        shape: Any = None,
     ) -> None:
+        """Build the condition; ``shape`` is the caller's precomputed :attr:`shape`, if any."""
         self.lhs, self.lookup, self.value, self.field, self.path = lhs, lookup, value, field, path
         self.rhs = rhs
         self.contains_aggregate = lhs.contains_aggregate or (
             rhs is not None and rhs.contains_aggregate
         )
-
-    @property
-    def shape(self) -> Any:
-        """Return the structural cache key of this node."""
-        if self.rhs is not None:
-            vshape: Any = self.rhs.shape
-        elif isinstance(self.value, Subquery):
-            vshape = self.value.shape
-        elif self.lookup == "in":
-            vshape = len(self.value)
-        elif self.lookup == "isnull":
-            vshape = bool(self.value)
-        else:
-            vshape = "%"
-        return ("lk", self.lhs.shape, self.lookup, vshape)
+        if shape is None:
+            if rhs is not None:
+                vshape: Any = rhs.shape
+            elif isinstance(value, Subquery):
+                vshape = value.shape
+            elif lookup == "in":
+                vshape = len(value)
+            elif lookup == "isnull":
+                vshape = bool(value)
+            else:
+                vshape = "%"
+            shape = ("lk", lhs.shape, lookup, vshape)
+        #: The structural cache key of this node.
+        self.shape: Any = shape
 
     def values(self, ops: Any) -> list[Any]:
         """Return the adapted parameters of this lookup, in rendering order."""
@@ -329,9 +377,14 @@ class Lookup(Node):
 
     def collect(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters that as_sql() renders, in order."""
-        self.lhs.collect(ops, out)
+        lhs = self.lhs
+        if type(lhs) is not Col:  # a column has no parameters
+            lhs.collect(ops, out)
         if self.rhs is not None:
             self.rhs.collect(ops, out)
+        elif self.lookup in _COMPARISONS and self.field is not None:
+            # The common case (filter(pk=...)): one value adapted by its field.
+            out.append(self.field.get_db_prep_value(self.value, ops))
         elif self.lookup == "in" and isinstance(self.value, Subquery):
             self.value.collect(ops, out)
         else:
@@ -339,18 +392,25 @@ class Lookup(Node):
 
 
 class WhereNode(Node):
-    """AND/OR of children, possibly negated."""
+    """AND/OR of children, possibly negated.
 
-    __slots__ = ("children", "connector", "contains_aggregate", "negated")
+    Immutable, so ``shape`` and ``contains_aggregate`` are attributes computed
+    once here rather than properties walking the children at every compile.
+    """
+
+    __slots__ = ("children", "connector", "contains_aggregate", "negated", "shape")
 
     def __init__(self, connector: str, negated: bool, children: tuple[Node, ...]) -> None:
         self.connector, self.negated, self.children = connector, negated, children
-        self.contains_aggregate = any(ch.contains_aggregate for ch in children)
-
-    @property
-    def shape(self) -> Any:
-        """Return the structural cache key of this node."""
-        return (self.connector, self.negated, tuple(ch.shape for ch in self.children))
+        if len(children) == 1:  # the usual case, without building a generator
+            child = children[0]
+            self.contains_aggregate = child.contains_aggregate
+            shapes: tuple[Any, ...] = (child.shape,)
+        else:
+            self.contains_aggregate = any(child.contains_aggregate for child in children)
+            shapes = tuple([child.shape for child in children])
+        #: The structural cache key of this node.
+        self.shape: Any = (connector, negated, shapes)
 
     def collect(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters that as_sql() renders, in order."""

@@ -33,6 +33,8 @@ LOOKUPS: Final = frozenset(
 _PATTERN_LOOKUPS: Final = frozenset(
     {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
 )
+#: Lookups that bind one value as it is (no list, no pattern, no NULL test).
+_COMPARISONS: Final = frozenset({"exact", "gt", "gte", "lt", "lte"})
 _SORTED_LOOKUPS: Final = ", ".join(sorted(LOOKUPS))
 _CACHE_LIMIT: Final = 4096
 

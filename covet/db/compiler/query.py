@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import datetime
+import decimal
+import uuid
+from typing import TYPE_CHECKING, Any, Final
 
 from covet.db.compiler.nodes import (
     EMPTY_WHERE,
@@ -11,9 +14,13 @@ from covet.db.compiler.nodes import (
     Lookup,
     Node,
     Subquery,
+    TypedParam,
     WhereNode,
 )
+from covet.db.compiler.numeric import numeric_value
 from covet.db.compiler.paths import (
+    _CACHE_LIMIT,
+    _COMPARISONS,
     _PATTERN_LOOKUPS,
     _SORTED_LOOKUPS,
     LOOKUPS,
@@ -22,12 +29,23 @@ from covet.db.compiler.paths import (
 )
 from covet.db.exceptions import FieldError
 from covet.db.expressions import Expression, F, Q
-from covet.db.models import Model
+from covet.db.models import Model, _resolved_paths
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from covet.db.fields import Field
     from covet.db.queryset import QuerySet
 
-__all__ = ("Query",)
+__all__ = ("PLAIN_VALUE_TYPES", "Query")
+
+#: Value types that are never an expression, a queryset, a model instance or None: a
+#: comparison (exact/gt/gte/lt/lte) with one of them binds it as one parameter, so its SQL is
+#: the same whatever the value (see Query.comparison_fields()).
+PLAIN_VALUE_TYPES: Final = frozenset(
+    {int, str, float, bool, bytes, decimal.Decimal, datetime.datetime, datetime.date,
+     datetime.time, uuid.UUID}
+)  # fmt: skip
 
 
 _queryset_class: list[type[QuerySet[Any]]] = []
@@ -66,15 +84,20 @@ class Query:
     def clone(self) -> Query:
         """Return a copy that can be changed without affecting this query."""
         new = object.__new__(Query)
-        new.__dict__.update(self.__dict__)
-        new.annotations = dict(self.annotations)
-        new._shape = None
+        # One dict copy is about half the cost of filling a fresh __dict__ (queries are
+        # cloned at every chained call, and twice per call through a manager).
+        state = self.__dict__.copy()
+        state["annotations"] = dict(self.annotations) if self.annotations else {}
+        state["_shape"] = None
+        new.__dict__ = state
         return new
 
     def shape(self) -> tuple[Any, ...]:
         """Return the cache key for this query's SQL (its structure without values)."""
-        if self._shape is None:
-            self._shape = (
+        shape = self._shape
+        if shape is None:
+            annotations = self.annotations
+            shape = self._shape = (
                 self.model,
                 self.where.shape,
                 self.having.shape,
@@ -85,12 +108,12 @@ class Query:
                 self.select_related,
                 self.only,
                 self.defer,
-                tuple((k, v.shape) for k, v in self.annotations.items()),
+                tuple([(k, v.shape) for k, v in annotations.items()]) if annotations else (),
                 self.values_fields,
                 self.group_by_values,
                 self.for_update,
             )
-        return self._shape
+        return shape
 
     @property
     def is_sliced(self) -> bool:
@@ -121,6 +144,21 @@ class Query:
             return None
         return expression.resolve(self)
 
+    def resolve_kwargs(self, kwargs: Mapping[str, Any], *, negated: bool = False) -> WhereNode:
+        """Resolve ``filter(**kwargs)`` into a :class:`WhereNode` (lookups AND-ed, by name).
+
+        The same node as ``resolve_q(Q(**kwargs))`` (or of ``~Q(...)`` when
+        ``negated``) renders, without building the ``Q`` first: this is the
+        path of nearly every ``filter()``/``get()`` call.
+        """
+        build = self.build_lookup
+        if len(kwargs) == 1:
+            [(key, value)] = kwargs.items()
+            children: tuple[Node, ...] = (build(key, value),)
+        else:
+            children = tuple([build(key, value) for key, value in sorted(kwargs.items())])
+        return WhereNode(Q.AND, negated, children)
+
     def resolve_q(self, q: Q, *, joins: bool = False) -> WhereNode:
         """Resolve a ``Q`` tree into a :class:`WhereNode`."""
         children: list[Node] = []
@@ -142,23 +180,80 @@ class Query:
         """
         if not isinstance(key, str):
             raise FieldError(f"Invalid filter keyword {key!r}.")
-        parts = key.split("__")
-        path: PathInfo | None
-        if parts[0] in self.annotations:
-            lhs: Node = self.annotations[parts[0]]
-            if len(parts) > 2 or (len(parts) == 2 and parts[1] not in LOOKUPS):
-                raise FieldError(
-                    f"Unsupported lookup {'__'.join(parts[1:])!r} on annotation "
-                    f"{parts[0]!r}. Use one of: {_SORTED_LOOKUPS}."
-                )
-            lookup = parts[1] if len(parts) == 2 else "exact"
-            path, field = None, lhs.output_field
-            if isinstance(lhs, AggregateNode) and lhs.function == "COUNT":
-                field = None
-        else:
-            path, lookup = resolve_path(self.model, parts)
-            lhs = Col(path)
+        annotations = self.annotations
+        if not annotations or key.partition("__")[0] not in annotations:
+            path, lookup, col, shape = self._resolve_keyword(key)
             field = path.field
+            if type(value) in PLAIN_VALUE_TYPES and lookup in _COMPARISONS:
+                prepared = field.get_prep_value(value)
+                return Lookup(col, lookup, prepared, field, path, shape=shape)
+            return self._build_lookup(key, key.split("__"), value, col, lookup, field, path)
+        parts = key.split("__")
+        lhs = annotations[parts[0]]
+        if len(parts) > 2 or (len(parts) == 2 and parts[1] not in LOOKUPS):
+            raise FieldError(
+                f"Unsupported lookup {'__'.join(parts[1:])!r} on annotation "
+                f"{parts[0]!r}. Use one of: {_SORTED_LOOKUPS}."
+            )
+        lookup = parts[1] if len(parts) == 2 else "exact"
+        annotation_field = lhs.output_field
+        if isinstance(lhs, AggregateNode) and lhs.function == "COUNT":
+            annotation_field = None
+        return self._build_lookup(key, parts, value, lhs, lookup, annotation_field, None)
+
+    def _resolve_keyword(self, key: str) -> tuple[PathInfo, str, Col, tuple[Any, ...]]:
+        """Resolve a field-path keyword: path, lookup, column and a plain comparison's shape.
+
+        Cached by ``(model, keyword)`` next to resolve_path()'s own entries: the column
+        node holds no value, and the shape of a comparison with one plain value is the
+        same for every value.
+
+        Raises:
+            FieldError: The keyword names no field or lookup of the model.
+        """
+        cache_key = (self.model, key)
+        hit: tuple[PathInfo, str, Col, tuple[Any, ...]] | None = _resolved_paths.get(cache_key)
+        if hit is None:
+            path, lookup = resolve_path(self.model, key.split("__"))
+            col = Col(path)
+            hit = (path, lookup, col, ("lk", col.shape, lookup, "%"))
+            if len(_resolved_paths) >= _CACHE_LIMIT:
+                _resolved_paths.clear()
+            _resolved_paths[cache_key] = hit
+        return hit
+
+    def comparison_fields(self, keys: Iterable[str]) -> tuple[Field[Any], ...] | None:
+        """Return the field each ``filter()`` keyword compares, or None if one does not.
+
+        A keyword qualifies when it names a field path (not an annotation) with
+        exact, gt, gte, lt or lte: with a value of :data:`PLAIN_VALUE_TYPES`, such
+        a filter renders the same SQL whatever the values, and its parameter is
+        ``field.get_db_prep_value(field.get_prep_value(value), ops)``.
+
+        Raises:
+            FieldError: A keyword names no field or lookup of the model.
+        """
+        fields = []
+        for key in keys:
+            if self.annotations and key.partition("__")[0] in self.annotations:
+                return None
+            path, lookup, _col, _shape = self._resolve_keyword(key)
+            if lookup not in _COMPARISONS:
+                return None
+            fields.append(path.field)
+        return tuple(fields)
+
+    def _build_lookup(
+        self,
+        key: str,
+        parts: list[str],
+        value: Any,
+        lhs: Node,
+        lookup: str,
+        field: Field[Any] | None,
+        path: PathInfo | None,
+    ) -> Lookup:
+        """Check ``value`` against ``lookup`` and build the node (see :meth:`build_lookup`)."""
         if isinstance(value, Expression):
             if lookup in ("in", "range", "isnull") or lookup in _PATTERN_LOOKUPS:
                 raise FieldError(
@@ -185,7 +280,7 @@ class Query:
                     f"Cannot compare {key!r} with None. Use '{parts[0]}__isnull=True' instead."
                 )
             return Lookup(lhs, "isnull", True, field, path)
-        prep = (lambda v: v) if field is None else field.get_prep_value
+        prep: Callable[[Any], Any] = (lambda v: v) if field is None else field.get_prep_value
         if lookup == "isnull":
             if not isinstance(value, bool):
                 raise FieldError(f"Lookup 'isnull' in {key!r} takes True or False, not {value!r}.")
@@ -210,6 +305,11 @@ class Query:
             return Lookup(lhs, lookup, value, field, path)
         if isinstance(value, Model) and field is not None and not field.is_relation:
             value = value.pk
+        number = numeric_value(value) if field is None else None
+        if number is not None and number[0] != "int" and lookup in _COMPARISONS:
+            # Nothing types the value (a Count annotation, an integer): a float or Decimal
+            # keeps its own type, or PostgreSQL would bind 1.5 as the count's bigint, 1.
+            return Lookup(lhs, lookup, None, None, path, rhs=TypedParam(number[1], number[0]))
         return Lookup(lhs, lookup, prep(value), field, path)
 
     # -- parameters for a cached shape ---------------------------------------------------------
@@ -232,6 +332,12 @@ class Query:
 
     def collect_params(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters of :meth:`SQLCompiler.select_sql`, in rendering order."""
+        if not self.annotations:
+            # Only annotations add parameters outside WHERE/HAVING (an ORDER BY term has
+            # parameters only when it names an annotation).
+            self.where.collect(ops, out)
+            self.having.collect(ops, out)
+            return
         for _, node in self.selected_annotations():
             node.collect(ops, out)
         self.where.collect(ops, out)

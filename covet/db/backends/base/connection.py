@@ -290,6 +290,18 @@ class BaseConnection(abc.ABC):
     async def _rollback(self) -> None:
         await self._execute("ROLLBACK", ())
 
+    def is_usable(self) -> bool:
+        """Tell, without any I/O, whether the connection may be handed out.
+
+        The pool calls this at every checkout, before deciding whether to
+        :meth:`ping`, so it must be free: it may only look at state the driver
+        already holds. The default trusts the connection; a backend whose
+        driver can see that the server closed the socket (``KILL``, a restart,
+        an idle timeout) overrides it, so such a connection is replaced without
+        a round trip.
+        """
+        return True
+
     async def ping(self) -> None:
         """Check that the server still answers (raise when it does not)."""
         await self._execute("SELECT 1", ())

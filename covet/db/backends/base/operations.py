@@ -114,6 +114,24 @@ class BaseOperations:
         """Return SQL casting an expression to text."""
         return f"CAST({sql} AS TEXT)"
 
+    def cast_param(self, placeholder: str, internal_type: str) -> str:
+        """Return SQL for a parameter that must keep the type of its Python value.
+
+        A plain number in arithmetic (``F("quantity") * Decimal("2.5")``) has no
+        field to type it, so the compiler asks for it to be typed as
+        ``internal_type``. SQLite and MySQL type a parameter by the value bound,
+        so the default returns ``placeholder`` unchanged; a database that infers
+        a parameter's type from the other operand overrides this with a cast.
+
+        Args:
+            placeholder: The parameter's placeholder, from :meth:`placeholder`.
+            internal_type: ``"int"`` (64-bit), ``"float"`` (double) or ``"decimal"``.
+
+        Returns:
+            SQL standing for the parameter with that type.
+        """
+        return placeholder
+
     def random_function(self) -> str:
         """Return the SQL for a random number (``ORDER BY ?`` shuffles)."""
         return "RANDOM()"

@@ -35,9 +35,13 @@ class ConnectionPool(Generic[C]):
 
     * ``acquire()`` waits up to ``timeout`` for a free slot, then raises
       :class:`PoolTimeout` naming the pool size.
-    * A connection idle longer than ``ping_after`` seconds (0: always) is pinged
-      at checkout; one older than ``recycle`` is replaced; a failed ping discards
-      it and the checkout moves on to another connection.
+    * Checkout takes the most recently returned idle connection and, in order:
+      replaces it when older than ``recycle``; discards it when
+      :meth:`~BaseConnection.is_usable` says the server closed it (a local check,
+      no round trip); pings it when it has been idle at least ``ping_after``
+      seconds (0: always) or the pool was expired since it was last checked.
+      A connection that fails a check is discarded and the checkout moves on to
+      the next one, opening a new connection when none is left.
     * :meth:`expire` marks every idle connection to be pinged at its next
       checkout (called when any connection reports the server went away).
     * Opening a connection and returning one are shielded from cancellation, so
@@ -49,7 +53,8 @@ class ConnectionPool(Generic[C]):
         max_size: The most connections open at once.
         timeout: Seconds ``acquire()`` waits for a free connection.
         name: Shown in error messages, e.g. ``"sqlite:///app.db"``.
-        ping_after: Ping connections idle at least this long; None never pings.
+        ping_after: Ping connections idle at least this long (0: at every checkout);
+            None pings only after :meth:`expire`.
         recycle: Replace connections older than this many seconds; None never.
     """
 
@@ -123,6 +128,13 @@ class ConnectionPool(Generic[C]):
         while self._idle:
             conn = self._idle.pop()
             if self.recycle is not None and now - conn.created_at > self.recycle:
+                self._discard(conn)
+                continue
+            if not conn.is_usable():
+                # The server closed it (KILL, restart, idle timeout) and the event loop has
+                # already seen the socket close: replace it without a round trip. broken makes
+                # close() drop the socket instead of sending a goodbye to a dead peer.
+                conn.broken = True
                 self._discard(conn)
                 continue
             idle_for = now - conn.idle_since
