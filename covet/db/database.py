@@ -31,7 +31,7 @@ from covet.db.transactions import Transaction, TransactionState
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
     from types import TracebackType
 
 __all__ = ("Database", "DatabaseURL", "Record", "get_database")
@@ -150,34 +150,48 @@ def _parse_option(name: str, spec: Option, value: Any, url: DatabaseURL) -> Any:
 
 
 class _ConnectionContext:
-    """The async context manager behind :meth:`Database.connection` (kept lean: hot path)."""
+    """The async context manager behind :meth:`Database.connection` (kept lean: hot path).
 
-    __slots__ = ("_conn", "_db", "_pooled")
+    Every ORM statement outside a transaction goes through one of these, so it
+    does as little as it can: one attribute set in ``__init__``, and an
+    ``__aexit__`` that hands back the pool's release coroutine (or a no-op one)
+    for ``async with`` to await, rather than awaiting it in a coroutine of its own.
+    """
+
+    __slots__ = ("_conn", "_db")
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._conn: BaseConnection | None = None
-        self._pooled = False
 
     async def __aenter__(self) -> BaseConnection:
-        state = self._db._transaction_var.get()
+        db = self._db
+        state = db._transaction_var.get()
         if state is not None:
-            self._conn = state.connection_for_statement()
-            return self._conn
-        backend = self._db._require_backend()
-        self._conn = await backend.acquire()
-        self._pooled = True
-        return self._conn
+            # The transaction's connection: not ours to return (_conn None says so).
+            self._conn = None
+            return state.connection_for_statement()
+        if not db._connected:
+            db._require_backend()  # raises the "not connected" error
+        self._conn = conn = await db._backend.acquire()
+        return conn
 
-    async def __aexit__(
+    def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        if self._pooled and self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._db._require_backend().release(conn)
+    ) -> Coroutine[Any, Any, None]:
+        conn = self._conn
+        if conn is None:
+            return _nothing()
+        self._conn = None
+        # Returned even if the database was disconnected meanwhile: the backend closes
+        # a connection that has no pool to go back to.
+        return self._db._backend.release(conn)
+
+
+async def _nothing() -> None:
+    """Do nothing, as an awaitable (the exit of a connection block inside a transaction)."""
 
 
 class Database:

@@ -656,7 +656,10 @@ class SQLiteBackend(BaseBackend):
 
     def acquire(self) -> Coroutine[Any, Any, SQLiteConnection]:
         """Check out a connection (awaitable)."""
-        return self._require_pool().acquire()
+        pool = self._pool
+        if pool is None:
+            return self._require_pool().acquire()  # raises the "not connected" error
+        return pool.acquire()
 
     def release(self, conn: BaseConnection) -> Coroutine[Any, Any, None]:
         """Return a connection to the pool (awaitable)."""

@@ -6,13 +6,14 @@ import abc
 import asyncio
 import contextlib
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from covet.db.backends.base.records import Record, is_read_only_sql, make_index
 from covet.db.exceptions import DatabaseError, InterfaceError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 
     from covet.db.backends.base.backend import BaseBackend
 
@@ -23,35 +24,91 @@ class _OpLock:
     """Serialize statements on one connection and refuse re-entrant use from the same task.
 
     Two tasks sharing a transaction (``asyncio.gather`` inside ``transaction()``)
-    take turns instead of tripping the driver's "another operation is in
-    progress". The same task re-entering (a statement inside an unfinished
-    unbuffered iteration) would deadlock, so it gets a clear error instead.
+    take turns, first come first served, instead of tripping the driver's
+    "another operation is in progress". The same task re-entering (a statement
+    inside an unfinished unbuffered iteration) would deadlock, so it gets a
+    clear error instead.
+
+    Not an ``asyncio.Lock``: every statement takes this lock, and the uncontended
+    case should cost a flag test. Two rules keep it that cheap and still correct:
+
+    * A release hands the lock straight to the first waiter (``busy`` stays
+      True), so waiters only ever queue while ``busy`` is True; ``not busy``
+      therefore proves nobody is queued and :meth:`try_take` cannot jump the queue.
+    * Only holders that give control back to their task's caller while holding
+      the lock (a stream yielding rows, via ``async with``) record themselves as
+      :attr:`owner`. :meth:`BaseConnection._run` takes the lock with
+      :meth:`try_take` and records nobody: while its statement runs, its task is
+      suspended in the driver call and cannot start another statement, so it can
+      never be the task that re-enters. The current task is thus looked up only
+      when the lock is contended.
     """
 
-    __slots__ = ("_lock", "_owner")
+    __slots__ = ("busy", "owner", "waiters")
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
+        self.busy = False
+        #: The task streaming a result while holding the lock, when there is one.
+        self.owner: asyncio.Task[Any] | None = None
+        self.waiters: deque[asyncio.Future[None]] = deque()
 
-    async def __aenter__(self) -> None:
+    def try_take(self) -> bool:
+        """Take the lock when it is free (then nobody waits for it); False when it is busy."""
+        if self.busy:
+            return False
+        self.busy = True
+        return True
+
+    async def wait(self) -> asyncio.Task[Any] | None:
+        """Queue for the busy lock and return the current task once it is this task's turn.
+
+        Raises:
+            InterfaceError: The current task holds the lock itself (it would wait forever).
+        """
         task = asyncio.current_task()
-        if self._owner is not None and self._owner is task:
+        if self.owner is not None and self.owner is task:
             raise InterfaceError(
                 "A statement was run on a connection that is still streaming a result to the "
                 "same task. Finish (or break out of) the iterate() loop first, or fetch_all() "
                 "the rows you need before running other statements."
             )
-        await self._lock.acquire()
-        self._owner = task
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # Handed the lock, then cancelled before running: pass it on.
+                self.release()
+            else:
+                with contextlib.suppress(ValueError):  # release() may have dropped it already
+                    self.waiters.remove(waiter)
+            raise
+        return task
+
+    def release(self) -> None:
+        """Hand the lock to the first waiter still waiting, or free it."""
+        self.owner = None
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy = False
+
+    async def __aenter__(self) -> None:
+        if self.try_take():
+            self.owner = asyncio.current_task()
+        else:
+            self.owner = await self.wait()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._owner = None
-        self._lock.release()
+        self.release()
 
     def locked(self) -> bool:
         """Tell whether a statement is running."""
-        return self._lock.locked()
+        return self.busy
 
 
 class BaseConnection(abc.ABC):
@@ -88,25 +145,31 @@ class BaseConnection(abc.ABC):
         """Run one statement once per parameter sequence."""
         await self._run(self._execute_many, sql, seq_of_params)
 
-    async def insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
-        """Run an INSERT and return the new primary key.
+    # insert(), fetch_all() and fetch_one() are plain functions handing back _run()'s
+    # coroutine for the caller to await, not coroutines awaiting it: one coroutine fewer
+    # on the path of every ORM query.
+
+    def insert(self, sql: str, params: Sequence[Any], returning: bool) -> Coroutine[Any, Any, Any]:
+        """Run an INSERT and return the new primary key (awaitable).
 
         Args:
             sql: The INSERT, with a RETURNING clause appended when ``returning``.
             params: Positional parameters.
             returning: Read the key from the RETURNING row instead of lastrowid.
         """
-        return await self._run(self._insert, sql, params, returning)
+        return self._run(self._insert, sql, params, returning)
 
-    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        """Run a query and return every row, each indexable by position."""
-        rows: list[Sequence[Any]] = await self._run(self._fetch_all, sql, params)
-        return rows
+    def fetch_all(
+        self, sql: str, params: Sequence[Any] = ()
+    ) -> Coroutine[Any, Any, list[Sequence[Any]]]:
+        """Run a query and return every row, each indexable by position (awaitable)."""
+        return self._run(self._fetch_all, sql, params)
 
-    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        """Run a query and return its first row, or None."""
-        row: Sequence[Any] | None = await self._run(self._fetch_one, sql, params)
-        return row
+    def fetch_one(
+        self, sql: str, params: Sequence[Any] = ()
+    ) -> Coroutine[Any, Any, Sequence[Any] | None]:
+        """Run a query and return its first row, or None (awaitable)."""
+        return self._run(self._fetch_one, sql, params)
 
     async def fetch_val(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run a query and return the first column of its first row (None without rows)."""
@@ -182,22 +245,33 @@ class BaseConnection(abc.ABC):
     # -- machinery ----------------------------------------------------------------------------
 
     async def _run(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        async with self._lock:
-            try:
-                return await method(*args)
-            except Exception as exc:
-                if self.fresh and await self._recover(exc, method, args):
-                    try:
-                        return await method(*args)
-                    except Exception as exc2:
-                        raise self._fail(exc2) from exc2
-                raise self._fail(exc) from exc
-            except BaseException:
-                # Cancelled mid-statement: the protocol state is unknown until reset.
-                self.dirty = True
-                raise
-            finally:
-                self.fresh = False
+        lock = self._lock
+        # _OpLock.try_take() and release() inlined rather than ``async with``, which would
+        # add two coroutines and a current-task lookup to every statement (see _OpLock).
+        if lock.busy:
+            await lock.wait()
+        else:
+            lock.busy = True
+        try:
+            return await method(*args)
+        except Exception as exc:
+            if self.fresh and await self._recover(exc, method, args):
+                try:
+                    return await method(*args)
+                except Exception as exc2:
+                    raise self._fail(exc2) from exc2
+            raise self._fail(exc) from exc
+        except BaseException:
+            # Cancelled mid-statement: the protocol state is unknown until reset.
+            self.dirty = True
+            raise
+        finally:
+            self.fresh = False
+            if lock.waiters:
+                lock.release()
+            else:
+                # No owner to clear: a lock taken here never records one.
+                lock.busy = False
 
     def _fail(self, exc: Exception) -> DatabaseError:
         if isinstance(exc, DatabaseError):

@@ -30,6 +30,52 @@ class PoolStats(NamedTuple):
     max_size: int
 
 
+class _Slots:
+    """A FIFO counting semaphore whose uncontended acquire is one counter decrement.
+
+    ``asyncio.Semaphore`` (3.11) builds a generator in ``locked()`` and again in
+    ``acquire()`` to skip cancelled waiters; on the path of every statement that
+    cost as much as the rest of the checkout. Here a release hands its slot
+    straight to the first live waiter instead of incrementing :attr:`free`, so
+    waiters are only ever queued while ``free == 0``: ``free > 0`` therefore
+    proves the queue is empty, and taking a slot then (``free -= 1``, which
+    :meth:`ConnectionPool.acquire` does inline) cannot jump it: first come, first
+    served, as with the semaphore.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait(self) -> None:
+        """Queue until a release hands this task a slot (the caller arms any timeout)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a slot, then cancelled (or timed out) before running: pass it on,
+                # or the slot would leak.
+                self.release()
+            else:
+                with contextlib.suppress(ValueError):  # release() may have dropped it already
+                    self.waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the first waiter still waiting, else to the free count."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class ConnectionPool(Generic[C]):
     """A bounded LIFO pool with acquire timeout, checkout checks and cancellation safety.
 
@@ -76,7 +122,9 @@ class ConnectionPool(Generic[C]):
         self.name = name
         self.ping_after = ping_after
         self.recycle = recycle
-        self._slots = asyncio.Semaphore(max_size)
+        # Whether a checkout must read the clock (age or idle-time rules).
+        self._timed = ping_after is not None or recycle is not None
+        self._slots = _Slots(max_size)
         self._idle: deque[C] = deque()
         self._open: set[C] = set()
         self._generation = 0
@@ -108,19 +156,31 @@ class ConnectionPool(Generic[C]):
         if self._closed:
             raise InterfaceError(f"The connection pool of {self.name} is closed. Call connect().")
         slots = self._slots
-        if slots.locked():
+        if slots.free:
+            # A free slot proves nobody is queued (see _Slots), so taking it jumps no queue and
+            # needs no timer: one decrement on the path of every statement.
+            slots.free -= 1
+        else:
+            # Every connection is out: queue (first come, first served) under the timeout.
             try:
                 async with asyncio.timeout(self.timeout):
-                    await slots.acquire()
+                    await slots.wait()
             except TimeoutError:
                 raise pool_timeout_error(self.name, self.timeout, self.max_size) from None
-        else:
-            # A free slot: acquire() cannot block, so skip arming the timeout.
-            await slots.acquire()
         try:
+            idle = self._idle
+            if idle and not self._timed:
+                # The common case, without _checkout()'s coroutine: no age or idle-time rule
+                # applies, so the last returned connection is ready unless the pool was
+                # expired since it was checked or the driver saw the server close it.
+                conn = idle[-1]
+                if conn.generation == self._generation and conn.is_usable():
+                    idle.pop()
+                    conn.fresh = True
+                    return conn
             return await self._checkout()
         except BaseException:
-            self._slots.release()
+            slots.release()
             raise
 
     async def _checkout(self) -> C:
@@ -195,7 +255,15 @@ class ConnectionPool(Generic[C]):
             task.add_done_callback(self._tasks.discard)
             await asyncio.shield(task)
             return
-        self._return(conn)
+        # _return() inlined: this is the path of every statement outside a transaction.
+        if self.ping_after is not None:
+            conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+        slots = self._slots
+        if slots.waiters:
+            slots.release()
+        else:
+            slots.free += 1
 
     async def _reset_and_return(self, conn: C) -> None:
         try:
@@ -209,10 +277,17 @@ class ConnectionPool(Generic[C]):
             self._return(conn)
 
     def _return(self, conn: C) -> None:
-        conn.idle_since = time.monotonic()
+        if self.ping_after is not None:
+            # Only the idle-time ping rule reads it; skip the clock otherwise.
+            conn.idle_since = time.monotonic()
         conn.dirty = False
         self._idle.append(conn)
-        self._slots.release()
+        slots = self._slots
+        if slots.waiters:
+            slots.release()
+        else:
+            # _Slots.release() inlined for the common case: nobody waits.
+            slots.free += 1
 
     async def close(self) -> None:
         """Close idle connections, wait up to ``timeout`` for the rest, then close them too."""
