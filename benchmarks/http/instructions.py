@@ -1,0 +1,166 @@
+"""Count the CPU instructions a live uvicorn worker spends per request, with callgrind.
+
+``run.py`` measures requests per second and CPU time, which a shared machine
+blurs by ±0.05 in the ratios. Instructions executed do not depend on what
+else the machine runs: callgrind (valgrind) counts them exactly, so the same
+code gives the same count to within about 0.1%. This script starts each app's
+uvicorn worker under callgrind with the same settings as ``run.py``, sends it
+a fixed number of sequential keep-alive requests from a plain socket client
+(outside valgrind), stops it, and does it again with more requests; the
+difference divided by the extra requests is the worker's cost per request,
+with start-up and shutdown cancelled out. The ratio ``bare / app`` is the
+capacity per core relative to bare ASGI, if every instruction cost the same
+time (they do not quite: cache misses are not counted).
+
+Needs ``valgrind`` (``apt-get install -y valgrind``). Run from the repository
+root (about 4 minutes with the defaults)::
+
+    .venv/bin/python benchmarks/http/instructions.py
+    .venv/bin/python benchmarks/http/instructions.py --only bare,covet --paths /plaintext
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = {
+    "bare": "benchmarks.http.bare_app:app",
+    "starlette": "benchmarks.http.starlette_app:app",
+    "covet": "benchmarks.http.covet_app:app",
+}
+PATHS = ("/plaintext", "/json", "/r99/12345", "/static99")
+_LENGTH = re.compile(rb"content-length: *(\d+)", re.IGNORECASE)
+_COLLECTED = re.compile(rb"Collected : (\d+)")
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on the loopback interface now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def connect(port: int, process: subprocess.Popen[bytes]) -> socket.socket:
+    """Wait (up to 120 s: valgrind starts slowly) until the worker accepts connections."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"uvicorn exited with code {process.returncode} under valgrind.")
+        try:
+            return socket.create_connection(("127.0.0.1", port))
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"uvicorn did not accept connections on port {port} within 120 s.")
+
+
+def request_many(conn: socket.socket, port: int, path: str, count: int) -> None:
+    """Send ``count`` GET requests one after another on one keep-alive connection."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    pending = b""
+    for _ in range(count):
+        conn.sendall(request)
+        while True:
+            head, separator, rest = pending.partition(b"\r\n\r\n")
+            if separator:
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise SystemExit(f"{path}: unexpected answer {head[:40]!r}.")
+                match = _LENGTH.search(head)
+                if match is None:
+                    raise SystemExit(f"{path}: the answer has no Content-Length.")
+                size = int(match.group(1))
+                if len(rest) >= size:
+                    pending = rest[size:]
+                    break
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise SystemExit(f"{path}: the server closed the connection.")
+            pending += chunk
+
+
+def count_instructions(app: str, path: str, requests: int, workdir: Path) -> int:
+    """Return the instructions a worker executes from start to shutdown, serving ``requests``."""
+    port = free_port()
+    out = workdir / f"callgrind.{app}.{requests}"
+    # A fixed hash seed: string hashing must not change the count from one run to the next.
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "covet-bench-pycache")
+    command = [
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        sys.executable, "-m", "uvicorn", SERVERS[app],
+        "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        with connect(port, process) as conn:
+            request_many(conn, port, path, requests)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        out.unlink(missing_ok=True)
+    match = _COLLECTED.search(err)
+    if match is None:
+        raise SystemExit(f"callgrind printed no total for {app}:\n{err.decode(errors='replace')}")
+    return int(match.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(SERVERS), help="comma-separated apps")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
+    parser.add_argument("--requests", type=int, default=500, help="requests in the short run")
+    parser.add_argument("--extra", type=int, default=1000, help="extra requests in the long run")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: apt-get install -y valgrind", file=sys.stderr)
+        return 2
+    apps = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(apps) - set(SERVERS))
+    if unknown:
+        parser.error(f"unknown app(s) {unknown}; choose from {', '.join(SERVERS)}")
+    paths = [path.strip() for path in args.paths.split(",") if path.strip()]
+
+    per_request: dict[tuple[str, str], float] = {}
+    with tempfile.TemporaryDirectory(prefix="covet-callgrind-") as tmp:
+        for path in paths:
+            for app in apps:
+                short = count_instructions(app, path, args.requests, Path(tmp))
+                long = count_instructions(app, path, args.requests + args.extra, Path(tmp))
+                per_request[app, path] = (long - short) / args.extra
+                print(f"{app:10} {path:12} {per_request[app, path]:>10,.0f}", flush=True)
+
+    print(
+        "\nInstructions per request in the uvicorn worker (callgrind); "
+        "in brackets, bare / app (capacity per core relative to bare ASGI)."
+    )
+    print(f"{'path':14}" + "".join(f"{app:>22}" for app in apps))
+    for path in paths:
+        cells = []
+        for app in apps:
+            value = per_request[app, path]
+            bare = per_request.get(("bare", path))
+            ratio = f" [{bare / value:.3f}]" if bare is not None and app != "bare" else ""
+            cells.append(f"{value:,.0f}{ratio}".rjust(22))
+        print(f"{path:14}" + "".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
