@@ -3,7 +3,8 @@
 ``run.py`` measures requests per second and CPU time, which a shared machine
 blurs by ±0.05 in the ratios. Instructions executed do not depend on what
 else the machine runs: callgrind (valgrind) counts them exactly, so the same
-code gives the same count to within about 0.1%. This script starts each app's
+code gives the same count to within about 1% (a garbage collection landing in
+one run and not the other is most of that). This script starts each app's
 uvicorn worker under callgrind with the same settings as ``run.py``, sends it
 a fixed number of sequential keep-alive requests from a plain socket client
 (outside valgrind), stops it, and does it again with more requests; the
@@ -38,7 +39,10 @@ SERVERS = {
     "bare": "benchmarks.http.bare_app:app",
     "starlette": "benchmarks.http.starlette_app:app",
     "covet": "benchmarks.http.covet_app:app",
+    # Not a peer: the floor for any framework with request and response objects.
+    "minimal": "benchmarks.http.minimal_app:app",
 }
+DEFAULT_APPS = ("bare", "starlette", "covet")
 PATHS = ("/plaintext", "/json", "/r99/12345", "/static99")
 _LENGTH = re.compile(rb"content-length: *(\d+)", re.IGNORECASE)
 _COLLECTED = re.compile(rb"Collected : (\d+)")
@@ -53,8 +57,8 @@ def free_port() -> int:
 
 
 def connect(port: int, process: subprocess.Popen[bytes]) -> socket.socket:
-    """Wait (up to 120 s: valgrind starts slowly) until the worker accepts connections."""
-    deadline = time.monotonic() + 120
+    """Wait (up to 300 s: valgrind starts slowly on a busy machine) for the worker."""
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"uvicorn exited with code {process.returncode} under valgrind.")
@@ -62,7 +66,7 @@ def connect(port: int, process: subprocess.Popen[bytes]) -> socket.socket:
             return socket.create_connection(("127.0.0.1", port))
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"uvicorn did not accept connections on port {port} within 120 s.")
+    raise SystemExit(f"uvicorn did not accept connections on port {port} within 300 s.")
 
 
 def request_many(conn: socket.socket, port: int, path: str, count: int) -> None:
@@ -123,7 +127,11 @@ def count_instructions(app: str, path: str, requests: int, workdir: Path) -> int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(SERVERS), help="comma-separated apps")
+    parser.add_argument(
+        "--only",
+        default=",".join(DEFAULT_APPS),
+        help=f"comma-separated apps among {', '.join(SERVERS)} (minimal: /plaintext, /json)",
+    )
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
     parser.add_argument("--requests", type=int, default=500, help="requests in the short run")
     parser.add_argument("--extra", type=int, default=1000, help="extra requests in the long run")
