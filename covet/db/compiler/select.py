@@ -75,6 +75,9 @@ class SQLCompiler:
         self.base = self.quote(query.model._meta.table)
         self.joins: dict[tuple[str, ...], str] = {}
         self.join_sql: list[str] = []
+        # Joins made LEFT only because select_related() fetches through them (key -> index
+        # in join_sql); another use of the same join turns it back into an INNER JOIN.
+        self._fetch_only: dict[tuple[str, ...], int] = {}
         self.join_filters = 0
         self.base_alias_prefix = "T" if parent is None else f"S{self._next_sub()}_"
 
@@ -88,8 +91,20 @@ class SQLCompiler:
         self.counter[0] += 1
         return str(self.ops.placeholder(self.counter[0]))
 
-    def join(self, steps: Sequence[JoinStep]) -> str:
-        """Add the joins for ``steps`` (reusing existing ones) and return the last alias."""
+    def join(self, steps: Sequence[JoinStep], *, fetch_only: bool = False) -> str:
+        """Add the joins for ``steps`` (reusing existing ones) and return the last alias.
+
+        A join is LEFT OUTER when the path can miss (a nullable or multi-valued step on
+        the way), INNER otherwise. ``fetch_only`` marks the joins of select_related(),
+        which only read the related row: they are LEFT OUTER even through a non-null
+        key. Over an enforced foreign key both kinds return the same rows, but only an
+        outer join pins the join order: planners may start an INNER JOIN from the
+        related table, and MariaDB does (a full scan of it, a temporary table and a
+        filesort instead of walking the queried table's index under ORDER BY ... LIMIT).
+        SQLAlchemy's joinedload() and Tortoise make the same choice. When a filter,
+        ordering or value later goes through such a join, it becomes INNER again, so
+        the SQL of those queries is what it would be without select_related().
+        """
         alias = self.base
         left = False
         for step in steps:
@@ -97,12 +112,18 @@ class SQLCompiler:
             existing = self.joins.get(step.key)
             if existing is None:
                 new = self.quote(f"{self.base_alias_prefix}{len(self.joins) + 1}")
-                kind = "LEFT OUTER JOIN" if left else "INNER JOIN"
+                if fetch_only and not left:
+                    self._fetch_only[step.key] = len(self.join_sql)
+                kind = "LEFT OUTER JOIN" if left or fetch_only else "INNER JOIN"
                 self.join_sql.append(
                     f"{kind} {self.quote(step.model._meta.table)} AS {new} ON "
                     f"{new}.{self.quote(step.rhs_column)} = {alias}.{self.quote(step.lhs_column)}"
                 )
                 self.joins[step.key] = existing = new
+            elif not left and not fetch_only and step.key in self._fetch_only:
+                index = self._fetch_only.pop(step.key)
+                outer = self.join_sql[index]
+                self.join_sql[index] = "INNER JOIN" + outer.removeprefix("LEFT OUTER JOIN")
             alias = existing
         return str(alias)
 
@@ -227,7 +248,9 @@ class SQLCompiler:
                         *path.steps,
                         JoinStep(prefix, model, fk.column, model._meta.pk.column, nullable, False),
                     )
-                    alias = self.join(steps)
+                    # Rows locked by FOR UPDATE include the related ones, and PostgreSQL
+                    # refuses to lock the nullable side of an outer join: stay INNER then.
+                    alias = self.join(steps, fetch_only=q.for_update is None)
                     rfields = model._meta.concrete_fields
                     child = self._layout(model, rfields, len(cols), fk.name)
                     cols.extend(f"{alias}.{qn(f.column)}" for f in rfields)
@@ -318,6 +341,11 @@ class SQLCompiler:
         """Render ``SELECT COUNT(*)`` for the query (wrapping sliced/distinct/grouped ones)."""
         q = self.query
         if q.is_sliced or q.distinct or q.annotations or q.values_fields is not None:
+            if q.select_related:
+                # The related columns repeat names ("id") that a derived table refuses
+                # (MySQL error 1060), and following a foreign key never changes the count.
+                self.query = q = q.clone()
+                q.select_related = ()
             inner = self.select_sql()
             return f"SELECT COUNT(*) FROM ({inner}) {self.quote('subquery')}"
         where = self.where_sql(q.where)
