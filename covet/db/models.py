@@ -105,6 +105,74 @@ def _register(model: type[Model]) -> None:
         entry[2](model)
 
 
+#: ``Options.cache`` key of the model's :func:`_clean_plan` (dropped with the cache).
+_CLEAN_PLAN = "full_clean_plan"
+
+
+def _clean_plan(meta: Options) -> list[tuple[str, str, bool, Callable[[Any], Any]]]:
+    """Return ``(name, attname, filled_later, clean)`` per concrete field, for full_clean().
+
+    Worked out once per model because ``full_clean()`` runs for every object
+    saved or bulk-created: ``filled_later`` marks fields whose ``None`` the
+    database (auto keys) or ``pre_save()`` (``auto_now``) replaces, and
+    ``clean`` is the field's bound ``clean`` or, when the field checks nothing
+    beyond its type and ``check_value()``, the same checks without the
+    ``validate()`` step.
+    """
+    return [
+        (
+            field.name,
+            field.attname,
+            bool(
+                field.auto_created
+                or getattr(field, "auto_now", False)
+                or getattr(field, "auto_now_add", False)
+            ),
+            _type_only_clean(field) if _checks_type_only(field) else field.clean,
+        )
+        for field in meta.concrete_fields
+    ]
+
+
+def _checks_type_only(field: Field[Any]) -> bool:
+    """Return whether ``field.clean()`` is the base one and ``validate()`` adds nothing.
+
+    Then ``validate()`` reports only what ``check_value()`` returns: the field
+    has no choices and no validators, and neither method is overridden.
+    """
+    cls = type(field)
+    return (
+        cls.clean is Field.clean
+        and cls.validate is Field.validate
+        and field.choices is None
+        and not field.validators
+    )
+
+
+def _type_only_clean(field: Field[Any]) -> Callable[[Any], Any]:
+    """Return ``Field.clean`` for a field whose ``validate()`` is its ``check_value()`` alone."""
+    to_python = field.to_python
+    check = field.check_value if type(field).check_value is not Field.check_value else None
+    name, null = field.name, field.null
+
+    def clean(value: Any) -> Any:
+        if value is None:
+            if not null:
+                raise ValidationError({name: ["This field cannot be null."]})
+            return None
+        try:
+            value = to_python(value)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise ValidationError({name: [str(exc)]}) from None
+        if check is not None:
+            problems = check(value)
+            if problems:
+                raise ValidationError({name: list(problems)})
+        return value
+
+    return clean
+
+
 class ModelState:
     """Per-instance bookkeeping: the database alias, whether unsaved, and loaded relations."""
 
@@ -363,23 +431,22 @@ class Model:
         Raises:
             ValidationError: With ``error_dict`` holding every bad field.
         """
-        skip = set(exclude)
+        skip = set(exclude) if exclude else ()
         errors: dict[str, list[str]] = {}
         values = self.__dict__
-        for field in self._meta.concrete_fields:
-            if field.name in skip or field.attname not in values:
+        plan = self._meta.cache.get(_CLEAN_PLAN)
+        if plan is None:
+            plan = self._meta.cache[_CLEAN_PLAN] = _clean_plan(self._meta)
+        for name, attname, filled_later, clean in plan:
+            if attname not in values or name in skip:
                 continue
-            value = values[field.attname]
-            if value is None and (
-                field.auto_created
-                or getattr(field, "auto_now", False)
-                or getattr(field, "auto_now_add", False)
-            ):
+            value = values[attname]
+            if value is None and filled_later:
                 continue  # filled in by the database (auto key) or by pre_save() (auto_now)
             try:
-                values[field.attname] = field.clean(value)
+                values[attname] = clean(value)
             except ValidationError as exc:
-                errors.setdefault(field.name, []).extend(exc.messages)
+                errors.setdefault(name, []).extend(exc.messages)
         if errors:
             raise ValidationError(errors)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import operator
 from collections import namedtuple
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -41,9 +42,25 @@ from covet.db.exceptions import (
     IntegrityError,
     ObjectDoesNotExist,
     ProtectedError,
+    ValidationError,
 )
 from covet.db.expressions import Aggregate, Expression, Q
-from covet.db.fields import CASCADE, PROTECT, Field, ForeignKey
+from covet.db.fields import (
+    CASCADE,
+    PROTECT,
+    BinaryField,
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    Field,
+    FloatField,
+    ForeignKey,
+    IntegerField,
+    TextField,
+    TimeField,
+    UUIDField,
+)
 from covet.db.models import Model, ModelState
 from covet.exceptions import ImproperlyConfigured
 
@@ -975,15 +992,23 @@ class QuerySet(Generic[T]):
         items = list(objs)
         if not items:
             return items
-        meta = self.model._meta
+        model = self.model
+        meta = model._meta
         db = self._db()
         ops, features = db.ops, db.features
+        fks = [f for f in meta.concrete_fields if isinstance(f, ForeignKey)]
+        # Model.full_clean() cleans every value in place, so the fast row builder may skip a
+        # second to_python(); a model with its own full_clean() promises no such thing.
+        cleaned = model.full_clean is Model.full_clean
         for obj in items:
-            if not isinstance(obj, self.model):
-                raise TypeError(f"bulk_create() got {obj!r}, not a {self.model.__name__}.")
-            _prepare_for_insert(obj)
-        with_pk = [o for o in items if o.pk is not None]  # type: ignore[attr-defined]
-        without_pk = [o for o in items if o.pk is None]  # type: ignore[attr-defined]
+            if not isinstance(obj, model):
+                raise TypeError(f"bulk_create() got {obj!r}, not a {model.__name__}.")
+            if fks:
+                _sync_fk_ids(obj, fks)
+            obj.full_clean()
+        pk_attname = meta.pk.attname
+        with_pk = [o for o in items if o.__dict__.get(pk_attname) is not None]
+        without_pk = [o for o in items if o.__dict__.get(pk_attname) is None]
         async with transaction(self._using):
             for group, include_pk in ((with_pk, True), (without_pk, False)):
                 if not group:
@@ -992,16 +1017,19 @@ class QuerySet(Generic[T]):
                 returning = not include_pk and features.can_return_rows_from_bulk_insert
                 size = batch_size or ops.bulk_batch_size(len(fields), len(group))
                 size = max(1, min(size, features.max_query_params // max(1, len(fields))))
+                limit = features.max_cacheable_statement_size
+                if batch_size is None and limit is not None and len(group) > 1:
+                    size = _cacheable_batch_size(model, fields, ops, returning, size, limit)
+                    size = _even_batch_size(len(group), size)
+                build = _insert_params_builder(fields, ops, cleaned=cleaned)
+                conv = meta.pk.from_db_converter(ops) if returning else None
                 for batch in _batches(group, size):
-                    rows = [[f.get_db_prep_value(f.pre_save(o, True), ops) for f in fields]
-                            for o in batch]  # fmt: skip
-                    sql = compile_insert(self.model, fields, rows, ops, returning=returning)
-                    params = [v for row in rows for v in row]
+                    sql = compile_insert(model, fields, batch, ops, returning=returning)
+                    params = build(batch)
                     if returning:
                         result = await _run_fetch_all(db, sql, params)
-                        conv = meta.pk.from_db_converter(ops)
                         for o, r in zip(batch, result, strict=True):
-                            o.pk = conv(r[0]) if conv is not None else r[0]
+                            o.__dict__[pk_attname] = conv(r[0]) if conv is not None else r[0]
                     else:
                         await _run_execute(db, sql, params)
         for o in items:
@@ -1081,6 +1109,142 @@ def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _cacheable_batch_size(
+    model: type[Model],
+    fields: Sequence[Field[Any]],
+    ops: Any,
+    returning: bool,
+    size: int,
+    limit: int,
+) -> int:
+    """Return at most ``size`` rows whose INSERT is at most ``limit`` characters long.
+
+    A driver that keeps prepared statements only below a length (asyncpg) would
+    otherwise prepare a large INSERT again on every call, which costs more
+    client CPU than a second, cached statement. The average row width of the
+    ``size``-row statement bounds the width of the rows of any shorter one
+    (placeholder numbers only grow), so the estimate never overshoots.
+    """
+    full = len(compile_insert(model, fields, range(size), ops, returning=returning))
+    if full <= limit or size == 1:
+        return size
+    one = len(compile_insert(model, fields, range(1), ops, returning=returning))
+    per_row = (full - one) / (size - 1)
+    return max(1, min(size, int((limit - one) // per_row) + 1))
+
+
+def _even_batch_size(n: int, size: int) -> int:
+    """Return the batch size that splits ``n`` rows into as few, equally long, batches.
+
+    Equal batches share one statement shape (1,000 rows at most 600 each: two of
+    500, not 600 + 400), so a statement cache holds one entry for them.
+    """
+    batches = -(-n // size)
+    return -(-n // batches)
+
+
+#: ``to_python()`` implementations that return a value they already produced unchanged:
+#: after ``full_clean()`` stored their result, ``Field.get_prep_value()`` would only
+#: repeat them.
+_STABLE_TO_PYTHON: frozenset[Callable[..., Any]] = frozenset(
+    {
+        Field.to_python,
+        IntegerField.to_python,
+        FloatField.to_python,
+        BooleanField.to_python,
+        CharField.to_python,
+        TextField.to_python,
+        DateField.to_python,
+        TimeField.to_python,
+        DateTimeField.to_python,
+        UUIDField.to_python,
+        BinaryField.to_python,
+    }
+)
+
+
+def _prepared_after_clean(field: Field[Any]) -> bool:
+    """Return whether a cleaned value of ``field`` needs only the backend's adapter to bind.
+
+    True when the field uses the base ``pre_save()``/``get_prep_value()``/
+    ``get_db_prep_value()`` and a stable ``to_python()`` (a ForeignKey: its
+    target key's), so ``get_db_prep_value(pre_save(obj))`` is ``adapter(value)``.
+    """
+    cls = type(field)
+    # DateTimeField.pre_save() only differs from the base one when it stamps the time.
+    plain_pre_save = cls.pre_save is Field.pre_save or (
+        cls.pre_save is DateTimeField.pre_save
+        and not getattr(field, "auto_now", False)
+        and not getattr(field, "auto_now_add", False)
+    )
+    if not (
+        plain_pre_save
+        and cls.get_prep_value is Field.get_prep_value
+        and cls.get_db_prep_value is Field.get_db_prep_value
+    ):
+        return False
+    if isinstance(field, ForeignKey):
+        target = field.target_field
+        return (
+            cls.to_python is ForeignKey.to_python
+            and type(target).to_python in _STABLE_TO_PYTHON
+            and (type(target).get_prep_value is Field.get_prep_value)
+        )
+    return cls.to_python in _STABLE_TO_PYTHON
+
+
+def _insert_params_builder(
+    fields: Sequence[Field[Any]], ops: Any, *, cleaned: bool
+) -> Callable[[Sequence[Model]], list[Any]]:
+    """Return a function turning a batch of objects into the flat parameters of an INSERT.
+
+    The per-field decisions (which fields bind their cleaned value as it is,
+    which go through the backend's adapter, which need the full
+    ``get_db_prep_value(pre_save(obj))``) are made once here, not per object.
+    ``cleaned`` says every object has just been through ``Model.full_clean()``.
+    """
+    attnames = [f.attname for f in fields]
+    # (position, field, adapter): fields whose value needs more than reading it.
+    adapted: list[tuple[int, Field[Any], Callable[[Any], Any]]] = []
+    generic: list[tuple[int, Field[Any]]] = []
+    for i, field in enumerate(fields):
+        if cleaned and _prepared_after_clean(field):
+            adapter = ops.get_adapter(field.internal_type)
+            if adapter is not None:
+                adapted.append((i, field, adapter))
+        else:
+            generic.append((i, field))
+    width = len(fields)
+    read = operator.itemgetter(*attnames) if width > 1 else None
+
+    def build(batch: Sequence[Model]) -> list[Any]:
+        params: list[Any] = []
+        extend = params.extend
+        for obj in batch:
+            values = obj.__dict__
+            if read is not None:
+                try:
+                    row = list(read(values))
+                except KeyError:  # a deferred field: pre_save() reads it as None
+                    row = [values.get(a) for a in attnames]
+            else:
+                row = [values.get(a) for a in attnames]
+            for i, field in generic:
+                row[i] = field.get_db_prep_value(field.pre_save(obj, True), ops)
+            for i, field, adapter in adapted:
+                value = row[i]
+                if value is not None:
+                    try:
+                        row[i] = adapter(value)
+                    except ValueError as exc:
+                        # As Field.get_db_prep_value(): name the field the adapter refused.
+                        raise ValidationError({field.name or "value": [str(exc)]}) from None
+            extend(row)
+        return params
+
+    return build
+
+
 async def _check_protected(
     model: type[Model],
     pk_values: QuerySet[Any],
@@ -1112,16 +1276,17 @@ async def _check_protected(
 # -- instance persistence ------------------------------------------------------------------------
 
 
-def _prepare_for_insert(obj: Model) -> None:
-    """Copy related objects' new keys and validate before an INSERT."""
-    _sync_fk_ids(obj)
-    obj.full_clean()
+def _sync_fk_ids(obj: Model, fks: Sequence[Field[Any]] | None = None) -> None:
+    """Copy the keys of assigned related objects into empty ``<fk>_id`` values.
 
-
-def _sync_fk_ids(obj: Model) -> None:
+    ``fks`` is the model's ForeignKey fields when the caller has them at hand
+    (``bulk_create()`` works them out once per call).
+    """
     cache = obj._state.cache
-    for field in obj._meta.concrete_fields:
-        if isinstance(field, ForeignKey) and obj.__dict__.get(field.attname) is None:
+    if fks is None:
+        fks = [f for f in obj._meta.concrete_fields if isinstance(f, ForeignKey)]
+    for field in fks:
+        if obj.__dict__.get(field.attname) is None:
             related = cache.get(field.name)
             if related is not None and related.pk is not None:
                 obj.__dict__[field.attname] = related.pk

@@ -79,6 +79,9 @@ class PostgresFeatures(BaseFeatures):
     transaction_aborts_on_error = True
     # How many bound parameters per statement? (the protocol's Int16 count)
     max_query_params = 32767
+    # How long may a statement be and still stay prepared? (asyncpg's default
+    # max_cacheable_statement_size, 15 KiB: longer ones are prepared anew on every call)
+    max_cacheable_statement_size = 15 * 1024
     # The oldest PostgreSQL covet supports.
     minimum_version = (12,)
 

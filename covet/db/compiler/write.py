@@ -26,12 +26,15 @@ _insert_cache: dict[tuple[Any, ...], str] = {}
 def compile_insert(
     model: type[Model],
     fields: Sequence[Field[Any]],
-    rows: Sequence[Sequence[Any]],
+    rows: Sequence[object],
     ops: Any,
     *,
     returning: bool,
 ) -> str:
-    """Render a (multi-row) INSERT; the values in ``rows`` are only counted here."""
+    """Render a (multi-row) INSERT of one row per item of ``rows`` (only counted here).
+
+    ``rows`` may hold the rows' values or the objects they come from.
+    """
     key = (ops, model, tuple(f.column for f in fields), len(rows), returning)
     sql = _insert_cache.get(key)
     if sql is None:

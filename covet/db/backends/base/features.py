@@ -36,6 +36,8 @@ class BaseFeatures:
     transaction_aborts_on_error: bool = False
     # How many bound parameters may one statement carry?
     max_query_params: int = 999
+    # How long may a statement be for the driver to keep it prepared? (None: any length)
+    max_cacheable_statement_size: int | None = None
     # How many significant digits of a decimal does the database keep exactly? (None: all
     # the column's max_digits; a backend with a limit refuses longer values, never rounds)
     max_exact_decimal_digits: int | None = None
