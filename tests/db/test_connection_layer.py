@@ -13,14 +13,14 @@ import asyncio
 import pytest
 
 from covet.db.backends.base.connection import _OpLock
-from covet.db.backends.base.pool import _Slots
+from covet.db.backends.base.slots import FifoSlots
 from covet.db.exceptions import InterfaceError, PoolTimeout
 
-# -- _Slots ------------------------------------------------------------------------------------
+# -- FifoSlots----------------------------------------------------------------------------------
 
 
 async def test_slots_serve_waiters_in_arrival_order():
-    slots = _Slots(1)
+    slots = FifoSlots(1)
     slots.free -= 1
     order: list[int] = []
 
@@ -40,7 +40,7 @@ async def test_slots_serve_waiters_in_arrival_order():
 
 
 async def test_slots_release_hands_over_so_no_newcomer_jumps_the_queue():
-    slots = _Slots(1)
+    slots = FifoSlots(1)
     slots.free -= 1
     waiter = asyncio.create_task(slots.wait())
     await asyncio.sleep(0)
@@ -53,7 +53,7 @@ async def test_slots_release_hands_over_so_no_newcomer_jumps_the_queue():
 
 
 async def test_slot_handed_to_a_cancelled_waiter_passes_to_the_next():
-    slots = _Slots(1)
+    slots = FifoSlots(1)
     slots.free -= 1
     first = asyncio.create_task(slots.wait())
     second = asyncio.create_task(slots.wait())
@@ -67,7 +67,7 @@ async def test_slot_handed_to_a_cancelled_waiter_passes_to_the_next():
 
 
 async def test_cancelled_waiter_leaves_the_queue():
-    slots = _Slots(1)
+    slots = FifoSlots(1)
     slots.free -= 1
     waiter = asyncio.create_task(slots.wait())
     await asyncio.sleep(0)

@@ -6,13 +6,14 @@ import abc
 import asyncio
 import contextlib
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from covet.db.backends.base.records import Record, is_read_only_sql, make_index
+from covet.db.backends.base.slots import FifoSlots
 from covet.db.exceptions import DatabaseError, InterfaceError
 
 if TYPE_CHECKING:
+    from collections import deque
     from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 
     from covet.db.backends.base.backend import BaseBackend
@@ -30,33 +31,36 @@ class _OpLock:
     clear error instead.
 
     Not an ``asyncio.Lock``: every statement takes this lock, and the uncontended
-    case should cost a flag test. Two rules keep it that cheap and still correct:
+    case should cost a counter test. It is one :class:`FifoSlots` slot (taken
+    inline when free, which jumps no queue), plus one rule:
 
-    * A release hands the lock straight to the first waiter (``busy`` stays
-      True), so waiters only ever queue while ``busy`` is True; ``not busy``
-      therefore proves nobody is queued and :meth:`try_take` cannot jump the queue.
     * Only holders that give control back to their task's caller while holding
       the lock (a stream yielding rows, via ``async with``) record themselves as
-      :attr:`owner`. :meth:`BaseConnection._run` takes the lock with
-      :meth:`try_take` and records nobody: while its statement runs, its task is
-      suspended in the driver call and cannot start another statement, so it can
-      never be the task that re-enters. The current task is thus looked up only
-      when the lock is contended.
+      :attr:`owner`. :meth:`BaseConnection._run` takes the slot inline and
+      records nobody: while its statement runs, its task is suspended in the
+      driver call and cannot start another statement, so it can never be the
+      task that re-enters. The current task is thus looked up only when the
+      lock is contended.
     """
 
-    __slots__ = ("busy", "owner", "waiters")
+    __slots__ = ("owner", "slot")
 
     def __init__(self) -> None:
-        self.busy = False
+        self.slot = FifoSlots(1)
         #: The task streaming a result while holding the lock, when there is one.
         self.owner: asyncio.Task[Any] | None = None
-        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiters(self) -> deque[asyncio.Future[None]]:
+        """The turns queued for the lock."""
+        return self.slot.waiters
 
     def try_take(self) -> bool:
         """Take the lock when it is free (then nobody waits for it); False when it is busy."""
-        if self.busy:
+        slot = self.slot
+        if not slot.free:
             return False
-        self.busy = True
+        slot.free = 0
         return True
 
     async def wait(self) -> asyncio.Task[Any] | None:
@@ -72,30 +76,13 @@ class _OpLock:
                 "same task. Finish (or break out of) the iterate() loop first, or fetch_all() "
                 "the rows you need before running other statements."
             )
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                # Handed the lock, then cancelled before running: pass it on.
-                self.release()
-            else:
-                with contextlib.suppress(ValueError):  # release() may have dropped it already
-                    self.waiters.remove(waiter)
-            raise
+        await self.slot.wait()
         return task
 
     def release(self) -> None:
         """Hand the lock to the first waiter still waiting, or free it."""
         self.owner = None
-        waiters = self.waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.busy = False
+        self.slot.release()
 
     async def __aenter__(self) -> None:
         if self.try_take():
@@ -108,7 +95,7 @@ class _OpLock:
 
     def locked(self) -> bool:
         """Tell whether a statement is running."""
-        return self.busy
+        return not self.slot.free
 
 
 class BaseConnection(abc.ABC):
@@ -246,12 +233,13 @@ class BaseConnection(abc.ABC):
 
     async def _run(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         lock = self._lock
-        # _OpLock.try_take() and release() inlined rather than ``async with``, which would
+        slot = lock.slot
+        # The slot is taken and given back inline rather than ``async with``, which would
         # add two coroutines and a current-task lookup to every statement (see _OpLock).
-        if lock.busy:
-            await lock.wait()
+        if slot.free:
+            slot.free = 0
         else:
-            lock.busy = True
+            await lock.wait()
         try:
             return await method(*args)
         except Exception as exc:
@@ -267,11 +255,12 @@ class BaseConnection(abc.ABC):
             raise
         finally:
             self.fresh = False
-            if lock.waiters:
-                lock.release()
+            # No owner to clear: a lock taken here never records one. FifoSlots.release()
+            # only when someone waits: otherwise it is this one increment.
+            if slot.waiters:
+                slot.release()
             else:
-                # No owner to clear: a lock taken here never records one.
-                lock.busy = False
+                slot.free = 1
 
     def _fail(self, exc: Exception) -> DatabaseError:
         if isinstance(exc, DatabaseError):

@@ -9,6 +9,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from covet.db.backends.base.errors import pool_timeout_error
+from covet.db.backends.base.slots import FifoSlots
 from covet.db.exceptions import InterfaceError
 
 if TYPE_CHECKING:
@@ -28,52 +29,6 @@ class PoolStats(NamedTuple):
     size: int
     idle: int
     max_size: int
-
-
-class _Slots:
-    """A FIFO counting semaphore whose uncontended acquire is one counter decrement.
-
-    ``asyncio.Semaphore`` (3.11) builds a generator in ``locked()`` and again in
-    ``acquire()`` to skip cancelled waiters; on the path of every statement that
-    cost as much as the rest of the checkout. Here a release hands its slot
-    straight to the first live waiter instead of incrementing :attr:`free`, so
-    waiters are only ever queued while ``free == 0``: ``free > 0`` therefore
-    proves the queue is empty, and taking a slot then (``free -= 1``, which
-    :meth:`ConnectionPool.acquire` does inline) cannot jump it: first come, first
-    served, as with the semaphore.
-    """
-
-    __slots__ = ("free", "waiters")
-
-    def __init__(self, count: int) -> None:
-        self.free = count
-        self.waiters: deque[asyncio.Future[None]] = deque()
-
-    async def wait(self) -> None:
-        """Queue until a release hands this task a slot (the caller arms any timeout)."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                # Handed a slot, then cancelled (or timed out) before running: pass it on,
-                # or the slot would leak.
-                self.release()
-            else:
-                with contextlib.suppress(ValueError):  # release() may have dropped it already
-                    self.waiters.remove(waiter)
-            raise
-
-    def release(self) -> None:
-        """Give a slot back: to the first waiter still waiting, else to the free count."""
-        waiters = self.waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.free += 1
 
 
 class ConnectionPool(Generic[C]):
@@ -124,7 +79,7 @@ class ConnectionPool(Generic[C]):
         self.recycle = recycle
         # Whether a checkout must read the clock (age or idle-time rules).
         self._timed = ping_after is not None or recycle is not None
-        self._slots = _Slots(max_size)
+        self._slots = FifoSlots(max_size)
         self._idle: deque[C] = deque()
         self._open: set[C] = set()
         self._generation = 0
@@ -157,7 +112,7 @@ class ConnectionPool(Generic[C]):
             raise InterfaceError(f"The connection pool of {self.name} is closed. Call connect().")
         slots = self._slots
         if slots.free:
-            # A free slot proves nobody is queued (see _Slots), so taking it jumps no queue and
+            # A free slot proves nobody is queued (see FifoSlots), so taking it jumps no queue and
             # needs no timer: one decrement on the path of every statement.
             slots.free -= 1
         else:
@@ -255,15 +210,7 @@ class ConnectionPool(Generic[C]):
             task.add_done_callback(self._tasks.discard)
             await asyncio.shield(task)
             return
-        # _return() inlined: this is the path of every statement outside a transaction.
-        if self.ping_after is not None:
-            conn.idle_since = time.monotonic()
-        self._idle.append(conn)
-        slots = self._slots
-        if slots.waiters:
-            slots.release()
-        else:
-            slots.free += 1
+        self._return(conn)
 
     async def _reset_and_return(self, conn: C) -> None:
         try:
@@ -286,8 +233,7 @@ class ConnectionPool(Generic[C]):
         if slots.waiters:
             slots.release()
         else:
-            # _Slots.release() inlined for the common case: nobody waits.
-            slots.free += 1
+            slots.free += 1  # FifoSlots.release() when nobody waits, inline: every statement
 
     async def close(self) -> None:
         """Close idle connections, wait up to ``timeout`` for the rest, then close them too."""
