@@ -18,6 +18,7 @@ import pytest
 
 from covet import Covet, HTTPException, JSONResponse, PlainTextResponse, Request, StreamingResponse
 from covet.background import BackgroundTask
+from tests.asgi import http_scope
 
 if TYPE_CHECKING:
     from covet.types import ASGIApp, Message, Receive, Scope, Send
@@ -101,20 +102,7 @@ def build(*, stacked: bool, debug: bool = False) -> tuple[Covet, list[str]]:
 async def serve(
     app: Covet, path: str, method: str = "GET", accept: bytes = b"*/*"
 ) -> tuple[list[Message], BaseException | None]:
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"accept", accept)],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(path, method=method, headers=[(b"accept", accept)])
     sent: list[Message] = []
     requested = False
     never = asyncio.Event()

@@ -9,26 +9,14 @@ from covet import Covet, PlainTextResponse, Request, Router, WebSocket
 from covet.exceptions import ImproperlyConfigured, WebSocketDisconnect
 from covet.routing import Mount, NoMatchFound, Route, WebSocketRoute, _Group
 from covet.testing import TestClient
+from tests.asgi import http_scope
 
 
 async def call_asgi(
     app: Any, path: str, *, method: str = "GET", headers: list[tuple[bytes, bytes]] | None = None
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     """Drive ``app`` with one raw ASGI request; return status, headers and body."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *(headers or [])],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(path, method=method, headers=headers or [])
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
