@@ -422,6 +422,25 @@ class FloatField(Field[_V]):
         return float(value)
 
 
+def parse_decimal(value: Any) -> decimal.Decimal:
+    """Return ``value`` (a number or numeric text) as a finite ``Decimal``, or raise ``ValueError``.
+
+    A float goes through its shortest ``repr`` (``0.1`` becomes ``Decimal("0.1")``,
+    not the binary expansion); booleans, NaN and infinities are refused.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"Value {value!r} is not a decimal number.")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        result = decimal.Decimal(value)
+    except (decimal.InvalidOperation, TypeError):
+        raise ValueError(f"Value {value!r} is not a decimal number.") from None
+    if not result.is_finite():
+        raise ValueError(f"Value {value!r} is not a finite decimal number.")
+    return result
+
+
 class DecimalField(Field[_V]):
     """A fixed-precision decimal number.
 
@@ -465,17 +484,7 @@ class DecimalField(Field[_V]):
 
     def to_python(self, value: Any) -> decimal.Decimal:
         """Return ``value`` as this field's canonical Python type, or raise ``ValueError``."""
-        if isinstance(value, bool):
-            raise ValueError(f"Value {value!r} is not a decimal number.")
-        if isinstance(value, float):
-            value = repr(value)
-        try:
-            result = decimal.Decimal(value)
-        except (decimal.InvalidOperation, TypeError):
-            raise ValueError(f"Value {value!r} is not a decimal number.") from None
-        if not result.is_finite():
-            raise ValueError(f"Value {value!r} is not a finite decimal number.")
-        return result
+        return parse_decimal(value)
 
     def check_value(self, value: Any) -> list[str]:
         """Return the problems with an already canonical value."""

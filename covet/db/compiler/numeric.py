@@ -32,6 +32,7 @@ from covet.db.fields import (
     FloatField,
     IntegerField,
     SmallIntegerField,
+    parse_decimal,
 )
 
 __all__ = ("ExpressionDecimalField", "arithmetic_field", "numeric_field", "numeric_value")
@@ -67,17 +68,7 @@ class ExpressionDecimalField(Field[decimal.Decimal]):
 
     def to_python(self, value: Any) -> decimal.Decimal:
         """Return ``value`` as a ``Decimal`` (to compare an annotation), or raise ``ValueError``."""
-        if isinstance(value, bool):
-            raise ValueError(f"Value {value!r} is not a decimal number.")
-        if isinstance(value, float):
-            value = repr(value)
-        try:
-            result = decimal.Decimal(value)
-        except (decimal.InvalidOperation, TypeError):
-            raise ValueError(f"Value {value!r} is not a decimal number.") from None
-        if not result.is_finite():
-            raise ValueError(f"Value {value!r} is not a finite decimal number.")
-        return result
+        return parse_decimal(value)
 
     def from_db_value(self, value: Any) -> decimal.Decimal:
         """Return a result read back as a ``Decimal``, quantized to ``scale`` when known."""
