@@ -11,13 +11,13 @@ from typing import Any
 try:  # the fastest serializer available, as covet itself uses (covet._json)
     import orjson
 
-    def _dumps(obj: Any) -> bytes:
+    def dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
 
 except ImportError:  # pragma: no cover - orjson is the "fast" extra
     import json
 
-    def _dumps(obj: Any) -> bytes:
+    def dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
@@ -33,21 +33,27 @@ async def _respond(send: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -
     await send({"type": "http.response.body", "body": body})
 
 
+async def serve_lifespan(receive: Any, send: Any) -> None:
+    """Answer the server's lifespan startup and shutdown (there is nothing to set up)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     path = scope["path"]
     if path == "/plaintext":
         await _respond(send, _PLAIN, _PLAIN_HEADERS)
         return
     if path == "/json":
-        body = _dumps({"message": "Hello, World!"})
+        body = dumps({"message": "Hello, World!"})
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         await _respond(send, body, headers)
         return
@@ -59,7 +65,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     prefix, _, tail = path[1:].partition("/")
     if prefix.startswith("r") and tail.isdigit() and prefix[1:].isdigit():
-        body = _dumps({"route": int(prefix[1:]), "id": int(tail)})
+        body = dumps({"route": int(prefix[1:]), "id": int(tail)})
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         await _respond(send, body, headers)
         return

@@ -23,7 +23,6 @@ root (about 4 minutes with the defaults)::
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import signal
@@ -35,25 +34,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.http.run import MAIN_APPS, free_port, python_env, warm_bytecode  # noqa: E402
+from benchmarks.http.run import SERVERS as PEERS  # noqa: E402
+
 SERVERS = {
-    "bare": "benchmarks.http.bare_app:app",
-    "starlette": "benchmarks.http.starlette_app:app",
-    "covet": "benchmarks.http.covet_app:app",
+    **{name: PEERS[name] for name in MAIN_APPS},
     # Not a peer: the floor for any framework with request and response objects.
     "minimal": "benchmarks.http.minimal_app:app",
 }
-DEFAULT_APPS = ("bare", "starlette", "covet")
 PATHS = ("/plaintext", "/json", "/r99/12345", "/static99")
 _LENGTH = re.compile(rb"content-length: *(\d+)", re.IGNORECASE)
 _COLLECTED = re.compile(rb"Collected : (\d+)")
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on the loopback interface now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def connect(port: int, process: subprocess.Popen[bytes]) -> socket.socket:
@@ -98,8 +91,7 @@ def count_instructions(app: str, path: str, requests: int, workdir: Path) -> int
     port = free_port()
     out = workdir / f"callgrind.{app}.{requests}"
     # A fixed hash seed: string hashing must not change the count from one run to the next.
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "covet-bench-pycache")
+    env = {**python_env(), "PYTHONHASHSEED": "0"}
     command = [
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
         sys.executable, "-m", "uvicorn", SERVERS[app],
@@ -129,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--only",
-        default=",".join(DEFAULT_APPS),
+        default=",".join(MAIN_APPS),
         help=f"comma-separated apps among {', '.join(SERVERS)} (minimal: /plaintext, /json)",
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
@@ -145,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown app(s) {unknown}; choose from {', '.join(SERVERS)}")
     paths = [path.strip() for path in args.paths.split(",") if path.strip()]
 
+    # Compiled once beforehand, so the short run does not pay for bytecode the long one reuses.
+    warm_bytecode([SERVERS[app] for app in apps])
     per_request: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory(prefix="covet-callgrind-") as tmp:
         for path in paths:

@@ -14,17 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    import orjson
-
-    def _dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-
-except ImportError:  # pragma: no cover - orjson is the "fast" extra
-    import json
-
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
+from benchmarks.http.bare_app import dumps, serve_lifespan
 
 
 class Request:
@@ -53,7 +43,7 @@ async def plaintext(request: Request) -> Response:
 
 
 async def json_endpoint(request: Request) -> Response:
-    return Response(_dumps({"message": "Hello, World!"}), b"application/json")
+    return Response(dumps({"message": "Hello, World!"}), b"application/json")
 
 
 ROUTES = {"/plaintext": {"GET": plaintext}, "/json": {"GET": json_endpoint}}
@@ -62,13 +52,8 @@ HOSTS = {b"127.0.0.1", b"localhost"}
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     host = b""
     for name, value in scope["headers"]:
         if name == b"host":
