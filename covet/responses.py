@@ -221,32 +221,26 @@ class Response:
         body = getattr(self, "body", None)
         status_code = self.status_code
         media_type = self.media_type
-        if not headers and status_code == 200 and body is not None and media_type is not None:
-            # The common case, built in one step (this runs for every response).
-            self._raw = [
-                (b"content-length", b"%d" % len(body)),
-                _content_type_header(media_type, self.charset),
-            ]
+        # (__init__ builds the common case, a 200 with no extra headers, itself.)
+        raw: list[tuple[bytes, bytes]]
+        given: Set[bytes]
+        if headers:
+            raw = Headers(headers=headers).raw  # names lowercased, names and values checked
+            given = {name for name, _ in raw}
         else:
-            raw: list[tuple[bytes, bytes]]
-            given: Set[bytes]
-            if headers:
-                raw = Headers(headers=headers).raw  # names lowercased, names and values checked
-                given = {name for name, _ in raw}
-            else:
-                raw = []
-                given = _NO_NAMES
-            if (
-                body is not None
-                and status_code >= 200
-                and status_code != 204
-                and status_code != 304
-                and b"content-length" not in given
-            ):
-                raw.append((b"content-length", b"%d" % len(body)))
-            if media_type is not None and b"content-type" not in given:
-                raw.append(_content_type_header(media_type, self.charset))
-            self._raw = raw
+            raw = []
+            given = _NO_NAMES
+        if (
+            body is not None
+            and status_code >= 200
+            and status_code != 204
+            and status_code != 304
+            and b"content-length" not in given
+        ):
+            raw.append((b"content-length", b"%d" % len(body)))
+        if media_type is not None and b"content-type" not in given:
+            raw.append(_content_type_header(media_type, self.charset))
+        self._raw = raw
         if not self._raw_checked:  # called again after the old list was handed out
             self._header_view = None
             self._raw_checked = True
