@@ -369,11 +369,6 @@ class Router(_RouteDecorators):
         a route directly when no middleware sits in between.
         """
         index = self._http or self._build()[0]
-        entry = index.static.get(path)
-        if entry is not None:
-            route = entry.methods.get(method)
-            if isinstance(route, Route):  # a static path: nothing to convert
-                return route, {}
         _, found, params, _ = self._resolve(index, path, method)
         return (found, params) if isinstance(found, Route) else None
 
