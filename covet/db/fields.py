@@ -486,13 +486,20 @@ class DecimalField(Field[_V]):
         """Return ``value`` as this field's canonical Python type, or raise ``ValueError``."""
         return parse_decimal(value)
 
-    def check_value(self, value: Any) -> list[str]:
-        """Return the problems with an already canonical value."""
+    def _too_large(self, value: decimal.Decimal) -> str | None:
+        """Say what is wrong with a value that has too many digits before the point, else None."""
         whole = self.max_digits - self.decimal_places
         # adjusted() is the exponent of the leading digit: no arithmetic, so 1E+30 is
-        # reported here instead of overflowing a quantize() below.
+        # caught here instead of overflowing a quantize().
         if value and value.adjusted() >= whole:
-            return [f"Value {value!r} has more than {whole} digits before the decimal point."]
+            return f"Value {value!r} has more than {whole} digits before the decimal point."
+        return None
+
+    def check_value(self, value: Any) -> list[str]:
+        """Return the problems with an already canonical value."""
+        too_large = self._too_large(value)
+        if too_large is not None:
+            return [too_large]
         exponent = value.as_tuple().exponent
         assert isinstance(exponent, int)  # noqa: S101 - internal invariant
         # Within range, the quantized value has at most max_digits + 1 digits (after a carry).
@@ -516,9 +523,9 @@ class DecimalField(Field[_V]):
         """
         value = super().pre_save(instance, add)
         if isinstance(value, decimal.Decimal) and value.is_finite():
-            problems = self.check_value(value)
-            if problems and value and value.adjusted() >= self.max_digits - self.decimal_places:
-                raise ValidationError({self.name or "value": problems})
+            too_large = self._too_large(value)
+            if too_large is not None:
+                raise ValidationError({self.name or "value": [too_large]})
         return value
 
     def get_prep_value(self, value: Any) -> Any:
@@ -539,8 +546,8 @@ class DecimalField(Field[_V]):
         result = super().get_prep_value(value)
         if not isinstance(result, decimal.Decimal):
             return result
-        whole = self.max_digits - self.decimal_places
-        if result and result.adjusted() >= whole:
+        if self._too_large(result) is not None:
+            whole = self.max_digits - self.decimal_places
             return decimal.Decimal((int(result.is_signed()), (1,), whole))
         # In range, so at most max_digits + 1 digits (after a carry): the context holds it.
         return result.quantize(self._quantum, context=self._context)
