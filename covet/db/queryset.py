@@ -728,7 +728,8 @@ class QuerySet(Generic[T]):
                 if where.children:
                     where.collect(ops, params)  # a custom manager's own filters
                 for field, name in zip(fields, keys, strict=True):
-                    params.append(field.get_db_prep_value(field.get_prep_value(kwargs[name]), ops))
+                    # get_db_prep_value() runs get_prep_value() itself: once is enough.
+                    params.append(field.get_db_prep_value(kwargs[name], ops))
                 found_rows = await _run_fetch_all(db, compiled.sql, params)
                 rows = _builders(base, compiled)[1](found_rows)
             else:
