@@ -30,14 +30,19 @@ from covet._errors import (
     ExceptionHandler,
     ExceptionMiddleware,
     ServerErrorMiddleware,
+    TrackedSend,
     check_exception_handler,
 )
 from covet._hosts import HostPatterns, split_host
+from covet._utils import call_maybe_async, to_response
 from covet.datastructures import State
 from covet.exceptions import ImproperlyConfigured
+from covet.requests import Request
+from covet.responses import SENDS_PLAIN, Response, check_raw_headers
 from covet.routing import BaseRoute, Mount, Route, Router, WebSocketRoute, _RouteDecorators
 
 if TYPE_CHECKING:
+    from covet.datastructures import FormData
     from covet.requests import RequestLimits
     from covet.types import ASGIApp, Receive, Scope, Send
 
@@ -54,9 +59,10 @@ Lifespan = Callable[["Covet"], AbstractAsyncContextManager[Mapping[str, Any] | N
 logger = logging.getLogger("covet")
 error_logger = logging.getLogger("covet.error")
 
-# Host header verdicts are cached per app; the bound keeps a flood of distinct
-# bogus hosts from growing memory.
+# Accepted Host header values are remembered per app; the bound keeps a flood
+# of distinct (wildcard-matching) hosts from growing memory.
 _HOST_CACHE_SIZE = 512
+_SERVING = "the app has started serving requests"
 
 
 class _MiddlewareFactory(Protocol[P]):
@@ -152,9 +158,9 @@ class Covet(_RouteDecorators):
         self._frozen: str | None = None
         self._stack: ASGIApp | None = None
         self._direct: ServerErrorMiddleware | None = None
-        self._static_routes: Mapping[str, Mapping[str, BaseRoute]] = {}
+        self._plain_routes: Mapping[str, Route] = {}
         self.allowed_hosts = None if allowed_hosts is None else HostPatterns(allowed_hosts)
-        self._host_cache: dict[bytes | None, bool] = {}
+        self._hosts_ok: set[bytes | None] = set()
         self.websocket_origins = _check_origins(websocket_origins or ())
         for item in middleware or ():
             if not isinstance(item, Middleware):
@@ -335,12 +341,16 @@ class Covet(_RouteDecorators):
         # With no middleware between the error layer and the router, the app
         # calls matched routes itself and hands their exceptions to that layer.
         self._direct = app if not self._middleware else None
-        self._static_routes = self.router.static_routes()
+        self._plain_routes = _plain_routes(self.router)
         self._stack = app
         return app
 
     def _host_verdict(self, value: bytes | None) -> bool:
-        """Decide on one Host header value (None when absent) and cache the verdict."""
+        """Decide on one Host header value (None when absent); remember it when accepted.
+
+        Refused values are not remembered: a flood of distinct bogus hosts must
+        not evict the real ones, and each refusal is cheap to decide again.
+        """
         allowed = self.allowed_hosts
         if value is None:
             # HTTP/1.0 may omit Host: acceptable unless an allowlist must be checked.
@@ -348,9 +358,10 @@ class Covet(_RouteDecorators):
         else:
             parsed = split_host(value.decode("latin-1"))
             verdict = parsed is not None and (allowed is None or allowed.match(parsed[0]))
-        if len(self._host_cache) >= _HOST_CACHE_SIZE:
-            self._host_cache.clear()
-        self._host_cache[value] = verdict
+        if verdict:
+            if len(self._hosts_ok) >= _HOST_CACHE_SIZE:
+                self._hosts_ok.clear()
+            self._hosts_ok.add(value)
         return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -360,7 +371,6 @@ class Covet(_RouteDecorators):
         if kind == "lifespan":
             await self._lifespan_protocol(scope, receive, send)
             return
-        stack = self._stack or self._build("the app has started serving requests")
         if "state" not in scope:
             lifespan_state = self._lifespan_state
             scope["state"] = {} if lifespan_state is None else dict(lifespan_state)
@@ -372,36 +382,93 @@ class Covet(_RouteDecorators):
                     await _reject_host(scope, send)
                     return
                 host = value
-        # ...and look its verdict up in the cache before parsing it.
-        verdict = self._host_cache.get(host)
-        if verdict is None:
-            verdict = self._host_verdict(host)
-        if not verdict:
+        # ...and look it up among the accepted ones before parsing it.
+        if host not in self._hosts_ok and not self._host_verdict(host):
             await _reject_host(scope, send)
             return
-        if kind == "http":
-            direct = self._direct
-            if direct is not None and "path_params" not in scope and not scope.get("root_path"):
-                # No middleware: the app calls the matched route itself, with the
-                # same error handling, minus the router and error-layer coroutines.
-                path = scope["path"]
-                method = scope["method"]
-                methods = self._static_routes.get(path)  # a static path is one dict lookup
-                route = None if methods is None else methods.get(method)
-                params: dict[str, Any] = {}
-                if route is None:
-                    found = self.router.match_route(path, method)
-                    if found is not None:
-                        route, params = found
-                if isinstance(route, Route):
-                    scope["path_params"] = params
-                    await route.handle(scope, receive, send, params, direct)
-                    return
-        elif kind == "websocket" and not self._origin_allowed(scope, host):
-            # Closing before accept makes the server refuse the handshake (403).
-            await send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
+        errors = self._direct
+        # (A mounted app, or one served under a root_path, goes through the router.)
+        if (
+            kind != "http"
+            or errors is None
+            or "path_params" in scope
+            or ("root_path" in scope and scope["root_path"])  # noqa: RUF019 - quicker than get()
+        ):
+            if kind == "websocket" and not self._origin_allowed(scope, host):
+                # Closing before accept makes the server refuse the handshake (403).
+                await send(
+                    {"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"}
+                )
+                return
+            await (self._stack or self._build(_SERVING))(scope, receive, send)
             return
-        await stack(scope, receive, send)
+        # No middleware: the app calls the matched route itself, with the same error
+        # handling, minus the router and error-layer coroutines. This is what
+        # Router.__call__() and Route.handle() do, inline.
+        path = scope["path"]
+        method = scope["method"]
+        params: dict[str, Any] = {}
+        route = self._plain_routes.get(path)  # a static path is one dict lookup
+        if route is None or method not in route.methods:
+            found = self.router.match_route(path, method)
+            if found is None:
+                await (self._stack or self._build(_SERVING))(scope, receive, send)  # 404, 405...
+                return
+            route, params = found
+        scope["path_params"] = params
+        scope["route"] = route
+        endpoint = scope["endpoint"] = route.endpoint
+        # Request(scope, receive), without the class call's __init__ dispatch.
+        request = _new_object(Request)
+        request.scope = scope
+        request._receive = receive
+        request._form = _NO_FORM  # read in the finally clause; cheaper as an instance attribute
+        try:
+            try:
+                if route._is_async:
+                    # No ** call for parameterless routes: it would copy the empty dict.
+                    result = await (endpoint(request, **params) if params else endpoint(request))
+                else:
+                    result = await call_maybe_async(endpoint, request, **params)
+                # One set lookup answers both "a Response?" and "sent inline?" for the
+                # usual response classes.
+                plain = type(result) in SENDS_PLAIN
+                if plain:
+                    response = result
+                else:
+                    response = (
+                        result if isinstance(result, Response) else to_response(result, endpoint)
+                    )
+                    plain = type(response) in SENDS_PLAIN
+            except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
+                await errors.failed(exc, scope, receive, send, started=False)
+                return
+            if plain:
+                # Response.__call__ for HTTP, inline. It sends its start message first,
+                # so whatever fails here fails after the response started.
+                try:
+                    raw = response._raw
+                    if not response._raw_checked:
+                        check_raw_headers(raw)
+                    status = response.status_code
+                    await send({"type": "http.response.start", "status": status, "headers": raw})
+                    body = b"" if method == "HEAD" else response.body
+                    await send({"type": "http.response.body", "body": body})
+                    if response.background is not None:
+                        await response.background()
+                except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
+                    await errors.failed(exc, scope, receive, send, started=True)
+            else:
+                tracked = TrackedSend(send)
+                try:
+                    await response(scope, receive, tracked)
+                except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
+                    await errors.failed(exc, scope, receive, send, started=tracked.started)
+        finally:
+            # Uploaded files spooled by request.form() must be closed even when the
+            # handler forgot to (or raised); otherwise temp files live until GC.
+            if request._form is not None:  # checked here to skip an await per request
+                await request.close()
 
     def _origin_allowed(self, scope: Scope, host: bytes | None) -> bool:
         """Decide whether a websocket handshake's ``Origin`` may connect (CSWSH defence)."""
@@ -531,3 +598,23 @@ async def _reject_host(scope: Scope, send: Send) -> None:
     await send(
         {"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body}
     )
+
+
+_new_object = object.__new__
+_NO_FORM: FormData | None = None
+
+
+def _plain_routes(router: Router) -> dict[str, Route]:
+    """Return the paths without parameters that one HTTP route serves, for direct dispatch.
+
+    A path whose methods are split over several routes is left to
+    :meth:`~covet.routing.Router.match_route`.
+    """
+    plain: dict[str, Route] = {}
+    for path, methods in router.static_routes().items():
+        routes = {id(route): route for route in methods.values()}
+        if len(routes) == 1:
+            (route,) = routes.values()
+            if isinstance(route, Route):
+                plain[path] = route
+    return plain

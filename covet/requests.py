@@ -3,8 +3,8 @@
 Everything is lazy: constructing a :class:`Request` only stores the scope and
 the ``receive`` callable, and each property parses its part of the scope on
 first use and caches it. The body is read only when asked for, and always
-under the size limits of :class:`RequestLimits` (``scope["covet.limits"]``,
-set by the router, else :data:`DEFAULT_LIMITS`).
+under the size limits of :class:`RequestLimits` (:attr:`Request.limits`: those
+of the matched route, else :data:`DEFAULT_LIMITS`).
 """
 
 from __future__ import annotations
@@ -339,8 +339,18 @@ class Request(HTTPConnection):
 
     @property
     def limits(self) -> RequestLimits:
-        """Return the body limits in force: ``scope["covet.limits"]`` or ``DEFAULT_LIMITS``."""
-        limits: RequestLimits | None = self.scope.get("covet.limits")
+        """Return the body limits in force.
+
+        Those of the matched route (its own, else its router's, else the
+        app's), unless ``scope["covet.limits"]`` overrides them (middleware
+        that reads a body before routing sets it); :data:`DEFAULT_LIMITS`
+        when no route matched.
+        """
+        scope = self.scope
+        limits: RequestLimits | None = scope.get("covet.limits")
+        if limits is None:
+            # A covet Route; the route is looked up per call, not per request.
+            limits = getattr(scope.get("route"), "effective_limits", None)
         return DEFAULT_LIMITS if limits is None else limits
 
     def _check_content_length(self, limit: int, setting: str) -> None:

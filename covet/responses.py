@@ -18,7 +18,7 @@ import stat
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Set
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
 from covet import _json
@@ -111,6 +111,25 @@ def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
     return (b"content-type", _encode_value(media_type))
 
 
+# The Content-Length headers of small bodies, built once each (formatting an int
+# as bytes costs more than the rest of building the header list).
+_LENGTHS_CACHED = 4096
+_LENGTHS: list[tuple[bytes, bytes] | None] = [None] * _LENGTHS_CACHED
+
+
+def _length_header(size: int) -> tuple[bytes, bytes]:
+    """Return the ``Content-Length`` header for ``size``, remembering the small ones."""
+    header = (b"content-length", b"%d" % size)
+    if size < _LENGTHS_CACHED:
+        _LENGTHS[size] = header
+    return header
+
+
+#: The response classes that send themselves as :class:`Response` does (a start
+#: message with the checked headers, then the whole body): the app sends these inline.
+SENDS_PLAIN: set[type[Response]] = set()
+
+
 def check_raw_headers(raw: list[tuple[bytes, bytes]]) -> None:
     # One regex pass over all the bytes; the loop below only runs to name the culprit.
     if _FORBIDDEN_HEADER_BYTES.search(b"".join(map(b"".join, raw))) is None:
@@ -148,6 +167,10 @@ class Response:
     _raw: list[tuple[bytes, bytes]]
     _header_view: MutableHeaders | None = None
     _raw_checked = True
+    # Derived by _derive_fast_path() for each class, so that __init__ need not derive
+    # it per response: None, or the encoded Content-Type header and whether a str
+    # body may be encoded with str.encode() (utf-8, render() not overridden).
+    _fast: ClassVar[tuple[tuple[bytes, bytes], bool] | None]
 
     def __init__(
         self,
@@ -158,31 +181,60 @@ class Response:
         background: BackgroundTask | None = None,
     ) -> None:
         self.status_code = status_code
-        if media_type is not None:
-            self.media_type = media_type
         self.background = background
-        if type(content) is str and self._own_render:
-            body = self.body = content.encode(self.charset)  # render()'s common case, inline
+        if media_type is None:
+            fast = self._fast
+            if fast is not None:
+                # The common case, inline (this runs for every response): the class's
+                # media type and, usually, a 200 with no extra headers.
+                if fast[1] and type(content) is str:
+                    body = self.body = content.encode()
+                else:
+                    body = self.body = self.render(content)
+                if headers is None and status_code == 200:
+                    size = len(body)
+                    length = _LENGTHS[size] if size < _LENGTHS_CACHED else None
+                    self._raw = [length or _length_header(size), fast[0]]
+                    self._raw_checked = True  # an instance attribute is quicker to read
+                    return
+                self.init_headers(headers)
+                return
         else:
-            body = self.body = self.render(content)
-        media_type = self.media_type
-        if headers is None and status_code == 200 and media_type is not None and self._own_headers:
-            # init_headers()'s common case, inline: this runs for every response.
-            self._raw = [
-                (b"content-length", b"%d" % len(body)),
-                _content_type_header(media_type, self.charset),
-            ]
-        else:
-            self.init_headers(headers)
-
-    # False in subclasses that override render() / init_headers(): __init__ must call them.
-    _own_render = True
-    _own_headers = True
+            self.media_type = media_type
+        self.body = self.render(content)
+        self.init_headers(headers)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._own_render = cls.render is Response.render
-        cls._own_headers = cls.init_headers is Response.init_headers
+        cls._derive_fast_path()
+
+    @classmethod
+    def _derive_fast_path(cls) -> None:
+        """Derive what ``__init__`` reuses from the class's ``media_type`` and ``charset``.
+
+        Read when the class is created. A class without a media type, or
+        whose ``__init__`` or ``init_headers`` is its own (it may set
+        ``media_type`` or ``charset`` per instance, or build headers
+        differently), takes the general path, which reads them per response.
+        This also records whether the class sends itself as ``Response``
+        does, so that the app may send it inline (:data:`SENDS_PLAIN`).
+        """
+        charset = cls.charset
+        fast = None
+        plain = cls.__init__ is Response.__init__ and cls.init_headers is Response.init_headers
+        if plain and cls.media_type is not None:
+            try:
+                content_type = _content_type_header(cls.media_type, charset)
+            except (TypeError, ValueError, AttributeError):
+                pass  # an invalid media type or charset: init_headers() raises per response
+            else:
+                utf8 = charset.lower().replace("_", "-") in ("utf-8", "utf8")
+                fast = (content_type, utf8 and cls.render is Response.render)
+        cls._fast = fast
+        if cls.__call__ is Response.__call__:
+            SENDS_PLAIN.add(cls)
+        else:
+            SENDS_PLAIN.discard(cls)
 
     def render(self, content: Any) -> bytes:
         """Encode ``content`` to the response body.
@@ -237,7 +289,7 @@ class Response:
             and status_code != 304
             and b"content-length" not in given
         ):
-            raw.append((b"content-length", b"%d" % len(body)))
+            raw.append(_length_header(len(body)))
         if media_type is not None and b"content-type" not in given:
             raw.append(_content_type_header(media_type, self.charset))
         self._raw = raw
@@ -414,7 +466,8 @@ class Response:
             start_type, body_type = "http.response.start", "http.response.body"
         await send({"type": start_type, "status": self.status_code, "headers": raw})
         body = b"" if scope.get("method") == "HEAD" else self.body
-        await send({"type": body_type, "body": body, "more_body": False})
+        # more_body is left out: False is its default (ASGI), and the key costs per response.
+        await send({"type": body_type, "body": body})
         if self.background is not None:
             await self.background()
 
@@ -429,6 +482,9 @@ def _cookie_date(expires: datetime | float) -> str:
         moment = expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)
         return email.utils.format_datetime(moment.astimezone(UTC), usegmt=True)
     return email.utils.formatdate(time.time() + float(expires), usegmt=True)
+
+
+Response._derive_fast_path()
 
 
 class HTMLResponse(Response):

@@ -402,7 +402,7 @@ def test_limits_in_scope_route_then_app_then_default():
     app_limits = RequestLimits(max_body_size=1234)
 
     def report(request: Request) -> dict[str, int]:
-        limits = request.scope["covet.limits"]
+        limits = request.limits
         return {"body": limits.max_body_size, "multipart": limits.max_multipart_size}
 
     app = Covet(limits=app_limits)
@@ -513,7 +513,7 @@ def test_host_verdicts_are_cached_and_bounded():
     with TestClient(app) as client:
         for number in range(600):
             client.get("/", headers={"host": f"h{number}.example"})
-    assert 0 < len(app._host_cache) <= 512
+    assert 0 < len(app._hosts_ok) <= 512
 
 
 def test_production_without_allowlist_warns_once(caplog):

@@ -179,7 +179,7 @@ async def test_direct_dispatch_answers_as_documented() -> None:
     sent, escaped = await serve(app, "/ok")
     assert escaped is None and app._direct is not None
     assert sent[0]["status"] == 200 and (b"x-route", b"ok") in sent[0]["headers"]
-    assert sent[1] == {"type": "http.response.body", "body": b"fine", "more_body": False}
+    assert sent[1] == {"type": "http.response.body", "body": b"fine"}
 
     sent, escaped = await serve(app, "/ok", "HEAD")
     assert (b"content-length", b"4") in sent[0]["headers"] and sent[1]["body"] == b""
@@ -221,3 +221,55 @@ async def test_middleware_turns_direct_dispatch_off() -> None:
     app, _ = build(stacked=True)
     sent, _ = await serve(app, "/ok")
     assert sent[0]["status"] == 200 and app._direct is None
+
+
+async def test_direct_dispatch_builds_the_request_as_request_init_does() -> None:
+    # The app builds the Request without calling the class (cheaper per request): it must
+    # hold exactly what Request(scope, receive) holds, plus the instance-level _form.
+    app = Covet(allowed_hosts=["testserver"])
+    seen: list[Request] = []
+
+    @app.get("/r/{number:int}")
+    async def capture(request: Request, number: int) -> str:
+        seen.append(request)
+        return "ok"
+
+    for _ in range(2):  # the first request builds the stack (and takes it)
+        sent, escaped = await serve(app, "/r/3")
+        assert escaped is None and sent[0]["status"] == 200 and app._direct is not None
+    request = seen[-1]
+    assert type(request) is Request
+    expected = Request(request.scope, request.receive)
+    assert vars(request) == {**vars(expected), "_form": None}
+    assert request.path_params == {"number": 3}
+
+
+@pytest.mark.parametrize("prefix", ["", "/api"])
+async def test_request_limits_come_from_the_matched_route(prefix: str) -> None:
+    from covet.requests import DEFAULT_LIMITS, RequestLimits
+    from covet.routing import Router
+
+    small = RequestLimits(max_body_size=10)
+    app = Covet(allowed_hosts=["testserver"], limits=RequestLimits(max_body_size=20))
+    router = Router(prefix=prefix)
+
+    @router.get("/own", limits=small)
+    async def own(request: Request) -> dict[str, int]:
+        return {"max": request.limits.max_body_size}
+
+    @router.get("/app")
+    async def inherited(request: Request) -> dict[str, int]:
+        return {"max": request.limits.max_body_size}
+
+    app.include_router(router)
+    for stacked in (False, True):
+        if stacked:
+            app = Covet(allowed_hosts=["testserver"], limits=RequestLimits(max_body_size=20))
+            app.include_router(router)
+            app.add_middleware(PassThrough)
+        sent, _ = await serve(app, f"{prefix}/own")
+        assert json.loads(sent[1]["body"]) == {"max": 10}
+        sent, _ = await serve(app, f"{prefix}/app")
+        assert json.loads(sent[1]["body"]) == {"max": 20}
+    # Outside any route (and without an override in the scope): the defaults.
+    assert Request(http_scope("/")).limits is DEFAULT_LIMITS

@@ -51,7 +51,6 @@ async def test_default_headers_are_length_then_type() -> None:
     assert messages[1] == {
         "type": "http.response.body",
         "body": "héllo".encode(),
-        "more_body": False,
     }
 
 

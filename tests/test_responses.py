@@ -25,7 +25,7 @@ from covet.responses import (
 from covet.testing import TestClient
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
+    from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
     from pathlib import Path
 
     from covet.types import ASGIApp, Message
@@ -154,6 +154,91 @@ def test_explicit_headers_win() -> None:
     response = PlainTextResponse("x", headers={"Content-Type": "text/csv", "X-Thing": "1"})
     assert response.headers.getlist("content-type") == ["text/csv"]
     assert response.headers["x-thing"] == "1"
+
+
+def test_content_length_headers_of_any_size() -> None:
+    # Small lengths come from a table filled on first use; large ones are formatted.
+    for size in (0, 1, 13, 4095, 4096, 70_000):
+        for _ in range(2):
+            response = PlainTextResponse("x" * size)
+            assert response.headers["content-length"] == str(size)
+            assert response.raw_headers[0] == (b"content-length", str(size).encode())
+
+
+def test_subclass_class_attributes_shape_every_response() -> None:
+    class Latin1(PlainTextResponse):
+        charset = "latin-1"
+
+    class Csv(Response):
+        media_type = "text/csv"
+
+    latin = Latin1("café")
+    assert latin.body == "café".encode("latin-1")
+    assert latin.headers["content-type"] == "text/plain; charset=latin-1"
+    assert Csv("a,b").headers["content-type"] == "text/csv; charset=utf-8"
+    assert Csv("a,b", media_type="text/tab-separated-values").headers["content-type"] == (
+        "text/tab-separated-values; charset=utf-8"
+    )
+
+
+def test_subclass_setting_media_type_per_instance_is_honoured() -> None:
+    # A subclass with its own __init__ may set media_type or charset on the instance:
+    # the class-level fast path must not hide that.
+    class Chosen(PlainTextResponse):
+        def __init__(self, content: str, kind: str) -> None:
+            self.media_type = kind
+            self.charset = "latin-1"
+            super().__init__(content)
+
+    response = Chosen("é", "text/markdown")
+    assert response.headers["content-type"] == "text/markdown; charset=latin-1"
+    assert response.body == "é".encode("latin-1")
+
+
+def test_subclass_with_its_own_render_and_headers() -> None:
+    class Shouting(PlainTextResponse):
+        def render(self, content: Any) -> bytes:
+            return str(content).upper().encode()
+
+    class Tagged(PlainTextResponse):
+        def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+            super().init_headers(headers)
+            self.raw_headers.append((b"x-tagged", b"1"))
+
+    assert Shouting("hey").body == b"HEY"
+    assert Shouting("hey").headers["content-length"] == "3"
+    assert Tagged("x").headers["x-tagged"] == "1"
+
+
+def test_invalid_media_type_fails_per_response() -> None:
+    class Broken(Response):
+        media_type = "text/plain\r\nX-Injected: 1"
+
+    with pytest.raises(ValueError, match="CR, LF and NUL"):
+        Broken("x")
+
+
+async def test_only_responses_sending_like_response_are_sent_inline() -> None:
+    from covet.responses import SENDS_PLAIN
+
+    class Custom(PlainTextResponse):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 299, "headers": []})
+            await send({"type": "http.response.body", "body": b"custom"})
+
+    assert {Response, PlainTextResponse, JSONResponse, HTMLResponse} <= SENDS_PLAIN
+    assert Custom not in SENDS_PLAIN
+    assert StreamingResponse not in SENDS_PLAIN and FileResponse not in SENDS_PLAIN
+
+    app = Covet(allowed_hosts=["testserver"])
+
+    @app.get("/custom")
+    async def custom(request: Any) -> Custom:
+        return Custom("ignored")
+
+    with TestClient(app) as client:
+        answer = client.get("/custom")
+    assert (answer.status_code, answer.text) == (299, "custom")
 
 
 async def test_html_and_plain_text() -> None:

@@ -456,7 +456,7 @@ def test_include_router_keeps_router_limits():
 
     @api.post("/up")
     async def up(request: Request) -> dict[str, int]:
-        return {"max": request.scope["covet.limits"].max_body_size}
+        return {"max": request.limits.max_body_size}
 
     app = Covet()
     app.include_router(api)

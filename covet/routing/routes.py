@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from covet._errors import TrackedSend
 from covet._utils import call_maybe_async, callable_name, is_async_callable, to_response
 from covet.exceptions import ImproperlyConfigured
 from covet.requests import DEFAULT_LIMITS, Request, RequestLimits
-from covet.responses import Response, check_raw_headers
+from covet.responses import Response
 from covet.routing.patterns import (
     _SAFE_PATH,
     NoMatchFound,
@@ -23,7 +22,6 @@ from covet.routing.patterns import (
 from covet.websockets import WebSocket
 
 if TYPE_CHECKING:
-    from covet._errors import ServerErrorMiddleware
     from covet.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ("HTTP_METHODS", "BaseRoute", "Mount", "Route", "WebSocketRoute")
@@ -207,80 +205,36 @@ class Route(BaseRoute):
         return route
 
     async def handle(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        params: dict[str, Any],
-        errors: ServerErrorMiddleware | None = None,
+        self, scope: Scope, receive: Receive, send: Send, params: dict[str, Any]
     ) -> None:
         """Call the handler for a matched request and send its response.
 
-        The caller sets ``scope["path_params"]`` first; this sets the route,
-        the endpoint and the request limits in the scope.
+        The caller sets ``scope["path_params"]`` first; this sets the route
+        and the endpoint in the scope. Exceptions propagate
+        to the error middleware. (An app without middleware of its own does
+        the same inline, in :meth:`covet.Covet.__call__`.)
 
         Args:
             scope: The request scope.
             receive: The ASGI receive callable.
             send: The ASGI send callable.
             params: The converted path parameters, passed as keyword arguments.
-            errors: The app's error layer, when the app calls the route
-                directly (no middleware in between): exceptions go to it here,
-                without a ``send`` wrapper per request to tell whether the
-                response started. Without it, exceptions propagate to the
-                error middleware wrapping the router.
         """
-        scope["covet.limits"] = self.effective_limits
         scope["route"] = self
         endpoint = scope["endpoint"] = self.endpoint
         request = Request(scope, receive)
         try:
-            try:
-                if self._is_async:
-                    # No ** call for parameterless routes: it would copy the empty dict.
-                    result = await (endpoint(request, **params) if params else endpoint(request))
-                else:
-                    result = await call_maybe_async(endpoint, request, **params)
-                # The isinstance() test first saves a call for handlers returning a Response.
-                response = result if isinstance(result, Response) else to_response(result, endpoint)
-            except Exception as exc:
-                if errors is None:
-                    raise
-                await errors.failed(exc, scope, receive, send, started=False)
-                return
-            if errors is None:
-                await response(scope, receive, send)
-            elif type(response).__call__ is _SEND_PLAIN:
-                # A plain response sends its start message first, so whatever
-                # fails here fails after the response started.
-                try:
-                    # Response.__call__ for HTTP, inline (one coroutine less per request).
-                    raw = response._raw
-                    if not response._raw_checked:
-                        check_raw_headers(raw)
-                    status = response.status_code
-                    await send({"type": "http.response.start", "status": status, "headers": raw})
-                    body = b"" if scope["method"] == "HEAD" else response.body
-                    await send({"type": "http.response.body", "body": body, "more_body": False})
-                    if response.background is not None:
-                        await response.background()
-                except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
-                    await errors.failed(exc, scope, receive, send, started=True)
+            if self._is_async:
+                result = await (endpoint(request, **params) if params else endpoint(request))
             else:
-                tracked = TrackedSend(send)
-                try:
-                    await response(scope, receive, tracked)
-                except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
-                    await errors.failed(exc, scope, receive, send, started=tracked.started)
+                result = await call_maybe_async(endpoint, request, **params)
+            response = result if isinstance(result, Response) else to_response(result, endpoint)
+            await response(scope, receive, send)
         finally:
             # Uploaded files spooled by request.form() must be closed even when the
             # handler forgot to (or raised); otherwise temp files live until GC.
-            if request._form is not None:  # checked here to skip an await per request
+            if request._form is not None:
                 await request.close()
-
-
-# How a plain Response (not streaming, not a file) sends itself.
-_SEND_PLAIN = Response.__call__
 
 
 class WebSocketRoute(BaseRoute):
