@@ -369,6 +369,23 @@ class Router(_RouteDecorators):
         a route directly when no middleware sits in between.
         """
         index = self._http or self._build()[0]
+        if path not in index.static:
+            # The common case, inline: the first-segment group's expression matches
+            # a route serving the method, and its values convert. Anything else
+            # (a static path, a mount, a 405, a refused value, the wildcard group)
+            # takes _resolve(), which also scans for overlapping patterns.
+            end = path.find("/", 1)
+            group = index.groups.get(path[1:end] if end != -1 else path[1:])
+            if group is not None:
+                match = group.regex.fullmatch(path)
+                if match is not None:
+                    entry, values = group.slots[match.lastindex or 0]
+                    route = entry.methods.get(method)
+                    if entry.mount is None and isinstance(route, Route):
+                        try:
+                            return route, entry.pattern.convert(match.groups()[values])
+                        except ValueError:
+                            pass
         _, found, params, _ = self._resolve(index, path, method)
         return (found, params) if isinstance(found, Route) else None
 
