@@ -371,9 +371,11 @@ class Covet(_RouteDecorators):
         if kind == "lifespan":
             await self._lifespan_protocol(scope, receive, send)
             return
-        if "state" not in scope:
-            lifespan_state = self._lifespan_state
-            scope["state"] = {} if lifespan_state is None else dict(lifespan_state)
+        lifespan_state = self._lifespan_state
+        if lifespan_state is not None and "state" not in scope:
+            # The server has no lifespan state: give each request a copy of the app's.
+            # (Otherwise request.state creates scope["state"] when first used.)
+            scope["state"] = dict(lifespan_state)
         # The Host check runs on every request, so it is inline: find the one Host header...
         host: bytes | None = None
         for name, value in scope["headers"]:
@@ -387,13 +389,8 @@ class Covet(_RouteDecorators):
             await _reject_host(scope, send)
             return
         errors = self._direct
-        # (A mounted app, or one served under a root_path, goes through the router.)
-        if (
-            kind != "http"
-            or errors is None
-            or "path_params" in scope
-            or ("root_path" in scope and scope["root_path"])  # noqa: RUF019 - quicker than get()
-        ):
+        # (An app mounted below a path, or served under a root_path, goes through the router.)
+        if kind != "http" or errors is None or scope.get("root_path"):
             if kind == "websocket" and not self._origin_allowed(scope, host):
                 # Closing before accept makes the server refuse the handshake (403).
                 await send(
@@ -415,7 +412,9 @@ class Covet(_RouteDecorators):
                 await (self._stack or self._build(_SERVING))(scope, receive, send)  # 404, 405...
                 return
             route, params = found
-        scope["path_params"] = params
+        if scope.setdefault("path_params", params) is not params:
+            # Below a router that matched parameters of its own (a Host pattern, a root mount).
+            scope["path_params"] = {**scope["path_params"], **params}
         scope["route"] = route
         endpoint = scope["endpoint"] = route.endpoint
         # Request(scope, receive), without the class call's __init__ dispatch.

@@ -10,6 +10,7 @@ the exception that escapes and the error log must be identical.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -273,3 +274,68 @@ async def test_request_limits_come_from_the_matched_route(prefix: str) -> None:
         assert json.loads(sent[1]["body"]) == {"max": 20}
     # Outside any route (and without an override in the scope): the defaults.
     assert Request(http_scope("/")).limits is DEFAULT_LIMITS
+
+
+async def test_direct_dispatch_keeps_parameters_matched_outside_the_app() -> None:
+    # A router outside the app (a Host pattern, say) may have matched parameters
+    # without changing root_path: they stay in scope["path_params"] beside the route's
+    # own, while the handler is called with its own only.
+    for stacked in (False, True):
+        app, _ = build(stacked=stacked)
+        for _ in range(2):  # the first request builds the stack (and takes it)
+            scope = http_scope("/items/7")
+            scope["path_params"] = {"subdomain": "shop"}
+            seen: list[Message] = []
+
+            async def receive() -> Message:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: Message, seen: list[Message] = seen) -> None:
+                seen.append(message)
+
+            await app(scope, receive, send)
+            assert seen[1]["body"] == b'{"id":7,"endpoint":"item"}'
+            assert scope["path_params"] == {"subdomain": "shop", "item_id": 7}
+
+
+async def test_request_state_without_server_state() -> None:
+    # A server without lifespan state sends no scope["state"]: request.state still
+    # works, and state the lifespan yielded reaches every request.
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Covet) -> Any:
+        yield {"pool": "ready"}
+
+    app = Covet(allowed_hosts=["testserver"], lifespan=lifespan)
+
+    @app.get("/state")
+    async def state(request: Request) -> dict[str, Any]:
+        request.state.seen = True
+        return {"pool": request.state.pool}
+
+    lifespan_messages = iter([{"type": "lifespan.startup"}])
+    lifespan_sent: list[Message] = []
+
+    async def lifespan_receive() -> Message:
+        try:
+            return next(lifespan_messages)
+        except StopIteration:
+            await asyncio.Event().wait()
+            raise
+
+    async def lifespan_send(message: Message) -> None:
+        lifespan_sent.append(message)
+
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan_receive, lifespan_send)
+    )
+    while not lifespan_sent:
+        await asyncio.sleep(0)
+    assert lifespan_sent[0]["type"] == "lifespan.startup.complete"
+    for _ in range(2):
+        sent, escaped = await serve(app, "/state")
+        assert escaped is None and json.loads(sent[1]["body"]) == {"pool": "ready"}
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
