@@ -4,12 +4,18 @@
 on a shared machine. This script calls each app's ASGI callable directly in a
 loop, with the scope uvicorn would build, so the numbers are the framework's
 own cost in microseconds per request, stable to a few percent. With
-``--profile`` it runs cProfile over covet and prints the hot spots.
+``--profile`` it runs cProfile over covet and prints the hot spots. With
+``--instructions`` it counts, under valgrind's callgrind, the instructions
+each app spends per request (exact, whatever the machine's load, in about
+20 seconds per cell): the quickest exact measure of a change to the request
+path. Add uvicorn's own cost per request (``instructions.py``'s bare figure
+minus this script's) to turn the counts into the worker's.
 
 Run from the repository root::
 
     .venv/bin/python benchmarks/http/inprocess.py
     .venv/bin/python benchmarks/http/inprocess.py --profile /plaintext
+    .venv/bin/python benchmarks/http/inprocess.py --instructions --paths /plaintext,/json
 """
 
 from __future__ import annotations
@@ -17,9 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -84,13 +95,117 @@ async def run_requests(app: Any, path: str, count: int) -> float:
     return elapsed / count
 
 
+def drive(app: Any, path: str, count: int) -> None:
+    """Serve ``count`` requests by stepping each app coroutine by hand, without an event loop.
+
+    The benchmark endpoints never wait for anything, so each coroutine runs to
+    completion on its first step; one that suspends is an error. Without the
+    loop, nothing but the app's own work (and this driver's, the same for
+    every app) is counted.
+    """
+    request_message = {"type": "http.request", "body": b"", "more_body": False}
+
+    async def receive() -> dict[str, Any]:
+        return request_message
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    statuses: list[int] = []
+
+    async def checking_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    # One request whose answer is checked (a fast 404 is not a result), then the counted ones.
+    asyncio.run(app(make_scope(path), receive, checking_send))
+    if statuses != [200]:
+        raise SystemExit(f"{path}: unexpected statuses {statuses}.")
+    for _ in range(count):
+        # A new scope built as uvicorn builds it (a dict display, not a copy): the
+        # layout of its hash table decides what each lookup in it costs.
+        step = app(make_scope(path), receive, send)
+        try:
+            step.send(None)
+        except StopIteration:
+            continue
+        step.close()
+        raise SystemExit(f"{path}: the app waited for something; it cannot be driven by hand.")
+
+
+_COLLECTED = re.compile(rb"Collected : (\d+)")
+
+
+def count_instructions(name: str, path: str, count: int, workdir: str) -> int:
+    """Return the instructions of a whole interpreter run that serves ``count`` requests."""
+    out = Path(workdir) / f"callgrind.{name}.{count}"
+    command = [
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        sys.executable, __file__, "--drive", name, path, str(count),
+    ]  # fmt: skip
+    # A fixed hash seed: string hashing must not change the count from one run to the next.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=False)
+    match = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or match is None:
+        raise SystemExit(f"callgrind failed for {name} {path}:\n{done.stderr.decode()[-2000:]}")
+    return int(match.group(1))
+
+
+def instructions(names: list[str], paths: list[str], extra: int) -> int:
+    """Print the instructions per request of each app, from two runs differenced."""
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: apt-get install -y valgrind", file=sys.stderr)
+        return 2
+    base = 200  # warm-up requests in both runs: the difference is ``extra`` requests
+    counts: dict[tuple[str, str], float] = {}
+    with tempfile.TemporaryDirectory(prefix="covet-inprocess-") as tmp:
+        for path in paths:
+            for name in names:
+                short = count_instructions(name, path, base, tmp)
+                long = count_instructions(name, path, base + extra, tmp)
+                counts[name, path] = (long - short) / extra
+    print("Instructions per request in-process (callgrind), each app's excess over bare after it")
+    print(f"{'path':<14}" + "".join(f"{name:>26}" for name in names))
+    for path in paths:
+        row = f"{path:<14}"
+        for name in names:
+            value = counts[name, path]
+            bare = counts.get(("bare", path))
+            extra_cost = "" if bare is None or name == "bare" else f" +{value - bare:,.0f}"
+            row += f"{f'{value:,.0f}{extra_cost}':>26}"
+        print(row)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000, help="requests per sample")
     parser.add_argument("--samples", type=int, default=5, help="samples; the median is shown")
     parser.add_argument("--profile", metavar="PATH", help="profile covet serving PATH instead")
     parser.add_argument("--top", type=int, default=25, help="functions shown by --profile")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions per request (callgrind)"
+    )
+    parser.add_argument("--only", default=",".join(APPS), help="comma-separated apps")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
+    parser.add_argument("--extra", type=int, default=5000, help="requests counted (--instructions)")
+    parser.add_argument(
+        "--drive", nargs=3, metavar=("APP", "PATH", "COUNT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(APPS))
+    if unknown:
+        parser.error(f"unknown app(s) {unknown}; choose from {', '.join(APPS)}")
+    paths = [path.strip() for path in args.paths.split(",") if path.strip()]
+
+    if args.drive:
+        name, path, count = args.drive
+        drive(APPS[name], path, int(count))
+        return 0
+    if args.instructions:
+        return instructions(names, paths, args.extra)
 
     try:
         import uvloop
@@ -111,20 +226,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     results: dict[tuple[str, str], float] = {}
-    for path in PATHS:
-        for name, app in APPS.items():
+    for path in paths:
+        for name in names:
+            app = APPS[name]
             runner(run_requests(app, path, 1000))  # warm up
             samples = [runner(run_requests(app, path, args.requests)) for _ in range(args.samples)]
             results[name, path] = statistics.median(samples)
 
     print(f"CPU microseconds per request, median of {args.samples} x {args.requests:,} requests")
-    print(f"{'path':<14}" + "".join(f"{name:>12}" for name in APPS) + "   covet - bare")
-    for path in PATHS:
+    compare = "covet" in names and "bare" in names
+    print(f"{'path':<14}" + "".join(f"{name:>12}" for name in names) + compare * "   covet - bare")
+    for path in paths:
         row = f"{path:<14}"
-        for name in APPS:
+        for name in names:
             row += f"{results[name, path] * 1e6:>12.2f}"
-        overhead = (results["covet", path] - results["bare", path]) * 1e6
-        print(f"{row}   {overhead:>+8.2f}")
+        if compare:
+            row += f"   {(results['covet', path] - results['bare', path]) * 1e6:>+8.2f}"
+        print(row)
     return 0
 
 
