@@ -34,7 +34,7 @@ from covet._errors import (
     check_exception_handler,
 )
 from covet._hosts import HostPatterns, split_host
-from covet._utils import call_maybe_async, to_response
+from covet._utils import call_maybe_async, get_route_path, to_response
 from covet.datastructures import State
 from covet.exceptions import ImproperlyConfigured
 from covet.requests import Request
@@ -389,8 +389,7 @@ class Covet(_RouteDecorators):
             await _reject_host(scope, send)
             return
         errors = self._direct
-        # (An app mounted below a path, or served under a root_path, goes through the router.)
-        if kind != "http" or errors is None or scope.get("root_path"):
+        if kind != "http" or errors is None:
             if kind == "websocket" and not self._origin_allowed(scope, host):
                 # Closing before accept makes the server refuse the handshake (403).
                 await send(
@@ -402,7 +401,8 @@ class Covet(_RouteDecorators):
         # No middleware: the app calls the matched route itself, with the same error
         # handling, minus the router and error-layer coroutines. This is what
         # Router.__call__() and Route.handle() do, inline.
-        path = scope["path"]
+        # Below a root_path (uvicorn --root-path, or a Mount), routes match what follows it.
+        path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
         method = scope["method"]
         params: dict[str, Any] = {}
         route = self._plain_routes.get(path)  # a static path is one dict lookup

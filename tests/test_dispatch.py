@@ -339,3 +339,58 @@ async def test_request_state_without_server_state() -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/ok"), ("GET", "/items/7"), ("POST", "/ok")])
+async def test_direct_dispatch_below_a_root_path(
+    method: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Behind a proxy (uvicorn --root-path) the full path arrives with the prefix in
+    # root_path: routes match the rest, on the direct path too.
+    from covet.routing import Route
+
+    answers: list[list[Message]] = []
+    for stacked in (False, True):
+        app, _ = build(stacked=stacked)
+        sent: list[Message] = []
+        for attempt in range(2):  # the first request builds the stack (and takes it)
+            scope = http_scope("/prefix" + path, method=method)
+            scope["root_path"] = "/prefix"
+            sent = []
+
+            async def receive() -> Message:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: Message, sent: list[Message] = sent) -> None:
+                sent.append(message)
+
+            if not stacked and attempt == 1:
+                # From the second request on, the direct path must serve it by itself.
+                monkeypatch.setattr(Route, "handle", _refuse_stacked_path)
+            await app(scope, receive, send)
+            monkeypatch.undo()
+        answers.append(sent)
+    assert answers[0] == answers[1]
+    assert answers[0][0]["status"] == (405 if method == "POST" else 200)
+
+
+async def _refuse_stacked_path(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("the request went through the router, not the direct path")
+
+
+async def test_mounted_app_keeps_the_outer_parameters() -> None:
+    inner = Covet(allowed_hosts=["testserver"])
+
+    @inner.get("/items/{item_id:int}")
+    async def item(request: Request, item_id: int) -> dict[str, Any]:
+        return {"kwarg": item_id, "params": request.path_params}
+
+    outer = Covet(allowed_hosts=["testserver"])
+    outer.mount("/shops/{shop}", inner)
+    for _ in range(2):
+        sent, escaped = await serve(outer, "/shops/north/items/3")
+        assert escaped is None
+        assert json.loads(sent[1]["body"]) == {
+            "kwarg": 3,
+            "params": {"shop": "north", "item_id": 3},
+        }
