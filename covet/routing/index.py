@@ -98,21 +98,6 @@ class _Index:
             result.extend(self.wildcard.entries)
         return result
 
-    def find(self, path: str) -> tuple[_Entry, tuple[str, ...]] | None:
-        """Return the first entry matching ``path`` (ignoring methods), with raw values."""
-        static = self.static.get(path)
-        if static is not None:
-            return static, ()
-        end = path.find("/", 1)
-        group = self.groups.get(path[1:end] if end != -1 else path[1:])
-        if group is not None:
-            found = group.match(path)
-            if found is not None:
-                return found
-        if self.wildcard is not None:
-            return self.wildcard.match(path)
-        return None
-
 
 def _build_entries(routes: Sequence[BaseRoute], kind: type[BaseRoute]) -> list[_Entry]:
     """Merge routes sharing a path pattern into entries, keeping first-seen order."""

@@ -313,25 +313,34 @@ class Router(_RouteDecorators):
         Returns ``(entry, route, params, remainder)``: a route when fully
         matched, only the entry when the path matched but not the method (a
         405), neither when nothing matched; ``remainder`` is the path left for
-        a mount. The fast path is one dict lookup and at most two regex calls;
-        the scan below only runs for 405s, converter failures and overlapping
-        patterns.
+        a mount. The fast path is one dict lookup and at most two regex calls
+        (inline: this runs for every parametrised request); the scan below
+        only runs for 405s, converter failures and overlapping patterns.
         """
-        found = index.find(path)
-        if found is not None:
-            entry, raw = found
+        entry: _Entry | None = index.static.get(path)
+        raw: tuple[str, ...] = ()
+        if entry is None:
+            # The group of the first path segment, then the patterns with none.
+            end = path.find("/", 1)
+            group = index.groups.get(path[1:end] if end != -1 else path[1:])
+            if group is not None and (match := group.regex.fullmatch(path)) is not None:
+                entry, values = group.slots[match.lastindex or 0]
+                raw = match.groups()[values]
+            elif index.wildcard is not None and (found := index.wildcard.match(path)):
+                entry, raw = found
+        if entry is not None:
             route = entry.mount or entry.methods.get(method)
             if route is not None:
                 if not raw:  # a static path: nothing to convert
                     return entry, route, {}, ""
                 pattern = entry.pattern
-                count = len(pattern.param_names)
                 try:
-                    params = pattern.convert(raw[:count]) if count else {}
+                    if entry.mount is None:  # raw holds exactly the route's parameters
+                        return entry, route, pattern.convert(raw), ""
+                    count = len(pattern.param_names)  # then the mount's remainder
+                    return entry, route, pattern.convert(raw[:count]) if count else {}, raw[count]
                 except ValueError:
                     pass
-                else:
-                    return entry, route, params, raw[count] if entry.mount is not None else ""
         partial: _Entry | None = None
         for entry in index.candidates(path):
             match = entry.pattern.regex.fullmatch(path)
@@ -369,23 +378,6 @@ class Router(_RouteDecorators):
         a route directly when no middleware sits in between.
         """
         index = self._http or self._build()[0]
-        if path not in index.static:
-            # The common case, inline: the first-segment group's expression matches
-            # a route serving the method, and its values convert. Anything else
-            # (a static path, a mount, a 405, a refused value, the wildcard group)
-            # takes _resolve(), which also scans for overlapping patterns.
-            end = path.find("/", 1)
-            group = index.groups.get(path[1:end] if end != -1 else path[1:])
-            if group is not None:
-                match = group.regex.fullmatch(path)
-                if match is not None:
-                    entry, values = group.slots[match.lastindex or 0]
-                    route = entry.methods.get(method)
-                    if entry.mount is None and isinstance(route, Route):
-                        try:
-                            return route, entry.pattern.convert(match.groups()[values])
-                        except ValueError:
-                            pass
         _, found, params, _ = self._resolve(index, path, method)
         return (found, params) if isinstance(found, Route) else None
 
