@@ -184,25 +184,22 @@ class Response:
         self.background = background
         if media_type is None:
             fast = self._fast
-            if fast is not None:
-                # The common case, inline (this runs for every response): the class's
-                # media type and, usually, a 200 with no extra headers.
-                if fast[1] and type(content) is str:
-                    body = self.body = content.encode()
-                else:
-                    body = self.body = self.render(content)
-                if headers is None and status_code == 200:
-                    size = len(body)
-                    length = _LENGTHS[size] if size < _LENGTHS_CACHED else None
-                    self._raw = [length or _length_header(size), fast[0]]
-                    self._raw_checked = True  # an instance attribute is quicker to read
-                    return
-                self.init_headers(headers)
-                return
         else:
+            fast = None
             self.media_type = media_type
-        self.body = self.render(content)
-        self.init_headers(headers)
+        # The common case, inline (this runs for every response): the class's media
+        # type (fast), a 200 and no extra headers.
+        if fast is not None and fast[1] and type(content) is str:
+            body = self.body = content.encode()
+        else:
+            body = self.body = self.render(content)
+        if fast is not None and headers is None and status_code == 200:
+            size = len(body)
+            length = _LENGTHS[size] if size < _LENGTHS_CACHED else None
+            self._raw = [length or _length_header(size), fast[0]]
+            self._raw_checked = True  # an instance attribute is quicker to read
+        else:
+            self.init_headers(headers)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
