@@ -21,6 +21,7 @@ from covet.requests import (
     StreamConsumedError,
     parse_cookies,
 )
+from tests.asgi import http_scope
 
 Handler = Callable[[Request], Awaitable[Any]]
 
@@ -34,20 +35,9 @@ def make_scope(
     limits: RequestLimits | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 51000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(path, method=method, headers=headers)
+    scope["query_string"] = query
+    scope["client"] = ("127.0.0.1", 51000)
     if limits is not None:
         scope["covet.limits"] = limits
     scope.update(extra)

@@ -25,8 +25,6 @@ import asyncio
 import cProfile
 import os
 import pstats
-import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.http import bare_app, covet_app, starlette_app  # noqa: E402
+from benchmarks.http.instructions import collected, have_valgrind  # noqa: E402
 
 APPS: dict[str, Any] = {
     "bare": bare_app.app,
@@ -133,9 +132,6 @@ def drive(app: Any, path: str, count: int) -> None:
         raise SystemExit(f"{path}: the app waited for something; it cannot be driven by hand.")
 
 
-_COLLECTED = re.compile(rb"Collected : (\d+)")
-
-
 def count_instructions(name: str, path: str, count: int, workdir: str) -> int:
     """Return the instructions of a whole interpreter run that serves ``count`` requests."""
     out = Path(workdir) / f"callgrind.{name}.{count}"
@@ -146,16 +142,15 @@ def count_instructions(name: str, path: str, count: int, workdir: str) -> int:
     # A fixed hash seed: string hashing must not change the count from one run to the next.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=False)
-    match = _COLLECTED.search(done.stderr)
-    if done.returncode != 0 or match is None:
+    total = collected(done.stderr)
+    if done.returncode != 0 or total is None:
         raise SystemExit(f"callgrind failed for {name} {path}:\n{done.stderr.decode()[-2000:]}")
-    return int(match.group(1))
+    return total
 
 
 def instructions(names: list[str], paths: list[str], extra: int) -> int:
     """Print the instructions per request of each app, from two runs differenced."""
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed: apt-get install -y valgrind", file=sys.stderr)
+    if not have_valgrind():
         return 2
     base = 200  # warm-up requests in both runs: the difference is ``extra`` requests
     counts: dict[tuple[str, str], float] = {}

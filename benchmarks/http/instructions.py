@@ -49,6 +49,20 @@ _LENGTH = re.compile(rb"content-length: *(\d+)", re.IGNORECASE)
 _COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
+def collected(stderr: bytes) -> int | None:
+    """Return the instruction total callgrind printed on ``stderr``, if it did."""
+    match = _COLLECTED.search(stderr)
+    return None if match is None else int(match.group(1))
+
+
+def have_valgrind() -> bool:
+    """Say whether valgrind is installed, telling how to install it if not."""
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: apt-get install -y valgrind", file=sys.stderr)
+        return False
+    return True
+
+
 def connect(port: int, process: subprocess.Popen[bytes]) -> socket.socket:
     """Wait (up to 300 s: valgrind starts slowly on a busy machine) for the worker."""
     deadline = time.monotonic() + 300
@@ -111,10 +125,10 @@ def count_instructions(app: str, path: str, requests: int, workdir: Path) -> int
             process.kill()
             process.wait()
         out.unlink(missing_ok=True)
-    match = _COLLECTED.search(err)
-    if match is None:
+    total = collected(err)
+    if total is None:
         raise SystemExit(f"callgrind printed no total for {app}:\n{err.decode(errors='replace')}")
-    return int(match.group(1))
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=500, help="requests in the short run")
     parser.add_argument("--extra", type=int, default=1000, help="extra requests in the long run")
     args = parser.parse_args(argv)
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed: apt-get install -y valgrind", file=sys.stderr)
+    if not have_valgrind():
         return 2
     apps = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(apps) - set(SERVERS))
