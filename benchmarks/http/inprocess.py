@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.http import bare_app, covet_app, starlette_app  # noqa: E402
 from benchmarks.http.instructions import collected, have_valgrind  # noqa: E402
+from benchmarks.http.run import pick_apps, split_list  # noqa: E402
 
 APPS: dict[str, Any] = {
     "bare": bare_app.app,
@@ -189,11 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "--drive", nargs=3, metavar=("APP", "PATH", "COUNT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
-    names = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(APPS))
-    if unknown:
-        parser.error(f"unknown app(s) {unknown}; choose from {', '.join(APPS)}")
-    paths = [path.strip() for path in args.paths.split(",") if path.strip()]
+    names = pick_apps(parser, args.only, APPS)
+    paths = split_list(args.paths)
 
     if args.drive:
         name, path, count = args.drive

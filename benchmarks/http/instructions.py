@@ -36,7 +36,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.http.run import MAIN_APPS, free_port, python_env, warm_bytecode  # noqa: E402
+from benchmarks.http.run import (  # noqa: E402
+    MAIN_APPS,
+    free_port,
+    pick_apps,
+    python_env,
+    split_list,
+    warm_bytecode,
+)
 from benchmarks.http.run import SERVERS as PEERS  # noqa: E402
 
 SERVERS = {
@@ -144,11 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not have_valgrind():
         return 2
-    apps = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(apps) - set(SERVERS))
-    if unknown:
-        parser.error(f"unknown app(s) {unknown}; choose from {', '.join(SERVERS)}")
-    paths = [path.strip() for path in args.paths.split(",") if path.strip()]
+    apps = pick_apps(parser, args.only, SERVERS)
+    paths = split_list(args.paths)
 
     # Compiled once beforehand, so the short run does not pay for bytecode the long one reuses.
     warm_bytecode([SERVERS[app] for app in apps])

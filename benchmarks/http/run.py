@@ -39,7 +39,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -115,6 +118,21 @@ def warm_bytecode(targets: list[str]) -> None:
     modules = sorted({target.partition(":")[0] for target in targets})
     statements = [_SERVER_IMPORTS, *(f"import {module}" for module in modules), *IMPORTS.values()]
     subprocess.run([PYTHON, "-c", "\n".join(statements)], check=True, cwd=ROOT, env=python_env())
+
+
+def split_list(text: str) -> list[str]:
+    """Return the items of a comma-separated option, blanks dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def pick_apps(parser: argparse.ArgumentParser, text: str, known: Iterable[str]) -> list[str]:
+    """Return the apps named in ``--only``; an unknown name is a usage error naming the choices."""
+    names = split_list(text)
+    choices = list(known)
+    unknown = sorted(set(names) - set(choices))
+    if unknown:
+        parser.error(f"unknown app(s) {unknown}; choose from {', '.join(choices)}")
+    return names
 
 
 def free_port() -> int:
@@ -252,10 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed. Install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
-    selected = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(selected) - set(SERVERS))
-    if unknown:
-        parser.error(f"unknown app(s) {unknown}; choose from {list(SERVERS)}")
+    selected = pick_apps(parser, args.only, SERVERS)
 
     # A group is measured back to back in every round (in shuffled order), so
     # ratios are taken between runs seconds apart: drift in background load
