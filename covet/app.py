@@ -341,7 +341,7 @@ class Covet(_RouteDecorators):
         # With no middleware between the error layer and the router, the app
         # calls matched routes itself and hands their exceptions to that layer.
         self._direct = app if not self._middleware else None
-        self._plain_routes = _plain_routes(self.router)
+        self._plain_routes = self.router.plain_routes()
         self._stack = app
         return app
 
@@ -601,19 +601,3 @@ async def _reject_host(scope: Scope, send: Send) -> None:
 
 _new_object = object.__new__
 _NO_FORM: FormData | None = None
-
-
-def _plain_routes(router: Router) -> dict[str, Route]:
-    """Return the paths without parameters that one HTTP route serves, for direct dispatch.
-
-    A path whose methods are split over several routes is left to
-    :meth:`~covet.routing.Router.match_route`.
-    """
-    plain: dict[str, Route] = {}
-    for path, methods in router.static_routes().items():
-        routes = {id(route): route for route in methods.values()}
-        if len(routes) == 1:
-            (route,) = routes.values()
-            if isinstance(route, Route):
-                plain[path] = route
-    return plain

@@ -15,7 +15,7 @@ from covet.routing.patterns import _SAFE_PATH, NoMatchFound
 from covet.routing.routes import BaseRoute, Mount, Route, WebSocketRoute, _check_route_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from covet.types import ASGIApp, Receive, Scope, Send
 
@@ -359,15 +359,21 @@ class Router(_RouteDecorators):
                 partial = entry
         return partial, None, {}, ""
 
-    def static_routes(self) -> Mapping[str, Mapping[str, BaseRoute]]:
-        """Return this router's HTTP routes without path parameters, as ``{path: {method: route}}``.
+    def plain_routes(self) -> dict[str, Route]:
+        """Return the paths without parameters that one HTTP route serves, as ``{path: route}``.
 
-        This is the router's own lookup table (read it, do not change it): the
-        app consults it before calling :meth:`match_route`.
+        The app looks these up itself before calling :meth:`match_route`. A
+        path whose methods are split over several routes is left out (the
+        router's own lookup serves it).
         """
-        return {
-            path: entry.methods for path, entry in (self._http or self._build()[0]).static.items()
-        }
+        plain: dict[str, Route] = {}
+        for path, entry in (self._http or self._build()[0]).static.items():
+            routes = {id(route): route for route in entry.methods.values()}
+            if len(routes) == 1:
+                (route,) = routes.values()
+                if isinstance(route, Route):
+                    plain[path] = route
+        return plain
 
     def match_route(self, path: str, method: str) -> tuple[Route, dict[str, Any]] | None:
         """Return the HTTP route of this router serving ``method`` on ``path``, and its parameters.
