@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = (
+    "DISTRIBUTION",
     "CovetError",
     "HTTPException",
     "ImproperlyConfigured",
@@ -23,6 +24,11 @@ __all__ = (
     "WebSocketDisconnect",
     "WebSocketException",
 )
+
+#: The name covet is installed under (``pip install covet-web``); the import name
+#: stays ``covet``. The name ``covet`` on the package index belongs to an
+#: unrelated project, so every install hint must use this one.
+DISTRIBUTION = "covet-web"
 
 
 class CovetError(Exception):
@@ -44,7 +50,7 @@ class MissingDependencyError(CovetError, ImportError):
     def __init__(self, package: str, *, extra: str | None = None) -> None:
         self.package = package
         self.extra = extra
-        hint = f"pip install 'covet[{extra}]'" if extra else f"pip install {package}"
+        hint = f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"The {package!r} package is required for this feature. Run: {hint}")
 
 

@@ -26,9 +26,14 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
-import httpx
+from covet.exceptions import MissingDependencyError, WebSocketDisconnect
 
-from covet.exceptions import WebSocketDisconnect
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    # TestClient is built on httpx; say which extra installs it rather than
+    # leaving a bare ModuleNotFoundError.
+    raise MissingDependencyError("httpx", extra="testing") from exc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence

@@ -27,7 +27,7 @@ import click
 from covet import __version__
 from covet.cli._common import echo, fail, info, success
 from covet.config import ENV_VARIABLES
-from covet.exceptions import ImproperlyConfigured
+from covet.exceptions import DISTRIBUTION, ImproperlyConfigured
 
 __all__ = (
     "DATABASES",
@@ -160,7 +160,7 @@ def render_project(directory: Path, name: str, *, db: str = "sqlite") -> list[Pa
         The files written, relative to ``directory``, sorted.
     """
     choice = DATABASES[db]
-    requirement = f"covet[{choice.extra}]" if choice.extra else "covet"
+    requirement = f"{DISTRIBUTION}[{choice.extra}]" if choice.extra else DISTRIBUTION
     context = {
         "name": name,
         "requirement": f"{requirement}>={__version__}",
