@@ -3,7 +3,7 @@
 ``flash(request, "Saved.")`` stores a message; the next request that calls
 :func:`get_flashed_messages` (usually a template, through the
 ``get_flashed_messages()`` global) receives it, and it is gone afterwards.
-Needs :class:`~covet.middleware.sessions.SessionMiddleware`.
+Needs :class:`~covet.sessions.SessionMiddleware`.
 """
 
 from __future__ import annotations

@@ -38,11 +38,16 @@ __all__ = (
     "RedirectResponse",
     "Response",
     "StreamingResponse",
+    "cookie_header",
+    "format_cookie",
 )
 
 #: Ranges accepted in one ``Range`` header; more and it is ignored (Apache's MaxRanges,
 #: the CVE-2011-3192 "Apache Killer" defence).
 _MAX_RANGES = 200
+
+# Expires of a deleted cookie.
+_COOKIE_EPOCH = datetime.fromtimestamp(0, tz=UTC)
 
 # Fixes for what the platform's mimetypes database gets wrong or lacks (it varies by OS).
 _MEDIA_TYPE_FIXES = {
@@ -344,63 +349,21 @@ class Response:
             ValueError: If the name, value or an attribute is invalid, or the
                 combination is one browsers reject.
         """
-        if not _COOKIE_NAME_RE.fullmatch(key):
-            raise ValueError(
-                f"Invalid cookie name {key!r}. Use letters, digits and !#$%&'*+-.^_`|~ only."
-            )
-        if not _COOKIE_VALUE_RE.fullmatch(value):
-            raise ValueError(
-                f"Invalid cookie value {value!r}: spaces, commas, semicolons, backslashes, "
-                "double quotes, control and non-ASCII characters are not allowed. "
-                "Encode the value first, e.g. with urllib.parse.quote() or base64."
-            )
-        samesite_value: str | None = None
-        if samesite is not None:
-            samesite_value = _SAMESITE_VALUES.get(str(samesite).lower())
-            if samesite_value is None:
-                raise ValueError(
-                    f"Invalid samesite value {samesite!r}. Use 'lax', 'strict', 'none' or None."
-                )
-            if samesite_value == "None" and not secure:
-                raise ValueError(
-                    f"Cookie {key!r} has samesite='none' without secure=True, which browsers "
-                    "reject. Pass secure=True."
-                )
-        if partitioned and not secure:
-            raise ValueError(
-                f"Cookie {key!r} is partitioned without secure=True, which browsers reject. "
-                "Pass secure=True."
-            )
-        if key.startswith("__Secure-") and not secure:
-            raise ValueError(f"Cookie {key!r} has the __Secure- prefix and needs secure=True.")
-        if key.startswith("__Host-") and (not secure or path != "/" or domain is not None):
-            raise ValueError(
-                f"Cookie {key!r} has the __Host- prefix and needs secure=True, path='/' "
-                "and no domain."
-            )
-        parts = [f"{key}={value}"]
-        if max_age is not None:
-            parts.append(f"Max-Age={int(max_age)}")
-        if expires is not None:
-            parts.append(f"Expires={_cookie_date(expires)}")
-        for name, attribute in (("Path", path), ("Domain", domain)):
-            if attribute is None:
-                continue
-            if _COOKIE_ATTR_FORBIDDEN_RE.search(attribute):
-                raise ValueError(
-                    f"Invalid cookie {name.lower()} {attribute!r}: control characters and "
-                    "semicolons are not allowed. Remove them."
-                )
-            parts.append(f"{name}={attribute}")
-        if secure:
-            parts.append("Secure")
-        if httponly:
-            parts.append("HttpOnly")
-        if samesite_value is not None:
-            parts.append(f"SameSite={samesite_value}")
-        if partitioned:
-            parts.append("Partitioned")
-        self.headers.append("set-cookie", "; ".join(parts))
+        self.headers.append(
+            "set-cookie",
+            format_cookie(
+                key,
+                value,
+                max_age=max_age,
+                expires=expires,
+                path=path,
+                domain=domain,
+                secure=secure,
+                httponly=httponly,
+                samesite=samesite,
+                partitioned=partitioned,
+            ),
+        )
 
     def delete_cookie(
         self,
@@ -470,6 +433,136 @@ class Response:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code!r})"
+
+
+def format_cookie(
+    key: str,
+    value: str = "",
+    *,
+    max_age: int | None = None,
+    expires: datetime | float | None = None,
+    path: str | None = "/",
+    domain: str | None = None,
+    secure: bool = False,
+    httponly: bool = True,
+    samesite: Literal["lax", "strict", "none"] | None = "lax",
+    partitioned: bool = False,
+) -> str:
+    """Return the value of a ``Set-Cookie`` header, validated.
+
+    :meth:`Response.set_cookie` adds it to a response; middleware that writes
+    raw ASGI headers (sessions, CSRF) uses it directly, so every cookie covet
+    sets is checked by the same rules.
+
+    Args:
+        key: The cookie name, an RFC 6265 token.
+        value: The value; characters outside RFC 6265 ``cookie-octet`` (space, comma,
+            semicolon, backslash, double quote, non-ASCII) are refused, so encode the
+            value first (URL-encoding or base64).
+        max_age: Lifetime in seconds (``Max-Age``); ``0`` expires it now.
+        expires: When it expires: an aware ``datetime`` (naive ones are taken as
+            UTC), or a number of seconds from now.
+        path: The ``Path`` attribute; ``None`` leaves it out.
+        domain: The ``Domain`` attribute; ``None`` leaves it out (host-only cookie).
+        secure: Send only over HTTPS (``Secure``).
+        httponly: Hide from JavaScript (``HttpOnly``); on by default.
+        samesite: ``"lax"`` (default), ``"strict"``, ``"none"`` or ``None`` to omit.
+        partitioned: Add ``Partitioned`` (CHIPS); requires ``secure=True``.
+
+    Returns:
+        The header value, for example ``"sid=abc; Path=/; HttpOnly; SameSite=lax"``.
+
+    Raises:
+        ValueError: If the name, value or an attribute is invalid, or the
+            combination is one browsers reject.
+    """
+    if not _COOKIE_NAME_RE.fullmatch(key):
+        raise ValueError(
+            f"Invalid cookie name {key!r}. Use letters, digits and !#$%&'*+-.^_`|~ only."
+        )
+    if not _COOKIE_VALUE_RE.fullmatch(value):
+        raise ValueError(
+            f"Invalid cookie value {value!r}: spaces, commas, semicolons, backslashes, "
+            "double quotes, control and non-ASCII characters are not allowed. "
+            "Encode the value first, e.g. with urllib.parse.quote() or base64."
+        )
+    samesite_value: str | None = None
+    if samesite is not None:
+        samesite_value = _SAMESITE_VALUES.get(str(samesite).lower())
+        if samesite_value is None:
+            raise ValueError(
+                f"Invalid samesite value {samesite!r}. Use 'lax', 'strict', 'none' or None."
+            )
+        if samesite_value == "None" and not secure:
+            raise ValueError(
+                f"Cookie {key!r} has samesite='none' without secure=True, which browsers "
+                "reject. Pass secure=True."
+            )
+    if partitioned and not secure:
+        raise ValueError(
+            f"Cookie {key!r} is partitioned without secure=True, which browsers reject. "
+            "Pass secure=True."
+        )
+    if key.startswith("__Secure-") and not secure:
+        raise ValueError(f"Cookie {key!r} has the __Secure- prefix and needs secure=True.")
+    if key.startswith("__Host-") and (not secure or path != "/" or domain is not None):
+        raise ValueError(
+            f"Cookie {key!r} has the __Host- prefix and needs secure=True, path='/' and no domain."
+        )
+    parts = [f"{key}={value}"]
+    if max_age is not None:
+        parts.append(f"Max-Age={int(max_age)}")
+    if expires is not None:
+        parts.append(f"Expires={_cookie_date(expires)}")
+    for name, attribute in (("Path", path), ("Domain", domain)):
+        if attribute is None:
+            continue
+        if _COOKIE_ATTR_FORBIDDEN_RE.search(attribute):
+            raise ValueError(
+                f"Invalid cookie {name.lower()} {attribute!r}: control characters and "
+                "semicolons are not allowed. Remove them."
+            )
+        parts.append(f"{name}={attribute}")
+    if secure:
+        parts.append("Secure")
+    if httponly:
+        parts.append("HttpOnly")
+    if samesite_value is not None:
+        parts.append(f"SameSite={samesite_value}")
+    if partitioned:
+        parts.append("Partitioned")
+    return "; ".join(parts)
+
+
+def cookie_header(
+    key: str,
+    value: str,
+    *,
+    max_age: int | None,
+    path: str | None,
+    domain: str | None,
+    secure: bool,
+    httponly: bool,
+    samesite: Literal["lax", "strict", "none"] | None,
+) -> tuple[bytes, bytes]:
+    """Return a validated ``Set-Cookie`` header as a raw ASGI pair.
+
+    For middleware that writes raw headers (sessions, CSRF). ``max_age=0``
+    deletes the cookie the way :meth:`Response.delete_cookie` does.
+    """
+    expires = _COOKIE_EPOCH if max_age == 0 else None
+    text = format_cookie(
+        key,
+        "" if max_age == 0 else value,
+        max_age=max_age,
+        expires=expires,
+        path=path,
+        domain=domain,
+        secure=secure,
+        httponly=httponly,
+        samesite=samesite,
+    )
+    return b"set-cookie", text.encode("latin-1")
 
 
 def _cookie_date(expires: datetime | float) -> str:

@@ -5,7 +5,7 @@ import pytest
 from covet import Covet
 from covet.exceptions import ImproperlyConfigured
 from covet.flash import flash, get_flashed_messages
-from covet.middleware.sessions import SessionMiddleware
+from covet.middleware import SessionMiddleware
 from covet.requests import Request
 from covet.testing import TestClient
 

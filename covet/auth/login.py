@@ -33,6 +33,7 @@ from covet.auth.hashers import check_password
 from covet.auth.models import AbstractUser, AnonymousUser
 from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.ratelimit import RateLimitBackend, RateLimiter, key_by_ip
+from covet.sessions.stores import SESSION_USER_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -54,8 +55,6 @@ __all__ = (
 
 U = TypeVar("U", bound=AbstractUser)
 
-#: The session key holding the logged-in user's primary key.
-SESSION_USER_KEY = "_auth_user_id"
 #: The session key holding :meth:`AbstractUser.get_session_auth_hash` at login.
 SESSION_HASH_KEY = "_auth_user_hash"
 _SCOPE_KEY = "covet.auth"

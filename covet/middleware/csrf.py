@@ -1,7 +1,7 @@
 """Cross-site request forgery protection (Django's design).
 
 Every visitor gets a random 32-byte secret, kept in the session when
-:class:`~covet.middleware.sessions.SessionMiddleware` runs before this
+:class:`~covet.sessions.SessionMiddleware` runs before this
 middleware (recommended), else in the ``csrftoken`` cookie. Pages embed a
 *token*: the secret masked with a fresh random pad at every call (``token =
 mask + (mask XOR secret)``, base64url), so the token changes with every render
@@ -45,9 +45,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from covet.datastructures import URL, UploadFile
 from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.formparsers import parse_content_type
-from covet.middleware.sessions import _cookie_header
 from covet.requests import DEFAULT_LIMITS, HTTPConnection, Request, RequestLimits
-from covet.responses import PlainTextResponse
+from covet.responses import PlainTextResponse, cookie_header
 from covet.routing import Route, Router
 
 if TYPE_CHECKING:
@@ -261,7 +260,7 @@ def _find_route(scope: Scope) -> Route | None:
 class CSRFMiddleware:
     """Refuse unsafe requests that do not prove they come from this site's own pages.
 
-    Add it after :class:`~covet.middleware.sessions.SessionMiddleware` so the
+    Add it after :class:`~covet.sessions.SessionMiddleware` so the
     secret lives in the session (and is replaced when the session is flushed).
 
     Args:
@@ -297,7 +296,7 @@ class CSRFMiddleware:
                 "not a single string. Wrap the value in a list."
             )
         # Fail now for a cookie name browsers would reject.
-        _cookie_header(
+        cookie_header(
             cookie_name,
             "x",
             max_age=1,
@@ -374,7 +373,7 @@ class CSRFMiddleware:
                     headers.append((b"vary", b"Cookie"))
                 if state.cookie_token is not None:
                     headers.append(
-                        _cookie_header(
+                        cookie_header(
                             self.cookie_name,
                             state.cookie_token,
                             max_age=_ONE_YEAR,

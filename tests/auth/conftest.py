@@ -21,7 +21,7 @@ import pytest_asyncio
 from covet.auth import Argon2PasswordHasher, PBKDF2PasswordHasher, set_hashers
 from covet.db import create_all, drop_all
 from covet.db.database import Database
-from covet.sessions_db import DatabaseSession
+from covet.sessions import DatabaseSession
 from tests.auth.models import APIToken, AuthUser, NamedUser
 from tests.db.conftest import BACKENDS, ENV_VARS, _bootstrap, _unavailable, _with_database
 

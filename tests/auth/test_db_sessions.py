@@ -5,8 +5,13 @@ import time
 
 import pytest
 
-from covet.sessions import SessionRecord, SessionStore, generate_session_key
-from covet.sessions_db import DatabaseSession, DatabaseStore
+from covet.sessions import (
+    DatabaseSession,
+    DatabaseStore,
+    SessionRecord,
+    SessionStore,
+    generate_session_key,
+)
 from tests.auth.conftest import client_for
 from tests.auth.helpers import PASSWORD, make_app, make_user
 

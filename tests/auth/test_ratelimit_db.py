@@ -7,8 +7,13 @@ import pytest
 from covet.auth import LoginThrottle
 from covet.db import create_all, drop_all
 from covet.exceptions import HTTPException
-from covet.ratelimit import MemoryBackend, RateLimitBackend, RateLimiter
-from covet.ratelimit_db import DatabaseBackend, RateLimitCounter
+from covet.ratelimit import (
+    DatabaseBackend,
+    MemoryBackend,
+    RateLimitBackend,
+    RateLimitCounter,
+    RateLimiter,
+)
 from covet.requests import Request
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from covet import Covet, Router
 from covet.exceptions import ImproperlyConfigured
+from covet.middleware import SessionMiddleware
 from covet.middleware.csrf import (
     CSRFMiddleware,
     _unmask,
@@ -14,7 +15,6 @@ from covet.middleware.csrf import (
     get_csrf_token,
     rotate_csrf_token,
 )
-from covet.middleware.sessions import SessionMiddleware
 from covet.requests import Request, RequestLimits
 from covet.testing import TestClient
 

@@ -16,7 +16,7 @@ import pytest
 
 from covet import Covet
 from covet.exceptions import ImproperlyConfigured
-from covet.middleware.ratelimit import RateLimitMiddleware
+from covet.middleware import RateLimitMiddleware
 from covet.testing import TestClient
 
 REDIS_URL = os.environ.get("COVET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -127,7 +127,7 @@ WORKER_APP = textwrap.dedent(
     import os
 
     from covet import Covet
-    from covet.middleware.ratelimit import RateLimitMiddleware
+    from covet.middleware import RateLimitMiddleware
     from covet.ratelimit import RedisBackend
 
     backend = RedisBackend(os.environ["COVET_TEST_REDIS_URL"], prefix=os.environ["RL_PREFIX"])

@@ -10,7 +10,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from covet import Covet, WebSocket
 from covet.exceptions import ImproperlyConfigured
-from covet.middleware.sessions import SessionMiddleware
+from covet.middleware import SessionMiddleware
 from covet.sessions import MemoryStore, RedisStore, SessionRecord, SessionTooLargeError
 from covet.testing import TestClient
 

@@ -10,8 +10,8 @@ import pytest
 from covet import Covet, HTMLResponse
 from covet.exceptions import ImproperlyConfigured
 from covet.flash import flash
+from covet.middleware import SessionMiddleware
 from covet.middleware.csrf import CSRFMiddleware
-from covet.middleware.sessions import SessionMiddleware
 from covet.requests import Request
 from covet.staticfiles import StaticFiles
 from covet.templates import TemplateNotFoundError, Templates

@@ -1,6 +1,6 @@
 """Session objects and the stores that keep them.
 
-:class:`~covet.middleware.sessions.SessionMiddleware` puts a :class:`Session`
+:class:`~covet.sessions.SessionMiddleware` puts a :class:`Session`
 in ``request.session`` and asks a :class:`SessionStore` to load and save it:
 
 - :class:`CookieStore` (the default) keeps the whole session in the signed
@@ -17,15 +17,14 @@ server-side stores, the whole record for the cookie store).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from covet import _json
-from covet.exceptions import CovetError, MissingDependencyError
+from covet.exceptions import CovetError
+from covet.redis import RedisConnection
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "MAX_COOKIE_SIZE",
+    "SESSION_USER_KEY",
     "CookieStore",
     "MemoryStore",
     "RedisStore",
@@ -43,6 +43,11 @@ __all__ = (
     "SessionTooLargeError",
     "generate_session_key",
 )
+
+#: The session key holding the logged-in user's primary key. It is defined here,
+#: not in covet.auth, because stores index sessions by user (so all of one user's
+#: sessions can be ended at once) and sessions must not depend on auth.
+SESSION_USER_KEY = "_auth_user_id"
 
 #: Browsers keep at least 4096 bytes per cookie (RFC 6265 section 6.1),
 #: counting the name, the value and the attributes.
@@ -324,54 +329,6 @@ class MemoryStore:
             del self._data[next(iter(self._data))]
 
 
-class _LoopLocalRedis:
-    """One ``redis.asyncio`` client per event loop, created on first use.
-
-    A redis-py connection belongs to the loop it was opened on; an app served
-    by several loops (test clients, threads) would otherwise reuse a
-    connection across loops and fail. A client passed in is used as is.
-    """
-
-    def __init__(self, url: str | None, client: Redis | None, *, owner: str) -> None:
-        if (url is None) == (client is None):
-            raise ValueError(
-                f"{owner} needs exactly one of url= or client=, got url={url!r} and "
-                f"client={client!r}. Pass url='redis://127.0.0.1:6379/0'."
-            )
-        if client is None:
-            try:
-                import redis.asyncio  # noqa: F401 - fail now, not at the first request
-            except ImportError as exc:
-                raise MissingDependencyError("redis", extra="redis") from exc
-        self.url = url
-        self._client = client
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def get(self) -> Redis:
-        """Return the client for the running loop."""
-        if self._client is not None:
-            return self._client
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from redis.asyncio import Redis
-
-            assert self.url is not None  # noqa: S101 - checked in __init__
-            client = Redis.from_url(self.url)
-            self._clients[loop] = client
-        return client
-
-    async def aclose(self) -> None:
-        """Close the client of the running loop (a client passed in is left open)."""
-        if self._client is not None:
-            return
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
-
-
 class RedisStore:
     """Keep sessions in Redis, shared by every worker; each expires with a TTL.
 
@@ -391,7 +348,7 @@ class RedisStore:
     def __init__(
         self, url: str | None = None, *, client: Redis | None = None, prefix: str = "covet:session:"
     ) -> None:
-        self._redis = _LoopLocalRedis(url, client, owner="RedisStore")
+        self._redis = RedisConnection(url, client, owner="RedisStore")
         self.prefix = prefix
 
     async def load(self, payload: Any) -> SessionRecord | None:

@@ -13,7 +13,7 @@ of three algorithms:
 
 Counts live in a backend: :class:`MemoryBackend` (one process) or
 :class:`RedisBackend` (shared by every worker and server; each update is one
-atomic Lua script). Use :class:`~covet.middleware.ratelimit.RateLimitMiddleware`
+atomic Lua script). Use :class:`~covet.ratelimit.RateLimitMiddleware`
 for a global limit and :func:`rate_limit` for one route.
 """
 
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar, ru
 
 from covet._utils import call_maybe_async, callable_name, to_response
 from covet.exceptions import HTTPException, ImproperlyConfigured
-from covet.sessions import _LoopLocalRedis
+from covet.redis import RedisConnection
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -404,7 +404,7 @@ class RedisBackend:
         client: Redis | None = None,
         prefix: str = "covet:ratelimit:",
     ) -> None:
-        self._redis = _LoopLocalRedis(url, client, owner="RedisBackend")
+        self._redis = RedisConnection(url, client, owner="RedisBackend")
         self.prefix = prefix
         self._scripts: weakref.WeakKeyDictionary[Redis, tuple[AsyncScript, ...]] = (
             weakref.WeakKeyDictionary()

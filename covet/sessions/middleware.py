@@ -1,0 +1,265 @@
+"""Signed-cookie sessions: ``request.session`` for every request.
+
+``SessionMiddleware`` loads the session named by the session cookie into
+``scope["session"]`` (a :class:`~covet.sessions.Session`), and when the
+response starts it saves the session and sets the cookie, but only if the
+session changed (or is new and not empty). A tampered, expired or unknown
+cookie silently starts an empty session.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from covet.exceptions import ImproperlyConfigured
+from covet.requests import HTTPConnection
+from covet.responses import cookie_header
+from covet.sessions.stores import (
+    MAX_COOKIE_SIZE,
+    CookieStore,
+    Session,
+    SessionRecord,
+    SessionStore,
+    SessionTooLargeError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from covet.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ("SessionMiddleware",)
+
+_TWO_WEEKS = 14 * 24 * 60 * 60
+_SameSite = Literal["lax", "strict", "none"]
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _positive_int(value: object) -> bool:
+    """Return whether ``value`` is an ``int`` (not a ``bool``) of at least 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _secret_keys(secret_key: str | Sequence[str], owner: str) -> list[str]:
+    """Validate ``secret_key`` and return the keys oldest first, as itsdangerous wants them."""
+    keys = [secret_key] if isinstance(secret_key, str) else list(secret_key)
+    if not keys or not all(_is_text(key) for key in keys):
+        raise ImproperlyConfigured(
+            f"{owner} got secret_key={secret_key!r}. Pass a non-empty string, or a list of "
+            "them with the newest first, for example secret_key=os.environ['SECRET_KEY']."
+        )
+    # covet lists the newest key first; itsdangerous signs with the last one.
+    return keys[::-1]
+
+
+class SessionMiddleware:
+    """Give every request a session, stored by ``store`` and named by a signed cookie.
+
+    Args:
+        app: The ASGI app to wrap.
+        secret_key: The key that signs the cookie, or a list of keys, newest
+            first: the newest signs, every key verifies, so a key can be
+            retired without logging everybody out.
+        store: Where sessions live (default :class:`~covet.sessions.CookieStore`:
+            in the cookie itself).
+        cookie_name: The cookie name. By default ``"__Host-session"`` on
+            HTTPS (``"__Secure-session"`` when ``domain`` is set) and
+            ``"session"`` on plain HTTP.
+        max_age: The absolute lifetime of a session in seconds (default 14
+            days), counted from its creation, however active it is.
+        idle_timeout: End a session unused for this many seconds. When set,
+            every response refreshes the session's access time.
+        same_site: The cookie's ``SameSite``: ``"lax"``, ``"strict"`` or ``"none"``.
+        https_only: Mark the cookie ``Secure``. ``None`` decides per request
+            from its scheme (``https``/``wss``).
+        path: The cookie's ``Path``.
+        domain: The cookie's ``Domain``; ``None`` keeps it host-only.
+
+    Raises:
+        ImproperlyConfigured: For an empty key or an invalid option.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        secret_key: str | Sequence[str],
+        *,
+        store: SessionStore | None = None,
+        cookie_name: str | None = None,
+        max_age: int = _TWO_WEEKS,
+        idle_timeout: int | None = None,
+        same_site: _SameSite = "lax",
+        https_only: bool | None = None,
+        path: str = "/",
+        domain: str | None = None,
+    ) -> None:
+        self.app = app
+        self._serializer = URLSafeTimedSerializer(
+            _secret_keys(secret_key, "SessionMiddleware"), salt="covet.session"
+        )
+        self.store: SessionStore = CookieStore() if store is None else store
+        if not isinstance(self.store, SessionStore):
+            raise ImproperlyConfigured(
+                f"SessionMiddleware got store={store!r}, which lacks load/save/touch/delete. "
+                "Pass a CookieStore, RedisStore, MemoryStore or another SessionStore."
+            )
+        if not _positive_int(max_age):
+            raise ImproperlyConfigured(
+                f"SessionMiddleware got max_age={max_age!r}. Pass a number of seconds >= 1."
+            )
+        if idle_timeout is not None and not _positive_int(idle_timeout):
+            raise ImproperlyConfigured(
+                f"SessionMiddleware got idle_timeout={idle_timeout!r}. Pass a number of "
+                "seconds >= 1, or None for no idle timeout."
+            )
+        if same_site not in ("lax", "strict", "none"):
+            raise ImproperlyConfigured(
+                f"SessionMiddleware got same_site={same_site!r}. Use 'lax', 'strict' or 'none'."
+            )
+        if same_site == "none" and https_only is not True:
+            raise ImproperlyConfigured(
+                "SessionMiddleware got same_site='none', which browsers only accept on Secure "
+                "cookies. Pass https_only=True as well."
+            )
+        self.cookie_name = cookie_name
+        self.max_age = max_age
+        self.idle_timeout = idle_timeout
+        self.same_site: _SameSite = same_site
+        self.https_only = https_only
+        self.path = path
+        self.domain = domain
+        # Fail at startup, not at the first response, for a name browsers would reject.
+        if cookie_name is not None:
+            self._set_cookie(cookie_name, "x", max_age=1, secure=bool(https_only))
+
+    def _cookie_name_for(self, secure: bool) -> str:
+        if self.cookie_name is not None:
+            return self.cookie_name
+        if not secure:
+            return "session"
+        # The __Host- prefix forbids Domain and needs Path=/ (RFC 6265bis section 4.1.3).
+        if self.domain is None and self.path == "/":
+            return "__Host-session"
+        return "__Secure-session"
+
+    def _set_cookie(
+        self, name: str, value: str, *, max_age: int, secure: bool
+    ) -> tuple[bytes, bytes]:
+        return cookie_header(
+            name,
+            value,
+            max_age=max_age,
+            path=self.path,
+            domain=self.domain,
+            secure=secure,
+            httponly=True,
+            samesite=self.same_site,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Load the session, run the app, then save the session with the response."""
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        secure = (
+            self.https_only
+            if self.https_only is not None
+            else scope.get("scheme") in ("https", "wss")
+        )
+        name = self._cookie_name_for(secure)
+        raw = HTTPConnection(scope).cookies.get(name)
+        session, payload = await self._load(raw)
+        scope["session"] = session
+        if kind == "websocket":
+            # A websocket has no response to carry a cookie: the session is read-only.
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                header = await self._commit(session, payload, had_cookie=raw is not None)
+                if header is not None:
+                    value, max_age = header
+                    cookie = self._set_cookie(name, value, max_age=max_age, secure=secure)
+                    if len(cookie[1]) + len(b"set-cookie: ") > MAX_COOKIE_SIZE:
+                        raise SessionTooLargeError(
+                            f"The session cookie {name!r} is {len(cookie[1])} bytes, over the "
+                            f"{MAX_COOKIE_SIZE}-byte limit browsers accept. Store less in the "
+                            "session, or keep it server-side: store=RedisStore(url)."
+                        )
+                    message["headers"] = [*message.get("headers", ()), cookie]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    async def _load(self, raw: str | None) -> tuple[Session, Any]:
+        """Return the session named by the cookie (or a new one) and the verified payload."""
+        if not raw:
+            return Session(), None
+        try:
+            payload = self._serializer.loads(raw, max_age=self.max_age)
+        except BadSignature:  # tampered, signed with an unknown key, or expired
+            return Session(), None
+        record = await self.store.load(payload)
+        if record is None:
+            return Session(), None
+        now = time.time()
+        if now - record.created > self.max_age or (
+            self.idle_timeout is not None and now - record.accessed > self.idle_timeout
+        ):
+            await self.store.delete(record.key)
+            return Session(), None
+        return Session(record.data, key=record.key, created=record.created, is_new=False), payload
+
+    async def _commit(
+        self, session: Session, payload: Any, *, had_cookie: bool
+    ) -> tuple[str, int] | None:
+        """Save or delete the session; return the cookie ``(value, max_age)`` to send, if any.
+
+        ``max_age=0`` deletes the cookie.
+        """
+        store = self.store
+        # Loaded from the store under this id: the store must not re-create it if it
+        # was revoked while this request ran (a logout in another tab).
+        existing = payload is not None and not session.retired_keys
+        for key in session.retired_keys:
+            await store.delete(key)
+        session.retired_keys.clear()
+        if not session:
+            if not had_cookie:
+                return None
+            if payload is not None:
+                await store.delete(session.session_key)
+            return "", 0
+        now = time.time()
+        remaining = session.created + self.max_age - now
+        if remaining <= 0:
+            await store.delete(session.session_key)
+            return "", 0
+        max_age = math.ceil(remaining)
+        ttl = max_age if self.idle_timeout is None else min(max_age, self.idle_timeout)
+        record = SessionRecord(
+            session.session_key, dict(session), session.created, now, existing=existing
+        )
+        if session.modified or session.is_new or payload is None:
+            new_payload = await store.save(record, ttl=ttl)
+        elif self.idle_timeout is not None:
+            new_payload = await store.touch(record, ttl=ttl)
+        else:
+            return None
+        session.modified = False
+        if new_payload is None:
+            return "", 0  # revoked while this request ran: it stays revoked
+        if new_payload == payload:
+            return None  # a server-side id that did not change: the cookie stays valid
+        value = self._serializer.dumps(new_payload)
+        assert isinstance(value, str)  # noqa: S101 - URLSafeTimedSerializer returns str
+        return value, max_age
