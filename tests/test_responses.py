@@ -20,8 +20,8 @@ from covet.responses import (
     RedirectResponse,
     Response,
     StreamingResponse,
-    _parse_range,
 )
+from covet.responses.conditional import parse_range
 from covet.testing import TestClient
 
 if TYPE_CHECKING:
@@ -891,15 +891,15 @@ async def test_if_range(data_file: Path) -> None:
 
 
 def test_parse_range_directly() -> None:
-    assert _parse_range("bytes=0-0", 1) == [(0, 0)]
-    assert _parse_range("bytes=0-4,2-8,10-12", 20) == [(0, 8), (10, 12)]
-    assert _parse_range("bytes=0-4,5-9", 20) == [(0, 9)]
-    assert _parse_range("bytes=-0", 20) == []
-    assert _parse_range("bytes=30-", 20) == []
-    assert _parse_range("bytes=, 1-2 ,", 20) == [(1, 2)]
-    assert _parse_range("bytes=1-2,x", 20) is None
+    assert parse_range("bytes=0-0", 1) == [(0, 0)]
+    assert parse_range("bytes=0-4,2-8,10-12", 20) == [(0, 8), (10, 12)]
+    assert parse_range("bytes=0-4,5-9", 20) == [(0, 9)]
+    assert parse_range("bytes=-0", 20) == []
+    assert parse_range("bytes=30-", 20) == []
+    assert parse_range("bytes=, 1-2 ,", 20) == [(1, 2)]
+    assert parse_range("bytes=1-2,x", 20) is None
     # Many overlapping ranges collapse into one (no amplification).
-    assert _parse_range("bytes=" + ",".join(["0-"] * 200), 20) == [(0, 19)]
+    assert parse_range("bytes=" + ",".join(["0-"] * 200), 20) == [(0, 19)]
 
 
 # -- through a covet app and its TestClient -------------------------------------------------------

@@ -42,11 +42,12 @@ from urllib.parse import urlsplit
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from covet.cookies import cookie_header
 from covet.datastructures import URL, UploadFile
 from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.formparsers import parse_content_type
 from covet.requests import DEFAULT_LIMITS, HTTPConnection, Request, RequestLimits
-from covet.responses import PlainTextResponse, cookie_header
+from covet.responses import PlainTextResponse
 from covet.routing import Route, Router
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from covet.cookies import cookie_header
 from covet.exceptions import ImproperlyConfigured
 from covet.requests import HTTPConnection
-from covet.responses import cookie_header
 from covet.sessions.stores import (
     MAX_COOKIE_SIZE,
     CookieStore,
