@@ -30,6 +30,8 @@ from covet.exceptions import CovetError, HTTPException, ImproperlyConfigured
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from covet.auth.models import AbstractUser, AnonymousUser
+    from covet.sessions.stores import Session
     from covet.types import Message, Receive, Scope
 
 __all__ = (
@@ -263,14 +265,14 @@ class HTTPConnection:
         return self._state
 
     @property
-    def session(self) -> dict[str, Any]:
+    def session(self) -> Session:
         """Return the session set up by the session middleware.
 
         Raises:
             ImproperlyConfigured: If no session middleware is installed.
         """
         try:
-            session: dict[str, Any] = self.scope["session"]
+            session: Session = self.scope["session"]
         except KeyError:
             raise ImproperlyConfigured(
                 "request.session needs SessionMiddleware, which is not installed. "
@@ -279,19 +281,24 @@ class HTTPConnection:
         return session
 
     @property
-    def user(self) -> Any:
+    def user(self) -> AbstractUser | AnonymousUser:
         """Return the user set by the authentication middleware.
+
+        The logged-in user is an instance of the project's user model (a
+        subclass of :class:`~covet.auth.AbstractUser`); check
+        ``request.user.is_authenticated`` before using its fields.
 
         Raises:
             ImproperlyConfigured: If no middleware has set ``scope["user"]``.
         """
         try:
-            return self.scope["user"]
+            user: AbstractUser | AnonymousUser = self.scope["user"]
         except KeyError:
             raise ImproperlyConfigured(
                 "request.user needs an authentication middleware, and none set scope['user']. "
                 "Add SessionMiddleware and covet.auth's middleware with app.add_middleware()."
             ) from None
+        return user
 
     def url_for(self, name: str, /, **params: Any) -> URL:
         """Return the absolute URL of the route called ``name``.

@@ -33,7 +33,7 @@ from covet.auth.hashers import check_password
 from covet.auth.models import AbstractUser, AnonymousUser
 from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.ratelimit import RateLimitBackend, RateLimiter, key_by_ip
-from covet.sessions.stores import SESSION_USER_KEY
+from covet.sessions.stores import SESSION_USER_KEY, Session
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -150,9 +150,9 @@ def _throttle_for(config: AuthConfig | None) -> LoginThrottle | None:
     return _default_throttle
 
 
-def _session(connection: HTTPConnection, action: str) -> dict[str, Any]:
+def _session(connection: HTTPConnection, action: str) -> Session:
     session = connection.scope.get("session")
-    if not isinstance(session, dict) or not hasattr(session, "cycle_key"):
+    if not isinstance(session, Session):
         raise ImproperlyConfigured(
             f"{action} needs SessionMiddleware, which is not installed. Add it with "
             "app.add_middleware(SessionMiddleware, secret_key=...) before AuthenticationMiddleware."
@@ -280,9 +280,9 @@ async def login(connection: HTTPConnection, user: AbstractUser) -> None:
     config = get_auth_config(connection)
     secret = config.secret_key if config else None
     if session.get(SESSION_USER_KEY, pk) != pk:
-        session.flush()  # type: ignore[attr-defined]
+        session.flush()
     else:
-        session.cycle_key()  # type: ignore[attr-defined]
+        session.cycle_key()
     session[SESSION_USER_KEY] = pk
     session[SESSION_HASH_KEY] = user.get_session_auth_hash(secret)
     _rotate_csrf(connection)
@@ -298,7 +298,7 @@ async def logout(connection: HTTPConnection) -> None:
         ImproperlyConfigured: Without SessionMiddleware.
     """
     session = _session(connection, "logout()")
-    session.flush()  # type: ignore[attr-defined]
+    session.flush()
     _rotate_csrf(connection)
     connection.scope["user"] = AnonymousUser()
 
@@ -316,7 +316,7 @@ def update_session_auth_hash(connection: HTTPConnection, user: AbstractUser) -> 
     if user.pk is None or session.get(SESSION_USER_KEY) != _session_pk(user):
         return
     config = get_auth_config(connection)
-    session.cycle_key()  # type: ignore[attr-defined]
+    session.cycle_key()
     session[SESSION_HASH_KEY] = user.get_session_auth_hash(config.secret_key if config else None)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from covet import Covet, JSONResponse, Request
 from covet.auth import (
+    AbstractUser,
     AuthenticationMiddleware,
     LoginThrottle,
     authenticate,
@@ -76,7 +77,9 @@ def make_app(
     @app.post("/password")
     async def password(request: Request) -> Any:
         data = await request.json()
-        await change_password(request, request.user, data["password"])
+        user = request.user
+        assert isinstance(user, AbstractUser)
+        await change_password(request, user, data["password"])
         return {"ok": True}
 
     @app.get("/csrf")

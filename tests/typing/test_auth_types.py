@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, assert_type
 from covet.auth import (
     AbstractAPIToken,
     AbstractUser,
+    AnonymousUser,
     PasswordResetTokenGenerator,
     authenticate,
     hash_password,
@@ -16,6 +17,7 @@ from covet.auth import (
     verify_password,
 )
 from covet.db import CASCADE, fields
+from covet.sessions import Session
 
 if TYPE_CHECKING:
     from covet.requests import Request
@@ -61,3 +63,6 @@ async def _pins(request: Request, user: PinnedUser) -> None:
     assert_type(PasswordResetTokenGenerator("k").make_token(user), str)
     assert_type(await _guarded(request, 1), dict[str, int])
     assert_type(await _editor(request), str)
+    # request.session is covet's Session (flush()/cycle_key() type-check without ignores).
+    assert_type(request.session, Session)
+    assert_type(request.user, AbstractUser | AnonymousUser)
