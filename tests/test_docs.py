@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ def test_fence_extraction_finds_blocks_and_lines() -> None:
 def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
     databases_before = set(map(id, _database_registry().values()))
+    # Pages may import a demo project they write (settings.md): forget it afterwards.
+    path_before, modules_before = list(sys.path), set(sys.modules)
     loop = asyncio.new_event_loop()
     old_cwd = Path.cwd()
     os.chdir(tmp_path)
@@ -67,11 +70,11 @@ def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
                 loop.run_until_complete(result)
     finally:
         os.chdir(old_cwd)
-        cleanup = namespace.get("_doc_cleanup")
-        if callable(cleanup):
-            outcome = cleanup()
-            if inspect.iscoroutine(outcome):
-                loop.run_until_complete(outcome)
+        sys.path[:] = path_before
+        for name in set(sys.modules) - modules_before:
+            origin = getattr(sys.modules[name], "__file__", None) or ""
+            if origin.startswith(str(tmp_path)):
+                del sys.modules[name]
         # A page that failed half-way leaves its databases connected; their driver
         # threads would keep the test process alive, so close them on their loop.
         for database in list(_database_registry().values()):
@@ -79,3 +82,15 @@ def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
                 loop.run_until_complete(database.disconnect())
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+def test_examples_carry_no_test_harness_hooks() -> None:
+    # Readers copy examples: housekeeping (closing databases, forgetting demo
+    # modules) belongs to this runner, not to the pages.
+    hooks = [
+        f"{page.relative_to(ROOT)}:{lineno}"
+        for page in _pages()
+        for lineno, source in _blocks(page)
+        if re.search(r"\b_doc_\w+", source)
+    ]
+    assert hooks == []
