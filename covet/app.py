@@ -39,7 +39,7 @@ from covet.datastructures import State
 from covet.exceptions import ImproperlyConfigured
 from covet.requests import Request
 from covet.responses import SENDS_PLAIN, Response, check_raw_headers
-from covet.routing import BaseRoute, Mount, Route, Router, WebSocketRoute, _RouteDecorators
+from covet.routing import BaseRoute, Mount, Route, RouteDecorators, Router, WebSocketRoute
 
 if TYPE_CHECKING:
     from covet.datastructures import FormData
@@ -98,7 +98,7 @@ class Middleware:
         return f"Middleware({', '.join([name, *options])})"
 
 
-class Covet(_RouteDecorators):
+class Covet(RouteDecorators):
     """A covet web application (an ASGI 3 callable).
 
     Args:

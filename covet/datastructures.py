@@ -30,6 +30,7 @@ __all__ = (
     "State",
     "UploadFile",
     "add_vary_to_raw",
+    "encode_header_value",
 )
 
 _K = TypeVar("_K")
@@ -539,7 +540,12 @@ def _encode_name(key: str) -> bytes:
     return key.lower().encode("latin-1")
 
 
-def _encode_value(value: str) -> bytes:
+def encode_header_value(value: str) -> bytes:
+    """Return a header value as latin-1 bytes, refusing CR, LF, NUL and other characters.
+
+    Raises:
+        ValueError: Naming the value, when it could inject headers or is not latin-1.
+    """
     if _FORBIDDEN_VALUE_CHARS.search(value):
         raise ValueError(
             f"Invalid header value {value!r}: CR, LF and NUL are not allowed. "
@@ -598,7 +604,7 @@ class Headers(Mapping[str, str]):
                 scope_headers = scope["headers"] = list(scope_headers)
             self._list = scope_headers
         elif headers is not None:
-            self._list = [(_encode_name(k), _encode_value(v)) for k, v in headers.items()]
+            self._list = [(_encode_name(k), encode_header_value(v)) for k, v in headers.items()]
         else:
             self._list = []
 
@@ -684,7 +690,7 @@ class MutableHeaders(Headers):
     def __setitem__(self, key: str, value: str) -> None:
         """Set ``key`` to the single value ``value``, replacing every existing value."""
         name = _encode_name(key)
-        encoded = _encode_value(value)
+        encoded = encode_header_value(value)
         found = [i for i, (k, _) in enumerate(self._list) if k == name]
         if not found:
             self._list.append((name, encoded))
@@ -700,7 +706,7 @@ class MutableHeaders(Headers):
 
     def append(self, key: str, value: str) -> None:
         """Add a header line, keeping any existing values of ``key`` (as for ``Set-Cookie``)."""
-        self._list.append((_encode_name(key), _encode_value(value)))
+        self._list.append((_encode_name(key), encode_header_value(value)))
 
     def setdefault(self, key: str, value: str) -> str:
         """Set ``key`` to ``value`` unless present; return the header's (first) value."""

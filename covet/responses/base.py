@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from covet import _json
 from covet.cookies import format_cookie
-from covet.datastructures import URL, Headers, MutableHeaders, _encode_value
+from covet.datastructures import URL, Headers, MutableHeaders, encode_header_value
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Set
@@ -49,7 +49,7 @@ def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
     """Return the encoded, checked ``Content-Type`` header, cached per media type and charset."""
     if _needs_charset(media_type):
         media_type = f"{media_type}; charset={charset}"
-    return (b"content-type", _encode_value(media_type))
+    return (b"content-type", encode_header_value(media_type))
 
 
 # The Content-Length headers of small bodies, built once each (formatting an int

@@ -27,7 +27,7 @@ converters), ``routes`` (the route kinds), ``index`` (the lookup index),
 
 from __future__ import annotations
 
-from covet.routing.decorators import _RouteDecorators as _RouteDecorators
+from covet.routing.decorators import RouteDecorators
 from covet.routing.index import _Group as _Group
 from covet.routing.patterns import NoMatchFound
 from covet.routing.router import Router
@@ -39,6 +39,7 @@ __all__ = (
     "Mount",
     "NoMatchFound",
     "Route",
+    "RouteDecorators",
     "Router",
     "WebSocketRoute",
 )

@@ -9,13 +9,13 @@ if TYPE_CHECKING:
     from covet.requests import RequestLimits
     from covet.routing.routes import Route, WebSocketRoute
 
-__all__: tuple[str, ...] = ()
+__all__ = ("RouteDecorators",)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _RouteDecorators:
+class RouteDecorators:
     """The decorator sugar shared by :class:`Router` and :class:`covet.Covet`.
 
     Every decorator ends in :meth:`add_route` or :meth:`add_websocket_route`,

@@ -9,7 +9,7 @@ from covet._utils import callable_name, get_route_path
 from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.requests import DEFAULT_LIMITS, RequestLimits
 from covet.responses import PlainTextResponse
-from covet.routing.decorators import _RouteDecorators
+from covet.routing.decorators import RouteDecorators
 from covet.routing.index import _build_entries, _Entry, _Index, _Resolved
 from covet.routing.patterns import _SAFE_PATH, NoMatchFound
 from covet.routing.routes import BaseRoute, Mount, Route, WebSocketRoute, _check_route_path
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ("Router",)
 
 
-class Router(_RouteDecorators):
+class Router(RouteDecorators):
     """A collection of routes, and the ASGI app that dispatches to them.
 
     Args:
