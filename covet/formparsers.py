@@ -34,7 +34,13 @@ if TYPE_CHECKING:
 
     from covet.requests import RequestLimits
 
-__all__ = ("check_charset", "parse_content_type", "parse_multipart", "parse_urlencoded")
+__all__ = (
+    "MultipartScanner",
+    "check_charset",
+    "parse_content_type",
+    "parse_multipart",
+    "parse_urlencoded",
+)
 
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
@@ -153,63 +159,131 @@ async def parse_urlencoded(
     return FormData(items)
 
 
-class _MultipartReader:
-    """The per-request state of one ``multipart/form-data`` parse."""
+class MultipartScanner:
+    """Walk a ``multipart/form-data`` body part by part; subclasses decide what to keep.
 
-    def __init__(self, boundary: bytes, charset: str, limits: RequestLimits) -> None:
-        self.charset = charset
+    The scanner validates the boundary, collects each part's headers (bounded
+    in number and size by the limits, which python-multipart enforces) and
+    calls :meth:`start_part`, :meth:`part_data` and :meth:`end_part`.
+    :func:`parse_multipart` keeps every field and file; the CSRF middleware
+    keeps only its token field. Errors are ``HTTPException``: 400 for a bad
+    boundary or a malformed body, 413 for oversized part headers.
+
+    Args:
+        boundary: The ``boundary`` parameter of the ``Content-Type`` header.
+        limits: Supplies the boundary and part-header limits.
+
+    Raises:
+        HTTPException: 400 when the boundary is missing, too long or invalid.
+    """
+
+    def __init__(self, boundary: str, limits: RequestLimits) -> None:
+        if not boundary:
+            raise HTTPException(
+                400, "Multipart Content-Type has no boundary parameter. Add boundary=... to it."
+            )
+        if len(boundary) > limits.max_boundary_length:
+            raise HTTPException(
+                400,
+                f"Multipart boundary is {len(boundary)} bytes long; the limit is "
+                f"{limits.max_boundary_length}. Use a shorter boundary (RFC 2046 allows 70).",
+            )
         self.limits = limits
+        self.ended = False
+        self.headers: list[tuple[bytes, bytes]] = []
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        try:
+            self.parser = MultipartParser(
+                boundary.encode("latin-1"),
+                {
+                    "on_part_begin": self._on_part_begin,
+                    "on_header_begin": self._on_header_begin,
+                    "on_header_field": self._on_header_field,
+                    "on_header_value": self._on_header_value,
+                    "on_header_end": self._on_header_end,
+                    "on_headers_finished": self._on_headers_finished,
+                    "on_part_data": self.part_data,
+                    "on_part_end": self.end_part,
+                    "on_end": self._on_end,
+                },
+                max_header_count=limits.max_part_headers,
+                max_header_size=limits.max_part_header_size,
+            )
+        except (FormParserError, UnicodeEncodeError) as exc:
+            raise HTTPException(400, f"Invalid multipart boundary {boundary!r}: {exc}.") from None
+
+    def _on_part_begin(self) -> None:
+        self.headers = []
+
+    def _on_header_begin(self) -> None:
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name.extend(data[start:end])
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value.extend(data[start:end])
+
+    def _on_header_end(self) -> None:
+        self.headers.append((bytes(self._header_name).lower(), bytes(self._header_value)))
+
+    def _on_headers_finished(self) -> None:
+        self.start_part(self.headers)
+
+    def _on_end(self) -> None:
+        self.ended = True
+
+    def start_part(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Begin a part whose headers (lower-cased names) are ``headers``."""
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        """Take ``data[start:end]``, the next piece of the current part's content."""
+
+    def end_part(self) -> None:
+        """Finish the current part."""
+
+    def write(self, chunk: bytes) -> None:
+        """Parse the next chunk of the body.
+
+        Raises:
+            HTTPException: 413 for oversized part headers, 400 for a malformed body.
+        """
+        try:
+            self.parser.write(chunk)
+        except MultipartParseError as exc:
+            if "Maximum header" in str(exc):
+                raise HTTPException(
+                    413,
+                    f"A multipart part has more than {self.limits.max_part_headers} headers or "
+                    f"a header longer than {self.limits.max_part_header_size} bytes.",
+                ) from None
+            raise HTTPException(400, f"Malformed multipart body: {exc}.") from None
+
+
+class _MultipartReader(MultipartScanner):
+    """The per-request state of one full ``multipart/form-data`` parse."""
+
+    def __init__(self, boundary: str, charset: str, limits: RequestLimits) -> None:
+        super().__init__(boundary, limits)
+        self.charset = charset
         self.items: list[tuple[str, str | UploadFile]] = []
         self.uploads: list[UploadFile] = []
         # File data seen during one parser.write(); written out (maybe in a thread) after it.
         self.pending: list[tuple[UploadFile, bytes]] = []
-        self.ended = False
         self.fields = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.header_name = bytearray()
-        self.header_value = bytearray()
         self.name = ""
         self.part_charset: str | None = None
         self.upload: UploadFile | None = None
         self.data = bytearray()
-        self.parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self.on_part_begin,
-                "on_header_begin": self.on_header_begin,
-                "on_header_field": self.on_header_field,
-                "on_header_value": self.on_header_value,
-                "on_header_end": self.on_header_end,
-                "on_headers_finished": self.on_headers_finished,
-                "on_part_data": self.on_part_data,
-                "on_part_end": self.on_part_end,
-                "on_end": self.on_end,
-            },
-            max_header_count=limits.max_part_headers,
-            max_header_size=limits.max_part_header_size,
-        )
 
-    def on_part_begin(self) -> None:
-        self.headers = []
+    def start_part(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Check the part's Content-Disposition and open a file or a text field for it."""
         self.upload = None
         self.part_charset = None
         self.data.clear()
-
-    def on_header_begin(self) -> None:
-        self.header_name.clear()
-        self.header_value.clear()
-
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self.header_name.extend(data[start:end])
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self.header_value.extend(data[start:end])
-
-    def on_header_end(self) -> None:
-        self.headers.append((bytes(self.header_name).lower(), bytes(self.header_value)))
-
-    def on_headers_finished(self) -> None:
-        disposition = next((v for k, v in self.headers if k == b"content-disposition"), None)
+        disposition = next((v for k, v in headers if k == b"content-disposition"), None)
         if disposition is None:
             raise HTTPException(400, "A multipart part has no Content-Disposition header.")
         kind, options = parse_options_header(disposition)
@@ -223,7 +297,7 @@ class _MultipartReader:
         if raw_name is None:
             raise HTTPException(400, "A multipart part has no name in its Content-Disposition.")
         self.name = _text(raw_name)
-        headers = Headers(raw=self.headers)
+        part_headers = Headers(raw=headers)
         if b"filename" in options:
             if len(self.uploads) >= self.limits.max_files:
                 raise _too_many("files", self.limits.max_files, "max_files")
@@ -233,7 +307,7 @@ class _MultipartReader:
                 spool,  # type: ignore[arg-type]
                 size=0,
                 filename=_text(options[b"filename"]),
-                headers=headers,
+                headers=part_headers,
             )
             self.uploads.append(self.upload)
             self.items.append((self.name, self.upload))
@@ -241,13 +315,14 @@ class _MultipartReader:
             if self.fields >= self.limits.max_fields:
                 raise _too_many("fields", self.limits.max_fields, "max_fields")
             self.fields += 1
-            content_type = headers.get("content-type")
+            content_type = part_headers.get("content-type")
             if content_type:
                 charset = parse_options_header(content_type)[1].get(b"charset")
                 if charset:
                     self.part_charset = check_charset(charset.decode("latin-1"))
 
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        """Queue file data for writing, or collect a text field within ``max_part_size``."""
         if self.upload is not None:
             self.pending.append((self.upload, data[start:end]))
             return
@@ -259,7 +334,8 @@ class _MultipartReader:
             )
         self.data.extend(data[start:end])
 
-    def on_part_end(self) -> None:
+    def end_part(self) -> None:
+        """Decode a finished text field with its charset."""
         if self.upload is not None:
             return
         charset = self.part_charset or self.charset
@@ -269,20 +345,9 @@ class _MultipartReader:
             self.charset = check_charset(value.strip())
         self.items.append((self.name, value))
 
-    def on_end(self) -> None:
-        self.ended = True
-
     async def feed(self, chunk: bytes) -> None:
-        try:
-            self.parser.write(chunk)
-        except MultipartParseError as exc:
-            if "Maximum header" in str(exc):
-                raise HTTPException(
-                    413,
-                    f"A multipart part has more than {self.limits.max_part_headers} headers or "
-                    f"a header longer than {self.limits.max_part_header_size} bytes.",
-                ) from None
-            raise HTTPException(400, f"Malformed multipart body: {exc}.") from None
+        """Parse a chunk, then write the file data it held (off the loop once on disk)."""
+        self.write(chunk)
         pending, self.pending = self.pending, []
         for upload, data in pending:
             await upload.write(data)
@@ -320,20 +385,7 @@ async def parse_multipart(
         HTTPException: 413 when a limit is hit; 400 for a missing or oversized
             boundary or a malformed body.
     """
-    if not boundary:
-        raise HTTPException(
-            400, "Multipart Content-Type has no boundary parameter. Add boundary=... to it."
-        )
-    if len(boundary) > limits.max_boundary_length:
-        raise HTTPException(
-            400,
-            f"Multipart boundary is {len(boundary)} bytes long; the limit is "
-            f"{limits.max_boundary_length}. Use a shorter boundary (RFC 2046 allows 70).",
-        )
-    try:
-        reader = _MultipartReader(boundary.encode("latin-1"), charset, limits)
-    except (FormParserError, UnicodeEncodeError) as exc:
-        raise HTTPException(400, f"Invalid multipart boundary {boundary!r}: {exc}.") from None
+    reader = _MultipartReader(boundary, charset, limits)
     received = 0
     try:
         async for chunk in chunks:

@@ -36,22 +36,28 @@ import binascii
 import hmac
 import secrets
 import tempfile
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from python_multipart.exceptions import FormParserError, MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 
 from covet.cookies import cookie_header
 from covet.datastructures import URL, UploadFile
 from covet.exceptions import HTTPException, ImproperlyConfigured
-from covet.formparsers import parse_content_type
-from covet.requests import DEFAULT_LIMITS, HTTPConnection, Request, RequestLimits
+from covet.formparsers import MultipartScanner, parse_content_type
+from covet.requests import (
+    DEFAULT_LIMITS,
+    ClientDisconnect,
+    HTTPConnection,
+    Request,
+    RequestLimits,
+)
 from covet.responses import PlainTextResponse
 from covet.routing import Route, Router
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
     from covet.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -239,10 +245,18 @@ def rotate_csrf_token(request: HTTPConnection) -> None:
 
 
 class _Rejected(Exception):  # noqa: N818 - internal control flow, never escapes
-    def __init__(self, reason: str, status: int = 403) -> None:
+    def __init__(
+        self, reason: str, status: int = 403, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.headers = headers
+
+    @classmethod
+    def from_http(cls, exc: HTTPException) -> _Rejected:
+        """Carry a body reader's 400/413 (and its ``Connection: close``) to the client."""
+        return cls(str(exc.detail), exc.status_code, exc.headers)
 
 
 def _find_route(scope: Scope) -> Route | None:
@@ -357,6 +371,8 @@ class CSRFMiddleware:
                     except _Rejected as rejected:
                         await self._reject(scope, receive, send, rejected)
                         return
+                    except ClientDisconnect:
+                        return  # gone before the token was read: nobody to answer
             await self._call_app(scope, receive, send, state)
         finally:
             for spool in read_ahead:
@@ -406,7 +422,8 @@ class CSRFMiddleware:
             text = f"{_GENERIC_FAILURE} {exc.reason}"
         else:
             text = _GENERIC_FAILURE
-        await PlainTextResponse(text, status_code=exc.status)(scope, receive, send)
+        response = PlainTextResponse(text, status_code=exc.status, headers=exc.headers)
+        await response(scope, receive, send)
 
     async def _check(
         self,
@@ -486,81 +503,75 @@ class CSRFMiddleware:
         limits: RequestLimits,
         read_ahead: list[UploadFile],
     ) -> tuple[str | None, Receive]:
-        """Read the token from a form body; return it and a receive that replays the body."""
+        """Read the token from a form body; return it and a receive that replays the body.
+
+        The body is read through :class:`~covet.requests.Request`, so the same
+        size limits and Content-Length checks apply as when the app reads it.
+
+        Raises:
+            _Rejected: 400 or 413 when the body breaks a limit or is malformed.
+            ClientDisconnect: The client left while sending the body.
+        """
         header = connection.headers.get("content-type") or ""
         content_type = header.split(";")[0].strip().lower()
-        if content_type == "multipart/form-data":
-            return await self._token_from_multipart(header, receive, connection, limits, read_ahead)
         if content_type not in _FORM_TYPES:
             return None, receive
-        body, trailing = await _buffer_body(connection, receive, limits.max_body_size)
-        parse_scope = dict(scope)
-        parse_scope["covet.limits"] = limits
-        request = Request(parse_scope, _replay(body, None))
         try:
+            if content_type == "multipart/form-data":
+                return await self._token_from_multipart(header, scope, receive, limits, read_ahead)
+            request = Request({**scope, "covet.limits": limits}, receive)
+            body = await request.body()
             form = await request.form()
         except HTTPException as exc:
-            raise _Rejected(str(exc.detail), exc.status_code) from exc
+            raise _Rejected.from_http(exc) from exc
         try:
             value = form.get(self.field_name)
         finally:
             await form.close()
-        return (value if isinstance(value, str) else None), _replay(body, receive, trailing)
+        return (value if isinstance(value, str) else None), _replay(body, receive)
 
     async def _token_from_multipart(
         self,
         header: str,
+        scope: Scope,
         receive: Receive,
-        connection: HTTPConnection,
         limits: RequestLimits,
         read_ahead: list[UploadFile],
     ) -> tuple[str | None, Receive]:
         """Read a multipart body up to the end of the token field, spooling what was read.
 
         The rest of the body is not read here: the app receives the spooled
-        part again, then the remaining messages straight from the client.
+        part again, then the remaining chunks as they arrive, through the same
+        size-limited reader.
         """
-        boundary = parse_content_type(header)[1].get("boundary", "")
-        if not boundary:
-            raise _Rejected(
-                "Multipart Content-Type has no boundary parameter. Add boundary=... to it.", 400
-            )
-        if len(boundary) > limits.max_boundary_length:
-            raise _Rejected(
-                f"Multipart boundary is {len(boundary)} bytes long; the limit is "
-                f"{limits.max_boundary_length}. Use a shorter boundary (RFC 2046 allows 70).",
-                400,
-            )
-        limit = limits.max_multipart_size
-        _check_content_length(connection, limit)
-        finder = _TokenFinder(boundary, self.field_name, limits)
+        finder = _TokenFinder(
+            parse_content_type(header)[1].get("boundary", ""), self.field_name, limits
+        )
+        # The whole multipart body counts against max_multipart_size, as in request.form().
+        request = Request(
+            {**scope, "covet.limits": replace(limits, max_body_size=limits.max_multipart_size)},
+            receive,
+        )
         spool = UploadFile(
             tempfile.SpooledTemporaryFile(max_size=limits.spool_max_size),  # type: ignore[arg-type]  # noqa: SIM115 - closed by the caller
             size=0,
         )
         read_ahead.append(spool)
-        trailing: list[Message] = []
-        more_body = True
-        while more_body and not finder.found:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                trailing.append(message)
-                more_body = False
+        chunks = aiter(request.stream())
+        complete = False
+        while not finder.found:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                complete = True
                 break
-            if message["type"] != "http.request":
-                continue
-            chunk: bytes = message.get("body", b"")
-            assert spool.size is not None  # noqa: S101 - created with size=0
-            if spool.size + len(chunk) > limit:
-                raise _Rejected(_too_large(limit), 413)
             await spool.write(chunk)
-            finder.feed(chunk)
-            more_body = bool(message.get("more_body", False))
+            finder.write(chunk)
         await spool.seek(0)
-        return finder.token, _replay_spooled(spool, not more_body, trailing, receive)
+        return finder.token, _replay_spooled(spool, None if complete else chunks)
 
 
-class _TokenFinder:
+class _TokenFinder(MultipartScanner):
     """Watch a multipart body for the token field, keeping nothing else.
 
     Part headers are bounded by the route's limits (python-multipart enforces
@@ -568,62 +579,27 @@ class _TokenFinder:
     """
 
     def __init__(self, boundary: str, field_name: str, limits: RequestLimits) -> None:
+        super().__init__(boundary, limits)
         self.field_name = field_name.encode("utf-8")
-        self.limits = limits
         self.found = False
         self.token: str | None = None
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._name = bytearray()
-        self._value = bytearray()
         self._in_token = False
         self._data = bytearray()
-        try:
-            self._parser = MultipartParser(
-                boundary.encode("latin-1"),
-                {
-                    "on_part_begin": self._on_part_begin,
-                    "on_header_begin": self._on_header_begin,
-                    "on_header_field": self._on_header_field,
-                    "on_header_value": self._on_header_value,
-                    "on_header_end": self._on_header_end,
-                    "on_headers_finished": self._on_headers_finished,
-                    "on_part_data": self._on_part_data,
-                    "on_part_end": self._on_part_end,
-                },
-                max_header_count=limits.max_part_headers,
-                max_header_size=limits.max_part_header_size,
-            )
-        except (FormParserError, UnicodeEncodeError) as exc:
-            raise _Rejected(f"Invalid multipart boundary {boundary!r}: {exc}.", 400) from None
 
-    def _on_part_begin(self) -> None:
-        self._headers = []
-        self._in_token = False
+    def start_part(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Note whether this part is the token field (a field, not a file)."""
         self._data.clear()
-
-    def _on_header_begin(self) -> None:
-        self._name.clear()
-        self._value.clear()
-
-    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._name.extend(data[start:end])
-
-    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value.extend(data[start:end])
-
-    def _on_header_end(self) -> None:
-        self._headers.append((bytes(self._name).lower(), bytes(self._value)))
-
-    def _on_headers_finished(self) -> None:
-        disposition = next((v for k, v in self._headers if k == b"content-disposition"), b"")
+        disposition = next((v for k, v in headers if k == b"content-disposition"), b"")
         options = parse_options_header(disposition)[1]
         self._in_token = options.get(b"name") == self.field_name and b"filename" not in options
 
-    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        """Keep the token field's data, up to one byte past the longest token."""
         if self._in_token and len(self._data) <= _MAX_TOKEN_FIELD:
             self._data.extend(data[start : min(end, start + _MAX_TOKEN_FIELD + 1)])
 
-    def _on_part_end(self) -> None:
+    def end_part(self) -> None:
+        """Take the token from the first token field."""
         if not self._in_token or self.found:
             return
         self.found = True
@@ -631,100 +607,51 @@ class _TokenFinder:
         # Too long or not ASCII: no token, and it then fails as malformed.
         self.token = raw.decode("ascii") if len(raw) <= _MAX_TOKEN_FIELD and raw.isascii() else ""
 
-    def feed(self, chunk: bytes) -> None:
-        """Parse the next chunk of the body.
 
-        Raises:
-            _Rejected: 413 for oversized part headers, 400 for a malformed body.
-        """
-        try:
-            self._parser.write(chunk)
-        except MultipartParseError as exc:
-            if "Maximum header" in str(exc):
-                raise _Rejected(
-                    f"A multipart part has more than {self.limits.max_part_headers} headers or "
-                    f"a header longer than {self.limits.max_part_header_size} bytes.",
-                    413,
-                ) from None
-            raise _Rejected(f"Malformed multipart body: {exc}.", 400) from None
-
-
-def _check_content_length(connection: HTTPConnection, limit: int) -> None:
-    """Refuse a body whose declared length is over ``limit`` before reading any of it."""
-    length = connection.headers.get("content-length")
-    if length is not None and length.strip().isdigit() and int(length.strip()[:20]) > limit:
-        raise _Rejected(_too_large(limit), 413)
-
-
-async def _buffer_body(
-    connection: HTTPConnection, receive: Receive, limit: int
-) -> tuple[bytes, list[Message]]:
-    """Read the whole body (at most ``limit`` bytes); return it and any non-body messages."""
-    _check_content_length(connection, limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"".join(chunks), [message]
-        if message["type"] != "http.request":
-            continue
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _Rejected(_too_large(limit), 413)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), []
-
-
-def _too_large(limit: int) -> str:
-    return f"Request body is larger than the {limit}-byte limit. Send less data."
-
-
-def _replay(body: bytes, receive: Receive | None, trailing: list[Message] | None = None) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
     """Return a receive callable giving ``body`` in one message, then ``receive``'s messages."""
-    pending: list[Message] = [
-        {"type": "http.request", "body": body, "more_body": False},
-        *(trailing or ()),
-    ]
+    pending = True
 
     async def replay() -> Message:
+        nonlocal pending
         if pending:
-            return pending.pop(0)
-        if receive is None:
-            return {"type": "http.disconnect"}
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
     return replay
 
 
-def _replay_spooled(
-    spool: UploadFile, complete: bool, trailing: list[Message], receive: Receive
-) -> Receive:
-    """Return a receive callable giving the spooled body, then ``receive``'s messages.
+def _replay_spooled(spool: UploadFile, rest: AsyncIterator[bytes] | None) -> Receive:
+    """Return a receive callable giving the spooled body, then the rest of it.
 
     Args:
         spool: The body read so far, rewound.
-        complete: Whether the spool holds the whole body.
-        trailing: Messages read after the body (a disconnect).
-        receive: The client's receive callable, for the rest of the body.
+        rest: The reader of the rest of the body, or ``None`` when the spool
+            holds all of it.
     """
     remaining = spool.size or 0
-    replayed = False
 
     async def replay() -> Message:
-        nonlocal remaining, replayed
-        if not replayed:
+        nonlocal remaining, rest
+        if remaining > 0:
             chunk = await spool.read(min(remaining, _REPLAY_CHUNK))
             remaining -= len(chunk)
             if remaining <= 0 or not chunk:
-                replayed = True
+                remaining = 0
                 await spool.close()
-                return {"type": "http.request", "body": chunk, "more_body": not complete}
+                return {"type": "http.request", "body": chunk, "more_body": rest is not None}
             return {"type": "http.request", "body": chunk, "more_body": True}
-        if trailing:
-            return trailing.pop(0)
-        return await receive()
+        if rest is None:
+            return {"type": "http.disconnect"}
+        try:
+            chunk = await anext(rest)
+        except StopAsyncIteration:
+            rest = None
+            return {"type": "http.request", "body": b"", "more_body": False}
+        except ClientDisconnect:
+            rest = None
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": chunk, "more_body": True}
 
     return replay

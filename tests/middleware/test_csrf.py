@@ -504,3 +504,106 @@ def test_scheme_comes_from_the_server_scope_not_from_forwarded_headers():
     # The own origin follows the scope's scheme: an https Origin on plain HTTP is foreign.
     foreign = plain.post("/json", json={}, headers={**headers, "Origin": "https://testserver"})
     assert foreign.status_code == 403 and "Origin checking failed" in foreign.text
+
+
+async def test_oversized_form_closes_the_connection_like_the_app_would():
+    # The token is read through Request, so a 413 carries Connection: close and
+    # the client cannot keep streaming into a kept-alive connection.
+    from covet.middleware.csrf import _mask
+
+    app, _ = streaming_app(max_body_size=64)
+    form = f"csrf_token={_mask(SECRET)}&pad={'x' * 200}".encode()
+    sent: list[dict[str, Any]] = []
+    wire = Wire([form[:50], form[50:150], form[150:]])  # refused before the last chunk
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/stream",
+        "raw_path": b"/stream",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"cookie", f"csrftoken={_mask(SECRET)}".encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, wire.receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 413
+    assert (b"connection", b"close") in start["headers"]
+
+
+async def test_conflicting_content_lengths_are_refused_before_reading():
+    from covet.middleware.csrf import _mask
+
+    app, _ = streaming_app()
+    body = f"csrf_token={_mask(SECRET)}".encode()
+    status, text, wire = await post_raw(
+        app,
+        "/stream",
+        [body],
+        content_type="application/x-www-form-urlencoded",
+        extra=[(b"content-length", str(len(body)).encode()), (b"content-length", b"5")],
+    )
+    assert status == 400
+    assert b"Conflicting Content-Length" in text
+    assert wire.pulled == 0
+
+
+async def test_client_gone_before_the_token_runs_no_handler():
+    calls: list[str] = []
+    app = Covet(debug=True, allowed_hosts=["testserver"])
+
+    @app.post("/x")
+    async def handler(request):
+        calls.append("handler")
+        return {}
+
+    app.add_middleware(CSRFMiddleware)
+    from covet.middleware.csrf import _mask
+
+    head = multipart_part("name", b"value")  # no token yet, then the client leaves
+    sent: list[dict[str, Any]] = []
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    messages = [
+        {"type": "http.request", "body": head, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/x",
+        "raw_path": b"/x",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", MULTIPART.encode()),
+            (b"cookie", f"csrftoken={_mask(SECRET)}".encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    assert calls == []
+    assert sent == []
