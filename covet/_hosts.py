@@ -23,7 +23,17 @@ from covet.exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-__all__ = ("HostPatterns", "host_allowed", "split_host")
+    from covet.types import Scope, Send
+
+__all__ = (
+    "INVALID_HOST",
+    "HostGuard",
+    "HostPatterns",
+    "find_host",
+    "host_allowed",
+    "reject_host",
+    "split_host",
+)
 
 # RFC 1035 limits a full domain name to 255 octets; a port adds at most ":65535".
 _MAX_HOST_LENGTH = 255
@@ -222,3 +232,90 @@ def host_allowed(host: str, patterns: Sequence[str] | HostPatterns) -> bool:
     if isinstance(patterns, HostPatterns):
         return patterns.match(host)
     return _compile(tuple(patterns)).match(host)
+
+
+#: What a refused Host gets: the same words from the app and the middleware.
+INVALID_HOST = b"Invalid Host header"
+
+
+def find_host(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes | None, bool]:
+    """Return the one ``Host`` header value of a request (None when absent).
+
+    Returns:
+        ``(value, duplicated)``: ``duplicated`` is True when the request carries
+        more than one ``Host`` header, which RFC 9112 section 3.2 answers with 400.
+    """
+    host: bytes | None = None
+    for name, value in headers:
+        if name == b"host":
+            if host is not None:
+                return host, True
+            host = value
+    return host, False
+
+
+class HostGuard:
+    """Decide whether a request's ``Host`` is acceptable, remembering accepted values.
+
+    Used by :class:`covet.Covet` (``allowed_hosts=``) and by
+    :class:`~covet.middleware.TrustedHostMiddleware`, so both apply the same
+    grammar, the same allowlist rules and the same answer.
+
+    Args:
+        patterns: The allowlist, or ``None`` to accept any well-formed host.
+    """
+
+    __slots__ = ("accepted", "patterns")
+
+    #: Accepted values remembered; the bound keeps a flood of distinct
+    #: (wildcard-matching) hosts from growing memory.
+    CACHE_SIZE = 512
+
+    def __init__(self, patterns: HostPatterns | None) -> None:
+        self.patterns = patterns
+        # Hot path: callers test `value in guard.accepted` before calling allows().
+        self.accepted: set[bytes | None] = set()
+
+    def allows(self, value: bytes | None) -> bool:
+        """Decide on one Host header value (None when absent); remember it when accepted.
+
+        Refused values are not remembered: a flood of distinct bogus hosts must
+        not evict the real ones, and each refusal is cheap to decide again.
+        """
+        patterns = self.patterns
+        if value is None:
+            # HTTP/1.0 may omit Host: acceptable unless an allowlist must be checked.
+            verdict = patterns is None or patterns.allows_any
+        else:
+            parsed = split_host(value.decode("latin-1"))
+            verdict = parsed is not None and (patterns is None or patterns.match(parsed[0]))
+        if verdict:
+            if len(self.accepted) >= self.CACHE_SIZE:
+                self.accepted.clear()
+            self.accepted.add(value)
+        return verdict
+
+
+async def reject_host(scope: Scope, send: Send) -> None:
+    """Answer a request whose Host header is malformed, repeated or not allowed.
+
+    HTTP gets ``400 Invalid Host header``; a websocket handshake is closed
+    before accept (code 1008), which makes the server refuse it with 403.
+    """
+    if scope["type"] == "websocket":
+        await send(
+            {"type": "websocket.close", "code": 1008, "reason": INVALID_HOST.decode("ascii")}
+        )
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(INVALID_HOST)),
+            ],
+        }
+    )
+    body = b"" if scope.get("method") == "HEAD" else INVALID_HOST
+    await send({"type": "http.response.body", "body": body})

@@ -513,7 +513,7 @@ def test_host_verdicts_are_cached_and_bounded():
     with TestClient(app) as client:
         for number in range(600):
             client.get("/", headers={"host": f"h{number}.example"})
-    assert 0 < len(app._hosts_ok) <= 512
+    assert 0 < len(app._host_guard.accepted) <= 512
 
 
 def test_production_without_allowlist_warns_once(caplog):

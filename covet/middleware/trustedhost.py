@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from covet._hosts import HostPatterns, split_host
+from covet._hosts import HostGuard, HostPatterns, find_host, reject_host, split_host
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ("TrustedHostMiddleware",)
 
-_INVALID_BODY = b"Invalid host header"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -55,6 +54,7 @@ class TrustedHostMiddleware:
     ) -> None:
         self.app = app
         self.allowed_hosts = HostPatterns(allowed_hosts)
+        self._guard = HostGuard(self.allowed_hosts)
         self.www_redirect = www_redirect
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,22 +63,15 @@ class TrustedHostMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        host_value: bytes | None = None
-        duplicated = False
-        for key, value in scope["headers"]:
-            if key == b"host":
-                duplicated = host_value is not None
-                host_value = value
-                if duplicated:
-                    break
+        host_value, duplicated = find_host(scope["headers"])
+        if not duplicated and self._guard.allows(host_value):
+            await self.app(scope, receive, send)
+            return
         parsed = None
         if host_value is not None and not duplicated:
             parsed = split_host(host_value.decode("latin-1"))
         if parsed is not None:
             host, port = parsed
-            if self.allowed_hosts.match(host):
-                await self.app(scope, receive, send)
-                return
             if (
                 self.www_redirect
                 and kind == "http"
@@ -87,25 +80,7 @@ class TrustedHostMiddleware:
             ):
                 await self._redirect_to_www(scope, send, host, port)
                 return
-        elif host_value is None and self.allowed_hosts.allows_any:
-            # HTTP/1.0 without Host: nothing to forge, nothing to check.
-            await self.app(scope, receive, send)
-            return
-
-        if kind == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": "Invalid host header"})
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(_INVALID_BODY)).encode("latin-1")),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": _INVALID_BODY})
+        await reject_host(scope, send)
 
     async def _redirect_to_www(self, scope: Scope, send: Send, host: str, port: int | None) -> None:
         scheme: str = scope.get("scheme", "http")

@@ -70,7 +70,7 @@ def test_allowlist(host, status):
     response = get_with_host(c, host)
     assert response.status_code == status
     if status == 400:
-        assert response.text == "Invalid host header"
+        assert response.text == "Invalid Host header"
         assert response.headers["content-type"] == "text/plain; charset=utf-8"
     else:
         assert response.text == "ok"
@@ -139,7 +139,7 @@ def test_websocket_with_bad_host_is_closed_before_accept():
     with pytest.raises(WebSocketDisconnect) as info, c.websocket_connect("/ws"):
         pass
     assert info.value.code == 1008
-    assert info.value.reason == "Invalid host header"
+    assert info.value.reason == "Invalid Host header"
 
 
 async def test_lifespan_passes_through():
@@ -158,3 +158,24 @@ async def test_lifespan_passes_through():
 def test_bad_patterns_are_refused(patterns):
     with pytest.raises(ImproperlyConfigured):
         TrustedHostMiddleware(endpoint, allowed_hosts=patterns)
+
+
+def test_app_and_middleware_refuse_a_host_with_the_same_answer():
+    # One host guard serves both: same grammar, same words, no body for HEAD.
+    from covet import Covet
+
+    app = Covet(allowed_hosts=["example.com"])
+
+    @app.get("/")
+    async def index(request):
+        return "ok"
+
+    wrapped = TrustedHostMiddleware(Covet(), allowed_hosts=["example.com"])
+    for target in (app, wrapped):
+        with TestClient(target, base_url="http://example.com") as client:
+            refused = client.get("/", headers={"host": "evil.com"})
+            duplicated = client.get("/", headers=[("host", "example.com"), ("host", "x.com")])
+            head = client.head("/", headers={"host": "evil.com"})
+        assert (refused.status_code, refused.text) == (400, "Invalid Host header")
+        assert (duplicated.status_code, duplicated.text) == (400, "Invalid Host header")
+        assert (head.status_code, head.content) == (400, b"")
