@@ -1,4 +1,4 @@
-"""End to end: a model edited without ``covet makemigrations`` is named when ``covet run`` starts."""
+"""End to end: ``covet run`` names a model edited without ``covet makemigrations``."""
 
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path) -> None:
     source = models.read_text("utf-8")
     anchor = '    body = fields.TextField(default="")\n'
     assert anchor in source
-    models.write_text(
-        source.replace(anchor, anchor + '    summary = fields.CharField(max_length=80, default="")\n'),
-        "utf-8",
-    )
+    field = '    summary = fields.CharField(max_length=80, default="")\n'
+    models.write_text(source.replace(anchor, anchor + field), "utf-8")
 
     port = free_port()
     process = start_covet("run", "--port", str(port), cwd=root)
@@ -42,8 +40,9 @@ def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path) -> None:
         _code, out, err = stop_server(process, signal.SIGINT)
     logged = [line for line in (out + err).splitlines() if "differs from the database" in line]
     assert len(logged) == 1, out + err
-    assert "Model Note differs from the database: field 'summary' has no column notes.summary" in (
-        logged[0]
+    assert (
+        "Model Note differs from the database: field 'summary' has no column notes.summary"
+        in (logged[0])
     )
     assert logged[0].endswith(HINT)
     assert page.status_code == 500
