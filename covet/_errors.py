@@ -21,7 +21,6 @@ dependencies): ``import covet`` should not pay for those.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,7 @@ from covet.exceptions import (
     WebSocketException,
 )
 from covet.requests import ClientDisconnect, Request
-from covet.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from covet.responses import JSONResponse, PlainTextResponse, Response
 from covet.websockets import WebSocket
 
 if TYPE_CHECKING:
@@ -444,54 +443,16 @@ class ServerErrorMiddleware:
         return PlainTextResponse("Internal Server Error", status_code=500)
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-h1 {{ color: #b00020; font-size: 1.4em; }}
-pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.9em; }}
-.note {{ color: #666; }}
-</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p><code>{request}</code></p>
-<pre>{traceback}</pre>
-<p class="note">You see this page because the app runs with debug=True.
-Never enable debug in production.</p>
-</body>
-</html>
-"""
-
-
 def debug_response(scope: Scope, exc: BaseException) -> Response:
-    """Build the debug-mode 500 response showing ``exc`` and its traceback.
+    """Build the debug-mode 500 response showing ``exc``, the request and the SQL it ran.
 
     Args:
         scope: The request scope (its ``Accept`` header picks JSON or HTML).
         exc: The exception to show.
 
     Returns:
-        A 500 :class:`HTMLResponse` or :class:`JSONResponse`.
+        A 500 :class:`HTMLResponse` or :class:`JSONResponse` (see :mod:`covet._debug`).
     """
-    lines = traceback.format_exception(exc)
-    title = f"{type(exc).__name__}: {exc}"
-    method, path = _describe(scope)
-    if _wants_json(scope):
-        content = {
-            "error": type(exc).__name__,
-            "detail": str(exc),
-            "traceback": [line.rstrip("\n") for line in lines],
-        }
-        return JSONResponse(content, status_code=500)
-    import html  # imported late: only the debug page needs it
+    from covet._debug import debug_page  # imported late: only debug mode needs it
 
-    page = _PAGE.format(
-        title=html.escape(title),
-        request=html.escape(f"{method} {path}"),
-        traceback=html.escape("".join(lines)),
-    )
-    return HTMLResponse(page, status_code=500)
+    return debug_page(scope, exc)

@@ -338,7 +338,12 @@ class Covet(RouteDecorators):
             )
         # With no middleware between the error layer and the router, the app
         # calls matched routes itself and hands their exceptions to that layer.
-        self._direct = app if not self._middleware else None
+        self._direct = app if not self._middleware and not self.debug else None
+        if self.debug:
+            # The debug page lists the SQL each request ran: record it around everything.
+            from covet._debug import QueryRecordingMiddleware
+
+            app = QueryRecordingMiddleware(app)
         self._plain_routes = self.router.plain_routes()
         self._stack = app
         return app

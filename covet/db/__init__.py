@@ -14,6 +14,7 @@ from covet.db.exceptions import (
     DatabaseError,
     FieldError,
     IntegrityError,
+    MissingSchemaObjectError,
     MultipleObjectsReturned,
     ObjectDoesNotExist,
     OperationalError,
@@ -26,6 +27,7 @@ from covet.db.exceptions import (
 from covet.db.expressions import Avg, Count, F, Max, Min, Q, Sum, Value
 from covet.db.fields import CASCADE, PROTECT, RESTRICT, SET_NULL
 from covet.db.models import Model
+from covet.db.querylog import CapturedQuery, QueryLog, capture_queries
 from covet.db.transactions import transaction
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ __all__ = (
     "RESTRICT",
     "SET_NULL",
     "Avg",
+    "CapturedQuery",
     "Count",
     "Database",
     "DatabaseError",
@@ -45,6 +48,7 @@ __all__ = (
     "IntegrityError",
     "Max",
     "Min",
+    "MissingSchemaObjectError",
     "Model",
     "MultipleObjectsReturned",
     "ObjectDoesNotExist",
@@ -52,11 +56,13 @@ __all__ = (
     "PoolTimeout",
     "ProtectedError",
     "Q",
+    "QueryLog",
     "RelationNotLoaded",
     "Sum",
     "TransactionManagementError",
     "ValidationError",
     "Value",
+    "capture_queries",
     "create_all",
     "drop_all",
     "fields",

@@ -18,6 +18,7 @@ __all__ = (
     "FieldError",
     "IntegrityError",
     "InterfaceError",
+    "MissingSchemaObjectError",
     "MultipleObjectsReturned",
     "NotSupportedError",
     "ObjectDoesNotExist",
@@ -61,6 +62,16 @@ class DataError(DatabaseError):
 
 class ProgrammingError(DatabaseError):
     """The SQL was invalid or referred to something that does not exist."""
+
+
+class MissingSchemaObjectError(ProgrammingError):
+    """The SQL names a table or column that the database does not have.
+
+    Raised for SQLite's "no such table/column", PostgreSQL's undefined table
+    or column and MySQL's unknown column or missing table. For ORM queries it
+    usually means that a model changed and its migration was not made
+    (``covet makemigrations``) or not applied (``covet migrate``).
+    """
 
 
 class TransactionManagementError(DatabaseError):

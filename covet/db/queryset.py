@@ -6,14 +6,13 @@ and nothing runs until it is awaited (a list) or iterated with ``async for``
 ``count()`` and ``update()`` are coroutines.
 
 All SQL that the ORM sends goes through the small ``_run_*`` helpers at the
-top of this module, which is where :func:`covet.db.testing.assert_num_queries`
-counts statements.
+top of this module (statements are recorded for :func:`covet.db.capture_queries`
+by the connection that runs them).
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import operator
 from collections import namedtuple
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -72,51 +71,35 @@ if TYPE_CHECKING:
     RowBuilder = Callable[[Sequence[Any]], Any]
     RowsBuilder = Callable[[Sequence[Sequence[Any]]], list[Any]]
 
-__all__ = ("QuerySet", "delete_instance", "query_log", "refresh_instance", "save_instance")
+__all__ = ("QuerySet", "delete_instance", "refresh_instance", "save_instance")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
 
-#: When set to a list, every SQL statement the ORM sends is appended to it.
-query_log: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "covet_query_log", default=None
-)
-
 _MODEL, _DICT, _TUPLE, _FLAT, _NAMED = "model", "dict", "tuple", "flat", "named"
 
 
-def _log(sql: str) -> None:
-    log = query_log.get()
-    if log is not None:
-        log.append(sql)
-
-
 async def _run_fetch_all(db: Database, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-    _log(sql)
     async with db.connection() as conn:
         return await conn.fetch_all(sql, params)
 
 
 async def _run_fetch_one(db: Database, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
-    _log(sql)
     async with db.connection() as conn:
         return await conn.fetch_one(sql, params)
 
 
 async def _run_execute(db: Database, sql: str, params: Sequence[Any]) -> int:
-    _log(sql)
     async with db.connection() as conn:
         return await conn.execute(sql, params)
 
 
 async def _run_execute_many(db: Database, sql: str, seq: Sequence[Sequence[Any]]) -> None:
-    _log(sql)
     async with db.connection() as conn:
         await conn.execute_many(sql, seq)
 
 
 async def _run_insert(db: Database, sql: str, params: Sequence[Any], returning: bool) -> Any:
-    _log(sql)
     async with db.connection() as conn:
         return await conn.insert(sql, params, returning)
 
@@ -415,7 +398,6 @@ class QuerySet(Generic[T]):
         db = self._db()
         compiled = compile_select(query, db.ops, db.features)
         build = _builders(self, compiled)[0]
-        _log(compiled.sql)
         async with db.connection() as conn:
             rows = conn.iterate(compiled.sql, compiled.params, chunk_size)
             async with contextlib.aclosing(rows):

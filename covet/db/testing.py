@@ -1,8 +1,8 @@
 """Test helpers for projects using the ORM.
 
-* :func:`assert_num_queries` counts the SQL statements the ORM sends inside
-  a block (the count includes every ORM statement: SELECT, INSERT, UPDATE,
-  DELETE and DDL, not BEGIN/COMMIT/SAVEPOINT).
+* :func:`assert_num_queries` counts the SQL statements sent inside a block
+  (every statement: ORM queries, raw SQL and DDL, not BEGIN/COMMIT/SAVEPOINT);
+  :func:`capture_queries` (also :func:`covet.db.capture_queries`) records them.
 * :func:`rollback_after` wraps a block (a test) in a transaction that is
   always rolled back, so each test starts from the same data. Use it in an
   ``autouse`` fixture::
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from covet.db.queryset import query_log
+from covet.db.querylog import QueryLog, capture_queries
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -26,35 +26,8 @@ if TYPE_CHECKING:
 __all__ = ("QueryCounter", "assert_num_queries", "capture_queries", "rollback_after")
 
 
-class QueryCounter:
-    """The statements captured by :func:`capture_queries`."""
-
-    def __init__(self) -> None:
-        self.queries: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.queries)
-
-    @property
-    def count(self) -> int:
-        """Return the number of statements captured."""
-        return len(self.queries)
-
-
-@contextlib.asynccontextmanager
-async def capture_queries() -> AsyncIterator[QueryCounter]:
-    """Capture the SQL the ORM sends in the block (nested captures each see everything)."""
-    counter = QueryCounter()
-    parent = query_log.get()
-    log: list[str] = []
-    token = query_log.set(log)
-    try:
-        yield counter
-    finally:
-        query_log.reset(token)
-        counter.queries.extend(log)
-        if parent is not None:
-            parent.extend(log)
+#: The former name of :class:`~covet.db.querylog.QueryLog`, kept for existing code.
+QueryCounter = QueryLog
 
 
 @contextlib.asynccontextmanager

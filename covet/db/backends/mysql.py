@@ -54,6 +54,7 @@ from covet.db.exceptions import (
     DataError,
     IntegrityError,
     InterfaceError,
+    MissingSchemaObjectError,
     NotSupportedError,
     OperationalError,
     ProgrammingError,
@@ -284,9 +285,9 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1292: DataError,  # incorrect value
     1366: DataError,  # incorrect integer/string value
     1367: DataError,
-    1054: ProgrammingError,  # unknown column
+    1054: MissingSchemaObjectError,  # unknown column
     1064: ProgrammingError,  # syntax error
-    1146: ProgrammingError,  # no such table
+    1146: MissingSchemaObjectError,  # no such table
     1049: ProgrammingError,  # unknown database
     1050: ProgrammingError,  # table exists
     1091: ProgrammingError,  # can't drop

@@ -35,6 +35,7 @@ from covet.db.exceptions import (
     DataError,
     IntegrityError,
     InterfaceError,
+    MissingSchemaObjectError,
     NotSupportedError,
     OperationalError,
     ProgrammingError,
@@ -153,6 +154,9 @@ def _error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
         (exc.IntegrityConstraintViolationError, IntegrityError),
         (exc.DataError, DataError),
         (exc.InvalidTextRepresentationError, DataError),
+        # 42P01 / 42703, before their base class SyntaxOrAccessError.
+        (exc.UndefinedTableError, MissingSchemaObjectError),
+        (exc.UndefinedColumnError, MissingSchemaObjectError),
         (exc.SyntaxOrAccessError, ProgrammingError),
         (exc.UndefinedFunctionError, ProgrammingError),
         (exc.InvalidTransactionStateError, TransactionManagementError),

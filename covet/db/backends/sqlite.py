@@ -45,6 +45,7 @@ from covet.db.exceptions import (
     DataError,
     IntegrityError,
     InterfaceError,
+    MissingSchemaObjectError,
     NotSupportedError,
     OperationalError,
     ProgrammingError,
@@ -326,6 +327,8 @@ _PROGRAMMING_HINTS = (
     "incomplete input",
     "unrecognized token",
 )
+# Of those, the ones naming a table or column the database lacks (the schema is behind).
+_MISSING_SCHEMA_HINTS = ("no such table", "no such column", "has no column")
 
 
 def _unicode_lower(value: Any) -> Any:
@@ -684,6 +687,8 @@ class SQLiteBackend(BaseBackend):
         if isinstance(exc, sqlite3.OperationalError) and any(
             hint in message for hint in _PROGRAMMING_HINTS
         ):
+            if any(hint in message for hint in _MISSING_SCHEMA_HINTS):
+                return MissingSchemaObjectError(message)
             return ProgrammingError(message)
         for driver_class, covet_class in _ERROR_MAP:
             if isinstance(exc, driver_class):

@@ -6,6 +6,10 @@ or online over the async driver, under the migration lock, with one
 transaction per revision (atomic on PostgreSQL and SQLite), batch mode on
 SQLite and type comparison on. A failing revision is reported with its id,
 its statement and where the database was left.
+
+:func:`model_drift` compares the project's models with the live schema the
+way ``covet makemigrations`` does (same options), for the start-up check of
+debug mode.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from covet.config import Settings
+    from covet.db.database import Database
+    from covet.db.models import Model
 
-__all__ = ("run_env",)
+__all__ = ("model_drift", "run_env")
 
 # -- env.py ---------------------------------------------------------------------------------
 
@@ -279,3 +285,119 @@ def _failure_message(exc: BaseException, target: _Target, at: tuple[str, ...] | 
             "revision, then run `covet migrate` again."
         )
     return text
+
+
+# -- models against the live schema (debug start-up) ----------------------------------------
+
+
+async def model_drift(database: Database, settings: Settings) -> list[tuple[str, str]]:
+    """Compare the project's models with the schema of ``database``, as autogenerate would.
+
+    Reflects the live schema once (no revision scripts are involved) with the
+    options ``covet makemigrations`` uses, so it reports a difference exactly
+    when a new revision would contain something.
+
+    Args:
+        database: The app's connected database.
+        settings: The project settings (names the model modules).
+
+    Returns:
+        ``(model, difference)`` pairs, most useful first: the model's class
+        name (empty for a table no model describes) and what differs, e.g.
+        ``("Post", "field 'subtitle' has no column post.subtitle")``. Empty when
+        the schema matches, or for an in-memory SQLite database (not reachable
+        from a second connection).
+    """
+    from covet.db.schema import build_metadata, expand_models
+
+    models = expand_models(project_models(settings))
+    metadata = build_metadata(models, ops=database.ops)
+    target = _target(settings, url_override=database.url.render_as_string(hide_password=False))
+    if target.vendor == "sqlite" and target.sqlite_path is None:
+        return []
+    engine = _inspection_engine(target)
+    try:
+        async with _connect(engine, target) as connection:
+            diffs = await connection.run_sync(_compare, metadata)
+    finally:
+        await engine.dispose()
+    described = [_describe(diff, models) for diff in _flatten(diffs)]
+    # Differences naming a model first: they are what breaks queries.
+    return sorted(described, key=lambda item: not item[0])
+
+
+def _inspection_engine(target: _Target) -> Any:
+    if target.vendor == "sqlite":
+        # Reads only: without the migration engine's BEGIN IMMEDIATE, so the check
+        # never takes SQLite's write lock.
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        return create_async_engine(f"sqlite+aiosqlite:///{target.sqlite_path}", poolclass=NullPool)
+    return _engine(target)
+
+
+def _compare(connection: Connection, metadata: Any) -> list[Any]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "target_metadata": metadata,
+            "compare_type": _compare_type,
+            "include_name": _include_name,
+        },
+    )
+    try:
+        return list(compare_metadata(context, metadata))
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+
+
+def _flatten(diffs: list[Any]) -> list[tuple[Any, ...]]:
+    # Column modifications come grouped in lists, one list per column.
+    return [item for diff in diffs for item in (diff if isinstance(diff, list) else [diff])]
+
+
+def _describe(diff: tuple[Any, ...], models: list[type[Model]]) -> tuple[str, str]:
+    """Return ``(model name, what differs)`` for one autogenerate difference."""
+    by_table = {model._meta.table: model for model in models}
+    kind = diff[0]
+    if kind in ("add_table", "remove_table"):
+        table = diff[1].name
+        model = by_table.get(table)
+        if kind == "add_table":
+            return _name(model), f"has no table {table!r} in the database"
+        return "", f"table {table!r} in the database belongs to no model"
+    if kind in ("add_column", "remove_column"):
+        table, column = diff[2], diff[3].name
+        model = by_table.get(table)
+        if kind == "add_column":
+            return _name(model), f"{_field(model, column)} has no column {table}.{column}"
+        return _name(model), f"the database has column {table}.{column}, which no field maps"
+    if kind.startswith("modify_"):
+        table, column = diff[2], diff[3]
+        model = by_table.get(table)
+        what = kind.removeprefix("modify_").replace("_", " ")
+        return _name(model), f"{_field(model, column)}: the {what} of {table}.{column} differs"
+    # Indexes, constraints, foreign keys: name the table they belong to.
+    item = diff[1] if len(diff) > 1 else None
+    table = getattr(getattr(item, "table", None), "name", None) or getattr(item, "parent", None)
+    table_name = str(getattr(table, "name", table) or "")
+    model = by_table.get(table_name)
+    label = getattr(item, "name", None) or type(item).__name__
+    return _name(model), f"{kind.replace('_', ' ')} {label} on table {table_name!r}"
+
+
+def _name(model: type[Model] | None) -> str:
+    return model.__name__ if model is not None else ""
+
+
+def _field(model: type[Model] | None, column: str) -> str:
+    if model is not None:
+        for field in model._meta.concrete_fields:
+            if field.column == column:
+                return f"field {field.name!r}"
+    return f"column {column!r}"

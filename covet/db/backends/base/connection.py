@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 from covet.db.backends.base.records import Record, is_read_only_sql, make_index
 from covet.db.backends.base.slots import FifoSlots
 from covet.db.exceptions import DatabaseError, InterfaceError
+from covet.db.querylog import current_log, record
+
+if TYPE_CHECKING:
+    from covet.db.querylog import QueryLog
 
 if TYPE_CHECKING:
     from collections import deque
@@ -232,6 +236,11 @@ class BaseConnection(abc.ABC):
     # -- machinery ----------------------------------------------------------------------------
 
     async def _run(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        # Every statement passes here: when capture_queries() is not open (production),
+        # recording costs this one context variable lookup.
+        log = current_log.get()
+        if log is not None:
+            return await self._run_logged(log, method, args)
         lock = self._lock
         slot = lock.slot
         # The slot is taken and given back inline rather than ``async with``, which would
@@ -261,6 +270,22 @@ class BaseConnection(abc.ABC):
                 slot.release()
             else:
                 slot.free = 1
+
+    async def _run_logged(
+        self, log: QueryLog, method: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+    ) -> Any:
+        """Run a statement like :meth:`_run` and record it in ``log``."""
+        # Closed for the inner _run(), which would otherwise record the statement again.
+        token = current_log.set(None)
+        started = time.perf_counter()
+        failed = True
+        try:
+            result = await self._run(method, *args)
+            failed = False
+            return result
+        finally:
+            current_log.reset(token)
+            record(log, method, args, started, failed)
 
     def _fail(self, exc: Exception) -> DatabaseError:
         if isinstance(exc, DatabaseError):
@@ -301,20 +326,29 @@ class BaseConnection(abc.ABC):
         if chunk_size < 1:
             raise ValueError(f"Invalid chunk_size {chunk_size!r}. Use a positive integer.")
         self.fresh = False
+        log = current_log.get()
+        started = time.perf_counter()
+        failed = True
         try:
             async with contextlib.aclosing(self._stream(sql, params, chunk_size)) as stream:
                 async for item in stream:
                     yield item
+            failed = False
         except DatabaseError:
             raise
         except Exception as exc:
             raise self._fail(exc) from exc
         except GeneratorExit:
             # The consumer stopped early (aclose()): no statement was interrupted.
+            failed = False
             raise
         except BaseException:
             self.dirty = True
             raise
+        finally:
+            if log is not None:
+                # Recorded once, when the stream ends: its duration covers every round trip.
+                record(log, self._stream, (sql, params), started, failed)
 
     # -- what each backend implements ---------------------------------------------------------
 

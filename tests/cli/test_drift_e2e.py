@@ -1,0 +1,50 @@
+"""End to end: ``covet run`` names a model edited without ``covet makemigrations``."""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from tests.cli.conftest import free_port, run_covet, start_covet, stop_server, wait_for_server
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.slow
+
+HINT = 'Run `covet makemigrations -m "..."` then `covet migrate`.'
+
+
+def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path) -> None:
+    assert run_covet("new", "driftsite", cwd=tmp_path).returncode == 0
+    root = tmp_path / "driftsite"
+    migrated = run_covet("migrate", cwd=root)
+    assert migrated.returncode == 0, migrated.stderr
+    models = root / "driftsite" / "models.py"
+    source = models.read_text("utf-8")
+    anchor = '    body = fields.TextField(default="")\n'
+    assert anchor in source
+    field = '    summary = fields.CharField(max_length=80, default="")\n'
+    models.write_text(source.replace(anchor, anchor + field), "utf-8")
+
+    port = free_port()
+    process = start_covet("run", "--port", str(port), cwd=root)
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/up", process)
+        # The home page lists notes: the missing column fails it, and the debug page says why.
+        page = httpx.get(f"http://127.0.0.1:{port}/", headers={"accept": "text/html"})
+    finally:
+        _code, out, err = stop_server(process, signal.SIGINT)
+    logged = [line for line in (out + err).splitlines() if "differs from the database" in line]
+    assert len(logged) == 1, out + err
+    assert (
+        "Model Note differs from the database: field 'summary' has no column notes.summary"
+        in (logged[0])
+    )
+    assert logged[0].endswith(HINT)
+    assert page.status_code == 500
+    assert "MissingSchemaObjectError" in page.text
+    assert "covet makemigrations -m &quot;...&quot;" in page.text

@@ -1,0 +1,124 @@
+"""capture_queries(): every statement a connection runs, with parameters and durations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from covet.db import (
+    CapturedQuery,
+    MissingSchemaObjectError,
+    QueryLog,
+    capture_queries,
+    transaction,
+)
+from covet.db.exceptions import ProgrammingError
+from covet.db.querylog import current_log
+
+
+async def test_raw_sql_is_recorded_with_params_and_duration(database, scratch):
+    table = await scratch("ql_people", "id INTEGER PRIMARY KEY, name VARCHAR(50)")
+    q = database.ops.quote_name(table)
+    async with capture_queries() as queries:
+        await database.execute(
+            f"INSERT INTO {q} (id, name) VALUES (:id, :name)",  # noqa: S608
+            {"id": 1, "name": "Ann"},
+        )
+        await database.fetch_all(f"SELECT name FROM {q} WHERE id = :id", {"id": 1})  # noqa: S608
+        await database.execute_many(
+            f"INSERT INTO {q} (id, name) VALUES (:id, :name)",  # noqa: S608
+            [{"id": 2, "name": "Bob"}, {"id": 3, "name": "Cy"}],
+        )
+    assert queries.count == len(queries) == 3
+    insert, select, many = list(queries)
+    assert isinstance(insert, CapturedQuery)
+    assert insert.sql.startswith("INSERT INTO") and list(insert.params) == [1, "Ann"]
+    assert select.sql.startswith("SELECT name") and list(select.params) == [1]
+    assert many.many and [list(p) for p in many.params] == [[2, "Bob"], [3, "Cy"]]
+    assert all(query.duration >= 0 and not query.failed for query in queries)
+    assert queries.queries == [insert.sql, select.sql, many.sql]
+
+
+async def test_streamed_query_is_recorded_once(database, scratch):
+    table = await scratch("ql_stream", "id INTEGER PRIMARY KEY")
+    q = database.ops.quote_name(table)
+    await database.execute_many(f"INSERT INTO {q} (id) VALUES (:id)", [{"id": i} for i in range(5)])  # noqa: S608
+    async with capture_queries() as queries:
+        seen = [row["id"] async for row in database.iterate(f"SELECT id FROM {q}", chunk_size=2)]  # noqa: S608
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    assert queries.count == 1
+    assert queries.queries == [f"SELECT id FROM {q}"]  # noqa: S608
+
+
+async def test_transaction_control_is_left_out_unless_asked(database, scratch):
+    table = await scratch("ql_tx", "id INTEGER PRIMARY KEY")
+    q = database.ops.quote_name(table)
+    async with (
+        capture_queries() as counted,
+        capture_queries(transactions=True) as everything,
+        transaction(),
+    ):
+        await database.execute(f"INSERT INTO {q} (id) VALUES (1)")  # noqa: S608
+        async with transaction():  # a savepoint
+            await database.execute(f"INSERT INTO {q} (id) VALUES (2)")  # noqa: S608
+    assert counted.count == 2
+    assert all(sql.startswith("INSERT") for sql in counted.queries)
+    kinds = [query.transaction for query in everything]
+    assert everything.count == 6, everything.queries
+    assert kinds == [True, False, True, False, True, True]
+    assert everything.queries[0] == "BEGIN"
+    assert everything.queries[-1] == "COMMIT"
+
+
+async def test_failed_statement_is_recorded_and_schema_error_recognised(database):
+    async with capture_queries() as queries:
+        with pytest.raises(MissingSchemaObjectError) as missing_table:
+            await database.fetch_all("SELECT id FROM covet_no_such_table_ql")
+    assert isinstance(missing_table.value, ProgrammingError)
+    assert queries.count == 1
+    assert next(iter(queries)).failed
+
+
+async def test_missing_column_is_recognised(database, scratch):
+    table = await scratch("ql_cols", "id INTEGER PRIMARY KEY")
+    q = database.ops.quote_name(table)
+    with pytest.raises(MissingSchemaObjectError):
+        await database.fetch_all(f"SELECT nope FROM {q}")  # noqa: S608
+    with pytest.raises(MissingSchemaObjectError):
+        await database.execute(f"INSERT INTO {q} (id, nope) VALUES (1, 2)")  # noqa: S608
+    # A syntax error is a programming error, but not a missing table or column.
+    with pytest.raises(ProgrammingError) as syntax:
+        await database.fetch_all(f"SELEC id FROM {q}")
+    assert not isinstance(syntax.value, MissingSchemaObjectError)
+
+
+async def test_nested_and_child_tasks_are_seen_by_outer_logs(database):
+    async with capture_queries() as outer:
+        await database.fetch_val("SELECT 1")
+        with capture_queries() as inner:
+            await asyncio.gather(database.fetch_val("SELECT 2"), database.fetch_val("SELECT 3"))
+        await database.fetch_val("SELECT 4")
+    assert inner.count == 2
+    assert outer.count == 4
+    # Nothing is recorded once the block is left.
+    await database.fetch_val("SELECT 5")
+    assert outer.count == 4
+
+
+async def test_limit_keeps_the_latest_and_counts_all(database):
+    async with capture_queries(limit=2) as queries:
+        for i in range(5):
+            await database.fetch_val(f"SELECT {i}")
+    assert queries.count == 5
+    assert queries.queries == ["SELECT 3", "SELECT 4"]
+
+
+def test_log_rejects_bad_limit_and_reuse():
+    with pytest.raises(ValueError, match="Invalid query log limit 0"):
+        QueryLog(limit=0)
+    log = capture_queries()
+    with log, pytest.raises(RuntimeError, match="already recording"), log:
+        pass
+    # Leaving restores the outer state: nothing is recording.
+    assert current_log.get() is None
