@@ -79,7 +79,10 @@ def test_dev_extra_has_the_test_tools(tmp_path: Path) -> None:
 
     render_project(tmp_path, "devsite")
     pyproject = tomllib.loads((tmp_path / "pyproject.toml").read_text("utf-8"))
-    dev = {re.split(r"[<>=\[]", item)[0] for item in pyproject["project"]["optional-dependencies"]["dev"]}
+    dev = {
+        re.split(r"[<>=\[]", item)[0]
+        for item in pyproject["project"]["optional-dependencies"]["dev"]
+    }
     assert {"httpx", "pytest", "pytest-asyncio"} <= dev
 
 
