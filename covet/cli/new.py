@@ -15,6 +15,7 @@ import keyword
 import os
 import re
 import secrets
+import shlex
 import string
 import subprocess
 import sys
@@ -146,6 +147,25 @@ def _target_path(relative: Path, name: str) -> Path:
     return Path(*parts)
 
 
+def environment_context() -> dict[str, str]:
+    """Return the README's placeholders naming the Python environment covet runs from.
+
+    The project depends on ``covet-web``, which is installed here (it is not
+    on the package index yet), so the README installs the project into this
+    same environment: ``${venv}`` is it (``sys.prefix``), ``${python}`` its
+    interpreter, and ``${activate}`` the shell line that puts it first on
+    ``PATH``. Outside a virtual environment, ``${activate}`` makes one in the
+    project (``.venv``) that sees this interpreter's packages, covet included.
+    Paths are quoted for POSIX shells.
+    """
+    python, venv = shlex.quote(sys.executable), shlex.quote(sys.prefix)
+    if sys.prefix != sys.base_prefix:
+        activate = f"source {shlex.quote(str(Path(sys.prefix) / 'bin' / 'activate'))}"
+    else:
+        activate = f"{python} -m venv --system-site-packages .venv\nsource .venv/bin/activate"
+    return {"python": python, "venv": venv, "activate": activate}
+
+
 def render_project(directory: Path, name: str, *, db: str = "sqlite") -> list[Path]:
     """Write the project files for ``name`` into ``directory``.
 
@@ -167,6 +187,7 @@ def render_project(directory: Path, name: str, *, db: str = "sqlite") -> list[Pa
         "secret_key": secrets.token_urlsafe(50),
         "database_url": choice.url.format(name=name),
         "database_setup": choice.setup.format(name=name) + "\n" if choice.setup else "",
+        **environment_context(),
     }
     written: list[Path] = []
     for source in sorted(SCAFFOLD.rglob("*-tpl")):

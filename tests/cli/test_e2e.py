@@ -60,6 +60,21 @@ def test_serve_create_list_and_stop(project: Path) -> None:
         assert home.status_code == 200
         assert home.headers["content-type"].startswith("text/html")
         with httpx.Client(base_url=base, cookies=home.cookies) as client:
+            # Notes belong to their author: visitors are sent to the log-in page.
+            token = _csrf(client, "/login")
+            anonymous = client.post("/notes", data={"title": "x", "csrf_token": token})
+            assert anonymous.status_code == 303
+            assert anonymous.headers["location"] == "/login?next=/notes"
+            signed_up = client.post(
+                "/signup",
+                data={
+                    "email": "writer@example.com",
+                    "password": "a long and fine password",
+                    "password_confirmation": "a long and fine password",
+                    "csrf_token": _csrf(client, "/signup"),
+                },
+            )
+            assert signed_up.status_code == 303, signed_up.text
             page = client.get("/")
             match = _CSRF_INPUT.search(page.text)
             assert match is not None, page.text
@@ -154,6 +169,10 @@ def test_routes_of_the_generated_project(project: Path) -> None:
     rows = [line.split()[:3] for line in result.stdout.splitlines()[1:]]
     assert ["GET", "/", "note_list"] in rows
     assert ["POST", "/notes", "note_create"] in rows
+    assert ["GET", "/notes/{note_id:int}/edit", "note_edit"] in rows
+    assert ["GET", "/notes/{note_id:int}/delete", "note_confirm_delete"] in rows
+    assert ["PATCH", "/api/notes/{note_id:int}", "api_note_update"] in rows
+    assert ["POST", "/account/tokens", "token_create"] in rows
     assert ["DELETE", "/api/notes/{note_id:int}", "api_note_delete"] in rows
     assert ["*", "/static/{path}", "static"] in rows
 
@@ -164,7 +183,7 @@ def test_shell_of_the_generated_project(project: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
-        "['DatabaseSession', 'Note', 'RateLimitCounter', 'User'] sqlite"
+        "['APIToken', 'DatabaseSession', 'Note', 'RateLimitCounter', 'User'] sqlite"
     )
 
 

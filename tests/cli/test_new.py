@@ -70,6 +70,9 @@ def test_generated_templates_compile(generated: Path) -> None:
         "list.html",
         "form.html",
         "detail.html",
+        "edit.html",
+        "confirm_delete.html",
+        "welcome.html",
         "_errors.html",
         "login.html",
         "signup.html",
@@ -89,7 +92,10 @@ def test_generated_settings(generated: Path) -> None:
         "covet.sessions_db",
         "covet.ratelimit_db",
     ]
-    assert pyproject["tool"]["covet"]["commands"] == ["blog.cli:clearsessions"]
+    assert pyproject["tool"]["covet"]["commands"] == [
+        "blog.cli:clearsessions",
+        "blog.cli:createtoken",
+    ]
     # The development hosts are local settings: production must set its own.
     assert "allowed_hosts" not in pyproject["tool"]["covet"]
     env = parse_env_file((generated / ".env").read_text("utf-8"))
@@ -124,7 +130,8 @@ def test_generated_migrations(generated: Path) -> None:
 
 def test_readme_names_the_next_commands(generated: Path) -> None:
     readme = (generated / "README.md").read_text("utf-8")
-    assert "cd blog\ncovet migrate\ncovet run\n" in readme
+    assert "cd blog\n" in readme
+    assert "\ncovet migrate\npytest\ncovet run\n" in readme
 
 
 def test_secret_keys_differ_between_projects(tmp_path: Path) -> None:
@@ -154,7 +161,8 @@ def test_database_choice(tmp_path: Path, db: str, url: str, requirement: str) ->
         "postgres": "createdb -h 127.0.0.1 -U postgres pgsite",
         "mysql": "mysql -h 127.0.0.1 -u root -e 'CREATE DATABASE pgsite CHARACTER SET utf8mb4'",
     }[db]
-    assert f"cd pgsite\n{setup}\ncovet migrate\n" in readme
+    assert "cd pgsite\n" in readme
+    assert f"pip install -e '.[dev]'\n{setup}\ncovet migrate\n" in readme
 
 
 def test_new_with_a_server_database_prints_how_to_create_it(
