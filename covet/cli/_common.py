@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -27,11 +28,13 @@ __all__ = (
     "CommandError",
     "CovetGroup",
     "LifespanManager",
+    "describe_error",
     "echo",
     "fail",
     "import_app",
     "info",
     "one_line",
+    "project_settings",
     "set_verbose",
     "success",
     "warn",
@@ -41,16 +44,60 @@ _META_VERBOSE = "covet.verbose"
 _META_PROJECT_COMMANDS = "covet.project_commands"
 
 
+# A sentence end doubled by joining "...file." + ". Do this" (not "..", "/.." or "...").
+_DOUBLE_PERIOD = re.compile(r"(?<![./])\.\.(?=\s|$)")
+_ERROR_PREFIX = "Error: "
+
+
 class CommandError(click.ClickException):
-    """A user mistake reported as one line (``Error: ...``) with exit status 1."""
+    """A user mistake reported as one line (``Error: ...``) with exit status 1.
+
+    click prints the ``Error:`` prefix itself, so a message that starts with
+    one already loses it (no ``Error: Error: ...``).
+    """
 
     def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
+        text = one_line(message)
+        while text.startswith(_ERROR_PREFIX):
+            text = text[len(_ERROR_PREFIX) :]
+        super().__init__(text)
 
 
 def one_line(message: str) -> str:
-    """Return ``message`` with every run of whitespace (newlines too) collapsed to a space."""
-    return " ".join(message.split())
+    """Return ``message`` on one line: whitespace runs collapsed, no doubled final periods."""
+    return _DOUBLE_PERIOD.sub(".", " ".join(message.split()))
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return ``"TypeName: message"`` for an unexpected error, as one sentence.
+
+    A class called just ``Error`` (``shutil.Error``, ``binascii.Error``) is
+    named with its module, so the line never reads ``Error: Error: ...``.
+    """
+    kind = type(exc)
+    name = kind.__qualname__
+    if name == "Error":
+        name = f"{kind.__module__}.{name}"
+    text = str(exc).strip()
+    sentence = f"{name}: {text}" if text else name
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
+def project_settings(app_path: str | None) -> Settings | None:
+    """Return the settings of the project around the current directory.
+
+    Args:
+        app_path: The ``--app`` option. With it, a command may run outside a
+            project (``None`` is returned then); without it, it needs one.
+
+    Raises:
+        ImproperlyConfigured: No project and no ``--app``: the same message
+            every command gives outside a project (``covet migrate`` too), or
+            the project's settings are invalid.
+    """
+    if app_path is not None and find_project_root() is None:
+        return None
+    return load_settings()
 
 
 def fail(message: str) -> NoReturn:
@@ -126,7 +173,7 @@ def import_app(app_path: str | None, settings: Settings | None) -> tuple[str, An
         if isinstance(exc, SyntaxError) and exc.filename:
             where = f" ({exc.filename}, line {exc.lineno})"
         raise ImproperlyConfigured(
-            f"Could not import the application {app_path!r}: {type(exc).__name__}: {exc}{where}. "
+            f"Could not import the application {app_path!r}{where}: {describe_error(exc)} "
             "Fix the error, or run `covet --traceback ...` to see where it happened."
         ) from exc
     if not callable(app):
@@ -163,8 +210,7 @@ class CovetGroup(click.Group):
             if ctx.params.get("traceback"):
                 raise
             raise CommandError(
-                f"{type(exc).__name__}: {exc}. Run `covet --traceback ...` to see where it "
-                "happened."
+                f"{describe_error(exc)} Run `covet --traceback ...` to see where it happened."
             ) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -281,7 +327,7 @@ class LifespanManager:
             if isinstance(error, CovetError):
                 raise error
             raise ImproperlyConfigured(
-                f"The application's lifespan {phase} failed: {type(error).__name__}: {error}. "
+                f"The application's lifespan {phase} failed: {describe_error(error)} "
                 "Fix the startup code of the app."
             ) from error
         raise ImproperlyConfigured(

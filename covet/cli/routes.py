@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from covet.cli._common import echo, import_app
-from covet.config import Settings, find_project_root, load_settings
+from covet.cli._common import echo, import_app, project_settings
 from covet.routing import Mount, Route, WebSocketRoute
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ def collect_routes(routes: Any, prefix: str = "", name_prefix: str = "") -> Iter
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def routes_command(app_path: str | None, as_json: bool) -> None:
     """List every route: methods, path, name and handler."""
-    settings: Settings | None = load_settings() if find_project_root() is not None else None
+    settings = project_settings(app_path)
     _, app = import_app(app_path, settings)
     routes = getattr(app, "routes", None)
     if routes is None:

@@ -10,20 +10,33 @@ headers only from 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import signal
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from covet.cli._common import fail, import_app, info, warn
-from covet.config import Settings, find_project_root, load_settings
-from covet.exceptions import CovetError, ImproperlyConfigured
+from covet.cli._common import fail, import_app, info, project_settings, warn
+from covet.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from covet.config import Settings
 
 if TYPE_CHECKING:
     from types import FrameType
 
-__all__ = ("RELOAD_INCLUDES", "SERVER_LIMITS", "preflight", "run_command", "server_options")
+__all__ = (
+    "RELOAD_INCLUDES",
+    "SERVER_LIMITS",
+    "bind_error_message",
+    "check_address",
+    "preflight",
+    "run_command",
+    "server_options",
+)
 
 #: Limits passed to uvicorn (see DEFAULTS.md); each is a uvicorn.run() keyword.
 SERVER_LIMITS: dict[str, Any] = {
@@ -119,22 +132,19 @@ def preflight(settings: Settings) -> None:
 
     A server whose startup fails prints a traceback per worker; checking in
     this process first turns the usual mistakes into one line: the database
-    cannot be reached, or migrations are pending (a warning in debug mode,
-    where the app itself only warns too).
+    URL is malformed, the server cannot be reached, the database does not
+    exist, the login is refused, the driver is not installed (each error says
+    so itself), or migrations are pending (a warning in debug mode, where the
+    app itself only warns too).
 
     Raises:
-        CovetError: The database cannot be reached (``OperationalError``) or,
-            outside debug mode, migrations are pending (``ImproperlyConfigured``).
+        CovetError: The database cannot be used (``ImproperlyConfigured``,
+            ``OperationalError``, ``MissingDependencyError``) or, outside
+            debug mode, migrations are pending (``ImproperlyConfigured``).
     """
     if settings.database_url is None:
         return
-    try:
-        asyncio.run(_ping_database(settings.database_url))
-    except CovetError as exc:
-        raise ImproperlyConfigured(
-            f"Cannot connect to the database {_safe_url(settings.database_url)!r}: {exc}. "
-            "Check DATABASE_URL and that the database server is running."
-        ) from exc
+    asyncio.run(_ping_database(settings.database_url))
     if not (settings.migrations / "env.py").is_file():
         return
     from covet.db.migrations import check_pending
@@ -151,13 +161,112 @@ def preflight(settings: Settings) -> None:
         warn(message)
 
 
-def _safe_url(url: str) -> str:
-    from covet.db.database import DatabaseURL
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+
+def _bind(host: str, port: int) -> OSError | None:
+    """Bind every address of ``host:port`` as the server will, and return the first failure."""
     try:
-        return DatabaseURL(url).render_as_string(hide_password=True)
-    except CovetError:
-        return url
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        return exc
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            # The options uvicorn's sockets have: SO_REUSEADDR lets a port whose old
+            # connections linger in TIME_WAIT be bound, as uvicorn then will.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return exc
+    return None
+
+
+def _free_port_after(host: str, port: int) -> int | None:
+    for candidate in range(port + 1, min(port + 50, 65536)):
+        if _bind(host, candidate) is None:
+            return candidate
+    return None
+
+
+def bind_error_message(host: str, port: int, exc: OSError) -> str:
+    """Return the one-line explanation of why ``host:port`` cannot be served on.
+
+    Args:
+        host: The ``--host`` value.
+        port: The ``--port`` value.
+        exc: The error binding the address raised.
+    """
+    where = _address(host, port)
+    if isinstance(exc, socket.gaierror):
+        return (
+            f"Cannot serve on {where}: the host name {host!r} is unknown. Pass --host 127.0.0.1 "
+            "(this machine only) or --host 0.0.0.0 (every interface)."
+        )
+    if exc.errno == errno.EADDRINUSE:
+        free = _free_port_after(host, port)
+        example = f", e.g. --port {free}" if free is not None else " with --port"
+        return (
+            f"Cannot serve on {where}: the address is already in use by another program. Stop "
+            f"that program, or choose another port{example}."
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"Cannot serve on {where}: {host!r} is not an address of this machine. Pass --host "
+            "127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)."
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"Cannot serve on {where}: permission denied (ports below 1024 need root). Choose "
+            "another port, e.g. --port 8000."
+        )
+    reason = (exc.strerror or str(exc)).rstrip(".")
+    return f"Cannot serve on {where}: {reason}. Choose another --host or --port."
+
+
+def check_address(host: str, port: int) -> None:
+    """Fail with one line when the server could not listen on ``host:port``.
+
+    Checked before the app is imported and the database checked, so a port
+    taken by another server is reported at once, not after a startup that
+    looked complete. Port 0 (any free port) is not checked.
+
+    Raises:
+        CommandError: The address is in use, not local, or not allowed.
+    """
+    if port == 0:
+        return
+    exc = _bind(host, port)
+    if exc is not None:
+        fail(bind_error_message(host, port, exc))
+
+
+class _BindErrorCatcher(logging.Filter):
+    """Catch the bind error uvicorn logs before exiting, so it is reported as one line.
+
+    uvicorn logs ``[Errno 98] ... address already in use`` on ``uvicorn.error``
+    and exits when the port was taken between :func:`check_address` and its
+    own bind (in the worker with one process, in the supervisor with
+    ``--workers`` or ``--reload``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: OSError | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, OSError) and record.msg.errno in _BIND_ERRNOS:
+            self.error = record.msg
+            return False
+        return True
+
+
+_BIND_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
@@ -223,7 +332,8 @@ def run_command(
     # Checked before importing anything, so the mistake is reported first.
     if reload and workers > 1:
         server_options("", root=Path.cwd(), reload=reload, workers=workers)
-    settings: Settings | None = load_settings() if find_project_root() is not None else None
+    settings = project_settings(app_path)
+    check_address(host, port)
     root = settings.root if settings is not None else Path.cwd()
     app_path, _ = import_app(app_path, settings)
     if settings is not None and check:
@@ -245,8 +355,16 @@ def run_command(
     # re-raises the signal it caught; with these no-op handlers that ends the
     # process normally (exit status 0) instead of as KeyboardInterrupt/SIGTERM.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    catcher = _BindErrorCatcher()
+    uvicorn_logger = logging.getLogger("uvicorn.error")
+    uvicorn_logger.addFilter(catcher)
     try:
         uvicorn.run(**options)
+    except SystemExit:
+        if catcher.error is not None:
+            fail(bind_error_message(host, port, catcher.error))
+        raise
     finally:
+        uvicorn_logger.removeFilter(catcher)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from covet.cli._common import LifespanManager, fail, import_app, one_line
-from covet.config import Settings, find_project_root, load_settings
+from covet.cli._common import LifespanManager, fail, import_app, one_line, project_settings
 from covet.exceptions import CovetError
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Iterator
+
+    from covet.config import Settings
 
 __all__ = ("AsyncConsole", "EventLoopThread", "build_namespace", "shell_command")
 
@@ -258,7 +259,7 @@ def shell_command(
         use_ipython = importlib.util.find_spec("IPython") is not None
     if use_ipython and importlib.util.find_spec("IPython") is None:
         fail("--interface ipython needs IPython, which is not installed. Run: pip install ipython")
-    settings: Settings | None = load_settings() if find_project_root() is not None else None
+    settings = project_settings(app_path)
     _, app = import_app(app_path, settings)
     namespace = build_namespace(settings, app)
     show_tracebacks = bool(ctx.find_root().params.get("traceback"))

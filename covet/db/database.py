@@ -15,7 +15,7 @@ import urllib.parse
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from covet.db.backends import get_backend_class
+from covet.db.backends import get_backend_class, url_form
 from covet.db.backends.base import (
     BaseBackend,
     BaseConnection,
@@ -67,11 +67,18 @@ class DatabaseURL:
         self.username = urllib.parse.unquote(parts.username) if parts.username else None
         self.password = urllib.parse.unquote(parts.password) if parts.password else None
         try:
-            self.port = parts.port
+            port = parts.port
         except ValueError:
+            port = 0
+        if port == 0:
+            # urlsplit() refuses a port that is not a number from 0 to 65535; 0 cannot be a
+            # server's port either.
+            raw_port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
             raise ImproperlyConfigured(
-                f"Invalid port in database URL {self!s}. Use a number from 1 to 65535."
-            ) from None
+                f"Invalid port {raw_port!r} in the database URL {str(self)!r}. Use "
+                f"{url_form(self.scheme)}, with PORT a number from 1 to 65535."
+            )
+        self.port = port
         self.host = parts.hostname
         self.path = parts.path
         self.query: dict[str, str] = {}
@@ -226,7 +233,7 @@ class Database:
     ) -> None:
         self.url = DatabaseURL(url)
         self.alias = alias
-        backend_class = get_backend_class(self.url.scheme)
+        backend_class = get_backend_class(self.url.scheme, url=str(self.url))
         specs = {**_COMMON_OPTIONS, **backend_class.options}
         given: dict[str, Any] = {}
         for key, value in self.url.query.items():

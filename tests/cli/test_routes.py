@@ -144,5 +144,5 @@ def test_routes_outside_a_project_without_app(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["routes"])
     assert result.exit_code == 1
-    assert "No application to load" in result.output
+    assert "No pyproject.toml with a [tool.covet] table" in result.output
     assert result.output.count("\n") == 1

@@ -100,7 +100,7 @@ def test_shell_command_error_shows_traceback_and_fails(project: Path) -> None:
 def test_shell_without_project_or_app(tmp_path: Path) -> None:
     result = run_covet("shell", "-c", "print(1)", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith("Error: No application to load")
+    assert result.stderr.startswith("Error: No pyproject.toml with a [tool.covet] table")
     assert result.stderr.count("\n") == 1
 
 

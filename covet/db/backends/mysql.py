@@ -31,6 +31,7 @@ import asyncio
 import datetime
 import functools
 import math
+import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet import _json
@@ -43,11 +44,16 @@ from covet.db.backends.base import (
     Converter,
     Option,
     PoolStats,
+    connect_failure_reason,
     disconnect_error,
+    login_refused_error,
+    missing_database_error,
+    server_address,
     to_bool,
     to_bytes,
     to_decimal,
     to_uuid,
+    unreachable_error,
 )
 from covet.db.exceptions import (
     DatabaseError,
@@ -63,6 +69,8 @@ from covet.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
+
+    from covet.db.database import DatabaseURL
 
 __all__ = ("MySQLBackend", "MySQLConnection", "MySQLFeatures", "MySQLOperations")
 
@@ -297,8 +305,34 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1061: ProgrammingError,  # duplicate key name
     1235: NotSupportedError,
 }
+# Errors of opening a connection (see translate_connect_error()).
+_CR_CONN_HOST_ERROR = 2003  # client: cannot open the socket (refused, unknown host, timeout)
+_ER_BAD_DB_ERROR = 1049  # Unknown database
+# 1045 access denied (user or password), 1044 no access to this database, 1698 (MySQL)
+# access denied through an auth plugin, 1130 this host may not connect.
+_LOGIN_ERRNOS = frozenset({1044, 1045, 1130, 1698})
 # Client/server errors that mean the connection is gone.
 _DISCONNECT_ERRNOS = frozenset({2003, 2006, 2013, 2014, 2045, 2055, 1927, 4031, 1053})
+
+
+def _create_database_command(url: DatabaseURL, backend: MySQLBackend) -> str:
+    """Return the ``mysql`` command line that creates the URL's database."""
+    args = ["mysql"]
+    socket_path = backend.settings["unix_socket"]
+    if socket_path:
+        args += ["-S", socket_path]
+    else:
+        args += ["-h", url.host or "localhost", "-P", str(url.port or 3306)]
+    args += ["-u", url.username or "root"]
+    if url.password:
+        args.append("-p")
+    name = url.database
+    # A name other than letters, digits, _ and $ needs backquotes inside the SQL.
+    quoted = (
+        name if name.replace("_", "").replace("$", "").isalnum() else backend.ops.quote_name(name)
+    )
+    args += ["-e", f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4"]
+    return shlex.join(args)
 
 
 def _driver_error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
@@ -582,8 +616,12 @@ class MySQLBackend(BaseBackend):
         )
         try:
             await raw._connect()
-        except BaseException:
+        except BaseException as exc:
             raw.close()
+            # The pool calls _open() at connect and whenever a checkout needs a new
+            # connection: either way a refused connection is a covet error (issue 23).
+            if isinstance(exc, Exception):
+                raise self.translate_connect_error(exc) from exc
             raise
         return MySQLConnection(self, raw)
 
@@ -625,6 +663,34 @@ class MySQLBackend(BaseBackend):
         """Have every idle connection pinged at its next checkout, whatever ``ping_interval``."""
         if self._pool is not None:
             self._pool.expire()
+
+    def translate_connect_error(self, exc: BaseException) -> DatabaseError:
+        """Classify a failure to open a connection: unreachable, no database, login refused."""
+        if isinstance(exc, DatabaseError):
+            return exc
+        url = self.url
+        socket_path = self.settings["unix_socket"]
+        if socket_path:
+            address = f"the socket {socket_path!r}"
+        else:
+            address = server_address(url.host, url.port, 3306)
+        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        detail = str(exc.args[1]) if errno is not None and len(exc.args) > 1 else str(exc)
+        if errno == _ER_BAD_DB_ERROR:
+            return missing_database_error(
+                self.display_name, url.database, address, _create_database_command(url, self)
+            )
+        if errno in _LOGIN_ERRNOS:
+            return login_refused_error(self.display_name, url.username or "root", address, detail)
+        if errno == _CR_CONN_HOST_ERROR:
+            # aiomysql chains the socket error (refused, unknown host, timeout) as the cause.
+            cause = exc.__cause__ or exc
+            reason = connect_failure_reason(cause, self.settings["connect_timeout"])
+            return unreachable_error(self.display_name, address, reason or detail)
+        reason = connect_failure_reason(exc, self.settings["connect_timeout"])
+        if reason is not None:
+            return unreachable_error(self.display_name, address, reason)
+        return self.translate_error(exc)
 
     def translate_error(self, exc: BaseException) -> DatabaseError:
         """Map a pymysql/aiomysql exception to the covet class."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import functools
+import shlex
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,8 +28,13 @@ from covet.db.backends.base import (
     Option,
     PoolStats,
     aborted_transaction_error,
+    connect_failure_reason,
     disconnect_error,
+    login_refused_error,
+    missing_database_error,
+    server_address,
     to_uuid,
+    unreachable_error,
 )
 from covet.db.exceptions import (
     DatabaseError,
@@ -45,6 +51,8 @@ from covet.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
+
+    from covet.db.database import DatabaseURL
 
 __all__ = ("PostgresBackend", "PostgresConnection", "PostgresFeatures", "PostgresOperations")
 
@@ -211,6 +219,19 @@ def _terminate(raw: Any) -> None:
         raw.terminate()
 
 
+def _createdb_command(url: DatabaseURL) -> str:
+    """Return the ``createdb`` command line that creates the URL's database."""
+    args = ["createdb"]
+    if url.host:
+        args += ["-h", url.host, "-p", str(url.port or 5432)]
+    elif url.port:
+        args += ["-p", str(url.port)]
+    if url.username:
+        args += ["-U", url.username]
+    args.append(url.database)
+    return shlex.join(args)
+
+
 def _encode_json(value: Any) -> str:
     return _json.dumps(value).decode()
 
@@ -352,7 +373,7 @@ class PostgresBackend(BaseBackend):
 
                 dsn += "?" + urllib.parse.urlencode(passthrough)
         try:
-            self._pool = await asyncpg.create_pool(
+            pool = await asyncpg.create_pool(
                 dsn.replace("postgresql+asyncpg://", "postgresql://", 1),
                 min_size=self.min_size,
                 max_size=self.max_size,
@@ -366,12 +387,20 @@ class PostgresBackend(BaseBackend):
                 timeout=self.timeout,
             )
         except Exception as exc:
-            raise self.translate_error(exc) from exc
-        raw = await self._pool.acquire(timeout=self.timeout)
+            raise self.translate_connect_error(exc) from exc
         try:
-            version = raw.get_server_version()
-        finally:
-            await self._pool.release(raw)
+            # With min_size=0 the pool opened nothing yet: this is the first connection.
+            raw = await pool.acquire(timeout=self.timeout)
+            try:
+                version = raw.get_server_version()
+            finally:
+                await pool.release(raw)
+        except BaseException as exc:
+            pool.terminate()
+            if isinstance(exc, Exception):
+                raise self.translate_connect_error(exc) from exc
+            raise
+        self._pool = pool
         self.features.supports_nulls_distinct = version.major >= 15
 
     @staticmethod
@@ -395,7 +424,7 @@ class PostgresBackend(BaseBackend):
         try:
             async with asyncio.timeout(self.timeout):
                 await pool.close()
-        except TimeoutError:
+        except Exception:  # noqa: BLE001 - a timeout or a dead server: close the sockets anyway
             pool.terminate()
 
     def _require_pool(self) -> Any:
@@ -413,7 +442,8 @@ class PostgresBackend(BaseBackend):
             except TimeoutError:
                 raise self.pool_timeout_error() from None
             except Exception as exc:
-                raise self.translate_error(exc) from exc
+                # asyncpg opens a connection here when none is idle: a connect error.
+                raise self.translate_connect_error(exc) from exc
             idle_since, generation = raw.covet_state()
             if generation == self._generation and (
                 idle_since == 0.0 or time.monotonic() - idle_since < pre_ping_after
@@ -474,6 +504,30 @@ class PostgresBackend(BaseBackend):
     def on_disconnect(self) -> None:
         """Have every idle connection pinged before its next use."""
         self._generation += 1
+
+    def translate_connect_error(self, exc: BaseException) -> DatabaseError:
+        """Classify a failure to open a connection: unreachable, no database, login refused."""
+        import asyncpg
+
+        if isinstance(exc, DatabaseError):
+            return exc
+        url = self.url
+        address = server_address(url.host, url.port, 5432)
+        exceptions = asyncpg.exceptions
+        if isinstance(exc, exceptions.InvalidCatalogNameError):
+            return missing_database_error(
+                self.display_name, url.database, address, _createdb_command(url)
+            )
+        if isinstance(exc, exceptions.InvalidAuthorizationSpecificationError):
+            # 28000 (unknown role, no pg_hba.conf entry) and 28P01 (wrong password).
+            return login_refused_error(self.display_name, url.username, address, str(exc))
+        if isinstance(exc, exceptions.CannotConnectNowError):
+            # 57P03: the server is starting up, shutting down or in recovery.
+            return unreachable_error(self.display_name, address, str(exc).rstrip("."))
+        reason = connect_failure_reason(exc, self.timeout)
+        if reason is not None:
+            return unreachable_error(self.display_name, address, reason)
+        return self.translate_error(exc)
 
     def translate_error(self, exc: BaseException) -> DatabaseError:
         """Map an asyncpg exception to the covet class."""

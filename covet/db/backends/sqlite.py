@@ -21,7 +21,9 @@ import asyncio
 import datetime
 import decimal
 import itertools
+import shlex
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from covet import _json
@@ -331,6 +333,31 @@ _PROGRAMMING_HINTS = (
 _MISSING_SCHEMA_HINTS = ("no such table", "no such column", "has no column")
 
 
+def _unopenable_file_error(path: Path, url: str, exc: BaseException) -> OperationalError:
+    """Build the error for a database file SQLite cannot open, naming what is wrong."""
+    directory = path.parent
+    hint = "or fix the path in the database URL (DATABASE_URL)"
+    if not directory.exists():
+        return OperationalError(
+            f"The directory {str(directory)!r} of the SQLite database {url!r} does not exist. "
+            f"Create it (mkdir -p {shlex.quote(str(directory))}), {hint}."
+        )
+    if not directory.is_dir():
+        return OperationalError(
+            f"The SQLite database {url!r} cannot be created in {str(directory)!r}, which is a "
+            "file, not a directory. Fix the path in the database URL (DATABASE_URL)."
+        )
+    if path.is_dir():
+        return OperationalError(
+            f"The SQLite database path {str(path)!r} of {url!r} is a directory. Name a file "
+            f"inside it instead (e.g. {str(path / 'app.db')!r}), {hint}."
+        )
+    return OperationalError(
+        f"Cannot open the SQLite database file {str(path)!r}: {str(exc).rstrip('.')}. Check "
+        f"that this user may read and write the file and its directory, {hint}."
+    )
+
+
 def _unicode_lower(value: Any) -> Any:
     # SQLite's built-in lower() only folds ASCII; iexact/icontains must match "É" and "é".
     return value.lower() if isinstance(value, str) else value
@@ -563,14 +590,19 @@ class SQLiteBackend(BaseBackend):
         "busy_timeout": Option(int, 5000, "milliseconds SQLite waits on a locked database"),
         "journal_mode": Option(str, "wal", "the journal mode, e.g. wal or delete"),
     }
+    url_form = (
+        "{scheme}:///app.db (relative to the current directory), {scheme}:////abs/path/app.db "
+        "(absolute) or {scheme}:///:memory:"
+    )
+    requires_database_name = False
     ops: SQLiteOperations
 
     def __init__(self, url: Any, **kwargs: Any) -> None:
         path = url.database
         if not path:
             raise ValueError(
-                f"The SQLite URL {url} names no file. Use 'sqlite:///app.db' (relative), "
-                "'sqlite:////abs/app.db' (absolute) or 'sqlite:///:memory:'."
+                f"The SQLite URL {str(url)!r} names no file. Use "
+                f"{self.url_form.format(scheme=url.scheme)}."
             )
         self.memory = path == ":memory:"
         if self.memory and kwargs.get("max_size") is None:
@@ -588,14 +620,19 @@ class SQLiteBackend(BaseBackend):
             import aiosqlite  # noqa: F401 - imported only to fail early when missing
         except ImportError as exc:  # pragma: no cover - aiosqlite is a core dependency
             raise MissingDependencyError("aiosqlite") from exc
-        if self.memory:
-            self._target = f"file:covet_mem_{next(_memory_ids)}_{id(self)}?mode=memory&cache=shared"
-            self._anchor = sqlite3.connect(self._target, uri=True, check_same_thread=False)
-        else:
-            # An idle anchor connection (no thread) keeps the WAL open while connected: when
-            # the last connection closes SQLite checkpoints and deletes the WAL, and a
-            # connection opening during that gets SQLITE_BUSY without waiting busy_timeout.
-            self._anchor = sqlite3.connect(self._target, check_same_thread=False)
+        try:
+            if self.memory:
+                self._target = (
+                    f"file:covet_mem_{next(_memory_ids)}_{id(self)}?mode=memory&cache=shared"
+                )
+                self._anchor = sqlite3.connect(self._target, uri=True, check_same_thread=False)
+            else:
+                # An idle anchor connection (no thread) keeps the WAL open while connected:
+                # when the last connection closes SQLite checkpoints and deletes the WAL, and a
+                # connection opening during that gets SQLITE_BUSY without waiting busy_timeout.
+                self._anchor = sqlite3.connect(self._target, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self.translate_connect_error(exc) from exc
         self.writer_lock = asyncio.Lock()
         self._pool = ConnectionPool(
             self._open,
@@ -608,9 +645,21 @@ class SQLiteBackend(BaseBackend):
             await self._pool.open()
         except Exception as exc:
             await self.disconnect()
-            raise self.translate_error(exc) from exc
+            raise self.translate_connect_error(exc) from exc
 
     async def _open(self) -> SQLiteConnection:
+        """Open and set up one connection; every failure is a covet error.
+
+        The pool calls this at connect and whenever a checkout needs a new
+        connection, so a file that became unreachable later (its directory
+        removed, say) is reported the same way as at connect.
+        """
+        try:
+            return await self._open_raw()
+        except Exception as exc:
+            raise self.translate_connect_error(exc) from exc
+
+    async def _open_raw(self) -> SQLiteConnection:
         import aiosqlite
 
         # Every setup statement is fetched to the end (execute_fetchall): a PRAGMA that
@@ -680,6 +729,18 @@ class SQLiteBackend(BaseBackend):
     def stats(self) -> PoolStats:
         """Return the pool statistics."""
         return self._require_pool().stats()
+
+    def translate_connect_error(self, exc: BaseException) -> DatabaseError:
+        """Name the directory or file SQLite could not open; else :meth:`translate_error`."""
+        if isinstance(exc, DatabaseError):
+            return exc
+        if (
+            isinstance(exc, sqlite3.OperationalError)
+            and "unable to open" in str(exc)
+            and not self.memory
+        ):
+            return _unopenable_file_error(Path(self.path).resolve(), str(self.url), exc)
+        return self.translate_error(exc)
 
     def translate_error(self, exc: BaseException) -> DatabaseError:
         """Map a sqlite3 exception to the covet class (bad SQL -> ProgrammingError)."""

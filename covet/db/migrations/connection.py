@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from covet.db.migrations.config import MigrationError
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 
     from covet.config import Settings
     from covet.db.database import Database
+    from covet.db.exceptions import DatabaseError
 
 __all__ = ()
 
@@ -220,7 +220,7 @@ def _read_heads(connection: Connection) -> tuple[str, ...]:
 
 @contextlib.asynccontextmanager
 async def _connect(engine: Any, target: _Target) -> AsyncIterator[Any]:
-    """Open a connection, turning a failure to connect into a clear MigrationError."""
+    """Open a connection, turning a failure to connect into the backend's connect error."""
     connection = engine.connect()
     try:
         await connection.start()
@@ -233,12 +233,14 @@ async def _connect(engine: Any, target: _Target) -> AsyncIterator[Any]:
         await connection.close()
 
 
-def _unreachable(target: _Target, exc: BaseException) -> MigrationError:
+def _unreachable(target: _Target, exc: BaseException) -> DatabaseError:
+    # The backend names the cause (server unreachable, no such database, login refused)
+    # in the same words as when the app connects.
     error = getattr(exc, "orig", None) or exc
-    return MigrationError(
-        f"Cannot connect to the database {target.display}: {type(error).__name__}: {error}. "
-        "Check DATABASE_URL and that the database server is running."
-    )
+    # SQLAlchemy's asyncpg adapter wraps the driver's error in a DB-API class of its own.
+    while error.__cause__ is not None and type(error).__module__.startswith("sqlalchemy"):
+        error = error.__cause__
+    return target.database.backend.translate_connect_error(error)
 
 
 async def _database_heads(target: _Target) -> tuple[str, ...]:

@@ -19,8 +19,13 @@ from covet.db.backends.base.backend import BaseBackend, Option
 from covet.db.backends.base.connection import BaseConnection
 from covet.db.backends.base.errors import (
     aborted_transaction_error,
+    connect_failure_reason,
     disconnect_error,
+    login_refused_error,
+    missing_database_error,
     pool_timeout_error,
+    server_address,
+    unreachable_error,
 )
 from covet.db.backends.base.features import BaseFeatures
 from covet.db.backends.base.operations import (
@@ -49,12 +54,17 @@ __all__ = (
     "PoolStats",
     "Record",
     "aborted_transaction_error",
+    "connect_failure_reason",
     "disconnect_error",
     "is_read_only_sql",
+    "login_refused_error",
     "make_index",
+    "missing_database_error",
     "pool_timeout_error",
+    "server_address",
     "to_bool",
     "to_bytes",
     "to_decimal",
     "to_uuid",
+    "unreachable_error",
 )

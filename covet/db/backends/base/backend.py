@@ -11,6 +11,7 @@ from covet.db.backends.base.errors import pool_timeout_error
 from covet.db.backends.base.features import BaseFeatures
 from covet.db.backends.base.operations import BaseOperations
 from covet.db.exceptions import DatabaseError, PoolTimeout
+from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -56,6 +57,10 @@ class BaseBackend(abc.ABC):
     options: ClassVar[Mapping[str, Option]] = {}
     #: URL query keys handed to the driver untouched (e.g. PostgreSQL's sslmode).
     driver_query_keys: ClassVar[frozenset[str]] = frozenset()
+    #: The shape of this backend's URLs, shown when one is malformed (``{scheme}`` is filled in).
+    url_form: ClassVar[str] = "{scheme}://USER:PASSWORD@HOST:PORT/DATABASE"
+    #: Whether the URL must name a database (a server backend does; SQLite names a file).
+    requires_database_name: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -67,6 +72,11 @@ class BaseBackend(abc.ABC):
         options: Mapping[str, Any],
     ) -> None:
         self.url = url
+        if self.requires_database_name and not url.database:
+            raise ImproperlyConfigured(
+                f"The database URL {str(url)!r} names no database. Use "
+                f"{self.url_form.format(scheme=url.scheme)}."
+            )
         self.max_size = self.default_max_size if max_size is None else max_size
         # The default min_size shrinks to a small max_size; an explicit one must fit.
         self.min_size = min(self.default_min_size, self.max_size) if min_size is None else min_size
@@ -107,6 +117,18 @@ class BaseBackend(abc.ABC):
     @abc.abstractmethod
     def translate_error(self, exc: BaseException) -> DatabaseError:
         """Map a driver exception to the covet exception class."""
+
+    def translate_connect_error(self, exc: BaseException) -> DatabaseError:
+        """Map an error raised while opening a connection to a covet exception.
+
+        Opening a connection fails for reasons of its own: the server cannot be
+        reached, the database does not exist, the login is refused. A dialect
+        recognises its driver's errors for these and builds the message with
+        :func:`~covet.db.backends.base.errors.unreachable_error` and its
+        siblings, so each cause reads the same on every backend; anything else
+        goes through :meth:`translate_error`.
+        """
+        return exc if isinstance(exc, DatabaseError) else self.translate_error(exc)
 
     @abc.abstractmethod
     def is_disconnect(self, exc: BaseException) -> bool:
