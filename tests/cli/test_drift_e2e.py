@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.cli.conftest import free_port, run_covet, start_covet, stop_server, wait_for_server
+from tests.cli.test_e2e import _csrf
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,8 +35,20 @@ def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path) -> None:
     process = start_covet("run", "--port", str(port), cwd=root)
     try:
         wait_for_server(f"http://127.0.0.1:{port}/up", process)
-        # The home page lists notes: the missing column fails it, and the debug page says why.
-        page = httpx.get(f"http://127.0.0.1:{port}/", headers={"accept": "text/html"})
+        # A signed-in user's home page lists notes: the missing column fails it, and the
+        # debug page says why. (Visitors get a welcome page that reads no note.)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            signed_up = client.post(
+                "/signup",
+                data={
+                    "email": "drift@example.com",
+                    "password": "a long and fine password",
+                    "password_confirmation": "a long and fine password",
+                    "csrf_token": _csrf(client, "/signup"),
+                },
+            )
+            assert signed_up.status_code == 303, signed_up.text
+            page = client.get("/", headers={"accept": "text/html"})
     finally:
         _code, out, err = stop_server(process, signal.SIGINT)
     logged = [line for line in (out + err).splitlines() if "differs from the database" in line]
@@ -45,6 +58,6 @@ def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path) -> None:
         in (logged[0])
     )
     assert logged[0].endswith(HINT)
-    assert page.status_code == 500
+    assert page.status_code == 500, page.text[:3000]
     assert "MissingSchemaObjectError" in page.text
     assert "covet makemigrations -m &quot;...&quot;" in page.text
