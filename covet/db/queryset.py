@@ -16,7 +16,7 @@ import contextlib
 import contextvars
 import operator
 from collections import namedtuple
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
 from covet.db.compiler import (
     AggregateNode,
@@ -397,6 +397,17 @@ class QuerySet(Generic[T]):
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self.iterator()
+
+    if not TYPE_CHECKING:
+        # Runtime only: type checkers already refuse ``for x in qs`` (there is no __iter__)
+        # and would accept it once one is declared. Without it Python would fall back to
+        # __getitem__(0), (1), ... (each a coroutine, never an IndexError) and loop forever.
+        def __iter__(self) -> NoReturn:
+            raise TypeError(
+                f"{self!r} cannot be iterated synchronously (for ... in / list()): it runs "
+                "a query. Use 'await queryset' for a list, or 'async for obj in queryset' "
+                "to stream the rows."
+            )
 
     async def iterator(self, chunk_size: int = 500) -> AsyncIterator[T]:
         """Stream results, fetching ``chunk_size`` rows at a time (the connection is held).
