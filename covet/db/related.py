@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from covet.db.exceptions import FieldError, RelationNotLoaded
 from covet.db.fields import CASCADE, Field, ForeignKey, ManyToManyField
 from covet.db.manager import Manager
-from covet.db.models import Model, _resolved_paths, snake_case
+from covet.db.models import Model, resolved_paths, snake_case
 from covet.db.queryset import QuerySet
 from covet.exceptions import ImproperlyConfigured
 
@@ -328,7 +328,7 @@ def _install(model: type[Model], name: str, rel: ReverseRelation, descriptor: An
             f"{rel.field.name} clashes with an existing field or relation. Set related_name=."
         )
     meta.reverse[name] = rel
-    _resolved_paths.clear()
+    resolved_paths.clear()
     setattr(model, name, descriptor)
 
 

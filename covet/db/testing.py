@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from covet.db.queryset import query_log
+from covet.db.execution import query_log
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from typing import Any, assert_type
+from typing import TYPE_CHECKING, Any, assert_type
 
 from covet.db import Count, F, Model, Q, fields
 from covet.db.manager import Manager
 from covet.db.queryset import QuerySet
-from covet.db.related import ManyRelatedManager, RelatedManager
+
+if TYPE_CHECKING:
+    from covet.db.related import ManyRelatedManager, RelatedManager
 
 
 class Writer(Model):
