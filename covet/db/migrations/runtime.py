@@ -272,8 +272,9 @@ def _failure_message(exc: BaseException, target: _Target, at: tuple[str, ...] | 
         state = "unknown"
     if not target.features.supports_transactional_ddl:
         text += (
-            f" MySQL cannot roll back DDL: the statements of this revision before the failing "
-            f"one stay applied, and the database is recorded at revision {state}. Undo those "
+            f" {target.database.backend.display_name} cannot roll back DDL: the statements of "
+            "this revision before the failing one stay applied, and the database is recorded "
+            f"at revision {state}. Undo those "
             "statements by hand (or make the revision skip them), fix the revision, then run "
             "`covet migrate` again."
         )
