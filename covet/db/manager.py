@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
-from covet.db.queryset import _MODEL, QuerySet
+from covet.db.queryset import QuerySet
+from covet.db.rows import AS_MODEL
 
 if TYPE_CHECKING:
     from covet.db.compiler import Query
@@ -69,7 +70,7 @@ class Manager(QuerySet[M]):
         if (
             type(self).get_queryset is Manager.get_queryset
             and self._using is None
-            and self._mode == _MODEL
+            and self._mode == AS_MODEL
             and not self._prefetch
         ):
             return self

@@ -38,7 +38,16 @@ if TYPE_CHECKING:
     from covet.db.manager import ManagerDescriptor
     from covet.db.related import ReverseRelation
 
-__all__ = ("Model", "ModelState", "Options", "get_model", "lazy_related", "snake_case")
+__all__ = (
+    "Model",
+    "ModelState",
+    "Options",
+    "get_model",
+    "lazy_related",
+    "registered_models",
+    "resolved_paths",
+    "snake_case",
+)
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _META_KEYS = frozenset({"abstract", "indexes", "ordering", "table", "unique_together"})
@@ -50,12 +59,17 @@ _pending: list[tuple[type[Model], str, Callable[[type[Model]], None]]] = []
 #: filter keywords of ``Query.build_lookup()`` keyed by ``(model, keyword)``. A path crosses
 #: models, so the whole cache is dropped whenever any model gains a field or a reverse
 #: relation (which only happens while models are being defined).
-_resolved_paths: dict[tuple[Any, ...], Any] = {}
+resolved_paths: dict[tuple[Any, ...], Any] = {}
 
 
 def snake_case(name: str) -> str:
     """Return ``name`` (CapWords) in snake_case: ``BlogPost`` -> ``blog_post``."""
     return _CAMEL.sub("_", name).lower()
+
+
+def registered_models() -> list[type[Model]]:
+    """Return every registered model class, in definition order."""
+    return list(_by_qualname.values())
 
 
 def get_model(name: str) -> type[Model]:
@@ -259,7 +273,7 @@ class Options:
             self.pk = field
             self._has_pk = True
         self.cache.clear()
-        _resolved_paths.clear()
+        resolved_paths.clear()
 
     def get_field(self, name: str) -> Field[Any]:
         """Return the field called ``name`` (``"pk"``, a name or an ``_id`` attname).
@@ -450,7 +464,7 @@ class Model:
         if errors:
             raise ValidationError(errors)
 
-    # -- persistence (implemented in covet.db.queryset to keep SQL in one place) ---------------
+    # -- persistence (implemented in covet.db.persistence) ---------------
 
     async def save(
         self,
@@ -473,7 +487,7 @@ class Model:
             ValidationError: A value is invalid.
             IntegrityError: A constraint failed in the database.
         """
-        from covet.db.queryset import save_instance
+        from covet.db.persistence import save_instance
 
         await save_instance(
             self,
@@ -492,7 +506,7 @@ class Model:
         Raises:
             ProtectedError: A ``PROTECT`` foreign key still references the row.
         """
-        from covet.db.queryset import delete_instance
+        from covet.db.persistence import delete_instance
 
         return await delete_instance(self, using=using)
 
@@ -504,7 +518,7 @@ class Model:
         Raises:
             DoesNotExist: The row is gone.
         """
-        from covet.db.queryset import refresh_instance
+        from covet.db.persistence import refresh_instance
 
         await refresh_instance(self, fields=fields, using=using)
 

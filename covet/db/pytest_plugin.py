@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -91,18 +90,6 @@ def covet_setup_database(
     return setup
 
 
-def _replace_path(url: str, name: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
-
-
-def _with_option(url: str, key: str, value: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    options = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != key]
-    query = urllib.parse.urlencode([*options, (key, value)])
-    return urllib.parse.urlunsplit(parts._replace(query=query))
-
-
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def covet_test_database(
     covet_database_url: str, covet_setup_database: Callable[[Database], Any]
@@ -111,23 +98,17 @@ async def covet_test_database(
     name = f"covet_test_{secrets.token_hex(6)}"
     url = covet_database_url
     admin: Database | None = None
-    drop_sql = ""
     probe = Database(url, alias=f"covet_test_admin_{secrets.token_hex(4)}", min_size=0)
-    if probe.vendor == "postgres":
+    creation = probe.backend.creation
+    drop_sql: tuple[str, ...] = ()
+    if creation.creates_test_database:
         admin = probe
         await admin.connect()
-        await admin.execute(f"CREATE SCHEMA {admin.ops.quote_name(name)}")
-        drop_sql = f"DROP SCHEMA IF EXISTS {admin.ops.quote_name(name)} CASCADE"
-        url = _with_option(url, "search_path", name)
-    elif probe.vendor == "mysql":
-        admin = probe
-        await admin.connect()
-        quoted = admin.ops.quote_name(name)
-        await admin.execute(
-            f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4 COLLATE {admin.ops.text_collation}"
-        )
-        drop_sql = f"DROP DATABASE IF EXISTS {quoted}"
-        url = _replace_path(url, name)
+        # Built once connected: MySQL's collation comes from the server.
+        for sql in creation.create_test_database_sql(name):
+            await admin.execute(sql)
+        drop_sql = creation.drop_test_database_sql(name)
+        url = creation.test_database_url(url, name)
     if admin is not None:
         # Disconnected meanwhile, so that the test database becomes the default one.
         await admin.disconnect()
@@ -143,7 +124,8 @@ async def covet_test_database(
         if admin is not None:
             await admin.connect()
             try:
-                await admin.execute(drop_sql)
+                for sql in drop_sql:
+                    await admin.execute(sql)
             finally:
                 await admin.disconnect()
 

@@ -1,309 +1,61 @@
-"""Lazy, immutable querysets and the instance persistence they share with models.
+"""Lazy, immutable querysets.
 
 A :class:`QuerySet` describes a query; every method returns a new queryset
 and nothing runs until it is awaited (a list) or iterated with ``async for``
 (rows streamed from the server). Terminal methods such as ``get()``,
 ``count()`` and ``update()`` are coroutines.
 
-All SQL that the ORM sends goes through the small ``_run_*`` helpers at the
-top of this module (statements are recorded for :func:`covet.db.capture_queries`
-by the connection that runs them).
+The SQL goes through :mod:`covet.db.execution`; rows become results in
+:mod:`covet.db.rows`; ``get()`` reuses statements from
+:mod:`covet.db.statements`; the writes shared with ``Model`` (save, delete,
+bulk INSERT/UPDATE) are in :mod:`covet.db.persistence`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import operator
-from collections import namedtuple
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
 from covet.db.compiler import (
     AggregateNode,
-    CompiledSelect,
-    ModelLayout,
-    Node,
     Param,
     Query,
     SQLCompiler,
     check_identifier,
     compile_delete,
-    compile_insert,
     compile_select,
     compile_update,
     resolve_path,
 )
-from covet.db.compiler.paths import _CACHE_LIMIT
-from covet.db.compiler.query import PLAIN_VALUE_TYPES
 from covet.db.database import get_database
-from covet.db.exceptions import (
-    DatabaseError,
-    FieldError,
-    IntegrityError,
-    ObjectDoesNotExist,
-    ProtectedError,
-    ValidationError,
+from covet.db.exceptions import DatabaseError, FieldError, IntegrityError, ObjectDoesNotExist
+from covet.db.execution import (
+    batches,
+    run_execute,
+    run_fetch_all,
+    run_fetch_one,
 )
 from covet.db.expressions import Aggregate, Expression, Q
-from covet.db.fields import (
-    CASCADE,
-    PROTECT,
-    BinaryField,
-    BooleanField,
-    CharField,
-    DateField,
-    DateTimeField,
-    Field,
-    FloatField,
-    ForeignKey,
-    IntegerField,
-    TextField,
-    TimeField,
-    UUIDField,
+from covet.db.fields import ForeignKey
+from covet.db.models import Model
+from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
+from covet.db.statements import (
+    get_statement_key,
+    get_statements,
+    limited_for_get,
+    remember_get_statement,
 )
-from covet.db.models import Model, ModelState
-from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
+    from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
 
+    from covet.db.compiler import Node
     from covet.db.database import Database
+    from covet.db.fields import Field
 
-    RowBuilder = Callable[[Sequence[Any]], Any]
-    RowsBuilder = Callable[[Sequence[Sequence[Any]]], list[Any]]
-
-__all__ = ("QuerySet", "delete_instance", "refresh_instance", "save_instance")
+__all__ = ("QuerySet",)
 
 T = TypeVar("T")
-M = TypeVar("M", bound=Model)
-
-_MODEL, _DICT, _TUPLE, _FLAT, _NAMED = "model", "dict", "tuple", "flat", "named"
-
-
-async def _run_fetch_all(db: Database, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-    async with db.connection() as conn:
-        return await conn.fetch_all(sql, params)
-
-
-async def _run_fetch_one(db: Database, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
-    async with db.connection() as conn:
-        return await conn.fetch_one(sql, params)
-
-
-async def _run_execute(db: Database, sql: str, params: Sequence[Any]) -> int:
-    async with db.connection() as conn:
-        return await conn.execute(sql, params)
-
-
-async def _run_execute_many(db: Database, sql: str, seq: Sequence[Sequence[Any]]) -> None:
-    async with db.connection() as conn:
-        await conn.execute_many(sql, seq)
-
-
-async def _run_insert(db: Database, sql: str, params: Sequence[Any], returning: bool) -> Any:
-    async with db.connection() as conn:
-        return await conn.insert(sql, params, returning)
-
-
-# -- row building --------------------------------------------------------------------------------
-
-
-def _instance_maker(layout: ModelLayout, alias: str | None) -> Callable[[list[Any]], Model]:
-    model = layout.model
-    attnames = layout.attnames
-    start, end = layout.start, layout.end
-    new = object.__new__
-    kids = [
-        (
-            _instance_maker(child, alias),
-            child.cache_name or "",
-            child.start + child.attnames.index(child.model._meta.pk.attname),
-        )
-        for child in layout.children
-    ]
-
-    def make(vals: list[Any]) -> Model:
-        d = dict(zip(attnames, vals[start:end] if start else vals, strict=False))
-        if kids or alias is not None:
-            # Without either, Model._state makes the same state on first use.
-            state = ModelState(alias, False)
-            d["_state"] = state
-            for kid, name, pk_pos in kids:
-                state.cache[name] = kid(vals) if vals[pk_pos] is not None else None
-        obj = new(model)
-        obj.__dict__ = d
-        return obj
-
-    return make
-
-
-def _builders(qs: QuerySet[Any], compiled: CompiledSelect) -> tuple[RowBuilder, RowsBuilder]:
-    """Return the (row, rows) to result functions, built once per query shape, mode and alias."""
-    key = (qs._mode, qs._using)
-    found = compiled.builders.get(key)
-    if found is None:
-        found = compiled.builders[key] = _make_builders(qs._mode, qs._using, compiled)
-    return found
-
-
-def _make_builders(
-    mode: str, using: str | None, compiled: CompiledSelect
-) -> tuple[RowBuilder, RowsBuilder]:
-    layout = compiled.layout
-    if (
-        mode == _MODEL
-        and layout is not None
-        and not layout.children
-        and not layout.start
-        and not compiled.names
-        and not compiled.converters
-    ):
-        return _plain_model_builders(layout, using)
-    build = _make_row_builder(mode, using, compiled)
-    return build, lambda rows: [build(row) for row in rows]
-
-
-def _plain_model_builders(layout: ModelLayout, alias: str | None) -> tuple[RowBuilder, RowsBuilder]:
-    """Build instances of one model (no joins, no annotations) in one loop over the rows.
-
-    The row's values become the instance ``__dict__`` directly; converters run
-    only on the columns that have one, and skip NULLs. Rows from the default
-    database get no ``_state`` here: ``Model._state`` makes it on first use.
-    """
-    model = layout.model
-    attnames = layout.attnames
-    convs = tuple((attnames[i], conv) for i, conv in layout.converters)
-    new = object.__new__
-    state = ModelState
-
-    def build_rows(rows: Sequence[Sequence[Any]]) -> list[Any]:
-        out: list[Any] = []
-        append = out.append
-        for row in rows:
-            # zip() stops at the model's columns (DISTINCT may append ORDER BY ones).
-            d = dict(zip(attnames, row, strict=False))
-            for name, conv in convs:
-                value = d[name]
-                if value is not None:
-                    d[name] = conv(value)
-            if alias is not None:
-                d["_state"] = state(alias, False)
-            obj = new(model)
-            obj.__dict__ = d
-            append(obj)
-        return out
-
-    def build_row(row: Sequence[Any]) -> Any:
-        return build_rows((row,))[0]
-
-    return build_row, build_rows
-
-
-def _make_row_builder(
-    mode: str, using: str | None, compiled: CompiledSelect
-) -> Callable[[Sequence[Any]], Any]:
-    convs: list[tuple[int, Callable[[Any], Any]]] = list(compiled.converters)
-    names = compiled.names
-    layout = compiled.layout
-    if mode == _MODEL:
-        assert layout is not None  # noqa: S101 - internal invariant
-
-        def gather(lay: ModelLayout) -> None:
-            convs.extend((lay.start + i, c) for i, c in lay.converters)
-            for child in lay.children:
-                gather(child)
-
-        gather(layout)
-    convs.sort(key=lambda item: item[0])
-
-    def convert(row: Sequence[Any]) -> list[Any]:
-        vals = list(row)
-        for i, conv in convs:
-            v = vals[i]
-            if v is not None:
-                vals[i] = conv(v)
-        return vals
-
-    if mode == _MODEL:
-        assert layout is not None  # noqa: S101 - internal invariant
-        make = _instance_maker(layout, using)
-        if not names:
-            return lambda row: make(convert(row))
-        ann_start = compiled.names_start
-
-        def build_annotated(row: Sequence[Any]) -> Model:
-            vals = convert(row)
-            obj = make(vals)
-            obj.__dict__.update(zip(names, vals[ann_start : ann_start + len(names)], strict=True))
-            return obj
-
-        return build_annotated
-    if mode == _DICT:
-        return lambda row: dict(zip(names, convert(row), strict=False))
-    if mode == _FLAT:
-        return lambda row: convert(row)[0]
-    if mode == _NAMED:
-        row_type = namedtuple("Row", names)  # type: ignore[misc]
-        return lambda row: row_type(*convert(row)[: len(names)])
-    return lambda row: tuple(convert(row)[: len(names)])
-
-
-# -- get() statements ---------------------------------------------------------------------------
-
-#: ``get(**kwargs)`` statements: the compiled SELECT and the compared fields (in keyword
-#: order), by (the database's ops, the base query's shape, the sorted keywords).
-_get_statements: dict[tuple[Any, ...], tuple[CompiledSelect, tuple[Field[Any], ...]]] = {}
-
-
-def _limited_for_get(qs: QuerySet[T]) -> QuerySet[T]:
-    """Make ``qs`` (a fresh clone) fetch at most two rows, unordered, as get() needs."""
-    query = qs._query
-    if not query.is_sliced:
-        query.order_by = ()
-        query.high = 2
-    return qs
-
-
-def _get_statement_key(
-    base: QuerySet[Any], kwargs: dict[str, Any]
-) -> tuple[tuple[Any, ...], Database] | None:
-    """Return the key of ``base.get(**kwargs)``'s reusable statement, and the database.
-
-    None unless the SQL is sure to be the same for any values: every
-    value is of :data:`PLAIN_VALUE_TYPES` and the base query binds parameters only
-    in its WHERE clause (no annotations, no HAVING), is not sliced or empty, and
-    prefetches nothing. (Whether each keyword is a plain comparison is checked
-    when the statement is remembered.)
-    """
-    query = base._query
-    if (
-        base._prefetch
-        or query.annotations
-        or query.having.children
-        or query.empty
-        or query.low
-        or query.high is not None
-    ):
-        return None
-    for value in kwargs.values():
-        if type(value) not in PLAIN_VALUE_TYPES:
-            return None
-    try:
-        db = get_database(base._using)
-    except ImproperlyConfigured:
-        return None  # the general path reports it, after checking the filter
-    keys = tuple(sorted(kwargs)) if len(kwargs) > 1 else tuple(kwargs)
-    return (db.backend.ops, query.shape(), keys), db
-
-
-def _remember_get_statement(key: tuple[Any, ...], db: Database, base: Query, query: Query) -> None:
-    """Keep the statement of ``query`` (``base`` filtered by ``key``'s keywords) for get()."""
-    fields = base.comparison_fields(key[2])
-    if fields is None:
-        return
-    backend = db.backend
-    if len(_get_statements) >= _CACHE_LIMIT:
-        _get_statements.clear()
-    _get_statements[key] = (compile_select(query, backend.ops, backend.features), fields)
 
 
 # -- the queryset --------------------------------------------------------------------------------
@@ -324,7 +76,7 @@ class QuerySet(Generic[T]):
         self.model = model
         self._query = query if query is not None else Query(model)
         self._using = using
-        self._mode = _MODEL
+        self._mode = AS_MODEL
         self._prefetch: tuple[str, ...] = ()
         self._result_cache: list[T] | None = None
 
@@ -370,9 +122,9 @@ class QuerySet(Generic[T]):
         db = get_database(self._using)
         backend = db.backend
         compiled = compile_select(query, backend.ops, backend.features)
-        rows = await _run_fetch_all(db, compiled.sql, compiled.params)
-        results: list[Any] = _builders(self, compiled)[1](rows)
-        if self._prefetch and results and self._mode == _MODEL:
+        rows = await run_fetch_all(db, compiled.sql, compiled.params)
+        results: list[Any] = row_builders(compiled, self._mode, self._using)[1](rows)
+        if self._prefetch and results and self._mode == AS_MODEL:
             from covet.db.related import prefetch_related_objects
 
             await prefetch_related_objects(results, *self._prefetch, using=self._using)
@@ -380,6 +132,17 @@ class QuerySet(Generic[T]):
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self.iterator()
+
+    if not TYPE_CHECKING:
+        # Runtime only: type checkers already refuse ``for x in qs`` (there is no __iter__)
+        # and would accept it once one is declared. Without it Python would fall back to
+        # __getitem__(0), (1), ... (each a coroutine, never an IndexError) and loop forever.
+        def __iter__(self) -> NoReturn:
+            raise TypeError(
+                f"{self!r} cannot be iterated synchronously (for ... in / list()): it runs "
+                "a query. Use 'await queryset' for a list, or 'async for obj in queryset' "
+                "to stream the rows."
+            )
 
     async def iterator(self, chunk_size: int = 500) -> AsyncIterator[T]:
         """Stream results, fetching ``chunk_size`` rows at a time (the connection is held).
@@ -397,7 +160,7 @@ class QuerySet(Generic[T]):
             return
         db = self._db()
         compiled = compile_select(query, db.ops, db.features)
-        build = _builders(self, compiled)[0]
+        build = row_builders(compiled, self._mode, self._using)[0]
         async with db.connection() as conn:
             rows = conn.iterate(compiled.sql, compiled.params, chunk_size)
             async with contextlib.aclosing(rows):
@@ -664,7 +427,7 @@ class QuerySet(Generic[T]):
     def values(self, *fields: str, **expressions: Expression) -> QuerySet[dict[str, Any]]:
         """Return dicts of the named fields/paths/annotations instead of instances."""
         clone = self._values(fields, expressions)
-        clone._mode = _DICT
+        clone._mode = AS_DICT
         return clone
 
     def values_list(self, *fields: str, flat: bool = False, named: bool = False) -> QuerySet[Any]:
@@ -678,7 +441,7 @@ class QuerySet(Generic[T]):
         if flat and len(fields) != 1:
             raise TypeError(f"values_list(flat=True) takes exactly one field, got {fields!r}.")
         clone = self._values(fields, {})
-        clone._mode = _FLAT if flat else _NAMED if named else _TUPLE
+        clone._mode = AS_FLAT if flat else AS_NAMED if named else AS_TUPLE
         return clone
 
     # -- terminal ------------------------------------------------------------------------------
@@ -697,11 +460,11 @@ class QuerySet(Generic[T]):
         rows: list[T]
         if args or not kwargs:
             qs = self.filter(*args, **kwargs) if args else self._chain()
-            rows = await _limited_for_get(qs)._fetch_all()
+            rows = await limited_for_get(qs)._fetch_all()
         else:
             base = self._base()
-            found = _get_statement_key(base, kwargs)
-            statement = None if found is None else _get_statements.get(found[0])
+            found = get_statement_key(base, kwargs)
+            statement = None if found is None else get_statements.get(found[0])
             if found is not None and statement is not None:
                 (ops, _shape, keys), db = found
                 compiled, fields = statement
@@ -712,13 +475,13 @@ class QuerySet(Generic[T]):
                 for field, name in zip(fields, keys, strict=True):
                     # get_db_prep_value() runs get_prep_value() itself: once is enough.
                     params.append(field.get_db_prep_value(kwargs[name], ops))
-                found_rows = await _run_fetch_all(db, compiled.sql, params)
-                rows = _builders(base, compiled)[1](found_rows)
+                found_rows = await run_fetch_all(db, compiled.sql, params)
+                rows = row_builders(compiled, base._mode, base._using)[1](found_rows)
             else:
-                qs = _limited_for_get(base._filter(False, (), kwargs))
+                qs = limited_for_get(base._filter(False, (), kwargs))
                 rows = await qs._fetch_all()
                 if found is not None:
-                    _remember_get_statement(found[0], found[1], base._query, qs._query)
+                    remember_get_statement(found[0], found[1], base._query, qs._query)
         if len(rows) == 1:
             return rows[0]
         if not rows:
@@ -756,7 +519,7 @@ class QuerySet(Generic[T]):
         db = self._db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.exists_sql()
-        return await _run_fetch_one(db, sql, c.params) is not None
+        return await run_fetch_one(db, sql, c.params) is not None
 
     async def count(self) -> int:
         """Return the number of matching rows (``SELECT COUNT(*)``)."""
@@ -771,7 +534,7 @@ class QuerySet(Generic[T]):
         db = self._db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.count_sql()
-        row = await _run_fetch_one(db, sql, c.params)
+        row = await run_fetch_one(db, sql, c.params)
         return int(row[0]) if row is not None else 0
 
     async def aggregate(self, *args: Aggregate, **kwargs: Aggregate) -> dict[str, Any]:
@@ -814,7 +577,7 @@ class QuerySet(Generic[T]):
         db = self._db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.aggregate_sql(nodes)
-        row = await _run_fetch_one(db, sql, c.params)
+        row = await run_fetch_one(db, sql, c.params)
         out: dict[str, Any] = {}
         for i, (name, node) in enumerate(nodes.items()):
             value = row[i] if row is not None else None
@@ -829,7 +592,7 @@ class QuerySet(Generic[T]):
         db = self._db()
         compiled = compile_select(self.query, db.ops, db.features)
         sql = f"{db.ops.explain_prefix(analyze)} {compiled.sql}"
-        rows = await _run_fetch_all(db, sql, compiled.params)
+        rows = await run_fetch_all(db, sql, compiled.params)
         return "\n".join(" ".join(str(v) for v in row) for row in rows)
 
     async def update(self, **kwargs: Any) -> int:
@@ -865,10 +628,10 @@ class QuerySet(Generic[T]):
         db = self._db()
         sql, params, joined = compile_update(query, values, db.ops, db.features)
         if not joined:
-            return await _run_execute(db, sql, params)
+            return await run_execute(db, sql, params)
         pks = await self._pks()
         total = 0
-        for batch in _batches(pks, max(1, db.features.max_query_params - len(params))):
+        for batch in batches(pks, max(1, db.features.max_query_params - len(params))):
             total += (
                 await QuerySet(self.model, using=self._using).filter(pk__in=batch).update(**kwargs)
             )
@@ -895,15 +658,17 @@ class QuerySet(Generic[T]):
             return 0
         pk_values: QuerySet[Any] = self.values_list("pk", flat=True)
         pk_values.query.order_by = ()
-        await _check_protected(self.model, pk_values, self._using)
+        from covet.db.persistence import check_protected
+
+        await check_protected(self.model, pk_values, self._using)
         db = self._db()
         base = query.clone()
         base.order_by = ()
         sql, params, joined = compile_delete(base, db.ops, db.features)
         if not joined:
-            return await _run_execute(db, sql, params)
+            return await run_execute(db, sql, params)
         total = 0
-        for batch in _batches(await self._pks(), db.features.max_query_params):
+        for batch in batches(await self._pks(), db.features.max_query_params):
             total += await QuerySet(self.model, using=self._using).filter(pk__in=batch).delete()
         return total
 
@@ -970,55 +735,9 @@ class QuerySet(Generic[T]):
         (``features.can_return_rows_from_bulk_insert``: PostgreSQL, SQLite >= 3.35);
         on MySQL/MariaDB they stay None (re-query by a natural key if needed).
         """
-        from covet.db.transactions import transaction
+        from covet.db.persistence import bulk_insert
 
-        items = list(objs)
-        if not items:
-            return items
-        model = self.model
-        meta = model._meta
-        db = self._db()
-        ops, features = db.ops, db.features
-        fks = [f for f in meta.concrete_fields if isinstance(f, ForeignKey)]
-        # Model.full_clean() cleans every value in place, so the fast row builder may skip a
-        # second to_python(); a model with its own full_clean() promises no such thing.
-        cleaned = model.full_clean is Model.full_clean
-        for obj in items:
-            if not isinstance(obj, model):
-                raise TypeError(f"bulk_create() got {obj!r}, not a {model.__name__}.")
-            if fks:
-                _sync_fk_ids(obj, fks)
-            obj.full_clean()
-        pk_attname = meta.pk.attname
-        with_pk = [o for o in items if o.__dict__.get(pk_attname) is not None]
-        without_pk = [o for o in items if o.__dict__.get(pk_attname) is None]
-        async with transaction(self._using):
-            for group, include_pk in ((with_pk, True), (without_pk, False)):
-                if not group:
-                    continue
-                fields = [f for f in meta.concrete_fields if include_pk or not f.primary_key]
-                returning = not include_pk and features.can_return_rows_from_bulk_insert
-                size = batch_size or ops.bulk_batch_size(len(fields), len(group))
-                size = max(1, min(size, features.max_query_params // max(1, len(fields))))
-                limit = features.max_cacheable_statement_size
-                if batch_size is None and limit is not None and len(group) > 1:
-                    size = _cacheable_batch_size(model, fields, ops, returning, size, limit)
-                    size = _even_batch_size(len(group), size)
-                build = _insert_params_builder(fields, ops, cleaned=cleaned)
-                conv = meta.pk.from_db_converter(ops) if returning else None
-                for batch in _batches(group, size):
-                    sql = compile_insert(model, fields, batch, ops, returning=returning)
-                    params = build(batch)
-                    if returning:
-                        result = await _run_fetch_all(db, sql, params)
-                        for o, r in zip(batch, result, strict=True):
-                            o.__dict__[pk_attname] = conv(r[0]) if conv is not None else r[0]
-                    else:
-                        await _run_execute(db, sql, params)
-        for o in items:
-            o._state.adding = False  # type: ignore[attr-defined]
-            o._state.db = self._using  # type: ignore[attr-defined]
-        return items
+        return await bulk_insert(self.model, objs, using=self._using, batch_size=batch_size)
 
     async def bulk_update(
         self, objs: Iterable[T], fields: Sequence[str], *, batch_size: int | None = None
@@ -1028,38 +747,9 @@ class QuerySet(Generic[T]):
         Returns:
             The number of objects written.
         """
-        from covet.db.transactions import transaction
+        from covet.db.persistence import bulk_write
 
-        items = list(objs)
-        if not fields:
-            raise TypeError("bulk_update() needs the names of the fields to write.")
-        meta = self.model._meta
-        targets = [meta.get_field(check_identifier(n, "field name")) for n in fields]
-        if any(f.primary_key or not f.concrete for f in targets):
-            raise FieldError("bulk_update() cannot write primary keys or many-to-many fields.")
-        if not items:
-            return 0
-        db = self._db()
-        ops = db.ops
-        q = ops.quote_name
-        sets = ", ".join(f"{q(f.column)} = {ops.placeholder(i)}" for i, f in enumerate(targets, 1))
-        sql = (
-            f"UPDATE {q(meta.table)} SET {sets} WHERE {q(meta.pk.column)} = "  # noqa: S608 - identifiers are quoted, values are bound
-            f"{ops.placeholder(len(targets) + 1)}"
-        )
-        seq = []
-        for obj in items:
-            if not isinstance(obj, self.model) or obj.pk is None:
-                raise TypeError(
-                    f"bulk_update() needs saved {self.model.__name__} objects: {obj!r}."
-                )
-            obj.full_clean(exclude=[f.name for f in meta.concrete_fields if f not in targets])
-            row = [f.get_db_prep_value(f.pre_save(obj, False), ops) for f in targets]
-            seq.append([*row, meta.pk.get_db_prep_value(obj.pk, ops)])
-        async with transaction(self._using):
-            for batch in _batches(seq, batch_size or 1000):
-                await _run_execute_many(db, sql, batch)
-        return len(items)
+        return await bulk_write(self.model, objs, fields, using=self._using, batch_size=batch_size)
 
     async def in_bulk(
         self, id_list: Iterable[Any] | None = None, *, field_name: str = "pk"
@@ -1086,283 +776,3 @@ class QuerySet(Generic[T]):
 def _describe(args: tuple[Q, ...], kwargs: dict[str, Any]) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     return ", ".join(parts) or "none"
-
-
-def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _cacheable_batch_size(
-    model: type[Model],
-    fields: Sequence[Field[Any]],
-    ops: Any,
-    returning: bool,
-    size: int,
-    limit: int,
-) -> int:
-    """Return at most ``size`` rows whose INSERT is at most ``limit`` characters long.
-
-    A driver that keeps prepared statements only below a length (asyncpg) would
-    otherwise prepare a large INSERT again on every call, which costs more
-    client CPU than a second, cached statement. The average row width of the
-    ``size``-row statement bounds the width of the rows of any shorter one
-    (placeholder numbers only grow), so the estimate never overshoots.
-    """
-    full = len(compile_insert(model, fields, range(size), ops, returning=returning))
-    if full <= limit or size == 1:
-        return size
-    one = len(compile_insert(model, fields, range(1), ops, returning=returning))
-    per_row = (full - one) / (size - 1)
-    return max(1, min(size, int((limit - one) // per_row) + 1))
-
-
-def _even_batch_size(n: int, size: int) -> int:
-    """Return the batch size that splits ``n`` rows into as few, equally long, batches.
-
-    Equal batches share one statement shape (1,000 rows at most 600 each: two of
-    500, not 600 + 400), so a statement cache holds one entry for them.
-    """
-    batches = -(-n // size)
-    return -(-n // batches)
-
-
-#: ``to_python()`` implementations that return a value they already produced unchanged:
-#: after ``full_clean()`` stored their result, ``Field.get_prep_value()`` would only
-#: repeat them.
-_STABLE_TO_PYTHON: frozenset[Callable[..., Any]] = frozenset(
-    {
-        Field.to_python,
-        IntegerField.to_python,
-        FloatField.to_python,
-        BooleanField.to_python,
-        CharField.to_python,
-        TextField.to_python,
-        DateField.to_python,
-        TimeField.to_python,
-        DateTimeField.to_python,
-        UUIDField.to_python,
-        BinaryField.to_python,
-    }
-)
-
-
-def _prepared_after_clean(field: Field[Any]) -> bool:
-    """Return whether a cleaned value of ``field`` needs only the backend's adapter to bind.
-
-    True when the field uses the base ``pre_save()``/``get_prep_value()``/
-    ``get_db_prep_value()`` and a stable ``to_python()`` (a ForeignKey: its
-    target key's), so ``get_db_prep_value(pre_save(obj))`` is ``adapter(value)``.
-    """
-    cls = type(field)
-    # DateTimeField.pre_save() only differs from the base one when it stamps the time.
-    plain_pre_save = cls.pre_save is Field.pre_save or (
-        cls.pre_save is DateTimeField.pre_save
-        and not getattr(field, "auto_now", False)
-        and not getattr(field, "auto_now_add", False)
-    )
-    if not (
-        plain_pre_save
-        and cls.get_prep_value is Field.get_prep_value
-        and cls.get_db_prep_value is Field.get_db_prep_value
-    ):
-        return False
-    if isinstance(field, ForeignKey):
-        target = field.target_field
-        return (
-            cls.to_python is ForeignKey.to_python
-            and type(target).to_python in _STABLE_TO_PYTHON
-            and (type(target).get_prep_value is Field.get_prep_value)
-        )
-    return cls.to_python in _STABLE_TO_PYTHON
-
-
-def _insert_params_builder(
-    fields: Sequence[Field[Any]], ops: Any, *, cleaned: bool
-) -> Callable[[Sequence[Model]], list[Any]]:
-    """Return a function turning a batch of objects into the flat parameters of an INSERT.
-
-    The per-field decisions (which fields bind their cleaned value as it is,
-    which go through the backend's adapter, which need the full
-    ``get_db_prep_value(pre_save(obj))``) are made once here, not per object.
-    ``cleaned`` says every object has just been through ``Model.full_clean()``.
-    """
-    attnames = [f.attname for f in fields]
-    # (position, field, adapter): fields whose value needs more than reading it.
-    adapted: list[tuple[int, Field[Any], Callable[[Any], Any]]] = []
-    generic: list[tuple[int, Field[Any]]] = []
-    for i, field in enumerate(fields):
-        if cleaned and _prepared_after_clean(field):
-            adapter = ops.get_adapter(field.internal_type)
-            if adapter is not None:
-                adapted.append((i, field, adapter))
-        else:
-            generic.append((i, field))
-    width = len(fields)
-    read = operator.itemgetter(*attnames) if width > 1 else None
-
-    def build(batch: Sequence[Model]) -> list[Any]:
-        params: list[Any] = []
-        extend = params.extend
-        for obj in batch:
-            values = obj.__dict__
-            if read is not None:
-                try:
-                    row = list(read(values))
-                except KeyError:  # a deferred field: pre_save() reads it as None
-                    row = [values.get(a) for a in attnames]
-            else:
-                row = [values.get(a) for a in attnames]
-            for i, field in generic:
-                row[i] = field.get_db_prep_value(field.pre_save(obj, True), ops)
-            for i, field, adapter in adapted:
-                value = row[i]
-                if value is not None:
-                    try:
-                        row[i] = adapter(value)
-                    except ValueError as exc:
-                        # As Field.get_db_prep_value(): name the field the adapter refused.
-                        raise ValidationError({field.name or "value": [str(exc)]}) from None
-            extend(row)
-        return params
-
-    return build
-
-
-async def _check_protected(
-    model: type[Model],
-    pk_values: QuerySet[Any],
-    using: str | None,
-    seen: frozenset[Any] = frozenset(),
-) -> None:
-    """Raise ProtectedError if a PROTECT key references rows (following CASCADE chains)."""
-    for rel in model._meta.reverse.values():
-        fk = rel.field
-        if rel.many_to_many or not isinstance(fk, ForeignKey) or fk in seen:
-            continue
-        children: QuerySet[Any] = QuerySet(fk.model, using=using).filter(
-            **{f"{fk.name}__in": pk_values}
-        )
-        if fk.on_delete == PROTECT:
-            if await children.exists():
-                raise ProtectedError(
-                    f"Cannot delete {model.__name__} rows: {fk.model.__name__}.{fk.name} "
-                    "references them with on_delete=PROTECT. Delete or reassign those "
-                    f"{fk.model.__name__} rows first."
-                )
-        elif fk.on_delete == CASCADE and any(
-            not r.many_to_many for r in fk.model._meta.reverse.values()
-        ):
-            child_pks: QuerySet[Any] = children.values_list("pk", flat=True)
-            await _check_protected(fk.model, child_pks, using, seen | {fk})
-
-
-# -- instance persistence ------------------------------------------------------------------------
-
-
-def _sync_fk_ids(obj: Model, fks: Sequence[Field[Any]] | None = None) -> None:
-    """Copy the keys of assigned related objects into empty ``<fk>_id`` values.
-
-    ``fks`` is the model's ForeignKey fields when the caller has them at hand
-    (``bulk_create()`` works them out once per call).
-    """
-    cache = obj._state.cache
-    if fks is None:
-        fks = [f for f in obj._meta.concrete_fields if isinstance(f, ForeignKey)]
-    for field in fks:
-        if obj.__dict__.get(field.attname) is None:
-            related = cache.get(field.name)
-            if related is not None and related.pk is not None:
-                obj.__dict__[field.attname] = related.pk
-
-
-async def save_instance(
-    obj: Model,
-    *,
-    using: str | None,
-    update_fields: Sequence[str] | None,
-    force_insert: bool,
-    validate: bool,
-) -> None:
-    """Insert or update ``obj`` (the implementation of :meth:`Model.save`)."""
-    alias = using if using is not None else obj._state.db
-    db = get_database(alias)
-    ops, features = db.ops, db.features
-    meta = obj._meta
-    _sync_fk_ids(obj)
-    if update_fields is not None:
-        names = {meta.get_field(check_identifier(n, "field name")).name for n in update_fields}
-        fields = [f for f in meta.concrete_fields if f.name in names and not f.primary_key]
-        if validate:
-            obj.full_clean(exclude=[f.name for f in meta.concrete_fields if f.name not in names])
-    else:
-        fields = meta.concrete_fields
-        if validate:
-            obj.full_clean()
-    pk = obj.pk
-    adding = obj._state.adding
-    if pk is not None and not force_insert and (not adding or update_fields is not None):
-        targets = [f for f in fields if not f.primary_key]
-        if targets:
-            q = ops.quote_name
-            values = [f.get_db_prep_value(f.pre_save(obj, False), ops) for f in targets]
-            sets = ", ".join(
-                f"{q(f.column)} = {ops.placeholder(i)}" for i, f in enumerate(targets, 1)
-            )
-            sql = (
-                f"UPDATE {q(meta.table)} SET {sets} WHERE {q(meta.pk.column)} = "  # noqa: S608 - identifiers are quoted, values are bound
-                f"{ops.placeholder(len(targets) + 1)}"
-            )
-            count = await _run_execute(db, sql, [*values, meta.pk.get_db_prep_value(pk, ops)])
-        else:
-            count = 0
-        if count or await QuerySet(type(obj), using=alias).filter(pk=pk).exists():
-            obj._state.adding = False
-            obj._state.db = alias
-            return
-        if update_fields is not None:
-            raise DatabaseError(
-                f"save(update_fields=...) found no {type(obj).__name__} row with pk={pk!r}. "
-                "Save without update_fields to insert it."
-            )
-    insert_fields = [f for f in meta.concrete_fields if not (f.auto_created and obj.pk is None)]
-    values = [f.get_db_prep_value(f.pre_save(obj, True), ops) for f in insert_fields]
-    returning = meta.pk.auto_created and obj.pk is None
-    use_returning = returning and features.supports_returning
-    sql = compile_insert(type(obj), insert_fields, [values], ops, returning=use_returning)
-    new_pk = await _run_insert(db, sql, values, use_returning)
-    if returning:
-        conv = meta.pk.from_db_converter(ops)
-        obj.pk = conv(new_pk) if conv is not None and new_pk is not None else new_pk
-    obj._state.adding = False
-    obj._state.db = alias
-
-
-async def delete_instance(obj: Model, *, using: str | None) -> int:
-    """Delete ``obj``'s row (the implementation of :meth:`Model.delete`)."""
-    pk = obj.pk
-    if pk is None:
-        raise DatabaseError(
-            f"Cannot delete an unsaved {type(obj).__name__} (its primary key is None)."
-        )
-    alias = using if using is not None else obj._state.db
-    count = await QuerySet(type(obj), using=alias).filter(pk=pk).delete()
-    obj.pk = None
-    obj._state.adding = True
-    return count
-
-
-async def refresh_instance(obj: Model, *, fields: Sequence[str] | None, using: str | None) -> None:
-    """Reload ``obj``'s values (the implementation of :meth:`Model.refresh_from_db`)."""
-    alias = using if using is not None else obj._state.db
-    qs: QuerySet[Any] = QuerySet(type(obj), using=alias)
-    if fields is not None:
-        qs = qs.only(*fields)
-    fresh = await qs.get(pk=obj.pk)
-    meta = obj._meta
-    for field in meta.concrete_fields:
-        if field.attname in fresh.__dict__:
-            obj.__dict__[field.attname] = fresh.__dict__[field.attname]
-            if isinstance(field, ForeignKey):
-                obj._state.cache.pop(field.name, None)
-    obj._state.db = alias
-    obj._state.adding = False

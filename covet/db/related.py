@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from covet.db.exceptions import FieldError, RelationNotLoaded
 from covet.db.fields import CASCADE, Field, ForeignKey, ManyToManyField
 from covet.db.manager import Manager
-from covet.db.models import Model, _resolved_paths, snake_case
+from covet.db.models import Model, resolved_paths, snake_case
 from covet.db.queryset import QuerySet
 from covet.exceptions import ImproperlyConfigured
 
@@ -40,6 +40,9 @@ __all__ = (
     "install_reverse",
     "prefetch_related_objects",
 )
+
+
+M = TypeVar("M", bound=Model)
 
 
 def _qs(model: type[Model], using: str | None) -> QuerySet[Any]:
@@ -127,7 +130,7 @@ class ReverseManyDescriptor:
     def __get__(self, instance: Model | None, owner: type[Any]) -> Any:
         if instance is None:
             return self
-        return RelatedManager(instance, self.rel)
+        return RelatedManager[Any](instance, self.rel)
 
 
 class ManyToManyDescriptor:
@@ -140,7 +143,7 @@ class ManyToManyDescriptor:
     def __get__(self, instance: Model | None, owner: type[Any]) -> Any:
         if instance is None:
             return self.field if not self.is_reverse else self
-        return ManyRelatedManager(instance, self.field, reverse=self.is_reverse)
+        return ManyRelatedManager[Any](instance, self.field, reverse=self.is_reverse)
 
     def __set__(self, instance: Model, value: Any) -> None:
         raise TypeError(
@@ -168,11 +171,16 @@ def _prefetched(qs: QuerySet[Any], instance: Model, name: str) -> QuerySet[Any]:
     return qs
 
 
-class RelatedManager(Manager[Any]):
-    """The rows of a reverse ForeignKey (``author.posts``), as a queryset."""
+class RelatedManager(Manager[M]):
+    """The rows of a reverse ForeignKey (``author.posts``), as a queryset.
+
+    Reverse relations are added at runtime; declare one on the target model
+    to type it, e.g. ``posts: RelatedManager[Post]`` on ``Author``, and
+    ``await author.posts.create(...)`` types as ``Post``.
+    """
 
     def __init__(self, instance: Model, rel: ReverseRelation) -> None:
-        super().__init__(rel.model)
+        super().__init__(cast("type[M]", rel.model))
         self.instance = instance
         self.rel = rel
         fk = rel.field
@@ -180,17 +188,18 @@ class RelatedManager(Manager[Any]):
         self.fk = fk
         self._using = instance._state.db
 
-    def get_queryset(self) -> QuerySet[Any]:
+    def get_queryset(self) -> QuerySet[M]:
         """Return the related rows (from the prefetch cache when loaded)."""
         pk = _require_pk(self.instance, self.rel.name)
-        qs: QuerySet[Any] = QuerySet(self.model, using=self._using)
+        qs: QuerySet[M] = QuerySet(self.model, using=self._using)
         return _prefetched(qs.filter(**{self.fk.name: pk}), self.instance, self.rel.name)
 
-    async def create(self, **kwargs: Any) -> Any:
+    async def create(self, **kwargs: Any) -> M:
         """Create a related object pointing at the instance."""
         kwargs[self.fk.name] = self.instance
         self.instance._state.cache.pop(self.rel.name, None)
-        return await QuerySet(self.model, using=self._using).create(**kwargs)
+        qs: QuerySet[M] = QuerySet(self.model, using=self._using)
+        return await qs.create(**kwargs)
 
     async def add(self, *objs: Model) -> None:
         """Point saved ``objs`` at the instance (one UPDATE)."""
@@ -208,12 +217,16 @@ class RelatedManager(Manager[Any]):
             )
 
 
-class ManyRelatedManager(Manager[Any]):
-    """The targets of a many-to-many relation from one instance, with join-table edits."""
+class ManyRelatedManager(Manager[M]):
+    """The targets of a many-to-many relation from one instance, with join-table edits.
+
+    Type one with a declaration, e.g. ``tags: ManyRelatedManager[Tag]`` next
+    to the field's reverse side, as for :class:`RelatedManager`.
+    """
 
     def __init__(self, instance: Model, field: ManyToManyField, *, reverse: bool) -> None:
         target = field.model if reverse else field.related_model
-        super().__init__(target)
+        super().__init__(cast("type[M]", target))
         self.instance = instance
         self.field = field
         self.is_reverse = reverse
@@ -226,11 +239,11 @@ class ManyRelatedManager(Manager[Any]):
         self.rel_name: str = name
         self._using = instance._state.db
 
-    def get_queryset(self) -> QuerySet[Any]:
+    def get_queryset(self) -> QuerySet[M]:
         """Return the related rows (from the prefetch cache when loaded)."""
         pk = _require_pk(self.instance, self.rel_name)
         back = str(self.field.name if self.is_reverse else self.field.related_name)
-        qs: QuerySet[Any] = QuerySet(self.model, using=self._using)
+        qs: QuerySet[M] = QuerySet(self.model, using=self._using)
         return _prefetched(qs.filter(**{back: pk}), self.instance, self.rel_name)
 
     def _target_pks(self, objs: Iterable[Any]) -> list[Any]:
@@ -294,9 +307,10 @@ class ManyRelatedManager(Manager[Any]):
             *[pk for pk in wanted if pk not in current], through_defaults=through_defaults
         )
 
-    async def create(self, **kwargs: Any) -> Any:
+    async def create(self, **kwargs: Any) -> M:
         """Create a target object and link it."""
-        obj: Any = await _qs(self.model, self._using).create(**kwargs)
+        qs: QuerySet[M] = QuerySet(self.model, using=self._using)
+        obj = await qs.create(**kwargs)
         await self.add(obj)
         return obj
 
@@ -314,7 +328,7 @@ def _install(model: type[Model], name: str, rel: ReverseRelation, descriptor: An
             f"{rel.field.name} clashes with an existing field or relation. Set related_name=."
         )
     meta.reverse[name] = rel
-    _resolved_paths.clear()
+    resolved_paths.clear()
     setattr(model, name, descriptor)
 
 

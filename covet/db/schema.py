@@ -26,6 +26,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any, Final
 
+from covet.db.execution import run_execute
 from covet.db.fields import (
     AutoField,
     BigIntegerField,
@@ -46,7 +47,7 @@ from covet.db.fields import (
     TimeField,
     UUIDField,
 )
-from covet.db.models import Model, _by_qualname
+from covet.db.models import Model, registered_models
 from covet.exceptions import ImproperlyConfigured, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def expand_models(models: Iterable[Any] | None) -> list[type[Model]]:
 
     ``None`` means every concrete model defined so far.
     """
-    source = list(_by_qualname.values()) if models is None else list(models)
+    source = registered_models() if models is None else list(models)
     out: dict[type[Model], None] = {}
     for model in source:
         if not (isinstance(model, type) and issubclass(model, Model)):
@@ -271,19 +272,15 @@ async def create_all(
     db: Database, models: Iterable[type[Model]] | None = None, *, if_not_exists: bool = True
 ) -> None:
     """Create the tables (and indexes) of ``models`` on ``db``; idempotent by default."""
-    from covet.db.queryset import _run_execute
-
     metadata = build_metadata(models, ops=db.ops)
     for sql in create_ddl(metadata, sqlalchemy_dialect(db), if_not_exists=if_not_exists):
-        await _run_execute(db, sql, ())
+        await run_execute(db, sql, ())
 
 
 async def drop_all(
     db: Database, models: Iterable[type[Model]] | None = None, *, if_exists: bool = True
 ) -> None:
     """Drop the tables of ``models`` from ``db`` (dependents first)."""
-    from covet.db.queryset import _run_execute
-
     metadata = build_metadata(models, ops=db.ops)
     for sql in drop_ddl(metadata, sqlalchemy_dialect(db), if_exists=if_exists):
-        await _run_execute(db, sql, ())
+        await run_execute(db, sql, ())

@@ -61,6 +61,7 @@ def _unavailable(message: str) -> None:
 
 
 def _with_database(url: str, name: str) -> str:
+    # Used by tests/auth/conftest.py.
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
@@ -90,14 +91,11 @@ async def database(
         if not url:
             _unavailable(f"{ENV_VARS[backend]} is not set; {backend} tests are skipped")
         admin = await _bootstrap(url)
-        if backend == "postgres":
-            await admin.execute(f'CREATE SCHEMA "{name}"')
-            target = Target(backend, url, {"search_path": name}, name=name, admin_url=url)
-        else:
-            await admin.execute(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE {admin.ops.text_collation}"
-            )
-            target = Target(backend, _with_database(url, name), name=name, admin_url=url)
+        # The backend's own test-database DDL: a schema (PostgreSQL) or a database (MySQL).
+        creation = admin.backend.creation
+        for sql in creation.create_test_database_sql(name):
+            await admin.execute(sql)
+        target = Target(backend, creation.test_database_url(url, name), name=name, admin_url=url)
         # Disconnect so that the test database, not the admin one, becomes the default.
         await admin.disconnect()
     TARGETS[backend] = target
@@ -110,10 +108,8 @@ async def database(
         TARGETS.pop(backend, None)
         if admin is not None:
             await admin.connect()
-            if backend == "postgres":
-                await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
-            else:
-                await admin.execute(f"DROP DATABASE `{name}`")
+            for sql in admin.backend.creation.drop_test_database_sql(name):
+                await admin.execute(sql)
             await admin.disconnect()
 
 

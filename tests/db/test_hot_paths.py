@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from covet.db import Q, ValidationError
-from covet.db import queryset as queryset_module
+from covet.db import Q, ValidationError, statements
 from covet.db.compiler import compile_select
 from covet.db.manager import Manager
 from covet.db.testing import capture_queries
@@ -46,7 +45,7 @@ async def data(orm: Database) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _no_remembered_statements() -> None:
-    queryset_module._get_statements.clear()
+    statements.get_statements.clear()
 
 
 def compiled(qs: QuerySet[Any], database: Database) -> tuple[str, list[Any]]:
@@ -90,26 +89,26 @@ async def test_filter_kwargs_check_values_at_call_time(orm):
 async def test_repeated_get_reuses_the_statement_with_new_values(data):
     async with capture_queries() as queries:
         first = await Post.objects.get(pk=data["first"].pk)
-        assert len(queryset_module._get_statements) == 1
+        assert len(statements.get_statements) == 1
         second = await Post.objects.get(pk=data["second"].pk)
     assert (first.title, second.title) == ("First", "Second")
     assert second.published_at == datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert second.rating == decimal.Decimal("4.50")
     assert queries.queries[0] == queries.queries[1]
-    assert len(queryset_module._get_statements) == 1
+    assert len(statements.get_statements) == 1
 
 
 async def test_reused_get_raises_the_same_errors(data):
     with pytest.raises(ValidationError) as general:
         await Post.objects.get(views="many")  # the general path: nothing is remembered
-    assert len(queryset_module._get_statements) == 0
+    assert len(statements.get_statements) == 0
     for _ in range(2):  # the general path, then the remembered statements
         with pytest.raises(Post.DoesNotExist, match="does not exist"):
             await Post.objects.get(pk=data["first"].pk + 1000)
         with pytest.raises(Post.MultipleObjectsReturned):
             await Post.objects.get(title="First")
         assert (await Post.objects.get(views=3)).pk == data["same"].pk
-    assert len(queryset_module._get_statements) == 3
+    assert len(statements.get_statements) == 3
     with pytest.raises(ValidationError) as reused:
         await Post.objects.get(views="many")
     assert reused.value.error_dict == general.value.error_dict == {"views": reused.value.messages}
@@ -159,7 +158,7 @@ async def test_get_with_other_values_takes_the_general_path(data):
         assert (await Post.objects.get(Q(title="Second"))).pk == data["second"].pk
     # isnull is not a comparison, a model instance or a list is not a plain value, Q is no
     # keyword: none of these statements is kept.
-    assert len(queryset_module._get_statements) == 0
+    assert len(statements.get_statements) == 0
 
 
 async def test_get_on_a_sliced_queryset_still_refuses(data):
@@ -187,7 +186,7 @@ async def test_a_custom_managers_base_query_is_part_of_the_key(data):
     assert (await manager.get(pk=data["first"].pk)).author_id == data["ann"].pk
     manager.only_ann = False
     assert (await manager.get(pk=data["same"].pk)).author_id == data["bob"].pk
-    assert len(queryset_module._get_statements) == 2
+    assert len(statements.get_statements) == 2
 
 
 async def test_get_on_another_database_alias(data, make_database):

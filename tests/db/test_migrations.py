@@ -34,6 +34,8 @@ from covet.exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterator
 
+    from covet.db.backends.base import BaseCreation, BaseFeatures
+
 T = TypeVar("T")
 BACKENDS = ("sqlite", "postgres", "mysql")
 ENV_VARS = {"postgres": "COVET_TEST_POSTGRES_URL", "mysql": "COVET_TEST_MYSQL_URL"}
@@ -78,25 +80,28 @@ class Store:
     name: str = ""
     sqlite_path: Path | None = None
 
-    async def _admin(self, sql: str) -> None:
+    @property
+    def features(self) -> BaseFeatures:
+        """The backend's capability flags (from an unconnected Database)."""
+        return Database(self.url, alias=f"features_{secrets.token_hex(4)}").features
+
+    async def _admin(self, statements: Callable[[BaseCreation], tuple[str, ...]]) -> None:
+        # The backend's own test-database DDL, built once connected (MySQL's collation).
         db = Database(self.admin_url, alias=f"admin_{secrets.token_hex(4)}", min_size=1)
         await db.connect()
         try:
-            await db.execute(sql)
+            for sql in statements(db.backend.creation):
+                await db.execute(sql)
         finally:
             await db.disconnect()
 
     def create(self) -> None:
-        if self.backend == "postgres":
-            run_async(lambda: self._admin(f'CREATE SCHEMA "{self.name}"'))
-        elif self.backend == "mysql":
-            run_async(lambda: self._admin(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4"))
+        if self.admin_url:
+            run_async(lambda: self._admin(lambda c: c.create_test_database_sql(self.name)))
 
     def drop(self) -> None:
-        if self.backend == "postgres":
-            run_async(lambda: self._admin(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE'))
-        elif self.backend == "mysql":
-            run_async(lambda: self._admin(f"DROP DATABASE IF EXISTS `{self.name}`"))
+        if self.admin_url:
+            run_async(lambda: self._admin(lambda c: c.drop_test_database_sql(self.name)))
 
     async def fetch(self, sql: str) -> list[tuple[Any, ...]]:
         db = Database(self.url, alias=f"check_{secrets.token_hex(4)}", min_size=1, max_size=1)
@@ -127,21 +132,10 @@ class Store:
 
     async def _snapshot(self) -> dict[str, Any]:
         import sqlalchemy as sa
-        from sqlalchemy.ext.asyncio import create_async_engine
-        from sqlalchemy.pool import NullPool
 
-        parts = urllib.parse.urlsplit(self.url)
-        query = dict(urllib.parse.parse_qsl(parts.query))
-        base = urllib.parse.urlunsplit(parts._replace(query=""))
-        connect_args: dict[str, Any] = {}
-        if self.backend == "sqlite":
-            engine_url = f"sqlite+aiosqlite:///{self.sqlite_path}"
-        elif self.backend == "postgres":
-            engine_url = base.replace("postgresql://", "postgresql+asyncpg://", 1)
-            connect_args["server_settings"] = {"search_path": query["search_path"]}
-        else:
-            engine_url = base.replace("mysql://", "mysql+aiomysql://", 1)
-        engine = create_async_engine(engine_url, poolclass=NullPool, connect_args=connect_args)
+        # The engine `covet migrate` itself uses (search_path, charset, sql_mode included).
+        database = Database(self.url, alias=f"snapshot_{secrets.token_hex(4)}")
+        engine = database.backend.creation.migration_engine()
 
         def reflect(connection: Any) -> dict[str, Any]:
             inspector = sa.inspect(connection)
@@ -182,7 +176,8 @@ class Store:
 
         try:
             async with engine.connect() as connection:
-                return await connection.run_sync(reflect)
+                snapshot: dict[str, Any] = await connection.run_sync(reflect)
+                return snapshot
         finally:
             await engine.dispose()
 
@@ -195,13 +190,8 @@ def make_store(backend: str, directory: Path) -> Store:
     admin = os.environ.get(ENV_VARS[backend], "")
     if not admin:
         _unavailable(f"{ENV_VARS[backend]} is not set; {backend} migration tests are skipped")
-    parts = urllib.parse.urlsplit(admin)
-    if backend == "postgres":
-        query = urllib.parse.urlencode({"search_path": name})
-        url = urllib.parse.urlunsplit(parts._replace(query=query))
-    else:
-        url = urllib.parse.urlunsplit(parts._replace(path="/" + name))
-    store = Store(backend, url, admin_url=admin, name=name)
+    creation = Database(admin, alias=f"store_{secrets.token_hex(4)}").backend.creation
+    store = Store(backend, creation.test_database_url(admin, name), admin_url=admin, name=name)
     try:
         store.create()
     except Exception as exc:  # noqa: BLE001 - any failure means the server is unusable
@@ -473,7 +463,7 @@ def test_failing_revision_reports_it(project: Project) -> None:
     now = migrations.current(migrations.make_config(project.settings()))
     assert now == first
     tables = set(project.store.snapshot())
-    if project.store.backend == "mysql":
+    if not project.store.features.supports_transactional_ddl:
         assert "MySQL cannot roll back DDL" in result.stderr
         assert "half" in tables
     else:
@@ -486,7 +476,7 @@ def test_mysql_prints_the_ddl_warning(project: Project) -> None:
     project.makemigrations("-m", "initial")
     result = project.migrate()
     warned = "MySQL cannot roll back DDL" in result.output
-    assert warned == (project.store.backend == "mysql")
+    assert warned == (not project.store.features.supports_transactional_ddl)
 
 
 def test_sql_output_applied_by_hand_matches_migrate(project: Project, tmp_path: Path) -> None:

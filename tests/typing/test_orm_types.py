@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from typing import Any, assert_type
+from typing import TYPE_CHECKING, Any, assert_type
 
 from covet.db import Count, F, Model, Q, fields
 from covet.db.manager import Manager
 from covet.db.queryset import QuerySet
+
+if TYPE_CHECKING:
+    from covet.db.related import ManyRelatedManager, RelatedManager
 
 
 class Writer(Model):
@@ -18,11 +21,22 @@ class Writer(Model):
     balance = fields.DecimalField(max_digits=10, decimal_places=2)
     joined = fields.DateTimeField(auto_now_add=True)
 
+    # Reverse relations, declared for the type checker (covet installs them at runtime).
+    articles: RelatedManager[Article]
+    edited: RelatedManager[Article]
+
+
+class Label(Model):
+    name = fields.CharField(max_length=20)
+
+    articles: ManyRelatedManager[Article]
+
 
 class Article(Model):
     title = fields.CharField(max_length=100)
     writer = fields.ForeignKey(Writer, related_name="articles")
     editor = fields.ForeignKey(Writer, related_name="edited", null=True, on_delete="SET_NULL")
+    labels = fields.ManyToManyField(Label, related_name="articles")
 
 
 async def _pins(article: Article, writer: Writer) -> None:
@@ -50,6 +64,13 @@ async def _pins(article: Article, writer: Writer) -> None:
     assert_type(article.writer, Writer)
     assert_type(article.editor, Writer | None)
     assert_type(Writer.name, fields.CharField[str])
+    assert_type(await writer.articles.create(title="t"), Article)
+    assert_type(writer.articles.filter(title="t"), QuerySet[Article])
+    assert_type(await writer.edited.all(), list[Article])
+    assert_type(await writer.articles.get(id=1), Article)
+    label = await Label.objects.create(name="x")
+    assert_type(await label.articles.create(title="t", writer=writer), Article)
+    assert_type(await label.articles.first(), Article | None)
     async for row in Article.objects.all():
         assert_type(row, Article)
     try:

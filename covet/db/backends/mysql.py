@@ -38,6 +38,7 @@ from covet import _json
 from covet.db.backends.base import (
     BaseBackend,
     BaseConnection,
+    BaseCreation,
     BaseFeatures,
     BaseOperations,
     ConnectionPool,
@@ -54,6 +55,7 @@ from covet.db.backends.base import (
     to_decimal,
     to_uuid,
     unreachable_error,
+    url_with_path,
 )
 from covet.db.exceptions import (
     DatabaseError,
@@ -72,7 +74,13 @@ if TYPE_CHECKING:
 
     from covet.db.database import DatabaseURL
 
-__all__ = ("MySQLBackend", "MySQLConnection", "MySQLFeatures", "MySQLOperations")
+__all__ = (
+    "MySQLBackend",
+    "MySQLConnection",
+    "MySQLCreation",
+    "MySQLFeatures",
+    "MySQLOperations",
+)
 
 _DEFAULT_SQL_MODE = (
     "STRICT_TRANS_TABLES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
@@ -90,26 +98,14 @@ class MySQLFeatures(BaseFeatures):
     # Does a multi-row INSERT ... RETURNING return one row per inserted row, in order?
     # (MariaDB >= 10.5: set at connect; MySQL has no RETURNING at all.)
     can_return_rows_from_bulk_insert = False
-    # Are SAVEPOINT / ROLLBACK TO SAVEPOINT available?
-    supports_savepoints = True
     # Do CREATE/ALTER/DROP roll back with the transaction? (no: DDL commits implicitly)
     supports_transactional_ddl = False
-    # Can results be streamed? (unbuffered SSCursor)
-    supports_server_side_cursors = True
+    # Does the SQL depend on the server? (yes: MariaDB or MySQL, its binary collation)
+    has_server_dependent_ops = True
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update = True
     # Can a transaction choose its isolation level?
     supports_isolation_levels = True
-    # Is there a native UUID type? (MariaDB 10.7 has one; covet stores CHAR(36))
-    has_native_uuid = False
-    # Is there a native JSON type? (MySQL yes; MariaDB's JSON is LONGTEXT, set at connect)
-    has_native_json = True
-    # Is there a native BOOLEAN type? (TINYINT(1))
-    has_native_bool = False
-    # Is there ILIKE?
-    supports_ilike = False
-    # Does UNIQUE accept NULLS [NOT] DISTINCT?
-    supports_nulls_distinct = False
     # How many bound parameters per statement? (client-side interpolation: the packet size
     # is the real limit; 65535 matches the server-side prepared statement limit)
     max_query_params = 65535
@@ -510,6 +506,77 @@ class MySQLConnection(BaseConnection):
             self.raw.close()
 
 
+# -- creation: alembic's engine, the migration lock, test databases --------------------------
+
+
+class MySQLCreation(BaseCreation):
+    """MySQL's migration engine, ``GET_LOCK`` lock, and one database per test run."""
+
+    backend: MySQLBackend
+
+    def migration_engine(self) -> Any:
+        """Return an aiomysql engine whose connections match the app's (charset, sql_mode)."""
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        url, options = self.backend.url, self.backend.settings
+
+        async def create() -> Any:
+            import aiomysql
+
+            kwargs: dict[str, Any] = {
+                "user": url.username or "root",
+                "password": url.password or "",
+                "db": url.database,
+                "charset": "utf8mb4",
+                "connect_timeout": options.get("connect_timeout", 10.0),
+                "local_infile": False,
+                "init_command": f"SET SESSION sql_mode = '{options.get('sql_mode', '')}'",
+            }
+            if options.get("unix_socket"):
+                kwargs["unix_socket"] = options["unix_socket"]
+            else:
+                kwargs["host"] = url.host or "127.0.0.1"
+                kwargs["port"] = url.port or 3306
+            return await aiomysql.connect(**kwargs)
+
+        return create_async_engine("mysql+aiomysql://", poolclass=NullPool, async_creator=create)
+
+    def _lock_name(self) -> str:
+        # MySQL lock names are at most 64 characters.
+        return f"covet_migrations_{self.migration_lock_id().hex()[:32]}"
+
+    def acquire_migration_lock(self, connection: Any, timeout: float) -> bool:
+        """Wait up to ``timeout`` (whole seconds) for ``GET_LOCK``, a session-level lock."""
+        from sqlalchemy import text
+
+        got = connection.execute(
+            text("SELECT GET_LOCK(:name, :timeout)"),
+            {"name": self._lock_name(), "timeout": int(timeout)},
+        ).scalar()
+        return bool(got == 1)
+
+    def release_migration_lock(self, connection: Any) -> None:
+        """Release the ``GET_LOCK`` lock."""
+        from sqlalchemy import text
+
+        connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self._lock_name()})
+
+    def test_database_url(self, url: str, name: str) -> str:
+        """Return ``url`` naming the test run's database."""
+        return url_with_path(url, name)
+
+    def create_test_database_sql(self, name: str) -> tuple[str, ...]:
+        """Create a database with the binary collation detected on connect."""
+        quoted = self.backend.ops.quote_name(name)
+        collation = self.backend.ops.text_collation
+        return (f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4 COLLATE {collation}",)
+
+    def drop_test_database_sql(self, name: str) -> tuple[str, ...]:
+        """Drop the test run's database."""
+        return (f"DROP DATABASE IF EXISTS {self.backend.ops.quote_name(name)}",)
+
+
 class MySQLBackend(BaseBackend):
     """MySQL/MariaDB through aiomysql connections in covet's pool."""
 
@@ -517,6 +584,7 @@ class MySQLBackend(BaseBackend):
     display_name = "MySQL"
     features_class = MySQLFeatures
     operations_class = MySQLOperations
+    creation_class = MySQLCreation
     default_min_size = 2
     default_max_size = 10
     options: ClassVar[Mapping[str, Option]] = {
@@ -588,7 +656,6 @@ class MySQLBackend(BaseBackend):
                 ops.text_collation = name
                 break
         if ops.is_mariadb:
-            features.has_native_json = False
             features.minimum_version = (10, 5)
             # MariaDB 10.5+ has INSERT ... RETURNING (not UPDATE ... RETURNING, so
             # supports_returning stays off): bulk_create() reads the new keys from it.

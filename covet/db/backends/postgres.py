@@ -22,6 +22,7 @@ from covet import _json
 from covet.db.backends.base import (
     BaseBackend,
     BaseConnection,
+    BaseCreation,
     BaseFeatures,
     BaseOperations,
     Converter,
@@ -35,6 +36,7 @@ from covet.db.backends.base import (
     server_address,
     to_uuid,
     unreachable_error,
+    url_with_option,
 )
 from covet.db.exceptions import (
     DatabaseError,
@@ -54,7 +56,13 @@ if TYPE_CHECKING:
 
     from covet.db.database import DatabaseURL
 
-__all__ = ("PostgresBackend", "PostgresConnection", "PostgresFeatures", "PostgresOperations")
+__all__ = (
+    "PostgresBackend",
+    "PostgresConnection",
+    "PostgresCreation",
+    "PostgresFeatures",
+    "PostgresOperations",
+)
 
 
 class PostgresFeatures(BaseFeatures):
@@ -64,26 +72,12 @@ class PostgresFeatures(BaseFeatures):
     supports_returning = True
     # Does a multi-row INSERT ... RETURNING return one row per inserted row?
     can_return_rows_from_bulk_insert = True
-    # Are SAVEPOINT / ROLLBACK TO SAVEPOINT available?
-    supports_savepoints = True
     # Do CREATE/ALTER/DROP roll back with the transaction?
     supports_transactional_ddl = True
-    # Can results be streamed from a server-side cursor? (inside a transaction)
-    supports_server_side_cursors = True
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update = True
     # Can a transaction choose its isolation level?
     supports_isolation_levels = True
-    # Is there a native UUID type?
-    has_native_uuid = True
-    # Is there a native JSON type? (jsonb)
-    has_native_json = True
-    # Is there a native BOOLEAN type?
-    has_native_bool = True
-    # Is there ILIKE?
-    supports_ilike = True
-    # Does UNIQUE accept NULLS [NOT] DISTINCT? (15+; refined at connect)
-    supports_nulls_distinct = False
     # Does a failed statement abort the transaction? ("current transaction is aborted")
     transaction_aborts_on_error = True
     # How many bound parameters per statement? (the protocol's Int16 count)
@@ -311,6 +305,78 @@ class PostgresConnection(BaseConnection):
         """Do nothing: asyncpg's pool owns its connections and closes them itself."""
 
 
+# -- creation: alembic's engine, the migration lock, test databases --------------------------
+
+
+class PostgresCreation(BaseCreation):
+    """PostgreSQL's migration engine, advisory lock, and one schema per test run."""
+
+    def migration_engine(self) -> Any:
+        """Return an asyncpg engine whose connections get the app's DSN and server settings."""
+        import urllib.parse
+
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        backend = self.backend
+        url, options = backend.url, backend.settings
+        # Like the app's pool: driver keys (sslmode...) stay in the DSN, covet's options go.
+        passthrough = {k: v for k, v in url.query.items() if k in backend.driver_query_keys}
+        dsn = url.without_query().replace("postgresql+asyncpg://", "postgresql://", 1)
+        dsn = dsn.replace("postgres://", "postgresql://", 1)
+        if passthrough:
+            dsn += "?" + urllib.parse.urlencode(passthrough)
+        server_settings = dict(options.get("server_settings") or {})
+        if options.get("search_path"):
+            server_settings["search_path"] = options["search_path"]
+        server_settings.setdefault("application_name", "covet-migrations")
+
+        async def create() -> Any:
+            import asyncpg
+
+            return await asyncpg.connect(dsn, server_settings=server_settings)
+
+        return create_async_engine(
+            "postgresql+asyncpg://", poolclass=NullPool, async_creator=create
+        )
+
+    def _lock_key(self) -> int:
+        # pg_advisory_lock takes a signed 64-bit key.
+        return int.from_bytes(self.migration_lock_id()[:8], "big", signed=True)
+
+    def acquire_migration_lock(self, connection: Any, timeout: float) -> bool:
+        """Poll ``pg_try_advisory_lock`` (session level) until it succeeds or ``timeout`` passes."""
+        from sqlalchemy import text
+
+        deadline = time.monotonic() + timeout
+        query = text("SELECT pg_try_advisory_lock(:key)")
+        while not connection.execute(query, {"key": self._lock_key()}).scalar():
+            # End the transaction the query began, so the next poll sees fresh state.
+            connection.commit()
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def release_migration_lock(self, connection: Any) -> None:
+        """Release the advisory lock."""
+        from sqlalchemy import text
+
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._lock_key()})
+
+    def test_database_url(self, url: str, name: str) -> str:
+        """Return ``url`` with ``search_path`` set to the test run's schema."""
+        return url_with_option(url, "search_path", name)
+
+    def create_test_database_sql(self, name: str) -> tuple[str, ...]:
+        """Create a schema: cheaper than a database, and needs no CREATEDB privilege."""
+        return (f"CREATE SCHEMA {self.backend.ops.quote_name(name)}",)
+
+    def drop_test_database_sql(self, name: str) -> tuple[str, ...]:
+        """Drop the schema with everything in it."""
+        return (f"DROP SCHEMA IF EXISTS {self.backend.ops.quote_name(name)} CASCADE",)
+
+
 class PostgresBackend(BaseBackend):
     """PostgreSQL through asyncpg's pool, with pre-ping and whole-pool re-check."""
 
@@ -318,6 +384,7 @@ class PostgresBackend(BaseBackend):
     display_name = "PostgreSQL"
     features_class = PostgresFeatures
     operations_class = PostgresOperations
+    creation_class = PostgresCreation
     default_min_size = 2
     default_max_size = 10
     options: ClassVar[Mapping[str, Option]] = {
@@ -352,7 +419,7 @@ class PostgresBackend(BaseBackend):
         self._generation = 0
 
     async def connect(self) -> None:
-        """Create the asyncpg pool and read the server version."""
+        """Create the asyncpg pool and check out one connection."""
         try:
             import asyncpg
         except ImportError as exc:
@@ -389,19 +456,16 @@ class PostgresBackend(BaseBackend):
         except Exception as exc:
             raise self.translate_connect_error(exc) from exc
         try:
-            # With min_size=0 the pool opened nothing yet: this is the first connection.
+            # One checkout, so that connect() fails now on an unreachable server, even
+            # when the pool opens no connection of its own (min_size=0).
             raw = await pool.acquire(timeout=self.timeout)
-            try:
-                version = raw.get_server_version()
-            finally:
-                await pool.release(raw)
+            await pool.release(raw)
         except BaseException as exc:
             pool.terminate()
             if isinstance(exc, Exception):
                 raise self.translate_connect_error(exc) from exc
             raise
         self._pool = pool
-        self.features.supports_nulls_distinct = version.major >= 15
 
     @staticmethod
     async def _init_connection(raw: Any) -> None:

@@ -30,6 +30,7 @@ from covet import _json
 from covet.db.backends.base import (
     BaseBackend,
     BaseConnection,
+    BaseCreation,
     BaseFeatures,
     BaseOperations,
     ConnectionPool,
@@ -57,7 +58,13 @@ from covet.exceptions import MissingDependencyError
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 
-__all__ = ("SQLiteBackend", "SQLiteConnection", "SQLiteFeatures", "SQLiteOperations")
+__all__ = (
+    "SQLiteBackend",
+    "SQLiteConnection",
+    "SQLiteCreation",
+    "SQLiteFeatures",
+    "SQLiteOperations",
+)
 
 T = TypeVar("T")
 _VERSION = sqlite3.sqlite_version_info
@@ -71,26 +78,14 @@ class SQLiteFeatures(BaseFeatures):
     supports_returning = _VERSION >= (3, 35)
     # Does a multi-row INSERT ... RETURNING return one row per inserted row?
     can_return_rows_from_bulk_insert = _VERSION >= (3, 35)
-    # Are SAVEPOINT / ROLLBACK TO SAVEPOINT available?
-    supports_savepoints = True
     # Do CREATE/ALTER/DROP roll back with the transaction?
     supports_transactional_ddl = True
-    # Can results be streamed? (the cursor steps through rows lazily)
-    supports_server_side_cursors = True
+    # Can ALTER TABLE change or drop a column? (no: only ADD/RENAME; tables are rebuilt)
+    can_alter_columns = False
     # Is SELECT ... FOR UPDATE meaningful? (no: writers are serialized anyway)
     supports_select_for_update = False
     # Can a transaction pick an isolation level? (always serializable; BEGIN modes instead)
     supports_isolation_levels = False
-    # Is there a native UUID type?
-    has_native_uuid = False
-    # Is there a native JSON type? (JSON is TEXT with json_* functions)
-    has_native_json = False
-    # Is there a native BOOLEAN type? (0/1 integers)
-    has_native_bool = False
-    # Is there ILIKE?
-    supports_ilike = False
-    # Does UNIQUE accept NULLS [NOT] DISTINCT?
-    supports_nulls_distinct = False
     # How many bound parameters per statement? (999 before 3.32)
     max_query_params = 32766 if _VERSION >= (3, 32) else 999
     # How many significant digits of a decimal are exact? (NUMERIC keeps a non-integer as a
@@ -576,6 +571,59 @@ class SQLiteConnection(BaseConnection):
             self._release_writer()
 
 
+# -- creation: alembic's engine, the migration lock, test databases --------------------------
+
+
+class SQLiteCreation(BaseCreation):
+    """SQLite's migration engine and file lock; tests use the configured database as is."""
+
+    # A file or ``:memory:`` URL is private to the run already (the plugin's URL is the test's).
+    creates_test_database = False
+
+    def migration_engine(self) -> Any:
+        """Return an aiosqlite engine that opens ``BEGIN IMMEDIATE`` transactions around DDL."""
+        from sqlalchemy import event
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        path = self.migration_lock_file() or ":memory:"
+        engine = create_async_engine(
+            f"sqlite+aiosqlite:///{path}",
+            poolclass=NullPool,
+            connect_args={"timeout": self.backend.settings.get("busy_timeout", 5000) / 1000},
+        )
+
+        # pysqlite would not BEGIN before DDL, so a failing revision could not be
+        # rolled back; take over transaction control (SQLAlchemy's documented recipe).
+        @event.listens_for(engine.sync_engine, "connect")
+        def _connect(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    def migration_lock_file(self) -> str | None:
+        """Return the database file's absolute path (None for ``:memory:``, private anyway).
+
+        SQLite has no session lock, so a run holds an exclusive lock on
+        ``<database>.migrate.lock`` and its revisions run in ``BEGIN IMMEDIATE``.
+        """
+        database = self.backend.url.database
+        if database == ":memory:":
+            return None
+        return str(Path(database).resolve())
+
+    def acquire_migration_lock(self, connection: Any, timeout: float) -> bool:
+        """Take nothing: the file lock of :meth:`migration_lock_file` is held already."""
+        return True
+
+    def release_migration_lock(self, connection: Any) -> None:
+        """Release nothing (see :meth:`acquire_migration_lock`)."""
+
+
 class SQLiteBackend(BaseBackend):
     """SQLite through aiosqlite, with covet's pool and single-writer queue."""
 
@@ -583,6 +631,7 @@ class SQLiteBackend(BaseBackend):
     display_name = "SQLite"
     features_class = SQLiteFeatures
     operations_class = SQLiteOperations
+    creation_class = SQLiteCreation
     default_min_size = 1
     default_max_size = 5
     options: ClassVar[Mapping[str, Option]] = {

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from covet.db.exceptions import FieldError
 from covet.db.fields import IDENTIFIER, Field, ForeignKey, ManyToManyField
-from covet.db.models import _resolved_paths
+from covet.db.models import resolved_paths
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from covet.db.models import Model
 
-__all__ = ("LOOKUPS", "JoinStep", "PathInfo", "check_identifier", "resolve_path")
+__all__ = ("CACHE_LIMIT", "LOOKUPS", "JoinStep", "PathInfo", "check_identifier", "resolve_path")
 
 
 LOOKUPS: Final = frozenset(
@@ -36,7 +36,8 @@ _PATTERN_LOOKUPS: Final = frozenset(
 #: Lookups that bind one value as it is (no list, no pattern, no NULL test).
 _COMPARISONS: Final = frozenset({"exact", "gt", "gte", "lt", "lte"})
 _SORTED_LOOKUPS: Final = ", ".join(sorted(LOOKUPS))
-_CACHE_LIMIT: Final = 4096
+#: The most entries a statement or path cache holds before it is emptied.
+CACHE_LIMIT: Final = 4096
 
 
 def check_identifier(name: object, what: str) -> str:
@@ -99,13 +100,13 @@ def resolve_path(
             the message lists the valid choices.
     """
     key = (model, tuple(parts), allow_lookup)
-    hit = _resolved_paths.get(key)
+    hit = resolved_paths.get(key)
     if hit is None:
         hit = _resolve_path(model, parts, allow_lookup)
         # Relation cycles (author__posts__author...) make valid paths unbounded: cap it.
-        if len(_resolved_paths) >= _CACHE_LIMIT:
-            _resolved_paths.clear()
-        _resolved_paths[key] = hit
+        if len(resolved_paths) >= CACHE_LIMIT:
+            resolved_paths.clear()
+        resolved_paths[key] = hit
     return hit
 
 

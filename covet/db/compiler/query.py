@@ -19,17 +19,17 @@ from covet.db.compiler.nodes import (
 )
 from covet.db.compiler.numeric import numeric_value
 from covet.db.compiler.paths import (
-    _CACHE_LIMIT,
     _COMPARISONS,
     _PATTERN_LOOKUPS,
     _SORTED_LOOKUPS,
+    CACHE_LIMIT,
     LOOKUPS,
     PathInfo,
     resolve_path,
 )
 from covet.db.exceptions import FieldError
 from covet.db.expressions import Expression, F, Q
-from covet.db.models import Model, _resolved_paths
+from covet.db.models import Model, resolved_paths
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -212,14 +212,14 @@ class Query:
             FieldError: The keyword names no field or lookup of the model.
         """
         cache_key = (self.model, key)
-        hit: tuple[PathInfo, str, Col, tuple[Any, ...]] | None = _resolved_paths.get(cache_key)
+        hit: tuple[PathInfo, str, Col, tuple[Any, ...]] | None = resolved_paths.get(cache_key)
         if hit is None:
             path, lookup = resolve_path(self.model, key.split("__"))
             col = Col(path)
             hit = (path, lookup, col, ("lk", col.shape, lookup, "%"))
-            if len(_resolved_paths) >= _CACHE_LIMIT:
-                _resolved_paths.clear()
-            _resolved_paths[cache_key] = hit
+            if len(resolved_paths) >= CACHE_LIMIT:
+                resolved_paths.clear()
+            resolved_paths[cache_key] = hit
         return hit
 
     def comparison_fields(self, keys: Iterable[str]) -> tuple[Field[Any], ...] | None:

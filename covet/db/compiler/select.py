@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from covet.db.compiler.nodes import Col, Converter, Lookup, Node, WhereNode
-from covet.db.compiler.paths import _CACHE_LIMIT, JoinStep, PathInfo, resolve_path
+from covet.db.compiler.paths import CACHE_LIMIT, JoinStep, PathInfo, resolve_path
 from covet.db.fields import Field, ForeignKey
 
 if TYPE_CHECKING:
@@ -384,7 +384,7 @@ def compile_select(query: Query, ops: Any, features: Any) -> CompiledSelect:
                               hit.names_start, hit.builders)  # fmt: skip
     c = SQLCompiler(query, ops, features)
     sql, layout, names, convs, names_start = c._select()
-    if len(_select_cache) >= _CACHE_LIMIT:
+    if len(_select_cache) >= CACHE_LIMIT:
         _select_cache.clear()
     result = CompiledSelect(sql, c.params, layout, names, convs, names_start, {})
     _select_cache[key] = result

@@ -173,7 +173,8 @@ def downgrade(config: Config, revision: str, *, sql: bool = False) -> None:
 
 
 def _is_sqlite(config: Config) -> bool:
-    return _target(_settings(config)).vendor == "sqlite"
+    # Batch mode (table rebuilds) needs the live table, so offline SQL is replayed.
+    return not _target(_settings(config)).features.can_alter_columns
 
 
 def revision(

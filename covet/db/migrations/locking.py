@@ -1,8 +1,8 @@
 """The migration lock: two ``covet migrate`` runs apply each revision once.
 
-PostgreSQL takes a session-level advisory lock, MySQL ``GET_LOCK``; SQLite
-has neither, so a run holds an exclusive lock on ``<database>.migrate.lock``
-and its revisions run in ``BEGIN IMMEDIATE`` transactions.
+The backend's ``creation`` takes a session-level lock on the server
+(PostgreSQL's advisory lock, MySQL's ``GET_LOCK``), or names a file
+(SQLite's database) whose ``<file>.migrate.lock`` a run holds exclusively.
 """
 
 from __future__ import annotations
@@ -75,47 +75,24 @@ def _unlock_file(handle: Any) -> None:
 
 
 def _acquire_server_lock(connection: Connection, target: _Target, timeout: float) -> None:
-    """Take the session-level migration lock on PostgreSQL or MySQL, then commit.
+    """Take the backend's session-level migration lock, then commit.
 
     The commit ends the transaction that the lock query began, so alembic
-    sees a clean connection and opens one transaction per revision; both
-    locks belong to the session and outlive the commit.
+    sees a clean connection and opens one transaction per revision; the lock
+    belongs to the session and outlives the commit.
     """
-    from sqlalchemy import text
-
-    if target.vendor == "postgres":
-        deadline = time.monotonic() + timeout
-        query = text("SELECT pg_try_advisory_lock(:key)")
-        while not connection.execute(query, {"key": target.lock_key}).scalar():
-            connection.commit()
-            if time.monotonic() > deadline:
-                raise MigrationError(
-                    f"Another migration run has held the migration lock on {target.display} "
-                    f"for more than {timeout:g} s. Wait for it to finish and try again."
-                )
-            time.sleep(0.1)
-    elif target.vendor == "mysql":
-        got = connection.execute(
-            text("SELECT GET_LOCK(:name, :timeout)"),
-            {"name": target.lock_name, "timeout": int(timeout)},
-        ).scalar()
-        if got != 1:
-            raise MigrationError(
-                f"Another migration run has held the migration lock on {target.display} for "
-                f"more than {timeout:g} s. Wait for it to finish and try again."
-            )
+    if not target.creation.acquire_migration_lock(connection, timeout):
+        raise MigrationError(
+            f"Another migration run has held the migration lock on {target.display} for "
+            f"more than {timeout:g} s. Wait for it to finish and try again."
+        )
     connection.commit()
 
 
 def _release_server_lock(connection: Connection, target: _Target) -> None:
-    from sqlalchemy import text
-
     # Closing the connection releases the lock too, so a failure here is harmless.
     with contextlib.suppress(Exception):
         if connection.in_transaction():
             connection.rollback()
-        if target.vendor == "postgres":
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": target.lock_key})
-        elif target.vendor == "mysql":
-            connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": target.lock_name})
+        target.creation.release_migration_lock(connection)
         connection.commit()

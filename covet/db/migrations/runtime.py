@@ -34,9 +34,9 @@ from covet.db.migrations.config import (
 from covet.db.migrations.connection import (
     _connect,
     _engine,
-    _mysql_ops,
     _read_heads,
     _run_async,
+    _server_ops,
     _Target,
     _target,
 )
@@ -81,15 +81,15 @@ def run_env() -> None:
     lock_timeout = float(config.attributes.get(_LOCK_TIMEOUT, LOCK_TIMEOUT))
     if context.is_offline_mode():
         ops = target.database.ops
-        if target.vendor == "mysql":
-            # The collation comes from the server when it can be reached; else the default.
+        if target.features.has_server_dependent_ops:
+            # MySQL's collation comes from the server when it can be reached; else the default.
             with contextlib.suppress(Exception):
-                ops = _run_async(lambda: _mysql_ops(target))
+                ops = _run_async(lambda: _server_ops(target))
         _configure(context, config, settings, target, ops, connection=None)
         with context.begin_transaction():
             context.run_migrations()
         return
-    with _file_lock(target.sqlite_path, lock_timeout):
+    with _file_lock(target.creation.migration_lock_file(), lock_timeout):
         _run_async(lambda: _run_online(context, config, settings, target, lock_timeout))
 
 
@@ -109,7 +109,7 @@ def _configure(
     config.attributes[_MODELS] = models
     options: dict[str, Any] = {
         "target_metadata": metadata,
-        "render_as_batch": target.vendor == "sqlite",
+        "render_as_batch": not target.features.can_alter_columns,
         "compare_type": _compare_type,
         "transaction_per_migration": True,
         "include_name": _include_name,
@@ -142,9 +142,11 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     Rendered away from PostgreSQL, ``JSONB(astext_type=Text())`` names a bare
     ``Text``; the JSON columns of ``build_metadata`` carry such a variant.
     """
-    if type_ == "type" and autogen_context.dialect.name != "postgresql":
-        variants = getattr(obj, "_variant_mapping", {}).values()
-        if any(type(variant).__name__ == "JSONB" for variant in variants):
+    if type_ == "type":
+        # The variant keyed by the dialect being rendered is rendered as that dialect's type.
+        variants = getattr(obj, "_variant_mapping", {})
+        rendered = autogen_context.dialect.name
+        if any(type(v).__name__ == "JSONB" for k, v in variants.items() if k != rendered):
             autogen_context.imports.add("from sqlalchemy import Text")
     return False
 
@@ -188,7 +190,8 @@ async def _run_online(
     ops: Any = None,
 ) -> None:
     if ops is None:
-        ops = await _mysql_ops(target) if target.vendor == "mysql" else target.database.ops
+        server = target.features.has_server_dependent_ops
+        ops = await _server_ops(target) if server else target.database.ops
     engine = _engine(target)
     record = config.attributes.get(_RECORD)
     if record is not None:
@@ -198,7 +201,8 @@ async def _run_online(
         async with _connect(engine, target) as connection:
             await connection.run_sync(_acquire_server_lock, target, lock_timeout)
             try:
-                if target.vendor == "mysql" and command in ("upgrade", "downgrade"):
+                rolls_back = target.features.supports_transactional_ddl
+                if not rolls_back and command in ("upgrade", "downgrade"):
                     _echo(config, MYSQL_WARNING)
                 await connection.run_sync(_run_migrations, context, config, settings, target, ops)
             except MigrationError:
@@ -272,10 +276,11 @@ def _failure_message(exc: BaseException, target: _Target, at: tuple[str, ...] | 
     state = ", ".join(at) if at else "base (no revision)"
     if at is None:
         state = "unknown"
-    if target.vendor == "mysql":
+    if not target.features.supports_transactional_ddl:
         text += (
-            f" MySQL cannot roll back DDL: the statements of this revision before the failing "
-            f"one stay applied, and the database is recorded at revision {state}. Undo those "
+            f" {target.database.backend.display_name} cannot roll back DDL: the statements of "
+            "this revision before the failing one stay applied, and the database is recorded "
+            f"at revision {state}. Undo those "
             "statements by hand (or make the revision skip them), fix the revision, then run "
             "`covet migrate` again."
         )

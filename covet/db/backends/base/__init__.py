@@ -10,13 +10,15 @@ driver has no pool we can trust with timeouts and cancellation (SQLite and
 MySQL); PostgreSQL uses asyncpg's own pool.
 
 The package holds one concept per module: ``features``, ``operations``,
-``records``, ``connection``, ``pool``, ``backend`` and ``errors``.
+``creation`` (migration engine and lock, test databases), ``records``,
+``connection``, ``pool``, ``backend`` and ``errors``.
 """
 
 from __future__ import annotations
 
 from covet.db.backends.base.backend import BaseBackend, Option
 from covet.db.backends.base.connection import BaseConnection
+from covet.db.backends.base.creation import BaseCreation, url_with_option, url_with_path
 from covet.db.backends.base.errors import (
     aborted_transaction_error,
     connect_failure_reason,
@@ -46,6 +48,7 @@ __all__ = (
     "LOOKUPS",
     "BaseBackend",
     "BaseConnection",
+    "BaseCreation",
     "BaseFeatures",
     "BaseOperations",
     "ConnectionPool",
@@ -67,4 +70,6 @@ __all__ = (
     "to_decimal",
     "to_uuid",
     "unreachable_error",
+    "url_with_option",
+    "url_with_path",
 )

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from covet.db.backends.base.creation import BaseCreation
 from covet.db.backends.base.errors import pool_timeout_error
 from covet.db.backends.base.features import BaseFeatures
 from covet.db.backends.base.operations import BaseOperations
@@ -37,7 +38,7 @@ class Option:
 
 
 class BaseBackend(abc.ABC):
-    """A database server: its features, operations, pool and error translation.
+    """A database server: its features, operations, creation, pool and error translation.
 
     Args:
         url: The parsed database URL.
@@ -51,6 +52,7 @@ class BaseBackend(abc.ABC):
     display_name: ClassVar[str]
     features_class: ClassVar[type[BaseFeatures]] = BaseFeatures
     operations_class: ClassVar[type[BaseOperations]] = BaseOperations
+    creation_class: ClassVar[type[BaseCreation]] = BaseCreation
     default_min_size: ClassVar[int] = 1
     default_max_size: ClassVar[int] = 10
     #: Options accepted by this backend beyond min_size/max_size/timeout.
@@ -89,6 +91,7 @@ class BaseBackend(abc.ABC):
         self.settings = dict(options)
         self.features = self.features_class()
         self.ops = self.operations_class(self.features)
+        self.creation = self.creation_class(self)
 
     @abc.abstractmethod
     async def connect(self) -> None:

@@ -12,26 +12,18 @@ class BaseFeatures:
     supports_returning: bool = True
     # Does a multi-row INSERT ... RETURNING return one row per inserted row?
     can_return_rows_from_bulk_insert: bool = True
-    # Are SAVEPOINT / ROLLBACK TO SAVEPOINT available (nested transaction())?
-    supports_savepoints: bool = True
     # Do CREATE/ALTER/DROP run inside a transaction and roll back with it?
     supports_transactional_ddl: bool = False
-    # Can a result be streamed from the server instead of buffered client-side?
-    supports_server_side_cursors: bool = False
+    # Can ALTER TABLE change or drop a column in place? (If not, migrations rebuild the
+    # table in alembic's batch mode, which needs the live table and so no --sql downgrade.)
+    can_alter_columns: bool = True
+    # Does the SQL covet writes depend on the server (flavour, version, collations), so
+    # that the operations are only complete once connected?
+    has_server_dependent_ops: bool = False
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update: bool = False
     # Can a transaction choose READ COMMITTED / REPEATABLE READ / SERIALIZABLE?
     supports_isolation_levels: bool = False
-    # Is there a native UUID column type?
-    has_native_uuid: bool = False
-    # Is there a native JSON column type with JSON operators?
-    has_native_json: bool = False
-    # Is there a native BOOLEAN type (rather than 0/1 integers)?
-    has_native_bool: bool = False
-    # Is there a case-insensitive ILIKE operator?
-    supports_ilike: bool = False
-    # Does UNIQUE accept NULLS [NOT] DISTINCT?
-    supports_nulls_distinct: bool = False
     # Does a failed statement abort the whole transaction until it is rolled back?
     transaction_aborts_on_error: bool = False
     # How many bound parameters may one statement carry?

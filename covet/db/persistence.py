@@ -1,0 +1,417 @@
+"""Writing rows: Model.save()/delete()/refresh_from_db() and the bulk INSERT/UPDATE.
+
+``Model`` reaches :func:`save_instance`, :func:`delete_instance` and
+:func:`refresh_instance` through lazy imports (this module imports the
+queryset, which imports models); ``QuerySet.bulk_create()``/``bulk_update()``
+and ``delete()``'s PROTECT check live here too, so that every statement that
+writes a model's rows is built in one place.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any
+
+from covet.db.compiler import check_identifier, compile_insert
+from covet.db.database import get_database
+from covet.db.exceptions import DatabaseError, FieldError, ProtectedError, ValidationError
+from covet.db.execution import batches, run_execute, run_execute_many, run_fetch_all, run_insert
+from covet.db.fields import (
+    CASCADE,
+    PROTECT,
+    BinaryField,
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    Field,
+    FloatField,
+    ForeignKey,
+    IntegerField,
+    TextField,
+    TimeField,
+    UUIDField,
+)
+from covet.db.models import Model
+from covet.db.queryset import QuerySet
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+__all__ = (
+    "bulk_insert",
+    "bulk_write",
+    "check_protected",
+    "delete_instance",
+    "refresh_instance",
+    "save_instance",
+    "sync_fk_ids",
+)
+
+
+def _cacheable_batch_size(
+    model: type[Model],
+    fields: Sequence[Field[Any]],
+    ops: Any,
+    returning: bool,
+    size: int,
+    limit: int,
+) -> int:
+    """Return at most ``size`` rows whose INSERT is at most ``limit`` characters long.
+
+    A driver that keeps prepared statements only below a length (asyncpg) would
+    otherwise prepare a large INSERT again on every call, which costs more
+    client CPU than a second, cached statement. The average row width of the
+    ``size``-row statement bounds the width of the rows of any shorter one
+    (placeholder numbers only grow), so the estimate never overshoots.
+    """
+    full = len(compile_insert(model, fields, range(size), ops, returning=returning))
+    if full <= limit or size == 1:
+        return size
+    one = len(compile_insert(model, fields, range(1), ops, returning=returning))
+    per_row = (full - one) / (size - 1)
+    return max(1, min(size, int((limit - one) // per_row) + 1))
+
+
+def _even_batch_size(n: int, size: int) -> int:
+    """Return the batch size that splits ``n`` rows into as few, equally long, batches.
+
+    Equal batches share one statement shape (1,000 rows at most 600 each: two of
+    500, not 600 + 400), so a statement cache holds one entry for them.
+    """
+    batches = -(-n // size)
+    return -(-n // batches)
+
+
+#: ``to_python()`` implementations that return a value they already produced unchanged:
+#: after ``full_clean()`` stored their result, ``Field.get_prep_value()`` would only
+#: repeat them.
+_STABLE_TO_PYTHON: frozenset[Callable[..., Any]] = frozenset(
+    {
+        Field.to_python,
+        IntegerField.to_python,
+        FloatField.to_python,
+        BooleanField.to_python,
+        CharField.to_python,
+        TextField.to_python,
+        DateField.to_python,
+        TimeField.to_python,
+        DateTimeField.to_python,
+        UUIDField.to_python,
+        BinaryField.to_python,
+    }
+)
+
+
+def _prepared_after_clean(field: Field[Any]) -> bool:
+    """Return whether a cleaned value of ``field`` needs only the backend's adapter to bind.
+
+    True when the field uses the base ``pre_save()``/``get_prep_value()``/
+    ``get_db_prep_value()`` and a stable ``to_python()`` (a ForeignKey: its
+    target key's), so ``get_db_prep_value(pre_save(obj))`` is ``adapter(value)``.
+    """
+    cls = type(field)
+    # DateTimeField.pre_save() only differs from the base one when it stamps the time.
+    plain_pre_save = cls.pre_save is Field.pre_save or (
+        cls.pre_save is DateTimeField.pre_save
+        and not getattr(field, "auto_now", False)
+        and not getattr(field, "auto_now_add", False)
+    )
+    if not (
+        plain_pre_save
+        and cls.get_prep_value is Field.get_prep_value
+        and cls.get_db_prep_value is Field.get_db_prep_value
+    ):
+        return False
+    if isinstance(field, ForeignKey):
+        target = field.target_field
+        return (
+            cls.to_python is ForeignKey.to_python
+            and type(target).to_python in _STABLE_TO_PYTHON
+            and (type(target).get_prep_value is Field.get_prep_value)
+        )
+    return cls.to_python in _STABLE_TO_PYTHON
+
+
+def _insert_params_builder(
+    fields: Sequence[Field[Any]], ops: Any, *, cleaned: bool
+) -> Callable[[Sequence[Model]], list[Any]]:
+    """Return a function turning a batch of objects into the flat parameters of an INSERT.
+
+    The per-field decisions (which fields bind their cleaned value as it is,
+    which go through the backend's adapter, which need the full
+    ``get_db_prep_value(pre_save(obj))``) are made once here, not per object.
+    ``cleaned`` says every object has just been through ``Model.full_clean()``.
+    """
+    attnames = [f.attname for f in fields]
+    # (position, field, adapter): fields whose value needs more than reading it.
+    adapted: list[tuple[int, Field[Any], Callable[[Any], Any]]] = []
+    generic: list[tuple[int, Field[Any]]] = []
+    for i, field in enumerate(fields):
+        if cleaned and _prepared_after_clean(field):
+            adapter = ops.get_adapter(field.internal_type)
+            if adapter is not None:
+                adapted.append((i, field, adapter))
+        else:
+            generic.append((i, field))
+    width = len(fields)
+    read = operator.itemgetter(*attnames) if width > 1 else None
+
+    def build(batch: Sequence[Model]) -> list[Any]:
+        params: list[Any] = []
+        extend = params.extend
+        for obj in batch:
+            values = obj.__dict__
+            if read is not None:
+                try:
+                    row = list(read(values))
+                except KeyError:  # a deferred field: pre_save() reads it as None
+                    row = [values.get(a) for a in attnames]
+            else:
+                row = [values.get(a) for a in attnames]
+            for i, field in generic:
+                row[i] = field.get_db_prep_value(field.pre_save(obj, True), ops)
+            for i, field, adapter in adapted:
+                value = row[i]
+                if value is not None:
+                    try:
+                        row[i] = adapter(value)
+                    except ValueError as exc:
+                        # As Field.get_db_prep_value(): name the field the adapter refused.
+                        raise ValidationError({field.name or "value": [str(exc)]}) from None
+            extend(row)
+        return params
+
+    return build
+
+
+async def check_protected(
+    model: type[Model],
+    pk_values: QuerySet[Any],
+    using: str | None,
+    seen: frozenset[Any] = frozenset(),
+) -> None:
+    """Raise ProtectedError if a PROTECT key references rows (following CASCADE chains)."""
+    for rel in model._meta.reverse.values():
+        fk = rel.field
+        if rel.many_to_many or not isinstance(fk, ForeignKey) or fk in seen:
+            continue
+        children: QuerySet[Any] = QuerySet(fk.model, using=using).filter(
+            **{f"{fk.name}__in": pk_values}
+        )
+        if fk.on_delete == PROTECT:
+            if await children.exists():
+                raise ProtectedError(
+                    f"Cannot delete {model.__name__} rows: {fk.model.__name__}.{fk.name} "
+                    "references them with on_delete=PROTECT. Delete or reassign those "
+                    f"{fk.model.__name__} rows first."
+                )
+        elif fk.on_delete == CASCADE and any(
+            not r.many_to_many for r in fk.model._meta.reverse.values()
+        ):
+            child_pks: QuerySet[Any] = children.values_list("pk", flat=True)
+            await check_protected(fk.model, child_pks, using, seen | {fk})
+
+
+def sync_fk_ids(obj: Model, fks: Sequence[Field[Any]] | None = None) -> None:
+    """Copy the keys of assigned related objects into empty ``<fk>_id`` values.
+
+    ``fks`` is the model's ForeignKey fields when the caller has them at hand
+    (``bulk_create()`` works them out once per call).
+    """
+    cache = obj._state.cache
+    if fks is None:
+        fks = [f for f in obj._meta.concrete_fields if isinstance(f, ForeignKey)]
+    for field in fks:
+        if obj.__dict__.get(field.attname) is None:
+            related = cache.get(field.name)
+            if related is not None and related.pk is not None:
+                obj.__dict__[field.attname] = related.pk
+
+
+async def save_instance(
+    obj: Model,
+    *,
+    using: str | None,
+    update_fields: Sequence[str] | None,
+    force_insert: bool,
+    validate: bool,
+) -> None:
+    """Insert or update ``obj`` (the implementation of :meth:`Model.save`)."""
+    alias = using if using is not None else obj._state.db
+    db = get_database(alias)
+    ops, features = db.ops, db.features
+    meta = obj._meta
+    sync_fk_ids(obj)
+    if update_fields is not None:
+        names = {meta.get_field(check_identifier(n, "field name")).name for n in update_fields}
+        fields = [f for f in meta.concrete_fields if f.name in names and not f.primary_key]
+        if validate:
+            obj.full_clean(exclude=[f.name for f in meta.concrete_fields if f.name not in names])
+    else:
+        fields = meta.concrete_fields
+        if validate:
+            obj.full_clean()
+    pk = obj.pk
+    adding = obj._state.adding
+    if pk is not None and not force_insert and (not adding or update_fields is not None):
+        targets = [f for f in fields if not f.primary_key]
+        if targets:
+            q = ops.quote_name
+            values = [f.get_db_prep_value(f.pre_save(obj, False), ops) for f in targets]
+            sets = ", ".join(
+                f"{q(f.column)} = {ops.placeholder(i)}" for i, f in enumerate(targets, 1)
+            )
+            sql = (
+                f"UPDATE {q(meta.table)} SET {sets} WHERE {q(meta.pk.column)} = "  # noqa: S608 - identifiers are quoted, values are bound
+                f"{ops.placeholder(len(targets) + 1)}"
+            )
+            count = await run_execute(db, sql, [*values, meta.pk.get_db_prep_value(pk, ops)])
+        else:
+            count = 0
+        if count or await QuerySet(type(obj), using=alias).filter(pk=pk).exists():
+            obj._state.adding = False
+            obj._state.db = alias
+            return
+        if update_fields is not None:
+            raise DatabaseError(
+                f"save(update_fields=...) found no {type(obj).__name__} row with pk={pk!r}. "
+                "Save without update_fields to insert it."
+            )
+    insert_fields = [f for f in meta.concrete_fields if not (f.auto_created and obj.pk is None)]
+    values = [f.get_db_prep_value(f.pre_save(obj, True), ops) for f in insert_fields]
+    returning = meta.pk.auto_created and obj.pk is None
+    use_returning = returning and features.supports_returning
+    sql = compile_insert(type(obj), insert_fields, [values], ops, returning=use_returning)
+    new_pk = await run_insert(db, sql, values, use_returning)
+    if returning:
+        conv = meta.pk.from_db_converter(ops)
+        obj.pk = conv(new_pk) if conv is not None and new_pk is not None else new_pk
+    obj._state.adding = False
+    obj._state.db = alias
+
+
+async def delete_instance(obj: Model, *, using: str | None) -> int:
+    """Delete ``obj``'s row (the implementation of :meth:`Model.delete`)."""
+    pk = obj.pk
+    if pk is None:
+        raise DatabaseError(
+            f"Cannot delete an unsaved {type(obj).__name__} (its primary key is None)."
+        )
+    alias = using if using is not None else obj._state.db
+    count = await QuerySet(type(obj), using=alias).filter(pk=pk).delete()
+    obj.pk = None
+    obj._state.adding = True
+    return count
+
+
+async def refresh_instance(obj: Model, *, fields: Sequence[str] | None, using: str | None) -> None:
+    """Reload ``obj``'s values (the implementation of :meth:`Model.refresh_from_db`)."""
+    alias = using if using is not None else obj._state.db
+    qs: QuerySet[Any] = QuerySet(type(obj), using=alias)
+    if fields is not None:
+        qs = qs.only(*fields)
+    fresh = await qs.get(pk=obj.pk)
+    meta = obj._meta
+    for field in meta.concrete_fields:
+        if field.attname in fresh.__dict__:
+            obj.__dict__[field.attname] = fresh.__dict__[field.attname]
+            if isinstance(field, ForeignKey):
+                obj._state.cache.pop(field.name, None)
+    obj._state.db = alias
+    obj._state.adding = False
+
+
+async def bulk_insert(
+    model: type[Model], objs: Iterable[Any], *, using: str | None, batch_size: int | None
+) -> list[Any]:
+    """INSERT many objects in multi-row statements (the implementation of ``bulk_create()``)."""
+    from covet.db.transactions import transaction
+
+    items = list(objs)
+    if not items:
+        return items
+    meta = model._meta
+    db = get_database(using)
+    ops, features = db.ops, db.features
+    fks = [f for f in meta.concrete_fields if isinstance(f, ForeignKey)]
+    # Model.full_clean() cleans every value in place, so the fast row builder may skip a
+    # second to_python(); a model with its own full_clean() promises no such thing.
+    cleaned = model.full_clean is Model.full_clean
+    for obj in items:
+        if not isinstance(obj, model):
+            raise TypeError(f"bulk_create() got {obj!r}, not a {model.__name__}.")
+        if fks:
+            sync_fk_ids(obj, fks)
+        obj.full_clean()
+    pk_attname = meta.pk.attname
+    with_pk = [o for o in items if o.__dict__.get(pk_attname) is not None]
+    without_pk = [o for o in items if o.__dict__.get(pk_attname) is None]
+    async with transaction(using):
+        for group, include_pk in ((with_pk, True), (without_pk, False)):
+            if not group:
+                continue
+            fields = [f for f in meta.concrete_fields if include_pk or not f.primary_key]
+            returning = not include_pk and features.can_return_rows_from_bulk_insert
+            size = batch_size or ops.bulk_batch_size(len(fields), len(group))
+            size = max(1, min(size, features.max_query_params // max(1, len(fields))))
+            limit = features.max_cacheable_statement_size
+            if batch_size is None and limit is not None and len(group) > 1:
+                size = _cacheable_batch_size(model, fields, ops, returning, size, limit)
+                size = _even_batch_size(len(group), size)
+            build = _insert_params_builder(fields, ops, cleaned=cleaned)
+            conv = meta.pk.from_db_converter(ops) if returning else None
+            for batch in batches(group, size):
+                sql = compile_insert(model, fields, batch, ops, returning=returning)
+                params = build(batch)
+                if returning:
+                    result = await run_fetch_all(db, sql, params)
+                    for o, r in zip(batch, result, strict=True):
+                        o.__dict__[pk_attname] = conv(r[0]) if conv is not None else r[0]
+                else:
+                    await run_execute(db, sql, params)
+    for o in items:
+        o._state.adding = False
+        o._state.db = using
+    return items
+
+
+async def bulk_write(
+    model: type[Model],
+    objs: Iterable[Any],
+    fields: Sequence[str],
+    *,
+    using: str | None,
+    batch_size: int | None,
+) -> int:
+    """UPDATE ``fields`` of many objects (the implementation of ``bulk_update()``)."""
+    from covet.db.transactions import transaction
+
+    items = list(objs)
+    if not fields:
+        raise TypeError("bulk_update() needs the names of the fields to write.")
+    meta = model._meta
+    targets = [meta.get_field(check_identifier(n, "field name")) for n in fields]
+    if any(f.primary_key or not f.concrete for f in targets):
+        raise FieldError("bulk_update() cannot write primary keys or many-to-many fields.")
+    if not items:
+        return 0
+    db = get_database(using)
+    ops = db.ops
+    q = ops.quote_name
+    sets = ", ".join(f"{q(f.column)} = {ops.placeholder(i)}" for i, f in enumerate(targets, 1))
+    sql = (
+        f"UPDATE {q(meta.table)} SET {sets} WHERE {q(meta.pk.column)} = "  # noqa: S608 - identifiers are quoted, values are bound
+        f"{ops.placeholder(len(targets) + 1)}"
+    )
+    seq = []
+    for obj in items:
+        if not isinstance(obj, model) or obj.pk is None:
+            raise TypeError(f"bulk_update() needs saved {model.__name__} objects: {obj!r}.")
+        obj.full_clean(exclude=[f.name for f in meta.concrete_fields if f not in targets])
+        row = [f.get_db_prep_value(f.pre_save(obj, False), ops) for f in targets]
+        seq.append([*row, meta.pk.get_db_prep_value(obj.pk, ops)])
+    async with transaction(using):
+        for batch in batches(seq, batch_size or 1000):
+            await run_execute_many(db, sql, batch)
+    return len(items)

@@ -1,0 +1,180 @@
+"""Row builders: turn fetched rows into model instances, dicts, tuples or values.
+
+A builder is made once per compiled query shape, result mode and database
+alias, and cached on the :class:`~covet.db.compiler.CompiledSelect`; the
+plain-model one (no joins, no annotations) is the ORM's hot path.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import TYPE_CHECKING, Any, Final
+
+from covet.db.models import Model, ModelState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from covet.db.compiler import CompiledSelect, ModelLayout
+
+    RowBuilder = Callable[[Sequence[Any]], Any]
+    RowsBuilder = Callable[[Sequence[Sequence[Any]]], list[Any]]
+
+__all__ = ("AS_DICT", "AS_FLAT", "AS_MODEL", "AS_NAMED", "AS_TUPLE", "row_builders")
+
+#: What a row becomes: a model instance, a dict (``values()``), a tuple, a single value
+#: (``values_list(flat=True)``) or a namedtuple (``values_list(named=True)``).
+AS_MODEL: Final = "model"
+AS_DICT: Final = "dict"
+AS_TUPLE: Final = "tuple"
+AS_FLAT: Final = "flat"
+AS_NAMED: Final = "named"
+
+
+def _instance_maker(layout: ModelLayout, alias: str | None) -> Callable[[list[Any]], Model]:
+    model = layout.model
+    attnames = layout.attnames
+    start, end = layout.start, layout.end
+    new = object.__new__
+    kids = [
+        (
+            _instance_maker(child, alias),
+            child.cache_name or "",
+            child.start + child.attnames.index(child.model._meta.pk.attname),
+        )
+        for child in layout.children
+    ]
+
+    def make(vals: list[Any]) -> Model:
+        d = dict(zip(attnames, vals[start:end] if start else vals, strict=False))
+        if kids or alias is not None:
+            # Without either, Model._state makes the same state on first use.
+            state = ModelState(alias, False)
+            d["_state"] = state
+            for kid, name, pk_pos in kids:
+                state.cache[name] = kid(vals) if vals[pk_pos] is not None else None
+        obj = new(model)
+        obj.__dict__ = d
+        return obj
+
+    return make
+
+
+def row_builders(
+    compiled: CompiledSelect, mode: str, using: str | None
+) -> tuple[RowBuilder, RowsBuilder]:
+    """Return the (row, rows) to result functions, built once per query shape, mode and alias.
+
+    Args:
+        compiled: The compiled SELECT (it caches the builders).
+        mode: What a row becomes: one of ``AS_MODEL``, ``AS_DICT``, ``AS_TUPLE``,
+            ``AS_FLAT`` or ``AS_NAMED``.
+        using: The database alias the instances are marked as loaded from.
+    """
+    key = (mode, using)
+    found = compiled.builders.get(key)
+    if found is None:
+        found = compiled.builders[key] = _make_builders(mode, using, compiled)
+    return found
+
+
+def _make_builders(
+    mode: str, using: str | None, compiled: CompiledSelect
+) -> tuple[RowBuilder, RowsBuilder]:
+    layout = compiled.layout
+    if (
+        mode == AS_MODEL
+        and layout is not None
+        and not layout.children
+        and not layout.start
+        and not compiled.names
+        and not compiled.converters
+    ):
+        return _plain_model_builders(layout, using)
+    build = _make_row_builder(mode, using, compiled)
+    return build, lambda rows: [build(row) for row in rows]
+
+
+def _plain_model_builders(layout: ModelLayout, alias: str | None) -> tuple[RowBuilder, RowsBuilder]:
+    """Build instances of one model (no joins, no annotations) in one loop over the rows.
+
+    The row's values become the instance ``__dict__`` directly; converters run
+    only on the columns that have one, and skip NULLs. Rows from the default
+    database get no ``_state`` here: ``Model._state`` makes it on first use.
+    """
+    model = layout.model
+    attnames = layout.attnames
+    convs = tuple((attnames[i], conv) for i, conv in layout.converters)
+    new = object.__new__
+    state = ModelState
+
+    def build_rows(rows: Sequence[Sequence[Any]]) -> list[Any]:
+        out: list[Any] = []
+        append = out.append
+        for row in rows:
+            # zip() stops at the model's columns (DISTINCT may append ORDER BY ones).
+            d = dict(zip(attnames, row, strict=False))
+            for name, conv in convs:
+                value = d[name]
+                if value is not None:
+                    d[name] = conv(value)
+            if alias is not None:
+                d["_state"] = state(alias, False)
+            obj = new(model)
+            obj.__dict__ = d
+            append(obj)
+        return out
+
+    def build_row(row: Sequence[Any]) -> Any:
+        return build_rows((row,))[0]
+
+    return build_row, build_rows
+
+
+def _make_row_builder(
+    mode: str, using: str | None, compiled: CompiledSelect
+) -> Callable[[Sequence[Any]], Any]:
+    convs: list[tuple[int, Callable[[Any], Any]]] = list(compiled.converters)
+    names = compiled.names
+    layout = compiled.layout
+    if mode == AS_MODEL:
+        assert layout is not None  # noqa: S101 - internal invariant
+
+        def gather(lay: ModelLayout) -> None:
+            convs.extend((lay.start + i, c) for i, c in lay.converters)
+            for child in lay.children:
+                gather(child)
+
+        gather(layout)
+    convs.sort(key=lambda item: item[0])
+
+    def convert(row: Sequence[Any]) -> list[Any]:
+        vals = list(row)
+        for i, conv in convs:
+            v = vals[i]
+            if v is not None:
+                vals[i] = conv(v)
+        return vals
+
+    if mode == AS_MODEL:
+        assert layout is not None  # noqa: S101 - internal invariant
+        make = _instance_maker(layout, using)
+        if not names:
+            return lambda row: make(convert(row))
+        ann_start = compiled.names_start
+
+        def build_annotated(row: Sequence[Any]) -> Model:
+            vals = convert(row)
+            obj = make(vals)
+            obj.__dict__.update(zip(names, vals[ann_start : ann_start + len(names)], strict=True))
+            return obj
+
+        return build_annotated
+    if mode == AS_DICT:
+        return lambda row: dict(zip(names, convert(row), strict=False))
+    if mode == AS_FLAT:
+        return lambda row: convert(row)[0]
+    if mode == AS_NAMED:
+        row_type = namedtuple("Row", names)  # type: ignore[misc]
+        return lambda row: row_type(*convert(row)[: len(names)])
+    return lambda row: tuple(convert(row)[: len(names)])
