@@ -23,6 +23,7 @@ __all__ = (
     "run_insert",
 )
 
+
 async def run_fetch_all(db: Database, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
     """Run a SELECT and return all its rows."""
     async with db.connection() as conn:

@@ -318,9 +318,9 @@ async def model_drift(database: Database, settings: Settings) -> list[tuple[str,
     models = expand_models(project_models(settings))
     metadata = build_metadata(models, ops=database.ops)
     target = _target(settings, url_override=database.url.render_as_string(hide_password=False))
-    if target.vendor == "sqlite" and target.sqlite_path is None:
+    engine = target.creation.inspection_engine()
+    if engine is None:
         return []
-    engine = _inspection_engine(target)
     try:
         async with _connect(engine, target) as connection:
             diffs = await connection.run_sync(_compare, metadata)
@@ -329,17 +329,6 @@ async def model_drift(database: Database, settings: Settings) -> list[tuple[str,
     described = [_describe(diff, models) for diff in _flatten(diffs)]
     # Differences naming a model first: they are what breaks queries.
     return sorted(described, key=lambda item: not item[0])
-
-
-def _inspection_engine(target: _Target) -> Any:
-    if target.vendor == "sqlite":
-        # Reads only: without the migration engine's BEGIN IMMEDIATE, so the check
-        # never takes SQLite's write lock.
-        from sqlalchemy.ext.asyncio import create_async_engine
-        from sqlalchemy.pool import NullPool
-
-        return create_async_engine(f"sqlite+aiosqlite:///{target.sqlite_path}", poolclass=NullPool)
-    return _engine(target)
 
 
 def _compare(connection: Connection, metadata: Any) -> list[Any]:

@@ -54,6 +54,14 @@ class BaseCreation:
             "SQLAlchemy AsyncEngine over the backend's driver."
         )
 
+    def inspection_engine(self) -> Any | None:
+        """Return an engine that reads the schema from a second connection (debug drift check).
+
+        None when no second connection can see the database (an in-memory
+        SQLite database). The default is :meth:`migration_engine`.
+        """
+        return self.migration_engine()
+
     def migration_lock_file(self) -> str | None:
         """Return the file whose ``.migrate.lock`` sibling serializes migration runs.
 

@@ -18,15 +18,12 @@ connection (``max_size=1``); raise it only for read-mostly workloads.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import decimal
 import itertools
 import shlex
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from covet import _json
 from covet.db.backends.base import (
     BaseBackend,
     BaseConnection,
@@ -42,6 +39,19 @@ from covet.db.backends.base import (
     to_bytes,
     to_decimal,
     to_uuid,
+)
+from covet.db.backends.sqlite.converters import (
+    MAX_EXACT_DECIMAL_DIGITS,
+    _date_from_db,
+    _date_to_db,
+    _datetime_from_db,
+    _datetime_to_db,
+    _decimal_to_db,
+    _json_from_db,
+    _json_to_db,
+    _time_from_db,
+    _time_to_db,
+    _uuid_to_db,
 )
 from covet.db.exceptions import (
     DatabaseError,
@@ -90,138 +100,9 @@ class SQLiteFeatures(BaseFeatures):
     max_query_params = 32766 if _VERSION >= (3, 32) else 999
     # How many significant digits of a decimal are exact? (NUMERIC keeps a non-integer as a
     # 64-bit double, which holds 15 decimal digits: C's DBL_DIG)
-    max_exact_decimal_digits: int = 15
+    max_exact_decimal_digits: int = MAX_EXACT_DECIMAL_DIGITS
     # The oldest SQLite covet supports.
     minimum_version = (3, 31)
-
-
-def _datetime_to_db(value: Any) -> Any:
-    # Fixed-width text (always with microseconds) so that text order is time order.
-    if value is None or isinstance(value, str):
-        return value
-    if value.tzinfo is not None:
-        value = value.astimezone(datetime.UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-_fromisoformat = datetime.datetime.fromisoformat
-
-
-def _datetime_from_db(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if len(value) == 26 and value[19] == ".":
-            # covet's own naive UTC text ("2026-01-02 03:04:05.000006"): parsing it with the
-            # offset spelled out gives an aware UTC datetime several times faster than
-            # parse-then-replace(tzinfo=). Text that already has an offset fails here.
-            try:
-                return _fromisoformat(value + "+00:00")
-            except ValueError:
-                pass
-        value = _fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=datetime.UTC)
-    return value.astimezone(datetime.UTC)
-
-
-def _time_to_db(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    return value.strftime("%H:%M:%S.%f")
-
-
-def _time_from_db(value: Any) -> Any:
-    return (
-        value
-        if value is None or isinstance(value, datetime.time)
-        else (datetime.time.fromisoformat(value))
-    )
-
-
-def _date_to_db(value: Any) -> Any:
-    return value if value is None or isinstance(value, str) else value.isoformat()
-
-
-def _date_from_db(value: Any) -> Any:
-    return (
-        value
-        if value is None or isinstance(value, datetime.date)
-        else (datetime.date.fromisoformat(value))
-    )
-
-
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
-# Rounding a decimal to this context changes it exactly when it has more significant
-# digits than SQLite keeps; the exponent range is unbounded so that nothing else rounds.
-_EXACT_DIGITS = decimal.Context(
-    prec=SQLiteFeatures.max_exact_decimal_digits, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN
-)
-# Counting the significant digits of a refused value must not round it either.
-_ALL_DIGITS = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
-
-
-def _decimal_to_db(value: Any) -> Any:
-    """Bind a Decimal so that SQLite keeps it exactly, or refuse it.
-
-    A ``NUMERIC(p, s)`` column stores every number as a 64-bit integer or a
-    double, whatever ``p`` says. An integral value within 64 bits is bound as an
-    ``int`` (exact). Any other value is bound as the nearest double, computed by
-    Python: with at most ``max_exact_decimal_digits`` (15) significant digits and
-    a magnitude where doubles are normal numbers, it reads back as the same
-    decimal. Text is not bound because SQLite's own text-to-double conversion is
-    not always correctly rounded (3.40 stores ``'-21.306003574'`` as
-    ``-21.306003574000002``). A longer value would be rounded by the database, so
-    it is refused instead.
-
-    Raises:
-        ValueError: ``value`` has more significant digits than SQLite keeps, or a
-            magnitude a double cannot hold; :meth:`Field.get_db_prep_value` turns it
-            into a ValidationError naming the field.
-    """
-    if value is None:
-        return None
-    exponent = value.adjusted()
-    # to_integral_value() neither rounds to the context's precision nor sets its flags.
-    if value == value.to_integral_value() and (exponent <= 18 or not value):
-        whole = int(value)
-        if _INT64_MIN <= whole <= _INT64_MAX:
-            return whole
-    if -307 <= exponent <= 307 and _EXACT_DIGITS.plus(value) == value:
-        return float(value)
-    raise ValueError(_inexact_decimal_message(value))
-
-
-def _inexact_decimal_message(value: decimal.Decimal) -> str:
-    """Say why SQLite cannot keep ``value``, what it would store, and what to do."""
-    limit = SQLiteFeatures.max_exact_decimal_digits
-    stored = float(value)
-    shown: float | int = int(stored) if stored.is_integer() and abs(stored) < 2**63 else stored
-    if not -307 <= value.adjusted() <= 307:
-        return (
-            f"SQLite stores a decimal that is not a 64-bit integer as a double, between 1e-307 "
-            f"and 1e308 in magnitude; {value!r} would be stored as {shown}. Use PostgreSQL or "
-            "MySQL for such values."
-        )
-    digits = len(value.normalize(_ALL_DIGITS).as_tuple().digits)
-    return (
-        f"SQLite keeps {limit} significant digits of a decimal; {value!r} has {digits} and "
-        f"would be stored as {shown}. Keep values within {limit} significant digits on "
-        "SQLite, or use PostgreSQL or MySQL for exact larger amounts."
-    )
-
-
-def _json_to_db(value: Any) -> Any:
-    return None if value is None else _json.dumps(value).decode()
-
-
-def _json_from_db(value: Any) -> Any:
-    return None if value is None else _json.loads(value)
-
-
-def _uuid_to_db(value: Any) -> Any:
-    return None if value is None else str(value)
 
 
 class SQLiteOperations(BaseOperations):
@@ -604,6 +485,20 @@ class SQLiteCreation(BaseCreation):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+
+    def inspection_engine(self) -> Any | None:
+        """Return a reads-only engine, or None for ``:memory:`` (no second connection sees it).
+
+        Without the migration engine's ``BEGIN IMMEDIATE``, so inspecting the
+        schema never takes SQLite's write lock.
+        """
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        path = self.migration_lock_file()
+        if path is None:
+            return None
+        return create_async_engine(f"sqlite+aiosqlite:///{path}", poolclass=NullPool)
 
     def migration_lock_file(self) -> str | None:
         """Return the database file's absolute path (None for ``:memory:``, private anyway).
