@@ -1,4 +1,4 @@
-"""Autogenerate rewriting: renames instead of drop + add, and NOT NULL backfills.
+"""Autogenerate rewriting: renames instead of drop + add, NOT NULL backfills, data-loss warnings.
 
 Alembic sees a renamed column (or table) as one dropped and another added,
 which loses the data. :class:`_Rewriter` (the ``process_revision_directives``
@@ -6,7 +6,9 @@ hook of :func:`covet.db.migrations.revision`) turns such pairs into real
 renames when told so (``--rename``, or a "Did you rename ...?" answer) and
 refuses to guess otherwise. It also adds NOT NULL columns that have a
 constant default as nullable, fills them, then tightens them, so existing
-rows get the default.
+rows get the default. A revision that drops a table or a column, or narrows
+a column's type, starts its ``upgrade()`` with a warning comment naming each
+such operation (see :mod:`covet.db.migrations.destructive`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from covet.db.migrations.config import (
     RenameRequiredError,
     _echo,
 )
+from covet.db.migrations.destructive import describe_operations, warning_lines
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -74,6 +77,9 @@ class _Rewriter:
         new_ops = _backfills(new_ops, self.config.attributes.get(_MODELS, []))
         upgrade_ops.ops[:] = _prune_table_drops(new_ops)
         script.downgrade_ops.ops[:] = _prune_table_drops(_reverse_all(new_ops))
+        found = describe_operations(upgrade_ops.ops)
+        if found:
+            upgrade_ops.ops.insert(0, _make_comment(warning_lines(found)))
 
     def _answer(self, key: str, new: str, question: str) -> bool:
         if self.renames.get(key) == new:
@@ -407,7 +413,9 @@ def _reverse_all(items: Sequence[Any]) -> list[Any]:
     return out
 
 
-def _backfill_op_class() -> type[alembic_ops.MigrateOperation]:
+def _operation_classes() -> tuple[
+    type[alembic_ops.MigrateOperation], type[alembic_ops.MigrateOperation]
+]:
     from alembic.autogenerate import renderers
     from alembic.operations import ops
 
@@ -427,6 +435,24 @@ def _backfill_op_class() -> type[alembic_ops.MigrateOperation]:
             """Describe the backfill for alembic's diff listings."""
             return ("backfill_column", self.table_name, self.column_name, self.value)
 
+    class CommentOp(ops.MigrateOperation):
+        """Comment lines at the top of a generated function (a data-loss warning)."""
+
+        def __init__(self, lines: list[str]) -> None:
+            self.lines = lines
+
+        def reverse(self) -> ops.MigrateOperation:
+            """Return itself: the downgrade is generated separately and has no comment."""
+            return self
+
+        def to_diff_tuple(self) -> tuple[Any, ...]:
+            """Describe the comment for alembic's diff listings."""
+            return ("comment", *self.lines)
+
+    @renderers.dispatch_for(CommentOp)
+    def render_comment(autogen_context: Any, op: CommentOp) -> str:
+        return "\n".join(op.lines)
+
     @renderers.dispatch_for(ops.RenameTableOp)
     def render_rename_table(autogen_context: Any, op: ops.RenameTableOp) -> str:
         # alembic can run rename_table but has no autogenerate renderer for it.
@@ -443,21 +469,29 @@ def _backfill_op_class() -> type[alembic_ops.MigrateOperation]:
             f"    .update()\n    .values({{{column!r}: {op.value!r}}})\n)"
         )
 
-    return BackfillOp
+    return BackfillOp, CommentOp
 
 
 _BACKFILL_CLASS: list[type[Any]] = []
+_COMMENT_CLASS: list[type[Any]] = []
 
 
 def _extensions() -> type[Any]:
     """Register covet's autogenerate renderers once and return the backfill op class."""
     if not _BACKFILL_CLASS:
-        _BACKFILL_CLASS.append(_backfill_op_class())
+        backfill, comment = _operation_classes()
+        _BACKFILL_CLASS.append(backfill)
+        _COMMENT_CLASS.append(comment)
     return _BACKFILL_CLASS[0]
 
 
 def _make_backfill(table_name: str, column_name: str, value: Any) -> Any:
     return _extensions()(table_name, column_name, value)
+
+
+def _make_comment(lines: list[str]) -> Any:
+    _extensions()
+    return _COMMENT_CLASS[0](lines)
 
 
 def _is_backfill(op: Any) -> bool:
