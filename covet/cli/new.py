@@ -382,7 +382,7 @@ def new_command(name: str, db: str, directory: Path | None, force: bool, overwri
     if report.unchanged or report.kept or report.replaced:
         added = len(report.created) + len(migrations)
         success(
-            f"Project {name!r} is already in {str(target)!r}: added {added} missing file(s), "
+            f"Updated project {name!r} in {str(target)!r}: added {added} missing file(s), "
             f"replaced {len(report.replaced)}, kept {len(report.kept)} that differ."
         )
         if not any(path.parent.name == "versions" for path in migrations):

@@ -77,6 +77,7 @@ class _Rewriter:
         new_ops = _backfills(new_ops, self.config.attributes.get(_MODELS, []))
         upgrade_ops.ops[:] = _prune_table_drops(new_ops)
         script.downgrade_ops.ops[:] = _prune_table_drops(_reverse_all(new_ops))
+        _drop_autoincrement_hints(context, [*upgrade_ops.ops, *script.downgrade_ops.ops])
         found = describe_operations(upgrade_ops.ops)
         if found:
             upgrade_ops.ops.insert(0, _make_comment(warning_lines(found)))
@@ -211,6 +212,27 @@ class _Rewriter:
                 "covet does not guess: run makemigrations in a terminal to be asked, or pass "
                 "--rename OLD=NEW for a rename and --no-rename OLD for a real drop."
             )
+
+
+def _drop_autoincrement_hints(context: MigrationContext, items: list[Any]) -> None:
+    """Leave ``autoincrement=`` out of ``alter_column`` where the database ignores it.
+
+    Only MySQL's alter_column reads it; alembic's other implementations
+    (PostgreSQL; SQLite outside batch mode) warn "autoincrement and
+    existing_autoincrement only make sense for MySQL" each time the revision
+    runs, and autogenerate writes it for every covet column.
+    """
+    from alembic.ddl.mysql import MySQLImpl
+    from alembic.operations import ops
+
+    if isinstance(context.impl, MySQLImpl):  # MariaDB's implementation subclasses it
+        return
+    for item in items:
+        if isinstance(item, ops.ModifyTableOps):
+            _drop_autoincrement_hints(context, item.ops)
+        elif isinstance(item, ops.AlterColumnOp):
+            item.kw.pop("autoincrement", None)
+            item.kw.pop("existing_autoincrement", None)
 
 
 def _compatible(old: Any, new: Any) -> bool:

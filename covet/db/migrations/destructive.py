@@ -363,20 +363,23 @@ def narrowing(old: Any, new: Any) -> str | None:
         if isinstance(old, sa.Integer):
             return message if _integer_rank(new) < _integer_rank(old) else None
         return message
+    # Float is not a Numeric subclass in SQLAlchemy 2.1 (both are NumericCommon).
+    if isinstance(new, sa.Float):
+        if isinstance(old, sa.Double):
+            return None if isinstance(new, sa.Double) else message
+        return None if isinstance(old, sa.Boolean | sa.Integer | sa.Float) else message
     if isinstance(new, sa.Numeric):
         if isinstance(old, sa.Boolean | sa.Integer):
             return None
-        if isinstance(new, sa.Float):
-            return None if isinstance(old, sa.Float) else message
-        if isinstance(old, sa.Numeric) and not isinstance(old, sa.Float):
-            if new.precision is None:
-                return None
-            if old.precision is None:
-                return message
-            old_scale, new_scale = old.scale or 0, new.scale or 0
-            integral = (new.precision - new_scale) < (old.precision - old_scale)
-            return message if integral or new_scale < old_scale else None
-        return message
+        if not isinstance(old, sa.Numeric) or isinstance(old, sa.Float):
+            return message
+        if new.precision is None:
+            return None
+        if old.precision is None:
+            return message
+        old_scale, new_scale = old.scale or 0, new.scale or 0
+        integral = (new.precision - new_scale) < (old.precision - old_scale)
+        return message if integral or new_scale < old_scale else None
     if isinstance(new, sa.DateTime):
         return None if isinstance(old, sa.DateTime | sa.Date) else message
     if isinstance(new, sa.Date):
