@@ -23,6 +23,7 @@ from covet.db import migrations
 from tests.cli.conftest import run_covet
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -314,10 +315,13 @@ class Item(Model):
 """
 
 
-def _shop(root: Path, models: str) -> dict[str, str]:
+def _shop(root: Path, models: str) -> None:
     (root / "pyproject.toml").write_text('[tool.covet]\nmodels = ["shop_models"]\n', "utf-8")
     (root / "shop_models.py").write_text(textwrap.dedent(models), "utf-8")
-    return {"DATABASE_URL": f"sqlite:///{root / 'shop.db'}"}
+
+
+def _covet(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_covet(*args, cwd=root, DATABASE_URL=f"sqlite:///{root / 'shop.db'}")
 
 
 def _rows(root: Path, sql: str) -> list[tuple[object, ...]]:
@@ -330,11 +334,11 @@ def _revision_id(path: Path) -> str:
 
 
 def test_makemigrations_warns_about_a_dropped_column(tmp_path: Path) -> None:
-    env = _shop(tmp_path, SHOP)
-    assert run_covet("makemigrations", "-m", "one", cwd=tmp_path, **env).returncode == 0
-    assert run_covet("migrate", cwd=tmp_path, **env).returncode == 0
+    _shop(tmp_path, SHOP)
+    assert _covet(tmp_path, "makemigrations", "-m", "one").returncode == 0
+    assert _covet(tmp_path, "migrate").returncode == 0
     (tmp_path / "shop_models.py").write_text(SHOP_WITHOUT_NOTES, "utf-8")
-    result = run_covet("makemigrations", "-m", "drop notes", cwd=tmp_path, **env)
+    result = _covet(tmp_path, "makemigrations", "-m", "drop notes")
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "Warning: the revision destroys data: drop_column item.notes "
@@ -345,16 +349,16 @@ def test_makemigrations_warns_about_a_dropped_column(tmp_path: Path) -> None:
 
 
 def test_migrate_no_destructive_refuses_and_applies_nothing(tmp_path: Path) -> None:
-    env = _shop(tmp_path, SHOP)
-    run_covet("makemigrations", "-m", "one", cwd=tmp_path, **env)
-    run_covet("migrate", cwd=tmp_path, **env)
+    _shop(tmp_path, SHOP)
+    _covet(tmp_path, "makemigrations", "-m", "one")
+    _covet(tmp_path, "migrate")
     with contextlib.closing(sqlite3.connect(tmp_path / "shop.db")) as connection:
         connection.execute("INSERT INTO item (name, notes) VALUES ('lamp', 'fragile')")
         connection.commit()
     [first] = (tmp_path / "migrations" / "versions").glob("*_one.py")
     # A harmless revision, then a hand-written one that drops the column.
-    run_covet("makemigrations", "-m", "harmless", "--empty", cwd=tmp_path, **env)
-    run_covet("makemigrations", "-m", "by hand", "--empty", cwd=tmp_path, **env)
+    _covet(tmp_path, "makemigrations", "-m", "harmless", "--empty")
+    _covet(tmp_path, "makemigrations", "-m", "by hand", "--empty")
     [harmless] = (tmp_path / "migrations" / "versions").glob("*_harmless.py")
     [by_hand] = (tmp_path / "migrations" / "versions").glob("*_by_hand.py")
     source = by_hand.read_text("utf-8")
@@ -368,7 +372,7 @@ def test_migrate_no_destructive_refuses_and_applies_nothing(tmp_path: Path) -> N
         "utf-8",
     )
 
-    refused = run_covet("migrate", "--no-destructive", cwd=tmp_path, **env)
+    refused = _covet(tmp_path, "migrate", "--no-destructive")
     assert refused.returncode == 1
     assert refused.stderr == (
         "Error: 1 revision would destroy data, so nothing was applied: revision "
@@ -381,24 +385,22 @@ def test_migrate_no_destructive_refuses_and_applies_nothing(tmp_path: Path) -> N
 
     # Up to the harmless revision is fine; the SQL of a range is checked too.
     harmless_id = _revision_id(harmless)
-    applied = run_covet("migrate", harmless_id, "--no-destructive", cwd=tmp_path, **env)
+    applied = _covet(tmp_path, "migrate", harmless_id, "--no-destructive")
     assert applied.returncode == 0, applied.stderr
     assert f"Database at {harmless_id}." in applied.stdout
-    sql = run_covet(
-        "migrate", "--sql", "--no-destructive", f"{harmless_id}:head", cwd=tmp_path, **env
-    )
+    sql = _covet(tmp_path, "migrate", "--sql", "--no-destructive", f"{harmless_id}:head")
     assert sql.returncode == 1
     assert sql.stdout == ""
     assert "drop_column item.notes" in sql.stderr
 
     # Without the flag the revision runs.
-    assert run_covet("migrate", cwd=tmp_path, **env).returncode == 0
+    assert _covet(tmp_path, "migrate").returncode == 0
     assert "notes" not in {row[1] for row in _rows(tmp_path, "PRAGMA table_info(item)")}
 
 
 def test_no_destructive_is_for_upgrades(tmp_path: Path) -> None:
-    env = _shop(tmp_path, SHOP)
+    _shop(tmp_path, SHOP)
     for args in (["--check"], ["--down", "base"]):
-        result = run_covet("migrate", "--no-destructive", *args, cwd=tmp_path, **env)
+        result = _covet(tmp_path, "migrate", "--no-destructive", *args)
         assert result.returncode == 2
         assert "--no-destructive checks the revisions an upgrade applies" in result.stderr
