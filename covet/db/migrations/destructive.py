@@ -174,10 +174,17 @@ def _text(node: ast.expr | None) -> str | None:
     return ast.unparse(node)
 
 
-def _argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
+def _keyword(call: ast.Call, keyword: str) -> ast.expr | None:
     for item in call.keywords:
         if item.arg == keyword:
             return item.value
+    return None
+
+
+def _argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
+    found = _keyword(call, keyword)
+    if found is not None:
+        return found
     if position < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args):
         return call.args[position]
     return None
@@ -271,7 +278,7 @@ class _Scanner(ast.NodeVisitor):
                 )
 
     def _alter_column(self, node: ast.Call, batch_table: str | None) -> None:
-        new_node = _argument(node, 99, "type_")
+        new_node = _keyword(node, "type_")
         if new_node is None or (isinstance(new_node, ast.Constant) and new_node.value is None):
             return  # no type change: renames and NULL changes keep the data
         if batch_table is not None:
@@ -279,7 +286,7 @@ class _Scanner(ast.NodeVisitor):
         else:
             table = _text(_argument(node, 0, "table_name")) or "?"
             column = _text(_argument(node, 1, "column_name")) or "?"
-        old_node = _argument(node, 99, "existing_type")
+        old_node = _keyword(node, "existing_type")
         new = _evaluate_type(new_node, self.namespace)
         old = _evaluate_type(old_node, self.namespace)
         if old_node is None:
