@@ -136,11 +136,22 @@ def makemigrations_command(
     is_flag=True,
     help="Exit with status 1 when the models have changes no revision covers (for CI).",
 )
-def migrate_command(revision: str | None, down: str | None, sql: bool, check: bool) -> None:
+@click.option(
+    "--no-destructive",
+    "no_destructive",
+    is_flag=True,
+    help="Refuse, applying nothing, when a revision to apply drops a table or a column "
+    "or narrows a column's type.",
+)
+def migrate_command(
+    revision: str | None, down: str | None, sql: bool, check: bool, no_destructive: bool
+) -> None:
     """Upgrade the database to the newest revision, or to REVISION.
 
     --down REV downgrades instead; --sql prints the SQL without touching the
     database (from the base, or give a FROM:TO range); --check only compares.
+    --no-destructive first reads the revisions to apply and exits with status
+    1, naming each revision and operation, when one would destroy data.
     """
     from covet.db import migrations
 
@@ -148,6 +159,11 @@ def migrate_command(revision: str | None, down: str | None, sql: bool, check: bo
         raise click.UsageError("Give either REVISION or --down REV, not both.")
     if check and (sql or down is not None or revision is not None):
         raise click.UsageError("--check takes no revision and no --sql.")
+    if no_destructive and (check or down is not None):
+        raise click.UsageError(
+            "--no-destructive checks the revisions an upgrade applies; it takes no --check "
+            "and no --down (a downgrade removes what revisions added)."
+        )
     with _errors():
         config = _config(sql=sql)
         if check:
@@ -164,7 +180,9 @@ def migrate_command(revision: str | None, down: str | None, sql: bool, check: bo
         if down is not None:
             migrations.downgrade(config, down, sql=sql)
         else:
-            migrations.upgrade(config, revision or "head", sql=sql)
+            migrations.upgrade(
+                config, revision or "head", sql=sql, allow_destructive=not no_destructive
+            )
         if not sql:
             at = migrations.current(config)
             click.echo(f"Database at {', '.join(at) if at else 'base (no revision)'}.")

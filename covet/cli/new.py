@@ -7,6 +7,12 @@ package name and a leading ``dot-`` becomes ``.`` (``dot-env-tpl`` ->
 ``.env``). The migrations directory is copied from covet's
 ``migrations_template`` and gets an initial revision generated from the
 example model, so ``covet migrate --check`` is clean right away.
+
+Running it again over a project (``--force``) is safe: it only adds the files
+that are missing. A file that differs from what it would write is kept
+unless ``--overwrite`` is given, ``.env`` (which holds the project's
+``SECRET_KEY``) is never replaced, and an existing migration history gets no
+new revision.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ import string
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from covet import __version__
-from covet.cli._common import echo, fail, info, success
+from covet.cli._common import echo, fail, info, success, warn
 from covet.config import ENV_VARIABLES
 from covet.exceptions import DISTRIBUTION, ImproperlyConfigured
 
@@ -35,6 +41,7 @@ __all__ = (
     "RESERVED_NAMES",
     "SCAFFOLD",
     "DatabaseChoice",
+    "ScaffoldReport",
     "create_migrations",
     "new_command",
     "render_project",
@@ -137,6 +144,40 @@ def validate_name(name: str) -> str:
     return name
 
 
+@dataclass(slots=True)
+class ScaffoldReport:
+    """What :func:`render_project` did with each file, paths relative to the project.
+
+    Attributes:
+        created: Files that did not exist and were written.
+        replaced: Files that differed and were overwritten (``overwrite=True``).
+        unchanged: Files that already held exactly what would be written.
+        kept: Files that differ and were left alone (``.env`` always is).
+    """
+
+    created: list[Path] = field(default_factory=list)
+    replaced: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+
+
+#: Never replaced: it holds the project's random SECRET_KEY (a new one logs everyone out).
+_SECRETS = Path(".env")
+
+
+def _write_new(target: Path, data: bytes, *, private: bool) -> None:
+    """Write a file that does not exist yet; a private one is never readable by others."""
+    if not private:
+        target.write_bytes(data)
+        return
+    # Created with mode 0600, so the secret is never readable by other users, not
+    # even between the write and a later chmod.
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    target.chmod(0o600)  # the umask may have cleared more bits than that
+
+
 def _target_path(relative: Path, name: str) -> Path:
     parts = []
     for part in relative.parts:
@@ -166,40 +207,63 @@ def environment_context() -> dict[str, str]:
     return {"python": python, "venv": venv, "activate": activate}
 
 
-def render_project(directory: Path, name: str, *, db: str = "sqlite") -> list[Path]:
+def render_project(
+    directory: Path,
+    name: str,
+    *,
+    db: str = "sqlite",
+    overwrite: bool = False,
+    location: str | None = None,
+) -> ScaffoldReport:
     """Write the project files for ``name`` into ``directory``.
 
-    Existing files with the same names are overwritten; others are left alone.
+    A missing file is created and one that already holds what would be
+    written is left as it is. One that differs is kept unless ``overwrite``
+    is true; an existing ``.env`` is always kept, since its ``SECRET_KEY``
+    signs every session. Files that are not part of the template are never
+    touched.
 
     Args:
         directory: The project directory (created when missing).
         name: The package name (see :func:`validate_name`).
         db: A key of :data:`DATABASES`.
+        overwrite: Replace files that differ from the template (not ``.env``).
+        location: The directory as the user gave it, for the README's ``cd``
+            line (default: ``name``).
 
     Returns:
-        The files written, relative to ``directory``, sorted.
+        What happened to each file.
     """
     choice = DATABASES[db]
     requirement = f"{DISTRIBUTION}[{choice.extra}]" if choice.extra else DISTRIBUTION
     context = {
         "name": name,
+        "directory": shlex.quote(location if location is not None else name),
         "requirement": f"{requirement}>={__version__}",
         "secret_key": secrets.token_urlsafe(50),
         "database_url": choice.url.format(name=name),
         "database_setup": choice.setup.format(name=name) + "\n" if choice.setup else "",
         **environment_context(),
     }
-    written: list[Path] = []
+    report = ScaffoldReport()
     for source in sorted(SCAFFOLD.rglob("*-tpl")):
         relative = _target_path(source.relative_to(SCAFFOLD), name)
         target = directory / relative
+        data = string.Template(source.read_text(encoding="utf-8")).substitute(context).encode()
+        if target.exists() or target.is_symlink():
+            if target.is_file() and target.read_bytes() == data:
+                report.unchanged.append(relative)
+                continue
+            if relative == _SECRETS or not overwrite or not target.is_file():
+                report.kept.append(relative)
+                continue
+            target.write_bytes(data)
+            report.replaced.append(relative)
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        text = string.Template(source.read_text(encoding="utf-8")).substitute(context)
-        target.write_text(text, encoding="utf-8")
-        written.append(relative)
-    # The secret key file must not be readable by other users.
-    (directory / ".env").chmod(0o600)
-    return sorted(written)
+        _write_new(target, data, private=relative == _SECRETS)
+        report.created.append(relative)
+    return report
 
 
 # Runs in a child process: importing the new project's models here would
@@ -214,15 +278,12 @@ from covet.db import migrations
 root, url, message = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 settings = load_settings(root, environ={"DATABASE_URL": url})
 migrations.init(settings)
-config = migrations.make_config(settings, echo=lambda text: None)
-# `covet new --force` over a project that has revisions already: bring the
-# scratch database to their head, and add a revision only for what they miss.
-existing = any((settings.migrations / "versions").glob("*.py"))
-if existing:
-    migrations.upgrade(config)
-path = migrations.revision(config, message)
-if path is None and not existing:
-    raise SystemExit("The models produced no initial revision.")
+# A project that has a migration history keeps it as it is: a revision
+# generated here from the template's models would undo the project's changes.
+if not any((settings.migrations / "versions").glob("*.py")):
+    config = migrations.make_config(settings, echo=lambda text: None)
+    if migrations.revision(config, message) is None:
+        raise SystemExit("The models produced no initial revision.")
 """
 
 
@@ -231,21 +292,24 @@ def create_migrations(directory: Path, *, message: str = "create notes") -> list
 
     The revision is generated against a throwaway SQLite database, in a child
     process, so ``covet migrate`` then creates exactly the models' tables and
-    ``covet migrate --check`` is clean. When the directory already holds
-    revisions (``covet new --force`` over an earlier project), a revision is
-    added only for the changes they do not cover.
+    ``covet migrate --check`` is clean. Existing files are left alone, and
+    when the directory already holds revisions (``covet new --force`` over a
+    project) no revision is generated: that is ``covet makemigrations``' job.
 
     Args:
         directory: The rendered project directory.
         message: The initial revision's message.
 
     Returns:
-        The files created, relative to ``directory``, sorted.
+        The files created, relative to ``directory``, sorted (no revision
+        among them when the project had its own).
 
     Raises:
         ImproperlyConfigured: When the revision cannot be generated (the
             child's error output is included).
     """
+    migrations = directory / "migrations"
+    before = _project_files(migrations)
     package_parent = str(Path(__file__).resolve().parents[2])
     environment = {
         **os.environ,
@@ -270,12 +334,15 @@ def create_migrations(directory: Path, *, message: str = "create notes") -> list
             f"{output[-1].rstrip('.') if output else 'no output'}. "
             "Run `covet makemigrations -m 'create notes'` inside the project to see why."
         )
-    migrations = directory / "migrations"
-    return sorted(
-        path.relative_to(directory)
-        for path in migrations.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
-    )
+    return sorted(path.relative_to(directory) for path in _project_files(migrations) - before)
+
+
+def _project_files(directory: Path) -> set[Path]:
+    if not directory.is_dir():
+        return set()
+    return {
+        path for path in directory.rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    }
 
 
 @click.command("new")
@@ -293,33 +360,72 @@ def create_migrations(directory: Path, *, message: str = "create notes") -> list
     help="Where to create the project; default ./NAME.",
 )
 @click.option(
-    "--force", is_flag=True, help="Write into a non-empty directory, overwriting same-named files."
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty directory: add the missing files, keep the others.",
 )
-def new_command(name: str, db: str, directory: Path | None, force: bool) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Also replace files that differ from the template (implies --force; never .env).",
+)
+def new_command(name: str, db: str, directory: Path | None, force: bool, overwrite: bool) -> None:
     """Create a new project called NAME (a Python package name).
 
     The project has an example Note model with HTML pages, a JSON API,
-    templates, a stylesheet, migrations and tests.
+    templates, a stylesheet, migrations and tests. Over an existing project
+    (--force) only missing files are added: files you changed, .env and the
+    migration history are kept, unless --overwrite replaces changed files.
     """
     validate_name(name)
     target = directory if directory is not None else Path(name)
     if target.exists() and not target.is_dir():
         fail(f"{str(target)!r} exists and is not a directory. Choose another --directory.")
-    if target.is_dir() and any(target.iterdir()) and not force:
+    if target.is_dir() and any(target.iterdir()) and not (force or overwrite):
         fail(
             f"Directory {str(target)!r} is not empty. Choose another name or --directory, "
-            "or pass --force to write into it."
+            "or pass --force to add the missing files to it (changed files are kept)."
         )
     target.mkdir(parents=True, exist_ok=True)
-    written = render_project(target, name, db=db)
-    written += create_migrations(target)
-    for path in written:
-        info(f"  created {path}")
-    success(f"Created project {name!r} in {str(target)!r}.")
+    location = shlex.quote(str(target))
+    report = render_project(target, name, db=db, overwrite=overwrite, location=str(target))
+    migrations = create_migrations(target)
+    for label, paths in (
+        ("created", sorted(report.created + migrations)),
+        ("replaced", report.replaced),
+        ("unchanged", report.unchanged),
+        ("kept", report.kept),
+    ):
+        for path in paths:
+            info(f"  {label} {path}")
+    _report_kept(report)
+    if report.unchanged or report.kept or report.replaced:
+        added = len(report.created) + len(migrations)
+        success(
+            f"Updated project {name!r} in {str(target)!r}: added {added} missing file(s), "
+            f"replaced {len(report.replaced)}, kept {len(report.kept)} that differ."
+        )
+        if not any(path.parent.name == "versions" for path in migrations):
+            info("  The migration history is kept: no revision was generated.")
+    else:
+        success(f"Created project {name!r} in {str(target)!r}.")
     echo("Next:")
-    echo(f"  cd {target}")
+    echo(f"  cd {location}")
     setup = DATABASES[db].setup
     if setup:
         echo(f"  {setup.format(name=name)}")
     echo("  covet migrate")
     echo("  covet run")
+
+
+def _report_kept(report: ScaffoldReport) -> None:
+    changed = [path for path in report.kept if path != _SECRETS]
+    if changed:
+        shown = ", ".join(str(path) for path in changed[:5])
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        warn(
+            f"Kept {len(changed)} existing file(s) that differ from the template: "
+            f"{shown}{more}. Pass --overwrite to replace them."
+        )
+    if _SECRETS in report.kept:
+        info("  .env is kept: it holds the project's SECRET_KEY and is never replaced.")

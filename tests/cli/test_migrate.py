@@ -6,7 +6,9 @@ this file pins what the commands say and how they fail.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import sqlite3
 import sys
 import textwrap
 from typing import TYPE_CHECKING
@@ -18,8 +20,10 @@ from covet.cli import migrate as migrate_cli
 from covet.cli.migrate import makemigrations_command, migrate_command, migrations_group
 from covet.config import load_settings
 from covet.db import migrations
+from tests.cli.conftest import run_covet
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -292,3 +296,111 @@ def test_makemigrations_needs_an_up_to_date_database(env: Env) -> None:
     env.run(makemigrations_command, "-m", "one")
     result = env.run(makemigrations_command, "-m", "two", code=1)
     assert "Run `covet migrate` first" in result.stderr
+
+
+# -- destructive revisions, end to end in a subprocess ----------------------------------------
+
+SHOP = """
+from covet.db import Model, fields
+
+class Item(Model):
+    name = fields.CharField(max_length=50)
+    notes = fields.TextField(default="")
+"""
+SHOP_WITHOUT_NOTES = """
+from covet.db import Model, fields
+
+class Item(Model):
+    name = fields.CharField(max_length=50)
+"""
+
+
+def _shop(root: Path, models: str) -> None:
+    (root / "pyproject.toml").write_text('[tool.covet]\nmodels = ["shop_models"]\n', "utf-8")
+    (root / "shop_models.py").write_text(textwrap.dedent(models), "utf-8")
+
+
+def _covet(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_covet(*args, cwd=root, DATABASE_URL=f"sqlite:///{root / 'shop.db'}")
+
+
+def _rows(root: Path, sql: str) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(root / "shop.db")) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def _revision_id(path: Path) -> str:
+    return path.name.split("-", 1)[1].split("_", 1)[0]
+
+
+def test_makemigrations_warns_about_a_dropped_column(tmp_path: Path) -> None:
+    _shop(tmp_path, SHOP)
+    assert _covet(tmp_path, "makemigrations", "-m", "one").returncode == 0
+    assert _covet(tmp_path, "migrate").returncode == 0
+    (tmp_path / "shop_models.py").write_text(SHOP_WITHOUT_NOTES, "utf-8")
+    result = _covet(tmp_path, "makemigrations", "-m", "drop notes")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "Warning: the revision destroys data: drop_column item.notes "
+        "(drops the column and its data)."
+    ]
+    [script] = (tmp_path / "migrations" / "versions").glob("*_drop_notes.py")
+    assert "#   - drop_column item.notes (drops the column and its data)" in script.read_text()
+
+
+def test_migrate_no_destructive_refuses_and_applies_nothing(tmp_path: Path) -> None:
+    _shop(tmp_path, SHOP)
+    _covet(tmp_path, "makemigrations", "-m", "one")
+    _covet(tmp_path, "migrate")
+    with contextlib.closing(sqlite3.connect(tmp_path / "shop.db")) as connection:
+        connection.execute("INSERT INTO item (name, notes) VALUES ('lamp', 'fragile')")
+        connection.commit()
+    [first] = (tmp_path / "migrations" / "versions").glob("*_one.py")
+    # A harmless revision, then a hand-written one that drops the column.
+    _covet(tmp_path, "makemigrations", "-m", "harmless", "--empty")
+    _covet(tmp_path, "makemigrations", "-m", "by hand", "--empty")
+    [harmless] = (tmp_path / "migrations" / "versions").glob("*_harmless.py")
+    [by_hand] = (tmp_path / "migrations" / "versions").glob("*_by_hand.py")
+    source = by_hand.read_text("utf-8")
+    by_hand.write_text(
+        source.replace(
+            '    """Apply this revision."""\n    pass',
+            '    """Apply this revision."""\n'
+            '    with op.batch_alter_table("item") as batch_op:\n'
+            '        batch_op.drop_column("notes")',
+        ),
+        "utf-8",
+    )
+
+    refused = _covet(tmp_path, "migrate", "--no-destructive")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "Error: 1 revision would destroy data, so nothing was applied: revision "
+        f"{_revision_id(by_hand)!r}: drop_column item.notes (drops the column and its data) "
+        "on line 25. Back the database up and copy what you need to keep, then run "
+        "`covet migrate` without --no-destructive.\n"
+    )
+    assert _rows(tmp_path, "SELECT version_num FROM alembic_version") == [(_revision_id(first),)]
+    assert _rows(tmp_path, "SELECT notes FROM item") == [("fragile",)]
+
+    # Up to the harmless revision is fine; the SQL of a range is checked too.
+    harmless_id = _revision_id(harmless)
+    applied = _covet(tmp_path, "migrate", harmless_id, "--no-destructive")
+    assert applied.returncode == 0, applied.stderr
+    assert f"Database at {harmless_id}." in applied.stdout
+    sql = _covet(tmp_path, "migrate", "--sql", "--no-destructive", f"{harmless_id}:head")
+    assert sql.returncode == 1
+    assert sql.stdout == ""
+    assert "drop_column item.notes" in sql.stderr
+
+    # Without the flag the revision runs.
+    assert _covet(tmp_path, "migrate").returncode == 0
+    assert "notes" not in {row[1] for row in _rows(tmp_path, "PRAGMA table_info(item)")}
+
+
+def test_no_destructive_is_for_upgrades(tmp_path: Path) -> None:
+    _shop(tmp_path, SHOP)
+    for args in (["--check"], ["--down", "base"]):
+        result = _covet(tmp_path, "migrate", "--no-destructive", *args)
+        assert result.returncode == 2
+        assert "--no-destructive checks the revisions an upgrade applies" in result.stderr

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import shlex
+import sqlite3
 import stat
 import tomllib
 from typing import TYPE_CHECKING
@@ -15,6 +18,7 @@ from covet.cli import main
 from covet.cli.new import SCAFFOLD, render_project, validate_name
 from covet.config import load_settings, parse_env_file
 from covet.exceptions import ImproperlyConfigured
+from tests.cli.conftest import REPO, run_covet
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -130,8 +134,25 @@ def test_generated_migrations(generated: Path) -> None:
 
 def test_readme_names_the_next_commands(generated: Path) -> None:
     readme = (generated / "README.md").read_text("utf-8")
-    assert "cd blog\n" in readme
+    # `cd` goes where --directory put the project, as it was given; then the
+    # environment covet runs from, the install, and the commands.
+    assert f"cd {generated}\n" in readme
     assert "\ncovet migrate\npytest\ncovet run\n" in readme
+
+
+def test_readme_and_next_steps_cd_into_the_directory_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_covet("new", "spaced", "--directory", "my projects/spaced", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "  cd 'my projects/spaced'\n" in result.stdout
+    readme = (tmp_path / "my projects" / "spaced" / "README.md").read_text("utf-8")
+    assert "cd 'my projects/spaced'\n" in readme
+    # Without --directory the project is ./NAME.
+    result = run_covet("new", "plain", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "cd plain\n" in (tmp_path / "plain" / "README.md").read_text("utf-8")
 
 
 def test_secret_keys_differ_between_projects(tmp_path: Path) -> None:
@@ -226,20 +247,121 @@ def test_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output == (
         f"Error: Directory {str(target)!r} is not empty. Choose another name or --directory, "
-        "or pass --force to write into it.\n"
+        "or pass --force to add the missing files to it (changed files are kept).\n"
     )
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
 
 
-def test_force_writes_into_a_non_empty_directory(tmp_path: Path) -> None:
+def test_force_writes_into_a_non_empty_directory_but_keeps_its_files(tmp_path: Path) -> None:
     target = tmp_path / "busy"
     target.mkdir()
     (target / "notes.txt").write_text("keep me", "utf-8")
     (target / "README.md").write_text("old", "utf-8")
-    result = CliRunner().invoke(main, ["new", "busy", "--directory", str(target), "--force"])
-    assert result.exit_code == 0, result.output
+    result = run_covet("new", "busy", "--directory", str(target), "--force", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
     assert (target / "notes.txt").read_text("utf-8") == "keep me"
-    assert (target / "README.md").read_text("utf-8").startswith("# busy")
+    assert (target / "README.md").read_text("utf-8") == "old"
+    assert (target / "busy" / "models.py").is_file()
+    assert result.stderr == (
+        "Warning: Kept 1 existing file(s) that differ from the template: README.md. "
+        "Pass --overwrite to replace them.\n"
+    )
+
+
+def test_overwrite_replaces_changed_files_but_never_env_or_history(tmp_path: Path) -> None:
+    target = tmp_path / "shop"
+    assert run_covet("new", "shop", "--directory", str(target), cwd=tmp_path).returncode == 0
+    env_before = (target / ".env").read_bytes()
+    revisions = sorted((target / "migrations" / "versions").glob("*.py"))
+    (target / "shop" / "models.py").write_text("# mine\n", "utf-8")
+    (target / ".env").write_text("SECRET_KEY=mine\n", "utf-8")
+    kept = run_covet("new", "shop", "--directory", str(target), "--force", cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    assert "Kept 1 existing file(s) that differ from the template: shop/models.py." in kept.stderr
+    assert (target / "shop" / "models.py").read_text("utf-8") == "# mine\n"
+    replaced = run_covet(
+        "-v", "new", "shop", "--directory", str(target), "--overwrite", cwd=tmp_path
+    )
+    assert replaced.returncode == 0, replaced.stderr
+    assert "replaced shop/models.py" in replaced.stdout
+    assert "kept .env" in replaced.stdout
+    assert "The migration history is kept" in replaced.stdout
+    assert (target / "shop" / "models.py").read_text("utf-8").startswith('"""The database models')
+    assert (target / ".env").read_text("utf-8") == "SECRET_KEY=mine\n"
+    assert env_before != (target / ".env").read_bytes()
+    assert sorted((target / "migrations" / "versions").glob("*.py")) == revisions
+
+
+def _readme_main_command() -> list[list[str]]:
+    """Return the README's main command (its first console block) split at ``&&``."""
+    readme = (REPO / "README.md").read_text("utf-8")
+    block = readme.split("```console\n", 1)[1].split("```", 1)[0]
+    [line] = [line for line in block.splitlines() if "covet new " in line]
+    return [shlex.split(part) for part in line.split(" && ")]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_readme_main_command_twice_keeps_an_edited_project(tmp_path: Path) -> None:
+    steps = _readme_main_command()
+    [new] = [step for step in steps if step[1:2] == ["new"]]
+    directory = new[new.index("--directory") + 1]
+    # The rest of the command: cd into the project, migrate, serve.
+    assert steps[steps.index(new) + 1] == ["cd", directory]
+    assert [step[1:] for step in steps[steps.index(new) + 2 :]] == [["migrate"], ["run"]]
+    project = tmp_path / "demo"
+    args = [project.as_posix() if arg == directory else arg for arg in new[1:]]
+
+    first = run_covet(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert run_covet("migrate", cwd=project).returncode == 0
+    # The user edits the project: models (a new column), routes, .env, and migrates.
+    models = project / "demo" / "models.py"
+    models.write_text(
+        models.read_text("utf-8").replace(
+            "    created_at = fields.DateTimeField(default=utc_now)\n",
+            "    created_at = fields.DateTimeField(default=utc_now)\n"
+            "    priority = fields.IntegerField(default=0)\n",
+        ),
+        "utf-8",
+    )
+    routes = project / "demo" / "routes.py"
+    routes.write_text(routes.read_text("utf-8") + "\n# edited by the user\n", "utf-8")
+    env = project / ".env"
+    env.write_text(env.read_text("utf-8") + "COVET_DEBUG=1\n", "utf-8")
+    made = run_covet("makemigrations", "-m", "add priority", cwd=project)
+    assert made.returncode == 0, made.stderr
+    assert run_covet("migrate", cwd=project).returncode == 0
+    with contextlib.closing(sqlite3.connect(project / "demo.sqlite3")) as connection:
+        connection.execute(
+            "INSERT INTO users (id, email, password, is_active, is_staff, is_superuser, "
+            "permissions, date_joined) "
+            "VALUES (1, 'ann@example.com', '!', 1, 0, 0, '[]', '2026-01-01 00:00:00')"
+        )
+        connection.execute(
+            "INSERT INTO notes (author_id, title, body, created_at, priority) "
+            "VALUES (1, 'mine', '', '2026-01-01 00:00:00', 7)"
+        )
+        connection.commit()
+    before = _snapshot(project)
+
+    second = run_covet(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    after = _snapshot(project)
+    assert sorted(after) == sorted(before)
+    assert [name for name in before if before[name] != after[name]] == []
+
+    migrated = run_covet("migrate", cwd=project)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "Applied" not in migrated.stdout
+    with contextlib.closing(sqlite3.connect(project / "demo.sqlite3")) as connection:
+        assert connection.execute("SELECT title, priority FROM notes").fetchall() == [("mine", 7)]
 
 
 def test_force_over_an_earlier_project_keeps_its_migrations(tmp_path: Path) -> None:

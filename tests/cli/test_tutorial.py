@@ -3,7 +3,8 @@
 Blocks are processed in document order. A fence like ```python file=PATH
 writes its code to PATH in the project (``append`` adds it to the end); a
 ```console block's ``$ `` lines are run. ``covet run`` is started on a free
-port, asked for its home page, then stopped with SIGINT.
+port, asked for its home page, then stopped with SIGINT. The commands of the
+"Deploy" section run against a fresh database, as on a new server.
 """
 
 from __future__ import annotations
@@ -37,24 +38,34 @@ TUTORIAL = REPO / "docs" / "tutorial.md"
 _BLOCK = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
-def _steps() -> list[tuple[str, str, str]]:
-    """Return (kind, argument, body) for each console block command and file block."""
-    steps: list[tuple[str, str, str]] = []
-    for match in _BLOCK.finditer(TUTORIAL.read_text("utf-8")):
+_HEADING = re.compile(r"^## (?P<title>.*)$", re.MULTILINE)
+
+
+def _steps() -> list[tuple[str, str, str, str]]:
+    """Return (kind, argument, body, section) for each console block command and file block."""
+    text = TUTORIAL.read_text("utf-8")
+    headings = [(match.start(), match["title"]) for match in _HEADING.finditer(text)]
+    steps: list[tuple[str, str, str, str]] = []
+    for match in _BLOCK.finditer(text):
         info, body = match["info"].split(), match["body"]
+        section = next((title for start, title in reversed(headings) if start < match.start()), "")
         if info[:1] == ["console"]:
             steps.extend(
-                ("command", line[2:], "") for line in body.splitlines() if line.startswith("$ ")
+                ("command", line[2:], "", section)
+                for line in body.splitlines()
+                if line.startswith("$ ")
             )
         elif len(info) > 1 and info[1].startswith("file="):
             kind = "append" if "append" in info[2:] else "write"
-            steps.append((kind, info[1].removeprefix("file="), body))
+            steps.append((kind, info[1].removeprefix("file="), body, section))
     return steps
 
 
 def test_tutorial_has_commands_and_files() -> None:
-    kinds = {kind for kind, _, _ in _steps()}
+    kinds = {kind for kind, _, _, _ in _steps()}
     assert kinds == {"command", "write", "append"}
+    deploy = [argument for kind, argument, _, section in _steps() if section.endswith("Deploy")]
+    assert deploy[0] == "covet migrate"
 
 
 def _serve(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
@@ -77,7 +88,9 @@ def _serve(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
 
 def test_tutorial_runs(tmp_path: Path) -> None:
     cwd = tmp_path
-    for kind, argument, body in _steps():
+    # The deploy section runs on a new server: its database has no tables yet.
+    server_database = f"sqlite:///{tmp_path / 'server.sqlite3'}"
+    for kind, argument, body, section in _steps():
         if kind == "write":
             target = cwd / argument
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +105,8 @@ def test_tutorial_runs(tmp_path: Path) -> None:
         while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
             name, _, value = words.pop(0).partition("=")
             env[name] = value
+        if section.endswith("Deploy"):
+            env.setdefault("DATABASE_URL", server_database)
         if words[0] == "cd":
             cwd = cwd / words[1]
             continue

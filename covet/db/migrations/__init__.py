@@ -25,8 +25,8 @@ including from inside a running event loop.
 The package is laid out by concern: ``config`` (configuration, template,
 models), ``connection`` (engine and connections), ``locking`` (the migration
 lock), ``runtime`` (what ``env.py`` runs), ``autogen`` (renames and
-backfills) and ``commands``. Import the public names from
-``covet.db.migrations`` itself.
+backfills), ``destructive`` (operations that lose data) and ``commands``.
+Import the public names from ``covet.db.migrations`` itself.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from covet.db.migrations.commands import (
     check,
     check_pending,
     current,
+    destructive_operations,
     downgrade,
     ensure_migrated,
     heads,
@@ -55,16 +56,24 @@ from covet.db.migrations.config import (
     target_metadata,
     template_directory,
 )
+from covet.db.migrations.destructive import (
+    DestructiveMigrationError,
+    DestructiveOperation,
+    scan_revision,
+)
 from covet.db.migrations.runtime import run_env
 
 __all__ = (
     "MERGE_HINT",
+    "DestructiveMigrationError",
+    "DestructiveOperation",
     "MigrationError",
     "RenameRequiredError",
     "RevisionInfo",
     "check",
     "check_pending",
     "current",
+    "destructive_operations",
     "downgrade",
     "ensure_migrated",
     "heads",
@@ -76,6 +85,7 @@ __all__ = (
     "project_models",
     "revision",
     "run_env",
+    "scan_revision",
     "target_metadata",
     "template_directory",
     "upgrade",

@@ -1,4 +1,4 @@
-"""Autogenerate rewriting: renames instead of drop + add, and NOT NULL backfills.
+"""Autogenerate rewriting: renames instead of drop + add, NOT NULL backfills, data-loss warnings.
 
 Alembic sees a renamed column (or table) as one dropped and another added,
 which loses the data. :class:`_Rewriter` (the ``process_revision_directives``
@@ -6,7 +6,9 @@ hook of :func:`covet.db.migrations.revision`) turns such pairs into real
 renames when told so (``--rename``, or a "Did you rename ...?" answer) and
 refuses to guess otherwise. It also adds NOT NULL columns that have a
 constant default as nullable, fills them, then tightens them, so existing
-rows get the default.
+rows get the default. A revision that drops a table or a column, or narrows
+a column's type, starts its ``upgrade()`` with a warning comment naming each
+such operation (see :mod:`covet.db.migrations.destructive`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from covet.db.migrations.config import (
     RenameRequiredError,
     _echo,
 )
+from covet.db.migrations.destructive import describe_operations, warning_lines
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -74,6 +77,10 @@ class _Rewriter:
         new_ops = _backfills(new_ops, self.config.attributes.get(_MODELS, []))
         upgrade_ops.ops[:] = _prune_table_drops(new_ops)
         script.downgrade_ops.ops[:] = _prune_table_drops(_reverse_all(new_ops))
+        _drop_autoincrement_hints(context, [*upgrade_ops.ops, *script.downgrade_ops.ops])
+        found = describe_operations(upgrade_ops.ops)
+        if found:
+            upgrade_ops.ops.insert(0, _make_comment(warning_lines(found)))
 
     def _answer(self, key: str, new: str, question: str) -> bool:
         if self.renames.get(key) == new:
@@ -205,6 +212,27 @@ class _Rewriter:
                 "covet does not guess: run makemigrations in a terminal to be asked, or pass "
                 "--rename OLD=NEW for a rename and --no-rename OLD for a real drop."
             )
+
+
+def _drop_autoincrement_hints(context: MigrationContext, items: list[Any]) -> None:
+    """Leave ``autoincrement=`` out of ``alter_column`` where the database ignores it.
+
+    Only MySQL's alter_column reads it; alembic's other implementations
+    (PostgreSQL; SQLite outside batch mode) warn "autoincrement and
+    existing_autoincrement only make sense for MySQL" each time the revision
+    runs, and autogenerate writes it for every covet column.
+    """
+    from alembic.ddl.mysql import MySQLImpl
+    from alembic.operations import ops
+
+    if isinstance(context.impl, MySQLImpl):  # MariaDB's implementation subclasses it
+        return
+    for item in items:
+        if isinstance(item, ops.ModifyTableOps):
+            _drop_autoincrement_hints(context, item.ops)
+        elif isinstance(item, ops.AlterColumnOp):
+            item.kw.pop("autoincrement", None)
+            item.kw.pop("existing_autoincrement", None)
 
 
 def _compatible(old: Any, new: Any) -> bool:
@@ -407,7 +435,9 @@ def _reverse_all(items: Sequence[Any]) -> list[Any]:
     return out
 
 
-def _backfill_op_class() -> type[alembic_ops.MigrateOperation]:
+def _operation_classes() -> tuple[
+    type[alembic_ops.MigrateOperation], type[alembic_ops.MigrateOperation]
+]:
     from alembic.autogenerate import renderers
     from alembic.operations import ops
 
@@ -427,6 +457,24 @@ def _backfill_op_class() -> type[alembic_ops.MigrateOperation]:
             """Describe the backfill for alembic's diff listings."""
             return ("backfill_column", self.table_name, self.column_name, self.value)
 
+    class CommentOp(ops.MigrateOperation):
+        """Comment lines at the top of a generated function (a data-loss warning)."""
+
+        def __init__(self, lines: list[str]) -> None:
+            self.lines = lines
+
+        def reverse(self) -> ops.MigrateOperation:
+            """Return itself: the downgrade is generated separately and has no comment."""
+            return self
+
+        def to_diff_tuple(self) -> tuple[Any, ...]:
+            """Describe the comment for alembic's diff listings."""
+            return ("comment", *self.lines)
+
+    @renderers.dispatch_for(CommentOp)
+    def render_comment(autogen_context: Any, op: CommentOp) -> str:
+        return "\n".join(op.lines)
+
     @renderers.dispatch_for(ops.RenameTableOp)
     def render_rename_table(autogen_context: Any, op: ops.RenameTableOp) -> str:
         # alembic can run rename_table but has no autogenerate renderer for it.
@@ -443,21 +491,29 @@ def _backfill_op_class() -> type[alembic_ops.MigrateOperation]:
             f"    .update()\n    .values({{{column!r}: {op.value!r}}})\n)"
         )
 
-    return BackfillOp
+    return BackfillOp, CommentOp
 
 
 _BACKFILL_CLASS: list[type[Any]] = []
+_COMMENT_CLASS: list[type[Any]] = []
 
 
 def _extensions() -> type[Any]:
     """Register covet's autogenerate renderers once and return the backfill op class."""
     if not _BACKFILL_CLASS:
-        _BACKFILL_CLASS.append(_backfill_op_class())
+        backfill, comment = _operation_classes()
+        _BACKFILL_CLASS.append(backfill)
+        _COMMENT_CLASS.append(comment)
     return _BACKFILL_CLASS[0]
 
 
 def _make_backfill(table_name: str, column_name: str, value: Any) -> Any:
     return _extensions()(table_name, column_name, value)
+
+
+def _make_comment(lines: list[str]) -> Any:
+    _extensions()
+    return _COMMENT_CLASS[0](lines)
 
 
 def _is_backfill(op: Any) -> bool:

@@ -19,6 +19,7 @@ from covet.db.migrations.config import (
     _COMMAND,
     MigrationError,
     RevisionInfo,
+    _echo,
     _files,
     _script_directory,
     _settings,
@@ -26,6 +27,11 @@ from covet.db.migrations.config import (
     make_config,
 )
 from covet.db.migrations.connection import _database_heads, _run_async, _target
+from covet.db.migrations.destructive import (
+    DestructiveMigrationError,
+    DestructiveOperation,
+    scan_revision,
+)
 from covet.db.migrations.replay import replay_sqlite
 from covet.db.migrations.runtime import _failed_revision
 from covet.exceptions import ImproperlyConfigured
@@ -43,6 +49,7 @@ __all__ = (
     "check",
     "check_pending",
     "current",
+    "destructive_operations",
     "downgrade",
     "ensure_migrated",
     "heads",
@@ -120,7 +127,9 @@ def _command(config: Config, name: str) -> Iterator[None]:
         config.attributes.pop(_COMMAND, None)
 
 
-def upgrade(config: Config, revision: str = "head", *, sql: bool = False) -> None:
+def upgrade(
+    config: Config, revision: str = "head", *, sql: bool = False, allow_destructive: bool = True
+) -> None:
     """Upgrade the database to ``revision`` (default: the newest).
 
     Args:
@@ -129,22 +138,95 @@ def upgrade(config: Config, revision: str = "head", *, sql: bool = False) -> Non
             ``sql``, also ``FROM:TO``.
         sql: Write the SQL to the config's stdout instead of running it (from
             the base unless ``revision`` is a ``FROM:TO`` range).
+        allow_destructive: False refuses, before anything runs, when a
+            revision to apply drops a table or a column or narrows a type
+            (see :func:`destructive_operations`).
 
     Raises:
         MigrationError: There are two heads, the revision is unknown, or a
             revision failed (the message names it and the statement).
+        DestructiveMigrationError: ``allow_destructive`` is False and a
+            revision to apply would destroy data (nothing was applied).
     """
     from alembic import command
 
     script = _script_directory(config)
     if revision in ("head", "heads") or revision.endswith(":head"):
         _single_head(script)
+    if not allow_destructive:
+        _refuse_destructive(config, revision, sql=sql)
     with _command(config, "upgrade"):
         if sql and _is_sqlite(config):
             start, _, destination = revision.rpartition(":")
             replay_sqlite(config, "upgrade", start or None, destination)
         else:
             command.upgrade(config, revision, sql=sql)
+
+
+def destructive_operations(
+    config: Config, revision: str = "head", *, sql: bool = False
+) -> dict[str, list[DestructiveOperation]]:
+    """Return the data-destroying operations of the revisions an upgrade would apply.
+
+    Reads the revision files (no revision runs): every ``drop_table``,
+    ``drop_column`` and type-narrowing ``alter_column`` in their
+    ``upgrade()``, hand-written ones included.
+
+    Args:
+        config: From :func:`make_config`.
+        revision: The upgrade's target, as for :func:`upgrade`.
+        sql: Start from the base, or from ``FROM`` of a ``FROM:TO`` range,
+            instead of from the revision the database is at (which is not read).
+
+    Returns:
+        ``{revision id: operations}`` for the revisions that have any, in the
+        order they would be applied.
+
+    Raises:
+        MigrationError: A revision is unknown or is not valid Python.
+    """
+    from alembic.script.revision import RevisionError
+
+    script = _script_directory(config)
+    if sql:
+        start, _, destination = revision.rpartition(":")
+        applied: tuple[str, ...] = (start,) if start and start != "base" else ()
+    else:
+        destination = revision
+        applied = tuple(current(config))
+    try:
+        scripts = list(script.iterate_revisions(destination, applied, implicit_base=True))
+    except RevisionError as exc:
+        raise _translate(exc) from exc
+    found: dict[str, list[DestructiveOperation]] = {}
+    for item in reversed(scripts):
+        try:
+            operations = scan_revision(Path(item.path))
+        except SyntaxError as exc:
+            raise MigrationError(
+                f"Revision {item.revision!r} ({item.path}) is not valid Python: {exc.msg} "
+                f"on line {exc.lineno}. Fix the file."
+            ) from exc
+        if operations:
+            found[item.revision] = operations
+    return found
+
+
+def _refuse_destructive(config: Config, revision: str, *, sql: bool) -> None:
+    found = destructive_operations(config, revision, sql=sql)
+    if not found:
+        return
+    described = "; ".join(
+        f"revision {rev!r}: {', '.join(f'{item} on line {item.line}' for item in items)}"
+        for rev, items in found.items()
+    )
+    count = len(found)
+    raise DestructiveMigrationError(
+        f"{count} revision{'s' if count != 1 else ''} would destroy data, so nothing was "
+        f"applied: {described}. Back the database up and copy what you need to keep, then "
+        "run `covet migrate` without --no-destructive.",
+        found,
+    )
 
 
 def downgrade(config: Config, revision: str, *, sql: bool = False) -> None:
@@ -229,7 +311,10 @@ def revision(
     scripts = result if isinstance(result, list) else [result]
     for item in scripts:
         if item is not None:
-            return Path(item.path)
+            path = Path(item.path)
+            for operation in scan_revision(path):
+                _echo(config, f"Warning: the revision destroys data: {operation}.")
+            return path
     return None
 
 
