@@ -416,6 +416,7 @@ def new_command(name: str, db: str, directory: Path | None, force: bool, overwri
         echo(f"  {setup.format(name=name)}")
     echo("  covet migrate")
     echo("  covet run")
+    echo("README.md has the rest: installing the project with its test tools, pytest, the API.")
 
 
 def _report_kept(report: ScaffoldReport) -> None:

@@ -271,11 +271,15 @@ def test_unknown_user(migrated_project: Path, command: str, backend: str) -> Non
     assert line.endswith(f". Fix the user name and password in {URL_HINT}."), line
 
 
-@pytest.mark.parametrize("command", ["run", "shell"])
-def test_missing_sqlite_directory(project: Path, tmp_path: Path, command: str) -> None:
+@pytest.mark.parametrize("command", ["run", "shell", "migrate"])
+def test_missing_sqlite_directory(
+    request: pytest.FixtureRequest, tmp_path: Path, command: str
+) -> None:
     directory = tmp_path / "no" / "such"
     url = f"sqlite:///{directory / 'app.db'}"
-    result = run_covet(*DB_COMMANDS[command], cwd=project, DATABASE_URL=url)
+    # migrate needs revisions to apply; the lock file it takes first is in that directory.
+    where = request.getfixturevalue("migrated_project" if command == "migrate" else "project")
+    result = run_covet(*DB_COMMANDS[command], cwd=where, DATABASE_URL=url)
     assert _one_error_line(result) == (
         f"The directory {str(directory)!r} of the SQLite database {url!r} does not exist. "
         f"Create it (mkdir -p {directory}), or fix the path in {URL_HINT}."

@@ -505,11 +505,20 @@ class SQLiteCreation(BaseCreation):
 
         SQLite has no session lock, so a run holds an exclusive lock on
         ``<database>.migrate.lock`` and its revisions run in ``BEGIN IMMEDIATE``.
+
+        Raises:
+            OperationalError: When the file's directory is missing (or is a file),
+                with the same words as a connection would use.
         """
         database = self.backend.url.database
         if database == ":memory:":
             return None
-        return str(Path(database).resolve())
+        path = Path(database).resolve()
+        if not path.parent.is_dir():
+            raise _unopenable_file_error(
+                path, str(self.backend.url), FileNotFoundError(str(path.parent))
+            )
+        return str(path)
 
     def acquire_migration_lock(self, connection: Any, timeout: float) -> bool:
         """Take nothing: the file lock of :meth:`migration_lock_file` is held already."""
