@@ -259,6 +259,15 @@ class _Rejected(Exception):  # noqa: N818 - internal control flow, never escapes
         return cls(str(exc.detail), exc.status_code, exc.headers)
 
 
+def _bearer_authenticated(scope: Scope) -> bool:
+    """Return whether the auth middleware verified a bearer token for this request.
+
+    ``scope["auth"]`` is covet.auth's ``AuthInfo``; it is read by attribute so
+    that this module does not import the auth package.
+    """
+    return getattr(scope.get("auth"), "method", None) == "bearer"
+
+
 def _find_route(scope: Scope) -> Route | None:
     """Return the route the app will dispatch ``scope`` to, if covet's router can say.
 
@@ -288,6 +297,13 @@ class CSRFMiddleware:
             scheme: ``"https://example.com"`` or ``"https://*.example.com"``.
         safe_methods: Methods that are never checked (they must not change state).
         exempt_paths: Paths not checked: exact paths, or prefixes ending in ``/``.
+        exempt_bearer: Skip the check for a request that
+            :class:`~covet.auth.AuthenticationMiddleware` (added *before* this
+            one) authenticated with ``Authorization: Bearer <token>``. No browser
+            adds that header on its own, so such a request cannot be forged by
+            another site; API clients have no page to read a token from. A
+            missing, wrong or expired token authenticates nothing and is
+            checked like any other request. On by default.
 
     Raises:
         ImproperlyConfigured: For an invalid trusted origin or name.
@@ -303,8 +319,10 @@ class CSRFMiddleware:
         trusted_origins: Iterable[str] = (),
         safe_methods: Iterable[str] = ("GET", "HEAD", "OPTIONS", "TRACE"),
         exempt_paths: Iterable[str] = (),
+        exempt_bearer: bool = True,
     ) -> None:
         self.app = app
+        self.exempt_bearer = exempt_bearer
         if isinstance(trusted_origins, str) or isinstance(exempt_paths, str):
             raise ImproperlyConfigured(
                 "CSRFMiddleware trusted_origins= and exempt_paths= take lists of strings, "
@@ -358,7 +376,11 @@ class CSRFMiddleware:
         scope[_SCOPE_KEY] = state
         read_ahead: list[UploadFile] = []
         try:
-            if scope["method"] not in self.safe_methods and not self._path_exempt(scope):
+            if (
+                scope["method"] not in self.safe_methods
+                and not self._path_exempt(scope)
+                and not (self.exempt_bearer and _bearer_authenticated(scope))
+            ):
                 route = _find_route(scope)
                 if route is None or not getattr(route.endpoint, _EXEMPT_ATTRIBUTE, False):
                     limits = (

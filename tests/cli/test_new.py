@@ -39,11 +39,12 @@ def test_new_prints_the_next_three_commands(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["new", "shop"])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-4:] == [
+    assert result.output.splitlines()[-5:] == [
         "Next:",
         "  cd shop",
         "  covet migrate",
         "  covet run",
+        "README.md has the rest: installing the project with its test tools, pytest, the API.",
     ]
     # Quiet by default: the file list is only shown with --verbose.
     assert "created" not in result.output
@@ -93,8 +94,8 @@ def test_generated_settings(generated: Path) -> None:
     assert pyproject["tool"]["covet"]["app"] == "blog.app:app"
     assert pyproject["tool"]["covet"]["models"] == [
         "blog.models",
-        "covet.sessions_db",
-        "covet.ratelimit_db",
+        "covet.sessions.database",
+        "covet.ratelimit.database",
     ]
     assert pyproject["tool"]["covet"]["commands"] == [
         "blog.cli:clearsessions",
@@ -192,7 +193,7 @@ def test_new_with_a_server_database_prints_how_to_create_it(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["new", "pgshop", "--db", "postgres"])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-5:] == [
+    assert result.output.splitlines()[-6:-1] == [
         "Next:",
         "  cd pgshop",
         "  createdb -h 127.0.0.1 -U postgres pgshop",
