@@ -153,9 +153,7 @@ class Covet(_RouteDecorators):
         error_templates: Templates | None = None,
     ) -> None:
         self.debug = debug
-        if error_templates is not None and not callable(
-            getattr(error_templates, "render_async", None)
-        ):
+        if error_templates is not None and not callable(getattr(error_templates, "render", None)):
             raise ImproperlyConfigured(
                 f"error_templates={error_templates!r} is not a Templates object. Pass "
                 "Templates(directory='templates') from covet.templates."

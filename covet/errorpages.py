@@ -192,7 +192,7 @@ def _builtin_page(
     return HTMLResponse(page, status_code=status_code, headers=merged)
 
 
-async def _template_page(
+def _template_page(
     request: HTTPConnection,
     status_code: int,
     detail: Any,
@@ -213,7 +213,10 @@ async def _template_page(
     }
     for name in (f"errors/{status_code}.html", "errors/default.html"):
         try:
-            return await templates.render_async(
+            # render(), not render_async(): the async environment shares the bytecode
+            # cache with the sync one the project's pages fill, and cannot load
+            # that code (Jinja does not tell the two apart in its cache key).
+            return templates.render(
                 request, name, context, status_code=status_code, headers=headers
             )
         except jinja2.TemplateNotFound as exc:
@@ -265,7 +268,7 @@ async def error_response(
         return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
     if kind == "text":
         return PlainTextResponse(str(detail), status_code=status_code, headers=headers)
-    page = await _template_page(request, status_code, detail, headers)
+    page = _template_page(request, status_code, detail, headers)
     if page is not None:
         return page
     home = (request.scope.get("root_path") or "") + "/"

@@ -259,3 +259,28 @@ def test_scaffold_500_page_needs_no_session_user_or_database(scaffold_templates:
     assert '<a href="http://testserver/">errsite</a>' in body
     assert "<h1>Internal Server Error</h1>" in body
     assert "<title>Internal Server Error · errsite</title>" in body
+
+
+def test_templates_compiled_by_the_project_pages_are_reused(tmp_path: Path) -> None:
+    # The project's pages render with the sync environment and fill the bytecode
+    # cache on disk; the error page, rendered after a restart, must load that code.
+    import jinja2
+
+    from tests.asgi import http_scope
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    write(tmp_path, "base.html", "<main>{% block content %}{% endblock %}</main>")
+    write(
+        tmp_path,
+        "errors/404.html",
+        "{% extends 'base.html' %}{% block content %}<h1>{{ title }}</h1>{% endblock %}",
+    )
+    first = Templates(tmp_path, bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache)))
+    request = Request(http_scope("/"))
+    first.render(request, "errors/404.html", {"title": "warm"})
+    assert list(cache.iterdir())
+    restarted = Templates(tmp_path, bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache)))
+    with TestClient(make_app(error_templates=restarted)) as client:
+        response = client.get("/missing", headers={"Accept": BROWSER})
+    assert (response.status_code, response.text) == (404, "<main><h1>Not Found</h1></main>")
