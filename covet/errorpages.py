@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import http
 import logging
 from typing import TYPE_CHECKING, Any
@@ -176,6 +175,8 @@ def _builtin_page(
     Returns:
         The page, with a ``Content-Security-Policy`` that allows only its inline style.
     """
+    import html  # imported late: ``import covet`` stays light (tests/test_hotpath.py)
+
     title = _title(status_code)
     if detail is None or detail == title:
         detail = _MESSAGES.get(status_code, title + ".")
