@@ -1,10 +1,15 @@
 """Turn exceptions into responses: the two middleware every covet app wraps itself in.
 
 :class:`ServerErrorMiddleware` is the outermost layer. It catches whatever
-nothing else handled, logs it on the ``covet.error`` logger with the method
-and path, and answers ``500``: a traceback page in debug mode, a bare
-``Internal Server Error`` otherwise. The exception is then re-raised, as the
-ASGI convention expects, so the server (or the test client) sees it too.
+nothing else handled, logs it once on the ``covet.error`` logger with the
+method and path, and answers ``500``: a traceback page in debug mode, an error
+page (HTML, JSON or text, as the client prefers) otherwise. The exception is
+*not* re-raised to the server: the 500 is a complete response, so the
+connection stays usable (a server seeing the exception would log a second
+traceback and drop a kept-alive connection). A server, or the test client,
+that wants the exception registers a ``report(exc)`` callable in the scope
+extension ``scope["extensions"]["covet.errors"]["report"]`` (see
+:data:`REPORT_EXTENSION`).
 
 :class:`ExceptionMiddleware` sits just outside the router. It dispatches
 exceptions to the handlers registered with ``app.add_exception_handler()``:
@@ -25,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from covet._utils import call_maybe_async, callable_name, to_response
+from covet.errorpages import error_response
 from covet.exceptions import (
     HTTPException,
     ImproperlyConfigured,
@@ -32,13 +38,14 @@ from covet.exceptions import (
     WebSocketException,
 )
 from covet.requests import ClientDisconnect, Request
-from covet.responses import JSONResponse, PlainTextResponse, Response
 from covet.websockets import WebSocket
 
 if TYPE_CHECKING:
+    from covet.responses import Response
     from covet.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = (
+    "REPORT_EXTENSION",
     "ExceptionHandler",
     "ExceptionMiddleware",
     "ServerErrorMiddleware",
@@ -53,6 +60,13 @@ __all__ = (
 ExceptionHandler = Callable[[Any, Any], Any]
 
 logger = logging.getLogger("covet.error")
+
+#: The scope extension through which the error layer hands an exception it
+#: dealt with to whoever serves the app: ``scope["extensions"][REPORT_EXTENSION]``
+#: is ``{"report": report}``, and ``report(exc)`` is called once per unhandled
+#: exception, after it was logged and answered. The test client installs it to
+#: raise the exception in the test (``raise_server_exceptions``).
+REPORT_EXTENSION = "covet.errors"
 
 # RFC 6455 section 5.5: a close frame's payload is at most 125 bytes, two of
 # which carry the code, leaving 123 bytes of UTF-8 for the reason.
@@ -80,8 +94,11 @@ def _close_reason(text: str) -> str:
 async def http_exception_handler(request: Request, exc: HTTPException) -> Response:
     """Answer an :class:`HTTPException` with its status, detail and headers.
 
-    The detail is sent as ``{"detail": ...}`` JSON when the client asked for
-    JSON, as plain text otherwise; ``204`` and ``304`` get no body at all.
+    The format follows the client's ``Accept`` header (see
+    :func:`covet.errorpages.error_response`): an HTML error page for
+    browsers (the project's ``errors/<status>.html`` template when the app
+    has ``error_templates``), ``{"detail": ...}`` JSON for API clients, the
+    detail as plain text otherwise. ``204`` and ``304`` get no body at all.
 
     Args:
         request: The request being served.
@@ -90,13 +107,7 @@ async def http_exception_handler(request: Request, exc: HTTPException) -> Respon
     Returns:
         The error response.
     """
-    if exc.status_code in (204, 304) or exc.status_code < 200:
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    if _wants_json(request.scope):
-        return JSONResponse(
-            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-        )
-    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+    return await error_response(request, exc.status_code, exc.detail, headers=exc.headers)
 
 
 async def websocket_exception_handler(websocket: WebSocket, exc: Exception) -> None:
@@ -311,14 +322,21 @@ class ServerErrorMiddleware:
     In debug mode the response shows the traceback: an HTML page for
     browsers, JSON (``{"error", "detail", "traceback"}``) for clients sending
     ``Accept: application/json``; everything from the exception is
-    HTML-escaped. Otherwise the body is a bare ``Internal Server Error`` and
-    nothing about the failure reaches the client, unless ``handler`` (a
-    handler registered for ``500`` or ``Exception``) builds another response.
+    HTML-escaped. Otherwise nothing about the failure reaches the client: the
+    error page of :func:`covet.errorpages.error_response` (HTML for browsers,
+    ``{"detail": "Internal Server Error"}`` for JSON clients, plain text
+    otherwise), unless ``handler`` (a handler registered for ``500`` or
+    ``Exception``) builds another response.
 
-    The error is always logged on the ``covet.error`` logger with the method
-    and path. When the response had already started, no 500 can be sent: the
-    exception propagates and the server drops the connection. A websocket
-    that was accepted is closed with code 1011.
+    The error is logged once on the ``covet.error`` logger with the method
+    and path, and handed to the scope's :data:`REPORT_EXTENSION` hook if the
+    server installed one; it is not re-raised, so the server neither logs it
+    a second time nor drops the kept-alive connection after the complete 500.
+    When the response had already started, no 500 can be sent: the middleware
+    returns with the response incomplete, and the server closes the
+    connection (the client sees a truncated response, not a wrong one). A
+    websocket that was accepted is closed with code 1011; one that was not
+    is refused by the server.
 
     Args:
         app: The ASGI app to wrap.
@@ -353,7 +371,7 @@ class ServerErrorMiddleware:
         tracked = TrackedSend(send)
         try:
             await self.app(scope, receive, tracked)
-        except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
+        except Exception as exc:  # noqa: BLE001 - failed() logs and answers it
             await self.failed(
                 exc, scope, receive, send, started=tracked.started, closed=tracked.closed
             )
@@ -371,11 +389,11 @@ class ServerErrorMiddleware:
         """Deal with ``exc``, which escaped the app while serving ``scope``.
 
         A client disconnect ends quietly and an exception with a registered
-        handler gets that handler's response; anything else is logged and
-        answered with a 500 (or, once the response has started, a websocket
-        close 1011 or nothing), then re-raised. The app's fast path calls this
-        directly for routes it serves without the middleware's ``send``
-        wrapper.
+        handler gets that handler's response. Anything else is logged, answered
+        with a 500 (or, once the response has started, a websocket close 1011
+        or nothing) and reported to the :data:`REPORT_EXTENSION` hook; it is
+        not re-raised. The app's fast path calls this directly for routes it
+        serves without the middleware's ``send`` wrapper.
 
         Args:
             exc: The exception.
@@ -384,10 +402,6 @@ class ServerErrorMiddleware:
             send: The server's ASGI send callable.
             started: Whether the response started (HTTP) or the websocket was accepted.
             closed: Whether an accepted websocket was already closed.
-
-        Raises:
-            Exception: ``exc`` unless it was a disconnect or a handler answered
-                it; the handler's own error when the handler failed.
         """
         if isinstance(exc, ClientDisconnect):
             # The client left mid-body (seen by middleware outside the
@@ -412,6 +426,8 @@ class ServerErrorMiddleware:
                 started, closed = handler_send.started, handler_send.closed
         method, path = _describe(scope)
         # %r keeps CR/LF from a decoded path out of the log (log injection).
+        # This is the one place the error is logged: it is not re-raised, so the
+        # server does not log it again.
         logger.error(
             "Unhandled %s while serving %s %r",
             type(reported).__name__,
@@ -419,20 +435,27 @@ class ServerErrorMiddleware:
             path,
             exc_info=reported,
         )
-        if kind == "websocket":
-            if started and not closed:
-                await send({"type": "websocket.close", "code": 1011, "reason": ""})
-        elif not started:
-            response = await self._error_response(scope, receive, reported)
-            await response(scope, receive, send)
-        raise reported
+        try:
+            if kind == "websocket":
+                if started and not closed:
+                    await send({"type": "websocket.close", "code": 1011, "reason": ""})
+            elif not started:
+                response = await self._error_response(scope, receive, reported)
+                await response(scope, receive, send)
+        except Exception as send_exc:
+            # The 500 could not be sent in full (a custom 500 response that
+            # fails, a send to a broken connection): returning with the
+            # response incomplete makes the server close the connection.
+            logger.error("The error response for %s %r failed too", method, path, exc_info=send_exc)
+        _report(scope, reported)
 
     async def _error_response(self, scope: Scope, receive: Receive, exc: Exception) -> Response:
         if self.debug:
             return debug_response(scope, exc)
+        request = Request(scope, receive)
         if self.handler is not None:
             try:
-                result = await call_maybe_async(self.handler, Request(scope, receive), exc)
+                result = await call_maybe_async(self.handler, request, exc)
                 return to_response(result, self.handler)
             except Exception as handler_exc:
                 logger.error(
@@ -440,7 +463,16 @@ class ServerErrorMiddleware:
                     callable_name(self.handler),
                     exc_info=handler_exc,
                 )
-        return PlainTextResponse("Internal Server Error", status_code=500)
+        return await error_response(request, 500)
+
+
+def _report(scope: Scope, exc: Exception) -> None:
+    """Hand ``exc`` to the server's :data:`REPORT_EXTENSION` hook, if it installed one."""
+    extensions = scope.get("extensions")
+    if extensions:
+        hook = extensions.get(REPORT_EXTENSION)
+        if hook is not None:
+            hook["report"](exc)
 
 
 def debug_response(scope: Scope, exc: BaseException) -> Response:

@@ -44,6 +44,7 @@ from covet.routing import BaseRoute, Mount, Route, RouteDecorators, Router, WebS
 if TYPE_CHECKING:
     from covet.datastructures import FormData
     from covet.requests import RequestLimits
+    from covet.templates import Templates
     from covet.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ("Covet", "Lifespan", "Middleware")
@@ -122,6 +123,11 @@ class Covet(RouteDecorators):
             the request, nor on a host of ``allowed_hosts`` is refused (403),
             so other sites cannot use a visitor's cookies on your websockets.
             Handshakes without ``Origin`` (non-browser clients) are accepted.
+        error_templates: A :class:`~covet.templates.Templates` whose
+            ``errors/<status>.html`` (else ``errors/default.html``) renders
+            the HTML error pages browsers get for 404, 403, 500 and every
+            other error status. Missing or failing templates fall back to
+            covet's built-in page; see :mod:`covet.errorpages`.
 
     Raises:
         ImproperlyConfigured: For invalid routes, handlers or host patterns.
@@ -141,8 +147,15 @@ class Covet(RouteDecorators):
         limits: RequestLimits | None = None,
         redirect_slashes: bool = True,
         websocket_origins: Iterable[str] | None = None,
+        error_templates: Templates | None = None,
     ) -> None:
         self.debug = debug
+        if error_templates is not None and not callable(getattr(error_templates, "render", None)):
+            raise ImproperlyConfigured(
+                f"error_templates={error_templates!r} is not a Templates object. Pass "
+                "Templates(directory='templates') from covet.templates."
+            )
+        self.error_templates = error_templates
         self.state = State()
         self.router = Router(routes=routes, redirect_slashes=redirect_slashes, limits=limits)
         self.limits = limits
@@ -424,7 +437,7 @@ class Covet(RouteDecorators):
                         result if isinstance(result, Response) else to_response(result, endpoint)
                     )
                     plain = type(response) in SENDS_PLAIN
-            except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
+            except Exception as exc:  # noqa: BLE001 - failed() logs and answers it
                 await errors.failed(exc, scope, receive, send, started=False)
                 return
             if plain:
@@ -440,13 +453,13 @@ class Covet(RouteDecorators):
                     await send({"type": "http.response.body", "body": body})
                     if response.background is not None:
                         await response.background()
-                except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
+                except Exception as exc:  # noqa: BLE001 - failed() logs and answers it
                     await errors.failed(exc, scope, receive, send, started=True)
             else:
                 tracked = TrackedSend(send)
                 try:
                     await response(scope, receive, tracked)
-                except Exception as exc:  # noqa: BLE001 - failed() re-raises what it cannot answer
+                except Exception as exc:  # noqa: BLE001 - failed() logs and answers it
                     await errors.failed(exc, scope, receive, send, started=tracked.started)
         finally:
             # Uploaded files spooled by request.form() must be closed even when the

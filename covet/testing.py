@@ -26,6 +26,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
+from covet._errors import REPORT_EXTENSION
 from covet.exceptions import MissingDependencyError, WebSocketDisconnect
 
 try:
@@ -144,6 +145,18 @@ class _EventLoopThread:
         loop.call_soon_threadsafe(loop.stop)
         if thread is not threading.current_thread():
             thread.join()
+
+
+def _install_report_hook(scope: Scope) -> list[Exception]:
+    """Collect the exceptions covet's error layer reports for this connection.
+
+    The error layer logs and answers an unhandled exception instead of
+    re-raising it to the server; through this scope extension it still hands
+    the exception over, so that the test can see it.
+    """
+    reported: list[Exception] = []
+    scope["extensions"][REPORT_EXTENSION] = {"report": reported.append}
+    return reported
 
 
 def _body_chunks(stream: Iterable[bytes]) -> Iterator[bytes]:
@@ -285,6 +298,7 @@ class _TestClientTransport(httpx.BaseTransport):
 
     async def _call_app(self, scope: Scope, request: httpx.Request) -> _HTTPExchange:
         exchange = _HTTPExchange(request)
+        reported = _install_report_hook(scope)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except Exception:
@@ -293,6 +307,10 @@ class _TestClientTransport(httpx.BaseTransport):
             return exchange
         finally:
             exchange.response_complete.set()
+        if reported and self.raise_server_exceptions:
+            # covet's error layer answered (and logged) the exception without
+            # re-raising it, as it does under a real server: raise it here.
+            raise reported[0]
         if exchange.status_code is None and self.raise_server_exceptions:
             raise RuntimeError(
                 f"The application returned without sending a response for "
@@ -374,6 +392,7 @@ class WebSocketTestSession:
         self._task = asyncio.create_task(self._run_app())
 
     async def _run_app(self) -> None:
+        reported = _install_report_hook(self._scope)
         try:
             await self._app(self._scope, self._asgi_receive, self._asgi_send)
         except asyncio.CancelledError as exc:
@@ -382,7 +401,8 @@ class WebSocketTestSession:
         except Exception as exc:  # noqa: BLE001 - handed to the test thread, re-raised there
             self._from_app.put_nowait(_Finished(exc))
         else:
-            self._from_app.put_nowait(_Finished(None))
+            # An error covet's error layer answered (close 1011) is reported, not raised.
+            self._from_app.put_nowait(_Finished(reported[0] if reported else None))
 
     async def _asgi_receive(self) -> Message:
         if self._to_app.empty() and self._disconnect is not None:

@@ -4,7 +4,9 @@ Without user middleware, ``Covet`` calls the matched route itself and hands
 exceptions to its error layer (no router or error-middleware coroutine per
 request). Every scenario here runs twice, once that way and once with a
 pass-through middleware that forces the full stack, and the messages sent,
-the exception that escapes and the error log must be identical.
+the exception reported to the server's hook and the error log must be
+identical. Nothing escapes to the server on either path: the error layer
+logs an unhandled exception once and answers it itself.
 """
 
 from __future__ import annotations
@@ -103,7 +105,15 @@ def build(*, stacked: bool, debug: bool = False) -> tuple[Covet, list[str]]:
 async def serve(
     app: Covet, path: str, method: str = "GET", accept: bytes = b"*/*"
 ) -> tuple[list[Message], BaseException | None]:
+    """Serve one request; return what was sent and the exception reported, if any.
+
+    An exception escaping the app fails the test: the error layer must answer
+    it (and report it through the scope extension) instead of re-raising it to
+    the server, which would log it a second time and drop the connection.
+    """
     scope = http_scope(path, method=method, headers=[(b"accept", accept)])
+    reported: list[BaseException] = []
+    scope["extensions"] = {"covet.errors": {"report": reported.append}}
     sent: list[Message] = []
     requested = False
     never = asyncio.Event()
@@ -118,11 +128,9 @@ async def serve(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    try:
-        await app(scope, receive, send)
-    except Exception as exc:  # noqa: BLE001 - what escapes is part of the comparison
-        return sent, exc
-    return sent, None
+    await app(scope, receive, send)
+    assert len(reported) <= 1, reported
+    return sent, reported[0] if reported else None
 
 
 def comparable(messages: list[Message]) -> list[Any]:
@@ -159,17 +167,27 @@ SCENARIOS = [
 ]
 
 
-@pytest.mark.parametrize("debug", [False, True])
+# (debug, Accept): the error page in each format. In debug mode only JSON is compared
+# (the traceback's last line): the debug HTML page lists frames, which differ.
+CLIENTS = [
+    (False, b"application/json"),
+    (False, b"text/html,application/xhtml+xml,*/*;q=0.8"),
+    (False, b"*/*"),
+    (True, b"application/json"),
+]
+
+
+@pytest.mark.parametrize(("debug", "accept"), CLIENTS)
 @pytest.mark.parametrize(("method", "path"), SCENARIOS)
 async def test_direct_dispatch_matches_the_full_stack(
-    method: str, path: str, debug: bool, caplog: pytest.LogCaptureFixture
+    method: str, path: str, debug: bool, accept: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     outcomes = []
     for stacked in (False, True):
         app, ran = build(stacked=stacked, debug=debug)
         caplog.clear()
         with caplog.at_level(logging.ERROR, logger="covet.error"):
-            sent, escaped = await serve(app, path, method, accept=b"application/json")
+            sent, escaped = await serve(app, path, method, accept=accept)
         logged = [(r.levelname, r.getMessage()) for r in caplog.records]
         outcomes.append((comparable(sent), type(escaped), str(escaped), logged, ran))
     assert outcomes[0] == outcomes[1]
@@ -194,22 +212,26 @@ async def test_direct_dispatch_answers_as_documented() -> None:
     sent, escaped = await serve(app, "/handled")
     assert sent[0]["status"] == 409 and sent[1]["body"] == b'{"handled":"mapped"}'
 
-    # An unhandled error: a bare 500 without internals, and the error escapes to the server.
+    # An unhandled error: a complete 500 without internals, reported (not raised) to
+    # the server, so the kept-alive connection stays usable.
     sent, escaped = await serve(app, "/boom")
     assert sent[0]["status"] == 500 and sent[1]["body"] == b"Internal Server Error"
+    assert (b"connection", b"close") not in sent[0]["headers"]
     assert isinstance(escaped, BoomError)
 
-    # Once the body started, no 500 can follow: the error escapes and the server drops it.
+    # Once the body started, no 500 can follow: the response is left incomplete
+    # (more_body=True), so the server closes the connection.
     sent, escaped = await serve(app, "/stream-breaks")
     assert [m.get("status") for m in sent][:1] == [200]
     assert all(m.get("status") != 500 for m in sent) and isinstance(escaped, BoomError)
+    assert sent[-1]["more_body"] is True
 
     sent, escaped = await serve(app, "/background-fails")
     assert sent[0]["status"] == 200 and sent[1]["body"] == b"sent" and len(sent) == 2
     assert isinstance(escaped, BoomError) and ran == ["task"]
 
-    # An exception handler that fails turns into the 500, and its own error escapes
-    # (chained to the one it was handling), as with the two middleware stacked.
+    # An exception handler that fails turns into the 500, and its own error is the one
+    # reported (chained to the one it was handling), as with the two middleware stacked.
     sent, escaped = await serve(app, "/bad-handler")
     assert sent[0]["status"] == 500 and isinstance(escaped, RuntimeError)
     assert isinstance(escaped.__context__, ValueError)

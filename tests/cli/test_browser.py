@@ -284,3 +284,45 @@ def test_notes_of_a_user_in_chromium(server: str, tmp_path: Path) -> None:
     # Chromium reports the 404 and 422 answers as failed resource loads.
     unexpected = [p for p in problems if "404" not in p and "422" not in p]
     assert unexpected == []
+
+
+def test_missing_page_is_the_styled_404_in_chromium(server: str, tmp_path: Path) -> None:
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    missing = f"{server}/no/such/page"
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            page = context.new_page()
+            response = page.goto(missing)
+            assert response is not None
+            assert response.status == 404
+            assert response.headers["content-type"] == "text/html; charset=utf-8"
+            # The project's errors/404.html: a heading inside the site's layout...
+            assert page.text_content("main h1") == "Not Found"
+            assert page.title() == "Not Found · webdemo"
+            assert page.query_selector("header a[href$='/login']") is not None
+            # ...styled by the site's stylesheet (the header's accent colour).
+            colour = page.eval_on_selector("header", "e => getComputedStyle(e).backgroundColor")
+            assert colour == "rgb(47, 111, 79)"
+            assert "Traceback" not in page.content()
+            # Its link leads back to the site.
+            with page.expect_navigation():
+                page.click("main a")
+            assert page.url == f"{server}/"
+        finally:
+            context.close()
+
+    # curl and other clients that accept anything get plain text; API clients get JSON.
+    plain = httpx.get(missing, headers={"Accept": "*/*"})
+    assert plain.status_code == 404
+    assert plain.headers["content-type"] == "text/plain; charset=utf-8"
+    assert plain.text == "Not Found"
+    as_json = httpx.get(missing, headers={"Accept": "application/json"})
+    assert (as_json.status_code, as_json.json()) == (404, {"detail": "Not Found"})

@@ -82,6 +82,7 @@ def test_generated_templates_compile(generated: Path) -> None:
         "login.html",
         "signup.html",
         "account.html",
+        *("404.html", "403.html", "429.html", "500.html", "default.html"),  # errors/
     }
     for path in templates:
         environment.parse(path.read_text("utf-8"))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -82,20 +83,34 @@ def failing_app(**options: Any) -> Covet:
 def test_production_500_has_no_internals_and_is_logged(caplog):
     with caplog.at_level(logging.ERROR, logger="covet.error"):  # noqa: SIM117
         with TestClient(failing_app(), raise_server_exceptions=False) as client:
-            response = client.get("/boom?x=1", headers={"accept": "application/json"})
+            response = client.get("/boom?x=1", headers={"accept": "*/*"})
+            as_json = client.get("/boom", headers={"accept": "application/json"})
     assert response.status_code == 500
     assert response.text == "Internal Server Error"
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
-    [record] = [r for r in caplog.records if r.name == "covet.error"]
+    assert (as_json.status_code, as_json.json()) == (500, {"detail": "Internal Server Error"})
+    [record, _] = [r for r in caplog.records if r.name == "covet.error"]
     assert record.levelno == logging.ERROR
     assert record.getMessage() == "Unhandled ValueError while serving GET '/boom'"
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], ValueError)
 
 
-def test_exception_propagates_to_the_server():
-    with TestClient(failing_app()) as client, pytest.raises(ValueError, match="secret"):
-        client.get("/boom")
+def test_exception_reaches_the_test_client(caplog):
+    # Not re-raised to the server, but reported through the scope extension the
+    # test client installs: raise_server_exceptions still raises it in the test.
+    with caplog.at_level(logging.ERROR, logger="covet.error"):  # noqa: SIM117
+        with TestClient(failing_app()) as client, pytest.raises(ValueError, match="secret"):
+            client.get("/boom")
+    assert len([r for r in caplog.records if r.name == "covet.error"]) == 1
+
+
+def test_the_connection_serves_more_requests_after_a_500():
+    with TestClient(failing_app(), raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+        assert response.status_code == 500
+        assert "connection" not in response.headers
+        assert client.get("/teapot").status_code == 418
 
 
 def test_log_message_escapes_control_characters_in_path(caplog):
@@ -308,6 +323,17 @@ def test_websocket_crash_closes_1011_and_logs(caplog):
     assert any("WEBSOCKET '/crash'" in r.getMessage() for r in caplog.records)
 
 
+def test_websocket_crash_is_raised_in_the_test_and_logged_once(caplog):
+    with caplog.at_level(logging.ERROR, logger="covet.error"):  # noqa: SIM117
+        with TestClient(websocket_app()) as client:
+            with pytest.raises(RuntimeError, match="crash"):
+                with client.websocket_connect("/crash") as session:
+                    with pytest.raises(WebSocketDisconnect) as info:
+                        session.receive_text()
+    assert info.value.code == 1011
+    assert len([r for r in caplog.records if r.name == "covet.error"]) == 1
+
+
 def test_websocket_client_leaving_is_a_normal_end(caplog):
     with caplog.at_level(logging.ERROR, logger="covet.error"):  # noqa: SIM117
         with TestClient(websocket_app()) as client:
@@ -330,7 +356,45 @@ def scope_for(path: str = "/", method: str = "GET") -> Scope:
     }
 
 
-async def collect(app: Any, scope: Scope) -> list[Message]:
+async def collect(app: Any, scope: Scope) -> tuple[list[Message], list[BaseException]]:
+    """Run ``app`` like a server would; return what it sent and what it reported."""
+    sent: list[Message] = []
+    reported: list[BaseException] = []
+    scope["extensions"] = {"covet.errors": {"report": reported.append}}
+    requested = asyncio.Event()
+
+    async def receive() -> Message:
+        if requested.is_set():  # the client stays connected: a disconnect watcher waits
+            await asyncio.Event().wait()
+        requested.set()
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # nothing escapes to the server
+    return sent, reported
+
+
+async def test_unhandled_error_is_answered_logged_once_and_not_reraised(caplog):
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("kaput")
+
+    with caplog.at_level(logging.ERROR):
+        sent, reported = await collect(ServerErrorMiddleware(broken), scope_for("/x"))
+    # A complete 500, without Connection: close: the kept-alive connection stays usable.
+    assert sent[0]["status"] == 500 and (b"connection", b"close") not in sent[0]["headers"]
+    assert sent[1].get("more_body", False) is False
+    [record] = caplog.records
+    assert record.getMessage() == "Unhandled RuntimeError while serving GET '/x'"
+    [exc] = reported
+    assert isinstance(exc, RuntimeError) and str(exc) == "kaput"
+
+
+async def test_unhandled_error_without_a_report_hook():
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("kaput")
+
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -339,21 +403,52 @@ async def collect(app: Any, scope: Scope) -> list[Message]:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    with pytest.raises(Exception):  # noqa: B017 - re-raised for the server
-        await app(scope, receive, send)
-    return sent
+    # A server without the extension (uvicorn): the 500 is sent, nothing is raised.
+    await ServerErrorMiddleware(broken)(scope_for(), receive, send)
+    assert sent[0]["status"] == 500
 
 
-async def test_error_after_response_started_drops_the_connection(caplog):
+async def test_error_after_response_started_leaves_it_incomplete(caplog):
     async def half(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
         raise RuntimeError("mid-stream")
 
     with caplog.at_level(logging.ERROR, logger="covet.error"):
-        sent = await collect(ServerErrorMiddleware(half), scope_for("/stream"))
-    # Only the start went out; no 500 was attempted on top of it.
-    assert [m["type"] for m in sent] == ["http.response.start"]
-    assert any("GET '/stream'" in r.getMessage() for r in caplog.records)
+        sent, reported = await collect(ServerErrorMiddleware(half), scope_for("/stream"))
+    # No 500 was attempted on top of it, and the response stays incomplete: the
+    # server closes the connection rather than reuse it after a truncated body.
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[-1]["more_body"] is True
+    assert [r.getMessage() for r in caplog.records] == [
+        "Unhandled RuntimeError while serving GET '/stream'"
+    ]
+    assert [type(e) for e in reported] == [RuntimeError]
+
+
+async def test_failing_500_response_is_logged_and_leaves_the_response_incomplete(caplog):
+    from covet import StreamingResponse
+
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("kaput")
+
+    def breaks_midway(request: Request, exc: Exception) -> StreamingResponse:
+        async def chunks() -> Any:
+            yield b"sorry"
+            raise OSError("the 500 page broke too")
+
+        return StreamingResponse(chunks(), status_code=500)
+
+    with caplog.at_level(logging.ERROR, logger="covet.error"):
+        sent, reported = await collect(
+            ServerErrorMiddleware(broken, handler=breaks_midway), scope_for("/x")
+        )
+    assert sent[0]["status"] == 500 and sent[-1]["more_body"] is True
+    assert [r.getMessage() for r in caplog.records] == [
+        "Unhandled RuntimeError while serving GET '/x'",
+        "The error response for GET '/x' failed too",
+    ]
+    assert [type(e) for e in reported] == [RuntimeError]
 
 
 async def test_handled_exception_after_start_is_not_handled_twice():
@@ -361,7 +456,17 @@ async def test_handled_exception_after_start_is_not_handled_twice():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         raise HTTPException(400)
 
-    sent = await collect(ExceptionMiddleware(half), scope_for())
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    # ExceptionMiddleware alone re-raises: ServerErrorMiddleware, outside it, logs.
+    with pytest.raises(HTTPException):
+        await ExceptionMiddleware(half)(scope_for(), receive, send)
     assert [m["type"] for m in sent] == ["http.response.start"]
 
 
