@@ -44,6 +44,7 @@ from python_multipart.multipart import parse_options_header
 
 from covet.cookies import cookie_header
 from covet.datastructures import URL, UploadFile
+from covet.errorpages import error_response
 from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.formparsers import MultipartScanner, parse_content_type
 from covet.requests import (
@@ -53,7 +54,6 @@ from covet.requests import (
     Request,
     RequestLimits,
 )
-from covet.responses import PlainTextResponse
 from covet.routing import Route, Router
 
 if TYPE_CHECKING:
@@ -444,7 +444,10 @@ class CSRFMiddleware:
             text = f"{_GENERIC_FAILURE} {exc.reason}"
         else:
             text = _GENERIC_FAILURE
-        response = PlainTextResponse(text, status_code=exc.status, headers=exc.headers)
+        # The same page, JSON or text as any other error, in the client's format.
+        response = await error_response(
+            HTTPConnection(scope), exc.status, text, headers=exc.headers
+        )
         await response(scope, receive, send)
 
     async def _check(

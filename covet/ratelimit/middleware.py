@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from covet.errorpages import error_response
 from covet.exceptions import ImproperlyConfigured
 from covet.ratelimit.limiter import (
     Algorithm,
@@ -23,7 +24,6 @@ from covet.ratelimit.limiter import (
     key_by_ip,
 )
 from covet.requests import HTTPConnection
-from covet.responses import PlainTextResponse
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -105,9 +105,10 @@ class RateLimitMiddleware:
         result = await self.limiter.hit("global:" + bucket)
         headers = result.headers()
         if not result.allowed:
-            response = PlainTextResponse(
+            response = await error_response(
+                HTTPConnection(scope),
+                429,
                 f"Too many requests. Retry in {headers['Retry-After']} seconds.",
-                status_code=429,
                 headers=headers,
             )
             await response(scope, receive, send)

@@ -647,3 +647,13 @@ def test_bearer_exemption_can_be_turned_off():
     client = TestClient(_bearer_app(exempt_bearer=False))
     response = client.post("/json", json={"x": 1}, headers={"Authorization": "Bearer good"})
     assert response.status_code == 403
+
+
+def test_refusal_is_an_error_page_for_browsers():
+    client = TestClient(make_app())
+    page = client.post("/json", json={}, headers={"accept": "text/html"})
+    assert page.status_code == 403
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "CSRF verification failed." in page.text
+    data = client.post("/json", json={}, headers={"accept": "application/json"})
+    assert data.json() == {"detail": "CSRF verification failed."}

@@ -259,3 +259,20 @@ def test_limit_holds_across_two_uvicorn_workers(tmp_path):
                 await client.aclose()
 
         asyncio.run(cleanup())
+
+
+def test_refusal_answers_in_the_clients_format():
+    # Browsers get the error page, API clients JSON, the rest plain text.
+    client = TestClient(make_app(limit="1/minute", algorithm="fixed-window", clock=Clock()))
+    assert client.get("/").status_code == 200
+    page = client.get("/", headers={"accept": "text/html"})
+    assert page.status_code == 429
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>Too Many Requests</h1>" in page.text
+    assert "Retry in 60 seconds" in page.text
+    assert page.headers["retry-after"] == "60"
+    data = client.get("/", headers={"accept": "application/json"})
+    assert data.json() == {"detail": "Too many requests. Retry in 60 seconds."}
+    assert (
+        client.get("/", headers={"accept": "*/*"}).headers["content-type"].startswith("text/plain")
+    )
