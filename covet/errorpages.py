@@ -193,7 +193,7 @@ def _builtin_page(
     return HTMLResponse(page, status_code=status_code, headers=merged)
 
 
-def _template_page(
+async def _template_page(
     request: HTTPConnection,
     status_code: int,
     detail: Any,
@@ -214,10 +214,8 @@ def _template_page(
     }
     for name in (f"errors/{status_code}.html", "errors/default.html"):
         try:
-            # render(), not render_async(): the async environment shares the bytecode
-            # cache with the sync one the project's pages fill, and cannot load
-            # that code (Jinja does not tell the two apart in its cache key).
-            return templates.render(
+            # render_async(): the project's context processors may be async.
+            return await templates.render_async(
                 request, name, context, status_code=status_code, headers=headers
             )
         except jinja2.TemplateNotFound as exc:
@@ -269,7 +267,7 @@ async def error_response(
         return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
     if kind == "text":
         return PlainTextResponse(str(detail), status_code=status_code, headers=headers)
-    page = _template_page(request, status_code, detail, headers)
+    page = await _template_page(request, status_code, detail, headers)
     if page is not None:
         return page
     home = (request.scope.get("root_path") or "") + "/"

@@ -284,3 +284,15 @@ def test_templates_compiled_by_the_project_pages_are_reused(tmp_path: Path) -> N
     with TestClient(make_app(error_templates=restarted)) as client:
         response = client.get("/missing", headers={"Accept": BROWSER})
     assert (response.status_code, response.text) == (404, "<main><h1>Not Found</h1></main>")
+
+
+def test_error_templates_get_async_context_processors(tmp_path: Path) -> None:
+    async def site(request: Any) -> dict[str, str]:
+        return {"site_name": "Async Site"}
+
+    write(tmp_path, "errors/404.html", "<h1>{{ title }}</h1><p>{{ site_name }}</p>")
+    templates = Templates(directory=tmp_path, context_processors=[site])
+    with TestClient(make_app(error_templates=templates)) as client:
+        page = client.get("/missing", headers={"accept": "text/html"})
+    assert page.status_code == 404
+    assert page.text == "<h1>Not Found</h1><p>Async Site</p>"

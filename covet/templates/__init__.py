@@ -154,6 +154,25 @@ def _package_loader(spec: str) -> tuple[jinja2.BaseLoader, str]:
     return loader, f"package {package!r} folder {folder!r}"
 
 
+class _AsyncKeyedCache(jinja2.BytecodeCache):
+    """Store async-compiled templates in ``inner`` under keys of their own."""
+
+    def __init__(self, inner: jinja2.BytecodeCache) -> None:
+        self.inner = inner
+
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        return self.inner.get_cache_key(name, filename) + "-async"
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.inner.load_bytecode(bucket)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.inner.dump_bytecode(bucket)
+
+    def clear(self) -> None:
+        self.inner.clear()
+
+
 class Templates:
     """A Jinja2 environment wired to covet: autoescape, helpers, loaders and caching.
 
@@ -263,7 +282,14 @@ class Templates:
     def async_env(self) -> jinja2.Environment:
         """Return the async twin of :attr:`env` (it shares filters, globals and loader)."""
         if self._async_env is None:
-            self._async_env = self.env.overlay(enable_async=True)
+            cache = self.env.bytecode_cache
+            # Jinja's cache key is the template's name and file, not the mode it
+            # was compiled in: sync and async code for one template would overwrite
+            # each other, and render_async() would load sync code and fail.
+            self._async_env = self.env.overlay(
+                enable_async=True,
+                bytecode_cache=None if cache is None else _AsyncKeyedCache(cache),
+            )
         return self._async_env
 
     def add_filter(self, name: str, func: Callable[..., Any]) -> None:

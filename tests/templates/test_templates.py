@@ -284,3 +284,23 @@ def test_auto_reload_in_debug(tdir):
     assert production.env.auto_reload is False
     assert isinstance(production.env.bytecode_cache, jinja2.FileSystemBytecodeCache)
     assert Templates(tdir, bytecode_cache=False).env.bytecode_cache is None
+
+
+async def test_render_async_after_sync_render_filled_the_bytecode_cache(tmp_path):
+    # Jinja keys cached bytecode by template name only; sync and async code for one
+    # template must not overwrite each other (a restarted process read sync code).
+    import jinja2
+
+    from covet.templates import Templates
+
+    (tmp_path / "t.html").write_text("Hello {{ name }}", "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    first = Templates(tmp_path, bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache)))
+    assert first.env.get_template("t.html").render(name="sync") == "Hello sync"
+    restarted = Templates(tmp_path, bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache)))
+    template = restarted.async_env.get_template("t.html")
+    assert await template.render_async(name="async") == "Hello async"
+    # And the other way round: the sync environment still gets sync code.
+    again = Templates(tmp_path, bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache)))
+    assert again.env.get_template("t.html").render(name="sync") == "Hello sync"
