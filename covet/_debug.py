@@ -1,7 +1,7 @@
 """The debug-mode 500 page: the exception, the request, each frame's locals and the SQL run.
 
 Shown only by an app created with ``Covet(debug=True)``
-(:func:`covet._errors.debug_response` calls :func:`debug_page`). Browsers
+(:func:`covet.middleware.errors.debug_response` calls :func:`debug_page`). Browsers
 get an HTML page; clients that prefer JSON get ``{"error", "detail",
 "traceback"}`` (plus ``"hint"`` when a missing migration is the likely
 cause).
@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from covet._errors import _wants_json
 from covet.db.querylog import QueryLog
+from covet.errorpages import preferred_format
 from covet.requests import Request
 from covet.responses import HTMLResponse, JSONResponse, Response
 
@@ -400,7 +400,7 @@ def debug_page(scope: Scope, exc: BaseException) -> Response:
     """
     lines = traceback.format_exception(exc)
     hint = missing_schema_hint(exc)
-    if _wants_json(scope):
+    if preferred_format(scope) == "json":
         content: dict[str, Any] = {
             "error": type(exc).__name__,
             "detail": str(exc),

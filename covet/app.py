@@ -26,17 +26,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
-from covet._errors import (
+from covet._hosts import HostGuard, HostPatterns, reject_host, split_host
+from covet._utils import call_maybe_async, get_route_path, to_response
+from covet.datastructures import State
+from covet.exceptions import ImproperlyConfigured
+from covet.middleware.errors import (
     ExceptionHandler,
     ExceptionMiddleware,
     ServerErrorMiddleware,
     TrackedSend,
     check_exception_handler,
 )
-from covet._hosts import HostGuard, HostPatterns, reject_host, split_host
-from covet._utils import call_maybe_async, get_route_path, to_response
-from covet.datastructures import State
-from covet.exceptions import ImproperlyConfigured
 from covet.requests import Request
 from covet.responses import SENDS_PLAIN, Response, check_raw_headers
 from covet.routing import BaseRoute, Mount, Route, RouteDecorators, Router, WebSocketRoute

@@ -26,8 +26,8 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
-from covet._errors import REPORT_EXTENSION
 from covet.exceptions import MissingDependencyError, WebSocketDisconnect
+from covet.middleware.errors import REPORT_EXTENSION
 
 try:
     import httpx
