@@ -24,8 +24,10 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
+from covet._context import RequestContext, RequestObserver, current_request
 from covet._hosts import HostGuard, HostPatterns, reject_host, split_host
 from covet._utils import call_maybe_async, get_route_path, to_response
 from covet.datastructures import State
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
     from covet.datastructures import FormData
     from covet.requests import RequestLimits
     from covet.templates import Templates
-    from covet.types import ASGIApp, Receive, Scope, Send
+    from covet.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ("Covet", "Lifespan", "Middleware")
 
@@ -61,6 +63,15 @@ logger = logging.getLogger("covet")
 error_logger = logging.getLogger("covet.error")
 
 _SERVING = "the app has started serving requests"
+
+
+class _Unbuilt(tuple[Any, ...]):
+    """The type of :data:`_UNBUILT`: a tuple that no built app holds."""
+
+    __slots__ = ()
+
+
+_UNBUILT: tuple[RequestObserver, ...] = _Unbuilt()
 
 
 class _MiddlewareFactory(Protocol[P]):
@@ -169,6 +180,10 @@ class Covet(RouteDecorators):
         self._stack: ASGIApp | None = None
         self._direct: ServerErrorMiddleware | None = None
         self._plain_routes: Mapping[str, Route] = {}
+        self._request_observers: list[RequestObserver] = []
+        # The observers each request reports to: None when there are none; _UNBUILT
+        # until _build() decides (so the first request also builds the app).
+        self._observe: tuple[RequestObserver, ...] | None = _UNBUILT
         self.allowed_hosts = None if allowed_hosts is None else HostPatterns(allowed_hosts)
         self._host_guard = HostGuard(self.allowed_hosts)
         self._hosts_accepted = self._host_guard.accepted  # read on every request
@@ -319,6 +334,27 @@ class Covet(RouteDecorators):
         self._on_shutdown.append(func)
         return func
 
+    def add_observer(self, observer: RequestObserver) -> None:
+        """Tell ``observer`` when each HTTP request and websocket connection starts and ends.
+
+        The access log and :mod:`covet.metrics` are observers; see
+        :class:`covet._context.RequestObserver` for the two methods.
+
+        Raises:
+            ImproperlyConfigured: For an object without the two methods, or once the app
+                has started.
+        """
+        self._check_mutable(f"observer {observer!r}")
+        if not all(
+            callable(getattr(observer, name, None))
+            for name in ("request_started", "request_finished")
+        ):
+            raise ImproperlyConfigured(
+                f"Observer {observer!r} lacks request_started()/request_finished(). "
+                "Pass an object with both methods."
+            )
+        self._request_observers.append(observer)
+
     # ----------------------------------------------------------------- serving
 
     def _build(self, reason: str) -> ASGIApp:
@@ -358,8 +394,62 @@ class Covet(RouteDecorators):
 
             app = QueryRecordingMiddleware(app)
         self._plain_routes = self.router.plain_routes()
+        observers = list(self._request_observers)
+        if logging.getLogger("covet.access").isEnabledFor(logging.INFO):
+            # Imported only when the access log is on: it costs nothing otherwise.
+            from covet.logging import AccessLog
+
+            observers.insert(0, AccessLog())
+        self._observe = tuple(observers) or None
         self._stack = app
         return app
+
+    async def _observed(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        observers: tuple[RequestObserver, ...],
+    ) -> None:
+        """Serve one request in its :class:`RequestContext`, telling ``observers``.
+
+        This is covet's one instrumentation point per request: everything that
+        wants the status, size, duration, route or user of each request
+        (access log, metrics, tracing) observes it here.
+        """
+        context = RequestContext(scope, perf_counter())
+        scope["covet.context"] = context
+        token = current_request.set(context)
+        for observer in observers:
+            observer.request_started(context)
+        websocket = scope["type"] == "websocket"
+
+        async def observing_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.body":
+                context.sent += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                context.status = message["status"]
+            elif websocket and context.status == 0:
+                if kind == "websocket.accept":
+                    context.status = 101
+                elif kind in ("websocket.close", "websocket.http.response.start"):
+                    context.status = message.get("status", 403)
+            await send(message)
+
+        try:
+            await self(scope, receive, observing_send)
+        except BaseException:
+            if context.status == 0:
+                context.status = 500
+            raise
+        finally:
+            context.duration = perf_counter() - context.started
+            try:
+                for observer in observers:
+                    observer.request_finished(context)
+            finally:
+                current_request.reset(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection (``http``, ``websocket`` or ``lifespan``)."""
@@ -368,6 +458,14 @@ class Covet(RouteDecorators):
         if kind == "lifespan":
             await self._lifespan_protocol(scope, receive, send)
             return
+        observe = self._observe
+        if observe is not None and "covet.context" not in scope:
+            if observe is _UNBUILT:
+                self._build(_SERVING)
+                observe = self._observe
+            if observe is not None:
+                await self._observed(scope, receive, send, observe)
+                return
         lifespan_state = self._lifespan_state
         if lifespan_state is not None and "state" not in scope:
             # The server has no lifespan state: give each request a copy of the app's.

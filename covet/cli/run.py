@@ -24,6 +24,7 @@ from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from covet.config import Settings
+    from covet.logging import LoggingOptions
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -72,6 +73,7 @@ def server_options(
     workers: int = 1,
     log_level: str = "info",
     forwarded_allow_ips: str = "127.0.0.1",
+    logging_options: LoggingOptions | None = None,
 ) -> dict[str, Any]:
     """Return the keyword arguments for ``uvicorn.run()``.
 
@@ -85,6 +87,8 @@ def server_options(
         log_level: uvicorn's log level.
         forwarded_allow_ips: Comma-separated addresses whose ``X-Forwarded-*``
             headers are trusted.
+        logging_options: covet's logging (:mod:`covet.logging`), applied by
+            uvicorn in every worker; uvicorn's access log is off when covet's is on.
 
     Returns:
         The options, with :data:`SERVER_LIMITS` included.
@@ -109,6 +113,11 @@ def server_options(
         "server_header": False,
         **SERVER_LIMITS,
     }
+    if logging_options is not None:
+        from covet.logging import logging_config
+
+        options["log_config"] = logging_config(logging_options)
+        options["access_log"] = not logging_options.access_log
     if reload:
         options["reload"] = True
         options["reload_dirs"] = [str(root)]
@@ -159,6 +168,19 @@ def preflight(settings: Settings) -> None:
         if not settings.debug:
             raise ImproperlyConfigured(message)
         warn(message)
+
+
+def _logging_options(settings: Settings | None) -> LoggingOptions:
+    """Return covet's logging options for the project (the defaults outside one)."""
+    from covet.config import Settings
+    from covet.logging import LoggingOptions
+
+    try:
+        if settings is None:
+            return LoggingOptions.from_settings(Settings(root=Path.cwd()))
+        return LoggingOptions.from_settings(settings)
+    except ImproperlyConfigured as exc:
+        fail(str(exc))
 
 
 def _address(host: str, port: int) -> str:
@@ -347,6 +369,7 @@ def run_command(
         workers=workers,
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
+        logging_options=_logging_options(settings),
     )
     info(f"Serving {app_path} from {root}")
     import uvicorn

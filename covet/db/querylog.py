@@ -12,6 +12,10 @@ duration by :class:`~covet.db.backends.base.BaseConnection`, into the
 current task (and of the blocks around it). Tasks started inside the block
 (``asyncio.gather``) inherit it. Outside any block, the connection's only cost
 is one context variable lookup per statement.
+
+:func:`observe_queries` registers a process-wide callback that sees every
+statement, in or out of a block (the slow-query log of :mod:`covet.logging`
+and the query metrics of :mod:`covet.metrics` use it).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from types import TracebackType
 
-__all__ = ("CapturedQuery", "QueryLog", "capture_queries")
+__all__ = ("CapturedQuery", "QueryLog", "capture_queries", "observe_queries")
 
 #: The innermost open :class:`QueryLog` of this context, or None (not recording).
 current_log: contextvars.ContextVar[QueryLog | None] = contextvars.ContextVar(
@@ -108,16 +112,19 @@ class QueryLog:
         """Record ``query`` here and in every enclosing log that wants it."""
         log: QueryLog | None = self
         while log is not None:
-            if log.transactions or not query.transaction:
-                log.count += 1
-                log.captured.append(query)
+            log._keep(query)
             log = log._parent
+
+    def _keep(self, query: CapturedQuery) -> None:
+        if self.transactions or not query.transaction:
+            self.count += 1
+            self.captured.append(query)
 
     def start(self) -> QueryLog:
         """Start recording in the current context (what ``with`` does); return the log."""
         if self._token is not None:
             raise RuntimeError(f"{self!r} is already recording. Use a new capture_queries().")
-        self._parent = current_log.get()
+        self._parent = current_log.get(observers.log)
         self._token = current_log.set(self)
         return self
 
@@ -164,6 +171,60 @@ def capture_queries(*, limit: int | None = None, transactions: bool = False) -> 
         The :class:`QueryLog` the block fills.
     """
     return QueryLog(limit=limit, transactions=transactions)
+
+
+class _ObserverLog(QueryLog):
+    """The outermost log while callbacks observe queries: it hands each statement to them."""
+
+    __slots__ = ("callbacks",)
+
+    def __init__(self) -> None:
+        super().__init__(limit=1, transactions=True)
+        self.callbacks: list[Callable[[CapturedQuery], None]] = []
+
+    def _keep(self, query: CapturedQuery) -> None:
+        for callback in self.callbacks:
+            callback(query)
+
+
+class _Observers:
+    """Where connections find the process-wide observer log (``log`` is None without one)."""
+
+    __slots__ = ("log",)
+
+    def __init__(self) -> None:
+        self.log: QueryLog | None = None
+
+
+#: Read by connections as ``current_log.get(observers.log)``: the log of the innermost
+#: capture_queries() block, else the observer log, else None (nothing to record).
+observers = _Observers()
+_observer_log = _ObserverLog()
+
+
+def observe_queries(callback: Callable[[CapturedQuery], None]) -> Callable[[], None]:
+    """Call ``callback(query)`` after every statement run in this process.
+
+    It runs in the task that ran the statement, right after it (so
+    ``sys._getframe()`` shows the code that asked for it). It must be quick
+    and must not raise.
+
+    Args:
+        callback: Called with each :class:`CapturedQuery`, transaction control included.
+
+    Returns:
+        A function that removes the callback again.
+    """
+    _observer_log.callbacks.append(callback)
+    observers.log = _observer_log
+
+    def remove() -> None:
+        if callback in _observer_log.callbacks:
+            _observer_log.callbacks.remove(callback)
+        if not _observer_log.callbacks:
+            observers.log = None
+
+    return remove
 
 
 def record(

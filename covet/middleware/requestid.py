@@ -8,18 +8,20 @@ by a trusted proxy. The id is:
 - available to handlers as ``request.state.request_id`` and
   ``request.scope["covet.request_id"]``;
 - available anywhere in the same task through :func:`get_request_id`, and
-  to log records through :class:`RequestIDLogFilter`.
+  to log records through :class:`RequestIDLogFilter` (or
+  :class:`covet.logging.RequestContextFilter`, which reads the same context,
+  as does covet's access log).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import re
 import uuid
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
+from covet._context import RequestContext, current_request
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -39,19 +41,17 @@ __all__ = (
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}", re.ASCII)
 _HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)
 
-_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "covet_request_id", default=None
-)
-
 
 def get_request_id() -> str | None:
     """Return the id of the request being handled in the current context.
 
     Returns:
-        The request id, or ``None`` outside a request handled by
-        :class:`RequestIDMiddleware` (for example during startup).
+        The request id, or ``None`` outside a request (for example during
+        startup). Inside a request the app observes (access log, metrics)
+        without this middleware, it is an id made for the request.
     """
-    return _request_id.get()
+    context = current_request.get()
+    return None if context is None else context.request_id
 
 
 def _uuid4_hex() -> str:
@@ -78,7 +78,7 @@ class RequestIDLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Set ``record.request_id`` and keep the record."""
-        request_id = _request_id.get()
+        request_id = get_request_id()
         record.request_id = self.default if request_id is None else request_id
         return True
 
@@ -152,8 +152,16 @@ class RequestIDMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        token = _request_id.set(request_id)
+        context = current_request.get()
+        if context is not None and scope.get("covet.context") is not None:
+            # The app observes this request: its context (and access log) takes the id.
+            context.request_id = request_id
+            await self.app(scope, receive, send_with_id)
+            return
+        own = RequestContext(scope)
+        own.request_id = request_id
+        token = current_request.set(own)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            _request_id.reset(token)
+            current_request.reset(token)

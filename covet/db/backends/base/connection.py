@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from covet.db.backends.base.records import Record, is_read_only_sql, make_index
 from covet.db.backends.base.slots import FifoSlots
 from covet.db.exceptions import DatabaseError, InterfaceError
-from covet.db.querylog import current_log, record
+from covet.db.querylog import current_log, observers, record
 
 if TYPE_CHECKING:
     from covet.db.querylog import QueryLog
@@ -238,7 +238,7 @@ class BaseConnection(abc.ABC):
     async def _run(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         # Every statement passes here: when capture_queries() is not open (production),
         # recording costs this one context variable lookup.
-        log = current_log.get()
+        log = current_log.get(observers.log)
         if log is not None:
             return await self._run_logged(log, method, args)
         lock = self._lock
@@ -326,7 +326,7 @@ class BaseConnection(abc.ABC):
         if chunk_size < 1:
             raise ValueError(f"Invalid chunk_size {chunk_size!r}. Use a positive integer.")
         self.fresh = False
-        log = current_log.get()
+        log = current_log.get(observers.log)
         started = time.perf_counter()
         failed = True
         try:

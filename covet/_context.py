@@ -1,0 +1,108 @@
+"""The request being served in the current context, and the per-request observer hook.
+
+:class:`RequestContext` describes one HTTP request or websocket connection:
+its scope, id, status, bytes sent and duration. ``current_request`` holds
+the one being served in this task (tasks it starts inherit it), so log
+records, ORM statements and background tasks can name their request.
+
+The app calls every :class:`RequestObserver` installed for it at one point
+per request (see ``Covet.__call__``): the access log, metrics and, later,
+tracing hang off that single hook. With no observer the app pays one
+attribute check per request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from covet.types import Scope
+
+__all__ = ("RequestContext", "RequestObserver", "current_request")
+
+
+class RequestContext:
+    """One request (or websocket connection) as the observers see it.
+
+    Attributes:
+        scope: The ASGI scope.
+        status: The response status (101 once a websocket is accepted, 403
+            when it is refused; 500 when the app failed before answering).
+        sent: Response body bytes sent.
+        duration: Seconds from the start of the request to its end (set
+            before :meth:`RequestObserver.request_finished`).
+        started: ``time.perf_counter()`` when the request started.
+    """
+
+    __slots__ = ("_request_id", "duration", "scope", "sent", "started", "status")
+
+    def __init__(self, scope: Scope, started: float = 0.0) -> None:
+        self.scope = scope
+        self.status = 0
+        self.sent = 0
+        self.duration = 0.0
+        self.started = started
+        self._request_id: str | None = None
+
+    @property
+    def request_id(self) -> str:
+        """Return the request id, made (once) when first asked for.
+
+        It is the one :class:`~covet.middleware.RequestIDMiddleware` assigned, if any.
+        """
+        request_id = self._request_id
+        if request_id is None:
+            request_id = self._request_id = self.scope.get("covet.request_id") or uuid.uuid4().hex
+        return request_id
+
+    @request_id.setter
+    def request_id(self, value: str) -> None:
+        self._request_id = value
+
+    @property
+    def user_id(self) -> str | None:
+        """Return the primary key of the authenticated user, or None."""
+        user = self.scope.get("user")
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        pk = getattr(user, "pk", None)
+        return None if pk is None else str(pk)
+
+    @property
+    def route_name(self) -> str | None:
+        """Return the matched route's name (else its path template), or None when none matched.
+
+        Never the raw path: ``/items/{id}`` stays one value however many ids are asked for.
+        """
+        route: Any = self.scope.get("route")
+        if route is None:
+            return None
+        return getattr(route, "name", None) or getattr(route, "path", None)
+
+    @property
+    def client(self) -> str | None:
+        """Return the client address (after proxy headers, as the server reports it)."""
+        client = self.scope.get("client")
+        return None if not client else str(client[0])
+
+
+#: The request being served in this context, or None (startup, scripts, jobs outside a request).
+current_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "covet_request", default=None
+)
+
+
+class RequestObserver(Protocol):
+    """Something told when each request starts and ends (access log, metrics, tracing).
+
+    Both methods run in the request's context (``current_request`` is set)
+    and must not raise.
+    """
+
+    def request_started(self, context: RequestContext) -> None:
+        """Note that ``context``'s request started."""
+
+    def request_finished(self, context: RequestContext) -> None:
+        """Note that ``context``'s request ended (status, sent and duration are set)."""
