@@ -337,7 +337,7 @@ class Covet(RouteDecorators):
     def add_observer(self, observer: RequestObserver) -> None:
         """Tell ``observer`` when each HTTP request and websocket connection starts and ends.
 
-        The access log and :mod:`covet.metrics` are observers; see
+        The access log is one (metrics and tracing plug in the same way); see
         :class:`covet._context.RequestObserver` for the two methods.
 
         Raises:

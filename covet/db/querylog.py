@@ -15,7 +15,7 @@ is one context variable lookup per statement.
 
 :func:`observe_queries` registers a process-wide callback that sees every
 statement, in or out of a block (the slow-query log of :mod:`covet.logging`
-and the query metrics of :mod:`covet.metrics` use it).
+uses it; query metrics can too).
 """
 
 from __future__ import annotations
