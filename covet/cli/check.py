@@ -118,6 +118,24 @@ class CheckContext:
     workers: int = 1
     db_timeout: float = DEFAULT_DB_TIMEOUT
 
+    @classmethod
+    def for_app(
+        cls,
+        app: Any,
+        settings: Settings | None = None,
+        *,
+        workers: int = 1,
+        db_timeout: float = DEFAULT_DB_TIMEOUT,
+    ) -> CheckContext:
+        """Build the context for ``app``: its middleware stack is built (and frozen) here.
+
+        Raises:
+            Exception: Whatever an invalid middleware option raises.
+        """
+        context = cls(settings, app, workers=workers, db_timeout=db_timeout)
+        context.middleware = _build_stack(app)
+        return context
+
     def instances(self, cls: type[Any]) -> list[Any]:
         """Return the installed middleware instances of ``cls``."""
         return [item for item in self.middleware if isinstance(item, cls)]
