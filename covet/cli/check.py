@@ -414,15 +414,18 @@ def check_security_headers(context: CheckContext) -> Iterator[Problem]:
         )
 
 
-def _sqlite_path(database_url: str) -> tuple[bool, str | None]:
-    """Return (is SQLite, database file or None for :memory:)."""
+def _single_writer(database_url: str) -> tuple[bool, str | None]:
+    """Return (writes queued per process, database file or None when in memory).
+
+    Raises:
+        CovetError: For an invalid URL, or a database file whose directory is missing.
+    """
     from covet.db import Database
 
     database = Database(database_url, alias=f"covet-check-{id(database_url)}")
-    if database.vendor != "sqlite":
+    if not database.features.serializes_writes_per_process:
         return False, None
-    name = database.url.database
-    return True, None if name in (None, ":memory:") else name
+    return True, database.backend.creation.migration_lock_file()
 
 
 def check_workers(context: CheckContext) -> Iterator[Problem]:
@@ -431,10 +434,10 @@ def check_workers(context: CheckContext) -> Iterator[Problem]:
     if context.workers <= 1 or settings is None or not settings.database_url:
         return
     try:
-        is_sqlite, path = _sqlite_path(settings.database_url)
+        single_writer, path = _single_writer(settings.database_url)
     except Exception:  # noqa: BLE001 - an invalid URL is reported by check_migrations
         return
-    if not is_sqlite:
+    if not single_writer:
         return
     if path is None:
         yield _error(
@@ -491,9 +494,9 @@ def check_migrations(context: CheckContext) -> Iterator[Problem]:
         )
         return
     try:
-        _, path = _sqlite_path(settings.database_url)
+        _, path = _single_writer(settings.database_url)
     except Exception as exc:  # noqa: BLE001 - reported as a line
-        yield _error("covet.E112", f"DATABASE_URL is invalid: {exc}", "Fix DATABASE_URL.")
+        yield _error("covet.E112", f"The database cannot be used: {exc}", "Fix DATABASE_URL.")
         return
     if path is not None and not Path(path).is_file():
         # Connecting would create an empty file: report it instead.

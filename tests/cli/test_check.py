@@ -446,6 +446,10 @@ def test_check_migrations_without_database(tmp_path: Path) -> None:
     assert [problem.id for problem in problems] == ["covet.E112"]
     assert "does not exist" in problems[0].message
     assert not (tmp_path / "absent.sqlite3").exists()  # the check created no empty database
+    no_directory = _settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'nodir' / 'x.db'}")
+    problems = list(check_migrations(CheckContext(no_directory, Covet())))
+    assert [problem.id for problem in problems] == ["covet.E112"]
+    assert "nodir" in problems[0].message
 
 
 def test_check_migrations_without_migrations(tmp_path: Path) -> None:
