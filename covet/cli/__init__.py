@@ -2,7 +2,8 @@
 
 ``covet new`` scaffolds a project, ``covet makemigrations`` and ``covet
 migrate`` manage its database schema, ``covet run`` serves it, ``covet
-routes`` lists its routes and ``covet shell`` opens an asyncio REPL with the
+routes`` lists its routes, ``covet check [--deploy]`` checks its configuration
+(for production with ``--deploy``) and ``covet shell`` opens an asyncio REPL with the
 app, the database and the models loaded. A project adds its own commands with
 ``[tool.covet] commands = ["mysite.cli:seed"]``.
 
@@ -16,6 +17,7 @@ import click
 
 from covet import __version__
 from covet.cli._common import CovetGroup, set_verbose
+from covet.cli.check import check_command
 from covet.cli.migrate import makemigrations_command, migrate_command, migrations_group
 from covet.cli.new import new_command
 from covet.cli.routes import routes_command
@@ -50,6 +52,7 @@ def main(ctx: click.Context, traceback: bool, verbose: bool) -> None:
 main.add_command(new_command)
 main.add_command(run_command)
 main.add_command(routes_command)
+main.add_command(check_command)
 main.add_command(shell_command)
 main.add_command(makemigrations_command)
 main.add_command(migrate_command)

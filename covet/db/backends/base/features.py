@@ -33,5 +33,8 @@ class BaseFeatures:
     # How many significant digits of a decimal does the database keep exactly? (None: all
     # the column's max_digits; a backend with a limit refuses longer values, never rounds)
     max_exact_decimal_digits: int | None = None
+    # Are writes serialized by a queue inside one process, so that several worker
+    # processes contend for the database's single write lock? (`covet check --deploy`)
+    serializes_writes_per_process: bool = False
     # The oldest server version covet supports, as a tuple.
     minimum_version: tuple[int, ...] = ()

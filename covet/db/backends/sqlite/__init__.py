@@ -101,6 +101,9 @@ class SQLiteFeatures(BaseFeatures):
     # How many significant digits of a decimal are exact? (NUMERIC keeps a non-integer as a
     # 64-bit double, which holds 15 decimal digits: C's DBL_DIG)
     max_exact_decimal_digits: int = MAX_EXACT_DECIMAL_DIGITS
+    # Are writes serialized per process? (yes: the backend's writer queue is an asyncio.Lock,
+    # and other processes wait on the file lock for at most busy_timeout)
+    serializes_writes_per_process = True
     # The oldest SQLite covet supports.
     minimum_version = (3, 31)
 
