@@ -40,6 +40,7 @@ from covet.db.backends.base import (
 )
 from covet.db.exceptions import (
     DatabaseError,
+    DatabaseUnavailableError,
     DataError,
     IntegrityError,
     InterfaceError,
@@ -166,8 +167,9 @@ def _error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
         (exc.TransactionRollbackError, OperationalError),  # serialization failure, deadlock
         (exc.QueryCanceledError, OperationalError),
         (exc.InsufficientResourcesError, OperationalError),
-        (exc.OperatorInterventionError, OperationalError),
-        (exc.PostgresConnectionError, OperationalError),
+        # 57P01-57P05 (admin/crash shutdown, cannot connect now...): the server goes away.
+        (exc.OperatorInterventionError, DatabaseUnavailableError),
+        (exc.PostgresConnectionError, DatabaseUnavailableError),
         (exc.PostgresError, DatabaseError),
         (asyncpg.DataError, DataError),  # client-side: a parameter of the wrong type
         (asyncpg.InterfaceError, InterfaceError),
@@ -523,7 +525,7 @@ class PostgresBackend(BaseBackend):
                 await pool.release(raw)
                 continue
             return raw
-        raise OperationalError(
+        raise DatabaseUnavailableError(
             f"Could not get a working connection to {self.url}: every connection failed its "
             "check. Is the server up?"
         )
@@ -612,7 +614,9 @@ class PostgresBackend(BaseBackend):
             if isinstance(exc, driver_class):
                 return covet_class(message)
         if isinstance(exc, OSError):
-            return OperationalError(f"Cannot reach {self.display_name} at {self.url}: {exc}")
+            return DatabaseUnavailableError(
+                f"Cannot reach {self.display_name} at {self.url}: {exc}"
+            )
         return DatabaseError(f"{type(exc).__name__}: {message}")
 
     def is_disconnect(self, exc: BaseException) -> bool:
