@@ -149,7 +149,7 @@ async def test_first_write_on_a_terminated_connection_is_retried_on_a_new_one(
     # INSERT is sent once, on a new connection.
     assert await db.execute(insert, {"v": 1}) == 1
     assert await db.fetch_val("SELECT pg_backend_pid()") != pid
-    assert tuple(await admin.fetch_one(count)) == (1, 1)
+    assert [tuple(row) for row in await admin.fetch_all(count)] == [(1, 1)]
 
 
 async def test_a_write_that_cannot_be_retried_is_unavailable_not_a_driver_error(
@@ -167,10 +167,10 @@ async def test_a_write_that_cannot_be_retried_is_unavailable_not_a_driver_error(
             await conn.execute(insert.replace(":v", "$1"), (2,))
     assert str(info.value).startswith("The connection to PostgreSQL was lost: cannot switch to")
     assert isinstance(info.value.__cause__, asyncpg.exceptions.InternalClientError)
-    assert tuple(await admin.fetch_one(count)) == (0, None)
+    assert [tuple(row) for row in await admin.fetch_all(count)] == [(0, None)]
     # The broken connection was discarded: the pool serves the next request.
     assert await db.execute(insert, {"v": 3}) == 1
-    assert tuple(await admin.fetch_one(count)) == (1, 3)
+    assert [tuple(row) for row in await admin.fetch_all(count)] == [(1, 3)]
 
 
 @pytest.mark.parametrize(
@@ -214,3 +214,23 @@ def test_mysql_translation_of_server_going_away(
     backend = Database("mysql://root@127.0.0.1/app", alias=f"t_{secrets.token_hex(4)}").backend
     exc = pymysql.err.OperationalError(errno, "the server's words")
     assert type(backend.translate_error(exc)) is covet_class
+
+
+async def test_asyncpg_pool_floor_retries_log_one_line(
+    postgres: tuple[Database, Database], caplog: pytest.LogCaptureFixture
+) -> None:
+    # While the server is down, asyncpg's pool logs this warning (with a traceback) at
+    # every attempt to reopen its min_size connections; a connected pool shortens it.
+    import logging
+
+    refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+    with caplog.at_level(logging.WARNING, logger="asyncpg.pool"):
+        logging.getLogger("asyncpg.pool").warning(
+            "Failed to restore the pool connection floor; retrying", exc_info=refused
+        )
+    [record] = [r for r in caplog.records if r.name == "asyncpg.pool"]
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "PostgreSQL pool: cannot reopen its min_size connections yet (connection refused); retrying"
+    )
+    assert "Traceback" not in caplog.text
