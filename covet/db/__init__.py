@@ -12,6 +12,7 @@ from covet.db import fields
 from covet.db.database import Database, get_database
 from covet.db.exceptions import (
     DatabaseError,
+    DatabaseUnavailableError,
     FieldError,
     IntegrityError,
     MissingSchemaObjectError,
@@ -43,6 +44,7 @@ __all__ = (
     "Count",
     "Database",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "F",
     "FieldError",
     "IntegrityError",

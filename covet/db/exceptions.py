@@ -15,6 +15,7 @@ from covet.exceptions import CovetError
 __all__ = (
     "DataError",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "FieldError",
     "IntegrityError",
     "InterfaceError",
@@ -44,7 +45,28 @@ class OperationalError(DatabaseError):
     """The server could not do the operation: connection lost, timeout, lock, server gone."""
 
 
-class PoolTimeout(OperationalError, TimeoutError):  # noqa: N818 - reads as a condition, like asyncio's
+class DatabaseUnavailableError(OperationalError):
+    """The database cannot be reached for now: refused, lost, shutting down, pool exhausted.
+
+    A temporary condition, unlike a wrong password or a missing database: the
+    same request will likely work a few seconds later. The web layer answers
+    it with ``503 Service Unavailable`` and a ``Retry-After`` header instead of
+    a 500, and logs one line instead of a traceback. It reads the two class
+    attributes below (duck-typed, so ``covet.app`` never imports ``covet.db``):
+
+    * ``status_code``: the HTTP status to answer, ``503``.
+    * ``retry_after``: the seconds sent in ``Retry-After``. Change it for the
+      whole app with ``DatabaseUnavailableError.retry_after = 5``.
+
+    Register an exception handler for this class (or for ``503``) to answer
+    differently.
+    """
+
+    status_code = 503
+    retry_after = 2
+
+
+class PoolTimeout(DatabaseUnavailableError, TimeoutError):  # noqa: N818 - reads as a condition
     """No connection became free in the pool within the acquire timeout."""
 
 

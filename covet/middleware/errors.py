@@ -23,12 +23,14 @@ other middleware lazily, so ``import covet`` does not pay for them.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from covet._utils import call_maybe_async, callable_name, to_response
 from covet.errorpages import error_response
 from covet.exceptions import (
+    CovetError,
     HTTPException,
     ImproperlyConfigured,
     WebSocketDisconnect,
@@ -49,6 +51,8 @@ __all__ = (
     "check_exception_handler",
     "debug_response",
     "http_exception_handler",
+    "status_of",
+    "temporary_error_handler",
     "websocket_exception_handler",
 )
 
@@ -111,6 +115,51 @@ async def websocket_exception_handler(websocket: WebSocket, exc: Exception) -> N
     else:
         code, reason = 1008, str(getattr(exc, "detail", ""))
     await websocket.send({"type": "websocket.close", "code": code, "reason": _close_reason(reason)})
+
+
+def status_of(exc: BaseException) -> int | None:
+    """Return the HTTP status a covet error declares for itself, or None.
+
+    A :class:`~covet.exceptions.CovetError` subclass with an integer class
+    attribute ``status_code`` (and optionally ``retry_after``, in seconds)
+    asks the error layer to answer with that status rather than a 500, e.g.
+    :class:`covet.db.DatabaseUnavailableError` (``503``). The attributes are
+    read duck-typed, so the web core never imports the battery raising it.
+    """
+    if isinstance(exc, HTTPException) or not isinstance(exc, CovetError):
+        return None
+    status = getattr(type(exc), "status_code", None)
+    if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
+        return status
+    return None
+
+
+async def temporary_error_handler(request: Request, exc: Exception) -> Response:
+    """Answer a covet error that declares its HTTP status (see :func:`status_of`).
+
+    The default for, e.g., :class:`covet.db.DatabaseUnavailableError`: the
+    error page of :func:`covet.errorpages.error_response` with the declared
+    status (``503``) and a ``Retry-After`` header from the exception's
+    ``retry_after``. The condition is logged as one warning line on the
+    ``covet.error`` logger, without a traceback: a database outage answered
+    for every request must not flood the log. The exception's message is not
+    sent to the client (it may name hosts and users).
+    """
+    status = status_of(exc) or 500
+    method, path = _describe(request.scope)
+    logger.warning(
+        "%s while serving %s %r: %s; answered %d",
+        type(exc).__name__,
+        method,
+        path,
+        str(exc).replace("\r", " ").replace("\n", " "),
+        status,
+    )
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool):
+        headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
+    return await error_response(request, status, headers=headers)
 
 
 def check_exception_handler(key: object, handler: object) -> None:
@@ -226,15 +275,26 @@ class ExceptionMiddleware:
             self._exception_handlers[key] = handler
 
     def lookup(self, exc: BaseException) -> ExceptionHandler | None:
-        """Return the handler for ``exc``, or None when it has none."""
-        if isinstance(exc, HTTPException):
-            handler = self._status_handlers.get(exc.status_code)
+        """Return the handler for ``exc``, or None when it has none.
+
+        An exception with an HTTP status (an :class:`HTTPException`, or a
+        covet error declaring one, see :func:`status_of`) first looks for a
+        handler registered for that status; then every exception looks for
+        one registered for its class or the nearest base class. A covet error
+        declaring a status that has no handler gets
+        :func:`temporary_error_handler`.
+        """
+        status = exc.status_code if isinstance(exc, HTTPException) else status_of(exc)
+        if status is not None:
+            handler = self._status_handlers.get(status)
             if handler is not None:
                 return handler
         for cls in type(exc).__mro__:
             handler = self._exception_handlers.get(cls)
             if handler is not None:
                 return handler
+        if status is not None and not isinstance(exc, HTTPException):
+            return temporary_error_handler
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -289,6 +349,9 @@ class ExceptionMiddleware:
             # Headers are out: a handler's response cannot be sent any more.
             raise exc
         if kind == "websocket":
+            if handler is temporary_error_handler:
+                # No status to send over a websocket: the 1011 close of ServerErrorMiddleware.
+                return False
             if handler is http_exception_handler:
                 # The default HTTP answer cannot travel over a websocket.
                 handler = websocket_exception_handler

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from covet.db import Database
-from covet.db.exceptions import OperationalError
+from covet.db.exceptions import DatabaseUnavailableError, OperationalError
 from covet.exceptions import ImproperlyConfigured, MissingDependencyError
 from tests.cli.conftest import free_port
 from tests.db.conftest import ENV_VARS, _unavailable
@@ -69,8 +69,15 @@ def server(request: pytest.FixtureRequest) -> tuple[str, str]:
 
 
 def _assert_translated(info: pytest.ExceptionInfo[OperationalError], backend: str) -> None:
-    """The error is covet's own class, chained to the driver's error."""
-    assert type(info.value) is OperationalError
+    """The error is covet's own class, chained to the driver's error.
+
+    A server that cannot be reached or went away is temporary
+    (:class:`DatabaseUnavailableError`, answered 503); a bad name, user or
+    file is not (a plain :class:`OperationalError`).
+    """
+    message = str(info.value)
+    temporary = message.startswith(("Cannot connect to ", "The connection to "))
+    assert type(info.value) is (DatabaseUnavailableError if temporary else OperationalError)
     cause = info.value.__cause__
     assert cause is not None
     chain = [cause, *([cause.__cause__] if cause.__cause__ is not None else [])]

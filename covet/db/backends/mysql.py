@@ -59,6 +59,7 @@ from covet.db.backends.base import (
 )
 from covet.db.exceptions import (
     DatabaseError,
+    DatabaseUnavailableError,
     DataError,
     IntegrityError,
     InterfaceError,
@@ -771,7 +772,7 @@ class MySQLBackend(BaseBackend):
             if isinstance(exc, driver_class):
                 return covet_class(message)
         if isinstance(exc, OSError):
-            return OperationalError(f"Cannot reach MySQL at {self.url}: {exc}")
+            return DatabaseUnavailableError(f"Cannot reach MySQL at {self.url}: {exc}")
         return DatabaseError(f"{type(exc).__name__}: {message}")
 
     def is_disconnect(self, exc: BaseException) -> bool:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import functools
+import logging
 import shlex
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,6 +41,7 @@ from covet.db.backends.base import (
 )
 from covet.db.exceptions import (
     DatabaseError,
+    DatabaseUnavailableError,
     DataError,
     IntegrityError,
     InterfaceError,
@@ -166,8 +168,9 @@ def _error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
         (exc.TransactionRollbackError, OperationalError),  # serialization failure, deadlock
         (exc.QueryCanceledError, OperationalError),
         (exc.InsufficientResourcesError, OperationalError),
-        (exc.OperatorInterventionError, OperationalError),
-        (exc.PostgresConnectionError, OperationalError),
+        # 57P01-57P05 (admin/crash shutdown, cannot connect now...): the server goes away.
+        (exc.OperatorInterventionError, DatabaseUnavailableError),
+        (exc.PostgresConnectionError, DatabaseUnavailableError),
         (exc.PostgresError, DatabaseError),
         (asyncpg.DataError, DataError),  # client-side: a parameter of the wrong type
         (asyncpg.InterfaceError, InterfaceError),
@@ -175,6 +178,31 @@ def _error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
 
 
 _error_map_cached = functools.cache(_error_map)
+
+
+class _FloorRetryFilter(logging.Filter):
+    """Shorten asyncpg's "Failed to restore the pool connection floor" warning to one line.
+
+    While the server is down, asyncpg's pool retries reopening its ``min_size``
+    connections (after 1 s, 2 s, 4 s... up to 60 s) and logs a traceback at each
+    attempt. The traceback says nothing the reason does not: the record keeps
+    its level and logger and loses its ``exc_info``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and str(record.msg).startswith("Failed to restore the pool"):
+            reason = connect_failure_reason(exc, 0) or str(exc) or type(exc).__name__
+            record.msg = (
+                "PostgreSQL pool: cannot reopen its min_size connections yet (%s); retrying"
+            )
+            record.args = (reason,)
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_FLOOR_RETRY_FILTER = _FloorRetryFilter()
 
 
 @functools.cache
@@ -439,6 +467,8 @@ class PostgresBackend(BaseBackend):
                 import urllib.parse
 
                 dsn += "?" + urllib.parse.urlencode(passthrough)
+        # addFilter() adds a filter once, however many pools connect.
+        logging.getLogger("asyncpg.pool").addFilter(_FLOOR_RETRY_FILTER)
         try:
             pool = await asyncpg.create_pool(
                 dsn.replace("postgresql+asyncpg://", "postgresql://", 1),
@@ -523,7 +553,7 @@ class PostgresBackend(BaseBackend):
                 await pool.release(raw)
                 continue
             return raw
-        raise OperationalError(
+        raise DatabaseUnavailableError(
             f"Could not get a working connection to {self.url}: every connection failed its "
             "check. Is the server up?"
         )
@@ -612,7 +642,9 @@ class PostgresBackend(BaseBackend):
             if isinstance(exc, driver_class):
                 return covet_class(message)
         if isinstance(exc, OSError):
-            return OperationalError(f"Cannot reach {self.display_name} at {self.url}: {exc}")
+            return DatabaseUnavailableError(
+                f"Cannot reach {self.display_name} at {self.url}: {exc}"
+            )
         return DatabaseError(f"{type(exc).__name__}: {message}")
 
     def is_disconnect(self, exc: BaseException) -> bool:

@@ -12,7 +12,12 @@ import errno
 import re
 import socket
 
-from covet.db.exceptions import OperationalError, PoolTimeout, TransactionManagementError
+from covet.db.exceptions import (
+    DatabaseUnavailableError,
+    OperationalError,
+    PoolTimeout,
+    TransactionManagementError,
+)
 
 __all__ = (
     "aborted_transaction_error",
@@ -41,9 +46,9 @@ def pool_timeout_error(name: str, timeout: float, max_size: int) -> PoolTimeout:
     )
 
 
-def disconnect_error(exc: BaseException, display_name: str) -> OperationalError:
-    """Build the OperationalError for a lost connection."""
-    return OperationalError(f"The connection to {display_name} was lost: {exc}")
+def disconnect_error(exc: BaseException, display_name: str) -> DatabaseUnavailableError:
+    """Build the error for a lost connection or a server shutting down (temporary)."""
+    return DatabaseUnavailableError(f"The connection to {display_name} was lost: {exc}")
 
 
 def aborted_transaction_error(message: str) -> TransactionManagementError:
@@ -95,9 +100,9 @@ def connect_failure_reason(exc: BaseException, timeout: float) -> str | None:
     return None
 
 
-def unreachable_error(display_name: str, address: str, reason: str) -> OperationalError:
+def unreachable_error(display_name: str, address: str, reason: str) -> DatabaseUnavailableError:
     """Build the error for a server that cannot be reached (refused, unknown host, timeout)."""
-    return OperationalError(
+    return DatabaseUnavailableError(
         f"Cannot connect to {display_name} at {address}: {reason}. Start the database "
         f"server, or fix the host and port in {_URL_HINT}."
     )
