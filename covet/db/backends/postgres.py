@@ -231,6 +231,16 @@ def _status_count(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+def _gone(message: str) -> bool:
+    """Tell whether an asyncpg InterfaceError says the connection is no longer usable.
+
+    "connection is closed": the socket is gone. "released back to the pool":
+    the server ended the session and asyncpg detached the connection from its
+    proxy on its own; either way nothing was sent.
+    """
+    return "connection is closed" in message or "released back to the pool" in message
+
+
 def _terminate(raw: Any) -> None:
     """Close a connection at once, unless asyncpg already detached it (lost connection)."""
     import asyncpg
@@ -572,7 +582,9 @@ class PostgresBackend(BaseBackend):
         if pool is None or conn.broken:
             _terminate(raw)
         else:
-            with contextlib.suppress(asyncpg.InterfaceError):
+            # AttributeError: asyncpg detached the proxy when the server closed the
+            # connection (its attributes then reach None), before covet heard of it.
+            with contextlib.suppress(asyncpg.InterfaceError, AttributeError):
                 raw.covet_touch(self._generation)
         if pool is None:
             return
@@ -667,7 +679,7 @@ class PostgresBackend(BaseBackend):
             # The protocol is stuck (e.g. still consuming the FATAL error the server sent to
             # an idle connection before closing it): the connection cannot be used again.
             return True
-        return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+        return isinstance(exc, asyncpg.InterfaceError) and _gone(str(exc))
 
     def not_sent(self, exc: BaseException) -> bool:
         """Tell whether asyncpg refused to send because the connection was already closed."""
@@ -677,4 +689,4 @@ class PostgresBackend(BaseBackend):
         if isinstance(exc, asyncpg.exceptions.InternalClientError):
             # Raised by the protocol's state check, before anything is written.
             return message.startswith("cannot switch to state")
-        return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in message
+        return isinstance(exc, asyncpg.InterfaceError) and _gone(message)
