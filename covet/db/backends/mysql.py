@@ -34,7 +34,6 @@ import math
 import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from covet import _json
 from covet.db.backends.base import (
     BaseBackend,
     BaseConnection,
@@ -47,6 +46,8 @@ from covet.db.backends.base import (
     PoolStats,
     connect_failure_reason,
     disconnect_error,
+    json_from_db,
+    json_to_db,
     login_refused_error,
     missing_database_error,
     server_address,
@@ -142,14 +143,6 @@ def _time_from_db(value: Any) -> Any:
     return datetime.time.fromisoformat(str(value))
 
 
-def _json_to_db(value: Any) -> Any:
-    return None if value is None else _json.dumps(value).decode()
-
-
-def _json_from_db(value: Any) -> Any:
-    return None if value is None else _json.loads(value)
-
-
 def _uuid_to_db(value: Any) -> Any:
     return None if value is None else str(value)
 
@@ -180,7 +173,7 @@ class MySQLOperations(BaseOperations):
     _adapters: ClassVar[Mapping[str, Converter]] = {
         "datetime": _datetime_to_db,
         "uuid": _uuid_to_db,
-        "json": _json_to_db,
+        "json": json_to_db,
     }
     _converters: ClassVar[Mapping[str, Converter]] = {
         "bool": to_bool,
@@ -188,7 +181,7 @@ class MySQLOperations(BaseOperations):
         "time": _time_from_db,
         "datetime": _datetime_from_db,
         "uuid": to_uuid,
-        "json": _json_from_db,
+        "json": json_from_db,
         "bytes": to_bytes,
     }
 

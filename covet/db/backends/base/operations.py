@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from covet import _json
 from covet.db.exceptions import NotSupportedError
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ __all__ = (
     "LOOKUPS",
     "BaseOperations",
     "Converter",
+    "json_from_db",
+    "json_to_db",
     "to_bool",
     "to_bytes",
     "to_decimal",
@@ -374,6 +377,16 @@ def to_decimal(value: Any) -> Any:
     if value is None or type(value) is decimal.Decimal:
         return value
     return decimal.Decimal(str(value))
+
+
+def json_to_db(value: Any) -> Any:
+    """Serialize a value for a text JSON column (SQLite, MySQL); None stays SQL NULL."""
+    return None if value is None else _json.dumps(value).decode()
+
+
+def json_from_db(value: Any) -> Any:
+    """Parse a JSON column's text (None stays None)."""
+    return None if value is None else _json.loads(value)
 
 
 def to_bool(value: Any) -> Any:

@@ -35,6 +35,8 @@ from covet.db.backends.base import (
     Option,
     PoolStats,
     is_read_only_sql,
+    json_from_db,
+    json_to_db,
     to_bool,
     to_bytes,
     to_decimal,
@@ -47,8 +49,6 @@ from covet.db.backends.sqlite.converters import (
     _datetime_from_db,
     _datetime_to_db,
     _decimal_to_db,
-    _json_from_db,
-    _json_to_db,
     _time_from_db,
     _time_to_db,
     _uuid_to_db,
@@ -131,7 +131,7 @@ class SQLiteOperations(BaseOperations):
         "time": _time_to_db,
         "datetime": _datetime_to_db,
         "uuid": _uuid_to_db,
-        "json": _json_to_db,
+        "json": json_to_db,
     }
     _converters: ClassVar[Mapping[str, Converter]] = {
         "bool": to_bool,
@@ -140,7 +140,7 @@ class SQLiteOperations(BaseOperations):
         "time": _time_from_db,
         "datetime": _datetime_from_db,
         "uuid": to_uuid,
-        "json": _json_from_db,
+        "json": json_from_db,
         "bytes": to_bytes,
     }
 

@@ -1,7 +1,7 @@
-"""How SQLite stores the values it has no type for: dates, times, decimals, JSON, UUIDs.
+"""How SQLite stores the values it has no type for: dates, times, decimals, UUIDs.
 
 SQLite keeps text, integers, doubles and blobs. Dates and times are stored as
-ISO 8601 text (which sorts correctly), JSON as text, UUIDs as 32 hex digits,
+ISO 8601 text (which sorts correctly), UUIDs as 32 hex digits,
 and decimals as the nearest double when that is exact (15 significant
 digits), else refused: SQLite's NUMERIC affinity would round them silently.
 """
@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime
 import decimal
 from typing import Any
-
-from covet import _json
 
 __all__ = ("MAX_EXACT_DECIMAL_DIGITS",)
 
@@ -135,14 +133,6 @@ def _inexact_decimal_message(value: decimal.Decimal) -> str:
         f"would be stored as {shown}. Keep values within {limit} significant digits on "
         "SQLite, or use PostgreSQL or MySQL for exact larger amounts."
     )
-
-
-def _json_to_db(value: Any) -> Any:
-    return None if value is None else _json.dumps(value).decode()
-
-
-def _json_from_db(value: Any) -> Any:
-    return None if value is None else _json.loads(value)
 
 
 def _uuid_to_db(value: Any) -> Any:
