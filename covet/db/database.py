@@ -268,6 +268,7 @@ class Database:
             if isinstance(exc, ImproperlyConfigured):
                 raise
             raise ImproperlyConfigured(str(exc)) from None
+        self._backend.alias = alias
         self.timeout: float = time_s
         self._connected = False
         self._transaction_var: ContextVar[TransactionState | None] = ContextVar(
