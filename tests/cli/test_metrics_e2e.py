@@ -114,7 +114,9 @@ def test_a_given_multiprocess_dir_is_kept_and_emptied(
 
 def test_a_new_multiprocess_dir_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COVET_METRICS", raising=False)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Set (to empty: not given) rather than deleted, so the variable the call sets
+    # is removed again after the test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
     found = metrics_multiprocess_dir(2)
