@@ -53,6 +53,7 @@ try:
         Gauge,
         Histogram,
         generate_latest,
+        values,
     )
     from prometheus_client.core import GaugeMetricFamily
     from prometheus_client.multiprocess import MultiProcessCollector
@@ -96,7 +97,8 @@ class Metrics:
         queries: Record query counts and latencies.
 
     Raises:
-        ImproperlyConfigured: For an invalid namespace or empty buckets.
+        ImproperlyConfigured: For an invalid namespace or empty buckets, or when
+            ``PROMETHEUS_MULTIPROC_DIR`` was set too late to take effect.
     """
 
     def __init__(
@@ -116,6 +118,13 @@ class Metrics:
         if not bucket_list:
             raise ImproperlyConfigured(
                 "Metrics got no latency buckets. Pass some seconds, e.g. (0.01, 0.1, 1.0)."
+            )
+        directory = multiprocess_dir()
+        if directory is not None and values.ValueClass is values.MutexValue:
+            raise ImproperlyConfigured(
+                f"PROMETHEUS_MULTIPROC_DIR={directory!r} was set after prometheus_client was "
+                "imported, so this process's samples would never reach that directory. Set it "
+                "before the process starts (covet run --workers does)."
             )
         self.namespace = namespace
         self.registry = registry if registry is not None else CollectorRegistry()

@@ -229,3 +229,12 @@ async def test_served_as_an_asgi_app_of_its_own(metrics: Metrics) -> None:
     outside = httpx.ASGITransport(app=MetricsApp(metrics), client=("192.0.2.1", 1))
     async with httpx.AsyncClient(transport=outside, base_url="http://internal") as client:
         assert (await client.get("/")).status_code == 403
+
+
+def test_multiprocess_dir_set_too_late_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prometheus_client is imported here without the variable: samples stay in memory.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with pytest.raises(ImproperlyConfigured, match="was set after prometheus_client was imported"):
+        Metrics()
