@@ -176,6 +176,8 @@ class Covet(RouteDecorators):
         self._on_shutdown: list[Callable[[], Any]] = []
         self._lifespan = lifespan
         self._lifespan_state: dict[str, Any] | None = None
+        #: True once lifespan shutdown has begun (``/ready`` answers 503 from then on).
+        self.draining = False
         self._frozen: str | None = None
         self._stack: ASGIApp | None = None
         self._direct: ServerErrorMiddleware | None = None
@@ -617,6 +619,7 @@ class Covet(RouteDecorators):
             raise
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
+        self.draining = True
         try:
             if context is not None:
                 await context.__aexit__(None, None, None)

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import importlib.util
 import logging
+import os
+import shutil
 import signal
 import socket
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -291,6 +295,36 @@ class _BindErrorCatcher(logging.Filter):
 _BIND_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
+def metrics_multiprocess_dir(workers: int) -> tuple[str, bool] | None:
+    """Prepare the directory where the workers' Prometheus samples meet.
+
+    With more than one worker and prometheus-client installed (``COVET_METRICS=0``
+    opts out), every worker must write its samples where a scrape answered by
+    any of them can add them up: ``PROMETHEUS_MULTIPROC_DIR``. When it is set
+    already, its samples of an earlier run are removed (they would be added to
+    this one's); otherwise a new temporary directory is made. The variable is
+    set in this process, so the workers inherit it.
+
+    Returns:
+        The directory and whether it was made here (and is removed at exit),
+        or None when nothing is shared.
+    """
+    if workers < 2 or os.environ.get("COVET_METRICS", "").strip() == "0":
+        return None
+    if importlib.util.find_spec("prometheus_client") is None:
+        return None
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return str(directory), False
+    made = tempfile.mkdtemp(prefix="covet-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made, True
+
+
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     """Swallow the signal uvicorn re-raises after its graceful shutdown."""
 
@@ -378,6 +412,7 @@ def run_command(
     # re-raises the signal it caught; with these no-op handlers that ends the
     # process normally (exit status 0) instead of as KeyboardInterrupt/SIGTERM.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    shared = metrics_multiprocess_dir(workers)
     catcher = _BindErrorCatcher()
     uvicorn_logger = logging.getLogger("uvicorn.error")
     uvicorn_logger.addFilter(catcher)
@@ -388,6 +423,9 @@ def run_command(
             fail(bind_error_message(host, port, catcher.error))
         raise
     finally:
+        if shared is not None and shared[1]:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+            shutil.rmtree(shared[0], ignore_errors=True)
         uvicorn_logger.removeFilter(catcher)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

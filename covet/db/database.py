@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
     from types import TracebackType
 
-__all__ = ("Database", "DatabaseURL", "Record", "get_database")
+__all__ = ("Database", "DatabaseURL", "Record", "connected_databases", "get_database")
 
 _COMMON_OPTIONS: dict[str, Option] = {
     "min_size": Option(int, None, "connections kept open"),
@@ -268,6 +268,7 @@ class Database:
             if isinstance(exc, ImproperlyConfigured):
                 raise
             raise ImproperlyConfigured(str(exc)) from None
+        self._backend.alias = alias
         self.timeout: float = time_s
         self._connected = False
         self._transaction_var: ContextVar[TransactionState | None] = ContextVar(
@@ -468,3 +469,8 @@ def get_database(alias: str | None = None) -> Database:
             f"Call `await Database(url, alias={alias!r}).connect()` first."
         )
     return db
+
+
+def connected_databases() -> tuple[Database, ...]:
+    """Return the databases connected in this process, in the order they connected."""
+    return tuple(_registry.values())

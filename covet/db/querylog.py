@@ -55,6 +55,7 @@ class CapturedQuery:
         transaction: Whether it is transaction control (``BEGIN``,
             ``COMMIT``, ``ROLLBACK``, savepoints).
         failed: Whether the database refused it (the error was raised).
+        database: The alias of the :class:`~covet.db.Database` that ran it.
     """
 
     sql: str
@@ -63,6 +64,7 @@ class CapturedQuery:
     many: bool = False
     transaction: bool = False
     failed: bool = False
+    database: str = "default"
 
 
 class QueryLog:
@@ -233,6 +235,7 @@ def record(
     args: Sequence[Any],
     started: float,
     failed: bool,
+    database: str = "default",
 ) -> None:
     """Record one statement a connection ran (called by the connection while ``log`` is open).
 
@@ -242,12 +245,15 @@ def record(
         args: Its arguments: the SQL and parameters, or none for transaction control.
         started: ``time.perf_counter()`` when it was sent.
         failed: Whether it raised.
+        database: The alias of the database that ran it.
     """
     duration = time.perf_counter() - started
     name = getattr(method, "__name__", "")
     label = _TRANSACTION_METHODS.get(name)
     if label is not None:
-        log.add(CapturedQuery(label, (), duration, transaction=True, failed=failed))
+        log.add(
+            CapturedQuery(label, (), duration, transaction=True, failed=failed, database=database)
+        )
         return
     sql = str(args[0]) if args else name
     params = args[1] if len(args) > 1 else ()
@@ -260,5 +266,6 @@ def record(
             many=name == "_execute_many",
             transaction=head.startswith(_TRANSACTION_PREFIXES),
             failed=failed,
+            database=database,
         )
     )

@@ -74,6 +74,9 @@ class BaseBackend(abc.ABC):
         options: Mapping[str, Any],
     ) -> None:
         self.url = url
+        #: The alias of the Database that owns this backend (set by Database), named in
+        #: recorded queries so per-database metrics can tell pools apart.
+        self.alias = "default"
         if self.requires_database_name and not url.database:
             raise ImproperlyConfigured(
                 f"The database URL {str(url)!r} names no database. Use "

@@ -285,7 +285,7 @@ class BaseConnection(abc.ABC):
             return result
         finally:
             current_log.reset(token)
-            record(log, method, args, started, failed)
+            record(log, method, args, started, failed, self.backend.alias)
 
     def _fail(self, exc: Exception) -> DatabaseError:
         if isinstance(exc, DatabaseError):
@@ -348,7 +348,7 @@ class BaseConnection(abc.ABC):
         finally:
             if log is not None:
                 # Recorded once, when the stream ends: its duration covers every round trip.
-                record(log, self._stream, (sql, params), started, failed)
+                record(log, self._stream, (sql, params), started, failed, self.backend.alias)
 
     # -- what each backend implements ---------------------------------------------------------
 

@@ -1,0 +1,199 @@
+"""Health endpoints for load balancers and orchestrators: ``GET /up`` and ``GET /ready``.
+
+>>> app.include_router(health_router())                              # doctest: +SKIP
+>>> app.include_router(health_router(checks={"redis": redis.ping}))  # doctest: +SKIP
+
+``/up`` answers 200 without any I/O: the process is alive and its event loop
+turns (a liveness probe; restart the process when it fails).
+
+``/ready`` runs its checks concurrently, each bounded by ``timeout`` seconds,
+so a hanging dependency makes it answer 503 in time instead of hanging the
+probe: every connected :class:`covet.db.Database` runs ``SELECT 1`` on a
+pooled connection, then each extra check you pass (an async callable; it fails
+by raising). It answers 200 when all pass, else 503 with ``Retry-After``, and
+503 as soon as the app starts draining (lifespan shutdown began), so the load
+balancer stops sending new requests to a process that is going away. The body
+is JSON::
+
+    {"status": "ok" | "unavailable" | "draining",
+     "checks": {"db:default": {"ok": true, "ms": 0.4, "error": null}}}
+
+Both answer ``GET`` and ``HEAD`` only and never set a cookie. Put a health
+router before the routes that need a session: the session, authentication and
+CSRF middleware do no work for a request without cookies, which is what probes
+send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from covet.db.database import connected_databases
+from covet.exceptions import ImproperlyConfigured
+from covet.responses import JSONResponse, PlainTextResponse
+from covet.routing import Router
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from covet.db import Database
+    from covet.requests import Request
+
+__all__ = ("DEFAULT_READY_TIMEOUT", "Health", "health_router")
+
+#: Seconds each readiness check may take before it counts as failed.
+DEFAULT_READY_TIMEOUT = 2.0
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class Health:
+    """The ``/up`` and ``/ready`` endpoints; :func:`health_router` routes them.
+
+    Args:
+        checks: Extra readiness checks by name, each an async callable without
+            arguments that raises when its dependency is unavailable (for
+            example ``{"redis": redis_client.ping}``).
+        timeout: Seconds each check may take; a slower one fails with
+            ``"timed out after ... s"``.
+        databases: Check every connected :class:`covet.db.Database` too.
+        retry_after: Seconds sent in ``Retry-After`` with a 503.
+
+    Raises:
+        ImproperlyConfigured: For a check that is not callable, a timeout that
+            is not positive or a negative ``retry_after``.
+    """
+
+    def __init__(
+        self,
+        *,
+        checks: Mapping[str, Callable[[], Awaitable[object]]] | None = None,
+        timeout: float = DEFAULT_READY_TIMEOUT,
+        databases: bool = True,
+        retry_after: int = 5,
+    ) -> None:
+        for name, check in (checks or {}).items():
+            if not callable(check):
+                raise ImproperlyConfigured(
+                    f"Readiness check {name!r} is {check!r}, not callable. "
+                    "Pass an async function without arguments that raises when the "
+                    "dependency is down."
+                )
+        value: object = timeout  # checked at run time: settings often come from strings
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ImproperlyConfigured(
+                f"Health got timeout={timeout!r}. Pass a positive number of seconds."
+            )
+        seconds: object = retry_after
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
+            raise ImproperlyConfigured(
+                f"Health got retry_after={retry_after!r}. "
+                "Pass a whole number of seconds, 0 or more."
+            )
+        self.checks = dict(checks or {})
+        self.timeout = float(timeout)
+        self.databases = databases
+        self.retry_after = retry_after
+
+    async def up(self, request: Request) -> PlainTextResponse:
+        """Answer 200 ``ok``: the process serves requests (no I/O)."""
+        return PlainTextResponse("ok", headers=_NO_STORE)
+
+    async def ready(self, request: Request) -> JSONResponse:
+        """Run the readiness checks; 200 when all pass, else (or while draining) 503."""
+        if getattr(request.scope.get("app"), "draining", False):
+            return self._unavailable({"status": "draining", "checks": {}})
+        checks = await self.run_checks()
+        if all(result["ok"] for result in checks.values()):
+            return JSONResponse({"status": "ok", "checks": checks}, headers=_NO_STORE)
+        return self._unavailable({"status": "unavailable", "checks": checks})
+
+    def _unavailable(self, body: dict[str, Any]) -> JSONResponse:
+        headers = {**_NO_STORE, "Retry-After": str(self.retry_after)}
+        return JSONResponse(body, status_code=503, headers=headers)
+
+    def _all_checks(self) -> dict[str, Callable[[], Awaitable[object]]]:
+        checks: dict[str, Callable[[], Awaitable[object]]] = {}
+        if self.databases:
+            for database in connected_databases():
+                checks[f"db:{database.alias}"] = _database_check(database)
+        checks.update(self.checks)
+        return checks
+
+    async def run_checks(self) -> dict[str, dict[str, Any]]:
+        """Run every check concurrently and return ``{name: {"ok", "ms", "error"}}``.
+
+        A check that has not finished after ``timeout`` seconds is cancelled
+        and reported as failed; this returns after at most about ``timeout``
+        seconds even when a check ignores the cancellation.
+        """
+        checks = self._all_checks()
+        if not checks:
+            return {}
+        started = time.perf_counter()
+        tasks = {name: asyncio.ensure_future(_timed(check)) for name, check in checks.items()}
+        _, pending = await asyncio.wait(tasks.values(), timeout=self.timeout)
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        results: dict[str, dict[str, Any]] = {}
+        for name, task in tasks.items():
+            if task in pending:
+                # Cancel without waiting: a check that swallows the cancellation
+                # must not hold the probe.
+                task.cancel()
+                task.add_done_callback(_consume)
+                error = f"timed out after {self.timeout:g} s"
+                results[name] = {"ok": False, "ms": elapsed, "error": error}
+            else:
+                results[name] = task.result()
+        return results
+
+
+async def _timed(check: Callable[[], Awaitable[object]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        await check()
+    except Exception as exc:  # noqa: BLE001 - any failure of the dependency is "not ready"
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    ms = round((time.perf_counter() - started) * 1000, 3)
+    return {"ok": error is None, "ms": ms, "error": error}
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    # Retrieve the outcome of a check abandoned after its timeout, so asyncio
+    # does not log "exception was never retrieved".
+    if not task.cancelled():
+        task.exception()
+
+
+def _database_check(database: Database) -> Callable[[], Awaitable[None]]:
+    async def ping() -> None:
+        async with database.connection() as connection:
+            await connection.ping()
+
+    return ping
+
+
+def health_router(
+    *,
+    checks: Mapping[str, Callable[[], Awaitable[object]]] | None = None,
+    timeout: float = DEFAULT_READY_TIMEOUT,
+    databases: bool = True,
+    retry_after: int = 5,
+    up_path: str = "/up",
+    ready_path: str = "/ready",
+) -> Router:
+    """Return a router serving ``GET up_path`` and ``GET ready_path`` (named ``up`` and ``ready``).
+
+    The arguments other than the paths are those of :class:`Health`.
+
+    Raises:
+        ImproperlyConfigured: For an invalid argument.
+    """
+    health = Health(checks=checks, timeout=timeout, databases=databases, retry_after=retry_after)
+    router = Router()
+    router.add_route(up_path, health.up, methods=["GET"], name="up")
+    router.add_route(ready_path, health.ready, methods=["GET"], name="ready")
+    return router

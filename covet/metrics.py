@@ -1,0 +1,369 @@
+"""Prometheus metrics: requests, latency, in-flight requests, queries and pools; ``/metrics``.
+
+>>> metrics = Metrics()                                               # doctest: +SKIP
+>>> app.add_observer(metrics)                                         # doctest: +SKIP
+>>> app.add_route("/metrics", MetricsApp(metrics, token=token), name="metrics")  # doctest: +SKIP
+
+:class:`Metrics` is a request observer (:meth:`covet.Covet.add_observer`) and a
+process-wide query observer (:func:`covet.db.querylog.observe_queries`). It records:
+
+* ``covet_http_requests_total`` and ``covet_http_request_duration_seconds``
+  labelled ``route`` (the route's name, else its path template; never the raw
+  path, so ``/items/1`` and ``/items/2`` are one series; ``<unmatched>`` when
+  no route matched), ``method`` (``OTHER`` for a non-standard one; ``WEBSOCKET``)
+  and ``status``;
+* ``covet_http_requests_in_progress``;
+* ``covet_db_queries_total`` (labelled ``database``, ``outcome`` ``ok``/``error``)
+  and ``covet_db_query_duration_seconds`` (``database``), transaction control
+  (``BEGIN``, ``COMMIT``, savepoints) left out;
+* ``covet_db_pool_connections`` (``database``, ``state`` ``in_use``/``idle``) and
+  ``covet_db_pool_max_connections``, read from each connected database's pool
+  when scraped.
+
+:class:`MetricsApp` is the ASGI endpoint that serves them in the Prometheus text
+format. It is protected (``covet check --deploy`` reports one that is not): by
+default only 127.0.0.1 and ::1 may read it; with ``token=`` a client must send
+``Authorization: Bearer <token>`` instead (and come from ``allowed_ips`` too,
+when both are given).
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``covet run --workers N`` sets it when
+prometheus-client is installed), every worker writes its samples there and a
+scrape, whichever worker answers it, adds them up. Pool gauges stay those of
+the worker that answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import os
+from typing import TYPE_CHECKING, Any
+
+from covet.db.database import connected_databases
+from covet.db.querylog import observe_queries
+from covet.exceptions import ImproperlyConfigured, MissingDependencyError
+from covet.responses import PlainTextResponse, Response
+
+try:
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        generate_latest,
+        values,
+    )
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.multiprocess import MultiProcessCollector
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependencyError("prometheus-client", extra="metrics") from exc
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from covet._context import RequestContext
+    from covet.db.querylog import CapturedQuery
+    from covet.requests import Request
+    from covet.types import Scope
+
+__all__ = ("DEFAULT_BUCKETS", "Metrics", "MetricsApp", "multiprocess_dir")
+
+#: Latency buckets in seconds: 5 ms to 10 s.
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_UNMATCHED = "<unmatched>"
+_LOOPBACK = ("127.0.0.1/32", "::1/128")
+
+
+def multiprocess_dir() -> str | None:
+    """Return ``PROMETHEUS_MULTIPROC_DIR`` when set (samples are shared by worker processes)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """Record request and query metrics in a Prometheus registry.
+
+    Add it with :meth:`covet.Covet.add_observer`; it starts observing the
+    queries of this process when created (:meth:`close` stops).
+
+    Args:
+        namespace: The prefix of every metric name.
+        buckets: The latency histogram buckets, in seconds.
+        registry: Where the metrics are registered (a new one by default, so
+            several apps in one process do not clash).
+        queries: Record query counts and latencies.
+
+    Raises:
+        ImproperlyConfigured: For an invalid namespace or empty buckets, or when
+            ``PROMETHEUS_MULTIPROC_DIR`` was set too late to take effect.
+    """
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "covet",
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+        registry: CollectorRegistry | None = None,
+        queries: bool = True,
+    ) -> None:
+        if not namespace.replace("_", "").isalnum() or namespace[:1].isdigit():
+            raise ImproperlyConfigured(
+                f"Metrics got namespace={namespace!r}. Use letters, digits and underscores, "
+                "not starting with a digit, e.g. 'covet' or 'shop'."
+            )
+        bucket_list = sorted(float(bucket) for bucket in buckets)
+        if not bucket_list:
+            raise ImproperlyConfigured(
+                "Metrics got no latency buckets. Pass some seconds, e.g. (0.01, 0.1, 1.0)."
+            )
+        directory = multiprocess_dir()
+        if directory is not None and values.ValueClass is values.MutexValue:
+            raise ImproperlyConfigured(
+                f"PROMETHEUS_MULTIPROC_DIR={directory!r} was set after prometheus_client was "
+                "imported, so this process's samples would never reach that directory. Set it "
+                "before the process starts (covet run --workers does)."
+            )
+        self.namespace = namespace
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.requests = Counter(
+            "http_requests",
+            "HTTP requests (and websocket connections) served.",
+            ("route", "method", "status"),
+            namespace=namespace,
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Seconds from the start of a request to the end of its response.",
+            ("route", "method", "status"),
+            namespace=namespace,
+            buckets=bucket_list,
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "http_requests_in_progress",
+            "Requests being served.",
+            namespace=namespace,
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.queries = Counter(
+            "db_queries",
+            "SQL statements run (transaction control left out).",
+            ("database", "outcome"),
+            namespace=namespace,
+            registry=self.registry,
+        )
+        self.query_latency = Histogram(
+            "db_query_duration_seconds",
+            "Seconds from sending a statement to its result.",
+            ("database",),
+            namespace=namespace,
+            buckets=bucket_list,
+            registry=self.registry,
+        )
+        self._pools = _PoolCollector(namespace)
+        self.registry.register(self._pools)
+        self._stop_queries = observe_queries(self._query_finished) if queries else None
+
+    # -- RequestObserver -----------------------------------------------------------------------
+
+    def request_started(self, context: RequestContext) -> None:
+        """Count ``context``'s request as in progress."""
+        self.in_progress.inc()
+
+    def request_finished(self, context: RequestContext) -> None:
+        """Record ``context``'s request: its route, method, status and duration."""
+        self.in_progress.dec()
+        scope = context.scope
+        if scope["type"] == "websocket":
+            method = "WEBSOCKET"
+        else:
+            method = scope.get("method", "GET")
+            if method not in _METHODS:
+                method = "OTHER"
+        route = context.route_name or _UNMATCHED
+        status = str(context.status)
+        self.requests.labels(route, method, status).inc()
+        self.latency.labels(route, method, status).observe(context.duration)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def _query_finished(self, query: CapturedQuery) -> None:
+        if query.transaction:
+            return
+        self.queries.labels(query.database, "error" if query.failed else "ok").inc()
+        self.query_latency.labels(query.database).observe(query.duration)
+
+    def close(self) -> None:
+        """Stop observing queries (the recorded values stay readable)."""
+        if self._stop_queries is not None:
+            self._stop_queries()
+            self._stop_queries = None
+
+    # -- exposition ---------------------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """Return every metric in the Prometheus text format.
+
+        With ``PROMETHEUS_MULTIPROC_DIR`` set, the samples of every worker
+        process are read from that directory and added up.
+        """
+        directory = multiprocess_dir()
+        if directory is None:
+            return bytes(generate_latest(self.registry))
+        registry = CollectorRegistry()
+        # prometheus-client's multiprocess module has no annotations.
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        registry.register(self._pools)
+        return bytes(generate_latest(registry))
+
+
+class _PoolCollector:
+    """Pool gauges of the connected databases, read when scraped."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        connections = GaugeMetricFamily(
+            f"{self.namespace}_db_pool_connections",
+            "Open pooled connections, in use or idle.",
+            labels=("database", "state"),
+        )
+        maximum = GaugeMetricFamily(
+            f"{self.namespace}_db_pool_max_connections",
+            "The most connections the pool opens.",
+            labels=("database",),
+        )
+        for database in connected_databases():
+            try:
+                stats = database.pool_stats()
+            except ImproperlyConfigured:
+                continue  # disconnected since it was listed
+            connections.add_metric((database.alias, "in_use"), stats.size - stats.idle)
+            connections.add_metric((database.alias, "idle"), stats.idle)
+            maximum.add_metric((database.alias,), stats.max_size)
+        yield connections
+        yield maximum
+
+    def describe(self) -> list[Any]:
+        # Not described up front: the registry then calls collect() only when scraped.
+        return []
+
+
+class MetricsApp:
+    """The endpoint serving :class:`Metrics` in the Prometheus text format (``GET`` only).
+
+    Route it (``app.add_route("/metrics", MetricsApp(metrics), name="metrics")``),
+    or serve it as an ASGI app of its own, for example on an internal port. It
+    is both a route handler (called with the request) and an ASGI app (called
+    with ``scope, receive, send``).
+
+    Args:
+        metrics: What to serve.
+        token: A bearer token the client must send (``Authorization: Bearer ...``).
+        allowed_ips: Client addresses or networks allowed (``"10.0.0.0/8"``).
+            Defaults to 127.0.0.1 and ::1 without a token and to any address
+            with one. Behind a reverse proxy the client is the address it
+            forwards (``--forwarded-allow-ips``); a proxy on this host that does
+            not forward it makes every client look local.
+
+    Attributes:
+        protected: Whether something keeps the public out: a token, or an
+            address list that does not allow every address.
+
+    Raises:
+        ImproperlyConfigured: For an empty token or an invalid address.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        token: str | None = None,
+        allowed_ips: Iterable[str] | None = None,
+    ) -> None:
+        if token is not None and not token.strip():
+            raise ImproperlyConfigured(
+                f"MetricsApp got token={token!r}. Pass a non-empty secret string, or None."
+            )
+        if allowed_ips is None:
+            allowed_ips = () if token is not None else _LOOPBACK
+        networks = []
+        for value in allowed_ips:
+            try:
+                networks.append(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"MetricsApp got the address {value!r}. Use an IP address or network "
+                    "such as '10.0.0.7' or '10.0.0.0/8'."
+                ) from None
+        self.metrics = metrics
+        self._token = token.encode() if token is not None else None
+        self._networks = tuple(networks)
+        everyone = any(network.prefixlen == 0 for network in networks)
+        self.protected = token is not None or (bool(networks) and not everyone)
+
+    def _client_allowed(self, scope: Scope) -> bool:
+        if not self._networks:
+            return True
+        client = scope.get("client")
+        if not client:
+            return False
+        try:
+            address = ipaddress.ip_address(client[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._networks)
+
+    def _token_matches(self, scope: Scope) -> bool:
+        if self._token is None:
+            return True
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, credentials = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    return hmac.compare_digest(credentials.strip(), self._token)
+        return False
+
+    async def __call__(self, *args: Any) -> Any:
+        """Serve one scrape: as a route handler (``request``) or an ASGI app.
+
+        Returns:
+            The response, when called as a route handler.
+        """
+        if len(args) == 1:
+            request: Request = args[0]
+            return await self.respond(request.scope)
+        scope, receive, send = args
+        if scope["type"] != "http":
+            raise ImproperlyConfigured(
+                f"MetricsApp serves HTTP, not {scope['type']!r}. Route it for HTTP requests."
+            )
+        response = await self.respond(scope)
+        await response(scope, receive, send)
+        return None
+
+    async def respond(self, scope: Scope) -> Response:
+        """Return the response to the HTTP request of ``scope``: the metrics, or 401/403/405."""
+        if scope["method"] not in ("GET", "HEAD"):
+            return PlainTextResponse(
+                "Method Not Allowed", status_code=405, headers={"Allow": "GET, HEAD"}
+            )
+        if not self._client_allowed(scope):
+            return PlainTextResponse("Forbidden", status_code=403)
+        if not self._token_matches(scope):
+            return PlainTextResponse(
+                "Unauthorized", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        if multiprocess_dir() is None:
+            body = self.metrics.exposition()
+        else:  # reads one file per worker and metric: off the event loop
+            body = await asyncio.to_thread(self.metrics.exposition)
+        return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,240 @@
+"""covet.metrics: request, query and pool metrics, and the protected /metrics endpoint."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+
+from covet import Covet
+from covet.cli.check import CheckContext, check_metrics
+from covet.db import Database
+from covet.db.exceptions import DatabaseError
+from covet.exceptions import ImproperlyConfigured
+from covet.metrics import Metrics, MetricsApp
+from covet.responses import PlainTextResponse
+from covet.testing import TestClient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from covet.requests import Request
+
+
+LOCAL = ("127.0.0.1", 50000)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.fixture
+def metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[Metrics]:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    found = Metrics()
+    yield found
+    found.close()
+
+
+def _app(metrics: Metrics, **options: object) -> Covet:
+    app = Covet()
+
+    @app.get("/items/{item_id:int}", name="item")
+    async def item(request: Request, item_id: int) -> PlainTextResponse:
+        return PlainTextResponse("item")
+
+    @app.get("/fail")
+    async def fail(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("no", status_code=503)
+
+    app.add_observer(metrics)
+    app.add_route("/metrics", MetricsApp(metrics, **options), name="metrics")  # type: ignore[arg-type]
+    return app
+
+
+def test_requests_are_counted_by_route_template_method_and_status(metrics: Metrics) -> None:
+    with TestClient(_app(metrics), client=LOCAL) as client:
+        for item_id in (1, 2, 3):
+            assert client.get(f"/items/{item_id}").status_code == 200
+        assert client.get("/fail").status_code == 503
+        assert client.get("/nowhere/42").status_code == 404
+        assert client.request("PROPFIND", "/items/1").status_code == 405
+        scrape = client.get("/metrics")
+    assert scrape.status_code == 200
+    assert scrape.headers["content-type"] == CONTENT_TYPE_LATEST
+    samples = _samples(scrape.text)
+    total = "covet_http_requests_total"
+    assert samples[(total, (("method", "GET"), ("route", "item"), ("status", "200")))] == 3
+    assert samples[(total, (("method", "GET"), ("route", "fail"), ("status", "503")))] == 1
+    unmatched = (("method", "GET"), ("route", "<unmatched>"), ("status", "404"))
+    assert samples[(total, unmatched)] == 1
+    odd = (("method", "OTHER"), ("route", "<unmatched>"), ("status", "405"))
+    assert samples[(total, odd)] == 1
+    # Never the raw path: one series per route, whatever the ids.
+    assert "/items/1" not in scrape.text
+    count = "covet_http_request_duration_seconds_count"
+    assert samples[(count, (("method", "GET"), ("route", "item"), ("status", "200")))] == 3
+    # The scrape itself is in progress while it is being served.
+    assert samples[("covet_http_requests_in_progress", ())] == 1
+
+
+def test_queries_and_pools_per_database(metrics: Metrics, tmp_path: Path) -> None:
+    alias = f"metrics_{secrets.token_hex(4)}"
+    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}", alias=alias, max_size=3)
+    app = _app(metrics)
+    app.on_startup(database.connect)
+    app.on_shutdown(database.disconnect)
+
+    @app.get("/count")
+    async def count(request: Request) -> PlainTextResponse:
+        await database.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+        async with database.transaction():
+            await database.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(DatabaseError):
+            await database.execute("SELECT * FROM missing_table")
+        return PlainTextResponse("ok")
+
+    with TestClient(app, client=LOCAL) as client:
+        client.get("/count")
+        samples = _samples(client.get("/metrics").text)
+    queries = "covet_db_queries_total"
+    # CREATE and INSERT; BEGIN/COMMIT are not counted.
+    assert samples[(queries, (("database", alias), ("outcome", "ok")))] == 2
+    assert samples[(queries, (("database", alias), ("outcome", "error")))] == 1
+    assert samples[("covet_db_query_duration_seconds_count", (("database", alias),))] == 3
+    pool = "covet_db_pool_connections"
+    assert samples[(pool, (("database", alias), ("state", "in_use")))] == 0
+    assert samples[(pool, (("database", alias), ("state", "idle")))] >= 1
+    assert samples[("covet_db_pool_max_connections", (("database", alias),))] == 3
+
+
+def test_close_stops_observing_queries(metrics: Metrics, tmp_path: Path) -> None:
+    metrics.close()
+    alias = f"metrics_{secrets.token_hex(4)}"
+    app = _app(metrics)
+    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}", alias=alias)
+    app.on_startup(database.connect)
+    app.on_shutdown(database.disconnect)
+
+    @app.get("/q")
+    async def query(request: Request) -> PlainTextResponse:
+        await database.fetch_val("SELECT 1")
+        return PlainTextResponse("ok")
+
+    with TestClient(app, client=LOCAL) as client:
+        client.get("/q")
+        assert "covet_db_queries_total{" not in client.get("/metrics").text
+
+
+def test_loopback_only_by_default(metrics: Metrics) -> None:
+    app = _app(metrics)
+    with TestClient(app, client=("203.0.113.9", 5000)) as outsider:
+        assert outsider.get("/metrics").status_code == 403
+    with TestClient(app, client=("::1", 5000)) as local:
+        assert local.get("/metrics").status_code == 200
+        assert local.post("/metrics").status_code == 405
+
+
+def test_token_replaces_the_address_check(metrics: Metrics) -> None:
+    app = _app(metrics, token="s3cret")
+    with TestClient(app, client=("203.0.113.9", 5000)) as client:
+        refused = client.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        ok = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        assert "covet_http_requests_total" in ok.text
+
+
+def test_token_and_addresses_together_need_both(metrics: Metrics) -> None:
+    app = _app(metrics, token="s3cret", allowed_ips=["10.0.0.0/8"])
+    auth = {"Authorization": "Bearer s3cret"}
+    with TestClient(app, client=("10.1.2.3", 5000)) as inside:
+        assert inside.get("/metrics", headers=auth).status_code == 200
+        assert inside.get("/metrics").status_code == 401
+    with TestClient(app, client=("192.0.2.1", 5000)) as outside:
+        assert outside.get("/metrics", headers=auth).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("options", "protected"),
+    [
+        ({}, True),
+        ({"token": "t"}, True),
+        ({"allowed_ips": ["10.0.0.0/8"]}, True),
+        ({"allowed_ips": ["0.0.0.0/0", "::/0"]}, False),
+        ({"allowed_ips": []}, False),
+    ],
+)
+def test_protected_satisfies_the_deploy_check(
+    metrics: Metrics, options: dict[str, object], protected: bool
+) -> None:
+    endpoint = MetricsApp(metrics, **options)  # type: ignore[arg-type]
+    assert endpoint.protected is protected
+    routed = Covet()
+    routed.add_route("/metrics", endpoint, name="metrics")
+    mounted = Covet()
+    mounted.mount("/internal", endpoint)
+    for app in (routed, mounted):
+        problems = list(check_metrics(CheckContext(settings=None, app=app)))
+        assert [problem.id for problem in problems] == ([] if protected else ["covet.E115"])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"token": " "}, "MetricsApp got token=' '. Pass a non-empty secret"),
+        ({"allowed_ips": ["localhost"]}, "MetricsApp got the address 'localhost'"),
+    ],
+)
+def test_invalid_endpoint_options(
+    metrics: Metrics, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ImproperlyConfigured, match=message):
+        MetricsApp(metrics, **options)  # type: ignore[arg-type]
+
+
+def test_invalid_metrics_options() -> None:
+    with pytest.raises(ImproperlyConfigured, match="namespace='my-app'"):
+        Metrics(namespace="my-app")
+    with pytest.raises(ImproperlyConfigured, match="no latency buckets"):
+        Metrics(buckets=())
+
+
+def test_two_apps_in_one_process_do_not_clash(metrics: Metrics) -> None:
+    other = Metrics()
+    try:
+        assert other.registry is not metrics.registry
+    finally:
+        other.close()
+
+
+async def test_served_as_an_asgi_app_of_its_own(metrics: Metrics) -> None:
+    transport = httpx.ASGITransport(app=MetricsApp(metrics), client=LOCAL)
+    async with httpx.AsyncClient(transport=transport, base_url="http://internal") as client:
+        scrape = await client.get("/")
+        assert scrape.status_code == 200
+        assert "covet_http_requests_in_progress" in scrape.text
+        assert (await client.delete("/")).status_code == 405
+    outside = httpx.ASGITransport(app=MetricsApp(metrics), client=("192.0.2.1", 1))
+    async with httpx.AsyncClient(transport=outside, base_url="http://internal") as client:
+        assert (await client.get("/")).status_code == 403
+
+
+def test_multiprocess_dir_set_too_late_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prometheus_client is imported here without the variable: samples stay in memory.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with pytest.raises(ImproperlyConfigured, match="was set after prometheus_client was imported"):
+        Metrics()
