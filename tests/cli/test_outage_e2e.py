@@ -18,6 +18,7 @@ The restart stops the shared database servers, so it runs only with
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pathlib
 import secrets
@@ -280,5 +281,25 @@ def test_inserts_survive_a_database_server_restart(backend: str, tmp_path: Path)
     assert first_ok_after is not None
     assert first_ok_after - answering <= RECOVERY, figures
     assert "Traceback" not in server_log, server_log[-3000:]
+    # What the records say, not which logger wrote them: the one-line notice of
+    # asyncpg's pool is emitted on its own logger ("asyncpg.pool") by design.
+    said = _without_logger_names(server_log)
     for driver in ("asyncpg", "pymysql", "aiomysql", "InternalClientError"):
-        assert driver not in server_log, server_log[-3000:]
+        assert driver not in said, server_log[-3000:]
+
+
+def _without_logger_names(log: str) -> str:
+    """Return the server log with each JSON record's logger name left out."""
+    kept = []
+    for line in log.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            kept.append(line)
+            continue
+        if isinstance(record, dict):
+            record.pop("logger", None)
+            kept.append(json.dumps(record))
+        else:
+            kept.append(line)
+    return "\n".join(kept)
