@@ -312,16 +312,11 @@ class Wire:
         return {"type": "http.disconnect"}
 
 
-async def post_raw(app, path: str, chunks: list[bytes], *, content_type: str, extra=()):
-    wire = Wire(chunks)
-    sent: list[dict[str, Any]] = []
-
-    async def send(message) -> None:
-        sent.append(message)
-
+def post_scope(path: str, *, content_type: str, extra=()) -> dict[str, Any]:
+    """An HTTP POST scope carrying the CSRF cookie of SECRET."""
     from covet.middleware.csrf import _mask
 
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -340,7 +335,16 @@ async def post_raw(app, path: str, chunks: list[bytes], *, content_type: str, ex
         "client": ("127.0.0.1", 5000),
         "server": ("testserver", 80),
     }
-    await app(scope, wire.receive, send)
+
+
+async def post_raw(app, path: str, chunks: list[bytes], *, content_type: str, extra=()):
+    wire = Wire(chunks)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    await app(post_scope(path, content_type=content_type, extra=extra), wire.receive, send)
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, body, wire
@@ -521,24 +525,7 @@ async def test_oversized_form_closes_the_connection_like_the_app_would():
     async def send(message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/stream",
-        "raw_path": b"/stream",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/x-www-form-urlencoded"),
-            (b"cookie", f"csrftoken={_mask(SECRET)}".encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = post_scope("/stream", content_type="application/x-www-form-urlencoded")
     await app(scope, wire.receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert start["status"] == 413
@@ -572,7 +559,6 @@ async def test_client_gone_before_the_token_runs_no_handler():
         return {}
 
     app.add_middleware(CSRFMiddleware)
-    from covet.middleware.csrf import _mask
 
     head = multipart_part("name", b"value")  # no token yet, then the client leaves
     sent: list[dict[str, Any]] = []
@@ -588,25 +574,7 @@ async def test_client_gone_before_the_token_runs_no_handler():
     async def receive():
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/x",
-        "raw_path": b"/x",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", MULTIPART.encode()),
-            (b"cookie", f"csrftoken={_mask(SECRET)}".encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    await app(scope, receive, send)
+    await app(post_scope("/x", content_type=MULTIPART), receive, send)
     assert calls == []
     assert sent == []
 
