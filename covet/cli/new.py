@@ -398,12 +398,12 @@ def new_command(name: str, db: str, directory: Path | None, force: bool, overwri
     ):
         for path in paths:
             info(f"  {label} {path}")
-    _report_kept(report)
+    changed = _report_kept(report)
     if report.unchanged or report.kept or report.replaced:
         added = len(report.created) + len(migrations)
         success(
             f"Updated project {name!r} in {str(target)!r}: added {added} missing file(s), "
-            f"replaced {len(report.replaced)}, kept {len(report.kept)} that differ."
+            f"replaced {len(report.replaced)}, kept {changed} that differ."
         )
         if not any(path.parent.name == "versions" for path in migrations):
             info("  The migration history is kept: no revision was generated.")
@@ -419,7 +419,12 @@ def new_command(name: str, db: str, directory: Path | None, force: bool, overwri
     echo("README.md has the rest: installing the project with its test tools, pytest, the API.")
 
 
-def _report_kept(report: ScaffoldReport) -> None:
+def _report_kept(report: ScaffoldReport) -> int:
+    """Warn about kept files that differ; return how many (``.env`` is not counted).
+
+    ``.env`` always differs from a fresh render (its SECRET_KEY is random) and
+    is never replaced, so counting it would report a change on every re-run.
+    """
     changed = [path for path in report.kept if path != _SECRETS]
     if changed:
         shown = ", ".join(str(path) for path in changed[:5])
@@ -430,3 +435,4 @@ def _report_kept(report: ScaffoldReport) -> None:
         )
     if _SECRETS in report.kept:
         info("  .env is kept: it holds the project's SECRET_KEY and is never replaced.")
+    return len(changed)

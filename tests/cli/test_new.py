@@ -280,6 +280,8 @@ def test_overwrite_replaces_changed_files_but_never_env_or_history(tmp_path: Pat
     kept = run_covet("new", "shop", "--directory", str(target), "--force", cwd=tmp_path)
     assert kept.returncode == 0, kept.stderr
     assert "Kept 1 existing file(s) that differ from the template: shop/models.py." in kept.stderr
+    # .env always differs from a fresh render (random SECRET_KEY): never counted as a change.
+    assert "replaced 0, kept 1 that differ." in kept.stdout
     assert (target / "shop" / "models.py").read_text("utf-8") == "# mine\n"
     replaced = run_covet(
         "-v", "new", "shop", "--directory", str(target), "--overwrite", cwd=tmp_path
