@@ -98,7 +98,10 @@ class RequestObserver(Protocol):
     """Something told when each request starts and ends (access log, metrics, tracing).
 
     Both methods run in the request's context (``current_request`` is set)
-    and must not raise.
+    and must not raise. An observer may also have a third,
+    ``websocket_accepted(context)``, called when the app accepts a websocket
+    connection (``context.status`` is 101 from then on, and the route is known),
+    for what lasts as long as the connection (an open-connections gauge).
     """
 
     def request_started(self, context: RequestContext) -> None:

@@ -176,7 +176,9 @@ class Covet(RouteDecorators):
         self._on_shutdown: list[Callable[[], Any]] = []
         self._lifespan = lifespan
         self._lifespan_state: dict[str, Any] | None = None
-        #: True once lifespan shutdown has begun (``/ready`` answers 503 from then on).
+        #: True once the process is stopping: from SIGTERM on under a server that
+        #: handles it in Python (uvicorn, ``covet run``), else from lifespan shutdown.
+        #: ``/ready`` answers 503 from then on (see :mod:`covet.shutdown`).
         self.draining = False
         self._frozen: str | None = None
         self._stack: ASGIApp | None = None
@@ -340,7 +342,8 @@ class Covet(RouteDecorators):
         """Tell ``observer`` when each HTTP request and websocket connection starts and ends.
 
         The access log is one (metrics and tracing plug in the same way); see
-        :class:`covet._context.RequestObserver` for the two methods.
+        :class:`covet._context.RequestObserver` for the two methods, and the
+        optional third, ``websocket_accepted(context)``.
 
         Raises:
             ImproperlyConfigured: For an object without the two methods, or once the app
@@ -435,6 +438,10 @@ class Covet(RouteDecorators):
             elif websocket and context.status == 0:
                 if kind == "websocket.accept":
                     context.status = 101
+                    for observer in observers:
+                        accepted = getattr(observer, "websocket_accepted", None)
+                        if accepted is not None:
+                            accepted(context)
                 elif kind in ("websocket.close", "websocket.http.response.start"):
                     context.status = message.get("status", 403)
             await send(message)
@@ -599,7 +606,11 @@ class Covet(RouteDecorators):
         if message["type"] != "lifespan.startup":
             return
         context: AbstractAsyncContextManager[Mapping[str, Any] | None] | None = None
+        # Imported here: only a served app needs it, not `import covet`.
+        from covet.shutdown import drain_on_sigterm, drain_seconds_from_environ
+
         try:
+            drain_seconds = drain_seconds_from_environ()
             self._build("the app has started (lifespan startup ran)")
             for hook in self._on_startup:
                 await _run_hook(hook)
@@ -618,7 +629,15 @@ class Covet(RouteDecorators):
             await send({"type": "lifespan.startup.failed", "message": _exc_message(exc)})
             raise
         await send({"type": "lifespan.startup.complete"})
-        message = await receive()
+        # From now on SIGTERM marks the app draining at once (/ready answers 503),
+        # not only when the server gets to lifespan shutdown after its in-flight
+        # requests; see covet.shutdown for the whole sequence.
+        restore_signal = drain_on_sigterm(self, drain_seconds=drain_seconds)
+        try:
+            message = await receive()
+        finally:
+            if restore_signal is not None:
+                restore_signal()
         self.draining = True
         try:
             if context is not None:

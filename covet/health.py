@@ -11,9 +11,9 @@ so a hanging dependency makes it answer 503 in time instead of hanging the
 probe: every connected :class:`covet.db.Database` runs ``SELECT 1`` on a
 pooled connection, then each extra check you pass (an async callable; it fails
 by raising). It answers 200 when all pass, else 503 with ``Retry-After``, and
-503 as soon as the app starts draining (lifespan shutdown began), so the load
-balancer stops sending new requests to a process that is going away. The body
-is JSON::
+503 as soon as the app starts draining (from SIGTERM on, see
+:mod:`covet.shutdown`), so the load balancer stops sending new requests to a
+process that is going away. The body is JSON::
 
     {"status": "ok" | "unavailable" | "draining",
      "checks": {"db:default": {"ok": true, "ms": 0.4, "error": null}}}

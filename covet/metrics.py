@@ -13,6 +13,8 @@ process-wide query observer (:func:`covet.db.querylog.observe_queries`). It reco
   no route matched), ``method`` (``OTHER`` for a non-standard one; ``WEBSOCKET``)
   and ``status``;
 * ``covet_http_requests_in_progress``;
+* ``covet_websocket_connections``: websocket connections open now, labelled
+  ``route`` (counted from the app's accept to the end of the handler);
 * ``covet_db_queries_total`` (labelled ``database``, ``outcome`` ``ok``/``error``)
   and ``covet_db_query_duration_seconds`` (``database``), transaction control
   (``BEGIN``, ``COMMIT``, savepoints) left out;
@@ -29,7 +31,9 @@ when both are given).
 With ``PROMETHEUS_MULTIPROC_DIR`` set (``covet run --workers N`` sets it when
 prometheus-client is installed), every worker writes its samples there and a
 scrape, whichever worker answers it, adds them up. Pool gauges stay those of
-the worker that answered.
+the worker that answered. The gauges of requests in progress and open
+websockets add up the workers alive: each new :class:`Metrics` (a worker
+started to replace one that died) forgets the gauges of processes that are gone.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import asyncio
 import hmac
 import ipaddress
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covet.db.database import connected_databases
@@ -56,7 +61,7 @@ try:
         values,
     )
     from prometheus_client.core import GaugeMetricFamily
-    from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingDependencyError("prometheus-client", extra="metrics") from exc
 
@@ -150,6 +155,14 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.websockets = Gauge(
+            "websocket_connections",
+            "Websocket connections open (accepted, handler still running).",
+            ("route",),
+            namespace=namespace,
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.queries = Counter(
             "db_queries",
             "SQL statements run (transaction control left out).",
@@ -168,6 +181,8 @@ class Metrics:
         self._pools = _PoolCollector(namespace)
         self.registry.register(self._pools)
         self._stop_queries = observe_queries(self._query_finished) if queries else None
+        if directory is not None:
+            _forget_dead_processes(directory)
 
     # -- RequestObserver -----------------------------------------------------------------------
 
@@ -175,17 +190,23 @@ class Metrics:
         """Count ``context``'s request as in progress."""
         self.in_progress.inc()
 
+    def websocket_accepted(self, context: RequestContext) -> None:
+        """Count ``context``'s websocket connection as open."""
+        self.websockets.labels(context.route_name or _UNMATCHED).inc()
+
     def request_finished(self, context: RequestContext) -> None:
         """Record ``context``'s request: its route, method, status and duration."""
         self.in_progress.dec()
         scope = context.scope
+        route = context.route_name or _UNMATCHED
         if scope["type"] == "websocket":
             method = "WEBSOCKET"
+            if context.status == 101:  # accepted, so counted open by websocket_accepted()
+                self.websockets.labels(route).dec()
         else:
             method = scope.get("method", "GET")
             if method not in _METHODS:
                 method = "OTHER"
-        route = context.route_name or _UNMATCHED
         status = str(context.status)
         self.requests.labels(route, method, status).inc()
         self.latency.labels(route, method, status).observe(context.duration)
@@ -220,6 +241,28 @@ class Metrics:
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         registry.register(self._pools)
         return bytes(generate_latest(registry))
+
+
+def _forget_dead_processes(directory: str) -> None:
+    """Drop the live-gauge samples of worker processes that no longer exist.
+
+    ``livesum`` gauges (requests in progress, open websockets) count only live
+    processes once a dead one's files are removed: prometheus-client leaves
+    that to the process manager (``mark_process_dead()``), which uvicorn's
+    supervisor does not call. A worker that replaces a dead one does it here.
+    """
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid_text = path.stem.rpartition("_")[2]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            # prometheus-client's multiprocess module has no annotations.
+            mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            continue  # alive, under another user
 
 
 class _PoolCollector:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import httpx
@@ -10,12 +13,12 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from covet import Covet
+from covet import Covet, WebSocket, WebSocketDisconnect
 from covet.cli.check import CheckContext, check_metrics
 from covet.db import Database
 from covet.db.exceptions import DatabaseError
 from covet.exceptions import ImproperlyConfigured
-from covet.metrics import Metrics, MetricsApp
+from covet.metrics import Metrics, MetricsApp, _forget_dead_processes
 from covet.responses import PlainTextResponse
 from covet.testing import TestClient
 
@@ -238,3 +241,56 @@ def test_multiprocess_dir_set_too_late_is_refused(
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     with pytest.raises(ImproperlyConfigured, match="was set after prometheus_client was imported"):
         Metrics()
+
+
+def _open_websockets(client: TestClient) -> float:
+    samples = _samples(client.get("/metrics").text)
+    return samples.get(("covet_websocket_connections", (("route", "chat"),)), 0.0)
+
+
+def test_open_websockets_are_a_gauge_by_route(metrics: Metrics) -> None:
+    app = _app(metrics)
+
+    @app.websocket("/rooms/{room}", name="chat")
+    async def chat(websocket: WebSocket, room: str) -> None:
+        if room == "private":
+            await websocket.close(code=1008)  # refused before accept: never open
+            return
+        await websocket.accept()
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+
+    with TestClient(app, client=LOCAL) as client:
+        assert _open_websockets(client) == 0
+        with client.websocket_connect("/rooms/1") as first:
+            first.send_text("hi")
+            assert first.receive_text() == "hi"
+            assert _open_websockets(client) == 1
+            with client.websocket_connect("/rooms/2") as second:
+                second.send_text("hi")
+                assert second.receive_text() == "hi"
+                assert _open_websockets(client) == 2
+            assert _open_websockets(client) == 1
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect("/rooms/private"):
+            pass
+        assert _open_websockets(client) == 0
+        scrape = client.get("/metrics").text
+    samples = _samples(scrape)
+    # Each connection is still counted once it ended, with its whole duration.
+    handshakes = (("method", "WEBSOCKET"), ("route", "chat"), ("status", "101"))
+    assert samples[("covet_http_requests_total", handshakes)] == 2
+    assert "/rooms/1" not in scrape
+
+
+def test_live_gauges_of_dead_workers_are_forgotten(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    files = [
+        f"gauge_livesum_{gone.pid}.db",  # a worker that died with requests in progress
+        f"gauge_livesum_{os.getpid()}.db",  # a live one
+        f"counter_{gone.pid}.db",  # its counts stay: they happened
+    ]
+    for name in files:
+        (tmp_path / name).write_bytes(b"")
+    _forget_dead_processes(str(tmp_path))
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(files[1:])

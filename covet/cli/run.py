@@ -4,7 +4,9 @@ The app is imported once in this process first, so a broken app gives a
 one-line error instead of a server that keeps dying. The server gets the
 limits of ``DEFAULTS.md`` (bounded concurrency, keep-alive and shutdown
 timeouts, websocket message and incomplete-event sizes) and trusts proxy
-headers only from 127.0.0.1 unless told otherwise.
+headers only from 127.0.0.1 unless told otherwise. SIGTERM starts the graceful
+shutdown of :mod:`covet.shutdown`: drain, stop accepting, finish in-flight
+requests within the graceful timeout, close pools.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from covet.exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from covet.config import Settings
     from covet.logging import LoggingOptions
+    from covet.shutdown import ShutdownOptions
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -78,6 +81,7 @@ def server_options(
     log_level: str = "info",
     forwarded_allow_ips: str = "127.0.0.1",
     logging_options: LoggingOptions | None = None,
+    graceful_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Return the keyword arguments for ``uvicorn.run()``.
 
@@ -93,6 +97,8 @@ def server_options(
             headers are trusted.
         logging_options: covet's logging (:mod:`covet.logging`), applied by
             uvicorn in every worker; uvicorn's access log is off when covet's is on.
+        graceful_timeout: Seconds in-flight requests get to finish at shutdown
+            (the default of :data:`SERVER_LIMITS` when None).
 
     Returns:
         The options, with :data:`SERVER_LIMITS` included.
@@ -117,6 +123,8 @@ def server_options(
         "server_header": False,
         **SERVER_LIMITS,
     }
+    if graceful_timeout is not None:
+        options["timeout_graceful_shutdown"] = graceful_timeout
     if logging_options is not None:
         from covet.logging import logging_config
 
@@ -183,6 +191,25 @@ def _logging_options(settings: Settings | None) -> LoggingOptions:
         if settings is None:
             return LoggingOptions.from_settings(Settings(root=Path.cwd()))
         return LoggingOptions.from_settings(settings)
+    except ImproperlyConfigured as exc:
+        fail(str(exc))
+
+
+def _shutdown_options(
+    settings: Settings | None, drain_seconds: float | None, graceful_timeout: float | None
+) -> ShutdownOptions:
+    """Return the shutdown options: the command line's, else the environment's or ``.env``'s."""
+    from covet.config import Settings
+    from covet.shutdown import ShutdownOptions
+
+    try:
+        found = ShutdownOptions.from_settings(settings or Settings(root=Path.cwd()))
+        return ShutdownOptions(
+            drain_seconds=found.drain_seconds if drain_seconds is None else drain_seconds,
+            graceful_timeout=(
+                found.graceful_timeout if graceful_timeout is None else graceful_timeout
+            ),
+        )
     except ImproperlyConfigured as exc:
         fail(str(exc))
 
@@ -371,6 +398,20 @@ def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     show_default=True,
     help="Before serving, check that the database answers and has no pending migrations.",
 )
+@click.option(
+    "--drain-seconds",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="After SIGTERM, keep serving this long, with /ready answering 503, before refusing "
+    "new connections (for a load balancer to notice).  [default: COVET_DRAIN_SECONDS, else 0]",
+)
+@click.option(
+    "--graceful-timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="At shutdown, how long in-flight requests and websockets may take to finish before "
+    "they are cancelled.  [default: COVET_GRACEFUL_TIMEOUT, else 30]",
+)
 def run_command(
     host: str,
     port: int,
@@ -380,10 +421,13 @@ def run_command(
     log_level: str,
     forwarded_allow_ips: str,
     check: bool,
+    drain_seconds: float | None,
+    graceful_timeout: float | None,
 ) -> None:
     """Serve the application with uvicorn.
 
-    SIGINT (Ctrl+C) or SIGTERM stop the server gracefully, with exit status 0.
+    SIGINT (Ctrl+C) or SIGTERM stop the server gracefully, with exit status 0:
+    SIGTERM after the drain (``--drain-seconds``), SIGINT at once.
     """
     # Checked before importing anything, so the mistake is reported first.
     if reload and workers > 1:
@@ -394,6 +438,12 @@ def run_command(
     app_path, _ = import_app(app_path, settings)
     if settings is not None and check:
         preflight(settings)
+    shutdown = _shutdown_options(settings, drain_seconds, graceful_timeout)
+    drain = shutdown.drain_seconds
+    if reload and drain > 0:
+        # The reloader restarts the server with SIGTERM on every change.
+        warn(f"The drain of {drain:g} s is not used with --reload: it would delay every reload.")
+        drain = 0.0
     options = server_options(
         app_path,
         root=root,
@@ -404,25 +454,40 @@ def run_command(
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         logging_options=_logging_options(settings),
+        graceful_timeout=shutdown.graceful_timeout,
     )
     info(f"Serving {app_path} from {root}")
     import uvicorn
+
+    from covet.shutdown import DRAIN_VARIABLE
 
     # uvicorn restores the previous handlers after a graceful shutdown and
     # re-raises the signal it caught; with these no-op handlers that ends the
     # process normally (exit status 0) instead of as KeyboardInterrupt/SIGTERM.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     shared = metrics_multiprocess_dir(workers)
+    # The app reads the drain when its lifespan starts, in every worker.
+    drain_before = os.environ.get(DRAIN_VARIABLE)
+    os.environ[DRAIN_VARIABLE] = f"{drain:g}"
     catcher = _BindErrorCatcher()
     uvicorn_logger = logging.getLogger("uvicorn.error")
     uvicorn_logger.addFilter(catcher)
     try:
-        uvicorn.run(**options)
+        if workers > 1:
+            from covet.cli._workers import serve_workers
+
+            serve_workers(options)
+        else:
+            uvicorn.run(**options)
     except SystemExit:
         if catcher.error is not None:
             fail(bind_error_message(host, port, catcher.error))
         raise
     finally:
+        if drain_before is None:
+            os.environ.pop(DRAIN_VARIABLE, None)
+        else:
+            os.environ[DRAIN_VARIABLE] = drain_before
         if shared is not None and shared[1]:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
             shutil.rmtree(shared[0], ignore_errors=True)

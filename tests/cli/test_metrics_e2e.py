@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import tempfile
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as websocket_connect
 
 from covet.cli.run import metrics_multiprocess_dir
 from tests.cli.conftest import free_port, start_covet, stop_server, wait_for_server, write_project
@@ -35,6 +38,13 @@ app.add_route("/metrics", MetricsApp(metrics), name="metrics")
 async def work(request, n):
     await asyncio.sleep(0.02)
     return {"pid": os.getpid()}
+
+
+@app.websocket("/feed", name="feed")
+async def feed(websocket):
+    await websocket.accept()
+    await websocket.send_text(str(os.getpid()))
+    await websocket.receive_text()  # until the client closes
 """
 
 
@@ -88,6 +98,72 @@ def test_request_counts_add_up_over_two_workers(tmp_path: Path) -> None:
         code, _, err = stop_server(process, signal.SIGTERM)
     assert code == 0, err
     assert list(scratch.glob("covet-metrics-*")) == []  # removed at exit
+
+
+def _open_feeds(base: str) -> float:
+    scrape = httpx.get(f"{base}/metrics", timeout=10)
+    assert scrape.status_code == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scrape.text)
+        for sample in family.samples
+        if sample.name == "covet_websocket_connections" and sample.labels["route"] == "feed"
+    )
+
+
+async def _websockets_add_up(base: str) -> dict[str, float]:
+    """Open websockets until both workers hold some; return the gauge as they open and close."""
+    url = base.replace("http", "ws") + "/feed"
+    opened: list[tuple[ClientConnection, int]] = []
+    seen: dict[str, float] = {}
+
+    async def gauge_reaches(expected: int) -> float:
+        value = -1.0
+        for _ in range(100):
+            value = await asyncio.to_thread(_open_feeds, base)
+            if value == expected:
+                break
+            await asyncio.sleep(0.05)  # a handler ends just after its client closed
+        return value
+
+    try:
+        while len({pid for _, pid in opened}) < 2 and len(opened) < 40:
+            websocket = await websocket_connect(url)
+            opened.append((websocket, int(await websocket.recv())))
+        seen["opened"] = len(opened)
+        seen["workers"] = len({pid for _, pid in opened})
+        seen["all_open"] = await gauge_reaches(len(opened))
+        for websocket, _ in opened[: len(opened) // 2]:
+            await websocket.close()
+        seen["half_open"] = await gauge_reaches(len(opened) - len(opened) // 2)
+    finally:
+        for websocket, _ in opened:
+            await websocket.close()
+    seen["none_open"] = await gauge_reaches(0)
+    return seen
+
+
+@pytest.mark.slow
+def test_open_websockets_add_up_over_two_workers(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    write_project(project, "metered_ws", APP)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start_covet(
+        "run", "--port", str(port), "--workers", "2", cwd=project, TMPDIR=str(tmp_path)
+    )
+    try:
+        wait_for_server(f"{base}/metrics", process)
+        seen = asyncio.run(_websockets_add_up(base))
+    finally:
+        code, _, err = stop_server(process, signal.SIGTERM)
+    assert code == 0, err
+    assert seen["workers"] == 2, "every websocket went to the same worker"
+    opened = seen["opened"]
+    assert seen["all_open"] == opened
+    assert seen["half_open"] == opened - opened // 2
+    assert seen["none_open"] == 0
 
 
 def test_multiprocess_dir_only_for_several_workers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,6 +53,36 @@ def test_server_options_carry_the_default_limits(tmp_path: Path) -> None:
     assert SERVER_LIMITS.items() <= options.items()
 
 
+def test_server_options_take_the_graceful_timeout(tmp_path: Path) -> None:
+    options = server_options("site.app:app", root=tmp_path, graceful_timeout=7.5)
+    assert options["timeout_graceful_shutdown"] == 7.5
+
+
+@pytest.mark.parametrize(
+    ("variable", "option"),
+    [("COVET_DRAIN_SECONDS", "drain_seconds"), ("COVET_GRACEFUL_TIMEOUT", "graceful_timeout")],
+)
+def test_run_reports_an_invalid_shutdown_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, option: str
+) -> None:
+    write_project(tmp_path, "shutdown_site", APP)
+    (tmp_path / ".env").write_text(f"{variable}=soon\n", "utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(variable, raising=False)
+    result = CliRunner().invoke(main, ["run", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: Invalid {variable} 'soon'. Use a number of seconds, 0 or more (e.g. 5).\n"
+    )
+
+
+def test_run_refuses_a_negative_drain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--drain-seconds", "-1"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--drain-seconds': -1.0 is not in the range x>=0." in result.output
+
+
 def test_server_options_for_reload_watch_code_templates_and_env(tmp_path: Path) -> None:
     (tmp_path / ".venv").mkdir()
     options = server_options("site.app:app", root=tmp_path, reload=True)
@@ -135,6 +165,23 @@ def test_run_serves_and_stops_cleanly_on_signal(tmp_path: Path, sig: int) -> Non
         code, _, err = stop_server(process, sig)
     assert code == 0, err
     assert "Finished server process" in err
+
+
+def test_sigterm_under_reload_does_not_drain(tmp_path: Path) -> None:
+    # The reloader restarts the server with SIGTERM: a drain would delay every reload.
+    write_project(tmp_path, "reload_drain_site", APP)
+    port = free_port()
+    process = start_covet(
+        "run", "--reload", "--drain-seconds", "20", "--port", str(port), cwd=tmp_path
+    )
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/", process)
+        stopping = time.monotonic()
+    finally:
+        code, _, err = stop_server(process, signal.SIGTERM)
+    assert code == 0, err
+    assert time.monotonic() - stopping < 10
+    assert "The drain of 20 s is not used with --reload" in err
 
 
 def test_run_reload_serves_changed_code(tmp_path: Path) -> None:
