@@ -39,7 +39,11 @@ async def test_messages_arrive_in_order_with_contiguous_ids(make_channels) -> No
         assert await channels.publish("news", [1, 2]) == 1
         assert await channels.publish("chat", "again") == 2
         items = await take(subscription, 3)
-    assert summary(items) == [("chat", 1, {"text": "hi"}), ("news", 1, [1, 2]), ("chat", 2, "again")]
+    assert summary(items) == [
+        ("chat", 1, {"text": "hi"}),
+        ("news", 1, [1, 2]),
+        ("chat", 2, "again"),
+    ]
     assert subscription.closed
     assert await channels.last_id("chat") == 2
     assert await channels.last_id("never-used") == 0

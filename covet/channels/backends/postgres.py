@@ -160,6 +160,7 @@ class PostgresBackend(ChannelBackend):
         self._wanted: set[str] = set()
         self._inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._lost = asyncio.Event()
         self._closed = False
 
     @classmethod
@@ -301,7 +302,12 @@ class PostgresBackend(ChannelBackend):
             except BaseException:
                 connection.terminate()
                 raise
+        connection.add_termination_listener(self._on_terminated)
+        self._lost.clear()
         self._listener = connection
+
+    def _on_terminated(self, connection: object) -> None:
+        self._lost.set()  # Wake the watcher now rather than at the next health check.
 
     def _on_notify(self, connection: object, pid: int, name: str, payload: str) -> None:
         self._inbox.put_nowait((name, payload))
@@ -332,7 +338,11 @@ class PostgresBackend(ChannelBackend):
         """Check the listening connection; reopen it and catch up when it was lost."""
         failures = 0
         while not self._closed:
-            await asyncio.sleep(PING_INTERVAL if failures == 0 else _BACKOFF[failures - 1])
+            if failures:
+                await asyncio.sleep(_BACKOFF[failures - 1])
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._lost.wait(), PING_INTERVAL)
             async with self._listener_lock:
                 listener = self._listener
                 try:
