@@ -12,8 +12,9 @@ from covet.channels.hub import Hub
 from covet.channels.messages import ChannelsError, Message, check_channel_name
 from covet.channels.messages import history_size as _history_size
 from covet.channels.rooms import ChannelSocket, Member, PresenceKeeper, user_key
-from covet.channels.sse import DEFAULT_KEEPALIVE, EventSourceResponse
+from covet.channels.sse import DEFAULT_KEEPALIVE, EventSourceResponse, InvalidEventIdError
 from covet.channels.subscription import DEFAULT_MAX_QUEUE, OverflowPolicy, Subscription
+from covet.exceptions import HTTPException
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -282,19 +283,23 @@ class Channels:
         parameter, for clients that cannot set headers) resumes the stream.
 
         Raises:
-            InvalidEventIdError: (a 400) for an id this stream never issued.
+            HTTPException: 400 for an id this stream never issued.
         """
         last_event_id = request.headers.get("last-event-id")
         if last_event_id is None:
             last_event_id = request.query_params.get("last_event_id")
-        return EventSourceResponse(
-            self,
-            channels,
-            last_event_id=last_event_id,
-            keepalive=keepalive,
-            max_queue=max_queue,
-            on_overflow=on_overflow,
-        )
+        try:
+            return EventSourceResponse(
+                self,
+                channels,
+                last_event_id=last_event_id,
+                keepalive=keepalive,
+                max_queue=max_queue,
+                on_overflow=on_overflow,
+            )
+        except InvalidEventIdError as exc:
+            # The client sent it: a 400 that says why, not a bare "Bad Request".
+            raise HTTPException(400, str(exc)) from exc
 
 
 def _masked(url: str) -> str:
