@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from covet import Covet, Request
 from covet.channels import Channels, EventSourceResponse, InvalidEventIdError
 from covet.testing import TestClient
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
 
 
 def events_app(channels: Channels, names: list[str], **options: Any) -> Covet:
