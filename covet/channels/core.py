@@ -215,6 +215,16 @@ class Channels:
         check_channel_name(channel)
         return await self.hub().backend.last_id(channel)
 
+    async def delete(self, channel: str) -> None:
+        """Forget ``channel``'s history and ids, when a room is closed for good.
+
+        Its next message gets id 1 again; a subscriber still listening sees a
+        ``"reset"`` gap when its connection next catches up, and a client
+        resuming from an older id is sent one.
+        """
+        check_channel_name(channel)
+        await self.hub().backend.delete(channel)
+
     # -- websockets, presence, users, event streams -------------------------------------
 
     def socket(

@@ -263,3 +263,16 @@ async def test_a_message_above_the_notify_limit_is_delivered(make_channels) -> N
         await channels.publish("big", "after")
         items = await take(subscription, 3)
     assert summary(items) == [("big", 1, "small"), ("big", 2, big), ("big", 3, "after")]
+
+
+async def test_delete_forgets_a_channel(make_channels) -> None:
+    channels = make_channels(history=5)
+    await channels.publish("room", 1)
+    await channels.publish("room", 2)
+    await channels.delete("room")
+    assert await channels.last_id("room") == 0
+    assert await channels.history("room") == []
+    assert await channels.publish("room", "again") == 1
+    async with channels.subscribe("room", last_ids={"room": 2}) as subscription:
+        (gap,) = await take(subscription, 1)
+    assert summary([gap]) == [("gap", "room", 2, None, "reset")]

@@ -117,7 +117,7 @@ async def servers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await drop_prefix(backend, prefix)
 
 
-async def receive(websocket: Any) -> dict[str, Any]:
+async def receive(websocket: Any) -> Any:
     return json.loads(await asyncio.wait_for(websocket.recv(), 10))
 
 
@@ -151,6 +151,7 @@ async def test_a_message_crosses_workers_and_presence_spans_them(servers: Server
         servers.processes[1].send_signal(signal.SIGKILL)
         servers.processes[1].wait(10)
         deadline = time.monotonic() + 10
+        members = await http.get(f"http://{first}/rooms/lobby/members")
         while time.monotonic() < deadline:
             members = await http.get(f"http://{first}/rooms/lobby/members")
             if members.json() == ["ann"]:

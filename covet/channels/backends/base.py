@@ -73,6 +73,10 @@ class ChannelBackend(abc.ABC):
         """Return the id of the last message published on ``channel`` (0 if none)."""
 
     @abc.abstractmethod
+    async def delete(self, channel: str) -> None:
+        """Forget ``channel``'s history and id counter (its next message gets id 1)."""
+
+    @abc.abstractmethod
     async def presence_set(self, room: str, member: str, info: bytes, ttl: float) -> None:
         """Record (or refresh) ``member`` in ``room`` for ``ttl`` seconds."""
 

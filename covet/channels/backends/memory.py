@@ -98,6 +98,12 @@ class MemoryBackend(ChannelBackend):
         with self.broker.lock:
             return self.broker.last.get(channel, 0)
 
+    async def delete(self, channel: str) -> None:
+        """Forget the channel's counter and history."""
+        with self.broker.lock:
+            self.broker.last.pop(channel, None)
+            self.broker.kept.pop(channel, None)
+
     async def presence_set(self, room: str, member: str, info: bytes, ttl: float) -> None:
         """Record ``member`` until ``ttl`` seconds from now."""
         with self.broker.lock:

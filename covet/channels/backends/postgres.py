@@ -108,6 +108,8 @@ _STATEMENTS = {
     "history": "SELECT seq, payload FROM {p}messages WHERE channel = $1 AND seq > $2 ORDER BY seq",
     "message": "SELECT payload FROM {p}messages WHERE channel = $1 AND seq = $2",
     "last_id": "SELECT seq FROM {p}sequences WHERE channel = $1",
+    "delete_messages": "DELETE FROM {p}messages WHERE channel = $1",
+    "delete_sequence": "DELETE FROM {p}sequences WHERE channel = $1",
     "presence_set": _PRESENCE_SET,
     "presence_remove": "DELETE FROM {p}presence WHERE room = $1 AND member = $2",
     "presence_list": _PRESENCE_LIST,
@@ -242,6 +244,12 @@ class PostgresBackend(ChannelBackend):
         async with self._connection(f"reading the last id of {channel!r}") as conn:
             value = await conn.fetchval(self._sql["last_id"], channel)
         return int(value or 0)
+
+    async def delete(self, channel: str) -> None:
+        """Delete the channel's sequence row and kept messages."""
+        async with self._connection(f"deleting {channel!r}") as conn, conn.transaction():
+            await conn.execute(self._sql["delete_messages"], channel)
+            await conn.execute(self._sql["delete_sequence"], channel)
 
     # -- presence ---------------------------------------------------------------------
 

@@ -174,6 +174,12 @@ class RedisBackend(ChannelBackend):
             value = await client.get(self._key(channel, "id"))
         return int(value or 0)
 
+    async def delete(self, channel: str) -> None:
+        """Delete the channel's counter and stream."""
+        client = self._redis.get()
+        async with _translated(f"deleting {channel!r}"):
+            await client.delete(self._key(channel, "id"), self._key(channel, "history"))
+
     # -- presence ---------------------------------------------------------------------
 
     def _presence_keys(self, room: str) -> list[str]:
