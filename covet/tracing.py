@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from covet.db.querylog import CapturedQuery
     from covet.types import Scope
 
-__all__ = ("Tracing", "describe_statement")
+__all__ = ("Tracing",)
 
 #: The methods OpenTelemetry's HTTP conventions name; any other is ``_OTHER``.
 _METHODS = frozenset(
@@ -94,10 +94,10 @@ def _unquote(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def describe_statement(sql: str) -> tuple[str, str | None, bool]:
+def _describe_statement(sql: str) -> tuple[str, str | None, bool]:
     """Return the operation and first table of ``sql``, and whether it names only that table.
 
-    ``describe_statement('SELECT "id" FROM "app_note" WHERE ...')`` is
+    ``_describe_statement('SELECT "id" FROM "app_note" WHERE ...')`` is
     ``("SELECT", "app_note", True)``. The operation is the first word,
     upper-cased (``""`` for none). The tables are those named after ``FROM``,
     ``INTO``, ``UPDATE``, ``TABLE`` or ``JOIN`` outside parentheses (so
@@ -157,7 +157,8 @@ def _split_host(value: str) -> tuple[str, int | None]:
     host, colon, port = value.rpartition(":")
     if not colon or "]" in port:  # no port, or the colons of a bare IPv6 address
         return value.strip("[]"), None
-    return host.strip("[]"), int(port) if port.isdigit() else None
+    # isascii(): str.isdigit() also accepts digits such as "²", which int() refuses.
+    return host.strip("[]"), int(port) if port.isascii() and port.isdigit() else None
 
 
 class Tracing:
@@ -323,7 +324,7 @@ class Tracing:
         if query.transaction:
             return
         end = time.time_ns()
-        operation, table, single = describe_statement(query.sql)
+        operation, table, single = _describe_statement(query.sql)
         attributes = dict(self._database_attributes(query.database))
         attributes["db.query.text"] = query.sql
         if query.many and len(query.params) > 1:

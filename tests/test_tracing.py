@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from covet import Covet, PlainTextResponse, Request, WebSocket
@@ -21,7 +22,7 @@ from covet.exceptions import ImproperlyConfigured, MissingDependencyError
 from covet.middleware import RequestIDMiddleware
 from covet.templates import Templates, observe_renders
 from covet.testing import TestClient
-from covet.tracing import Tracing, describe_statement
+from covet.tracing import Tracing, _describe_statement
 from tests.asgi import http_scope
 from tests.traced import PARENT_ID, TRACE_ID, Traced, parent_id
 
@@ -189,6 +190,35 @@ def test_5xx_answer_is_an_error_and_4xx_is_not(traced: Traced, tmp_path: Path) -
     unmatched = traced.named("GET")
     assert (unmatched.attributes or {})["http.response.status_code"] == 404
     assert "http.route" not in (unmatched.attributes or {})
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "port"),
+    [
+        (b"[::1]:8000", "::1", 8000),
+        (b"[::1]", "::1", None),
+        (b"example.com", "example.com", None),
+        (b"example.com:\xb2", "example.com", None),
+    ],
+)
+async def test_host_header_gives_server_address(
+    traced: Traced, host: bytes, address: str, port: int | None
+) -> None:
+    app = Covet(allowed_hosts=["example.com", "::1"])
+    app.add_observer(traced.tracing)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    scope = http_scope("/")
+    scope["headers"] = [(b"host", host)]
+    await app(scope, receive, send)
+    attributes = traced.named("GET").attributes or {}
+    assert attributes["server.address"] == address
+    assert attributes.get("server.port") == port
 
 
 def test_unknown_method_is_other(traced: Traced, tmp_path: Path) -> None:
@@ -391,7 +421,7 @@ async def test_render_async_span_covers_the_render(traced: Traced, tmp_path: Pat
     ],
 )
 def test_describe_statement(sql: str, expected: tuple[str, str | None, bool]) -> None:
-    assert describe_statement(sql) == expected
+    assert _describe_statement(sql) == expected
 
 
 def test_tracer_provider_must_be_one() -> None:
@@ -430,6 +460,24 @@ print([span.name for span in exporter.get_finished_spans()])
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
     )
     assert result.stdout.strip() == "['GET hello']", result.stderr
+
+
+def test_without_an_sdk_the_caller_trace_still_propagates() -> None:
+    tracing = Tracing(tracer_provider=trace.NoOpTracerProvider(), queries=False, templates=False)
+    app = Covet(allowed_hosts=["testserver"])
+    app.add_observer(tracing)
+
+    @app.get("/current")
+    async def current(request: Request) -> dict[str, Any]:
+        span = trace.get_current_span()
+        return {
+            "trace": f"{span.get_span_context().trace_id:032x}",
+            "recording": span.is_recording(),
+        }
+
+    with TestClient(app) as client:
+        answer = client.get("/current", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    assert answer.json() == {"trace": TRACE_ID, "recording": False}
 
 
 def test_missing_package_names_the_extra() -> None:
