@@ -3,6 +3,8 @@
 Each variant is one covet app with the same two endpoints, observed differently:
 
 - ``none``: no observer (what an app pays when none of this is switched on);
+- ``hook``: an observer whose two methods do nothing: the cost of covet's
+  per-request hook itself (the request context, the wrapped ``send``);
 - ``access-log``: covet's access log (``configure_logging()``, JSON lines written
   to ``/dev/null``, so formatting and the write are counted, not a terminal);
 - ``metrics``: ``covet.metrics.Metrics`` (one process, no multiprocess directory);
@@ -10,6 +12,8 @@ Each variant is one covet app with the same two endpoints, observed differently:
   ``SimpleSpanProcessor`` hands every finished span to an exporter that drops
   it: the SDK's work per span (creation, attributes, ending, the processor
   call), without a network or a batch thread;
+- ``tracing-unsampled``: the same SDK provider with a sampler that keeps no
+  trace (``ParentBased(ALWAYS_OFF)``): what a request a sampler drops costs;
 - ``tracing-api``: ``Tracing()`` with no SDK configured (the API's no-op
   provider): what the observer costs where tracing is wired but not set up;
 - ``all``: access log, metrics and tracing (SDK) together.
@@ -53,7 +57,16 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.http.inprocess import make_scope  # noqa: E402
 from benchmarks.http.run import pick_apps, split_list  # noqa: E402
 
-VARIANTS = ("none", "access-log", "metrics", "tracing", "tracing-api", "all")
+VARIANTS = (
+    "none",
+    "hook",
+    "access-log",
+    "metrics",
+    "tracing",
+    "tracing-unsampled",
+    "tracing-api",
+    "all",
+)
 PATHS = ("/plaintext", "/db")
 #: Requests served before anything is counted (caches, the pool, the first spans).
 WARM_UP = 300
@@ -82,6 +95,16 @@ def build(variant: str, workdir: str) -> tuple[Any, Any]:
         item = await Item.objects.get(pk=1)
         return PlainTextResponse(item.name)
 
+    if variant == "hook":
+
+        class Nothing:
+            def request_started(self, context: Any) -> None:
+                return None
+
+            def request_finished(self, context: Any) -> None:
+                return None
+
+        app.add_observer(Nothing())
     if variant in ("access-log", "all"):
         import logging
 
@@ -95,8 +118,8 @@ def build(variant: str, workdir: str) -> tuple[Any, Any]:
         from covet.metrics import Metrics
 
         app.add_observer(Metrics())
-    if variant in ("tracing", "all"):
-        from opentelemetry.sdk.trace import TracerProvider
+    if variant in ("tracing", "tracing-unsampled", "all"):
+        from opentelemetry.sdk.trace import TracerProvider, sampling
         from opentelemetry.sdk.trace.export import (
             SimpleSpanProcessor,
             SpanExporter,
@@ -109,7 +132,8 @@ def build(variant: str, workdir: str) -> tuple[Any, Any]:
             def export(self, spans: Any) -> SpanExportResult:
                 return SpanExportResult.SUCCESS
 
-        provider = TracerProvider()
+        sampler = sampling.ParentBased(sampling.ALWAYS_OFF)
+        provider = TracerProvider(sampler=sampler if variant == "tracing-unsampled" else None)
         provider.add_span_processor(SimpleSpanProcessor(DroppingExporter()))
         app.add_observer(Tracing(tracer_provider=provider))
     if variant == "tracing-api":
@@ -193,9 +217,9 @@ def table(
     """Format ``values`` with each variant's excess over ``none`` beside it."""
     out = io.StringIO()
     print(title, file=out)
-    print(f"{'variant':<13}" + "".join(f"{path:>24}" for path in paths), file=out)
+    print(f"{'variant':<19}" + "".join(f"{path:>24}" for path in paths), file=out)
     for name in names:
-        row = f"{name:<13}"
+        row = f"{name:<19}"
         for path in paths:
             value = values[name, path]
             base = values.get(("none", path))
