@@ -13,6 +13,10 @@ insert raw HTML. Every template sees:
 - ``get_flashed_messages(with_categories=False, category_filter=())``;
 - ``current_user``: ``scope["user"]``, or None.
 
+:func:`observe_renders` wraps every :meth:`Templates.render` and
+:meth:`Templates.render_async` in context managers of your choosing (tracing
+uses it for a span per render); without one a render pays one list check.
+
 In debug mode templates reload when their file changes and an undefined
 variable raises (:class:`jinja2.StrictUndefined`). Otherwise compiled templates
 are cached (in memory, and as bytecode on disk) and an undefined variable
@@ -22,9 +26,18 @@ missing optional value does not take the page down in production.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,14 +53,60 @@ if TYPE_CHECKING:
     from covet.datastructures import URL
     from covet.requests import HTTPConnection
 
-__all__ = ("ContextProcessor", "TemplateNotFoundError", "Templates")
+__all__ = (
+    "ContextProcessor",
+    "RenderHook",
+    "TemplateNotFoundError",
+    "Templates",
+    "observe_renders",
+)
 
 #: ``processor(request)`` returns extra context for every template (async ones
 #: only work with :meth:`Templates.render_async`).
 ContextProcessor = Callable[["HTTPConnection"], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 
+#: ``hook(name)`` returns a context manager entered around each render of template ``name``.
+RenderHook = Callable[[str], contextlib.AbstractContextManager[object]]
+
 _AUTOESCAPE_EXTENSIONS = ("html", "htm", "xml", "jinja", "j2")
 _CSRF_KEY = "covet.csrf"
+
+
+#: The hooks :func:`observe_renders` installed, in the order they were added.
+_render_hooks: list[RenderHook] = []
+
+
+def observe_renders(hook: RenderHook) -> Callable[[], None]:
+    """Enter ``hook(name)`` around every render of a named template in this process.
+
+    The block covers what the render does: the context processors, loading
+    (and compiling) the template, and rendering it; it runs in the task that
+    renders, so work done inside (a query run by an async template) happens
+    within it, and an exception raised by the render passes through it.
+    :mod:`covet.tracing` uses it for a span per render.
+
+    Args:
+        hook: Called with the template name; returns a context manager.
+
+    Returns:
+        A function that removes the hook again.
+    """
+    _render_hooks.append(hook)
+
+    def remove() -> None:
+        if hook in _render_hooks:
+            _render_hooks.remove(hook)
+
+    return remove
+
+
+@contextlib.contextmanager
+def _observed_render(name: str) -> Iterator[None]:
+    """Enter every render hook around the render of ``name``, the first added outermost."""
+    with contextlib.ExitStack() as stack:
+        for hook in tuple(_render_hooks):
+            stack.enter_context(hook(name))
+        yield
 
 
 class TemplateNotFoundError(CovetError, jinja2.TemplateNotFound):
@@ -369,8 +428,11 @@ class Templates:
             TemplateNotFoundError: If the template does not exist.
             jinja2.TemplateError: For a syntax or rendering error (naming template and line).
         """
-        template = self.env.get_template(name)
-        content = template.render(self._context(request, context))
+        if _render_hooks:
+            with _observed_render(name):
+                content = self.env.get_template(name).render(self._context(request, context))
+        else:
+            content = self.env.get_template(name).render(self._context(request, context))
         return self._response(content, status_code, headers, media_type, background)
 
     async def render_async(
@@ -396,6 +458,16 @@ class Templates:
             TemplateNotFoundError: If the template does not exist.
             jinja2.TemplateError: For a syntax or rendering error.
         """
+        if _render_hooks:
+            with _observed_render(name):
+                content = await self._render_async(request, name, context)
+        else:
+            content = await self._render_async(request, name, context)
+        return self._response(content, status_code, headers, media_type, background)
+
+    async def _render_async(
+        self, request: HTTPConnection, name: str, context: Mapping[str, Any] | None
+    ) -> str:
         merged: dict[str, Any] = {"request": request, "current_user": request.scope.get("user")}
         for processor in self.context_processors:
             extra = processor(request)
@@ -405,8 +477,7 @@ class Templates:
         if context:
             merged.update(context)
         template = self.async_env.get_template(name)
-        content = await template.render_async(merged)
-        return self._response(content, status_code, headers, media_type, background)
+        return await template.render_async(merged)
 
     def render_string(self, source: str, context: Mapping[str, Any] | None = None) -> str:
         """Render template text (autoescaped), without a request. Handy for emails.

@@ -157,6 +157,8 @@ class MySQLOperations(BaseOperations):
 
     param_style = "format"
     sqlalchemy_dialect = "mysql"
+    # OpenTelemetry names MariaDB apart ("mariadb"): set at connect.
+    telemetry_name = "mysql"
     identifier_quote = "`"
     # Backslash escapes inside MySQL string literals, so the one-character escape is '\\'.
     like_escape_sql = "'\\\\'"
@@ -637,6 +639,7 @@ class MySQLBackend(BaseBackend):
         version_text = str(await conn.fetch_val("SELECT VERSION()", ()))
         ops, features = self.ops, self.features
         ops.is_mariadb = "mariadb" in version_text.lower()
+        ops.telemetry_name = "mariadb" if ops.is_mariadb else "mysql"
         digits = version_text.split("-", 1)[0].split(".")
         ops.server_version = tuple(int(d) for d in digits if d.isdigit())
         rows = await conn.fetch_all(

@@ -105,6 +105,7 @@ class PostgresOperations(BaseOperations):
 
     param_style = "numeric"
     sqlalchemy_dialect = "postgresql"
+    telemetry_name = "postgresql"
     _isolation_levels: ClassVar[Mapping[str, str]] = {
         "read committed": "READ COMMITTED",
         "repeatable read": "REPEATABLE READ",

@@ -78,6 +78,9 @@ class BaseOperations:
     #: The ``sqlalchemy.dialects`` module that compiles this backend's DDL (schema and
     #: migrations only; queries never go through SQLAlchemy).
     sqlalchemy_dialect: ClassVar[str] = ""
+    #: The database's name in OpenTelemetry's semantic conventions (``db.system.name``),
+    #: which :mod:`covet.tracing` puts on each statement's span.
+    telemetry_name: str = "other_sql"
 
     _isolation_levels: ClassVar[Mapping[str, str]] = {}
 

@@ -113,6 +113,7 @@ class SQLiteOperations(BaseOperations):
 
     param_style = "qmark"
     sqlalchemy_dialect = "sqlite"
+    telemetry_name = "sqlite"
     # The datetime converter always returns an aware datetime in UTC (DateTimeField
     # skips its own normalisation then).
     datetime_converter_returns_utc: ClassVar[bool] = True
