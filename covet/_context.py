@@ -14,13 +14,24 @@ attribute check per request.
 from __future__ import annotations
 
 import contextvars
-import uuid
+import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from covet.types import Scope
 
-__all__ = ("RequestContext", "RequestObserver", "current_request")
+__all__ = ("RequestContext", "RequestObserver", "current_request", "new_request_id")
+
+
+def new_request_id() -> str:
+    """Return a random UUID 4 as 32 hex digits (``uuid.uuid4().hex``, for a third of its cost).
+
+    Every request asks for one when something logs it, so it is on the hot path.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 class RequestContext:
@@ -54,7 +65,7 @@ class RequestContext:
         """
         request_id = self._request_id
         if request_id is None:
-            request_id = self._request_id = self.scope.get("covet.request_id") or uuid.uuid4().hex
+            request_id = self._request_id = self.scope.get("covet.request_id") or new_request_id()
         return request_id
 
     @request_id.setter

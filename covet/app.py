@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
@@ -429,7 +429,8 @@ class Covet(RouteDecorators):
             observer.request_started(context)
         websocket = scope["type"] == "websocket"
 
-        async def observing_send(message: Message) -> None:
+        # A plain function handing back send()'s awaitable: no coroutine of its own per message.
+        def observing_send(message: Message) -> Awaitable[None]:
             kind = message["type"]
             if kind == "http.response.body":
                 context.sent += len(message.get("body", b""))
@@ -444,7 +445,7 @@ class Covet(RouteDecorators):
                             accepted(context)
                 elif kind in ("websocket.close", "websocket.http.response.start"):
                     context.status = message.get("status", 403)
-            await send(message)
+            return send(message)
 
         try:
             await self(scope, receive, observing_send)

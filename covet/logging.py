@@ -237,9 +237,41 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+_last_second: list[Any] = [None, ""]  # [whole second, its formatted text]: records come in runs
+
+
 def _iso_time(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    """Return ``created`` as UTC ISO 8601 with milliseconds (``2026-12-06T04:33:15.123Z``)."""
+    whole = int(created)
+    last = _last_second
+    if last[0] != whole:
+        last[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        last[0] = whole
+    return f"{last[1]}.{int(created % 1 * 1000):03d}Z"
+
+
+# One encoder for every line: json.dumps() with options builds a new one per call.
+_stdlib_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+try:  # orjson (the ``fast`` extra) writes a log line ten times faster than the stdlib.
+    import orjson
+except ImportError:  # pragma: no cover - covered by the job without orjson
+    orjson = None  # type: ignore[assignment]
+
+#: Encode log lines with orjson when it is importable. Tests flip this to compare paths.
+USE_ORJSON: bool = orjson is not None
+
+
+def _encode(data: dict[str, Any]) -> str:
+    """Return ``data`` as one line of JSON (values JSON cannot hold as their ``str()``)."""
+    if USE_ORJSON:
+        try:
+            # Dates and dataclasses go through default=str as on the stdlib path.
+            options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+            return orjson.dumps(data, default=str, option=options).decode()
+        except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits, say
+            pass
+    return _stdlib_encode(data)
 
 
 class JSONFormatter(logging.Formatter):
@@ -262,14 +294,15 @@ class JSONFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 data[key] = value
-        for key, value in vars(record).items():
-            if key not in _RECORD_ATTRIBUTES and key not in data:
+        standard = _RECORD_ATTRIBUTES
+        for key, value in record.__dict__.items():
+            if key not in standard and key not in data:
                 data[key] = value
         if record.exc_info:
             data["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             data["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
+        return _encode(data)
 
 
 class DevFormatter(logging.Formatter):
@@ -306,27 +339,41 @@ class AccessLog:
         """Do nothing: the line is written when the request ends."""
 
     def request_finished(self, context: RequestContext) -> None:
-        """Write the access-log record for ``context``."""
+        """Write the access-log record for ``context``.
+
+        The record is made and handed to the logger's handlers directly: what
+        :meth:`logging.Logger.info` adds on top is the search for the calling
+        frame (always this method), which costs more than the rest of the
+        record. Level checks, filters, handlers and the record factory apply
+        as usual.
+        """
+        logger = access_logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
         scope = context.scope
         method = scope.get("method", "WS")
         path = scope.get("path", "")
+        status = context.status
         duration_ms = round(context.duration * 1000, 3)
-        access_logger.info(
+        record = logging.getLogRecordFactory()(
+            logger.name,
+            logging.INFO,
+            __file__,
+            0,
             "%s %s %s %.1fms",
-            method,
-            path,
-            context.status,
-            duration_ms,
-            extra={
-                "method": method,
-                "path": path,
-                "route": context.route_name,
-                "status": context.status,
-                "duration_ms": duration_ms,
-                "bytes": context.sent,
-                "client": context.client,
-            },
+            (method, path, status, duration_ms),
+            None,
+            "request_finished",
         )
+        fields = record.__dict__
+        fields["method"] = method
+        fields["path"] = path
+        fields["route"] = context.route_name
+        fields["status"] = status
+        fields["duration_ms"] = duration_ms
+        fields["bytes"] = context.sent
+        fields["client"] = context.client
+        logger.handle(record)
 
 
 _COVET_DIR = str(Path(__file__).resolve().parent) + os.sep

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import subprocess
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import covet.logging
 from covet import Covet
+from covet._context import new_request_id
 from covet.config import Settings
 from covet.db import Database
 from covet.exceptions import ImproperlyConfigured
@@ -215,6 +219,59 @@ def test_json_formatter_gives_one_json_line() -> None:
     assert data["request_id"] == "abc123" and data["user_id"] == "42"
     assert data["status"] == 200 and data["route"] == "home"
     assert data["time"].endswith("Z")
+
+
+@pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib"])
+def test_json_lines_are_the_same_with_and_without_orjson(
+    monkeypatch: pytest.MonkeyPatch, use_orjson: bool
+) -> None:
+    if not use_orjson:
+        monkeypatch.setattr(covet.logging, "USE_ORJSON", False)
+    when = datetime.datetime(2026, 12, 6, 4, 33, 15, tzinfo=datetime.UTC)
+    record = _record(when=when, huge=2**70, path="/caf\u00e9", thing=object)
+    data = json.loads(JSONFormatter().format(record))
+    assert data["when"] == "2026-12-06 04:33:15+00:00"  # str(), on both paths
+    assert data["huge"] == 2**70  # beyond orjson's 64 bits: the stdlib writes it
+    assert data["path"] == "/caf\u00e9"
+    assert data["thing"] == "<class 'object'>"
+
+
+def test_access_log_uses_the_installed_record_factory(captured: ListHandler) -> None:
+    default = logging.getLogRecordFactory()
+    made: list[str] = []
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = default(*args, **kwargs)
+        made.append(record.name)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        with TestClient(_items_app()) as client:
+            client.get("/items/1")
+    finally:
+        logging.setLogRecordFactory(default)
+    assert "covet.access" in made
+    access = [r for r in captured.records if r.name == "covet.access"]
+    assert access[0].funcName == "request_finished" and access[0].levelname == "INFO"
+
+
+def test_access_log_honours_a_logger_switched_off_after_start(captured: ListHandler) -> None:
+    with TestClient(_items_app()) as client:
+        client.get("/items/1")
+        logging.getLogger("covet.access").setLevel(logging.WARNING)
+        client.get("/items/2")
+    access = [r for r in captured.records if r.name == "covet.access"]
+    assert [r.path for r in access] == ["/items/1"]
+
+
+def test_request_ids_are_uuid4_hex() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in list(ids)[:50]:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.hex == value
 
 
 def test_json_formatter_includes_the_traceback() -> None:

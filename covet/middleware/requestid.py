@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
-from covet._context import RequestContext, current_request
+from covet._context import RequestContext, current_request, new_request_id
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -52,10 +51,6 @@ def get_request_id() -> str | None:
     """
     context = current_request.get()
     return None if context is None else context.request_id
-
-
-def _uuid4_hex() -> str:
-    return uuid.uuid4().hex
 
 
 class RequestIDLogFilter(logging.Filter):
@@ -104,7 +99,7 @@ class RequestIDMiddleware:
         app: ASGIApp,
         header_name: str = "X-Request-ID",
         trust_incoming: bool = False,
-        generator: Callable[[], str] = _uuid4_hex,
+        generator: Callable[[], str] = new_request_id,
     ) -> None:
         if _HEADER_NAME_RE.fullmatch(header_name) is None:
             raise ImproperlyConfigured(
