@@ -42,6 +42,7 @@ __all__ = (
     "masked_query",
     "masked_url",
     "parsed_form",
+    "path_secrets",
     "safe_repr",
     "sensitive",
     "shown",
@@ -160,17 +161,27 @@ def shown_text(name: str, value: str) -> str:
 # -- a request's data, masked ---------------------------------------------------------------
 
 
+def path_secrets(scope: Scope) -> tuple[str, ...]:
+    """Return the values of the request's sensitive path parameters, longest first.
+
+    ``/reset/{token}`` requested as ``/reset/abc123`` gives ``("abc123",)``:
+    what to mask wherever the raw path shows up (a local, a log message).
+    """
+    values = {
+        str(value)
+        for name, value in scope.get("path_params", {}).items()
+        if sensitive(str(name)) and str(value)
+    }
+    return tuple(sorted(values, key=len, reverse=True))
+
+
 def masked_path(scope: Scope) -> str:
     """Return the request path with the values of sensitive path parameters masked.
 
     ``/reset/{token}`` requested as ``/reset/abc`` gives ``/reset/********``.
     """
     path = str(scope.get("path", ""))
-    hidden = {
-        str(value)
-        for name, value in scope.get("path_params", {}).items()
-        if sensitive(str(name)) and str(value)
-    }
+    hidden = path_secrets(scope)
     if hidden:
         path = "/".join(MASK if part in hidden else part for part in path.split("/"))
     return hide_secrets(path)
