@@ -17,7 +17,6 @@ import pytest
 from covet import Covet, HTTPException, PlainTextResponse, Request, WebSocket
 from covet.background import BackgroundTask
 from covet.db import DatabaseUnavailableError
-from covet.errorreports import ErrorReport
 from covet.exceptions import ImproperlyConfigured
 from covet.middleware import RequestIDMiddleware
 from covet.testing import TestClient
@@ -25,6 +24,7 @@ from covet.testing import TestClient
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from covet.errorreports import ErrorReport
     from covet.types import ASGIApp, Receive, Scope, Send
 
 MODES = ["direct", "stacked", "debug"]
