@@ -91,6 +91,11 @@ class CovetIntegration(Integration):
 
     Args:
         *apps: The covet apps to report errors of (at least one).
+        middleware: Add :class:`SentryMiddleware`. Without it a request costs
+            nothing until it fails (sentry-sdk's middleware costs tens of
+            microseconds per request even with tracing off), but there are no
+            transactions, no trace continued from the caller, and events carry
+            no breadcrumbs (they would mix those of concurrent requests).
         timeout: Seconds the reporter may take per error (see
             :meth:`covet.Covet.add_error_reporter`); capturing only queues the
             event, which sentry-sdk sends from a thread of its own.
@@ -102,7 +107,9 @@ class CovetIntegration(Integration):
     identifier = "covet"
     origin = _ORIGIN
 
-    def __init__(self, *apps: Covet, timeout: float | None = None) -> None:
+    def __init__(
+        self, *apps: Covet, middleware: bool = True, timeout: float | None = None
+    ) -> None:
         if not apps:
             raise ImproperlyConfigured(
                 "CovetIntegration() needs the app to report errors of. Pass it: "
@@ -111,7 +118,8 @@ class CovetIntegration(Integration):
         for app in apps:
             if app in _wired:
                 continue
-            app.add_middleware(SentryMiddleware)
+            if middleware:
+                app.add_middleware(SentryMiddleware)
             app.add_error_reporter(capture_error, timeout=timeout)
             _wired.add(app)
 
@@ -263,6 +271,7 @@ def _mask_request(event: Event, hint: Hint, asgi_scope: Scope) -> Event:
         _put_request(
             event,
             url=masked_url(asgi_scope),
+            method=None,  # sentry-sdk's processor set it already
             headers=masked_headers(asgi_scope),
             query=masked_query(asgi_scope),
             cookies=masked_cookies(asgi_scope),
@@ -285,6 +294,7 @@ def _apply_report(event: Event, report: ErrorReport, logged: str) -> Event:
     _put_request(
         event,
         url=report.url,
+        method=report.method if report.kind == "http" else None,
         headers=report.headers,
         query=report.query,
         cookies=report.cookies,
@@ -335,6 +345,7 @@ def _put_request(
     event: Event,
     *,
     url: str,
+    method: str | None,
     headers: Iterable[tuple[str, str]],
     query: Iterable[tuple[str, str]],
     cookies: Mapping[str, str],
@@ -342,6 +353,8 @@ def _put_request(
 ) -> None:
     request: dict[str, Any] = dict(event.get("request") or {})
     request["url"] = url
+    if method is not None:
+        request["method"] = method
     joined: dict[str, str] = {}
     for name, value in headers:
         joined[name] = f"{joined[name]}, {value}" if name in joined else value

@@ -107,12 +107,14 @@ def quiet_errors() -> Iterator[None]:
     logger.propagate = previous
 
 
-def make_app(transport: MemoryTransport, *, debug: bool = False) -> Covet:
+def make_app(
+    transport: MemoryTransport, *, debug: bool = False, middleware: bool = True
+) -> Covet:
     app = Covet(debug=debug, allowed_hosts=["testserver"])
     sentry_sdk.init(
         dsn="http://public@127.0.0.1:9/1",  # never dialled: the transport keeps the envelopes
         transport=transport,
-        integrations=[CovetIntegration(app)],
+        integrations=[CovetIntegration(app, middleware=middleware)],
         auto_enabling_integrations=False,
         traces_sample_rate=1.0,
     )
@@ -233,6 +235,26 @@ def test_transactions_are_named_after_the_route_not_the_path(transport: MemoryTr
     assert transactions[0]["request"]["query_string"] == "token=********"
     assert transport.items("event") == []
     assert SECRET["query"] not in transport.text()
+
+
+def test_without_the_middleware_events_keep_the_request_but_no_breadcrumbs(
+    transport: MemoryTransport,
+) -> None:
+    with TestClient(make_app(transport, middleware=False), raise_server_exceptions=False) as c:
+        assert c.get("/items/3").status_code == 200
+        assert post_boom(c).status_code == 500
+    sentry_sdk.flush()
+    [event] = transport.items("event")
+    assert event["transaction"] == "boom"
+    assert event["user"] == {"id": "7"}
+    assert event["tags"]["request_id"] == "req-0001"
+    assert event["request"]["query_string"] == "api_key=********&page=2"
+    assert event["request"]["data"]["title"] == "hello"
+    assert event["request"]["method"] == "POST"
+    assert "breadcrumbs" not in event or event["breadcrumbs"]["values"] == []
+    assert transport.items("transaction") == []
+    text = transport.text()
+    assert [name for name, secret in SECRET.items() if secret in text] == []
 
 
 def test_background_task_error_is_one_event_with_the_request(transport: MemoryTransport) -> None:
