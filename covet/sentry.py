@@ -107,9 +107,7 @@ class CovetIntegration(Integration):
     identifier = "covet"
     origin = _ORIGIN
 
-    def __init__(
-        self, *apps: Covet, middleware: bool = True, timeout: float | None = None
-    ) -> None:
+    def __init__(self, *apps: Covet, middleware: bool = True, timeout: float | None = None) -> None:
         if not apps:
             raise ImproperlyConfigured(
                 "CovetIntegration() needs the app to report errors of. Pass it: "

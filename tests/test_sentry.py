@@ -107,9 +107,7 @@ def quiet_errors() -> Iterator[None]:
     logger.propagate = previous
 
 
-def make_app(
-    transport: MemoryTransport, *, debug: bool = False, middleware: bool = True
-) -> Covet:
+def make_app(transport: MemoryTransport, *, debug: bool = False, middleware: bool = True) -> Covet:
     app = Covet(debug=debug, allowed_hosts=["testserver"])
     sentry_sdk.init(
         dsn="http://public@127.0.0.1:9/1",  # never dialled: the transport keeps the envelopes
