@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from covet.errorreports import ErrorReport
     from covet.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ("CovetIntegration", "SentryMiddleware", "capture_error")
+__all__ = ("ISOLATION_SCOPE_KEY", "CovetIntegration", "SentryMiddleware", "capture_error")
 
 #: The ASGI scope key under which :class:`SentryMiddleware` leaves the request's
 #: isolation scope for the reporter, which runs after the middleware returned.

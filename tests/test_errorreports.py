@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -355,7 +356,8 @@ def test_an_app_without_reporters_never_loads_the_module() -> None:
         "    assert client.get('/boom').status_code == 500\n"
         "print('covet.errorreports' in sys.modules, 'covet._redact' in sys.modules)\n"
     )
+    root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert result.stdout.split() == ["False", "False"]
