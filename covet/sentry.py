@@ -54,7 +54,7 @@ try:
     from sentry_sdk.integrations import Integration
     from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
     from sentry_sdk.integrations.dedupe import DedupeIntegration
-    from sentry_sdk.scope import add_global_event_processor, use_isolation_scope
+    from sentry_sdk.scope import add_global_event_processor, use_isolation_scope, use_scope
     from sentry_sdk.tracing import TransactionSource
     from sentry_sdk.utils import event_from_exception
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
@@ -62,16 +62,18 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event, Hint
+    from sentry_sdk.tracing import Span
 
     from covet.app import Covet
     from covet.errorreports import ErrorReport
     from covet.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ("ISOLATION_SCOPE_KEY", "CovetIntegration", "SentryMiddleware", "capture_error")
+__all__ = ("SCOPES_KEY", "CovetIntegration", "SentryMiddleware", "capture_error")
 
 #: The ASGI scope key under which :class:`SentryMiddleware` leaves the request's
-#: isolation scope for the reporter, which runs after the middleware returned.
-ISOLATION_SCOPE_KEY = "covet.sentry.isolation_scope"
+#: Sentry scopes (isolation, current) and transaction for the reporter, which runs
+#: after the middleware returned: the event carries the request's breadcrumbs and trace.
+SCOPES_KEY = "covet.sentry.scopes"
 
 _MECHANISM = "covet"
 # Sensitive path parameter values shorter than this are not searched for in texts.
@@ -187,7 +189,11 @@ class _RouteNamer:
         isolation = sentry_sdk.get_isolation_scope()
         # After the ASGI middleware's own processor: covet's masked request data wins.
         isolation.add_event_processor(partial(_mask_request, asgi_scope=scope))
-        scope[ISOLATION_SCOPE_KEY] = isolation
+        scope[SCOPES_KEY] = (
+            isolation,
+            sentry_sdk.get_current_scope(),
+            sentry_sdk.get_current_span(),  # the request's transaction
+        )
         try:
             await self.app(scope, receive, send)
         finally:
@@ -221,7 +227,10 @@ async def capture_error(exc: BaseException, report: ErrorReport) -> None:
     client = sentry_sdk.get_client()
     if client.get_integration(CovetIntegration) is None:
         return
-    with _request_isolation(report.scope), sentry_sdk.new_scope() as scope:
+    with _request_isolation(report.scope) as span, sentry_sdk.new_scope() as scope:
+        # The request's transaction has ended and its scope went back to the span
+        # before it: put it back, so the event joins the request's trace.
+        scope.span = span
         named = _transaction_name(report.scope)
         if named is not None:
             scope.set_transaction_name(*named)
@@ -245,18 +254,24 @@ async def capture_error(exc: BaseException, report: ErrorReport) -> None:
 
 
 @contextmanager
-def _request_isolation(scope: Scope) -> Iterator[None]:
-    """Enter the request's Sentry isolation scope, else a fresh one without breadcrumbs."""
-    isolation = scope.get(ISOLATION_SCOPE_KEY)
-    if isinstance(isolation, sentry_sdk.Scope):
-        with use_isolation_scope(isolation):
-            yield
+def _request_isolation(scope: Scope) -> Iterator[Span | None]:
+    """Enter the request's Sentry scopes, else fresh ones: no breadcrumbs, a trace of its own.
+
+    Yields:
+        The request's transaction, or None.
+    """
+    scopes = scope.get(SCOPES_KEY)
+    if isinstance(scopes, tuple) and len(scopes) == 3:
+        isolation, current, span = scopes
+        with use_isolation_scope(isolation), use_scope(current):
+            yield span
         return
-    # Raised outside SentryMiddleware (in middleware added before the integration):
-    # no breadcrumbs rather than those of whatever ran before in this process.
+    # Without SentryMiddleware, or raised outside it (in middleware added before the
+    # integration): no breadcrumbs rather than those of whatever ran before in this process.
     with sentry_sdk.isolation_scope() as fresh:
         fresh.clear_breadcrumbs()
-        yield
+        sentry_sdk.get_current_scope().set_new_propagation_context()
+        yield None
 
 
 def _mask_request(event: Event, hint: Hint, asgi_scope: Scope) -> Event:

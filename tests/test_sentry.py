@@ -210,7 +210,8 @@ def test_one_event_per_error_with_route_user_request_id_and_masked_data(
     # The request's transaction, named after the route, shares the event's trace.
     [transaction] = transport.items("transaction")
     assert transaction["transaction"] == "boom"
-    assert transaction["contexts"]["trace"]["trace_id"] == event["contexts"]["trace"]["trace_id"]
+    assert event["contexts"]["trace"]["trace_id"] == transaction["contexts"]["trace"]["trace_id"]
+    assert event["contexts"]["trace"]["span_id"] == transaction["contexts"]["trace"]["span_id"]
 
 
 def test_breadcrumbs_of_other_requests_stay_out(transport: MemoryTransport) -> None:
