@@ -6,13 +6,14 @@ get an HTML page; clients that prefer JSON get ``{"error", "detail",
 "traceback"}`` (plus ``"hint"`` when a missing migration is the likely
 cause).
 
-What the page shows is filtered like Django's ``SafeExceptionReporterFilter``:
-a header, query parameter, form field, local variable or mapping key whose
-name matches :data:`SENSITIVE` (``API``, ``TOKEN``, ``KEY``, ``SECRET``,
-``PASS``, ``SIGNATURE``, ``COOKIE``, ``AUTH``) shows ``********``, and a
-password in a URL is hidden. Values are ``repr()``-ed with a length cap, and
-a failing ``__repr__`` shows a placeholder instead of breaking the page.
-Everything is HTML-escaped. The request body is never read here: the form
+What the page shows is filtered like Django's ``SafeExceptionReporterFilter``,
+by the rule error reports use too (:mod:`covet._redact`): a header, query
+parameter, form field, local variable or mapping key whose name matches
+:data:`~covet._redact.SENSITIVE` (``API``, ``TOKEN``, ``KEY``, ``SECRET``,
+``PASS``, ``SIGNATURE``, ``COOKIE``, ``AUTH``, ``SESSION``, ``CSRF``) shows
+``********``, and a password in a URL is hidden. Values are ``repr()``-ed with
+a length cap, and a failing ``__repr__`` shows a placeholder instead of
+breaking the page. Everything is HTML-escaped. The request body is never read here: the form
 appears only when the handler had already parsed it.
 
 In debug mode the app wraps its middleware stack in
@@ -24,15 +25,23 @@ from __future__ import annotations
 
 import html
 import linecache
-import re
-import reprlib
 import sys
 import sysconfig
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from covet._redact import (
+    MASK,
+    SENSITIVE,
+    masked_headers,
+    masked_path_params,
+    masked_query,
+    masked_url,
+    parsed_form,
+    safe_repr,
+    shown,
+)
 from covet.db.querylog import QueryLog
 from covet.errorpages import preferred_format
 from covet.requests import Request
@@ -52,27 +61,16 @@ __all__ = (
     "missing_schema_hint",
 )
 
-#: Names whose values the page hides (Django's ``HIDDEN_SETTINGS`` pattern).
-SENSITIVE = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE|AUTH", re.IGNORECASE)
-#: What a hidden value shows.
-MASK = "********"
 #: The SQL statements kept per request (the latest ones; the count covers all).
 MAX_QUERIES = 100
 #: Frames shown with their locals (the innermost ones; a deep recursion is cut).
 MAX_FRAMES = 50
 #: Local variables shown per frame.
 MAX_LOCALS = 100
-#: Characters of one value's repr.
-MAX_REPR = 1000
 #: Lines of source shown around the line of each frame.
 CONTEXT_LINES = 2
 
 _SCOPE_KEY = "covet.debug.queries"
-# user:password@ in URLs (database URLs in settings, DSNs in locals).
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^/:@\s'\"]*:)[^@\s'\"/]+@")
-_SENSITIVE_PAIR = re.compile(
-    r"([\w.\-]*(?:" + SENSITIVE.pattern + r")[\w.\-]*=)[^&;\s'\"]+", re.IGNORECASE
-)
 _COVET_DIR = str(Path(__file__).resolve().parent)
 _LIBRARY_DIRS = tuple(
     {
@@ -108,98 +106,6 @@ class QueryRecordingMiddleware:
         scope[_SCOPE_KEY] = log
         with log:
             await self.app(scope, receive, send)
-
-
-# -- values, filtered and capped ------------------------------------------------------------
-
-
-def _hide_url_passwords(text: str) -> str:
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", text)
-    # name=value pairs of query strings and cookies (a raw scope, a URL in a local).
-    return _SENSITIVE_PAIR.sub(lambda m: f"{m.group(1)}{MASK}", text)
-
-
-def _sensitive(name: object) -> bool:
-    if isinstance(name, bytes):
-        name = name.decode("latin-1")
-    return isinstance(name, str) and SENSITIVE.search(name) is not None
-
-
-class _SafeRepr(reprlib.Repr):
-    """``reprlib`` with sensitive mapping keys masked and failing reprs survived."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel = 3
-        self.maxstring = 300
-        self.maxother = 300
-        self.maxlong = 100
-        for name in ("maxdict", "maxlist", "maxtuple", "maxset", "maxfrozenset", "maxdeque"):
-            setattr(self, name, 30)
-
-    def _mapping(self, x: Mapping[Any, Any], level: int) -> str:
-        name = type(x).__name__
-        if level <= 0:
-            return f"{name}({{...}})"
-        parts = []
-        for index, key in enumerate(x):
-            if index >= self.maxdict:
-                parts.append("...")
-                break
-            value = MASK if _sensitive(key) else self.repr1(x[key], level - 1)
-            parts.append(f"{self.repr1(key, level - 1)}: {value}")
-        body = "{" + ", ".join(parts) + "}"
-        return body if type(x) is dict else f"{name}({body})"
-
-    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
-        return self._mapping(x, level)
-
-    def repr_tuple(self, x: tuple[Any, ...], level: int) -> str:
-        # A (name, value) pair: a raw header, a form or query item.
-        if len(x) == 2 and isinstance(x[0], str | bytes) and _sensitive(x[0]):
-            return f"({self.repr1(x[0], level - 1)}, {MASK})"
-        return super().repr_tuple(x, level)
-
-    def repr_instance(self, x: Any, level: int) -> str:
-        if isinstance(x, Mapping):
-            try:
-                return self._mapping(x, level)
-            except Exception:  # noqa: BLE001, S110 - a broken mapping falls back to its repr
-                pass
-        try:
-            text = repr(x)
-        except Exception as exc:  # noqa: BLE001 - the page must survive any __repr__
-            return f"<{type(x).__name__} object (repr() failed: {type(exc).__name__})>"
-        if len(text) > self.maxother:
-            half = max(0, (self.maxother - 3) // 2)
-            text = text[:half] + "..." + text[len(text) - half :]
-        return text
-
-
-_repr = _SafeRepr()
-
-
-def safe_repr(value: Any) -> str:
-    """Return ``repr(value)`` filtered, capped at :data:`MAX_REPR` characters, never raising."""
-    try:
-        text = _repr.repr(value)
-    except Exception as exc:  # noqa: BLE001 - the page must survive any value
-        text = f"<{type(value).__name__} object (repr() failed: {type(exc).__name__})>"
-    text = _hide_url_passwords(text)
-    if len(text) > MAX_REPR:
-        text = text[:MAX_REPR] + f"... ({len(text) - MAX_REPR} more characters)"
-    return text
-
-
-def _shown(name: str, value: Any) -> str:
-    return MASK if _sensitive(name) else safe_repr(value)
-
-
-def _shown_text(name: str, value: str) -> str:
-    if _sensitive(name):
-        return MASK
-    text = _hide_url_passwords(value)
-    return text if len(text) <= MAX_REPR else text[:MAX_REPR] + "..."
 
 
 # -- what the page is made of ---------------------------------------------------------------
@@ -258,41 +164,20 @@ def _frame_locals(frame: FrameType) -> list[tuple[str, str]]:
         names = dict(frame.f_locals)
     except Exception:  # noqa: BLE001 - a frame whose locals cannot be read shows none
         return []
-    shown = []
+    rows = []
     for index, (name, value) in enumerate(names.items()):
         if index >= MAX_LOCALS:
-            shown.append(("...", f"{len(names) - MAX_LOCALS} more"))
+            rows.append(("...", f"{len(names) - MAX_LOCALS} more"))
             break
-        shown.append((name, _shown(name, value)))
-    return shown
-
-
-def _parsed_form(scope: Scope, frames: list[tuple[FrameType, int]]) -> Any:
-    """Return the form a handler already parsed for this request, found in the frames."""
-    for frame, _lineno in frames:
-        try:
-            values = list(frame.f_locals.values())
-        except Exception:  # noqa: BLE001, S112 - skip a frame whose locals cannot be read
-            continue
-        for value in values:
-            if isinstance(value, Request) and value.scope is scope:
-                form = getattr(value, "_form", None)
-                if form is not None:
-                    return form
-    return None
+        rows.append((name, shown(name, value)))
+    return rows
 
 
 def _request_rows(scope: Scope) -> dict[str, list[tuple[str, str]]]:
-    request = Request(scope)
-    url = request.url
-    headers = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope.get("headers", ())
-    ]
-    client = request.client
+    client = Request(scope).client
     summary = [
         ("Method", str(scope.get("method", ""))),
-        ("URL", _hide_url_passwords(f"{url.scheme}://{url.netloc}{url.path}")),
+        ("URL", masked_url(scope)),
         ("Client", f"{client.host}:{client.port}" if client else "unknown"),
     ]
     route = scope.get("route")
@@ -300,11 +185,9 @@ def _request_rows(scope: Scope) -> dict[str, list[tuple[str, str]]]:
         summary.append(("Route", safe_repr(getattr(route, "path", route))))
     return {
         "summary": summary,
-        "headers": [(name, _shown_text(name, value)) for name, value in headers],
-        "query": [
-            (name, _shown_text(name, value)) for name, value in request.query_params.multi_items()
-        ],
-        "path": [(str(key), _shown(str(key), value)) for key, value in request.path_params.items()],
+        "headers": masked_headers(scope),
+        "query": masked_query(scope),
+        "path": masked_path_params(scope),
     }
 
 
@@ -412,14 +295,14 @@ def debug_page(scope: Scope, exc: BaseException) -> Response:
     title = f"{type(exc).__name__}: {exc}"
     all_frames = list(traceback.walk_tb(exc.__traceback__))
     frames = _frames(exc)
-    form = _parsed_form(scope, frames)
+    form = parsed_form(scope, exc)
     if scope.get("type") == "http":
         rows = _request_rows(scope)
     else:
         rows = {"summary": [("Path", str(scope.get("path", "")))], "headers": []}
         rows.update(query=[], path=[])
     form_rows = (
-        [(str(name), _shown(str(name), value)) for name, value in form.multi_items()]
+        [(str(name), shown(str(name), value)) for name, value in form.multi_items()]
         if form is not None
         else []
     )

@@ -45,6 +45,7 @@ from covet.routing import BaseRoute, Mount, Route, RouteDecorators, Router, WebS
 
 if TYPE_CHECKING:
     from covet.datastructures import FormData
+    from covet.errorreports import ErrorReporter
     from covet.requests import RequestLimits
     from covet.templates import Templates
     from covet.types import ASGIApp, Message, Receive, Scope, Send
@@ -185,6 +186,7 @@ class Covet(RouteDecorators):
         self._direct: ServerErrorMiddleware | None = None
         self._plain_routes: Mapping[str, Route] = {}
         self._request_observers: list[RequestObserver] = []
+        self._error_reporters: list[tuple[ErrorReporter, float]] = []
         # The observers each request reports to: None when there are none; _UNBUILT
         # until _build() decides (so the first request also builds the app).
         self._observe: tuple[RequestObserver, ...] | None = _UNBUILT
@@ -360,6 +362,39 @@ class Covet(RouteDecorators):
             )
         self._request_observers.append(observer)
 
+    def add_error_reporter(self, reporter: ErrorReporter, *, timeout: float | None = None) -> None:
+        """Call ``reporter(exc, report)`` with each unhandled exception and its request.
+
+        ``report`` is a :class:`covet.errorreports.ErrorReport` (method, path,
+        route name, request id, user id, headers, query and form with secrets
+        masked). The reporter runs after the error was logged and answered,
+        sync in a worker thread or async; one that raises or takes longer than
+        ``timeout`` seconds (default :data:`covet.errorreports.DEFAULT_TIMEOUT`)
+        is logged and does not affect the response. See :mod:`covet.errorreports`
+        for what is reported.
+
+        Raises:
+            ImproperlyConfigured: For a reporter that is not callable with two
+                arguments or a timeout that is not a positive number, or once the
+                app has started.
+        """
+        self._check_mutable(f"error reporter {reporter!r}")
+        from covet.errorreports import DEFAULT_TIMEOUT  # loaded by apps that report only
+
+        given: object = reporter  # checked at run time, whatever the annotation says
+        if not callable(given) or not _takes_two_arguments(given):
+            raise ImproperlyConfigured(
+                f"Error reporter {reporter!r} cannot be called as reporter(exc, report). "
+                "Pass a function taking the exception and the ErrorReport."
+            )
+        seconds: object = DEFAULT_TIMEOUT if timeout is None else timeout
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+            raise ImproperlyConfigured(
+                f"Error reporter timeout={timeout!r} is not a positive number of seconds. "
+                "Pass for example timeout=5."
+            )
+        self._error_reporters.append((reporter, float(seconds)))
+
     # ----------------------------------------------------------------- serving
 
     def _build(self, reason: str) -> ASGIApp:
@@ -374,16 +409,23 @@ class Covet(RouteDecorators):
         catch_all = handlers.pop(Exception, None)
         error_handler = handlers.get(500) or catch_all
         exceptions = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        reporters = tuple(self._error_reporters)
         if self._middleware:
             app: ASGIApp = exceptions
             for item in reversed(self._middleware):
                 app = item.cls(app, *item.args, **item.kwargs)
-            app = ServerErrorMiddleware(app, debug=self.debug, handler=error_handler)
+            app = ServerErrorMiddleware(
+                app, debug=self.debug, handler=error_handler, reporters=reporters
+            )
         else:
             # Nothing sits between the two error layers: let one wrapper do
             # both jobs (same behaviour, one send-wrapper less per request).
             app = ServerErrorMiddleware(
-                self.router, debug=self.debug, handler=error_handler, exceptions=exceptions
+                self.router,
+                debug=self.debug,
+                handler=error_handler,
+                exceptions=exceptions,
+                reporters=reporters,
             )
         if not self.debug and self.allowed_hosts is None:
             logger.warning(
@@ -683,6 +725,16 @@ def _check_origins(origins: Iterable[str]) -> frozenset[str]:
             )
         result.add(value)
     return frozenset(result)
+
+
+def _takes_two_arguments(func: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(func).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:
+        return True  # no signature to inspect (some builtins): trust the caller
+    return True
 
 
 async def _run_hook(hook: Callable[[], Any]) -> None:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from covet import Covet, Request
-from covet._debug import MASK, MAX_REPR, safe_repr
+from covet._redact import MASK, MAX_REPR, safe_repr
 from covet.testing import TestClient
 
 XSS = "<script>alert(1)</script>"

@@ -170,7 +170,8 @@ def test_import_covet_leaves_optional_modules_unloaded() -> None:
         " 'covet.formparsers', 'python_multipart', 'email.utils',"
         " 'mimetypes', 'secrets', 'tempfile', 'jinja2', 'http.cookies', 'html',"
         # Observability loads only when asked for: metrics, tracing and their libraries.
-        " 'covet.metrics', 'prometheus_client', 'covet.tracing', 'opentelemetry']\n"
+        " 'covet.metrics', 'prometheus_client', 'covet.tracing', 'opentelemetry',"
+        " 'covet.errorreports', 'covet._redact', 'covet.sentry', 'sentry_sdk']\n"
         "print(','.join(name for name in heavy if name in sys.modules))\n"
     )
     result = subprocess.run(

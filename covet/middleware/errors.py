@@ -40,11 +40,15 @@ from covet.requests import ClientDisconnect, Request
 from covet.websockets import WebSocket
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from covet.errorreports import ErrorReporter
     from covet.responses import Response
     from covet.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = (
     "REPORT_EXTENSION",
+    "UNHANDLED_LOG_MESSAGE",
     "ExceptionHandler",
     "ExceptionMiddleware",
     "ServerErrorMiddleware",
@@ -68,6 +72,11 @@ logger = logging.getLogger("covet.error")
 #: exception, after it was logged and answered. The test client installs it to
 #: raise the exception in the test (``raise_server_exceptions``).
 REPORT_EXTENSION = "covet.errors"
+
+#: The format of the one ``covet.error`` record logged per unhandled exception
+#: (type, method, path). Integrations that report the exception themselves
+#: recognise the record by it (``record.msg is UNHANDLED_LOG_MESSAGE``).
+UNHANDLED_LOG_MESSAGE = "Unhandled %s while serving %s %r"
 
 # RFC 6455 section 5.5: a close frame's payload is at most 125 bytes, two of
 # which carry the code, leaving 123 bytes of UTF-8 for the reason.
@@ -376,8 +385,9 @@ class ServerErrorMiddleware:
     ``Exception``) builds another response.
 
     The error is logged once on the ``covet.error`` logger with the method
-    and path, and handed to the scope's :data:`REPORT_EXTENSION` hook if the
-    server installed one; it is not re-raised, so the server neither logs it
+    and path, handed to the app's error reporters (see
+    :mod:`covet.errorreports`) and to the scope's :data:`REPORT_EXTENSION`
+    hook if the server installed one; it is not re-raised, so the server neither logs it
     a second time nor drops the kept-alive connection after the complete 500.
     When the response had already started, no 500 can be sent: the middleware
     returns with the response incomplete, and the server closes the
@@ -394,6 +404,8 @@ class ServerErrorMiddleware:
             first, in this same layer. The app passes it when there is no user
             middleware between the two, saving one wrapper per request; the
             behaviour is that of ``ServerErrorMiddleware(ExceptionMiddleware(app))``.
+        reporters: ``(reporter, timeout)`` pairs called with each unhandled
+            exception (``app.add_error_reporter()`` registers them).
     """
 
     def __init__(
@@ -403,11 +415,13 @@ class ServerErrorMiddleware:
         debug: bool = False,
         handler: ExceptionHandler | None = None,
         exceptions: ExceptionMiddleware | None = None,
+        reporters: Sequence[tuple[ErrorReporter, float]] = (),
     ) -> None:
         self.app = app
         self.debug = debug
         self.handler = handler
         self.exceptions = exceptions
+        self.reporters = tuple(reporters)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the wrapped app, answering 500 for any exception that escapes it."""
@@ -438,9 +452,10 @@ class ServerErrorMiddleware:
         A client disconnect ends quietly and an exception with a registered
         handler gets that handler's response. Anything else is logged, answered
         with a 500 (or, once the response has started, a websocket close 1011
-        or nothing) and reported to the :data:`REPORT_EXTENSION` hook; it is
-        not re-raised. The app's fast path calls this directly for routes it
-        serves without the middleware's ``send`` wrapper.
+        or nothing), and reported to the app's error reporters and the
+        :data:`REPORT_EXTENSION` hook; it is not re-raised. The app's fast path
+        calls this directly for routes it serves without the middleware's
+        ``send`` wrapper.
 
         Args:
             exc: The exception.
@@ -476,7 +491,7 @@ class ServerErrorMiddleware:
         # This is the one place the error is logged: it is not re-raised, so the
         # server does not log it again.
         logger.error(
-            "Unhandled %s while serving %s %r",
+            UNHANDLED_LOG_MESSAGE,
             type(reported).__name__,
             method,
             path,
@@ -494,6 +509,11 @@ class ServerErrorMiddleware:
             # fails, a send to a broken connection): returning with the
             # response incomplete makes the server close the connection.
             logger.error("The error response for %s %r failed too", method, path, exc_info=send_exc)
+        if self.reporters:
+            # Imported with the first error to report: apps without reporters never load it.
+            from covet.errorreports import report_error
+
+            await report_error(self.reporters, scope, reported, response_started=started)
         _report(scope, reported)
 
     async def _error_response(self, scope: Scope, receive: Receive, exc: Exception) -> Response:
