@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "REPORT_EXTENSION",
+    "REQUEST_ID_HEADER",
     "UNHANDLED_LOG_MESSAGE",
     "ExceptionHandler",
     "ExceptionMiddleware",
@@ -72,6 +73,10 @@ logger = logging.getLogger("covet.error")
 #: exception, after it was logged and answered. The test client installs it to
 #: raise the exception in the test (``raise_server_exceptions``).
 REPORT_EXTENSION = "covet.errors"
+
+#: Scope key where :class:`~covet.middleware.RequestIDMiddleware` leaves its response
+#: header as ``(name, value)``, so a 500 answered outside it carries the request id too.
+REQUEST_ID_HEADER = "covet.request_id_header"
 
 #: The format of the one ``covet.error`` record logged per unhandled exception
 #: (type, method, path). Integrations that report the exception themselves
@@ -503,6 +508,11 @@ class ServerErrorMiddleware:
                     await send({"type": "websocket.close", "code": 1011, "reason": ""})
             elif not started:
                 response = await self._error_response(scope, receive, reported)
+                request_id_header = scope.get(REQUEST_ID_HEADER)
+                if request_id_header is not None and request_id_header[0] not in response.headers:
+                    # RequestIDMiddleware sits inside this layer, so its header would miss
+                    # the 500: the id the report and the logs carry is what support asks for.
+                    response.headers[request_id_header[0]] = request_id_header[1]
                 await response(scope, receive, send)
         except Exception as send_exc:
             # The 500 could not be sent in full (a custom 500 response that

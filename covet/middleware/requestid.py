@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from covet._context import RequestContext, current_request, new_request_id
 from covet.exceptions import ImproperlyConfigured
+from covet.middleware.errors import REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -129,6 +130,7 @@ class RequestIDMiddleware:
         if request_id is None:
             request_id = self.generator()
         scope["covet.request_id"] = request_id
+        scope[REQUEST_ID_HEADER] = (self.header_name, request_id)
         state = scope.get("state")
         if state is None:
             scope["state"] = {"request_id": request_id}

@@ -170,3 +170,24 @@ def test_log_filter_default_and_formatting():
 def test_bad_header_name_is_refused(name):
     with pytest.raises(ImproperlyConfigured, match="header_name"):
         RequestIDMiddleware(endpoint, header_name=name)
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_a_500_carries_the_request_id_of_its_report(debug: bool) -> None:
+    from covet import Covet
+
+    app = Covet(allowed_hosts=["testserver"], debug=debug)
+    app.add_middleware(RequestIDMiddleware, header_name="X-Trace")
+    seen: list[str] = []
+    app.add_error_reporter(lambda exc, report: seen.append(report.request_id))
+
+    @app.get("/boom")
+    async def boom(request: Request) -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        response = test_client.get("/boom")
+    assert response.status_code == 500
+    # The error layer answers outside the middleware, and still names the request.
+    assert response.headers["x-trace"] == seen[0]
+    assert len(seen[0]) == 32
