@@ -7,6 +7,11 @@ Each variant is one covet app with the same two endpoints, observed differently:
   per-request hook itself (the request context, the wrapped ``send``);
 - ``access-log``: covet's access log (``configure_logging()``, JSON lines written
   to ``/dev/null``, so formatting and the write are counted, not a terminal);
+- ``uvicorn-access-log``: no covet observer; uvicorn's own access log instead
+  (its default logging configuration, written to ``/dev/null``), called after
+  each request with the arguments uvicorn's protocol passes, behind a ``send``
+  wrapper that notes the status as covet's hook does: what covet's access log
+  replaces;
 - ``metrics``: ``covet.metrics.Metrics`` (one process, no multiprocess directory);
 - ``tracing``: ``covet.tracing.Tracing`` on an SDK ``TracerProvider`` whose
   ``SimpleSpanProcessor`` hands every finished span to an exporter that drops
@@ -61,6 +66,7 @@ VARIANTS = (
     "none",
     "hook",
     "access-log",
+    "uvicorn-access-log",
     "metrics",
     "tracing",
     "tracing-unsampled",
@@ -114,6 +120,8 @@ def build(variant: str, workdir: str) -> tuple[Any, Any]:
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(Path(os.devnull).open("w"))  # noqa: SIM115 - kept for the run
+    if variant == "uvicorn-access-log":
+        app = _with_uvicorn_access_log(app)
     if variant in ("metrics", "all"):
         from covet.metrics import Metrics
 
@@ -141,6 +149,43 @@ def build(variant: str, workdir: str) -> tuple[Any, Any]:
 
         app.add_observer(Tracing())
     return app, (database, Item)
+
+
+def _with_uvicorn_access_log(app: Any) -> Any:
+    """Wrap ``app`` so each request is logged as uvicorn's HTTP protocols log it."""
+    import copy
+    import logging
+    import logging.config
+
+    from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+    logging.config.dictConfig(copy.deepcopy(LOGGING_CONFIG))
+    access = logging.getLogger("uvicorn.access")
+    for handler in access.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(Path(os.devnull).open("w"))  # noqa: SIM115 - kept for the run
+
+    async def logged(scope: Any, receive: Any, send: Any) -> None:
+        status = 0
+
+        def noting_send(message: Any) -> Any:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            return send(message)
+
+        await app(scope, receive, noting_send)
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            get_client_addr(scope),
+            scope["method"],
+            get_path_with_query_string(scope),
+            scope["http_version"],
+            status,
+        )
+
+    return logged
 
 
 async def serve(variant: str, path: str, counts: list[int], workdir: str) -> list[float]:
