@@ -9,8 +9,11 @@ turns (a liveness probe; restart the process when it fails).
 ``/ready`` runs its checks concurrently, each bounded by ``timeout`` seconds,
 so a hanging dependency makes it answer 503 in time instead of hanging the
 probe: every connected :class:`covet.db.Database` runs ``SELECT 1`` on a
-pooled connection, then each extra check you pass (an async callable; it fails
-by raising). It answers 200 when all pass, else 503 with ``Retry-After``, and
+pooled connection, every Redis that a configured feature uses (sessions, rate
+limits, channels, cache, jobs: :func:`covet.redis.redis_connections`) answers
+``PING``, the database has no pending migrations (when you pass the project
+settings as ``migrations=``), then each extra check you pass (an async
+callable; it fails by raising). It answers 200 when all pass, else 503 with ``Retry-After``, and
 503 as soon as the app starts draining (from SIGTERM on, see
 :mod:`covet.shutdown`), so the load balancer stops sending new requests to a
 process that is going away. The body is JSON::
@@ -32,12 +35,16 @@ from typing import TYPE_CHECKING, Any
 
 from covet.db.database import connected_databases
 from covet.exceptions import ImproperlyConfigured
+from covet.redis import redis_connections
 from covet.responses import JSONResponse, PlainTextResponse
 from covet.routing import Router
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
+    from alembic.script import ScriptDirectory
+
+    from covet.config import Settings
     from covet.db import Database
     from covet.requests import Request
 
@@ -60,6 +67,11 @@ class Health:
             ``"timed out after ... s"``.
         databases: Check every connected :class:`covet.db.Database` too.
         retry_after: Seconds sent in ``Retry-After`` with a 503.
+        redis: Ping every Redis a covet feature in this process is configured
+            with (:func:`covet.redis.redis_connections`).
+        migrations: The project settings: fail while the default database
+            (the first connected) has migrations pending. Its scripts are read
+            once, at the first check.
 
     Raises:
         ImproperlyConfigured: For a check that is not callable, a timeout that
@@ -73,6 +85,8 @@ class Health:
         timeout: float = DEFAULT_READY_TIMEOUT,
         databases: bool = True,
         retry_after: int = 5,
+        redis: bool = True,
+        migrations: Settings | None = None,
     ) -> None:
         for name, check in (checks or {}).items():
             if not callable(check):
@@ -96,6 +110,9 @@ class Health:
         self.timeout = float(timeout)
         self.databases = databases
         self.retry_after = retry_after
+        self.redis = redis
+        self.migrations = migrations
+        self._script: ScriptDirectory | None = None
 
     async def up(self, request: Request) -> PlainTextResponse:
         """Answer 200 ``ok``: the process serves requests (no I/O)."""
@@ -116,11 +133,33 @@ class Health:
 
     def _all_checks(self) -> dict[str, Callable[[], Awaitable[object]]]:
         checks: dict[str, Callable[[], Awaitable[object]]] = {}
+        databases = connected_databases()
         if self.databases:
-            for database in connected_databases():
+            for database in databases:
                 checks[f"db:{database.alias}"] = _database_check(database)
+        if self.redis:
+            for connection in redis_connections():
+                # Features sharing one server are one check.
+                checks.setdefault(f"redis:{connection.address}", connection.ping)
+        if self.migrations is not None and databases:
+            checks["migrations"] = lambda: self._no_pending_migrations(databases[0])
         checks.update(self.checks)
         return checks
+
+    async def _no_pending_migrations(self, database: Database) -> None:
+        """Raise when ``database`` is behind the project's migrations."""
+        from covet.db.migrations import load_scripts, pending_migrations
+
+        settings = self.migrations
+        assert settings is not None  # noqa: S101 - only called when set
+        if self._script is None:
+            # Reading the scripts imports them: off the loop, once.
+            self._script = await asyncio.to_thread(load_scripts, settings)
+            if self._script is None:
+                return  # no migrations directory: nothing can be pending
+        pending = await pending_migrations(database, settings, script=self._script)
+        if pending:
+            raise RuntimeError(f"{len(pending)} pending: {', '.join(pending)}; run `covet migrate`")
 
     async def run_checks(self) -> dict[str, dict[str, Any]]:
         """Run every check concurrently and return ``{name: {"ok", "ms", "error"}}``.
@@ -182,6 +221,8 @@ def health_router(
     timeout: float = DEFAULT_READY_TIMEOUT,
     databases: bool = True,
     retry_after: int = 5,
+    redis: bool = True,
+    migrations: Settings | None = None,
     up_path: str = "/up",
     ready_path: str = "/ready",
 ) -> Router:
@@ -192,7 +233,14 @@ def health_router(
     Raises:
         ImproperlyConfigured: For an invalid argument.
     """
-    health = Health(checks=checks, timeout=timeout, databases=databases, retry_after=retry_after)
+    health = Health(
+        checks=checks,
+        timeout=timeout,
+        databases=databases,
+        retry_after=retry_after,
+        redis=redis,
+        migrations=migrations,
+    )
     router = Router()
     router.add_route(up_path, health.up, methods=["GET"], name="up")
     router.add_route(ready_path, health.ready, methods=["GET"], name="ready")

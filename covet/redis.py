@@ -24,7 +24,20 @@ from covet.exceptions import MissingDependencyError
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ("RedisConnection",)
+__all__ = ("RedisConnection", "redis_connections")
+
+# Every RedisConnection made in this process, for the /ready check (weakly: a
+# feature that is dropped stops being checked).
+_made: weakref.WeakSet[RedisConnection] = weakref.WeakSet()
+
+
+def redis_connections() -> tuple[RedisConnection, ...]:
+    """Return the Redis connections configured in this process (sessions, rate limits, channels...).
+
+    ``/ready`` (:mod:`covet.health`) pings each, so a Redis that a configured
+    feature depends on makes the process unready when it does not answer.
+    """
+    return tuple(_made)
 
 
 class RedisConnection:
@@ -52,10 +65,50 @@ class RedisConnection:
             except ImportError as exc:
                 raise MissingDependencyError("redis", extra="redis") from exc
         self.url = url
+        self.owner = owner
         self._client = client
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
             weakref.WeakKeyDictionary()
         )
+        _made.add(self)
+
+    @property
+    def address(self) -> str:
+        """Return where this connection points, ``host:port/db``, never with a password."""
+        if self._client is not None:
+            kwargs = self._client.connection_pool.connection_kwargs
+            if "path" in kwargs:
+                return f"{kwargs['path']}/{kwargs.get('db', 0)}"
+            host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+            return f"{host}:{port}/{kwargs.get('db', 0)}"
+        from urllib.parse import urlsplit
+
+        assert self.url is not None  # noqa: S101 - checked in __init__
+        parts = urlsplit(self.url)
+        if parts.scheme == "unix":
+            return parts.path
+        db = parts.path.lstrip("/") or "0"
+        return f"{parts.hostname or 'localhost'}:{parts.port or 6379}/{db}"
+
+    async def ping(self) -> None:
+        """Ask Redis for ``PING``; raise when it does not answer.
+
+        It uses the running loop's client when the feature has opened one, and
+        otherwise a client of its own that it closes again: a probe must not
+        leave connections behind on a loop the feature never used.
+        """
+        client = self._client or self._clients.get(asyncio.get_running_loop())
+        if client is not None:
+            await client.ping()
+            return
+        from redis.asyncio import Redis
+
+        assert self.url is not None  # noqa: S101 - checked in __init__
+        probe = Redis.from_url(self.url)
+        try:
+            await probe.ping()
+        finally:
+            await probe.aclose()
 
     def get(self) -> Redis:
         """Return the client for the running loop, opening it on first use."""

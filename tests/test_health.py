@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
+import socket
 import time
 import urllib.parse
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from covet import Covet
 from covet.db import Database
 from covet.exceptions import ImproperlyConfigured
 from covet.health import Health, health_router
+from covet.redis import redis_connections
 from covet.testing import TestClient
 
 if TYPE_CHECKING:
@@ -119,6 +122,50 @@ async def test_a_hanging_check_times_out() -> None:
         assert checks[name]["ok"] is False
         assert checks[name]["error"] == "timed out after 0.3 s"
         assert checks[name]["ms"] >= 300
+
+
+REDIS_URL = os.environ.get("COVET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _free_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return int(listener.getsockname()[1])
+
+
+async def test_ready_pings_the_redis_servers_features_use() -> None:
+    pytest.importorskip("redis")
+    from covet.ratelimit import RedisBackend
+    from covet.sessions import RedisStore
+
+    # Sessions and rate limits on one server are one check; a dead one fails /ready.
+    sessions, limits = RedisStore(url=REDIS_URL), RedisBackend(url=REDIS_URL)
+    dead_port = _free_port()
+    dead = RedisStore(url=f"redis://user:hunter2@127.0.0.1:{dead_port}/3")
+    parts = urllib.parse.urlsplit(REDIS_URL)
+    live = f"redis:{parts.hostname}:{parts.port or 6379}/{parts.path.lstrip('/') or '0'}"
+    async with _client(_app()) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503, response.text
+    checks = response.json()["checks"]
+    assert checks[live]["ok"] is True
+    failed = checks[f"redis:127.0.0.1:{dead_port}/3"]
+    assert failed["ok"] is False and failed["error"]
+    assert "hunter2" not in response.text  # the address never carries the password
+    for connection in redis_connections():
+        await connection.aclose()
+    del dead
+    gc.collect()
+    async with _client(_app()) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 200, response.text  # a feature dropped is no longer checked
+    for connection in redis_connections():
+        await connection.aclose()
+    async with _client(_app(redis=False)) as client:
+        assert not any(
+            name.startswith("redis:") for name in (await client.get("/ready")).json()["checks"]
+        )
+    del sessions, limits  # alive until here, so checked above
 
 
 def test_ready_answers_503_once_shutdown_starts() -> None:

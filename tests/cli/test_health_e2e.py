@@ -34,6 +34,7 @@ def test_scaffold_serves_up_and_ready(tmp_path: Path) -> None:
         ready = httpx.get(f"{base}/ready", timeout=5)
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["db:default"]["ok"] is True
+        assert ready.json()["checks"]["migrations"]["ok"] is True
         assert "set-cookie" not in ready.headers
         # A browser's session cookie and an unknown bearer token do not get in the way.
         home = httpx.get(f"{base}/login", timeout=5)

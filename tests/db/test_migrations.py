@@ -9,6 +9,7 @@ except the concurrency test, which starts two real ``covet migrate`` processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -25,14 +26,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 from click.testing import CliRunner, Result
 
+from covet import Covet
 from covet.cli.migrate import makemigrations_command, migrate_command, migrations_group
 from covet.config import load_settings
 from covet.db import migrations
 from covet.db.database import Database
 from covet.exceptions import ImproperlyConfigured
+from covet.health import health_router
+from covet.testing import TestClient
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterator
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 
     from covet.db.backends.base import BaseCreation, BaseFeatures
 
@@ -692,6 +696,34 @@ def test_pending_revisions_block_production_start(project: Project) -> None:
     project.migrate()
     assert migrations.check_pending(settings) == []
     assert run_async(lambda: start(False)) == []
+
+
+def test_ready_fails_while_migrations_are_pending(project: Project) -> None:
+    project.write_models(models_source(1))
+    project.makemigrations("-m", "initial")
+    database = Database(project.store.url, alias=f"ready_{secrets.token_hex(3)}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Covet) -> AsyncIterator[None]:
+        await database.connect()
+        try:
+            yield
+        finally:
+            await database.disconnect()
+
+    app = Covet(lifespan=lifespan)
+    # One router for both probes: the scripts are read at the first one only.
+    app.include_router(health_router(migrations=project.settings(), redis=False))
+    with TestClient(app) as client:
+        behind = client.get("/ready")
+        assert behind.status_code == 503, behind.text
+        check = behind.json()["checks"]["migrations"]
+        assert check["ok"] is False
+        assert "1 pending: " in check["error"] and "run `covet migrate`" in check["error"]
+        project.migrate()
+        current = client.get("/ready")
+        assert current.status_code == 200, current.text
+        assert current.json()["checks"]["migrations"]["ok"] is True
 
 
 def test_data_migration_backfills_a_column(project: Project) -> None:

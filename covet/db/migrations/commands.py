@@ -55,7 +55,9 @@ __all__ = (
     "heads",
     "history",
     "init_project_migrations",
+    "load_scripts",
     "merge",
+    "pending_migrations",
     "revision",
     "upgrade",
 )
@@ -454,6 +456,45 @@ def check_pending(settings: Settings) -> list[str]:
     return _pending(script, _known(script, applied))
 
 
+def load_scripts(settings: Settings) -> ScriptDirectory | None:
+    """Read the project's migration scripts (alembic imports each), or None without any.
+
+    For callers that check pending migrations repeatedly (``/ready``): read once,
+    pass to :func:`pending_migrations` as ``script=``.
+    """
+    if not (settings.migrations / "env.py").is_file():
+        return None
+    return _script_directory(make_config(settings))
+
+
+async def pending_migrations(
+    database: Database, settings: Settings, *, script: ScriptDirectory | None = None
+) -> list[str]:
+    """Return the revisions not yet applied to ``database``, oldest first, over its own pool.
+
+    The async twin of :func:`check_pending` for code that already holds a
+    connected database (start-up, the ``/ready`` check): one ``SELECT`` of
+    ``alembic_version`` plus a walk of the scripts' graph.
+
+    Args:
+        database: A connected :class:`~covet.db.Database`.
+        settings: The project settings (finds the migration scripts).
+        script: The project's scripts, read once by the caller (they do not
+            change while the process runs); read here when None.
+    """
+    from covet.db.exceptions import DatabaseError
+
+    if script is None:
+        script = load_scripts(settings)
+        if script is None:
+            return []
+    try:
+        rows = await database.fetch_all("SELECT version_num FROM alembic_version")
+    except DatabaseError:
+        rows = []  # no version table yet: nothing has been applied
+    return _pending(script, _known(script, [str(row[0]) for row in rows]))
+
+
 async def ensure_migrated(database: Database, settings: Settings, debug: bool) -> list[str]:
     """Refuse to run against an old schema: raise in production, log a warning in debug.
 
@@ -473,16 +514,9 @@ async def ensure_migrated(database: Database, settings: Settings, debug: bool) -
     Raises:
         ImproperlyConfigured: Migrations are pending and ``debug`` is False.
     """
-    from covet.db.exceptions import DatabaseError
-
     if not (settings.migrations / "env.py").is_file():
         return []
-    script = _script_directory(make_config(settings))
-    try:
-        rows = await database.fetch_all("SELECT version_num FROM alembic_version")
-    except DatabaseError:
-        rows = []  # no version table yet: nothing has been applied
-    pending = _pending(script, _known(script, [str(row[0]) for row in rows]))
+    pending = await pending_migrations(database, settings)
     # Debug only: a model edited without a migration would otherwise show up as
     # "no such column" errors on every page.
     drift = await _drift(database, settings) if debug else ""
