@@ -17,7 +17,7 @@ from covet._json import loads
 from covet._utils import callable_name, to_response
 from covet.background import BackgroundTasks
 from covet.datastructures import UploadFile
-from covet.exceptions import HTTPException
+from covet.exceptions import HTTPException, ImproperlyConfigured, MissingDependencyError
 from covet.params.engines import Engine, encode_model, get_engine
 from covet.params.errors import (
     ErrorList,
@@ -41,6 +41,7 @@ _BOM = b"\xef\xbb\xbf"
 #: A parameter whose value is invalid or missing: left out of the call, which never happens.
 _INVALID: Any = object()
 _JSON_TYPES = ("application/json",)
+_JSON_INVALID = {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {}}
 
 
 class _JSONBytes(Response):
@@ -84,14 +85,17 @@ class _Context:
 def _content_type(request: Request) -> str | None:
     for name, value in request.scope["headers"]:
         if name == b"content-type":
-            return value.decode("latin-1").partition(";")[0].strip().lower()
+            media_type: str = value.decode("latin-1").partition(";")[0].strip().lower()
+            return media_type
     return None
 
 
-def _json_error(body: bytes) -> dict[str, Any]:
-    """Describe malformed JSON as FastAPI does: ``loc`` ``["body", position]``."""
+def _json_error(body: bytes) -> dict[str, Any] | None:
+    """Describe malformed JSON as FastAPI does (``loc``: ``["body", position]``), else None."""
     try:
         loads(body)
+    except RecursionError:
+        return dict(_JSON_INVALID)
     except ValueError as exc:
         return {
             "type": "json_invalid",
@@ -100,7 +104,7 @@ def _json_error(body: bytes) -> dict[str, Any]:
             "input": {},
             "ctx": {"error": str(getattr(exc, "msg", exc))},
         }
-    return {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {}}
+    return None
 
 
 async def _read_json_body(request: Request) -> bytes:
@@ -185,7 +189,7 @@ def _mapping_step(parameter: Parameter) -> Callable[[_Context], Any]:
     def resolve(ctx: _Context) -> Any:
         values = lookup(ctx)
         if sequence and source != "cookie":
-            raw: Any = values.getlist(alias)  # type: ignore[union-attr]
+            raw: Any = values.getlist(alias)
             if not raw:
                 return ctx.missing(parameter, loc)
         else:
@@ -232,8 +236,11 @@ def _body_step(parameter: Parameter) -> Callable[[_Context], Any]:
             try:
                 return validator.json(body)
             except ValidationFailed as failed:
-                if failed.errors and failed.errors[0]["type"] == "json_invalid":
-                    ctx.errors.append(_json_error(body))
+                # A library may report a type error before it sees the document is malformed
+                # (msgspec reads "[" as an array): on this error path only, check the syntax.
+                malformed = _json_error(body)
+                if malformed is not None:
+                    ctx.errors.append(malformed)
                     return _INVALID
                 return ctx.fail(("body",), failed.errors)
 
@@ -247,9 +254,9 @@ def _body_step(parameter: Parameter) -> Callable[[_Context], Any]:
             else:
                 try:
                     ctx.body = loads(body)
-                except ValueError:
+                except (ValueError, RecursionError):
                     ctx.body = None
-                    ctx.errors.append(_json_error(body))
+                    ctx.errors.append(_json_error(body) or dict(_JSON_INVALID))
         document = ctx.body
         if document is None:
             return _INVALID  # malformed: reported once
@@ -365,7 +372,18 @@ class _Call:
             if dependant.var_keyword is not None
             else ()
         )
-        self.steps = tuple(self._step(p, path_names) for p in dependant.parameters)
+        self.steps = tuple(self._checked_step(p, path_names) for p in dependant.parameters)
+
+    def _checked_step(self, parameter: Parameter, path_names: tuple[str, ...]) -> _Step:
+        try:
+            return self._step(parameter, path_names)
+        except (ImproperlyConfigured, MissingDependencyError):
+            raise
+        except Exception as exc:
+            raise ImproperlyConfigured(
+                f"{parameter.engine} cannot validate parameter {parameter.name!r} of "
+                f"{callable_name(self.call)!r} ({parameter.annotation!r}): {exc}"
+            ) from exc
 
     @staticmethod
     def _step(parameter: Parameter, path_names: tuple[str, ...]) -> _Step:
@@ -445,6 +463,17 @@ def _dependency_step(compiled: _Call) -> Callable[[_Context], Any]:
     return resolve
 
 
+def _resume(generator: Any, error: BaseException | None) -> Any:
+    """Run a sync generator past its ``yield`` (in a worker thread); ``_INVALID`` once finished.
+
+    StopIteration must not cross into the event loop: a future cannot hold it.
+    """
+    try:
+        return next(generator) if error is None else generator.throw(error)
+    except StopIteration:
+        return _INVALID
+
+
 async def _close(ctx: _Context, exc: BaseException | None) -> None:
     """Finish the generator dependencies, last entered first; ``exc`` is raised at their yield.
 
@@ -460,11 +489,9 @@ async def _close(ctx: _Context, exc: BaseException | None) -> None:
                     await generator.__anext__()
                 else:
                     await generator.athrow(error)
-            elif error is None:
-                await asyncio.to_thread(next, generator)
-            else:
-                await asyncio.to_thread(generator.throw, error)
-        except (StopAsyncIteration, StopIteration):
+            elif await asyncio.to_thread(_resume, generator, error) is _INVALID:
+                continue  # finished
+        except StopAsyncIteration:
             continue
         except BaseException as raised:  # noqa: BLE001 - re-raised below, after the others
             if raised is not error:
@@ -514,11 +541,17 @@ class Invoker:
         self._handler = _Call(signature.handler, path_names)
         self._status = signature.status_code
         response = signature.response
-        self._serialize = (
-            None
-            if response is None
-            else get_engine(response.engine).serializer(response.annotation)
-        )
+        self._serialize = None
+        if response is not None:
+            try:
+                self._serialize = get_engine(response.engine).serializer(response.annotation)
+            except (ImproperlyConfigured, MissingDependencyError):
+                raise
+            except Exception as exc:
+                raise ImproperlyConfigured(
+                    f"{response.engine} cannot serialise the response model "
+                    f"{response.annotation!r} of {self._name!r}: {exc}"
+                ) from exc
 
     async def __call__(self, request: Request, params: dict[str, Any]) -> Response:
         """Serve one request: validate, call the handler and build its response.

@@ -142,7 +142,8 @@ class Param:
             )
         if default is Ellipsis:  # FastAPI's spelling of "required"
             default = MISSING
-        if alias is not None and (not isinstance(alias, str) or not alias):
+        given: object = alias  # callers may be untyped: check the runtime type
+        if given is not None and (not isinstance(given, str) or not given):
             raise ImproperlyConfigured(
                 f"{type(self).__name__}(alias={alias!r}) must be a non-empty string."
             )

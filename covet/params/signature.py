@@ -419,7 +419,10 @@ class _Inspector:
                 )
             default, factory = marker.default, marker.default_factory
         if isinstance(base, _Unresolved):
-            if not (first or name in self.convertors) or isinstance(marker, Param | Depends):
+            # Tolerated only where the value needs no type: a path value, or the request
+            # (``request: Request`` with Request imported under TYPE_CHECKING).
+            request_like = first and any(word in base.text for word in ("Request", "Connection"))
+            if not (request_like or name in self.convertors) or isinstance(marker, Param | Depends):
                 raise self.fail(
                     call,
                     f"the annotation {base.text!r} of parameter {name!r} cannot be evaluated "
@@ -427,7 +430,7 @@ class _Inspector:
                     "and define it at module level.",
                 )
             base = inspect.Parameter.empty  # the request, or a converted path value: not needed
-        annotation = Annotated[(base, *rest)] if rest else base  # type: ignore[valid-type]
+        annotation = Annotated[(base, *rest)] if rest else base
         if isinstance(marker, Depends):
             return Parameter(
                 name,
@@ -615,14 +618,15 @@ def inspect_handler(
     kinds = [p.kind for p in signature.parameters.values()]
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     declared = list(handler.parameters)
+    takes_request = bool(kinds) and kinds[0] is inspect.Parameter.VAR_POSITIONAL  # handler(*args)
     if kinds and kinds[0] in positional and declared and declared[0].source == "request":
         declared = declared[1:]  # the request, first and positional
-    elif not (kinds and kinds[0] is inspect.Parameter.VAR_POSITIONAL):  # handler(*args)
-        declared = [*declared, None]  # type: ignore[list-item] - not callable that way
+        takes_request = True
     plain = (
-        response_annotation is None
+        takes_request
+        and response_annotation is None
         and status_code is None
-        and all(p is not None and p.source == "path" and p.engine is None for p in declared)
+        and all(p.source == "path" and p.engine is None for p in declared)
     )
     if plain:
         return Signature(handler)

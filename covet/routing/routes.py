@@ -173,10 +173,9 @@ class Route(BaseRoute):
         self.path = path
         self.endpoint = endpoint
         self._pattern = pattern = _PathPattern(path, what="Route")
-        if status_code is not None and (
-            isinstance(status_code, bool)
-            or not isinstance(status_code, int)
-            or not 100 <= status_code <= 599
+        status: object = status_code  # callers may be untyped: check the runtime type
+        if status is not None and (
+            isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599
         ):
             raise ImproperlyConfigured(
                 f"Route {path!r} got status_code={status_code!r}. Pass an HTTP status (100-599)."

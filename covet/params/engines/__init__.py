@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import sys
 import types
 import typing
@@ -153,7 +152,16 @@ def _is_structured_class(value: Any) -> bool:
         _pydantic_class(value)
         or _msgspec_class(value)
         or dataclasses.is_dataclass(value)
-        or typing.is_typeddict(value)
+        or _is_typeddict(value)
+    )
+
+
+def _is_typeddict(value: type) -> bool:
+    # typing.is_typeddict() misses typing_extensions.TypedDict (which pydantic needs before 3.12).
+    return (
+        issubclass(value, dict)
+        and hasattr(value, "__total__")
+        and hasattr(value, "__required_keys__")
     )
 
 
@@ -178,8 +186,11 @@ def default_library() -> str:
         MissingDependencyError: When neither is installed.
     """
     for name in LIBRARIES:
-        if name in sys.modules or importlib.util.find_spec(name) is not None:
-            return name
+        try:
+            importlib.import_module(name)  # needed right after: the route's validators use it
+        except ImportError:
+            continue
+        return name
     raise MissingDependencyError("pydantic", extra="validation")
 
 
