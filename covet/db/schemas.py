@@ -134,7 +134,7 @@ def _fields(
     return chosen
 
 
-def _pydantic(model: type[Model], kind: str, fields: list[Field[Any]], name: str) -> type:
+def _pydantic(model: type[Model], kind: str, fields: list[Field[Any]], name: str) -> type[Any]:
     try:
         import pydantic
     except ImportError:
@@ -163,7 +163,7 @@ def _pydantic(model: type[Model], kind: str, fields: list[Field[Any]], name: str
     )
 
 
-def _msgspec(model: type[Model], kind: str, fields: list[Field[Any]], name: str) -> type:
+def _msgspec(model: type[Model], kind: str, fields: list[Field[Any]], name: str) -> type[Any]:
     try:
         import msgspec
     except ImportError:
@@ -201,7 +201,7 @@ def _msgspec(model: type[Model], kind: str, fields: list[Field[Any]], name: str)
 
 
 #: Built schemas by arguments: the same call returns the same class.
-_built: dict[tuple[Any, ...], type] = {}
+_built: dict[tuple[Any, ...], type[Any]] = {}
 
 
 def model_schema(
@@ -212,7 +212,7 @@ def model_schema(
     include: Iterable[str] | None = None,
     exclude: Iterable[str] = (),
     name: str | None = None,
-) -> type:
+) -> type[Any]:
     """Return a pydantic model (or msgspec Struct) mirroring ``model``'s fields for ``kind``.
 
     The same arguments return the same class, so schemas can be built where
