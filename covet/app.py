@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from covet._context import RequestContext, RequestObserver, current_request
 from covet._hosts import HostGuard, HostPatterns, reject_host, split_host
-from covet._utils import call_maybe_async, get_route_path, to_response
+from covet._utils import get_route_path, to_response
 from covet.datastructures import State
 from covet.exceptions import ImproperlyConfigured
 from covet.middleware.errors import (
@@ -39,6 +39,8 @@ from covet.middleware.errors import (
     TrackedSend,
     check_exception_handler,
 )
+from covet.params.errors import RequestValidationError, request_validation_error_handler
+from covet.params.signature import INFER
 from covet.requests import Request
 from covet.responses import SENDS_PLAIN, Response, check_raw_headers
 from covet.routing import BaseRoute, Mount, Route, RouteDecorators, Router, WebSocketRoute
@@ -228,6 +230,8 @@ class Covet(RouteDecorators):
         methods: Iterable[str] | None = None,
         name: str | None = None,
         limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Route:
         """Register ``endpoint`` for ``path``; see :meth:`covet.routing.Router.add_route`.
 
@@ -235,7 +239,15 @@ class Covet(RouteDecorators):
             ImproperlyConfigured: For an invalid route or once the app has started.
         """
         self._check_mutable(f"route {path!r}")
-        return self.router.add_route(path, endpoint, methods=methods, name=name, limits=limits)
+        return self.router.add_route(
+            path,
+            endpoint,
+            methods=methods,
+            name=name,
+            limits=limits,
+            response_model=response_model,
+            status_code=status_code,
+        )
 
     def add_websocket_route(
         self, path: str, endpoint: Callable[..., Any], *, name: str | None = None
@@ -404,6 +416,8 @@ class Covet(RouteDecorators):
         self._frozen = reason
         self.router.freeze(reason)
         handlers = dict(self._exception_handlers)
+        # Typed handlers' invalid input: a JSON 422 whatever Accept says (API clients parse it).
+        handlers.setdefault(RequestValidationError, request_validation_error_handler)
         # A handler for Exception must not run below the error middleware: it
         # would swallow every error before it is logged.
         catch_all = handlers.pop(Exception, None)
@@ -575,8 +589,8 @@ class Covet(RouteDecorators):
                 if route._is_async:
                     # No ** call for parameterless routes: it would copy the empty dict.
                     result = await (endpoint(request, **params) if params else endpoint(request))
-                else:
-                    result = await call_maybe_async(endpoint, request, **params)
+                else:  # a sync handler, or a typed one (covet.params validates its input)
+                    result = await route._invoke(request, params)
                 # One set lookup answers both "a Response?" and "sent inline?" for the
                 # usual response classes.
                 plain = type(result) in SENDS_PLAIN

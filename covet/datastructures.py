@@ -515,6 +515,14 @@ class UploadFile:
             f"content_type={self.content_type!r})"
         )
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Let pydantic models declare ``UploadFile`` fields (an instance check; binary in docs)."""
+        from pydantic_core import core_schema  # reached only by code already using pydantic
+
+        binary = {"pydantic_js_functions": [lambda *_: {"type": "string", "format": "binary"}]}
+        return core_schema.is_instance_schema(cls, metadata=binary)
+
 
 class FormData(ImmutableMultiDict[str, str | UploadFile]):
     """The parsed fields of a form: text values as ``str``, files as ``UploadFile``.

@@ -361,7 +361,8 @@ class Request(HTTPConnection):
         return DEFAULT_LIMITS if limits is None else limits
 
     def _check_content_length(self, limit: int, setting: str) -> None:
-        values = [value for key, value in self.headers.raw if key == b"content-length"]
+        # The scope's own list (what request.headers wraps), without building the view.
+        values = [value for key, value in self.scope["headers"] if key == b"content-length"]
         if not values:
             return
         # "Content-Length: 5, 5" and repeated identical headers are allowed (RFC 9110 8.6).

@@ -171,7 +171,10 @@ def test_import_covet_leaves_optional_modules_unloaded() -> None:
         " 'mimetypes', 'secrets', 'tempfile', 'jinja2', 'http.cookies', 'html',"
         # Observability loads only when asked for: metrics, tracing and their libraries.
         " 'covet.metrics', 'prometheus_client', 'covet.tracing', 'opentelemetry',"
-        " 'covet.errorreports', 'covet._redact', 'covet.sentry', 'sentry_sdk']\n"
+        " 'covet.errorreports', 'covet._redact', 'covet.sentry', 'sentry_sdk',"
+        # Typed handlers: the validation libraries load with the first route using them.
+        " 'pydantic', 'msgspec', 'covet.params.binding', 'covet.params.engines.pydantic',"
+        " 'covet.params.engines.msgspec']\n"
         "print(','.join(name for name in heavy if name in sys.modules))\n"
     )
     result = subprocess.run(

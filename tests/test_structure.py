@@ -118,6 +118,16 @@ FORBIDDEN = {
     "covet.routing": ("covet.db", "covet.auth", "covet.sessions", "covet.ratelimit"),
     "covet.app": ("covet.db", "covet.auth", "covet.sessions", "covet.ratelimit", "covet.cli"),
     "covet.websockets": ("covet.db", "covet.auth", "covet.sessions", "covet.ratelimit"),
+    # Typed handlers are web core: the ORM meets them only through duck typing (attributes).
+    "covet.params": (
+        "covet.db",
+        "covet.auth",
+        "covet.sessions",
+        "covet.ratelimit",
+        "covet.routing",
+        "covet.app",
+        "covet.cli",
+    ),
     "covet.templates": ("covet.db", "covet.auth", "covet.cli"),
 }
 

@@ -29,6 +29,7 @@ from covet.db.expressions import Avg, Count, F, Max, Min, Q, Sum, Value
 from covet.db.fields import CASCADE, PROTECT, RESTRICT, SET_NULL
 from covet.db.models import Model
 from covet.db.querylog import CapturedQuery, QueryLog, capture_queries
+from covet.db.schemas import model_schema
 from covet.db.transactions import transaction
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ __all__ = (
     "drop_all",
     "fields",
     "get_database",
+    "model_schema",
     "transaction",
 )
 

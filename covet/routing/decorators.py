@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from covet.params.signature import INFER
+
 if TYPE_CHECKING:
     from covet.requests import RequestLimits
     from covet.routing.routes import Route, WebSocketRoute
@@ -30,6 +32,8 @@ class RouteDecorators:
         methods: Iterable[str] | None = None,
         name: str | None = None,
         limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Route:
         """Register ``endpoint`` for ``path`` and ``methods``; see :class:`Route`."""
         raise NotImplementedError(f"{type(self).__name__} must implement add_route().")
@@ -47,6 +51,8 @@ class RouteDecorators:
         methods: Iterable[str] | None = None,
         name: str | None = None,
         limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of ``path``.
 
@@ -55,52 +61,141 @@ class RouteDecorators:
             methods: The HTTP methods to serve (default ``["GET"]``).
             name: The route name for ``url_path_for()``.
             limits: Request limits for this route (a ``RequestLimits``).
+            response_model: The type the return value is serialised as (by
+                default the return annotation when it names a model; None: off).
+            status_code: The status of responses built from return values.
 
         Returns:
             A decorator that registers the function and returns it unchanged.
         """
 
         def decorator(func: F) -> F:
-            self.add_route(path, func, methods=methods, name=name, limits=limits)
+            self.add_route(
+                path,
+                func,
+                methods=methods,
+                name=name,
+                limits=limits,
+                response_model=response_model,
+                status_code=status_code,
+            )
             return func
 
         return decorator
 
     def get(
-        self, path: str, *, name: str | None = None, limits: RequestLimits | None = None
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``GET`` (and ``HEAD``) on ``path``."""
-        return self.route(path, methods=["GET"], name=name, limits=limits)
+        return self.route(
+            path,
+            methods=["GET"],
+            name=name,
+            limits=limits,
+            response_model=response_model,
+            status_code=status_code,
+        )
 
     def post(
-        self, path: str, *, name: str | None = None, limits: RequestLimits | None = None
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``POST`` on ``path``."""
-        return self.route(path, methods=["POST"], name=name, limits=limits)
+        return self.route(
+            path,
+            methods=["POST"],
+            name=name,
+            limits=limits,
+            response_model=response_model,
+            status_code=status_code,
+        )
 
     def put(
-        self, path: str, *, name: str | None = None, limits: RequestLimits | None = None
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``PUT`` on ``path``."""
-        return self.route(path, methods=["PUT"], name=name, limits=limits)
+        return self.route(
+            path,
+            methods=["PUT"],
+            name=name,
+            limits=limits,
+            response_model=response_model,
+            status_code=status_code,
+        )
 
     def patch(
-        self, path: str, *, name: str | None = None, limits: RequestLimits | None = None
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``PATCH`` on ``path``."""
-        return self.route(path, methods=["PATCH"], name=name, limits=limits)
+        return self.route(
+            path,
+            methods=["PATCH"],
+            name=name,
+            limits=limits,
+            response_model=response_model,
+            status_code=status_code,
+        )
 
     def delete(
-        self, path: str, *, name: str | None = None, limits: RequestLimits | None = None
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``DELETE`` on ``path``."""
-        return self.route(path, methods=["DELETE"], name=name, limits=limits)
+        return self.route(
+            path,
+            methods=["DELETE"],
+            name=name,
+            limits=limits,
+            response_model=response_model,
+            status_code=status_code,
+        )
 
     def options(
-        self, path: str, *, name: str | None = None, limits: RequestLimits | None = None
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``OPTIONS`` on ``path``."""
-        return self.route(path, methods=["OPTIONS"], name=name, limits=limits)
+        return self.route(
+            path,
+            methods=["OPTIONS"],
+            name=name,
+            limits=limits,
+            response_model=response_model,
+            status_code=status_code,
+        )
 
     def websocket(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
         """Register the decorated async function as the websocket handler of ``path``."""

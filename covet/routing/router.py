@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from covet._utils import callable_name, get_route_path
 from covet.exceptions import HTTPException, ImproperlyConfigured
+from covet.params.signature import INFER
 from covet.requests import DEFAULT_LIMITS, RequestLimits
 from covet.responses import PlainTextResponse
 from covet.routing.decorators import RouteDecorators
@@ -141,15 +142,21 @@ class Router(RouteDecorators):
         methods: Iterable[str] | None = None,
         name: str | None = None,
         limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> Route:
         """Register ``endpoint`` for ``path`` (after this router's prefix).
 
         Args:
             path: The path pattern, starting with ``/``.
-            endpoint: The handler, ``(request, **path_params) -> response``.
+            endpoint: The handler, ``(request, **path_params) -> response``, or
+                one with typed parameters (see :mod:`covet.params`).
             methods: The HTTP methods to serve (default ``["GET"]``).
             name: The route name; explicit names must be unique.
             limits: Request limits for this route.
+            response_model: The type the return value is serialised as; see
+                :class:`Route`.
+            status_code: The status of responses built from return values.
 
         Returns:
             The new :class:`Route`.
@@ -160,7 +167,15 @@ class Router(RouteDecorators):
         """
         self._check_mutable(f"route {path!r}")
         _check_route_path(path, "Route")
-        route = Route(self.prefix + path, endpoint, methods=methods, name=name, limits=limits)
+        route = Route(
+            self.prefix + path,
+            endpoint,
+            methods=methods,
+            name=name,
+            limits=limits,
+            response_model=response_model,
+            status_code=status_code,
+        )
         self._add(route)
         return route
 

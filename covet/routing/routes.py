@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from covet._utils import call_maybe_async, callable_name, is_async_callable, to_response
 from covet.exceptions import ImproperlyConfigured
+from covet.params.signature import INFER, Signature, inspect_handler
 from covet.requests import DEFAULT_LIMITS, Request, RequestLimits
 from covet.responses import Response
 from covet.routing.patterns import (
@@ -106,6 +107,13 @@ class BaseRoute:
 class Route(BaseRoute):
     """An HTTP handler for one path pattern and a set of methods.
 
+    The handler's signature is read once, here (see
+    :mod:`covet.params.signature`, kept as :attr:`signature`). A handler taking
+    only the request and its path parameters is called as
+    ``handler(request, **path_params)``; one declaring typed parameters (query,
+    headers, cookies, a body model, dependencies) or a response model has them
+    read and validated first, and invalid input is a 422.
+
     Args:
         path: The path pattern, for example ``"/items/{item_id:int}"``.
         endpoint: ``async def handler(request, **path_params)``, or a plain
@@ -116,12 +124,29 @@ class Route(BaseRoute):
         name: The name for reverse routing; defaults to the handler's name.
         limits: Request size limits for this route, overriding the
             application's.
+        response_model: The type the return value is validated and serialised
+            as (fields it does not declare are left out). By default the
+            return annotation, when it names a model; None turns it off.
+        status_code: The status of responses built from return values.
 
     Raises:
         ImproperlyConfigured: For an invalid path, method or handler.
     """
 
-    __slots__ = ("_is_async", "_name_given", "effective_limits", "endpoint", "limits", "methods")
+    __slots__ = (
+        "_invoke",
+        "_is_async",
+        "_name_given",
+        "effective_limits",
+        "endpoint",
+        "limits",
+        "methods",
+        "response_model",
+        "signature",
+        "status_code",
+    )
+
+    _invoke: Callable[[Request, dict[str, Any]], Awaitable[Any]]
 
     def __init__(
         self,
@@ -131,6 +156,8 @@ class Route(BaseRoute):
         methods: Iterable[str] | None = None,
         name: str | None = None,
         limits: RequestLimits | None = None,
+        response_model: Any = INFER,
+        status_code: int | None = None,
     ) -> None:
         _check_route_path(path, "Route")
         if not callable(endpoint):
@@ -145,14 +172,37 @@ class Route(BaseRoute):
         method_set = self._methods(path, ["GET"] if methods is None else methods)
         self.path = path
         self.endpoint = endpoint
-        self._pattern = _PathPattern(path, what="Route")
-        _check_handler_params(endpoint, self._pattern.param_names, path)
+        self._pattern = pattern = _PathPattern(path, what="Route")
+        status: object = status_code  # callers may be untyped: check the runtime type
+        if status is not None and (
+            isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599
+        ):
+            raise ImproperlyConfigured(
+                f"Route {path!r} got status_code={status_code!r}. Pass an HTTP status (100-599)."
+            )
+        convertors = dict(zip(pattern.param_names, pattern.convertors, strict=True))
+        #: What the handler declares: parameters, body, dependencies, response model.
+        self.signature: Signature = inspect_handler(
+            endpoint, path, convertors, response_model=response_model, status_code=status_code
+        )
+        self.response_model = response_model
+        self.status_code = status_code
         self.methods = method_set
         self._name_given = name is not None
         self.name = name if name is not None else _default_name(endpoint)
         self.limits = limits
         self.effective_limits = limits or DEFAULT_LIMITS
-        self._is_async = is_async_callable(endpoint)
+        # _is_async: an async handler called as handler(request, **params), inline by the
+        # app. Every other route goes through _invoke(request, params): a sync handler (run
+        # in a thread), or a typed one (its parameters validated first).
+        if self.signature.plain:
+            self._is_async = is_async_callable(endpoint)
+            self._invoke = self._call_sync
+        else:
+            from covet.params.binding import Invoker  # the engines load with it
+
+            self._is_async = False
+            self._invoke = Invoker(self.signature, pattern.param_names)
 
     @staticmethod
     def _methods(path: str, methods: Iterable[str]) -> frozenset[str]:
@@ -192,6 +242,10 @@ class Route(BaseRoute):
             raise NoMatchFound(f"Route {self.path!r} is named {self.name!r}, not {name!r}.")
         return self._pattern.format(name, params)
 
+    async def _call_sync(self, request: Request, params: dict[str, Any]) -> Any:
+        """Call a plain ``def`` handler in a worker thread."""
+        return await call_maybe_async(self.endpoint, request, **params)
+
     def with_prefix(self, prefix: str, limits: RequestLimits | None = None) -> Route:
         """Return a copy under ``prefix``; ``limits`` apply when the route sets none."""
         route = Route(
@@ -200,6 +254,8 @@ class Route(BaseRoute):
             methods=self.methods,
             name=self.name,
             limits=self.limits or limits,
+            response_model=self.response_model,
+            status_code=self.status_code,
         )
         route._name_given = self._name_given
         return route
@@ -227,7 +283,7 @@ class Route(BaseRoute):
             if self._is_async:
                 result = await (endpoint(request, **params) if params else endpoint(request))
             else:
-                result = await call_maybe_async(endpoint, request, **params)
+                result = await self._invoke(request, params)
             response = result if isinstance(result, Response) else to_response(result, endpoint)
             await response(scope, receive, send)
         finally:
