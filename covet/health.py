@@ -69,9 +69,10 @@ class Health:
         retry_after: Seconds sent in ``Retry-After`` with a 503.
         redis: Ping every Redis a covet feature in this process is configured
             with (:func:`covet.redis.redis_connections`).
-        migrations: The project settings: fail while the default database
-            (the first connected) has migrations pending. Its scripts are read
-            once, at the first check.
+        migrations: The project settings: fail while the database they name
+            (the connected one with their ``DATABASE_URL``, else alias
+            ``default``) has migrations pending. The scripts are read once, at
+            the first check.
 
     Raises:
         ImproperlyConfigured: For a check that is not callable, a timeout that
@@ -142,7 +143,8 @@ class Health:
                 # Features sharing one server are one check.
                 checks.setdefault(f"redis:{connection.address}", connection.ping)
         if self.migrations is not None and databases:
-            checks["migrations"] = lambda: self._no_pending_migrations(databases[0])
+            target = _migrated_database(databases, self.migrations)
+            checks["migrations"] = lambda: self._no_pending_migrations(target)
         checks.update(self.checks)
         return checks
 
@@ -205,6 +207,17 @@ def _consume(task: asyncio.Future[Any]) -> None:
     # does not log "exception was never retrieved".
     if not task.cancelled():
         task.exception()
+
+
+def _migrated_database(databases: tuple[Database, ...], settings: Settings) -> Database:
+    """Return the connected database the project migrates: its DATABASE_URL, else ``default``."""
+    for database in databases:
+        if settings.database_url and str(database.url) == settings.database_url:
+            return database
+    for database in databases:
+        if database.alias == "default":
+            return database
+    return databases[0]
 
 
 def _database_check(database: Database) -> Callable[[], Awaitable[None]]:

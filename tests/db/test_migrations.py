@@ -705,15 +705,23 @@ def test_ready_fails_while_migrations_are_pending(project: Project) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Covet) -> AsyncIterator[None]:
+        # Another database, connected first, that is not the project's.
+        decoy = Database(
+            f"sqlite:///{project.root / 'decoy.sqlite3'}", alias=f"decoy_{secrets.token_hex(3)}"
+        )
+        await decoy.connect()
         await database.connect()
         try:
             yield
         finally:
             await database.disconnect()
+            await decoy.disconnect()
 
     app = Covet(lifespan=lifespan)
+    settings = project.settings()
+    assert str(database.url) == settings.database_url  # the database the check must pick
     # One router for both probes: the scripts are read at the first one only.
-    app.include_router(health_router(migrations=project.settings(), redis=False))
+    app.include_router(health_router(migrations=settings, redis=False))
     with TestClient(app) as client:
         behind = client.get("/ready")
         assert behind.status_code == 503, behind.text
