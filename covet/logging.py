@@ -69,6 +69,8 @@ _LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
     | {"message", "asctime", "request_id", "user_id", "taskName", "context"}
+    # uvicorn's copy of the message with terminal colour codes: noise in a JSON line.
+    | {"color_message"}
 )
 
 
@@ -190,6 +192,9 @@ def logging_config(options: LoggingOptions | None = None) -> dict[str, Any]:
                 "level": "CRITICAL" if options.access_log else "INFO",
             },
             "covet.access": {"level": "INFO" if options.access_log else "CRITICAL"},
+            # alembic narrates each start-up check at INFO ("setup plugin ..."); its
+            # warnings still show. `covet migrate` reports what it applied itself.
+            "alembic": {"level": "WARNING"},
             "covet.db.slow": slow,
         },
     }

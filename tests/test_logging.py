@@ -236,6 +236,13 @@ def test_json_lines_are_the_same_with_and_without_orjson(
     assert data["thing"] == "<class 'object'>"
 
 
+def test_json_lines_leave_out_terminal_colours_and_alembic_chatter() -> None:
+    record = _record(color_message="\x1b[1mGET\x1b[0m %s")
+    assert "color_message" not in json.loads(JSONFormatter().format(record))
+    config = logging_config(LoggingOptions())
+    assert config["loggers"]["alembic"] == {"level": "WARNING"}
+
+
 def test_access_log_uses_the_installed_record_factory(captured: ListHandler) -> None:
     default = logging.getLogRecordFactory()
     made: list[str] = []
