@@ -282,6 +282,11 @@ class _PoolCollector:
             "The most connections the pool opens.",
             labels=("database",),
         )
+        waiting = GaugeMetricFamily(
+            f"{self.namespace}_db_pool_waiting",
+            "Callers waiting for a pooled connection because all are in use.",
+            labels=("database",),
+        )
         for database in connected_databases():
             try:
                 stats = database.pool_stats()
@@ -290,8 +295,10 @@ class _PoolCollector:
             connections.add_metric((database.alias, "in_use"), stats.size - stats.idle)
             connections.add_metric((database.alias, "idle"), stats.idle)
             maximum.add_metric((database.alias,), stats.max_size)
+            waiting.add_metric((database.alias,), stats.waiting)
         yield connections
         yield maximum
+        yield waiting
 
     def describe(self) -> list[Any]:
         # Not described up front: the registry then calls collect() only when scraped.

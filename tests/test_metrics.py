@@ -118,6 +118,7 @@ def test_queries_and_pools_per_database(metrics: Metrics, tmp_path: Path) -> Non
     assert samples[(pool, (("database", alias), ("state", "in_use")))] == 0
     assert samples[(pool, (("database", alias), ("state", "idle")))] >= 1
     assert samples[("covet_db_pool_max_connections", (("database", alias),))] == 3
+    assert samples[("covet_db_pool_waiting", (("database", alias),))] == 0
 
 
 def test_close_stops_observing_queries(metrics: Metrics, tmp_path: Path) -> None:

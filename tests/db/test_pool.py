@@ -45,6 +45,20 @@ async def test_dry_pool_waits_then_succeeds(make_database):
     assert db.pool_stats().size == 1
 
 
+async def test_stats_count_the_callers_waiting_for_a_dry_pool(make_database):
+    db = await make_database(min_size=0, max_size=1, timeout=5)
+    held = await db.backend.acquire()
+    waiters = [asyncio.create_task(db.fetch_val("SELECT 3")) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    assert db.pool_stats().waiting == 3
+    waiters[0].cancel()  # a caller that gave up no longer counts
+    await asyncio.sleep(0.05)
+    assert db.pool_stats().waiting == 2
+    await db.backend.release(held)
+    assert await asyncio.gather(*waiters[1:]) == [3, 3]
+    assert db.pool_stats().waiting == 0
+
+
 async def test_stale_connections_recover_after_server_side_kill(database, make_database, scratch):
     if database.vendor not in KILL_SQL:
         pytest.skip("SQLite has no server that could drop a connection")

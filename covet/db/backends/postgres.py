@@ -606,7 +606,12 @@ class PostgresBackend(BaseBackend):
     def stats(self) -> PoolStats:
         """Return the pool statistics."""
         pool = self._require_pool()
-        return PoolStats(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
+        # asyncpg counts no waiters publicly: its free connections sit in an asyncio
+        # queue whose blocked getters are the callers waiting. Read only when asked
+        # (metrics scrapes), so the checkout path pays nothing for it.
+        getters = getattr(getattr(pool, "_queue", None), "_getters", ())
+        waiting = sum(not getter.done() for getter in getters)
+        return PoolStats(pool.get_size(), pool.get_idle_size(), pool.get_max_size(), waiting)
 
     def on_disconnect(self) -> None:
         """Have every idle connection pinged before its next use."""

@@ -24,11 +24,13 @@ C = TypeVar("C", bound="BaseConnection")
 
 
 class PoolStats(NamedTuple):
-    """A snapshot of a pool: open connections, idle ones and the maximum."""
+    """A snapshot of a pool: open connections, idle ones, the maximum and callers queued."""
 
     size: int
     idle: int
     max_size: int
+    #: Callers waiting for a connection (all are in use): a pool that runs dry.
+    waiting: int = 0
 
 
 class ConnectionPool(Generic[C]):
@@ -88,8 +90,9 @@ class ConnectionPool(Generic[C]):
         self._drained = asyncio.Event()
 
     def stats(self) -> PoolStats:
-        """Return the current size, idle count and maximum."""
-        return PoolStats(len(self._open), len(self._idle), self.max_size)
+        """Return the current size, idle count, maximum and number of waiting callers."""
+        waiting = sum(not waiter.done() for waiter in self._slots.waiters)
+        return PoolStats(len(self._open), len(self._idle), self.max_size, waiting)
 
     async def open(self) -> None:
         """Open ``min_size`` connections up front (fail fast on bad credentials)."""
