@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from covet import _json
-from covet._context import current_job, current_request
+from covet._context import JobContext, current_request
+from covet._context import current_job as _current_job
 from covet.exceptions import CovetError, ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ __all__ = (
     "NewJob",
     "UnknownJobError",
     "add_observer",
+    "current_job",
     "find_job",
     "job",
     "new_job_id",
@@ -57,6 +59,7 @@ MAX_NAME_LENGTH = 255
 MAX_UNIQUE_KEY_LENGTH = 255
 #: Retry delays never exceed this many seconds, however many attempts failed.
 MAX_BACKOFF = 3600.0
+
 
 class JobsError(CovetError):
     """A background job could not be defined, enqueued or found."""
@@ -272,9 +275,7 @@ def decode_arguments(payload: str) -> tuple[list[Any], dict[str, Any]]:
 def _as_delay(value: float | datetime.timedelta, what: str) -> float:
     seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else value
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise JobArgumentError(
-            f"{what} must be a number of seconds or a timedelta, got {value!r}."
-        )
+        raise JobArgumentError(f"{what} must be a number of seconds or a timedelta, got {value!r}.")
     if not math.isfinite(seconds) or seconds < 0:
         raise JobArgumentError(f"{what} must be zero or more seconds, got {value!r}.")
     return float(seconds)
@@ -298,8 +299,17 @@ def _origin_request_id() -> str | None:
     request = current_request.get()
     if request is not None:
         return request.request_id
-    running = current_job.get()
+    running = _current_job.get()
     return None if running is None else running.request_id
+
+
+def current_job() -> JobContext | None:
+    """Return the job running in this task (id, name, queue, attempt, request id, due time).
+
+    None outside a job. A job can read which attempt it is on, or its
+    schedule's tick (``run_at``) when a schedule enqueued it.
+    """
+    return _current_job.get()
 
 
 # -- the decorator ----------------------------------------------------------------------------
@@ -334,13 +344,11 @@ def find_job(name: str) -> Job[..., Any]:
     if found is None and isinstance(obj, Job):
         found = obj
     if found is None:
-        raise UnknownJobError(
-            f"{name!r} is {obj!r}, not a job. Decorate the function with @job()."
-        )
+        raise UnknownJobError(f"{name!r} is {obj!r}, not a job. Decorate the function with @job().")
     return found
 
 
-def _check_name(value: str, what: str, limit: int) -> str:
+def _check_name(value: object, what: str, limit: int) -> str:
     if not isinstance(value, str) or not value or len(value) > limit:
         raise ImproperlyConfigured(
             f"{what} must be a non-empty string of at most {limit} characters, got {value!r}."
@@ -368,7 +376,9 @@ class JobCall(Generic[P]):
         backend: JobBackend | None = None,
     ) -> None:
         self.job: Job[P, Any] = job
-        self.queue = job.queue if queue is None else _check_name(queue, "queue", MAX_QUEUE_LENGTH)
+        self.queue: str = (
+            job.queue if queue is None else _check_name(queue, "queue", MAX_QUEUE_LENGTH)
+        )
         if unique_key is not None:
             _check_name(unique_key, "unique_key", MAX_UNIQUE_KEY_LENGTH)
         self.unique_key = unique_key
@@ -493,23 +503,26 @@ class Job(JobCall[P], Generic[P, R]):
         self.name = _check_name(
             name or f"{func.__module__}:{func.__qualname__}", "The job name", MAX_NAME_LENGTH
         )
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        given: object = retries
+        if isinstance(given, bool) or not isinstance(given, int) or given < 0:
             raise ImproperlyConfigured(
                 f"Job {self.name!r} got retries={retries!r}. Pass a whole number, 0 or more."
             )
-        if not callable(backoff) and (
-            isinstance(backoff, bool)
-            or not isinstance(backoff, (int, float))
-            or not 0 <= backoff < math.inf
+        amount: object = backoff
+        if not callable(amount) and (
+            isinstance(amount, bool)
+            or not isinstance(amount, (int, float))
+            or not 0 <= amount < math.inf
         ):
             raise ImproperlyConfigured(
                 f"Job {self.name!r} got backoff={backoff!r}. Pass seconds (doubled at each "
                 "retry) or a function of the attempt number returning seconds."
             )
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout < math.inf
+        limit: object = timeout
+        if limit is not None and (
+            isinstance(limit, bool)
+            or not isinstance(limit, (int, float))
+            or not 0 < limit < math.inf
         ):
             raise ImproperlyConfigured(
                 f"Job {self.name!r} got timeout={timeout!r}. Pass seconds, or None for no limit."
@@ -569,13 +582,13 @@ class Job(JobCall[P], Generic[P, R]):
         """
         unique = self.unique
         if callable(unique):
-            key = unique(*args, **kwargs)
-            if not isinstance(key, str) or not key:
+            made: object = unique(*args, **kwargs)
+            if not isinstance(made, str) or not made:
                 raise JobArgumentError(
-                    f"The unique= function of job {self.name!r} returned {key!r}. Return a "
+                    f"The unique= function of job {self.name!r} returned {made!r}. Return a "
                     "non-empty string."
                 )
-            key = f"{self.name}:{key}"
+            key = f"{self.name}:{made}"
         else:
             digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
             key = f"{self.name}:{digest}"

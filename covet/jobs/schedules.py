@@ -70,13 +70,15 @@ class Schedule:
     timezone: str = "UTC"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
+        name: object = self.name
+        if not isinstance(name, str) or not _NAME.match(name):
             raise ImproperlyConfigured(
                 f"Schedule name {self.name!r} is invalid. Use up to 100 letters, digits "
                 "and _ . : - characters."
             )
         croniter = _croniter()
-        if not isinstance(self.cron, str) or not croniter.is_valid(self.cron):
+        cron: object = self.cron
+        if not isinstance(cron, str) or not croniter.is_valid(cron):
             raise ImproperlyConfigured(
                 f"Schedule {self.name!r} has the cron expression {self.cron!r}, which does not "
                 "parse. Write five fields (minute hour day month weekday), e.g. '0 3 * * *', "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -85,7 +86,8 @@ class Worker:
         schedules: Sequence[Schedule] = (),
         run_schedules: bool = True,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        given: object = concurrency
+        if isinstance(given, bool) or not isinstance(given, int) or given < 1:
             raise ImproperlyConfigured(
                 f"Worker got concurrency={concurrency!r}. Pass a whole number, 1 or more."
             )
@@ -115,6 +117,7 @@ class Worker:
         self._user_tasks: dict[str, asyncio.Task[Any]] = {}
         self._stopping: asyncio.Event | None = None
         self._slot = asyncio.Event()
+        self._wake = asyncio.Event()
         self._releasing = False
         self._stop_requests = 0
         self.processed = 0
@@ -216,7 +219,7 @@ class Worker:
                 claimed = await self.backend.claim(
                     self.queues, free, self.id, self.visibility_timeout
                 )
-            except Exception:  # noqa: BLE001 - a worker outlives a backend outage
+            except Exception:
                 pause = _ERROR_PAUSE[min(errors, len(_ERROR_PAUSE) - 1)]
                 errors += 1
                 logger.warning(
@@ -231,7 +234,7 @@ class Worker:
             for claimed_job in claimed:
                 task = asyncio.create_task(self._execute(claimed_job))
                 self._running[claimed_job.id] = (claimed_job, task)
-                task.add_done_callback(lambda _t, job_id=claimed_job.id: self._finished(job_id))
+                task.add_done_callback(functools.partial(self._finished, claimed_job.id))
             if len(claimed) < free:
                 if burst:
                     if not self._running:
@@ -243,16 +246,22 @@ class Worker:
 
     async def _idle_wait(self) -> None:
         assert self._stopping is not None  # noqa: S101 - set by run()
+        if self._wake.is_set():
+            self._wake.clear()
+            return
         waiter = asyncio.ensure_future(self.backend.wait(self.queues, self.poll_interval))
         stopper = asyncio.ensure_future(self._stopping.wait())
+        woken = asyncio.ensure_future(self._wake.wait())
+        futures = (waiter, stopper, woken)
         try:
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for future in (waiter, stopper):
+            for future in futures:
                 future.cancel()
-            await asyncio.gather(waiter, stopper, return_exceptions=True)
+            await asyncio.gather(*futures, return_exceptions=True)
+            self._wake.clear()
 
-    def _finished(self, job_id: str) -> None:
+    def _finished(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
         self._slot.set()
 
@@ -314,9 +323,9 @@ class Worker:
 
     @staticmethod
     async def _call(
-        func: Any, timeout: float | None, args: list[Any], kwargs: dict[str, Any]
+        func: Any, limit: float | None, args: list[Any], kwargs: dict[str, Any]
     ) -> None:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit):
             await func(*args, **kwargs)
 
     async def _failed(self, job: ClaimedJob, definition: Any, exc: BaseException) -> str:
@@ -364,7 +373,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await task
             raise
-        except Exception:  # noqa: BLE001 - the job will be run again after its lease
+        except Exception:
             logger.warning(
                 "Could not record the end of job %s (%s); it will run again once its lease "
                 "runs out",
@@ -394,8 +403,8 @@ class Worker:
                     last_counts = time.monotonic()
                     counts = await self.backend.counts()
                     for watcher in watchers:
-                        watcher.queue_counts(counts)  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001 - keep beating; the next one may get through
+                        watcher.queue_counts(counts)
+            except Exception:
                 logger.warning("Job heartbeat failed", exc_info=True)
 
     async def _schedule_loop(self, schedules: tuple[Schedule, ...]) -> None:
@@ -409,8 +418,9 @@ class Worker:
                 try:
                     if await self._fire(item, tick):
                         logger.info("Schedule %r fired for its tick at %.0f", item.name, tick)
+                        self._wake.set()  # its job is due now: look without waiting
                     seen[item.name] = tick
-                except Exception:  # noqa: BLE001 - the next round tries the tick again
+                except Exception:
                     logger.warning("Schedule %r could not fire", item.name, exc_info=True)
             # Wake just after the next tick; clocks may jitter by a few milliseconds.
             await asyncio.sleep(sleep_until(time.time(), schedules, 60.0) + 0.01)

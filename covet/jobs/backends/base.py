@@ -45,7 +45,7 @@ class JobBackend(abc.ABC):
     async def claim(
         self, queues: Sequence[str], limit: int, worker: str, lease: float
     ) -> list[ClaimedJob]:
-        """Take up to ``limit`` due jobs from ``queues`` for ``worker``, leased ``lease`` seconds."""
+        """Take up to ``limit`` due jobs of ``queues`` for ``worker``, leased ``lease`` seconds."""
 
     @abc.abstractmethod
     async def heartbeat(self, worker: str, jobs: Sequence[ClaimedJob], lease: float) -> None:
@@ -61,7 +61,7 @@ class JobBackend(abc.ABC):
 
     @abc.abstractmethod
     async def retry(self, job: ClaimedJob, worker: str, delay: float, error: str) -> bool:
-        """Requeue ``job`` after a failure, due in ``delay`` seconds; False if the lease was lost."""
+        """Requeue ``job`` after a failure, due in ``delay`` seconds; False if the lease is gone."""
 
     @abc.abstractmethod
     async def fail(self, job: ClaimedJob, worker: str, error: str) -> bool:
@@ -108,9 +108,9 @@ class JobBackend(abc.ABC):
     async def counts(self) -> Mapping[tuple[str, str], int]:
         """Return the number of jobs per ``(queue, status)``."""
 
-    async def wait(self, queues: Sequence[str], timeout: float) -> None:
-        """Return when new jobs may have arrived on ``queues``, or after ``timeout`` seconds."""
-        await asyncio.sleep(timeout)
+    async def wait(self, queues: Sequence[str], seconds: float) -> None:
+        """Return when new jobs may have arrived on ``queues``, or after ``seconds``."""
+        await asyncio.sleep(seconds)
 
     async def aclose(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
         """Release what the backend holds in this event loop (connections)."""

@@ -1,4 +1,4 @@
-"""Jobs in the application's own database: :class:`DatabaseBackend` (the default).
+r"""Jobs in the application's own database: :class:`DatabaseBackend` (the default).
 
 The queue is the ``covet_jobs`` table (:mod:`covet.jobs.models`). Enqueueing is
 an ``INSERT`` on the connection of the running ``transaction()``, if any, so a
@@ -8,7 +8,7 @@ A worker claims jobs in a short transaction: ``SELECT ... FOR UPDATE SKIP
 LOCKED`` picks due rows no other worker is claiming (PostgreSQL, MySQL 8,
 MariaDB 10.6+), and an ``UPDATE`` marks them running under the worker's lease.
 On MySQL the claim runs at READ COMMITTED, so it locks only the rows it takes
-(no gap locks holding up concurrent ``INSERT``\\ s). SQLite has no row locks:
+(no gap locks holding up concurrent inserts). SQLite has no row locks:
 its ``BEGIN IMMEDIATE`` serializes claims, which suits the one worker a SQLite
 site runs. A database without SKIP LOCKED falls back to ``FOR UPDATE``: still
 correct, but workers wait for each other's claims.
@@ -84,7 +84,7 @@ def _table_hint() -> Iterator[None]:
         yield
     except MissingSchemaObjectError as exc:
         raise JobsError(
-            f"The job tables are missing ({exc}). Add \"covet.jobs.models\" to models in "
+            f'The job tables are missing ({exc}). Add "covet.jobs.models" to models in '
             "[tool.covet], then run `covet makemigrations -m jobs` and `covet migrate`."
         ) from exc
 
@@ -333,7 +333,7 @@ class DatabaseBackend(JobBackend):
         params = {"name": name, "tick": tick}
         with _table_hint():
             last = await db.fetch_val(
-                f"SELECT {tick_col} FROM {table} WHERE {name_col} = :name", params
+                f"SELECT {tick_col} FROM {table} WHERE {name_col} = :name", {"name": name}
             )
             if last is None:
                 # A new schedule starts at its next tick; of several workers meeting it at

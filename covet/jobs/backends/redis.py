@@ -50,7 +50,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# enqueue(p, now, id, queue, name, payload, max_attempts, run_at, unique, request_id, enqueued)
+# The Lua function shared by enqueueing and schedules: store the job, unless its unique key
+# is held by a job that still exists.
 _ENQUEUE_FUNCTION = """
 local function enqueue(p, now, id, queue, name, payload, max_attempts, run_at, unique,
                        request_id, enqueued_at)
@@ -443,11 +444,11 @@ class RedisBackend(JobBackend):
         args = [name, repr(tick), *self._enqueue_args(job)]
         return bool(int(await self._run(_FIRE_LUA, args)))
 
-    async def wait(self, queues: Sequence[str], timeout: float) -> None:
-        """Block until an enqueue pushes to a queue's wake list, or ``timeout`` passes."""
+    async def wait(self, queues: Sequence[str], seconds: float) -> None:
+        """Block until an enqueue pushes to a queue's wake list, or ``seconds`` pass."""
         client = self.redis.get()
         keys = [f"{self.prefix}wake:{queue}" for queue in queues]
-        await client.blpop(keys, timeout=max(timeout, 0.01))
+        await client.blpop(keys, timeout=max(seconds, 0.01))
 
     # -- inspection and maintenance -----------------------------------------------------------
 
@@ -469,7 +470,7 @@ class RedisBackend(JobBackend):
     async def _load(self, client: Redis, ids: Sequence[str]) -> list[JobInfo]:
         pipe = client.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hmget(f"{self.prefix}job:{job_id}", list(_FIELDS))
+            _ = pipe.hmget(f"{self.prefix}job:{job_id}", list(_FIELDS))
         found = []
         for values in await pipe.execute():
             if values[0] is None:
