@@ -112,3 +112,8 @@ def runs(label: str) -> list[int]:
     """Return the attempts of the recorded runs with ``label``."""
     return [attempt for name, attempt in RUNS if name == label]
 
+
+@job(retries=0)
+async def broken(label: str) -> None:
+    """Always fail."""
+    raise ValueError(f"broken {label}")

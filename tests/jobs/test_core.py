@@ -39,7 +39,7 @@ add_job = job(retries=2, backoff=1.5, timeout=9, queue="maths", name="tests.jobs
 def test_job_keeps_the_function_callable_and_registered() -> None:
     assert add_job.name == "tests.jobs:add"
     assert (add_job.queue, add_job.retries, add_job.timeout) == ("maths", 2, 9.0)
-    assert add_job.__name__ == "add"
+    assert add_job.func is add
     assert find_job("tests.jobs:add") is add_job
     assert find_job("tests.jobs.jobs:record") is test_jobs.record
 
@@ -95,9 +95,13 @@ def test_invalid_options_are_refused(options: dict[str, Any], message: str) -> N
         job(name="tests.jobs:invalid", **options)(add)
 
 
+def plain() -> None:
+    pass
+
+
 def test_sync_function_is_refused() -> None:
     with pytest.raises(ImproperlyConfigured, match="Write it as `async def`"):
-        job(lambda: None)  # type: ignore[call-overload]
+        job(plain)  # type: ignore[arg-type]
 
 
 async def test_enqueue_at_needs_an_aware_datetime_and_enqueue_in_a_delay() -> None:
@@ -128,7 +132,7 @@ def test_unique_keys_from_arguments_or_function() -> None:
 
 
 def test_find_job_names_what_to_import() -> None:
-    with pytest.raises(UnknownJobError, match="No job called 'nowhere.at.all:f'"):
+    with pytest.raises(UnknownJobError, match=r"No job called 'nowhere\.at\.all:f'"):
         find_job("nowhere.at.all:f")
     with pytest.raises(UnknownJobError, match="is <function add"):
         find_job("tests.jobs.test_core:add")
@@ -165,7 +169,11 @@ def test_settings_from_pyproject_table() -> None:
         },
     )
     jobs = JobsSettings.from_settings(settings, environ={})
-    assert (jobs.url, jobs.queues, jobs.concurrency) == ("redis://127.0.0.1:6379/1", ("mail", "default"), 4)
+    assert (jobs.url, jobs.queues, jobs.concurrency) == (
+        "redis://127.0.0.1:6379/1",
+        ("mail", "default"),
+        4,
+    )
     assert jobs.visibility_timeout == 12.0
     assert jobs.schedules == (Schedule("nightly", "0 3 * * *", "mysite.jobs:nightly"),)
     overridden = JobsSettings.from_settings(settings, environ={"COVET_JOBS_URL": "database"})
@@ -181,7 +189,10 @@ def test_settings_from_pyproject_table() -> None:
         ({"queues": "default"}, "queues must be a list of strings"),
         ({"schedules": {"x": {"cron": "* * * * *"}}}, "lacks ['job']"),
         ({"schedules": {"x": {"cron": "61 * * * *", "job": "a:b"}}}, "does not parse"),
-        ({"schedules": {"x": {"cron": "* * * * *", "job": "a:b", "timezone": "Mars/Base"}}}, "Mars/Base"),
+        (
+            {"schedules": {"x": {"cron": "* * * * *", "job": "a:b", "timezone": "Mars/Base"}}},
+            "Mars/Base",
+        ),
     ],
 )
 def test_invalid_settings_are_named(table: dict[str, Any], message: str) -> None:
@@ -199,7 +210,9 @@ def test_schedule_ticks() -> None:
     seconds = Schedule("seconds", "* * * * * */10", "a:b")
     assert seconds.latest_tick(at + 25.5) == at + 20
     paris = Schedule("paris", "0 3 * * *", "a:b", timezone="Europe/Paris")
-    assert paris.next_tick(at) == datetime.datetime(2024, 1, 1, 2, 0, tzinfo=datetime.UTC).timestamp()
+    assert (
+        paris.next_tick(at) == datetime.datetime(2024, 1, 1, 2, 0, tzinfo=datetime.UTC).timestamp()
+    )
 
 
 def test_schedules_in_code_have_unique_names() -> None:
@@ -233,3 +246,22 @@ def test_job_metrics_count_runs() -> None:
     assert 'covet_jobs_queued{queue="mail",status="queued"} 7.0' in text
     assert 'covet_job_duration_seconds_count{job="a:b",queue="mail"} 1.0' in text
     assert 'covet_job_wait_seconds_count{job="a:b",queue="mail"} 1.0' in text
+
+
+def test_log_records_in_a_job_carry_its_ids() -> None:
+    import json
+    import logging
+
+    from covet._context import JobContext
+    from covet._context import current_job as job_var
+    from covet.logging import DevFormatter, JSONFormatter, RequestContextFilter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", (), None)
+    token = job_var.set(JobContext("01abc", "a:b", "mail", 2, "req-9", 0.0))
+    try:
+        RequestContextFilter().filter(record)
+    finally:
+        job_var.reset(token)
+    assert (record.job_id, record.request_id) == ("01abc", "req-9")
+    assert json.loads(JSONFormatter().format(record))["job_id"] == "01abc"
+    assert "[req-9 job=01abc] hello" in DevFormatter().format(record)

@@ -1,4 +1,4 @@
-"""The worker on every backend: runs, retries with backoff, timeouts, graceful stops, logs, metrics."""
+"""The worker on every backend: runs, retries with backoff, timeouts, graceful stops, logs."""
 
 from __future__ import annotations
 

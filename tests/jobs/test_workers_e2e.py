@@ -170,9 +170,7 @@ async def test_three_workers_run_each_job_and_each_tick_exactly_once(
     assert await backend.list_jobs() == []
 
 
-async def test_job_of_a_killed_worker_runs_again_on_another(
-    shared: Store, tmp_path: Path
-) -> None:
+async def test_job_of_a_killed_worker_runs_again_on_another(shared: Store, tmp_path: Path) -> None:
     workers = Workers(tmp_path, shared.url)
     backend = DatabaseBackend(shared.database)
     try:
