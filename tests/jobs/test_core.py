@@ -262,6 +262,6 @@ def test_log_records_in_a_job_carry_its_ids() -> None:
         RequestContextFilter().filter(record)
     finally:
         job_var.reset(token)
-    assert (record.job_id, record.request_id) == ("01abc", "req-9")
+    assert (vars(record)["job_id"], vars(record)["request_id"]) == ("01abc", "req-9")
     assert json.loads(JSONFormatter().format(record))["job_id"] == "01abc"
     assert "[req-9 job=01abc] hello" in DevFormatter().format(record)
