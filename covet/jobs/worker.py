@@ -118,6 +118,8 @@ class Worker:
         self._stopping: asyncio.Event | None = None
         self._slot = asyncio.Event()
         self._wake = asyncio.Event()
+        self._completed: list[tuple[ClaimedJob, asyncio.Future[bool]]] = []
+        self._completer: asyncio.Task[None] | None = None
         self._releasing = False
         self._stop_requests = 0
         self.processed = 0
@@ -155,7 +157,12 @@ class Worker:
             task.cancel()
 
     async def run(self, *, burst: bool = False) -> None:
-        """Serve the queues until :meth:`stop` (or, with ``burst``, until nothing is due)."""
+        """Serve the queues until :meth:`stop` (or, with ``burst``, until nothing is due).
+
+        Raises:
+            JobsError: The backend cannot be used (the job tables are missing, say).
+        """
+        await self.backend.check()
         self._stopping = stopping = asyncio.Event()
         if self._stop_requests:
             stopping.set()
@@ -311,7 +318,7 @@ class Worker:
             return "released"
         except Exception as exc:  # noqa: BLE001 - a job's failure is recorded, never raised
             return await self._failed(job, definition, exc)
-        if not await self._record(self.backend.complete(job, self.id), job):
+        if not await self._record(self._complete(job), job):
             logger.warning(
                 "Job %s (%s) succeeded after its lease ran out: another worker may run it "
                 "again. Raise visibility_timeout above the longest pause between heartbeats.",
@@ -320,6 +327,28 @@ class Worker:
             )
         logger.debug("Job %s (%s) succeeded", job.id, job.name)
         return "succeeded"
+
+    async def _complete(self, job: ClaimedJob) -> bool:
+        """Remove ``job`` with the others that finish meanwhile (one statement per batch)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._completed.append((job, done))
+        if self._completer is None or self._completer.done():
+            self._completer = asyncio.create_task(self._complete_batches())
+        return await done
+
+    async def _complete_batches(self) -> None:
+        while self._completed:
+            batch, self._completed = self._completed, []
+            try:
+                removed = await self.backend.complete_many([job for job, _ in batch], self.id)
+            except Exception as exc:  # noqa: BLE001 - handed to each job's _record(), which logs it
+                for _job, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for job, done in batch:
+                if not done.done():
+                    done.set_result(job.id in removed)
 
     @staticmethod
     async def _call(

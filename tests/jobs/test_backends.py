@@ -211,3 +211,18 @@ async def test_retry_failed_and_purge(backend: JobBackend) -> None:
     assert await backend.list_jobs() == []
     with pytest.raises(JobsError, match="Unknown job status 'done'"):
         await backend.purge(status="done")
+
+
+async def test_complete_many_removes_only_the_jobs_still_leased(backend: JobBackend) -> None:
+    flaky = test_jobs.flaky.options(backend=backend)
+    for label in "abc":
+        await flaky.enqueue(label)
+    jobs = await backend.claim(QUEUES, 3, "w1", 0.2)
+    await asyncio.sleep(0.3)
+    await backend.heartbeat("w1", jobs[:2], 30)  # too late for the third
+    assert await backend.recover() == 1
+    stolen = await claim_one(backend, "w2")
+    assert stolen.id == jobs[2].id
+    assert await backend.complete_many(jobs, "w1") == {jobs[0].id, jobs[1].id}
+    assert [info.id for info in await backend.list_jobs()] == [stolen.id]
+    assert await backend.complete_many([stolen], "w2") == {stolen.id}

@@ -111,3 +111,11 @@ def test_missing_tables_say_how_to_create_them(tmp_path: Path) -> None:
     assert listed.returncode == 1
     assert 'Add "covet.jobs.models" to models in [tool.covet]' in listed.stderr
     assert "covet makemigrations -m jobs" in listed.stderr
+
+
+def test_worker_refuses_to_start_without_the_tables(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(PROJECT, "utf-8")
+    worker = run_covet("worker", cwd=tmp_path, timeout=30)
+    assert worker.returncode == 1
+    assert "The job tables are missing" in worker.stderr
+    assert "covet makemigrations -m jobs" in worker.stderr

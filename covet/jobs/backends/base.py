@@ -59,6 +59,14 @@ class JobBackend(abc.ABC):
     async def complete(self, job: ClaimedJob, worker: str) -> bool:
         """Remove ``job``, which succeeded; False if ``worker`` no longer held its lease."""
 
+    async def complete_many(self, jobs: Sequence[ClaimedJob], worker: str) -> set[str]:
+        """Remove the succeeded ``jobs`` whose lease ``worker`` holds; return their ids.
+
+        A worker hands over every job that finished while the previous call was
+        running, so under load one statement (one commit) removes several.
+        """
+        return {job.id for job in jobs if await self.complete(job, worker)}
+
     @abc.abstractmethod
     async def retry(self, job: ClaimedJob, worker: str, delay: float, error: str) -> bool:
         """Requeue ``job`` after a failure, due in ``delay`` seconds; False if the lease is gone."""
@@ -107,6 +115,9 @@ class JobBackend(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> Mapping[tuple[str, str], int]:
         """Return the number of jobs per ``(queue, status)``."""
+
+    async def check(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
+        """Raise a clear error when the backend cannot be used (a worker calls it at start)."""
 
     async def wait(self, queues: Sequence[str], seconds: float) -> None:
         """Return when new jobs may have arrived on ``queues``, or after ``seconds``."""

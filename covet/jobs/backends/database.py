@@ -125,6 +125,18 @@ class DatabaseBackend(JobBackend):
         isolation = "read committed" if db.features.supports_isolation_levels else None
         return db.transaction(isolation=isolation)
 
+    async def check(self) -> None:
+        """Raise :class:`JobsError` when the job tables are missing (with the fix)."""
+        db = self.database()
+        q = db.ops.quote_name
+        with _table_hint():
+            await db.fetch_val(
+                f"SELECT {q('id')} FROM {q(_JOBS)} WHERE {q('id')} = :id", {"id": ""}
+            )
+            await db.fetch_val(
+                f"SELECT {q('name')} FROM {q(_SCHEDULES)} WHERE {q('name')} = :name", {"name": ""}
+            )
+
     # -- enqueueing ---------------------------------------------------------------------------
 
     async def enqueue(self, job: NewJob) -> str:
@@ -284,6 +296,33 @@ class DatabaseBackend(JobBackend):
         owned = self._owned(db, params, job, worker)
         sql = f"DELETE FROM {db.ops.quote_name(_JOBS)} WHERE {owned}"
         return await db.execute(sql, params) == 1
+
+    async def complete_many(self, jobs: Sequence[ClaimedJob], worker: str) -> set[str]:
+        """Delete the succeeded ``jobs`` still leased by ``worker`` in one statement."""
+        if len(jobs) == 1:
+            return {jobs[0].id} if await self.complete(jobs[0], worker) else set()
+        db = self.database()
+        q = db.ops.quote_name
+        params: dict[str, Any] = {"worker": worker, "running": "running"}
+        matches = []
+        for index, job in enumerate(jobs):
+            params[f"i{index}"], params[f"a{index}"] = job.id, job.attempt
+            matches.append(f"({q('id')} = :i{index} AND {q('attempts')} = :a{index})")
+        deleted = await db.execute(
+            f"DELETE FROM {q(_JOBS)} WHERE {q('worker')} = :worker AND {q('status')} = :running "
+            f"AND ({' OR '.join(matches)})",
+            params,
+        )
+        ids = {job.id for job in jobs}
+        if deleted == len(jobs):
+            return ids
+        # Some lease was lost: the jobs still there belong to another run now.
+        lookup: dict[str, Any] = {}
+        names = _names("i", sorted(ids), lookup)
+        rows = await db.fetch_all(
+            f"SELECT {q('id')} FROM {q(_JOBS)} WHERE {q('id')} IN ({names})", lookup
+        )
+        return ids - {str(row[0]) for row in rows}
 
     async def retry(self, job: ClaimedJob, worker: str, delay: float, error: str) -> bool:
         """Requeue ``job`` due in ``delay`` seconds, keeping ``error``."""

@@ -346,6 +346,10 @@ class RedisBackend(JobBackend):
             script = self._scripts[source] = client.register_script(source)
         return await script(keys=[], args=[self.prefix, *args], client=client)
 
+    async def check(self) -> None:
+        """Raise when the Redis server does not answer."""
+        await self.redis.get().ping()
+
     async def aclose(self) -> None:
         """Close this event loop's Redis client."""
         await self.redis.aclose()
