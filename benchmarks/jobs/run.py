@@ -1,4 +1,4 @@
-"""Job queue throughput: covet.jobs on each backend beside arq (Redis) and procrastinate (PostgreSQL).
+"""Job queue throughput: covet.jobs on each store beside arq (Redis) and procrastinate (PG).
 
 Every system is run the same way, in this process, on uvloop:
 
@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 REDIS_URL = os.environ.get("COVET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-POSTGRES_URL = os.environ.get("COVET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "COVET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 MYSQL_URL = os.environ.get("COVET_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 
 SYSTEMS = (
@@ -113,9 +115,7 @@ async def run_covet(kind: str, jobs: int, concurrency: int, workdir: Path) -> tu
         for i in range(jobs):
             await call.enqueue(i)
         enqueue = time.perf_counter() - started
-        worker = Worker(
-            backend, concurrency=concurrency, poll_interval=0.01, run_schedules=False
-        )
+        worker = Worker(backend, concurrency=concurrency, poll_interval=0.01, run_schedules=False)
         started = time.perf_counter()
         await worker.run(burst=True)
         process = time.perf_counter() - started
@@ -242,9 +242,10 @@ def main() -> None:
     import uvloop
 
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in systems}
-    with tempfile.TemporaryDirectory() as tmp, asyncio.Runner(
-        loop_factory=uvloop.new_event_loop
-    ) as runner:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
         for round_number in range(1, args.rounds + 1):
             for system in systems:
                 rates = runner.run(run_one(system, args.jobs, args.concurrency, Path(tmp)))
