@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from covet.types import Scope
 
-__all__ = ("RequestContext", "RequestObserver", "current_request", "new_request_id")
+__all__ = (
+    "JobContext",
+    "RequestContext",
+    "RequestObserver",
+    "current_job",
+    "current_request",
+    "new_request_id",
+)
 
 
 def new_request_id() -> str:
@@ -102,6 +109,46 @@ class RequestContext:
 #: The request being served in this context, or None (startup, scripts, jobs outside a request).
 current_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "covet_request", default=None
+)
+
+
+class JobContext:
+    """The background job running in this context (``covet.jobs``), as log records see it.
+
+    Attributes:
+        job_id: The job's id.
+        name: The job's name (``"module:function"``).
+        queue: The queue it was taken from.
+        attempt: Which attempt this is (1 for the first run).
+        request_id: The id of the request that enqueued it, if one did.
+        run_at: When it was due (Unix time): a schedule's tick for a scheduled job.
+    """
+
+    __slots__ = ("attempt", "job_id", "name", "queue", "request_id", "run_at")
+
+    def __init__(
+        self,
+        job_id: str,
+        name: str,
+        queue: str,
+        attempt: int,
+        request_id: str | None,
+        run_at: float,
+    ) -> None:
+        self.job_id = job_id
+        self.name = name
+        self.queue = queue
+        self.attempt = attempt
+        self.request_id = request_id
+        self.run_at = run_at
+
+    def __repr__(self) -> str:
+        return f"<JobContext {self.name} id={self.job_id} attempt={self.attempt}>"
+
+
+#: The background job running in this context, or None (set by the ``covet worker``).
+current_job: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
+    "covet_job", default=None
 )
 
 

@@ -56,6 +56,7 @@ _KNOWN_KEYS = (
     "commands",
     "database_url",
     "debug",
+    "jobs",
     "migrations",
     "models",
     "secret_key",
@@ -83,6 +84,7 @@ class Settings:
         database_url: The database URL (``sqlite:///app.db``), if configured.
         secret_key: The key for signed cookies and tokens, if configured.
         commands: Extra CLI commands as ``"module:attribute"`` strings.
+        jobs: The ``[tool.covet.jobs]`` table as written (``covet.jobs`` reads it).
         env_file: Variables read from the project's ``.env`` file.
     """
 
@@ -95,6 +97,7 @@ class Settings:
     database_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)
     commands: tuple[str, ...] = ()
+    jobs: Mapping[str, Any] = field(default_factory=dict, compare=False)
     env_file: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def import_app(self) -> Any:
@@ -379,6 +382,11 @@ def load_settings(
     if not isinstance(debug, bool):
         raise ImproperlyConfigured(f"{where} debug must be true or false, got {debug!r}.")
     migrations = _expect_str(table, "migrations", where) or "migrations"
+    jobs = table.get("jobs", {})
+    if not isinstance(jobs, dict):
+        raise ImproperlyConfigured(
+            f"{where} jobs must be a table, got {jobs!r}. Write it as [tool.covet.jobs]."
+        )
     values: dict[str, Any] = {
         "app": app,
         "models": _expect_str_list(table, "models", where),
@@ -388,6 +396,7 @@ def load_settings(
         "database_url": _expect_str(table, "database_url", where),
         "secret_key": _expect_str(table, "secret_key", where),
         "commands": commands,
+        "jobs": jobs,
     }
 
     env_file = read_env_file(root / ".env")

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from covet._context import RequestContext, current_request
+from covet._context import RequestContext, current_job, current_request
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -226,6 +226,10 @@ def configure_logging(settings_or_options: Settings | LoggingOptions | None = No
 class RequestContextFilter(logging.Filter):
     """Put ``request_id`` and ``user_id`` on every record (None outside a request).
 
+    A record written while a background job runs (``covet worker``) gets the
+    job's ``job_id`` and, as ``request_id``, the id of the request that
+    enqueued the job.
+
     Attach it to handlers (:func:`logging_config` does): filters on a handler
     see the records of every logger propagating to it. It never drops a record.
     """
@@ -234,6 +238,12 @@ class RequestContextFilter(logging.Filter):
         """Set ``record.request_id`` and ``record.user_id`` and keep the record."""
         context = current_request.get()
         if context is None:
+            job = current_job.get()
+            if job is not None:
+                record.job_id = job.job_id
+                record.request_id = job.request_id
+                record.user_id = getattr(record, "user_id", None)
+                return True
             record.request_id = getattr(record, "request_id", None)
             record.user_id = getattr(record, "user_id", None)
         else:
@@ -320,9 +330,12 @@ class DevFormatter(logging.Formatter):
         """Return the line for ``record``, with ``[request id user]`` when in a request."""
         request_id = getattr(record, "request_id", None)
         user_id = getattr(record, "user_id", None)
+        job_id = getattr(record, "job_id", None)
         parts = [request_id[:8]] if request_id else []
         if user_id is not None:
             parts.append(f"user={user_id}")
+        if job_id is not None:
+            parts.append(f"job={job_id[:12]}")
         record.context = f" [{' '.join(parts)}]" if parts else ""
         return super().format(record)
 

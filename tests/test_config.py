@@ -161,7 +161,7 @@ def test_unknown_key_lists_the_known_keys(tmp_path: Path) -> None:
     message = str(info.value)
     assert "unknown key(s) 'database', 'secrets'" in message
     assert (
-        "Known keys are: allowed_hosts, app, commands, database_url, debug, migrations, "
+        "Known keys are: allowed_hosts, app, commands, database_url, debug, jobs, migrations, "
         "models, secret_key." in message
     )
 
@@ -334,3 +334,11 @@ def test_import_app_without_app_is_a_clear_error(tmp_path: Path) -> None:
     settings = load_settings(write_project(tmp_path), environ={})
     with pytest.raises(ImproperlyConfigured, match=r"Add app = \"package.module:app\""):
         settings.import_app()
+
+
+def test_jobs_table_is_kept_for_covet_jobs(tmp_path: Path) -> None:
+    root = write_project(tmp_path, 'app = "a:b"\n\n[tool.covet.jobs]\nconcurrency = 3\n')
+    assert load_settings(root, environ={}).jobs == {"concurrency": 3}
+    bad = write_project(tmp_path, 'app = "a:b"\njobs = 3\n')
+    with pytest.raises(ImproperlyConfigured, match="jobs must be a table, got 3"):
+        load_settings(bad, environ={})

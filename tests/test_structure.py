@@ -112,6 +112,16 @@ FORBIDDEN = {
     # Sessions and rate limits are below auth: auth uses them, never the reverse.
     "covet.sessions": ("covet.auth", "covet.ratelimit", "covet.cli"),
     "covet.ratelimit": ("covet.auth", "covet.sessions", "covet.cli"),
+    # Jobs sit on the ORM and the foundation, beside sessions and rate limits; the
+    # worker runs the app through the CLI, never the other way round.
+    "covet.jobs": (
+        "covet.app",
+        "covet.routing",
+        "covet.auth",
+        "covet.sessions",
+        "covet.ratelimit",
+        "covet.cli",
+    ),
     # The web core knows nothing of the batteries built on it.
     "covet.requests": ("covet.db", "covet.auth", "covet.sessions", "covet.ratelimit"),
     "covet.responses": ("covet.db", "covet.auth", "covet.sessions", "covet.ratelimit"),

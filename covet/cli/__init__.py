@@ -4,7 +4,8 @@
 migrate`` manage its database schema, ``covet run`` serves it, ``covet
 routes`` lists its routes, ``covet check [--deploy]`` checks its configuration
 (for production with ``--deploy``) and ``covet shell`` opens an asyncio REPL with the
-app, the database and the models loaded. A project adds its own commands with
+app, the database and the models loaded. ``covet worker`` runs background jobs and
+``covet jobs`` lists, retries and purges them. A project adds its own commands with
 ``[tool.covet] commands = ["mysite.cli:seed"]``.
 
 User mistakes are reported as one line on stderr with exit status 1; the
@@ -18,11 +19,13 @@ import click
 from covet import __version__
 from covet.cli._common import CovetGroup, set_verbose
 from covet.cli.check import check_command
+from covet.cli.jobs import jobs_group
 from covet.cli.migrate import makemigrations_command, migrate_command, migrations_group
 from covet.cli.new import new_command
 from covet.cli.routes import routes_command
 from covet.cli.run import run_command
 from covet.cli.shell import shell_command
+from covet.cli.worker import worker_command
 
 __all__ = ("main",)
 
@@ -57,3 +60,5 @@ main.add_command(shell_command)
 main.add_command(makemigrations_command)
 main.add_command(migrate_command)
 main.add_command(migrations_group)
+main.add_command(worker_command)
+main.add_command(jobs_group)

@@ -106,6 +106,8 @@ class MySQLFeatures(BaseFeatures):
     has_server_dependent_ops = True
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update = True
+    # Can SELECT ... FOR UPDATE skip locked rows? (MySQL 8.0.1+; MariaDB 10.6+, set at connect)
+    has_select_for_update_skip_locked = True
     # Can a transaction choose its isolation level?
     supports_isolation_levels = True
     # How many bound parameters per statement? (client-side interpolation: the packet size
@@ -657,6 +659,7 @@ class MySQLBackend(BaseBackend):
             # MariaDB 10.5+ has INSERT ... RETURNING (not UPDATE ... RETURNING, so
             # supports_returning stays off): bulk_create() reads the new keys from it.
             features.can_return_rows_from_bulk_insert = ops.server_version >= (10, 5)
+            features.has_select_for_update_skip_locked = ops.server_version >= (10, 6)
 
     async def _open(self) -> MySQLConnection:
         from pymysql.constants import CLIENT

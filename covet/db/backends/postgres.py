@@ -78,6 +78,8 @@ class PostgresFeatures(BaseFeatures):
     supports_transactional_ddl = True
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update = True
+    # Can SELECT ... FOR UPDATE skip locked rows? (9.5+)
+    has_select_for_update_skip_locked = True
     # Can a transaction choose its isolation level?
     supports_isolation_levels = True
     # Does a failed statement abort the transaction? ("current transaction is aborted")

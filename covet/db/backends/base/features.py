@@ -22,6 +22,9 @@ class BaseFeatures:
     has_server_dependent_ops: bool = False
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update: bool = False
+    # Can SELECT ... FOR UPDATE skip the rows other transactions locked (SKIP LOCKED), so
+    # that many workers take different rows of one queue without waiting for each other?
+    has_select_for_update_skip_locked: bool = False
     # Can a transaction choose READ COMMITTED / REPEATABLE READ / SERIALIZABLE?
     supports_isolation_levels: bool = False
     # Does a failed statement abort the whole transaction until it is rolled back?
