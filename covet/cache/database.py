@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from covet.cache.exceptions import CacheValueError
-from covet.db import Model, Q, fields, get_database
+from covet.db import IntegrityError, Model, Q, fields, get_database
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class _Statements:
         self.select = f"SELECT {value}, {expires} FROM {table} WHERE {key} = :key AND {live}"
         self.select_many = f"SELECT {key}, {value} FROM {table} WHERE {live} AND {key} IN "
         self.upsert = f"{insert} {ops.upsert(['cache_key'], ['value', 'expires_at'])}"
-        self.insert_ignore = f"{insert} {ops.upsert(['cache_key'], [])}"
+        self.insert = insert
         self.delete_expired = f"DELETE FROM {table} WHERE {key} = :key AND {expires} <= :now"
         self.delete_live = f"DELETE FROM {table} WHERE {key} = :key AND {live}"
         self.delete_many = f"DELETE FROM {table} WHERE {live} AND {key} IN "
@@ -240,17 +240,27 @@ class DatabaseBackend:
         await self._wrote(len(items))
 
     async def add(self, key: str, value: bytes, ttl: float | None) -> bool:
-        """Delete an expired row of ``key``, then insert unless a row is there."""
+        """Replace an expired row of ``key``, or insert one; False if a live row is there.
+
+        A plain ``INSERT`` in a transaction (a savepoint inside the caller's),
+        so the duplicate-key error of a concurrent ``add`` is rolled back alone
+        and decides the race on every dialect. (An insert-or-ignore upsert
+        cannot: with MySQL's ``FOUND_ROWS`` flag, which covet sets, an ignored
+        row counts as affected.)
+        """
         db, sql = self._db()
         now = self.clock()
-        await db.execute(sql.delete_expired, {"key": key, "now": now})
-        # Insert-or-ignore: 0 rows when another row holds the key (no error, so a
-        # surrounding PostgreSQL transaction is not aborted).
         params = {"key": key, "value": value, "expires": self._expires(now, ttl)}
-        added = await db.execute(sql.insert_ignore, params) > 0
-        if added:
-            await self._wrote()
-        return added
+        # Not in the transaction: on InnoDB, a DELETE that finds nothing takes a gap
+        # lock, and concurrent adds holding them would deadlock on their INSERTs.
+        await db.execute(sql.delete_expired, {"key": key, "now": now})
+        try:
+            async with db.transaction():
+                await db.execute(sql.insert, params)
+        except IntegrityError:
+            return False
+        await self._wrote()
+        return True
 
     async def delete(self, key: str) -> bool:
         """Delete the live row of ``key`` (an expired one is left to culling)."""
