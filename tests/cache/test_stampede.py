@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from covet.cache import Cache, CacheError, flight
+from covet.cache import CacheError, flight
+from tests.cache.conftest import DATABASES
 
 REPO = Path(__file__).resolve().parents[2]
+#: Memory caches are per process: the cross-process tests run on the shared stores.
+shared_stores = pytest.mark.parametrize("store", ["redis", *DATABASES], indirect=True)
 
 
 class Producer:
@@ -84,11 +87,10 @@ async def test_a_cancelled_leader_hands_over_to_a_waiter(make):
         await leader
 
 
+@shared_stores
 async def test_two_caches_on_one_store_produce_once(make, store):
     # Two Cache objects have separate single flights, like two processes: only the
-    # backend lock stands between them (memory: each has its own store).
-    if not store.shared:
-        pytest.skip("memory caches are per process: nothing to share")
+    # backend lock stands between them.
     prefix = f"ct{secrets.token_hex(5)}"
     one, two = make(key_prefix=prefix), make(key_prefix=prefix)
     produce = Producer(delay=0.2)
@@ -99,9 +101,8 @@ async def test_two_caches_on_one_store_produce_once(make, store):
     assert produce.calls == 1
 
 
+@shared_stores
 async def test_a_dead_holders_lock_expires(make, store):
-    if not store.shared:
-        pytest.skip("memory caches are per process: nothing to share")
     cache = make()
     lock_key = cache.lock_key(cache.make_key("k"))
     await cache.backend.add(lock_key, b"someone-who-died", 0.3)
@@ -141,9 +142,8 @@ async def test_early_refresh_near_expiry(make, store, monkeypatch):
     assert refresh.calls == 1
 
 
+@shared_stores
 async def test_early_refresh_leaves_the_old_value_to_others(make, store, monkeypatch):
-    if not store.shared:
-        pytest.skip("the lock is only contended across caches on a shared store")
     prefix = f"ct{secrets.token_hex(5)}"
     one, two = make(key_prefix=prefix), make(key_prefix=prefix)
     await one.get_or_set("k", Producer("old", delay=0.05), 100)
@@ -172,9 +172,8 @@ async def test_plain_reads_see_values_stored_by_get_or_set(make):
     assert await cache.get_many(["k"]) == {"k": {"v": 1}}
 
 
+@shared_stores
 async def test_two_processes_produce_once(store, make):
-    if not store.shared:
-        pytest.skip("memory caches are per process: nothing to share")
     make()  # the fixture's clean-up of this prefix needs one cache made on the store
     prefix = store.made[0].key_prefix
     env = {**os.environ, "PYTHONPATH": str(REPO)}
