@@ -2,8 +2,8 @@
 
 The key is the method and the full URL (scheme, host, path and query), plus
 the values of the request headers the response names in ``Vary``, as in
-Django: the first response for a URL records its ``Vary`` header names, and
-later requests look their page up under the values of those headers. A
+Django: each response for a URL adds its ``Vary`` header names to the URL's
+list, and requests look their page up under the values of those headers. A
 response with ``Content-Encoding`` varies on ``Accept-Encoding`` too. ``HEAD``
 requests are also answered from the ``GET`` entry.
 
@@ -193,7 +193,13 @@ class _PageCache:
             scope = "private, " if private else ""
             response.headers["cache-control"] = f"{scope}max-age={int(ttl)}"
         data = _pack(response, cache.clock())
-        await cache.set(self.index_key(request), names, ttl)
+        # Keep the header names earlier responses for this URL varied on: a response
+        # that does not name a header its siblings vary on must not mask them.
+        index = self.index_key(request)
+        known = await cache.get(index)
+        if isinstance(known, list) and not set(known) <= set(names):
+            names = sorted(set(names) | {name for name in known if isinstance(name, str)})
+        await cache.set(index, names, ttl)
         await cache.set(self.page_key(request, request.method, names, private), data, ttl)
 
 
