@@ -118,7 +118,9 @@ FORBIDDEN = {
     "covet.routing": ("covet.db", "covet.auth", "covet.sessions", "covet.ratelimit"),
     "covet.app": ("covet.db", "covet.auth", "covet.sessions", "covet.ratelimit", "covet.cli"),
     "covet.websockets": ("covet.db", "covet.auth", "covet.sessions", "covet.ratelimit"),
-    "covet.templates": ("covet.db", "covet.auth", "covet.cli"),
+    "covet.templates": ("covet.db", "covet.auth", "covet.cli", "covet.cache"),
+    # The cache reads the user and session from the scope; it never imports them.
+    "covet.cache": ("covet.auth", "covet.sessions", "covet.cli"),
 }
 
 

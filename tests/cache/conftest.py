@@ -19,7 +19,6 @@ import contextlib
 import os
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,6 +31,7 @@ from tests.db.conftest import ENV_VARS, _bootstrap, _unavailable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
 
 REDIS_URL = os.environ.get("COVET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 STORES = ("memory", "redis", "sqlite", "postgres", "mysql")

@@ -6,7 +6,6 @@ import pytest
 
 from covet.cache import Cache, CacheEntry
 from covet.db import transaction
-
 from tests.cache.conftest import DATABASES
 
 # The store fixture, on the database backends only.
@@ -27,9 +26,9 @@ async def test_culling_is_bounded(make, store):
     store.clock.now += 10
     rows = CacheEntry.objects.using(store.alias).filter(cache_key__startswith=cache.key_prefix)
     assert await rows.count() == 8
-    assert await cache.backend.cull() == 3  # type: ignore[attr-defined]
+    assert await cache.backend.cull() == 3
     assert await rows.count() == 5
-    assert await cache.backend.clear_expired() == 4  # type: ignore[attr-defined]
+    assert await cache.backend.clear_expired() == 4
     assert await rows.count() == 1
     assert await cache.get("live") == 1
 
@@ -50,7 +49,7 @@ async def test_max_entries_evicts_the_soonest_to_expire(make, store):
     await cache.set("forever", 0, ttl=None)
     for n in range(1, 6):
         await cache.set(f"k{n}", n, ttl=100 * n)
-    await cache.backend.cull()  # type: ignore[attr-defined]
+    await cache.backend.cull()
     assert await cache.get_many(["forever", "k1", "k2", "k3", "k4", "k5"]) == {
         "forever": 0,
         "k4": 4,

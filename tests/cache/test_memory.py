@@ -38,7 +38,7 @@ async def test_bounded_by_bytes():
 
 
 async def test_a_value_larger_than_the_cache_is_not_stored_and_evicts_nothing():
-    cache, backend = memory(max_bytes=1000)
+    cache, _ = memory(max_bytes=1000)
     await cache.set("small", "s")
     await cache.set("small", "x" * 5000)  # replaces: the old value goes, the new is refused
     assert await cache.get("small") is None
@@ -80,7 +80,7 @@ async def test_one_store_per_backend():
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "ten"])
 def test_bounds_are_checked(bad):
     with pytest.raises(ImproperlyConfigured, match="must be a positive integer or None"):
-        MemoryBackend(max_entries=bad)  # type: ignore[arg-type]
+        MemoryBackend(max_entries=bad)
 
 
 def test_url_options():

@@ -51,7 +51,9 @@ class Site:
             self.app.add_middleware(FakeAuth)
         self.options = options
 
-    def page(self, path: str, make: Any, *, methods: list[str] | None = None, **options: Any) -> None:
+    def page(
+        self, path: str, make: Any, *, methods: list[str] | None = None, **options: Any
+    ) -> None:
         name = path.strip("/") or "root"
 
         async def handler(request: Request) -> Any:

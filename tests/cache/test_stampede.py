@@ -118,7 +118,9 @@ async def test_a_dead_holders_lock_expires(make, store):
 async def test_without_the_lock_processes_do_not_wait(make):
     cache = make()
     produce = Producer()
-    values = await asyncio.gather(*(cache.get_or_set("k", produce, 60, lock=False) for _ in range(5)))
+    values = await asyncio.gather(
+        *(cache.get_or_set("k", produce, 60, lock=False) for _ in range(5))
+    )
     assert values == ["fresh"] * 5
     assert produce.calls == 1  # single flight still applies in the process
 
