@@ -17,6 +17,9 @@ included, so a hit is inserted as is.
 The cache is ``templates.env.fragment_cache`` when set (a :class:`Cache` or
 the name of a configured one), else the default cache.
 
+When the cache cannot be reached, the fragment is rendered uncached and a
+warning logged.
+
 The tag needs Jinja's async mode (:meth:`covet.templates.Templates.render_async`),
 since every cache backend is async; rendering it with the synchronous
 ``render()`` raises a :class:`jinja2.TemplateRuntimeError` saying so.
@@ -25,6 +28,7 @@ since every cache backend is async; rendering it with the synchronous
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -33,6 +37,7 @@ from jinja2.ext import Extension
 from markupsafe import Markup
 
 from covet.cache.core import Cache
+from covet.cache.exceptions import CacheUnavailableError
 from covet.cache.registry import DEFAULT_CACHE_ALIAS, caches
 
 if TYPE_CHECKING:
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
     from jinja2.parser import Parser
 
 __all__ = ("CacheExtension", "fragment_key")
+
+logger = logging.getLogger("covet.cache")
 
 
 def fragment_key(name: str, vary_on: Sequence[Any] = ()) -> str:
@@ -102,6 +109,11 @@ class CacheExtension(Extension):
         async def render() -> str:
             return str(await caller())
 
-        value = await self._store().get_or_set(fragment_key(name, vary), render, ttl)
+        try:
+            value = await self._store().get_or_set(fragment_key(name, vary), render, ttl)
+        except CacheUnavailableError as exc:
+            # A cache that is down slows the page; it must not break it.
+            logger.warning("Rendering fragment %r without the cache: %s", name, exc)
+            value = await render()
         # Stored as rendered (already escaped where autoescape is on): insert as is.
         return Markup(value)  # noqa: S704 - template output, escaped when it was rendered

@@ -22,6 +22,10 @@ write), unless ``authenticated=True``: then their pages are cached per
 visitor, keyed on the ``Cookie`` header as well, and marked
 ``Cache-Control: private``.
 
+When the cache cannot be reached (:class:`~covet.cache.CacheUnavailableError`),
+the handler answers uncached and a warning is logged: a page cache that is
+down slows the site, it does not take it down.
+
 A stored response gets ``Cache-Control: max-age=<ttl>`` (``private,`` for
 per-visitor pages) unless it has one; a ``max-age`` it has sets the TTL (as
 Django does). A response served from the cache carries ``Age``: the seconds
@@ -33,12 +37,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import re
 import struct
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from covet._utils import call_maybe_async, to_response
 from covet.cache.core import DEFAULT_TIMEOUT, TTL, Cache
+from covet.cache.exceptions import CacheUnavailableError
 from covet.cache.registry import DEFAULT_CACHE_ALIAS, caches
 from covet.responses import Response
 from covet.responses.base import SENDS_PLAIN
@@ -56,6 +62,7 @@ _CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 _REFUSED_DIRECTIVES = frozenset({"private", "no-store", "no-cache"})
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _HEAD = struct.Struct("!I")
+logger = logging.getLogger("covet.cache")
 
 
 def _digest(*parts: str) -> str:
@@ -242,13 +249,20 @@ def cache_page(
             if private and not authenticated:
                 return await call_maybe_async(handler, request, *args, **kwargs)
             store = pages.cache()
-            hit = await pages.lookup(store, request, private)
+            try:
+                hit = await pages.lookup(store, request, private)
+            except CacheUnavailableError as exc:
+                logger.warning("Serving %s without the page cache: %s", request.url.path, exc)
+                return await call_maybe_async(handler, request, *args, **kwargs)
             if hit is not None:
                 return hit
             response = to_response(
                 await call_maybe_async(handler, request, *args, **kwargs), handler
             )
-            await pages.store(store, request, response, private)
+            try:
+                await pages.store(store, request, response, private)
+            except CacheUnavailableError as exc:
+                logger.warning("Could not store %s in the page cache: %s", request.url.path, exc)
             return response
 
         return cached  # type: ignore[return-value]

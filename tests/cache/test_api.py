@@ -243,3 +243,15 @@ async def test_unicode_and_spaces_are_fine_in_keys(make):
     await cache.set("user name ünï 🙂", 1)
     assert await cache.get("user name ünï 🙂") == 1
     assert await cache.get("USER NAME ÜNÏ 🙂") is None  # keys are case-sensitive
+
+
+async def test_an_unreachable_redis_raises_a_503_error():
+    from covet.cache import CacheUnavailableError
+
+    down = Cache("redis://127.0.0.1:1/0")
+    with pytest.raises(
+        CacheUnavailableError, match=r"cannot be reached.*Check that Redis is running"
+    ):
+        await down.get("k")
+    assert CacheUnavailableError.status_code == 503
+    await down.close()

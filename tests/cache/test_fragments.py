@@ -136,3 +136,12 @@ def test_through_render_async_in_an_app(templates: Templates) -> None:
     with TestClient(app) as client:
         assert client.get("/").text == client.get("/").text == "<aside>1 hi</aside>"
     assert count.calls == 1
+
+
+async def test_a_cache_that_is_down_renders_uncached(caplog):
+    env = jinja2.Environment(extensions=[CacheExtension], enable_async=True, autoescape=True)
+    env.fragment_cache = Cache("redis://127.0.0.1:1/0")  # type: ignore[attr-defined]
+    template = env.from_string("{% cache 60 'f' %}{{ count() }}{% endcache %}")
+    count = Counter()
+    assert await template.render_async(count=count) == "1"
+    assert "without the cache" in caplog.text

@@ -298,3 +298,34 @@ def test_the_decorated_handler_keeps_its_signature():
     with TestClient(app) as client:
         assert client.get("/items/3").json() == {"id": 3}
         assert client.get("/items/4").json() == {"id": 4}
+
+
+def test_a_cache_that_is_down_serves_uncached(caplog):
+    down = Cache("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    app = Covet(allowed_hosts=["testserver"])
+    calls: list[int] = []
+
+    @app.get("/")
+    @cache_page(60, cache=down)
+    async def home(request: Request) -> str:
+        calls.append(1)
+        return f"call {len(calls)}"
+
+    with TestClient(app) as client:
+        assert client.get("/").text == "call 1"
+        assert client.get("/").text == "call 2"
+    assert "without the page cache" in caplog.text
+
+
+def test_a_handler_whose_cache_is_down_answers_503():
+    down = Cache("redis://127.0.0.1:1/0")
+    app = Covet(allowed_hosts=["testserver"])
+
+    @app.get("/")
+    async def home(request: Request) -> str:
+        return str(await down.get("k"))
+
+    with TestClient(app) as client:
+        answer = client.get("/", headers={"accept": "application/json"})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "2"
