@@ -334,7 +334,7 @@ def _expect_str_table(table: Mapping[str, Any], key: str, where: str) -> dict[st
     if isinstance(value, dict) and all(isinstance(item, str) for item in value.values()):
         return dict(value)
     raise ImproperlyConfigured(
-        f'{where} {key} must be a table of strings, got {value!r}. Write it as [tool.covet.{key}] '
+        f"{where} {key} must be a table of strings, got {value!r}. Write it as [tool.covet.{key}] "
         'with lines like name = "memory://".'
     )
 
