@@ -9,10 +9,14 @@ A covet project is the nearest directory, from the current one upwards, whose
     migrations = "migrations"
     debug = false
     allowed_hosts = ["example.com", "*.example.com"]
+    cache_url = "redis://127.0.0.1:6379/0"
+
+    [tool.covet.caches]
+    fragments = "memory://?max_entries=1000"
 
 :func:`load_settings` reads that table, then a ``.env`` file next to it, then
-the environment variables ``DATABASE_URL``, ``COVET_DEBUG``, ``SECRET_KEY`` and
-``ALLOWED_HOSTS``. Later sources win, except that ``.env`` never overrides a
+the environment variables ``DATABASE_URL``, ``CACHE_URL``, ``COVET_DEBUG``,
+``SECRET_KEY`` and ``ALLOWED_HOSTS``. Later sources win, except that ``.env`` never overrides a
 variable that is really set in the environment.
 """
 
@@ -45,6 +49,7 @@ __all__ = (
 #: The environment variables that override ``[tool.covet]``, and the setting each sets.
 ENV_VARIABLES: Mapping[str, str] = {
     "DATABASE_URL": "database_url",
+    "CACHE_URL": "cache_url",
     "COVET_DEBUG": "debug",
     "SECRET_KEY": "secret_key",
     "ALLOWED_HOSTS": "allowed_hosts",
@@ -53,6 +58,8 @@ ENV_VARIABLES: Mapping[str, str] = {
 _KNOWN_KEYS = (
     "allowed_hosts",
     "app",
+    "cache_url",
+    "caches",
     "commands",
     "database_url",
     "debug",
@@ -83,6 +90,8 @@ class Settings:
         allowed_hosts: Host patterns the app answers to (``*.example.com``).
         database_url: The database URL (``sqlite:///app.db``), if configured.
         secret_key: The key for signed cookies and tokens, if configured.
+        cache_url: The URL of the default cache (``covet.cache.cache``), if configured.
+        caches: Named caches (``covet.cache.caches["name"]``): name -> URL.
         commands: Extra CLI commands as ``"module:attribute"`` strings.
         jobs: The ``[tool.covet.jobs]`` table as written (``covet.jobs`` reads it).
         env_file: Variables read from the project's ``.env`` file.
@@ -96,6 +105,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     database_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)
+    cache_url: str | None = None
+    caches: Mapping[str, str] = field(default_factory=dict, hash=False)
     commands: tuple[str, ...] = ()
     jobs: Mapping[str, Any] = field(default_factory=dict, compare=False)
     env_file: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -321,6 +332,16 @@ def _expect_str_list(table: Mapping[str, Any], key: str, where: str) -> tuple[st
     )
 
 
+def _expect_str_table(table: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
+    value = table.get(key, {})
+    if isinstance(value, dict) and all(isinstance(item, str) for item in value.values()):
+        return dict(value)
+    raise ImproperlyConfigured(
+        f"{where} {key} must be a table of strings, got {value!r}. Write it as [tool.covet.{key}] "
+        'with lines like name = "memory://".'
+    )
+
+
 def _check_import_string(value: str, key: str, where: str) -> str:
     if not _IMPORT_STRING.match(value):
         raise ImproperlyConfigured(
@@ -395,6 +416,8 @@ def load_settings(
         "allowed_hosts": _expect_str_list(table, "allowed_hosts", where),
         "database_url": _expect_str(table, "database_url", where),
         "secret_key": _expect_str(table, "secret_key", where),
+        "cache_url": _expect_str(table, "cache_url", where),
+        "caches": _expect_str_table(table, "caches", where),
         "commands": commands,
         "jobs": jobs,
     }

@@ -161,8 +161,8 @@ def test_unknown_key_lists_the_known_keys(tmp_path: Path) -> None:
     message = str(info.value)
     assert "unknown key(s) 'database', 'secrets'" in message
     assert (
-        "Known keys are: allowed_hosts, app, commands, database_url, debug, jobs, migrations, "
-        "models, secret_key." in message
+        "Known keys are: allowed_hosts, app, cache_url, caches, commands, database_url, debug, "
+        "jobs, migrations, models, secret_key." in message
     )
 
 
@@ -205,6 +205,7 @@ def test_bad_boolean_is_a_clear_error(tmp_path: Path) -> None:
 def test_env_variables_table() -> None:
     assert dict(ENV_VARIABLES) == {
         "DATABASE_URL": "database_url",
+        "CACHE_URL": "cache_url",
         "COVET_DEBUG": "debug",
         "SECRET_KEY": "secret_key",
         "ALLOWED_HOSTS": "allowed_hosts",

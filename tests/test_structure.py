@@ -138,7 +138,9 @@ FORBIDDEN = {
         "covet.app",
         "covet.cli",
     ),
-    "covet.templates": ("covet.db", "covet.auth", "covet.cli"),
+    "covet.templates": ("covet.db", "covet.auth", "covet.cli", "covet.cache"),
+    # The cache reads the user and session from the scope; it never imports them.
+    "covet.cache": ("covet.auth", "covet.sessions", "covet.cli"),
 }
 
 

@@ -33,7 +33,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "SECRET_KEY", "COVET_DEBUG", "ALLOWED_HOSTS"}
+        if key not in {"DATABASE_URL", "CACHE_URL", "SECRET_KEY", "COVET_DEBUG", "ALLOWED_HOSTS"}
         and not key.startswith("PYTEST_")
     }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
