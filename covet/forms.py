@@ -154,6 +154,28 @@ def error_message(error: Mapping[str, Any]) -> str:
     return text.replace(" 1 characters.", " 1 character.").replace(" 1 items.", " 1 item.")
 
 
+def _placed(error: Mapping[str, Any], field: str | None) -> list[tuple[str | None, str]]:
+    """Return ``(field, message)`` pairs for one error, spreading a validator's several messages.
+
+    A validator may raise a ``ValueError`` carrying ``error_dict`` (field name to
+    messages, as :class:`covet.db.ValidationError` and Django's do; ``"__all__"``
+    is where it was raised) or ``messages`` (a list, as
+    :class:`covet.auth.WeakPasswordError` does): each message is shown on its own.
+    """
+    raised = (error.get("ctx") or {}).get("error") if error.get("type") in _OWN_MESSAGE else None
+    error_dict = getattr(raised, "error_dict", None)
+    if isinstance(error_dict, Mapping):
+        return [
+            (field if key == NON_FIELD_ERRORS else str(key), str(message))
+            for key, messages in error_dict.items()
+            for message in messages
+        ]
+    messages = getattr(raised, "messages", None)
+    if isinstance(messages, list) and messages:
+        return [(field, str(message)) for message in messages]
+    return [(field, error_message(error))]
+
+
 def _plain(value: Any) -> Any:
     """Show ``2.0`` as ``2``: bounds come back as floats from the constraints."""
     if isinstance(value, float) and value.is_integer():
@@ -338,7 +360,8 @@ class HTMLForm(Generic[T]):
             for error in failed.errors:
                 loc = error.get("loc") or []
                 field = str(loc[0]) if loc else None
-                self.errors.add(field, error_message(error))
+                for where, message in _placed(error, field):
+                    self.errors.add(where, message)
 
     @property
     def is_valid(self) -> bool:

@@ -235,7 +235,9 @@ def render_project(
         What happened to each file.
     """
     choice = DATABASES[db]
-    requirement = f"{DISTRIBUTION}[{choice.extra}]" if choice.extra else DISTRIBUTION
+    # The forms validate with pydantic: the "validation" extra installs it.
+    extras = ",".join(sorted({"validation", choice.extra} - {""}))
+    requirement = f"{DISTRIBUTION}[{extras}]"
     context = {
         "name": name,
         "directory": shlex.quote(location if location is not None else name),
