@@ -38,7 +38,6 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from covet.datastructures import UploadFile
 from covet.exceptions import ImproperlyConfigured
 from covet.params.engines import (
     FieldShape,
@@ -50,7 +49,7 @@ from covet.params.engines import (
 )
 from covet.params.errors import ErrorList, ValidationFailed
 from covet.params.markers import Depends
-from covet.requests import Request
+from covet.requests import Request  # noqa: TC001 - read_form's annotation, read at run time
 
 if typing.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -233,7 +232,8 @@ def _secret_fields(schema: Any, names: Iterable[str]) -> Iterable[str]:
             yield name
     if isinstance(model_fields, dict):
         for name, info in model_fields.items():
-            if getattr(info.annotation, "__name__", "") in ("SecretStr", "SecretBytes"):
+            kinds = (info.annotation, *typing.get_args(info.annotation))  # SecretStr | None
+            if any(getattr(kind, "__name__", "") in ("SecretStr", "SecretBytes") for kind in kinds):
                 yield info.alias or name
 
 
@@ -280,7 +280,16 @@ class HTMLForm(Generic[T]):
         bound: Whether the form holds a submission.
     """
 
-    __slots__ = ("_compiled", "_data", "_hidden", "bound", "errors", "raw_errors", "schema", "values")
+    __slots__ = (
+        "_compiled",
+        "_data",
+        "_hidden",
+        "bound",
+        "errors",
+        "raw_errors",
+        "schema",
+        "values",
+    )
 
     def __init__(
         self,

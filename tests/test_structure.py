@@ -129,6 +129,16 @@ FORBIDDEN = {
         "covet.cli",
     ),
     "covet.templates": ("covet.db", "covet.auth", "covet.cli"),
+    # HTML forms sit on the typed-handler schemas, beside the web core.
+    "covet.forms": (
+        "covet.db",
+        "covet.auth",
+        "covet.sessions",
+        "covet.ratelimit",
+        "covet.routing",
+        "covet.app",
+        "covet.cli",
+    ),
 }
 
 

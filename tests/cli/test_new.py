@@ -168,7 +168,11 @@ def test_secret_keys_differ_between_projects(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("db", "url", "requirement"),
     [
-        ("postgres", "postgresql://postgres@127.0.0.1:5432/pgsite", "covet-web[postgres,validation]>="),
+        (
+            "postgres",
+            "postgresql://postgres@127.0.0.1:5432/pgsite",
+            "covet-web[postgres,validation]>=",
+        ),
         ("mysql", "mysql://root@127.0.0.1:3306/pgsite", "covet-web[mysql,validation]>="),
     ],
 )
