@@ -429,3 +429,51 @@ def test_form_errors_is_a_dict_with_empty_defaults() -> None:
 )
 def test_error_message_edge_cases(error: dict[str, Any], message: str) -> None:
     assert error_message(error) == message
+
+
+class _User:
+    is_authenticated = True
+
+    def has_perms(self, permissions: Any) -> bool:
+        return "notes.add" in permissions
+
+
+class _Anonymous:
+    is_authenticated = False
+
+
+def _with_user(app: Any) -> Any:
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            known = (b"x-user", b"ann") in scope["headers"]
+            scope = {**scope, "user": _User() if known else _Anonymous()}
+        await app(scope, receive, send)
+
+    return asgi
+
+
+def test_login_required_and_requires_guard_typed_form_handlers() -> None:
+    from covet.auth import login_required, requires
+
+    app = Covet()
+
+    @app.post("/ranges")
+    @login_required
+    async def create(request: Request, form: HTMLForm[Range]) -> dict[str, object]:
+        return {"valid": form.is_valid}
+
+    @app.post("/perm")
+    @requires("notes.add")
+    async def with_permission(request: Request, form: HTMLForm[Range], page: int = 1) -> Any:
+        return {"errors": form.errors, "page": page}
+
+    client = TestClient(_with_user(app))
+    ann = {"X-User": "ann"}
+    assert client.post("/ranges", data={"low": "1", "high": "2"}, headers=ann).json() == {
+        "valid": True
+    }
+    anonymous = client.post("/ranges", data={"low": "1"}, follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/login?next=/ranges"
+    checked = client.post("/perm?page=2", data={"low": "x", "high": "1"}, headers=ann).json()
+    assert checked == {"errors": {"low": ["Enter a whole number."]}, "page": 2}
