@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, assert_type
+from typing import TYPE_CHECKING, Any, assert_type
 
 from pydantic import BaseModel
 
 from covet.forms import FormErrors, HTMLForm
-from covet.requests import Request
+
+if TYPE_CHECKING:
+    from covet.requests import Request
 
 
 class NoteIn(BaseModel):
