@@ -141,6 +141,16 @@ FORBIDDEN = {
     "covet.templates": ("covet.db", "covet.auth", "covet.cli", "covet.cache"),
     # The cache reads the user and session from the scope; it never imports them.
     "covet.cache": ("covet.auth", "covet.sessions", "covet.cli"),
+    # HTML forms sit on the typed-handler schemas, beside the web core.
+    "covet.forms": (
+        "covet.db",
+        "covet.auth",
+        "covet.sessions",
+        "covet.ratelimit",
+        "covet.routing",
+        "covet.app",
+        "covet.cli",
+    ),
 }
 
 

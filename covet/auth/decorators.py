@@ -20,10 +20,11 @@ connection is closed with code 1008 (policy violation).
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import quote, urlsplit
 
-from covet._utils import call_maybe_async
+from covet._utils import call_maybe_async, callable_name
 from covet.auth.login import get_auth_config
 from covet.exceptions import HTTPException, ImproperlyConfigured, WebSocketException
 from covet.responses import RedirectResponse
@@ -122,6 +123,35 @@ def _deny_anonymous(connection: HTTPConnection, login_url: str, field: str) -> A
     return RedirectResponse(f"{path}{separator}{field}={quote(target, safe='/')}", status_code=303)
 
 
+def _connection_finder(handler: Any) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """Return ``(args, kwargs) -> connection`` for calls of ``handler``.
+
+    Plain routes pass the request first and positionally; typed handlers (see
+    :mod:`covet.params`) get every argument by keyword, the request under the
+    handler's own parameter name.
+    """
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    keyword = parameters[0].name if parameters else None
+    if parameters and parameters[0].kind is inspect.Parameter.POSITIONAL_ONLY:
+        keyword = None
+    name = callable_name(handler)
+
+    def find(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if args:
+            return args[0]
+        if keyword is not None and keyword in kwargs:
+            return kwargs[keyword]
+        raise TypeError(
+            f"{name!r} is guarded by login_required/requires but was called without the request. "
+            "Declare the request as its first parameter (request: Request)."
+        )
+
+    return find
+
+
 @overload
 def login_required(func: F, /) -> F: ...
 @overload
@@ -146,11 +176,14 @@ def login_required(
     """
 
     def decorator(handler: F) -> F:
+        connection_of = _connection_finder(handler)
+
         @functools.wraps(handler)
-        async def guarded(connection: HTTPConnection, /, *args: Any, **kwargs: Any) -> Any:
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            connection: HTTPConnection = connection_of(args, kwargs)
             if not getattr(_current_user(connection), "is_authenticated", False):
                 return _deny_anonymous(connection, login_url, redirect_field)
-            return await call_maybe_async(handler, connection, *args, **kwargs)
+            return await call_maybe_async(handler, *args, **kwargs)
 
         return guarded  # type: ignore[return-value]
 
@@ -185,8 +218,11 @@ def requires(
         )
 
     def decorator(handler: F) -> F:
+        connection_of = _connection_finder(handler)
+
         @functools.wraps(handler)
-        async def guarded(connection: HTTPConnection, /, *args: Any, **kwargs: Any) -> Any:
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            connection: HTTPConnection = connection_of(args, kwargs)
             user = _current_user(connection)
             if not getattr(user, "is_authenticated", False):
                 return _deny_anonymous(connection, login_url, redirect_field)
@@ -194,7 +230,7 @@ def requires(
                 if connection.scope["type"] == "websocket":
                     raise WebSocketException(_POLICY_VIOLATION, "Permission denied.")
                 raise HTTPException(403, "You do not have permission to do this.")
-            return await call_maybe_async(handler, connection, *args, **kwargs)
+            return await call_maybe_async(handler, *args, **kwargs)
 
         return guarded  # type: ignore[return-value]
 

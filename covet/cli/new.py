@@ -235,8 +235,8 @@ def render_project(
         What happened to each file.
     """
     choice = DATABASES[db]
-    # The metrics extra: the project serves /metrics (prometheus-client).
-    extras = ",".join(sorted({"metrics", *([choice.extra] if choice.extra else [])}))
+    # The project serves /metrics (prometheus-client) and its forms validate with pydantic.
+    extras = ",".join(sorted({"metrics", "validation", choice.extra} - {""}))
     requirement = f"{DISTRIBUTION}[{extras}]"
     context = {
         "name": name,

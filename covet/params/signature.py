@@ -431,6 +431,12 @@ class _Inspector:
                 )
             base = inspect.Parameter.empty  # the request, or a converted path value: not needed
         annotation = Annotated[(base, *rest)] if rest else base
+        if marker is None:
+            # A type may say how it is injected (covet.forms.HTMLForm[Model] reads the form,
+            # valid or not): ``__covet_depends__(annotation)`` returns the Depends to use.
+            inject = getattr(typing.get_origin(base) or base, "__covet_depends__", None)
+            if callable(inject):
+                marker = inject(base)
         if isinstance(marker, Depends):
             return Parameter(
                 name,

@@ -91,7 +91,7 @@ def test_generated_templates_compile(generated: Path) -> None:
 def test_generated_settings(generated: Path) -> None:
     pyproject = tomllib.loads((generated / "pyproject.toml").read_text("utf-8"))
     assert pyproject["project"]["name"] == "blog"
-    assert pyproject["project"]["dependencies"][0].startswith("covet-web[metrics]>=")
+    assert pyproject["project"]["dependencies"][0].startswith("covet-web[metrics,validation]>=")
     assert pyproject["tool"]["covet"]["app"] == "blog.app:app"
     assert pyproject["tool"]["covet"]["models"] == [
         "blog.models",
@@ -171,9 +171,9 @@ def test_secret_keys_differ_between_projects(tmp_path: Path) -> None:
         (
             "postgres",
             "postgresql://postgres@127.0.0.1:5432/pgsite",
-            "covet-web[metrics,postgres]>=",
+            "covet-web[metrics,postgres,validation]>=",
         ),
-        ("mysql", "mysql://root@127.0.0.1:3306/pgsite", "covet-web[metrics,mysql]>="),
+        ("mysql", "mysql://root@127.0.0.1:3306/pgsite", "covet-web[metrics,mysql,validation]>="),
     ],
 )
 def test_database_choice(tmp_path: Path, db: str, url: str, requirement: str) -> None:

@@ -27,6 +27,7 @@ __all__ = ("MsgspecEngine", "engine")
 
 _PATH = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _EXPECTED = re.compile(r"^Expected `([^`]+)`, got `([^`]+)`$")
+_INSTANCE = re.compile(r"^Expected `([^`]+)`$")
 _BOUND = re.compile(r"^Expected `([^`]+)` (>=|>|<=|<) (\S+)$")
 _LENGTH = re.compile(r"^Expected `([^`]+)` of length (>=|<=) (\d+)$")
 _FIELD = re.compile(r"^Object (missing required|contains unknown) field `([^`]+)`$")
@@ -89,6 +90,8 @@ def translate(message: str, value: Any = msgspec.UNSET) -> ErrorList:
             error.update(type="extra_forbidden", msg="Extra inputs are not permitted")
     elif match := _EXPECTED.match(text):
         error["type"] = _TYPE_CODES.get(match.group(1), "type_error")
+    elif match := _INSTANCE.match(text):  # from _dec_hook: not an instance of the class
+        error.update(type="is_instance_of", ctx={"class": match.group(1)})
     elif match := _BOUND.match(text):
         code, key, words = _BOUND_CODES[match.group(2)]
         bound = _number(match.group(3))
@@ -115,9 +118,11 @@ def translate(message: str, value: Any = msgspec.UNSET) -> ErrorList:
 
 def _dec_hook(annotation: Any, value: Any) -> Any:
     # msgspec passes through instances of unknown classes; anything else is refused.
+    # TypeError, not NotImplementedError: msgspec turns only TypeError/ValueError into a
+    # ValidationError (a 422); anything else escaped as a 500 (text sent for a file field).
     if isinstance(annotation, type) and isinstance(value, annotation):
         return value
-    raise NotImplementedError(f"Expected `{getattr(annotation, '__name__', annotation)}`")
+    raise TypeError(f"Expected `{getattr(annotation, '__name__', annotation)}`")
 
 
 class _Validator:
