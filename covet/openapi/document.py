@@ -301,14 +301,17 @@ class _Builder:
                 model = self.registry.resolve(
                     self.registry.schema(parameter.annotation, parameter.engine)
                 )
-                properties.update(model.get("properties", {}))
-                required.extend(model.get("required", ()))
+                wanted = model.get("required", ())
+                for name, field in model.get("properties", {}).items():
+                    properties[name] = _non_empty(field) if name in wanted else field
+                required.extend(wanted)
                 continue
             else:
                 schema = self.value_schema(parameter)
-            properties[parameter.alias] = schema
             if parameter.required:
+                schema = _non_empty(schema)
                 required.append(parameter.alias)
+            properties[parameter.alias] = schema
         schema = {"type": "object", "properties": properties}
         if required:
             schema["required"] = list(dict.fromkeys(required))
@@ -349,6 +352,13 @@ class _Builder:
                 },
             }
         return dict(sorted(responses.items()))
+
+
+def _non_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a required form field's schema: covet reads an empty form value as absent."""
+    if schema.get("type") == "string" and "format" not in schema and not schema.get("minLength"):
+        return {**schema, "minLength": 1}
+    return schema
 
 
 def _is_file(parameter: Parameter) -> bool:

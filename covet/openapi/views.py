@@ -129,10 +129,16 @@ def docs_endpoints(
 def add_docs_routes(app: Covet, config: OpenAPIConfig) -> None:
     """Register the document and UI routes on ``app``, when it starts.
 
-    A route of the app's own at one of those paths (a GET ``/docs`` page)
-    wins: covet's is not added there.
+    A route of the app's own at one of those paths wins (with or without a
+    trailing slash: an app's ``/docs/`` page keeps its ``/docs`` redirect);
+    covet's route, and for the page its assets, are not added.
     """
-    taken = {route.path for route in app.router.routes if isinstance(route, Route)}
-    for path, endpoint in docs_endpoints(config, app.openapi).items():
+    taken = {
+        route.path.rstrip("/") or "/" for route in app.router.routes if isinstance(route, Route)
+    }
+    endpoints = docs_endpoints(config, app.openapi)
+    if config.docs_path in taken:
+        endpoints = {path: e for path, e in endpoints.items() if path == config.path}
+    for path, endpoint in endpoints.items():
         if path not in taken:
             app.router.add_route(path, endpoint, include_in_schema=False)
