@@ -152,6 +152,7 @@ def login_required(
                 return _deny_anonymous(connection, login_url, redirect_field)
             return await call_maybe_async(handler, connection, *args, **kwargs)
 
+        guarded.__covet_guard__ = "login"  # type: ignore[attr-defined] # read by covet.openapi
         return guarded  # type: ignore[return-value]
 
     if func is not None:
@@ -196,6 +197,7 @@ def requires(
                 raise HTTPException(403, "You do not have permission to do this.")
             return await call_maybe_async(handler, connection, *args, **kwargs)
 
+        guarded.__covet_guard__ = permissions  # type: ignore[attr-defined] # read by covet.openapi
         return guarded  # type: ignore[return-value]
 
     return decorator

@@ -294,7 +294,8 @@ class _Builder:
             upload = parameter.engine is None and _is_file(parameter)
             if upload:
                 files = True
-                binary = {"type": "string", "format": "binary"}
+                # OpenAPI 3.1 names binary content by media type (3.0's format: binary).
+                binary = {"type": "string", "contentMediaType": "application/octet-stream"}
                 schema = {"type": "array", "items": binary} if parameter.sequence else binary
             elif parameter.whole:
                 assert parameter.engine is not None  # noqa: S101 - models have an engine
@@ -309,7 +310,7 @@ class _Builder:
             else:
                 schema = self.value_schema(parameter)
             if parameter.required:
-                schema = _non_empty(schema)
+                schema = schema if upload else _non_empty(schema)
                 required.append(parameter.alias)
             properties[parameter.alias] = schema
         schema = {"type": "object", "properties": properties}

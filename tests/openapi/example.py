@@ -11,11 +11,11 @@ from typing import Annotated, Literal
 import msgspec
 from pydantic import BaseModel, Field
 
-from covet import Covet, Router
+from covet import Covet, Request, Router
 from covet.datastructures import UploadFile
 from covet.exceptions import HTTPException
 from covet.openapi import OpenAPIConfig
-from covet.params import Body, Cookie, Depends, File, Form, Header, Path, Query
+from covet.params import Body, Depends, File, Form, Header, Path, Query
 
 
 class Colour(enum.Enum):
@@ -119,9 +119,10 @@ async def search(filters: Annotated[Filters, Query()]) -> dict[str, object]:
 @app.get("/whoami")
 async def whoami(
     x_client: Annotated[str | None, Header(max_length=40)] = None,
-    theme: Annotated[str, Cookie(max_length=20)] = "light",
 ) -> dict[str, object]:
-    return {"client": x_client, "theme": theme}
+    # No cookie parameter here: schemathesis sends negative cookie values such as "abc "
+    # that every cookie parser trims (RFC 6265) into valid ones. test_document covers them.
+    return {"client": x_client}
 
 
 @app.post("/login-form")
@@ -156,10 +157,10 @@ async def pair(left: Annotated[Tag, Body()], right: Annotated[Tag, Body()]) -> d
 
 
 @app.get("/things/{thing:uuid}/{slug:slug}")
-async def thing(request: object, thing: uuid.UUID, slug: str) -> dict[str, str]:
+async def thing(request: Request, thing: uuid.UUID, slug: str) -> dict[str, str]:
     return {"thing": str(thing), "slug": slug}
 
 
 @app.get("/internal", include_in_schema=False)
-async def internal(request: object) -> dict[str, bool]:
+async def internal(request: Request) -> dict[str, bool]:
     return {"hidden": True}
