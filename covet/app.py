@@ -48,6 +48,7 @@ from covet.routing import BaseRoute, Mount, Route, RouteDecorators, Router, WebS
 if TYPE_CHECKING:
     from covet.datastructures import FormData
     from covet.errorreports import ErrorReporter
+    from covet.openapi.config import OpenAPIConfig
     from covet.requests import RequestLimits
     from covet.templates import Templates
     from covet.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,6 +76,7 @@ class _Unbuilt(tuple[Any, ...]):
 
 
 _UNBUILT: tuple[RequestObserver, ...] = _Unbuilt()
+_OPENAPI_DEFAULT: Any = object()  # Covet(openapi=...) default: OpenAPIConfig()
 
 
 class _MiddlewareFactory(Protocol[P]):
@@ -142,6 +144,8 @@ class Covet(RouteDecorators):
             the HTML error pages browsers get for 404, 403, 500 and every
             other error status. Missing or failing templates fall back to
             covet's built-in page; see :mod:`covet.errorpages`.
+        openapi: An :class:`~covet.openapi.OpenAPIConfig` (title, version, paths);
+            by default ``/openapi.json`` and ``/docs`` are served, None: neither.
 
     Raises:
         ImproperlyConfigured: For invalid routes, handlers or host patterns.
@@ -162,8 +166,13 @@ class Covet(RouteDecorators):
         redirect_slashes: bool = True,
         websocket_origins: Iterable[str] | None = None,
         error_templates: Templates | None = None,
+        openapi: OpenAPIConfig | None = _OPENAPI_DEFAULT,
     ) -> None:
+        from covet.openapi.config import check_config
+
         self.debug = debug
+        self.openapi_config = check_config(openapi)
+        self._openapi_document: dict[str, Any] | None = None
         if error_templates is not None and not callable(getattr(error_templates, "render", None)):
             raise ImproperlyConfigured(
                 f"error_templates={error_templates!r} is not a Templates object. Pass "
@@ -232,6 +241,8 @@ class Covet(RouteDecorators):
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Route:
         """Register ``endpoint`` for ``path``; see :meth:`covet.routing.Router.add_route`.
 
@@ -247,6 +258,8 @@ class Covet(RouteDecorators):
             limits=limits,
             response_model=response_model,
             status_code=status_code,
+            tags=tags,
+            include_in_schema=include_in_schema,
         )
 
     def add_websocket_route(
@@ -260,14 +273,21 @@ class Covet(RouteDecorators):
         self._check_mutable(f"websocket route {path!r}")
         return self.router.add_websocket_route(path, endpoint, name=name)
 
-    def include_router(self, router: Router, prefix: str = "") -> None:
-        """Copy the routes of ``router`` into the app, under ``prefix``.
+    def include_router(
+        self,
+        router: Router,
+        prefix: str = "",
+        *,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
+    ) -> None:
+        """Copy the routes of ``router`` into the app; see :meth:`Router.include_router`.
 
         Raises:
             ImproperlyConfigured: For a clash or once the app has started.
         """
         self._check_mutable(f"the routes of {router!r}")
-        self.router.include_router(router, prefix)
+        self.router.include_router(router, prefix, tags=tags, include_in_schema=include_in_schema)
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> Mount:
         """Serve the ASGI ``app`` below ``path`` (for example static files).
@@ -277,6 +297,16 @@ class Covet(RouteDecorators):
         """
         self._check_mutable(f"mount {path!r}")
         return self.router.mount(path, app, name=name)
+
+    def openapi(self) -> dict[str, Any]:
+        """Return the OpenAPI 3.1 document, built from the routes (cached once started)."""
+        document = self._openapi_document
+        if document is None:
+            from covet.openapi.document import build_document
+
+            document = build_document(self, self.openapi_config)
+            self._openapi_document = document if self._frozen else None  # routes are final
+        return document
 
     def url_path_for(self, name: str, /, **params: Any) -> str:
         """Return the path of the route called ``name``.
@@ -413,6 +443,10 @@ class Covet(RouteDecorators):
         """Freeze the configuration and build the middleware stack (once)."""
         if self._stack is not None:
             return self._stack
+        if self.openapi_config is not None:
+            from covet.openapi.views import add_docs_routes
+
+            add_docs_routes(self, self.openapi_config)
         self._frozen = reason
         self.router.freeze(reason)
         handlers = dict(self._exception_handlers)

@@ -185,6 +185,7 @@ def login_required(
                 return _deny_anonymous(connection, login_url, redirect_field)
             return await call_maybe_async(handler, *args, **kwargs)
 
+        guarded.__covet_guard__ = "login"  # type: ignore[attr-defined] # read by covet.openapi
         return guarded  # type: ignore[return-value]
 
     if func is not None:
@@ -232,6 +233,7 @@ def requires(
                 raise HTTPException(403, "You do not have permission to do this.")
             return await call_maybe_async(handler, *args, **kwargs)
 
+        guarded.__covet_guard__ = permissions  # type: ignore[attr-defined] # read by covet.openapi
         return guarded  # type: ignore[return-value]
 
     return decorator

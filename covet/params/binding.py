@@ -255,13 +255,13 @@ def _body_step(parameter: Parameter) -> Callable[[_Context], Any]:
                 try:
                     ctx.body = loads(body)
                 except (ValueError, RecursionError):
-                    ctx.body = None
+                    ctx.body = _INVALID
                     ctx.errors.append(_json_error(body) or dict(_JSON_INVALID))
         document = ctx.body
-        if document is None:
-            return _INVALID  # malformed: reported once
-        if not isinstance(document, dict):
-            ctx.body = None
+        if document is _INVALID:
+            return _INVALID  # malformed, or not an object: reported once
+        if not isinstance(document, dict):  # a JSON null too, which is not "malformed"
+            ctx.body = _INVALID
             ctx.errors.append(
                 {
                     "type": "dict_type",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from covet.params.signature import INFER
@@ -34,6 +34,8 @@ class RouteDecorators:
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Route:
         """Register ``endpoint`` for ``path`` and ``methods``; see :class:`Route`."""
         raise NotImplementedError(f"{type(self).__name__} must implement add_route().")
@@ -53,6 +55,8 @@ class RouteDecorators:
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of ``path``.
 
@@ -64,6 +68,9 @@ class RouteDecorators:
             response_model: The type the return value is serialised as (by
                 default the return annotation when it names a model; None: off).
             status_code: The status of responses built from return values.
+            tags: OpenAPI tags grouping the operation in the API reference.
+            include_in_schema: False leaves the route out of the OpenAPI
+                document (and ``/docs``).
 
         Returns:
             A decorator that registers the function and returns it unchanged.
@@ -78,6 +85,8 @@ class RouteDecorators:
                 limits=limits,
                 response_model=response_model,
                 status_code=status_code,
+                tags=tags,
+                include_in_schema=include_in_schema,
             )
             return func
 
@@ -91,6 +100,8 @@ class RouteDecorators:
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``GET`` (and ``HEAD``) on ``path``."""
         return self.route(
@@ -100,6 +111,8 @@ class RouteDecorators:
             limits=limits,
             response_model=response_model,
             status_code=status_code,
+            tags=tags,
+            include_in_schema=include_in_schema,
         )
 
     def post(
@@ -110,6 +123,8 @@ class RouteDecorators:
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``POST`` on ``path``."""
         return self.route(
@@ -119,6 +134,8 @@ class RouteDecorators:
             limits=limits,
             response_model=response_model,
             status_code=status_code,
+            tags=tags,
+            include_in_schema=include_in_schema,
         )
 
     def put(
@@ -129,6 +146,8 @@ class RouteDecorators:
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``PUT`` on ``path``."""
         return self.route(
@@ -138,6 +157,8 @@ class RouteDecorators:
             limits=limits,
             response_model=response_model,
             status_code=status_code,
+            tags=tags,
+            include_in_schema=include_in_schema,
         )
 
     def patch(
@@ -148,6 +169,8 @@ class RouteDecorators:
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``PATCH`` on ``path``."""
         return self.route(
@@ -157,6 +180,8 @@ class RouteDecorators:
             limits=limits,
             response_model=response_model,
             status_code=status_code,
+            tags=tags,
+            include_in_schema=include_in_schema,
         )
 
     def delete(
@@ -167,6 +192,8 @@ class RouteDecorators:
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``DELETE`` on ``path``."""
         return self.route(
@@ -176,6 +203,8 @@ class RouteDecorators:
             limits=limits,
             response_model=response_model,
             status_code=status_code,
+            tags=tags,
+            include_in_schema=include_in_schema,
         )
 
     def options(
@@ -186,6 +215,8 @@ class RouteDecorators:
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``OPTIONS`` on ``path``."""
         return self.route(
@@ -195,6 +226,8 @@ class RouteDecorators:
             limits=limits,
             response_model=response_model,
             status_code=status_code,
+            tags=tags,
+            include_in_schema=include_in_schema,
         )
 
     def websocket(self, path: str, *, name: str | None = None) -> Callable[[F], F]:

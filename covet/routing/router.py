@@ -13,7 +13,14 @@ from covet.responses import PlainTextResponse
 from covet.routing.decorators import RouteDecorators
 from covet.routing.index import _build_entries, _Entry, _Index, _Resolved
 from covet.routing.patterns import _SAFE_PATH, NoMatchFound
-from covet.routing.routes import BaseRoute, Mount, Route, WebSocketRoute, _check_route_path
+from covet.routing.routes import (
+    BaseRoute,
+    Mount,
+    Route,
+    WebSocketRoute,
+    _check_route_path,
+    check_tags,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +41,10 @@ class Router(RouteDecorators):
         redirect_slashes: Redirect ``/x`` to ``/x/`` (and back) when only the
             other spelling has a route.
         limits: Default request limits for this router's routes.
+        tags: OpenAPI tags given to every route added through this router
+            (before each route's own tags).
+        include_in_schema: False leaves every route of this router out of
+            the OpenAPI document.
 
     Raises:
         ImproperlyConfigured: For an invalid prefix or route.
@@ -46,6 +57,8 @@ class Router(RouteDecorators):
         *,
         redirect_slashes: bool = True,
         limits: RequestLimits | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ImproperlyConfigured(
@@ -59,6 +72,8 @@ class Router(RouteDecorators):
         self.prefix = prefix
         self.redirect_slashes = redirect_slashes
         self.limits = limits
+        self.tags = check_tags(tags, f"Router {prefix!r}")
+        self.include_in_schema = bool(include_in_schema)
         self._routes: list[BaseRoute] = []
         self._names: dict[str, BaseRoute] = {}
         self._mounts: list[Mount] = []
@@ -144,6 +159,8 @@ class Router(RouteDecorators):
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> Route:
         """Register ``endpoint`` for ``path`` (after this router's prefix).
 
@@ -157,6 +174,8 @@ class Router(RouteDecorators):
             response_model: The type the return value is serialised as; see
                 :class:`Route`.
             status_code: The status of responses built from return values.
+            tags: OpenAPI tags, after the router's own.
+            include_in_schema: False leaves the route out of the OpenAPI document.
 
         Returns:
             The new :class:`Route`.
@@ -175,6 +194,8 @@ class Router(RouteDecorators):
             limits=limits,
             response_model=response_model,
             status_code=status_code,
+            tags=(*self.tags, *check_tags(tags, f"Route {path!r}")),
+            include_in_schema=self.include_in_schema and include_in_schema,
         )
         self._add(route)
         return route
@@ -213,7 +234,14 @@ class Router(RouteDecorators):
         self._add(route)
         return route
 
-    def include_router(self, router: Router, prefix: str = "") -> None:
+    def include_router(
+        self,
+        router: Router,
+        prefix: str = "",
+        *,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
+    ) -> None:
         """Copy every route of ``router`` into this one, under ``prefix``.
 
         The routes keep their names. ``router`` is frozen afterwards: adding to
@@ -223,6 +251,9 @@ class Router(RouteDecorators):
             router: The router to include.
             prefix: An extra prefix, put before this router's prefix and the
                 included router's own prefix.
+            tags: OpenAPI tags put before the included routes' own.
+            include_in_schema: False leaves the included routes out of the
+                OpenAPI document.
 
         Raises:
             ImproperlyConfigured: For an invalid prefix, a route that clashes
@@ -241,9 +272,17 @@ class Router(RouteDecorators):
                 "for example '/api'."
             )
         self._check_mutable(f"the routes of {router!r}")
+        extra_tags = check_tags(tags, f"include_router({router!r})")
         full_prefix = self.prefix + prefix
         for route in router._routes:
-            self._add(route.with_prefix(full_prefix, router.limits))
+            self._add(
+                route.with_prefix(
+                    full_prefix,
+                    router.limits,
+                    (*self.tags, *extra_tags),
+                    self.include_in_schema and include_in_schema,
+                )
+            )
         router.freeze(
             "this router was included with include_router(), which copies its routes at that moment"
         )

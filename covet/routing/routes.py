@@ -42,6 +42,19 @@ def _default_name(endpoint: Any) -> str:
     return name if isinstance(name, str) else type(endpoint).__name__
 
 
+def check_tags(tags: Sequence[str] | None, what: str) -> tuple[str, ...]:
+    """Return ``tags`` as a tuple without repeats, refusing a bare string or a non-string."""
+    if tags is None:
+        return ()
+    items: list[object] = [] if isinstance(tags, str) else list(tags)  # callers may be untyped
+    if (not items and tags) or not all(isinstance(tag, str) and tag for tag in items):
+        raise ImproperlyConfigured(
+            f"{what} got tags={tags!r}. Pass a list of non-empty strings, for example "
+            "tags=['items']."
+        )
+    return tuple(dict.fromkeys(tags))
+
+
 def _check_route_path(path: str, what: str) -> None:
     given: object = path  # callers are untyped: check the runtime type
     if not isinstance(given, str) or not given.startswith("/"):
@@ -99,8 +112,18 @@ class BaseRoute:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement url_path_for().")
 
-    def with_prefix(self, prefix: str, limits: RequestLimits | None = None) -> BaseRoute:
-        """Return a copy of this route whose path starts with ``prefix``."""
+    def with_prefix(
+        self,
+        prefix: str,
+        limits: RequestLimits | None = None,
+        tags: Sequence[str] = (),
+        include_in_schema: bool = True,
+    ) -> BaseRoute:
+        """Return a copy of this route whose path starts with ``prefix``.
+
+        ``limits``, ``tags`` and ``include_in_schema`` come from an including
+        router; routes that have no use for them ignore them.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement with_prefix().")
 
 
@@ -128,6 +151,8 @@ class Route(BaseRoute):
             as (fields it does not declare are left out). By default the
             return annotation, when it names a model; None turns it off.
         status_code: The status of responses built from return values.
+        tags: OpenAPI tags grouping the operation in the API reference.
+        include_in_schema: False leaves the route out of the OpenAPI document.
 
     Raises:
         ImproperlyConfigured: For an invalid path, method or handler.
@@ -139,11 +164,13 @@ class Route(BaseRoute):
         "_name_given",
         "effective_limits",
         "endpoint",
+        "include_in_schema",
         "limits",
         "methods",
         "response_model",
         "signature",
         "status_code",
+        "tags",
     )
 
     _invoke: Callable[[Request, dict[str, Any]], Awaitable[Any]]
@@ -158,6 +185,8 @@ class Route(BaseRoute):
         limits: RequestLimits | None = None,
         response_model: Any = INFER,
         status_code: int | None = None,
+        tags: Sequence[str] | None = None,
+        include_in_schema: bool = True,
     ) -> None:
         _check_route_path(path, "Route")
         if not callable(endpoint):
@@ -187,6 +216,9 @@ class Route(BaseRoute):
         )
         self.response_model = response_model
         self.status_code = status_code
+        #: OpenAPI tags, in order, without repeats.
+        self.tags: tuple[str, ...] = check_tags(tags, f"Route {path!r}")
+        self.include_in_schema = bool(include_in_schema)
         self.methods = method_set
         self._name_given = name is not None
         self.name = name if name is not None else _default_name(endpoint)
@@ -246,8 +278,18 @@ class Route(BaseRoute):
         """Call a plain ``def`` handler in a worker thread."""
         return await call_maybe_async(self.endpoint, request, **params)
 
-    def with_prefix(self, prefix: str, limits: RequestLimits | None = None) -> Route:
-        """Return a copy under ``prefix``; ``limits`` apply when the route sets none."""
+    def with_prefix(
+        self,
+        prefix: str,
+        limits: RequestLimits | None = None,
+        tags: Sequence[str] = (),
+        include_in_schema: bool = True,
+    ) -> Route:
+        """Return a copy under ``prefix``; ``limits`` apply when the route sets none.
+
+        ``tags`` (an including router's) come before the route's own, and
+        ``include_in_schema=False`` hides the copy from the OpenAPI document.
+        """
         route = Route(
             prefix + self.path,
             self.endpoint,
@@ -256,6 +298,8 @@ class Route(BaseRoute):
             limits=self.limits or limits,
             response_model=self.response_model,
             status_code=self.status_code,
+            tags=(*tags, *self.tags),
+            include_in_schema=self.include_in_schema and include_in_schema,
         )
         route._name_given = self._name_given
         return route
@@ -334,7 +378,13 @@ class WebSocketRoute(BaseRoute):
             raise NoMatchFound(f"Route {self.path!r} is named {self.name!r}, not {name!r}.")
         return self._pattern.format(name, params)
 
-    def with_prefix(self, prefix: str, limits: RequestLimits | None = None) -> WebSocketRoute:
+    def with_prefix(
+        self,
+        prefix: str,
+        limits: RequestLimits | None = None,
+        tags: Sequence[str] = (),
+        include_in_schema: bool = True,
+    ) -> WebSocketRoute:
         """Return a copy of this route under ``prefix``."""
         route = WebSocketRoute(prefix + self.path, self.endpoint, name=self.name)
         route._name_given = self._name_given
@@ -441,7 +491,13 @@ class Mount(BaseRoute):
         child_path = str(reverse(child_name, **rest))
         return pattern.format(name, own) + child_path
 
-    def with_prefix(self, prefix: str, limits: RequestLimits | None = None) -> Mount:
+    def with_prefix(
+        self,
+        prefix: str,
+        limits: RequestLimits | None = None,
+        tags: Sequence[str] = (),
+        include_in_schema: bool = True,
+    ) -> Mount:
         """Return a copy of this mount under ``prefix``."""
         return Mount(prefix + self.path, self.app, name=self.name)
 
