@@ -154,6 +154,12 @@ async def _produce(
     return value
 
 
+async def _read(cache: Cache, stored: str) -> Any:
+    """Return the value stored under ``stored``, or MISSING (absent, or not decodable)."""
+    data = await cache.backend.get(stored)
+    return MISSING if data is None else cache.codec.decode(data, stored)
+
+
 async def _produce_locked(
     cache: Cache,
     stored: str,
@@ -174,11 +180,9 @@ async def _produce_locked(
         if await cache.backend.add(lock_key, token, lock_timeout):
             try:
                 # Another process may have stored the value between our miss and our lock.
-                data = await cache.backend.get(stored)
-                if data is not None:
-                    value = cache.codec.decode(data, stored)
-                    if value is not MISSING:
-                        return value
+                value = await _read(cache, stored)
+                if value is not MISSING:
+                    return value
                 return await _produce(cache, stored, key, default, ttl, early)
             finally:
                 # Shielded: a cancelled producer must still let the others in now,
@@ -186,11 +190,9 @@ async def _produce_locked(
                 await asyncio.shield(cache.backend.release(lock_key, token))
         await asyncio.sleep(delay)
         delay = min(delay * 2, _POLL_MAX)
-        data = await cache.backend.get(stored)
-        if data is not None:
-            value = cache.codec.decode(data, stored)
-            if value is not MISSING:
-                return value
+        value = await _read(cache, stored)
+        if value is not MISSING:
+            return value
 
 
 async def _refresh(
