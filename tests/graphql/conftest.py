@@ -103,9 +103,7 @@ async def data(database: Database) -> Data:
 
 def client_for(app: Any) -> httpx.AsyncClient:
     """Return an httpx client calling ``app`` in the test's event loop."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
 
 async def gql(

@@ -48,12 +48,15 @@ async def test_unacceptable_accept_is_406() -> None:
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"]
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"],
 )
 async def test_unsupported_content_type_is_415(content_type: str) -> None:
     async with client_for(make_app()) as client:
         response = await client.post(
-            "/graphql", content=b'{"query": "{ __typename }"}', headers={"content-type": content_type}
+            "/graphql",
+            content=b'{"query": "{ __typename }"}',
+            headers={"content-type": content_type},
         )
     assert response.status_code == 415
     assert response.headers["accept-post"] == "application/json"
@@ -126,7 +129,9 @@ async def test_get_runs_queries_with_json_variables() -> None:
 
 async def test_mutation_over_get_is_405_and_never_runs() -> None:
     async with client_for(make_app()) as client:
-        response = await client.get("/graphql", params={"query": 'mutation { deletePost(id: "1") }'})
+        response = await client.get(
+            "/graphql", params={"query": 'mutation { deletePost(id: "1") }'}
+        )
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
 

@@ -25,7 +25,9 @@ query Page($first: Int!) {
 """
 
 
-async def run(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None) -> Any:
+async def run(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
+) -> Any:
     response = await gql(client, query, variables)
     body = response.json()
     assert "errors" not in body, body
@@ -86,7 +88,8 @@ async def test_reverse_relations_filter_and_order_in_the_batched_query(data: Dat
 
 async def test_connection_pages_forward_and_back_with_cursors(data: Data) -> None:
     forward = """query($after: String) { posts(first: 4, after: $after, orderBy: [VIEWS_DESC]) {
-        edges { cursor node { views } } pageInfo { hasNextPage hasPreviousPage endCursor startCursor } } }"""
+        edges { cursor node { views } }
+        pageInfo { hasNextPage hasPreviousPage endCursor startCursor } } }"""
     backward = """query($before: String) { posts(last: 4, before: $before, orderBy: [VIEWS_DESC]) {
         edges { node { views } } pageInfo { hasNextPage hasPreviousPage startCursor } } }"""
     async with client_for(make_app()) as client:
@@ -162,7 +165,10 @@ async def test_object_field_fetches_by_id_within_the_queryset(data: Data) -> Non
 async def test_custom_fields_sit_beside_generated_ones(data: Data) -> None:
     async with client_for(make_app()) as client:
         result = await run(client, "{ posts(first: 1) { edges { node { excerpt status } } } }")
-    assert result["posts"]["edges"][0]["node"] == {"excerpt": "Body of post 0", "status": "PUBLISHED"}
+    assert result["posts"]["edges"][0]["node"] == {
+        "excerpt": "Body of post 0",
+        "status": "PUBLISHED",
+    }
 
 
 def test_relation_to_a_model_without_type_fails_clearly() -> None:
