@@ -34,25 +34,27 @@ except ImportError:  # pragma: no cover - exercised without the extra installed
 
     raise MissingDependencyError("strawberry-graphql", extra="graphql") from None
 
-from covet.graphql.context import GraphQLContext
-from covet.graphql.http import GRAPHQL_RESPONSE_JSON, GraphQL
-from covet.graphql.limits import GraphQLLimits
-from covet.graphql.loaders import Loaders
-from covet.graphql.models import (
-    BooleanFilter,
+from covet.graphql.connections import (
     Connection,
-    DateTimeFilter,
     Edge,
+    PageInfo,
+    connection_field,
+    list_field,
+    object_field,
+)
+from covet.graphql.context import GraphQLContext
+from covet.graphql.filters import (
+    BooleanFilter,
+    DateTimeFilter,
     FloatFilter,
     IDFilter,
     IntFilter,
-    PageInfo,
     StringFilter,
-    connection_field,
-    list_field,
-    model_type,
-    object_field,
 )
+from covet.graphql.http import GRAPHQL_RESPONSE_JSON, GraphQL
+from covet.graphql.limits import GraphQLLimits
+from covet.graphql.loaders import Loaders
+from covet.graphql.models import model_type
 from covet.graphql.permissions import LoginRequired, requires
 
 __all__ = (

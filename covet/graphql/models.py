@@ -24,25 +24,19 @@ fields (with ``filter`` and ``orderBy`` arguments). Relations resolve through
 the request's batched loaders (:mod:`covet.graphql.loaders`), so a page of
 posts with their authors and comments costs one query per level.
 
-Root fields compile their arguments to one ORM query:
-``posts(filter: {title: {iContains: "orm"}}, orderBy: [VIEWS_DESC], first: 10,
-after: "...")`` is a ``filter().order_by()[:11]`` with a keyset condition for
-the cursor (the extra row tells ``hasNextPage``). ``totalCount`` is a
-``COUNT(*)``, run only when asked for.
+Filters and ordering live in :mod:`covet.graphql.filters`, root fields and
+Relay connections in :mod:`covet.graphql.connections`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import decimal
 import enum
 import inspect
-import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import strawberry
 from strawberry.annotation import StrawberryAnnotation
@@ -50,7 +44,6 @@ from strawberry.scalars import JSON
 from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.lazy_type import LazyType
 
-from covet.db.expressions import Q
 from covet.db.fields import (
     AutoField,
     BigIntegerField,
@@ -74,6 +67,16 @@ from covet.db.fields import (
 )
 from covet.exceptions import ImproperlyConfigured
 from covet.graphql.context import loaders_of
+from covet.graphql.filters import (
+    BooleanFilter,
+    DateTimeFilter,
+    FloatFilter,
+    IDFilter,
+    IntFilter,
+    StringFilter,
+    apply_filter,
+    ordering,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -81,144 +84,9 @@ if TYPE_CHECKING:
     from covet.db.models import Model
     from covet.db.queryset import QuerySet
 
-__all__ = (
-    "BooleanFilter",
-    "Connection",
-    "DateTimeFilter",
-    "Edge",
-    "FloatFilter",
-    "IDFilter",
-    "IntFilter",
-    "PageInfo",
-    "StringFilter",
-    "connection_field",
-    "list_field",
-    "model_type",
-    "object_field",
-)
+__all__ = ("ModelTypeInfo", "info_of", "model_type")
 
-T = TypeVar("T")
 _C = TypeVar("_C", bound=type)
-
-
-# --- lookup inputs -------------------------------------------------------------------------
-# One input per scalar kind; each entry maps to an ORM lookup of the same meaning.
-
-
-@strawberry.input(description="Conditions on a text field (all given must hold).")
-class StringFilter:
-    """Conditions on a text field."""
-
-    eq: str | None = None
-    in_: list[str] | None = strawberry.field(default=None, name="in")
-    contains: str | None = None
-    i_contains: str | None = None
-    starts_with: str | None = None
-    is_null: bool | None = None
-
-
-@strawberry.input(description="Conditions on an integer field (all given must hold).")
-class IntFilter:
-    """Conditions on an integer field."""
-
-    eq: int | None = None
-    in_: list[int] | None = strawberry.field(default=None, name="in")
-    gt: int | None = None
-    gte: int | None = None
-    lt: int | None = None
-    lte: int | None = None
-    is_null: bool | None = None
-
-
-@strawberry.input(description="Conditions on a floating-point or decimal field.")
-class FloatFilter:
-    """Conditions on a floating-point or decimal field."""
-
-    eq: float | None = None
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-    is_null: bool | None = None
-
-
-@strawberry.input(description="Conditions on a boolean field.")
-class BooleanFilter:
-    """Conditions on a boolean field."""
-
-    eq: bool | None = None
-    is_null: bool | None = None
-
-
-@strawberry.input(description="Conditions on a date, time or date-time field.")
-class DateTimeFilter:
-    """Conditions on a date, time or date-time field (ISO 8601 strings)."""
-
-    eq: str | None = None
-    gt: str | None = None
-    gte: str | None = None
-    lt: str | None = None
-    lte: str | None = None
-    is_null: bool | None = None
-
-
-@strawberry.input(description="Conditions on a key (a primary key or a foreign key).")
-class IDFilter:
-    """Conditions on a primary key or foreign key."""
-
-    eq: strawberry.ID | None = None
-    in_: list[strawberry.ID] | None = strawberry.field(default=None, name="in")
-    is_null: bool | None = None
-
-
-_LOOKUPS = {
-    "eq": "exact",
-    "in_": "in",
-    "contains": "contains",
-    "i_contains": "icontains",
-    "starts_with": "startswith",
-    "gt": "gt",
-    "gte": "gte",
-    "lt": "lt",
-    "lte": "lte",
-    "is_null": "isnull",
-}
-
-
-# --- connections ---------------------------------------------------------------------------
-
-
-@strawberry.type(description="Where a page of a connection sits in the whole list.")
-class PageInfo:
-    """The Relay ``PageInfo``."""
-
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
-
-
-@strawberry.type(description="One item of a connection and its cursor.")
-class Edge(Generic[T]):
-    """A Relay edge."""
-
-    node: T
-    cursor: str
-
-
-@strawberry.type(description="A page of items with Relay cursors.")
-class Connection(Generic[T]):
-    """A Relay connection: ``edges``, ``pageInfo`` and, on demand, ``totalCount``."""
-
-    edges: list[Edge[T]]
-    page_info: PageInfo
-    _count_queryset: strawberry.Private[Any]
-
-    @strawberry.field(description="The number of items matching the filter (one COUNT query).")  # type: ignore[untyped-decorator]
-    async def total_count(self) -> int:
-        """Count the items matching the filter, ignoring the page (asked for only when needed)."""
-        count: int = await self._count_queryset.count()
-        return count
 
 
 # --- model types ---------------------------------------------------------------------------
@@ -268,7 +136,7 @@ class _ModelTypePart(LazyType[str, str]):
         model_type_cls = _TYPES[self.module]
         if not self.part:
             return cast("type[Any]", model_type_cls)
-        resolved: type[Any] = getattr(_info_of(model_type_cls), self.part)
+        resolved: type[Any] = getattr(info_of(model_type_cls), self.part)
         return resolved
 
 
@@ -468,7 +336,8 @@ def _filter_input(type_name: str, annotations: dict[str, Any]) -> type | None:
     return filter_input
 
 
-def _info_of(type_cls: Any) -> ModelTypeInfo:
+def info_of(type_cls: Any) -> ModelTypeInfo:
+    """Return what :func:`model_type` derived for ``type_cls``, or fail naming the fix."""
     info = getattr(type_cls, "__covet_graphql__", None)
     if not isinstance(info, ModelTypeInfo):
         raise ImproperlyConfigured(
@@ -520,11 +389,11 @@ def _reverse_field(rel: Any, graphql_name: str | None) -> Any:
     async def resolve_many(
         root: Any, info: strawberry.Info, filter: Any = None, order_by: Any = None
     ) -> Any:
-        type_info = _info_of(_TYPES[label])
+        type_info = info_of(_TYPES[label])
 
         def refine(queryset: QuerySet[Any]) -> QuerySet[Any]:
-            return _apply_filter(queryset, type_info, filter).order_by(
-                *_ordering(type_info, order_by)
+            return apply_filter(queryset, type_info, filter).order_by(
+                *ordering(type_info, order_by)
             )
 
         return await loaders_of(info).reverse(
@@ -573,286 +442,3 @@ def _m2m_field(field: ManyToManyField, graphql_name: str | None, *, reverse: boo
     resolved = strawberry.field(resolver=resolve, name=graphql_name)
     resolved.type_annotation = _lazy(target, many=True, null=False)
     return resolved
-
-
-# --- filters, ordering and cursors -------------------------------------------------------
-
-
-def _apply_filter(queryset: QuerySet[Any], type_info: ModelTypeInfo, given: Any) -> QuerySet[Any]:
-    """Return ``queryset`` narrowed by a ``<Type>Filter`` input value (every condition ANDed)."""
-    if given is None:
-        return queryset
-    conditions: dict[str, Any] = {}
-    for name, (column, field) in type_info.filterable.items():
-        lookups = getattr(given, name, None)
-        if lookups is None:
-            continue
-        for attribute, lookup in _LOOKUPS.items():
-            value = getattr(lookups, attribute, None)
-            if value is None:
-                continue
-            if lookup == "in":
-                value = [_to_python(field, item, name) for item in value]
-            elif lookup != "isnull":
-                value = _to_python(field, value, name)
-            conditions[f"{column}__{lookup}"] = value
-    return queryset.filter(**conditions)
-
-
-def _to_python(field: Field[Any], value: Any, name: str) -> Any:
-    """Convert an argument value to the field's Python type, or fail with a field error."""
-    target = field.target_field if isinstance(field, ForeignKey) else field
-    try:
-        if isinstance(target, DateTimeField | DateField | TimeField) and isinstance(value, str):
-            parsed = _parse_temporal(target, value)
-            return target.to_python(parsed)
-        return target.to_python(value)
-    except (ValueError, TypeError, decimal.InvalidOperation) as exc:
-        raise ValueError(f"Invalid value {value!r} for filter {name!r}: {exc}") from None
-
-
-def _parse_temporal(field: Field[Any], value: str) -> Any:
-    if isinstance(field, DateTimeField):
-        return datetime.datetime.fromisoformat(value)
-    if isinstance(field, DateField):
-        return datetime.date.fromisoformat(value)
-    return datetime.time.fromisoformat(value)
-
-
-def _ordering(type_info: ModelTypeInfo, order_by: Any) -> list[str]:
-    """Return ORM ordering keys: the requested ones, then the primary key as tie-breaker."""
-    keys = [member.value for member in order_by or ()]
-    if not keys:
-        keys = list(type_info.model._meta.ordering)
-    pk = type_info.model._meta.pk.name
-    if not any(key.lstrip("-") in (pk, "pk") for key in keys):
-        keys.append(pk)
-    return keys
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime.date | datetime.time | decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
-
-
-def _encode_cursor(row: Any, keys: list[str]) -> str:
-    values = [_jsonable(getattr(row, key.lstrip("-"))) for key in keys]
-    raw = json.dumps(values, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(model: type[Model], cursor: str, keys: list[str]) -> list[Any]:
-    """Return the ordering values a cursor holds, or raise ValueError naming the problem."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (binascii.Error, ValueError):
-        values = None
-    if not isinstance(values, list) or len(values) != len(keys):
-        raise ValueError(
-            f"Invalid cursor {cursor!r}: pass a cursor from this connection, with the same orderBy."
-        )
-    result = []
-    for key, value in zip(keys, values, strict=True):
-        field = model._meta.get_field(key.lstrip("-"))
-        result.append(_to_python(field, value, key.lstrip("-")) if value is not None else None)
-    return result
-
-
-def _keyset(keys: list[str], values: list[Any], *, forward: bool) -> Q:
-    """Return the condition "strictly after (forward) or before the row with ``values``".
-
-    For keys (a, -b, pk) after (x, y, z): a > x OR (a = x AND b < y) OR
-    (a = x AND b = y AND pk > z). Only non-null fields are orderable, so
-    three-valued NULL comparisons never arise.
-    """
-    condition: Q | None = None
-    equal: dict[str, Any] = {}
-    for key, value in zip(keys, values, strict=True):
-        name = key.lstrip("-")
-        ascending = not key.startswith("-")
-        operator = "gt" if ascending == forward else "lt"
-        branch = Q(**equal, **{f"{name}__{operator}": value})
-        condition = branch if condition is None else condition | branch
-        equal[name] = value
-    assert condition is not None  # noqa: S101 - keys always hold the primary key
-    return condition
-
-
-def _reverse_keys(keys: list[str]) -> list[str]:
-    return [key[1:] if key.startswith("-") else f"-{key}" for key in keys]
-
-
-def _check_count(name: str, value: int | None, maximum: int) -> None:
-    if value is None:
-        return
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value}.")
-    if value > maximum:
-        raise ValueError(f"{name}={value} is over the limit of {maximum} items per page.")
-
-
-# --- root fields ---------------------------------------------------------------------------
-
-
-def _base_queryset(
-    type_info: ModelTypeInfo,
-    get_queryset: Callable[[strawberry.Info], QuerySet[Any]] | None,
-    info: Any,
-) -> QuerySet[Any]:
-    if get_queryset is not None:
-        return get_queryset(info)
-    return type_info.model.objects.all()
-
-
-def connection_field(
-    type_cls: Any,
-    *,
-    get_queryset: Callable[[strawberry.Info], QuerySet[Any]] | None = None,
-    default_page_size: int = 20,
-    max_page_size: int = 100,
-    permission_classes: list[type[Any]] | None = None,
-    description: str | None = None,
-) -> Any:
-    """Return a root field listing ``type_cls`` as a Relay connection.
-
-    Arguments: ``filter``, ``orderBy``, ``first``/``after`` (forward) and
-    ``last``/``before`` (backward). Cursors are keyset cursors (the row's
-    ordering values), so a page stays correct while rows are inserted before
-    it, and a page costs one query whatever its position.
-
-    Args:
-        type_cls: A :func:`model_type` class.
-        get_queryset: ``(info) -> QuerySet`` to start from (scope rows to the
-            user, add ``select_related``); default ``Model.objects.all()``.
-        default_page_size: Items returned when neither ``first`` nor ``last`` is given.
-        max_page_size: The largest ``first``/``last`` accepted.
-        permission_classes: strawberry permission classes guarding the field.
-        description: The field's description.
-    """
-    type_info = _info_of(type_cls)
-    model = type_info.model
-
-    async def resolve(
-        info: strawberry.Info,
-        filter: Any = None,
-        order_by: Any = None,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Any:
-        _check_count("first", first, max_page_size)
-        _check_count("last", last, max_page_size)
-        if first is not None and last is not None:
-            raise ValueError("Pass first (with after) or last (with before), not both.")
-        queryset = _apply_filter(_base_queryset(type_info, get_queryset, info), type_info, filter)
-        count_queryset = queryset
-        keys = _ordering(type_info, order_by)
-        if after is not None:
-            queryset = queryset.filter(
-                _keyset(keys, _decode_cursor(model, after, keys), forward=True)
-            )
-        if before is not None:
-            queryset = queryset.filter(
-                _keyset(keys, _decode_cursor(model, before, keys), forward=False)
-            )
-        if last is not None:
-            rows = list(await queryset.order_by(*_reverse_keys(keys))[: last + 1])
-            has_previous, has_next = len(rows) > last, before is not None
-            rows = rows[:last][::-1]
-        else:
-            size = default_page_size if first is None else first
-            rows = list(await queryset.order_by(*keys)[: size + 1])
-            has_next, has_previous = len(rows) > size, after is not None
-            rows = rows[:size]
-        edges = [Edge(node=row, cursor=_encode_cursor(row, keys)) for row in rows]
-        page_info = PageInfo(
-            has_next_page=has_next,
-            has_previous_page=has_previous,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        )
-        return Connection(edges=edges, page_info=page_info, _count_queryset=count_queryset)
-
-    resolve.__annotations__ = {
-        "info": strawberry.Info,
-        "filter": type_info.filter_input | None,  # type: ignore[operator]
-        "order_by": list[type_info.order_enum] | None,  # type: ignore[name-defined]
-        "first": int | None,
-        "after": str | None,
-        "last": int | None,
-        "before": str | None,
-        "return": Connection[type_cls],
-    }
-    return strawberry.field(
-        resolver=resolve,
-        permission_classes=permission_classes,
-        description=description or f"{model.__name__} rows, a page at a time (Relay connection).",
-    )
-
-
-def list_field(
-    type_cls: Any,
-    *,
-    get_queryset: Callable[[strawberry.Info], QuerySet[Any]] | None = None,
-    max_items: int = 100,
-    permission_classes: list[type[Any]] | None = None,
-    description: str | None = None,
-) -> Any:
-    """Return a root field listing ``type_cls`` with ``filter``, ``orderBy`` and ``first``.
-
-    One query; at most ``max_items`` rows (``first`` defaults to it).
-    """
-    type_info = _info_of(type_cls)
-
-    async def resolve(
-        info: strawberry.Info, filter: Any = None, order_by: Any = None, first: int | None = None
-    ) -> Any:
-        _check_count("first", first, max_items)
-        queryset = _apply_filter(_base_queryset(type_info, get_queryset, info), type_info, filter)
-        limit = max_items if first is None else first
-        return list(await queryset.order_by(*_ordering(type_info, order_by))[:limit])
-
-    resolve.__annotations__ = {
-        "info": strawberry.Info,
-        "filter": type_info.filter_input | None,  # type: ignore[operator]
-        "order_by": list[type_info.order_enum] | None,  # type: ignore[name-defined]
-        "first": int | None,
-        "return": list[type_cls],
-    }
-    return strawberry.field(
-        resolver=resolve,
-        permission_classes=permission_classes,
-        description=description or f"{type_info.model.__name__} rows (at most {max_items}).",
-    )
-
-
-def object_field(
-    type_cls: Any,
-    *,
-    get_queryset: Callable[[strawberry.Info], QuerySet[Any]] | None = None,
-    permission_classes: list[type[Any]] | None = None,
-    description: str | None = None,
-) -> Any:
-    """Return a root field fetching one ``type_cls`` by ``id`` (null when absent)."""
-    type_info = _info_of(type_cls)
-    pk = type_info.model._meta.pk
-
-    async def resolve(info: strawberry.Info, id: strawberry.ID) -> Any:
-        queryset = _base_queryset(type_info, get_queryset, info)
-        return await queryset.filter(**{pk.name: _to_python(pk, id, "id")}).first()
-
-    resolve.__annotations__ = {
-        "info": strawberry.Info,
-        "id": strawberry.ID,
-        "return": type_cls | None,
-    }
-    return strawberry.field(
-        resolver=resolve,
-        permission_classes=permission_classes,
-        description=description or f"One {type_info.model.__name__} by id, or null.",
-    )
