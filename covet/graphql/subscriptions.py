@@ -88,6 +88,9 @@ class _Connection:
             return
         if first is None:
             return
+        if first.get("type") == "subscribe":
+            await self.websocket.close(4401, "Unauthorized")
+            return
         if first.get("type") != "connection_init":
             await self.websocket.close(4400, "Expected connection_init first.")
             return
