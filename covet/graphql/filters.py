@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
 from typing import TYPE_CHECKING, Any
 
 import strawberry
 
-from covet.db.fields import DateField, DateTimeField, Field, ForeignKey, TimeField
+from covet.db.fields import DateField, DateTimeField, EnumField, Field, ForeignKey, TimeField
 
 if TYPE_CHECKING:
     from covet.db.queryset import QuerySet
@@ -31,6 +32,7 @@ __all__ = (
     "IntFilter",
     "StringFilter",
     "apply_filter",
+    "enum_filter",
     "ordering",
     "to_python",
 )
@@ -140,9 +142,33 @@ def apply_filter(queryset: QuerySet[Any], type_info: ModelTypeInfo, given: Any) 
     return queryset.filter(**conditions)
 
 
+_ENUM_FILTERS: dict[type[enum.Enum], type] = {}
+
+
+def enum_filter(enum_cls: type[enum.Enum]) -> type:
+    """Return the ``<Enum>Filter`` input (``eq``, ``in``) of a GraphQL enum, made once per enum."""
+    cached = _ENUM_FILTERS.get(enum_cls)
+    if cached is None:
+        annotations = {"eq": enum_cls | None, "in_": list[enum_cls] | None}  # type: ignore[valid-type]
+        namespace: dict[str, Any] = {
+            "__annotations__": annotations,
+            "eq": None,
+            "in_": strawberry.field(default=None, name="in"),
+        }
+        graphql_name = getattr(enum_cls, "__strawberry_definition__", None)
+        name = getattr(graphql_name, "name", None) or enum_cls.__name__
+        cached = strawberry.input(
+            type(f"{name}Filter", (), namespace), description=f"Conditions on a {name} field."
+        )
+        _ENUM_FILTERS[enum_cls] = cached
+    return cached
+
+
 def to_python(field: Field[Any], value: Any, name: str) -> Any:
     """Convert an argument value to the field's Python type, or fail with a field error."""
     target = field.target_field if isinstance(field, ForeignKey) else field
+    if isinstance(value, enum.Enum) and not isinstance(target, EnumField):
+        value = value.value  # a choices enum stands for the stored value
     try:
         if isinstance(target, DateTimeField | DateField | TimeField) and isinstance(value, str):
             parsed = _parse_temporal(target, value)

@@ -75,6 +75,7 @@ from covet.graphql.filters import (
     IntFilter,
     StringFilter,
     apply_filter,
+    enum_filter,
     ordering,
 )
 
@@ -215,6 +216,8 @@ def _filter_input_for(python_type: Any) -> type | None:
         return StringFilter
     if python_type in (datetime.datetime, datetime.date, datetime.time):
         return DateTimeFilter
+    if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+        return enum_filter(python_type)
     return None
 
 

@@ -20,7 +20,7 @@ from covet.auth import PBKDF2PasswordHasher, set_hashers
 from covet.db import create_all, drop_all
 from covet.db.database import Database
 from tests.db.conftest import BACKENDS, ENV_VARS, _bootstrap, _unavailable
-from tests.graphql.example import MODELS, PASSWORD, Author, Comment, Post, Status, User
+from tests.graphql.example import MODELS, PASSWORD, Author, Comment, Post, Status, Tag, User
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -79,7 +79,8 @@ class Data:
 @pytest_asyncio.fixture(loop_scope="session")
 async def data(database: Database) -> Data:
     """Empty the example tables and fill them with :class:`Data`."""
-    for model in (Comment, Post, Author, User):
+    through = Post._meta.get_field("tags").through_model  # type: ignore[attr-defined]
+    for model in (through, Comment, Post, Author, User, Tag):
         await model.objects.all().delete()
     found = Data()
     found.ann = await Author.objects.create(name="Ann", email="ann@example.com")
@@ -96,6 +97,12 @@ async def data(database: Database) -> Data:
             await Comment.objects.create(
                 post=post, author=found.bob if j else found.ann, body=f"c{i}-{j}"
             )
+    orm = await Tag.objects.create(name="orm")
+    web = await Tag.objects.create(name="web")
+    for post in found.posts[0:4]:
+        await post.tags.add(orm)
+    for post in found.posts[2:6]:
+        await post.tags.add(web)
     await User.create_user(email="reader@example.com", password=PASSWORD)
     await User.create_user(email="admin@example.com", password=PASSWORD, is_superuser=True)
     return found

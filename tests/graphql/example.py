@@ -59,6 +59,15 @@ class Author(Model):
         table = f"gql_authors_{RUN}"
 
 
+class Tag(Model):
+    """A label on posts."""
+
+    name = fields.CharField(max_length=50, unique=True)
+
+    class Meta:
+        table = f"gql_tags_{RUN}"
+
+
 class Post(Model):
     """A blog post."""
 
@@ -68,6 +77,7 @@ class Post(Model):
     views = fields.IntegerField(default=0)
     published_at = fields.DateTimeField(null=True)
     author = fields.ForeignKey(Author, related_name="posts", on_delete=CASCADE)
+    tags = fields.ManyToManyField(Tag, related_name="posts")
 
     class Meta:
         table = f"gql_posts_{RUN}"
@@ -85,7 +95,7 @@ class Comment(Model):
         table = f"gql_comments_{RUN}"
 
 
-MODELS = [User, Author, Post, Comment]
+MODELS = [User, Author, Tag, Post, Comment]
 
 
 @model_type(Author, exclude=["email"])
@@ -102,6 +112,11 @@ class PostType:
 
 @model_type(Comment)
 class CommentType:
+    pass
+
+
+@model_type(Tag)
+class TagType:
     pass
 
 
@@ -123,6 +138,7 @@ class Query:
     posts = connection_field(PostType, get_queryset=published, max_page_size=50)
     post = object_field(PostType, get_queryset=published)
     authors = list_field(AuthorType, max_items=50)
+    tags = list_field(TagType)
 
     @strawberry.field
     def me(self, info: strawberry.Info) -> Me | None:

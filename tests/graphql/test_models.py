@@ -128,6 +128,8 @@ async def test_filters_compile_to_orm_lookups(data: Data) -> None:
         ({"author": {"eq": "__ANN__"}, "views": {"gt": 7}}, ["Post 08", "Post 10"]),
         ({"publishedAt": {"isNull": False}}, []),
         ({"title": {"startsWith": "Post 1"}}, ["Post 10"]),
+        ({"status": {"eq": "PUBLISHED"}, "views": {"gte": 9}}, ["Post 09", "Post 10"]),
+        ({"status": {"in": ["DRAFT"]}}, []),  # drafts are hidden from anonymous readers
     ]
     async with client_for(make_app()) as client:
         for condition, titles in cases:
@@ -135,6 +137,14 @@ async def test_filters_compile_to_orm_lookups(data: Data) -> None:
                 condition["author"] = {"eq": str(data.ann.id)}
             result = await run(client, query, {"f": condition})
             assert [e["node"]["title"] for e in result["posts"]["edges"]] == titles, condition
+
+
+async def test_choices_filter_on_reverse_lists(data: Data) -> None:
+    query = """{ authors(orderBy: [NAME_ASC]) { name
+        comments(filter: {kind: {eq: QUESTION}}) { body } } }"""
+    async with client_for(make_app()) as client:
+        result = await run(client, query)
+    assert result["authors"] == [{"name": "Ann", "comments": []}, {"name": "Bob", "comments": []}]
 
 
 async def test_bad_arguments_are_field_errors(data: Data) -> None:
@@ -197,3 +207,25 @@ def test_relation_to_a_model_without_type_fails_clearly() -> None:
     # graphql-core wraps the error in a TypeError naming the type; the message is ours.
     with pytest.raises((ImproperlyConfigured, TypeError), match="has no GraphQL type"):
         strawberry.Schema(query=Query)
+
+
+async def test_many_to_many_both_ways_is_one_query_per_level(data: Data) -> None:
+    forward = "{ posts(first: 6, orderBy: [VIEWS_ASC]) { edges { node { views tags { name } } } } }"
+    backward = "{ tags(orderBy: [NAME_ASC]) { name posts { views } } }"
+    async with client_for(make_app()) as client:
+        async with assert_num_queries(2):
+            posts = await run(client, forward)
+        async with assert_num_queries(2):
+            tags = await run(client, backward)
+    assert [[t["name"] for t in e["node"]["tags"]] for e in posts["posts"]["edges"]] == [
+        ["orm"],
+        ["orm"],
+        ["orm", "web"],
+        ["orm", "web"],
+        ["web"],
+        ["web"],
+    ]
+    assert tags["tags"] == [
+        {"name": "orm", "posts": [{"views": 0}, {"views": 1}, {"views": 2}, {"views": 3}]},
+        {"name": "web", "posts": [{"views": 2}, {"views": 3}, {"views": 4}, {"views": 5}]},
+    ]
