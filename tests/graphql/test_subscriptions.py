@@ -94,6 +94,11 @@ async def test_protocol_rules() -> None:
     garbage = await connected(app)
     await garbage.send({"nope": 1})
     assert (await garbage.next_event())["code"] == 4400
+    duplicate = await connected(make_app(channels=Channels("memory://")))
+    watch = {"query": SUBSCRIBE, "variables": {"id": "1"}}
+    await duplicate.send({"id": "same", "type": "subscribe", "payload": watch})
+    await duplicate.send({"id": "same", "type": "subscribe", "payload": watch})
+    assert (await duplicate.next_event())["code"] == 4409
 
 
 async def test_ping_queries_and_errors_over_the_socket() -> None:
