@@ -541,10 +541,20 @@ class GraphQL:
             raise _RequestError("Variables do not coerce.", errors=coerced, legacy_ok=True)
         return entry, operation, variables
 
-    async def run(self, request: HTTPConnection, params: Any, *, method: str) -> ExecutionResult:
-        """Run one query or mutation; raise ``_RequestError`` for requests that cannot run."""
+    async def run(
+        self, request: HTTPConnection, params: Any, *, method: str, context: Any = None
+    ) -> ExecutionResult:
+        """Run one query or mutation; raise ``_RequestError`` for requests that cannot run.
+
+        Args:
+            request: The request (or websocket) the operation came on.
+            params: The GraphQL-over-HTTP parameters (``query``, ``variables``...).
+            method: ``GET``, ``POST`` or ``WEBSOCKET`` (GET runs queries only).
+            context: The resolver context; default: :meth:`make_context`.
+        """
         entry, operation, variables = self.prepare(params, request, method=method)
-        context = await self.make_context(request)
+        if context is None:
+            context = await self.make_context(request)
         operation_name = operation.name.value if operation.name else None
         try:
             async with asyncio.timeout(self.limits.timeout):

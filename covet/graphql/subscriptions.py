@@ -19,7 +19,9 @@ A subscription resolver is an async generator; fed by
                 if isinstance(event, Message):
                     yield await Comment.objects.get(id=event.data["id"])
 
-Each event is executed with fresh batched loaders,
+The ``connection_init`` payload (a token, say) is in
+``info.context.state["connection_params"]``. Each event is executed with
+fresh batched loaders,
 so relations of the yielded object are read when the event is sent, not
 served from an earlier event's cache. Documents go through the same
 validation and limits as HTTP requests.
@@ -74,6 +76,7 @@ class _Connection:
         self.acknowledged = False
         self.operations: dict[str, asyncio.Task[None]] = {}
         self.send_lock = asyncio.Lock()
+        self.connection_params: dict[str, Any] = {}
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self.send_lock:
@@ -99,6 +102,7 @@ class _Connection:
             await self.websocket.close(4400, "connection_init payload must be an object.")
             return
         self.acknowledged = True
+        self.connection_params = payload or {}
         await self.send({"type": "connection_ack"})
         while True:
             message = await self.receive()
@@ -165,12 +169,14 @@ class _Connection:
             return
         operation_name = operation.name.value if operation.name else None
         schema = graphql.graphql_schema
+        context = await graphql.make_context(self.websocket)
+        if isinstance(context, GraphQLContext):
+            context.state["connection_params"] = self.connection_params
         if operation.operation is not OperationType.SUBSCRIPTION:
-            result = await graphql.run(self.websocket, payload, method="WEBSOCKET")
+            result = await graphql.run(self.websocket, payload, method="WEBSOCKET", context=context)
             await self.send_result(operation_id, result)
             await self.send({"id": operation_id, "type": "complete"})
             return
-        context = await graphql.make_context(self.websocket)
         stream: Any = subscribe(
             schema,
             entry.document,

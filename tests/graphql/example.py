@@ -148,6 +148,11 @@ class Query:
         return Me(email=user.email, is_superuser=user.is_superuser)
 
     @strawberry.field
+    def connection_param(self, info: strawberry.Info, key: str) -> str | None:
+        value = info.context.state.get("connection_params", {}).get(key)
+        return None if value is None else str(value)
+
+    @strawberry.field
     def session_value(self, info: strawberry.Info, key: str) -> str | None:
         value = info.context.session.get(key)
         return None if value is None else str(value)

@@ -67,12 +67,12 @@ class Socket:
         await asyncio.wait_for(self.task, 10)
 
 
-async def connected(app: Any) -> Socket:
+async def connected(app: Any, params: dict[str, Any] | None = None) -> Socket:
     socket = Socket(app, ["graphql-transport-ws"])
     accepted = await socket.handshake()
     assert accepted["type"] == "websocket.accept"
     assert accepted["subprotocol"] == "graphql-transport-ws"
-    await socket.send({"type": "connection_init", "payload": {}})
+    await socket.send({"type": "connection_init", "payload": params or {}})
     assert await socket.receive() == {"type": "connection_ack"}
     return socket
 
@@ -116,6 +116,18 @@ async def test_ping_queries_and_errors_over_the_socket() -> None:
     error = await socket.receive()
     assert error["type"] == "error" and error["id"] == "bad"
     assert "nope" in error["payload"][0]["message"]
+    await socket.close()
+
+
+async def test_connection_init_payload_reaches_the_context() -> None:
+    socket = await connected(make_app(), {"token": "abc"})
+    query = '{ connectionParam(key: "token") }'
+    await socket.send({"id": "p", "type": "subscribe", "payload": {"query": query}})
+    assert await socket.receive() == {
+        "id": "p",
+        "type": "next",
+        "payload": {"data": {"connectionParam": "abc"}},
+    }
     await socket.close()
 
 
