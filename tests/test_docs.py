@@ -15,6 +15,7 @@ import inspect
 import os
 import re
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,11 @@ def test_fence_extraction_finds_blocks_and_lines() -> None:
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
-    namespace: dict[str, Any] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
+    # The page runs as a registered module: libraries that resolve annotations through
+    # sys.modules[cls.__module__] (strawberry, pydantic) find the page's classes.
+    module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
+    sys.modules[module.__name__] = module
+    namespace: dict[str, Any] = module.__dict__
     databases_before = set(map(id, _database_registry().values()))
     # Pages may import a demo project they write (settings.md): forget it afterwards.
     path_before, modules_before = list(sys.path), set(sys.modules)
@@ -70,6 +75,7 @@ def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
                 loop.run_until_complete(result)
     finally:
         os.chdir(old_cwd)
+        sys.modules.pop(module.__name__, None)
         sys.path[:] = path_before
         for name in set(sys.modules) - modules_before:
             origin = getattr(sys.modules[name], "__file__", None) or ""
