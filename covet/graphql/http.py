@@ -297,12 +297,15 @@ class GraphQL:
     async def handle_http(self, request: Request) -> Response:
         """Answer one GraphQL-over-HTTP request (a route handler: ``GET`` and ``POST``)."""
         method = request.method
+        if method == "HEAD":
+            # HEAD is GET without the body (RFC 9110 9.3.2): the same rules, the server drops it.
+            method = "GET"
         if method not in ("GET", "POST"):
             return self._error_response(
                 _RequestError(
                     f"Method {method} is not allowed: send GraphQL with GET (queries) or POST.",
                     405,
-                    headers={"Allow": "GET, POST"},
+                    headers={"Allow": "GET, HEAD, POST"},
                 ),
                 GRAPHQL_RESPONSE_JSON,
             )

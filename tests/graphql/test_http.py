@@ -144,6 +144,14 @@ async def test_get_with_bad_variables_json_is_400() -> None:
     assert response.status_code == 400
 
 
+async def test_head_answers_like_get_without_a_body() -> None:
+    async with client_for(make_app()) as client:
+        response = await client.head("/graphql", params={"query": "{ __typename }"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == GRAPHQL_JSON
+    assert response.content == b""
+
+
 async def test_other_methods_are_405() -> None:
     async with client_for(make_app()) as client:
         response = await client.put("/graphql", json={"query": "{ __typename }"})
