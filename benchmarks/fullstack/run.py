@@ -63,8 +63,10 @@ from benchmarks.http.run import (  # noqa: E402
     PYCACHE,
     free_port,
     pick_apps,
+    process_tree,
     ratios,
-    rss_kib,
+    tree_cpu_seconds,
+    tree_rss_kib,
 )
 
 PYTHON = sys.executable
@@ -101,7 +103,6 @@ _TOTAL_RE = re.compile(r"(\d+) requests in ")
 _UNEXPECTED_RE = re.compile(r"unexpected: (\d+) status (\d+)")
 _WRK_ERRORS_RE = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)|Socket errors:.*")
 _CSRF_RE = re.compile(r'name="(csrf_token|csrfmiddlewaretoken)" value="([^"]+)"')
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -245,42 +246,6 @@ def stop(instance: Instance) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def process_tree(pid: int) -> list[int]:
-    """Return ``pid`` and all its descendants (granian's workers are children)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rpartition(")")[2].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, ()))
-    return tree
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / _CLOCK_TICKS
-
-
-def worker_rss(pid: int) -> int:
-    """Return the RSS of the process running the app: the largest of the tree (KiB)."""
-    return max(rss_kib(p) for p in process_tree(pid))
 
 
 # -- logging in and checking -------------------------------------------------------------
@@ -528,15 +493,15 @@ def main(argv: list[str] | None = None) -> int:
                 for instance in rng.sample(members, len(members)):
                     assert instance.process is not None
                     pids = process_tree(instance.process.pid)
-                    before = cpu_seconds(pids)
+                    before = tree_cpu_seconds(pids)
                     rps, total = run_wrk(instance, endpoint, args, wrk_cpu)
-                    used = cpu_seconds(pids) - before
+                    used = tree_cpu_seconds(pids) - before
                     instance.rps.setdefault(endpoint, []).append(rps)
                     instance.cpu_us.setdefault(endpoint, []).append(used / total * 1e6)
             print(f"round {round_index + 1}/{args.rounds} done", flush=True)
         for instance in instances:
             assert instance.process is not None
-            instance.rss_kib = worker_rss(instance.process.pid)
+            instance.rss_kib = tree_rss_kib(instance.process.pid)
             stop(instance)
         imports = {}
         for instance in instances:
@@ -767,8 +732,8 @@ def profile(
     print(row)
     if "covet" in results:
         print()
-        print("covet: the 30 functions with the most self time")
-        results["covet"][2].sort_stats("tottime").print_stats(30)
+        print("covet's own functions with the most self time (all callers together):")
+        results["covet"][2].sort_stats("tottime").print_stats("/covet/", 25)
     return 0
 
 
