@@ -42,6 +42,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -210,16 +211,30 @@ def _pinned(cpu: int | None) -> Any:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
+#: Seconds a request may take: long enough for a worker under valgrind.
+HTTP_TIMEOUT = 30.0
+
+
 def start(
-    instance: Instance, project: Path, cpu: int | None, prefix: list[str] | None = None
+    instance: Instance,
+    project: Path,
+    cpu: int | None,
+    prefix: list[str] | None = None,
+    wrapper: list[str] | None = None,
 ) -> None:
+    """Start the instance's server and wait until it answers.
+
+    ``prefix`` replaces ``-m uvicorn`` (the profiler wrapper takes uvicorn's
+    arguments); ``wrapper`` goes before the whole command (valgrind).
+    """
     instance.port = free_port()
     command = server_command(instance.server, SITES[instance.site][0], instance.port)
-    if prefix:  # e.g. the profiler wrapper, which takes uvicorn's arguments
+    if prefix:
         command = [PYTHON, *prefix, *command[3:]]
+    command = [*(wrapper or ()), *command]
     cwd = project if instance.site == "covet" else ROOT
     instance.process = subprocess.Popen(command, cwd=cwd, env=instance.env, preexec_fn=_pinned(cpu))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + (600 if wrapper else 60)
     while time.monotonic() < deadline:
         if instance.process.poll() is not None:
             raise SystemExit(
@@ -234,7 +249,7 @@ def start(
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.2)
     stop(instance)
-    raise SystemExit(f"{instance.name} ({instance.db}) did not answer within 60 s.")
+    raise SystemExit(f"{instance.name} ({instance.db}) did not answer in time.")
 
 
 def stop(instance: Instance) -> None:
@@ -261,7 +276,7 @@ def login(instance: Instance, email: str) -> tuple[str, str]:
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
     login_url = instance.url(SITES[instance.site][2])
-    with opener.open(login_url, timeout=10) as response:
+    with opener.open(login_url, timeout=HTTP_TIMEOUT) as response:
         form = response.read().decode()
     fields = {"email": email, "password": common.PASSWORD}
     found = _CSRF_RE.search(form)
@@ -269,7 +284,7 @@ def login(instance: Instance, email: str) -> tuple[str, str]:
         fields[found.group(1)] = found.group(2)
     data = urllib.parse.urlencode(fields).encode()
     try:
-        opener.open(urllib.request.Request(login_url, data=data), timeout=30)
+        opener.open(urllib.request.Request(login_url, data=data), timeout=HTTP_TIMEOUT * 4)
     except urllib.error.HTTPError as exc:
         if exc.code != 303:
             raise SystemExit(
@@ -284,7 +299,7 @@ def login(instance: Instance, email: str) -> tuple[str, str]:
 
 
 def fetch(instance: Instance, path: str, cookie: str, body: str | None = None) -> bytes:
-    connection = http.client.HTTPConnection("127.0.0.1", instance.port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", instance.port, timeout=HTTP_TIMEOUT)
     headers = {"Cookie": cookie}
     if body is not None:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -311,10 +326,18 @@ def check(instance: Instance) -> None:
     notes = json.loads(fetch(instance, "/fs/notes.json", instance.reader_cookie))
     if len(notes) != common.PAGE_SIZE or notes[0]["title"] != "Note number 24 & <friends>":
         raise SystemExit(f"{instance.name} ({instance.db}): /fs/notes.json is wrong: {notes!r}")
+    before = _note_count(fetch(instance, "/fs/page", instance.writer_cookie))
     fetch(instance, "/fs/notes", instance.writer_cookie, instance.post_body)
-    writer_page = fetch(instance, "/fs/page", instance.writer_cookie).decode()
-    if "Your notes (1)" not in writer_page:
+    if _note_count(fetch(instance, "/fs/page", instance.writer_cookie)) != before + 1:
         raise SystemExit(f"{instance.name} ({instance.db}): the POST wrote no note.")
+
+
+def _note_count(page: bytes) -> int:
+    """Return the count a page shows in its "Your notes (N)" heading."""
+    found = re.search(rb"Your notes \((\d+)\)", page)
+    if found is None:
+        raise SystemExit(f"No note count on the page:\n{page[:500]!r}")
+    return int(found.group(1))
 
 
 # -- load -------------------------------------------------------------------------------
@@ -427,8 +450,21 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: cProfile the covet and baseline workers on the PostgreSQL page and "
         "print where the time goes, per request",
     )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        help="instead: count each worker's instructions per request with callgrind over N "
+        "sequential requests (exact on a busy machine; needs valgrind)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = parser.parse_args(argv)
+    if args.instructions is not None and shutil.which("valgrind") is None:
+        print(
+            "valgrind is not installed. Install it with: apt-get install -y valgrind",
+            file=sys.stderr,
+        )
+        return 2
     if shutil.which("wrk") is None:
         print("wrk is not installed. Install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
@@ -436,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     args.dbs = pick_apps(parser, args.db, DATABASES)
     args.servers = pick_apps(parser, args.server, SERVERS)
     args.endpoint_list = pick_apps(parser, args.endpoints, ENDPOINTS)
+    if args.instructions is not None:
+        args.servers = ["uvicorn"]
     if "baseline" not in args.sites and not args.profile:
         parser.error("--only must include baseline: every ratio is to it")
     if args.profile:
@@ -468,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
                 prepared.add((instance.site, instance.db))
         if args.profile:
             return profile(instances, project, args, server_cpu, wrk_cpu, workdir)
+        if args.instructions is not None:
+            report_instructions(count_instructions(instances, project, args, workdir), args)
+            return 0
         for instance in instances:
             start(instance, project, server_cpu)
             instance.reader_cookie, _ = login(instance, common.READER)
@@ -534,6 +575,139 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(raw, indent=2))
     return 0
+
+
+# -- instructions -----------------------------------------------------------------------
+
+_TOTALS_RE = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
+
+
+def _endpoint_request(instance: Instance, endpoint: str) -> tuple[bytes, bytes]:
+    """Return the raw HTTP/1.1 request for ``endpoint`` and the status line it must get."""
+    path, method, cookie, body = {
+        "page": ("/fs/page", "GET", instance.reader_cookie, ""),
+        "json": ("/fs/notes.json", "GET", instance.reader_cookie, ""),
+        "post": ("/fs/notes", "POST", instance.writer_cookie, instance.post_body),
+    }[endpoint]
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{instance.port}\r\nCookie: {cookie}\r\n"
+    if body:
+        head += "Content-Type: application/x-www-form-urlencoded\r\n"
+        head += f"Content-Length: {len(body)}\r\n"
+    status = b"HTTP/1.1 303" if method == "POST" else b"HTTP/1.1 200"
+    return (head + "\r\n" + body).encode(), status
+
+
+def request_many(instance: Instance, endpoint: str, count: int) -> None:
+    """Send ``count`` requests one after another on one keep-alive connection."""
+    raw, status = _endpoint_request(instance, endpoint)
+    with socket.create_connection(("127.0.0.1", instance.port), timeout=HTTP_TIMEOUT) as conn:
+        pending = b""
+        for _ in range(count):
+            conn.sendall(raw)
+            while True:
+                head, separator, rest = pending.partition(b"\r\n\r\n")
+                if separator:
+                    if not head.startswith(status):
+                        raise SystemExit(f"{instance.name} {endpoint}: got {head[:60]!r}.")
+                    found = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+                    size = int(found.group(1)) if found else 0
+                    if found is None and b"chunked" in head.lower():
+                        raise SystemExit(f"{instance.name} {endpoint}: chunked answer.")
+                    if len(rest) >= size:
+                        pending = rest[size:]
+                        break
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise SystemExit(f"{instance.name} {endpoint}: the connection closed.")
+                pending += chunk
+
+
+def _callgrind(pid: int, *options: str) -> None:
+    subprocess.run(
+        ["callgrind_control", *options, str(pid)],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
+    )  # fmt: skip
+
+
+def count_instructions(
+    instances: list[Instance], project: Path, args: argparse.Namespace, workdir: Path
+) -> dict[tuple[str, str, str], float]:
+    """Return the instructions each worker executes per request, by (site, db, endpoint).
+
+    Each worker runs under callgrind with instrumentation off while it starts,
+    logs in and warms up; then, per endpoint, the counters are zeroed,
+    instrumentation is switched on for ``--instructions`` sequential requests on
+    one keep-alive connection, and the dump's total is divided by them. Exact
+    and repeatable whatever else the machine runs (a fixed hash seed); the
+    database server's work is not counted.
+    """
+    global HTTP_TIMEOUT
+    HTTP_TIMEOUT = 300.0
+    counts: dict[tuple[str, str, str], float] = {}
+    for instance in instances:
+        out = workdir / f"callgrind.{instance.site}.{instance.db}"
+        instance.env = {**instance.env, "PYTHONHASHSEED": "0"}
+        wrapper = ["valgrind", "-q", "--tool=callgrind", "--instr-atstart=no",
+                   f"--callgrind-out-file={out}"]  # fmt: skip
+        print(f"{instance.name} ({instance.db}): starting under callgrind", flush=True)
+        start(instance, project, None, wrapper=wrapper)
+        assert instance.process is not None
+        pid = instance.process.pid
+        try:
+            instance.reader_cookie, _ = login(instance, common.READER)
+            instance.writer_cookie, token = login(instance, common.WRITER)
+            instance.post_body = f"{token}&title=Written+by+wrk&body=One+row+per+request."
+            check(instance)
+            for dump, endpoint in enumerate(args.endpoint_list, start=1):
+                request_many(instance, endpoint, 20)  # warm: lazy imports, caches, pools
+                _callgrind(pid, "-i", "on")
+                _callgrind(pid, "-z")
+                request_many(instance, endpoint, args.instructions)
+                _callgrind(pid, "-d")
+                _callgrind(pid, "-i", "off")
+                text = Path(f"{out}.{dump}").read_text(errors="replace")
+                found = _TOTALS_RE.search(text)
+                if found is None:
+                    raise SystemExit(f"No total in the callgrind dump {out}.{dump}.")
+                counts[(instance.site, instance.db, endpoint)] = (
+                    int(found.group(1)) / args.instructions
+                )
+                print(
+                    f"  {endpoint}: {counts[(instance.site, instance.db, endpoint)]:,.0f} "
+                    "instructions per request",
+                    flush=True,
+                )
+        finally:
+            stop(instance)
+    return counts
+
+
+def report_instructions(
+    counts: dict[tuple[str, str, str], float], args: argparse.Namespace
+) -> None:
+    print()
+    print(
+        f"Instructions per request in the server worker (callgrind, {args.instructions} "
+        "sequential keep-alive requests after a warm-up, uvicorn); the ratio is baseline/site: "
+        "capacity per core relative to the baseline, the database server excluded."
+    )
+    sites = [site for site in ORDER if site in args.sites]
+    for db in args.dbs:
+        print()
+        print(DB_TITLES[db])
+        header = f"{'endpoint':<9}" + "".join(f"{site:>22}" for site in sites)
+        print(header)
+        print("-" * len(header))
+        for endpoint in args.endpoint_list:
+            base = counts.get(("baseline", db, endpoint))
+            row = f"{endpoint:<9}"
+            for site in sites:
+                value = counts[(site, db, endpoint)]
+                cell = f"{value / 1000:,.0f}k"
+                if base is not None and site != "baseline":
+                    cell += f" {base / value:.2f}"
+                row += f"{cell:>22}"
+            print(row)
 
 
 # -- the report -------------------------------------------------------------------------
