@@ -22,10 +22,15 @@ same queries for every site.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/fullstack/run.py               # about 4 minutes
+    .venv/bin/python benchmarks/fullstack/run.py               # about 8 minutes
     .venv/bin/python benchmarks/fullstack/run.py --db postgres --only covet,baseline --rounds 2
     .venv/bin/python benchmarks/fullstack/run.py --server uvicorn,granian --only covet,baseline
+    .venv/bin/python benchmarks/fullstack/run.py --instructions 50  # exact; about 15 minutes
     .venv/bin/python benchmarks/fullstack/run.py --profile     # where covet's time goes
+
+On a machine whose PostgreSQL serves other work too, the wrk rates follow the database
+server's load; ``--instructions`` counts what each worker executes per request (callgrind),
+which does not.
 """
 
 from __future__ import annotations

@@ -234,3 +234,22 @@ def test_granian_reload_filter_watches_code_templates_and_env(tmp_path: Path) ->
     for name in ("notes.md", "data.sqlite3", "app.pyc"):
         assert not accept(Change.modified, str(tmp_path / name)), name
     assert not accept(Change.modified, str(tmp_path / ".venv" / "lib" / "x.py"))
+
+
+def test_covet_server_variable_chooses_granian(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, "granian_variable", APP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COVET_SERVER", "granian")
+    monkeypatch.setitem(sys.modules, "granian", None)
+    result = CliRunner().invoke(main, ["run", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert "--server granian needs the granian package" in result.output
+
+
+def test_unknown_server_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--server", "hypercorn"])
+    assert result.exit_code == 2
+    assert "'hypercorn' is not one of 'uvicorn', 'granian'" in result.output
