@@ -713,6 +713,20 @@ def report_instructions(
                     cell += f" {base / value:.2f}"
                 row += f"{cell:>22}"
             print(row)
+    page = {site: counts.get((site, "postgres", "page")) for site in ORDER}
+    if page["covet"] is not None:
+        print()
+        print("Targets (page, PostgreSQL, by instructions per request):")
+        for other, goal, text in (
+            ("baseline", 0.80, "covet / baseline     >= 0.80"),
+            ("starlette", 1.00, "covet / starlette    >  1.00"),
+            ("django", 3.00, "covet / django       >= 3.00"),
+        ):
+            other_count = page[other]
+            if other_count is not None:
+                value = other_count / page["covet"]
+                met = value > goal if goal == 1.00 else value >= goal
+                print(f"  {text}: {value:.2f}  {'met' if met else 'MISSED'}")
 
 
 # -- the report -------------------------------------------------------------------------
@@ -787,24 +801,39 @@ def report(instances: list[Instance], imports: dict[str, float], args: argparse.
 
 
 def _targets(instances: list[Instance], args: argparse.Namespace) -> None:
-    """Print issue 17's targets for the page on PostgreSQL, measured in this run."""
+    """Print issue 17's targets for the page on PostgreSQL, measured in this run.
+
+    Each is shown twice: as a ratio of requests per second and as a ratio of
+    the worker's CPU time per request (capacity per core). The verdict follows
+    the CPU time: on a machine whose database server is busy with other work,
+    the rates follow the database, not the worker. ``--instructions`` gives the
+    exact figure.
+    """
     if "postgres" not in args.dbs or "page" not in args.endpoint_list:
         return
     found = {i.site: i for i in instances if i.db == "postgres" and i.server == args.servers[0]}
     if "covet" not in found:
         return
-    covet = found["covet"].rps["page"]
+    covet = found["covet"]
     print()
-    print("Targets (page, PostgreSQL, req/s ratios within a round, median [min-max]):")
+    print(
+        "Targets (page, PostgreSQL; ratios within a round, median [min-max]; the verdict "
+        "follows CPU time per request, see --instructions for the exact figure):"
+    )
     for other, goal, text in (
         ("baseline", 0.80, "covet / baseline     >= 0.80"),
         ("starlette", 1.00, "covet / starlette    >  1.00"),
         ("django", 3.00, "covet / django       >= 3.00"),
     ):
-        if other in found:
-            middle, low, high = ratios(covet, found[other].rps["page"])
-            verdict = "met" if middle >= goal else "MISSED"
-            print(f"  {text}: {middle:.2f} [{low:.2f}-{high:.2f}]  {verdict}")
+        if other not in found:
+            continue
+        rate = ratios(covet.rps["page"], found[other].rps["page"])
+        cpu = ratios(found[other].cpu_us["page"], covet.cpu_us["page"])
+        met = cpu[0] >= goal if goal != 1.00 else cpu[0] > goal
+        print(
+            f"  {text}: req/s {rate[0]:.2f} [{rate[1]:.2f}-{rate[2]:.2f}], "
+            f"CPU {cpu[0]:.2f} [{cpu[1]:.2f}-{cpu[2]:.2f}]  {'met' if met else 'MISSED'}"
+        )
 
 
 # -- the profile ------------------------------------------------------------------------
