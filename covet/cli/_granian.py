@@ -19,9 +19,10 @@ timeout, websocket message size limit and incomplete-event size, and the
 SIGTERM drain (``--drain-seconds``): granian's main process stops its
 workers itself, so the worker never sees the SIGTERM a drain hooks into.
 
-The workers import the app through :func:`application` (a factory), which
-reads the app path and trusted proxies from the environment this process
-sets, so they need no command line of their own.
+The workers are spawned (not forked) and import the app through
+:func:`application` (a factory), which reads the app path and trusted proxies
+from the environment this process sets, so they need no command line of
+their own.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import math
+import multiprocessing
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,6 @@ __all__ = (
     "APP_VARIABLE",
     "FORWARDED_VARIABLE",
     "application",
-    "forget_project_modules",
     "granian_options",
     "require_granian",
     "serve",
@@ -188,31 +188,6 @@ def granian_options(
     return options
 
 
-def forget_project_modules(root: Path) -> list[str]:
-    """Drop the modules imported from the project ``root`` (not its venv) from ``sys.modules``.
-
-    ``covet run`` imports the app once before serving, to report a broken app
-    in one line. granian forks its workers from this process, so a worker
-    would inherit that import and, after ``--reload``, serve the old code:
-    forgetting the project's modules makes every worker import the current
-    files.
-
-    Returns:
-        The names of the modules dropped.
-    """
-    base = root.resolve()
-    dropped = []
-    for name, module in list(sys.modules.items()):
-        filename = getattr(module, "__file__", None)
-        if not filename:
-            continue
-        path = Path(filename).resolve()
-        if path.is_relative_to(base) and "site-packages" not in path.parts:
-            del sys.modules[name]
-            dropped.append(name)
-    return dropped
-
-
 def serve(app_path: str, options: dict[str, Any], forwarded_allow_ips: str) -> None:
     """Serve with granian until it is stopped (SIGINT or SIGTERM), then return.
 
@@ -224,13 +199,21 @@ def serve(app_path: str, options: dict[str, Any], forwarded_allow_ips: str) -> N
     """
     from granian.server import Server
 
-    forget_project_modules(Path(options["working_dir"]))
     saved = {name: os.environ.get(name) for name in (APP_VARIABLE, FORWARDED_VARIABLE)}
     os.environ[APP_VARIABLE] = app_path
     os.environ[FORWARDED_VARIABLE] = forwarded_allow_ips
+    # granian starts its workers with multiprocessing's start method, "fork" by default
+    # on Linux before Python 3.14. A forked worker would inherit this process's import of
+    # the app (made to report a broken app in one line): after --reload it would serve
+    # the old code, and prometheus-client, imported before PROMETHEUS_MULTIPROC_DIR was
+    # set, would keep each worker's samples to itself. Spawned workers import afresh,
+    # as uvicorn's do.
+    method = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)
     try:
         Server(**options).serve()
     finally:
+        multiprocessing.set_start_method(method, force=True)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -253,3 +253,55 @@ def test_unknown_server_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.Mon
     result = CliRunner().invoke(main, ["run", "--server", "hypercorn"])
     assert result.exit_code == 2
     assert "'hypercorn' is not one of 'uvicorn', 'granian'" in result.output
+
+
+METRICS_APP = """
+import os
+
+from covet import Covet
+from covet.metrics import Metrics, MetricsApp
+
+app = Covet(allowed_hosts=["127.0.0.1"])
+metrics = Metrics()
+app.add_observer(metrics)
+app.add_route("/metrics", MetricsApp(metrics), name="metrics")
+
+
+@app.get("/work")
+async def work(request):
+    return {"pid": os.getpid()}
+"""
+
+
+def test_granian_workers_add_up_their_metrics(tmp_path: Path) -> None:
+    # The app (and prometheus-client) is imported by `covet run` before the workers
+    # start: they must still write their samples where any worker's scrape adds them up.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    write_project(tmp_path, "granian_metrics", METRICS_APP)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start_covet(
+        "run", "--server", "granian", "--workers", "2", "--port", str(port), cwd=tmp_path
+    )
+    try:
+        wait_for_server(f"{base}/work", process, timeout=60)
+        pids: set[int] = set()
+        deadline = time.monotonic() + 30
+        sent = 1
+        while len(pids) < 2 and time.monotonic() < deadline:
+            with httpx.Client() as client:
+                pids.add(client.get(f"{base}/work").json()["pid"])
+            sent += 1
+        assert len(pids) == 2
+        scrape = httpx.get(f"{base}/metrics").text
+    finally:
+        code, _, err = stop_server(process, signal.SIGINT)
+    assert code == 0, err
+    counted = sum(
+        sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if sample.name == "covet_http_requests_total" and sample.labels["route"] == "work"
+    )
+    assert counted == sent
