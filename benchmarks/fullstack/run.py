@@ -477,8 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     args.dbs = pick_apps(parser, args.db, DATABASES)
     args.servers = pick_apps(parser, args.server, SERVERS)
     args.endpoint_list = pick_apps(parser, args.endpoints, ENDPOINTS)
-    if args.instructions is not None:
-        args.servers = ["uvicorn"]
+    if args.instructions is not None or args.profile:
+        args.servers = ["uvicorn"]  # both wrap uvicorn's command line
     if "baseline" not in args.sites and not args.profile:
         parser.error("--only must include baseline: every ratio is to it")
     if args.profile:
