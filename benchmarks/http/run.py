@@ -17,6 +17,11 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/http/run.py                # about 2.5 minutes
     .venv/bin/python benchmarks/http/run.py --duration 2 --rounds 1 --only bare,starlette
+    .venv/bin/python benchmarks/http/run.py --server uvicorn,granian --only bare,covet
+
+With ``--server uvicorn,granian`` every app also runs under granian (one
+worker, its ASGI interface, uvloop, no access log), as ``APP@granian``, in the
+same interleaved rounds; ratios stay relative to bare ASGI under uvicorn.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ SERVERS = {
     "covet-500-routes": "benchmarks.http.covet_app:app_500",
 }
 MAIN_APPS = ("bare", "starlette", "covet")
+#: The HTTP servers ``--server`` chooses from; apps under granian are named ``APP@granian``.
+HTTP_SERVERS = ("uvicorn", "granian")
 # (label, path, expected body)
 ENDPOINTS = (
     ("plaintext", "/plaintext", b"Hello, World!"),
@@ -157,31 +164,80 @@ def _pinned(cpu: int | None) -> Any:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def start_server(name: str, target: str, cpu: int | None = None) -> Server:
-    port = free_port()
-    command = [
+def server_command(server: str, target: str, port: int) -> list[str]:
+    """Return the command serving ``target`` on ``port`` with one worker of ``server``."""
+    if server == "granian":
+        return [
+            PYTHON, "-m", "granian", target, "--interface", "asgi",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+    return [
         PYTHON, "-m", "uvicorn", target,
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1", "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning", "--lifespan", "on",
     ]  # fmt: skip
+
+
+def app_label(name: str, server: str) -> str:
+    """Return the name an app is reported under: ``APP`` under uvicorn, ``APP@granian`` else."""
+    return name if server == "uvicorn" else f"{name}@{server}"
+
+
+def process_tree(pid: int) -> list[int]:
+    """Return ``pid`` and all its descendants (granian serves from a child process)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        children.setdefault(int(stat.rpartition(")")[2].split()[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """Return the user + system CPU time the processes ``pids`` have used so far."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Return the RSS of the largest process of the tree: the worker (KiB)."""
+    return max(rss_kib(member) for member in process_tree(pid))
+
+
+def start_server(name: str, target: str, cpu: int | None = None, server: str = "uvicorn") -> Server:
+    port = free_port()
+    command = server_command(server, target, port)
     process = subprocess.Popen(command, cwd=ROOT, env=python_env(), preexec_fn=_pinned(cpu))
-    server = Server(name, target, port, process)
+    instance = Server(name, target, port, process)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{name}: uvicorn exited with code {process.returncode}.")
+            raise SystemExit(f"{name}: {server} exited with code {process.returncode}.")
         try:
-            with urllib.request.urlopen(server.url("/plaintext"), timeout=1):
+            with urllib.request.urlopen(instance.url("/plaintext"), timeout=1):
                 break
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)
     else:
-        stop_server(server)
-        raise SystemExit(f"{name}: uvicorn did not answer on port {port} within 30 s.")
+        stop_server(instance)
+        raise SystemExit(f"{name}: {server} did not answer on port {port} within 30 s.")
     time.sleep(0.5)
-    server.idle_rss_kib = rss_kib(process.pid)
-    return server
+    instance.idle_rss_kib = tree_rss_kib(process.pid)
+    return instance
 
 
 def stop_server(server: Server) -> None:
@@ -264,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="pin servers to the first allowed CPU and wrk to the second (Linux)",
     )
+    parser.add_argument(
+        "--server",
+        default="uvicorn",
+        help="uvicorn, granian, or both (comma-separated): the HTTP server(s) each app runs under",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = parser.parse_args(argv)
 
@@ -271,20 +332,34 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed. Install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
     selected = pick_apps(parser, args.only, SERVERS)
+    http_servers = pick_apps(parser, args.server, HTTP_SERVERS)
+    # (label, app, server): the main apps under every server; routing under the first.
+    instances = [
+        (app_label(name, server), name, server)
+        for server in http_servers
+        for name in selected
+        if name in MAIN_APPS or server == http_servers[0]
+    ]
+    args.main_labels = [
+        app_label(name, server) for server in http_servers for name in MAIN_APPS if name in selected
+    ]
+    args.base_label = app_label("bare", http_servers[0])
 
     # A group is measured back to back in every round (in shuffled order), so
     # ratios are taken between runs seconds apart: drift in background load
     # cancels out, which medians of absolute figures alone would not do.
     groups: list[tuple[str, list[tuple[str, str, bytes]]]] = [
-        (label, [(name, path, body) for name in MAIN_APPS if name in selected])
-        for label, path, body in ENDPOINTS
+        (endpoint, [(name, path, body) for name in args.main_labels])
+        for endpoint, path, body in ENDPOINTS
     ]
     routing = [(name, path, body) for name, path, body in ROUTING if name in selected]
     if routing:
         groups.append(("routing", routing))
-    groups = [(label, members) for label, members in groups if members]
-    cells = [(name, label, path, body) for label, members in groups for name, path, body in members]
-    estimate = len(cells) * args.rounds * args.duration + len(selected) * 2
+    groups = [(endpoint, members) for endpoint, members in groups if members]
+    cells = [
+        (name, endpoint, path, body) for endpoint, members in groups for name, path, body in members
+    ]
+    estimate = len(cells) * args.rounds * args.duration + len(instances) * 2
     print(f"Python {sys.version.split()[0]} on {os.cpu_count()} CPU(s); about {estimate:.0f} s.")
 
     server_cpu: int | None = None
@@ -298,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     warm_bytecode([SERVERS[name] for name in selected])
     servers: dict[str, Server] = {}
     try:
-        for name in selected:
-            servers[name] = start_server(name, SERVERS[name], server_cpu)
+        for name, app, server in instances:
+            servers[name] = start_server(name, SERVERS[app], server_cpu, server)
         for name, _, path, body in cells:
             check_endpoint(servers[name], path, body)
         for server in servers.values():  # warm up: caches, JIT-free but lazy imports
@@ -311,16 +386,17 @@ def main(argv: list[str] | None = None) -> int:
             for label, members in order:
                 for name, path, _ in rng.sample(members, len(members)):
                     server = servers[name]
-                    before = cpu_seconds(server.process.pid)
+                    pids = process_tree(server.process.pid)
+                    before = tree_cpu_seconds(pids)
                     rps, total = run_wrk(
                         server.url(path), args.duration, args.connections, args.threads, wrk_cpu
                     )
-                    used = cpu_seconds(server.process.pid) - before
+                    used = tree_cpu_seconds(pids) - before
                     server.results.setdefault(label, []).append(rps)
                     server.cpu_per_request.setdefault(label, []).append(used / total * 1e6)
             print(f"round {round_index + 1}/{args.rounds} done", flush=True)
         for server in servers.values():
-            server.loaded_rss_kib = rss_kib(server.process.pid)
+            server.loaded_rss_kib = tree_rss_kib(server.process.pid)
     finally:
         for server in servers.values():
             stop_server(server)
@@ -356,17 +432,18 @@ def report(servers: dict[str, Server], imports: dict[str, float], args: argparse
         "interleaved round(s). req/s: median over rounds. ratio: median over rounds of "
         "(app req/s / bare req/s in the same round), with its min-max range."
     )
-    names = [name for name in MAIN_APPS if name in servers]
+    names = [name for name in args.main_labels if name in servers]
+    bare = args.base_label
     header = f"{'endpoint':<21}" + "".join(f"{name:>30}" for name in names)
     print(header)
     print("-" * len(header))
     for label, _, _ in ENDPOINTS:
         row = f"{label:<21}"
-        base = servers["bare"].results[label] if "bare" in servers else None
+        base = servers[bare].results[label] if bare in servers else None
         for name in names:
             results = servers[name].results[label]
             cell = f"{statistics.median(results):,.0f}"
-            if base is not None and name != "bare":
+            if base is not None and name != bare:
                 middle, low, high = ratios(results, base)
                 cell += f" {middle:.2f} [{low:.2f}-{high:.2f}]"
             row += f"{cell:>30}"
@@ -380,11 +457,11 @@ def report(servers: dict[str, Server], imports: dict[str, float], args: argparse
     print("-" * len(header))
     for label, _, _ in ENDPOINTS:
         row = f"{label:<21}"
-        base = servers["bare"].cpu_per_request[label] if "bare" in servers else None
+        base = servers[bare].cpu_per_request[label] if bare in servers else None
         for name in names:
             results = servers[name].cpu_per_request[label]
             cell = f"{statistics.median(results):.1f}"
-            if base is not None and name != "bare":
+            if base is not None and name != bare:
                 middle, low, high = ratios(base, results)
                 cell += f" {middle:.2f} [{low:.2f}-{high:.2f}]"
             row += f"{cell:>30}"

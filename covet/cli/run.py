@@ -1,4 +1,4 @@
-"""``covet run``: serve the project's application with uvicorn.
+"""``covet run``: serve the project's application with uvicorn (or granian: ``--server granian``).
 
 The app is imported once in this process first, so a broken app gives a
 one-line error instead of a server that keeps dying. The server gets the
@@ -399,6 +399,15 @@ def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     help="Before serving, check that the database answers and has no pending migrations.",
 )
 @click.option(
+    "--server",
+    type=click.Choice(["uvicorn", "granian"]),
+    default="uvicorn",
+    show_default=True,
+    envvar="COVET_SERVER",
+    help="The HTTP server: uvicorn, or granian (Rust; pip install 'covet-web[granian]'). "
+    "Also read from COVET_SERVER.",
+)
+@click.option(
     "--drain-seconds",
     type=click.FloatRange(min=0),
     metavar="SECONDS",
@@ -421,17 +430,22 @@ def run_command(
     log_level: str,
     forwarded_allow_ips: str,
     check: bool,
+    server: str,
     drain_seconds: float | None,
     graceful_timeout: float | None,
 ) -> None:
-    """Serve the application with uvicorn.
+    """Serve the application with uvicorn (or granian, with --server granian).
 
     SIGINT (Ctrl+C) or SIGTERM stop the server gracefully, with exit status 0:
-    SIGTERM after the drain (``--drain-seconds``), SIGINT at once.
+    SIGTERM after the drain (``--drain-seconds``, uvicorn only), SIGINT at once.
     """
     # Checked before importing anything, so the mistake is reported first.
     if reload and workers > 1:
         server_options("", root=Path.cwd(), reload=reload, workers=workers)
+    if server == "granian":
+        from covet.cli._granian import require_granian
+
+        require_granian()
     settings = project_settings(app_path)
     check_address(host, port)
     root = settings.root if settings is not None else Path.cwd()
@@ -444,6 +458,25 @@ def run_command(
         # The reloader restarts the server with SIGTERM on every change.
         warn(f"The drain of {drain:g} s is not used with --reload: it would delay every reload.")
         drain = 0.0
+    if server == "granian":
+        if drain > 0:
+            warn(
+                f"The drain of {drain:g} s is not used with --server granian: granian stops its "
+                "workers itself, so /ready cannot answer 503 first. Use uvicorn for a drain."
+            )
+        _serve_granian(
+            app_path,
+            root=root,
+            host=host,
+            port=port,
+            reload=reload,
+            workers=workers,
+            log_level=log_level,
+            forwarded_allow_ips=forwarded_allow_ips,
+            settings=settings,
+            graceful_timeout=shutdown.graceful_timeout,
+        )
+        return
     options = server_options(
         app_path,
         root=root,
@@ -494,3 +527,50 @@ def run_command(
         uvicorn_logger.removeFilter(catcher)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _serve_granian(
+    app_path: str,
+    *,
+    root: Path,
+    host: str,
+    port: int,
+    reload: bool,
+    workers: int,
+    log_level: str,
+    forwarded_allow_ips: str,
+    settings: Settings | None,
+    graceful_timeout: float,
+) -> None:
+    """Serve ``app_path`` with granian (see :mod:`covet.cli._granian`) until it stops."""
+    from covet.cli._granian import granian_options, serve
+    from covet.logging import logging_config
+
+    options = granian_options(
+        app_path,
+        root=root,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=workers,
+        log_level=log_level,
+        logging_config=logging_config(_logging_options(settings)),
+        graceful_timeout=graceful_timeout,
+    )
+    info(f"Serving {app_path} from {root} with granian")
+    from covet.shutdown import DRAIN_VARIABLE
+
+    shared = metrics_multiprocess_dir(workers)
+    # granian stops a worker with SIGTERM once it has stopped accepting: no drain then.
+    drain_before = os.environ.get(DRAIN_VARIABLE)
+    os.environ[DRAIN_VARIABLE] = "0"
+    try:
+        serve(app_path, options, forwarded_allow_ips)
+    finally:
+        if drain_before is None:
+            os.environ.pop(DRAIN_VARIABLE, None)
+        else:
+            os.environ[DRAIN_VARIABLE] = drain_before
+        if shared is not None and shared[1]:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+            shutil.rmtree(shared[0], ignore_errors=True)

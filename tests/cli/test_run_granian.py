@@ -1,0 +1,307 @@
+"""Tests of ``covet run --server granian``: real granian servers on free ports, real requests."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from covet.cli import main
+from tests.cli.conftest import free_port, start_covet, stop_server, wait_for_server, write_project
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.usefixtures("isolated_imports")
+
+# Each worker records its lifespan in a file named after its process id, so the
+# test sees which workers started and stopped, without two processes appending to
+# one file.
+APP = """
+import os
+from pathlib import Path
+
+from covet import Covet
+
+app = Covet(allowed_hosts=["127.0.0.1"])
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+
+
+def record(event):
+    EVENTS.mkdir(exist_ok=True)
+    with (EVENTS / str(os.getpid())).open("a") as file:
+        file.write(event + "\\n")
+
+
+@app.on_startup
+async def started():
+    record("startup")
+
+
+@app.on_shutdown
+async def stopped():
+    record("shutdown")
+
+
+@app.get("/")
+async def home(request):
+    return {
+        "version": "one",
+        "pid": os.getpid(),
+        "client": request.client.host if request.client else None,
+        "scheme": request.url.scheme,
+    }
+"""
+
+
+def lifespans(root: Path) -> dict[str, list[str]]:
+    """Return each worker's recorded lifespan events, by process id."""
+    events = root / "events"
+    if not events.is_dir():
+        return {}
+    return {path.name: path.read_text("utf-8").split() for path in events.iterdir()}
+
+
+def test_granian_serves_with_lifespan_and_trusted_proxy(tmp_path: Path) -> None:
+    write_project(tmp_path, "granian_site", APP)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_covet("run", "--server", "granian", "--port", str(port), cwd=tmp_path)
+    try:
+        response = wait_for_server(url, process)
+        assert response.status_code == 200
+        assert response.json()["version"] == "one"
+        assert response.json()["client"] == "127.0.0.1"
+        # 127.0.0.1 is the default --forwarded-allow-ips, as with uvicorn.
+        forwarded = httpx.get(
+            url, headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+        ).json()
+        assert forwarded["client"] == "203.0.113.7"
+        assert forwarded["scheme"] == "https"
+        # covet's own checks still apply behind granian: an unknown host is refused.
+        assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 400
+    finally:
+        code, out, err = stop_server(process, signal.SIGTERM)
+    assert code == 0, err
+    assert "Starting granian" in out + err
+    assert list(lifespans(tmp_path).values()) == [["startup", "shutdown"]]
+
+
+def test_granian_forwarded_headers_are_ignored_from_untrusted_proxies(tmp_path: Path) -> None:
+    write_project(tmp_path, "granian_untrusted", APP)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_covet(
+        "run", "--server", "granian", "--port", str(port),
+        "--forwarded-allow-ips", "10.0.0.1", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for_server(url, process)
+        data = httpx.get(url, headers={"X-Forwarded-For": "203.0.113.7"}).json()
+        assert data["client"] == "127.0.0.1"
+    finally:
+        code, _, err = stop_server(process, signal.SIGINT)
+    assert code == 0, err
+
+
+def test_granian_serves_with_two_workers(tmp_path: Path) -> None:
+    write_project(tmp_path, "granian_workers", APP)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_covet(
+        "run", "--server", "granian", "--workers", "2", "--port", str(port), cwd=tmp_path
+    )
+    try:
+        wait_for_server(url, process)
+        # The kernel spreads new connections over the two workers' accept loops;
+        # keep opening fresh ones until both have answered (bounded in time).
+        pids: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(pids) < 2 and time.monotonic() < deadline:
+            with httpx.Client() as client:
+                pids.add(client.get(url).json()["pid"])
+        assert len(pids) == 2
+        # Both workers ran their startup before serving.
+        deadline = time.monotonic() + 10
+        while len(lifespans(tmp_path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        code, _, err = stop_server(process, signal.SIGINT)
+    assert code == 0, err
+    recorded = lifespans(tmp_path)
+    assert {int(pid) for pid in recorded} == pids
+    assert all(events == ["startup", "shutdown"] for events in recorded.values()), recorded
+
+
+def test_granian_reload_serves_changed_code(tmp_path: Path) -> None:
+    write_project(tmp_path, "granian_reload", APP)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_covet(
+        "run", "--server", "granian", "--reload", "--port", str(port), cwd=tmp_path
+    )
+    try:
+        assert wait_for_server(url, process).json()["version"] == "one"
+        app_file = tmp_path / "granian_reload" / "app.py"
+        changed = app_file.read_text("utf-8").replace('"version": "one"', '"version": "two"')
+        # A file the reload does not watch changes nothing (and must not break anything).
+        (tmp_path / "notes.md").write_text("not code\n", "utf-8")
+        deadline = time.monotonic() + 60
+        version = "one"
+        while version != "two" and time.monotonic() < deadline:
+            app_file.write_text(changed, "utf-8")
+            retry = time.monotonic() + 5
+            while version != "two" and time.monotonic() < retry:
+                try:
+                    version = httpx.get(url, timeout=2).json()["version"]
+                except httpx.TransportError:
+                    pass  # the worker is restarting
+                time.sleep(0.2)
+        assert version == "two"
+    finally:
+        code, _, err = stop_server(process, signal.SIGINT)
+    assert code == 0, err
+
+
+def test_granian_refuses_a_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_project(tmp_path, "granian_busy", APP)
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["run", "--server", "granian", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"Cannot serve on 127.0.0.1:{port}: the address is already in use" in result.output
+
+
+def test_granian_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_project(tmp_path, "granian_missing", APP)
+    monkeypatch.chdir(tmp_path)
+    # A None entry makes `import granian` raise ImportError, as when it is not installed.
+    monkeypatch.setitem(sys.modules, "granian", None)
+    result = CliRunner().invoke(main, ["run", "--server", "granian", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: --server granian needs the granian package, which is not installed. "
+        "Run: pip install 'covet-web[granian]' (or drop --server granian to use uvicorn).\n"
+    )
+
+
+def test_granian_refuses_reload_with_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--server", "granian", "--reload", "--workers", "2"])
+    assert result.exit_code == 1
+    assert "--reload cannot be combined with --workers 2" in result.output
+
+
+def test_granian_options_map_covet_limits(tmp_path: Path) -> None:
+    from covet.cli._granian import granian_options
+
+    options = granian_options(
+        "site.app:app", root=tmp_path, port=9000, workers=3, graceful_timeout=7.5
+    )
+    assert options["target"] == "covet.cli._granian:application"
+    assert options["factory"] is True
+    assert options["port"] == 9000
+    assert options["workers"] == 3
+    assert options["working_dir"] == tmp_path
+    assert options["backpressure"] == 1000
+    assert options["http1_settings"].header_read_timeout == 10_000
+    assert options["workers_kill_timeout"] == 8
+    assert "reload" not in options
+
+
+def test_granian_reload_filter_watches_code_templates_and_env(tmp_path: Path) -> None:
+    from watchfiles import Change
+
+    from covet.cli._granian import granian_options
+
+    options = granian_options("site.app:app", root=tmp_path, reload=True)
+    assert options["reload"] is True
+    assert options["reload_paths"] == [tmp_path]
+    accept = options["reload_filter"]()
+    for name in ("app.py", "page.html", "pyproject.toml", ".env"):
+        assert accept(Change.modified, str(tmp_path / name)), name
+    for name in ("notes.md", "data.sqlite3", "app.pyc"):
+        assert not accept(Change.modified, str(tmp_path / name)), name
+    assert not accept(Change.modified, str(tmp_path / ".venv" / "lib" / "x.py"))
+
+
+def test_covet_server_variable_chooses_granian(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, "granian_variable", APP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COVET_SERVER", "granian")
+    monkeypatch.setitem(sys.modules, "granian", None)
+    result = CliRunner().invoke(main, ["run", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert "--server granian needs the granian package" in result.output
+
+
+def test_unknown_server_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "--server", "hypercorn"])
+    assert result.exit_code == 2
+    assert "'hypercorn' is not one of 'uvicorn', 'granian'" in result.output
+
+
+METRICS_APP = """
+import os
+
+from covet import Covet
+from covet.metrics import Metrics, MetricsApp
+
+app = Covet(allowed_hosts=["127.0.0.1"])
+metrics = Metrics()
+app.add_observer(metrics)
+app.add_route("/metrics", MetricsApp(metrics), name="metrics")
+
+
+@app.get("/work")
+async def work(request):
+    return {"pid": os.getpid()}
+"""
+
+
+def test_granian_workers_add_up_their_metrics(tmp_path: Path) -> None:
+    # The app (and prometheus-client) is imported by `covet run` before the workers
+    # start: they must still write their samples where any worker's scrape adds them up.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    write_project(tmp_path, "granian_metrics", METRICS_APP)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start_covet(
+        "run", "--server", "granian", "--workers", "2", "--port", str(port), cwd=tmp_path
+    )
+    try:
+        wait_for_server(f"{base}/work", process, timeout=60)
+        pids: set[int] = set()
+        deadline = time.monotonic() + 30
+        sent = 1
+        while len(pids) < 2 and time.monotonic() < deadline:
+            with httpx.Client() as client:
+                pids.add(client.get(f"{base}/work").json()["pid"])
+            sent += 1
+        assert len(pids) == 2
+        scrape = httpx.get(f"{base}/metrics").text
+    finally:
+        code, _, err = stop_server(process, signal.SIGINT)
+    assert code == 0, err
+    counted = sum(
+        sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if sample.name == "covet_http_requests_total" and sample.labels["route"] == "work"
+    )
+    assert counted == sent
