@@ -151,15 +151,14 @@ class Health:
 
     async def _no_pending_migrations(self, database: Database) -> None:
         """Raise when ``database`` is behind the project's migrations."""
-        from covet.db.migrations import pending_migrations
-        from covet.db.migrations.commands import _load_history
+        from covet.db.migrations import load_history, pending_migrations
 
         settings = self.migrations
         assert settings is not None  # noqa: S101 - only called when set
         if self._script is None:
             # Reading the scripts parses them (or imports them, for a history alembic
             # must read): off the loop, once.
-            self._script = await asyncio.to_thread(_load_history, settings)
+            self._script = await asyncio.to_thread(load_history, settings)
             if self._script is None:
                 return  # no migrations directory: nothing can be pending
         pending = await pending_migrations(database, settings, script=self._script)

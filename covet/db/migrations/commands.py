@@ -56,6 +56,7 @@ __all__ = (
     "heads",
     "history",
     "init_project_migrations",
+    "load_history",
     "load_scripts",
     "merge",
     "pending_migrations",
@@ -480,13 +481,13 @@ async def pending_migrations(
         database: A connected :class:`~covet.db.Database`.
         settings: The project settings (finds the migration scripts).
         script: The project's scripts, read once by the caller (they do not
-            change while the process runs, see :func:`_load_history`); read
+            change while the process runs, see :func:`load_history`); read
             here when None.
     """
     from covet.db.exceptions import DatabaseError
 
     if script is None:
-        script = _load_history(settings)
+        script = load_history(settings)
         if script is None:
             return []
     try:
@@ -499,12 +500,21 @@ async def pending_migrations(
     return _pending(script, _known(script, applied))
 
 
-def _load_history(settings: Settings) -> ScriptDirectory | LinearHistory | None:
+def load_history(settings: Settings) -> ScriptDirectory | LinearHistory | None:
     """Read the migration history for the start-up and readiness checks, or None without any.
 
     A single chain of literal revision ids is read without alembic (see
     :mod:`covet.db.migrations.history`), so a worker does not import alembic and
     SQLAlchemy just to compare two ids; any other history goes through alembic.
+    Pass the result to :func:`pending_migrations` as ``script=``.
+
+    Args:
+        settings: The project settings (finds the migration scripts).
+
+    Returns:
+        A :class:`~covet.db.migrations.history.LinearHistory`, alembic's
+        ``ScriptDirectory`` for any other history, or None without a migrations
+        directory.
     """
     if not (settings.migrations / "env.py").is_file():
         return None
