@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from covet.config import Settings
     from covet.db import Database
+    from covet.db.migrations.history import LinearHistory
     from covet.requests import Request
 
 __all__ = ("DEFAULT_READY_TIMEOUT", "Health", "health_router")
@@ -113,7 +114,7 @@ class Health:
         self.retry_after = retry_after
         self.redis = redis
         self.migrations = migrations
-        self._script: ScriptDirectory | None = None
+        self._script: ScriptDirectory | LinearHistory | None = None
 
     async def up(self, request: Request) -> PlainTextResponse:
         """Answer 200 ``ok``: the process serves requests (no I/O)."""
@@ -150,13 +151,14 @@ class Health:
 
     async def _no_pending_migrations(self, database: Database) -> None:
         """Raise when ``database`` is behind the project's migrations."""
-        from covet.db.migrations import load_scripts, pending_migrations
+        from covet.db.migrations import load_history, pending_migrations
 
         settings = self.migrations
         assert settings is not None  # noqa: S101 - only called when set
         if self._script is None:
-            # Reading the scripts imports them: off the loop, once.
-            self._script = await asyncio.to_thread(load_scripts, settings)
+            # Reading the scripts parses them (or imports them, for a history alembic
+            # must read): off the loop, once.
+            self._script = await asyncio.to_thread(load_history, settings)
             if self._script is None:
                 return  # no migrations directory: nothing can be pending
         pending = await pending_migrations(database, settings, script=self._script)

@@ -131,6 +131,16 @@ def _plain_model_builders(layout: ModelLayout, alias: str | None) -> tuple[RowBu
     return build_row, build_rows
 
 
+def _named_row_type(names: Sequence[str]) -> Callable[..., tuple[Any, ...]]:
+    """Return the namedtuple class ``values_list(named=True)`` rows are made of.
+
+    Returned, never assigned: mypy takes ``x = namedtuple(...)`` in a function body for a
+    type declaration, so mypyc compiles no assignment and a closure over ``x`` finds it
+    unbound.
+    """
+    return namedtuple("Row", names)
+
+
 def _make_row_builder(
     mode: str, using: str | None, compiled: CompiledSelect
 ) -> Callable[[Sequence[Any]], Any]:
@@ -175,6 +185,6 @@ def _make_row_builder(
     if mode == AS_FLAT:
         return lambda row: convert(row)[0]
     if mode == AS_NAMED:
-        row_type = namedtuple("Row", names)  # type: ignore[misc]
+        row_type = _named_row_type(names)
         return lambda row: row_type(*convert(row)[: len(names)])
     return lambda row: tuple(convert(row)[: len(names)])

@@ -32,6 +32,7 @@ from covet.db.migrations.destructive import (
     DestructiveOperation,
     scan_revision,
 )
+from covet.db.migrations.history import LinearHistory, read_linear_history
 from covet.db.migrations.replay import replay_sqlite
 from covet.db.migrations.runtime import _failed_revision
 from covet.exceptions import ImproperlyConfigured
@@ -55,6 +56,7 @@ __all__ = (
     "heads",
     "history",
     "init_project_migrations",
+    "load_history",
     "load_scripts",
     "merge",
     "pending_migrations",
@@ -431,11 +433,7 @@ def _known(script: ScriptDirectory, applied: Sequence[str]) -> list[str]:
         try:
             script.revision_map.get_revision(rev)
         except RevisionError:
-            logger.warning(
-                "The database is at revision %r, which is not among the project's "
-                "migrations (newer code migrated it?); it is ignored.",
-                rev,
-            )
+            _warn_unknown(rev)
             continue
         known.append(rev)
     return known
@@ -468,7 +466,10 @@ def load_scripts(settings: Settings) -> ScriptDirectory | None:
 
 
 async def pending_migrations(
-    database: Database, settings: Settings, *, script: ScriptDirectory | None = None
+    database: Database,
+    settings: Settings,
+    *,
+    script: ScriptDirectory | LinearHistory | None = None,
 ) -> list[str]:
     """Return the revisions not yet applied to ``database``, oldest first, over its own pool.
 
@@ -480,19 +481,64 @@ async def pending_migrations(
         database: A connected :class:`~covet.db.Database`.
         settings: The project settings (finds the migration scripts).
         script: The project's scripts, read once by the caller (they do not
-            change while the process runs); read here when None.
+            change while the process runs, see :func:`load_history`); read
+            here when None.
     """
     from covet.db.exceptions import DatabaseError
 
     if script is None:
-        script = load_scripts(settings)
+        script = load_history(settings)
         if script is None:
             return []
     try:
         rows = await database.fetch_all("SELECT version_num FROM alembic_version")
     except DatabaseError:
         rows = []  # no version table yet: nothing has been applied
-    return _pending(script, _known(script, [str(row[0]) for row in rows]))
+    applied = [str(row[0]) for row in rows]
+    if isinstance(script, LinearHistory):
+        return _pending_linear(script, applied)
+    return _pending(script, _known(script, applied))
+
+
+def load_history(settings: Settings) -> ScriptDirectory | LinearHistory | None:
+    """Read the migration history for the start-up and readiness checks, or None without any.
+
+    A single chain of literal revision ids is read without alembic (see
+    :mod:`covet.db.migrations.history`), so a worker does not import alembic and
+    SQLAlchemy just to compare two ids; any other history goes through alembic.
+    Pass the result to :func:`pending_migrations` as ``script=``.
+
+    Args:
+        settings: The project settings (finds the migration scripts).
+
+    Returns:
+        A :class:`~covet.db.migrations.history.LinearHistory`, alembic's
+        ``ScriptDirectory`` for any other history, or None without a migrations
+        directory.
+    """
+    if not (settings.migrations / "env.py").is_file():
+        return None
+    return read_linear_history(settings.migrations / "versions") or load_scripts(settings)
+
+
+def _pending_linear(history: LinearHistory, applied: Sequence[str]) -> list[str]:
+    """Return the revisions after the newest applied one; :func:`_pending` for one chain."""
+    position = {rev: i for i, rev in enumerate(history.revisions)}
+    reached = -1
+    for rev in applied:
+        if rev not in position:
+            _warn_unknown(rev)
+            continue
+        reached = max(reached, position[rev])
+    return list(history.revisions[reached + 1 :])
+
+
+def _warn_unknown(rev: str) -> None:
+    logger.warning(
+        "The database is at revision %r, which is not among the project's "
+        "migrations (newer code migrated it?); it is ignored.",
+        rev,
+    )
 
 
 async def ensure_migrated(database: Database, settings: Settings, debug: bool) -> list[str]:
