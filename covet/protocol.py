@@ -23,6 +23,13 @@ enforce (``DEFAULTS.md``):
   response has started). Time the application spends not reading (the
   connection paused by flow control) is not counted.
 
+It also fixes an off-by-one of uvicorn's ``limit_concurrency``: uvicorn
+answers ``503`` once the open connections *including the one asking*
+reach the limit, so with the default 1000, a thousand kept-alive
+connections (browsers that idle between clicks) had every request of
+every one of them refused. Here ``limit_concurrency`` open connections are
+served, and ``503`` starts at one more (or at that many requests in flight).
+
 ``covet run`` serves with it; with uvicorn directly, pass
 ``uvicorn.run("mysite.app:app", http=HTTPProtocol)``.
 """
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 if TYPE_CHECKING:
@@ -80,6 +88,10 @@ class HTTPProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # uvicorn's own check (connections >= limit, counting this one) is replaced by
+        # the one in on_headers_complete().
+        self._concurrency_limit = self.limit_concurrency
+        self.limit_concurrency = None
         self._head_bytes: int | None = 0  # bytes of the head being received; None: no head
         self._url_size = 0
         self._fields = 0
@@ -247,11 +259,31 @@ class HTTPProtocol(HttpToolsProtocol):
             raise _Refused
         super().on_header(name, value)
 
+    def _over_concurrency_limit(self) -> bool:
+        limit = self._concurrency_limit
+        if limit is None or (self.parser.should_upgrade() and self._should_upgrade()):
+            return False
+        # This connection is one of self.connections; the request is not yet a task.
+        if len(self.connections) > limit:
+            return True
+        # A finished task leaves self.tasks only when its done-callback runs, a loop
+        # iteration later: under a burst those would count, so they are counted out
+        # (a scan only when the set is that full).
+        return len(self.tasks) >= limit and sum(not task.done() for task in self.tasks) >= limit
+
     def on_headers_complete(self) -> None:
         """Stop the head clock; start the body clock when a body follows."""
         self._disarm()
         self._head_bytes = None
-        super().on_headers_complete()
+        if self._over_concurrency_limit():
+            self.logger.warning("Exceeded concurrency limit.")
+            app, self.app = self.app, service_unavailable
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
         cycle: RequestResponseCycle | None = self.cycle
         if cycle is not None and cycle.more_body and not self.parser.should_upgrade():
             self._body_started = self.loop.time()

@@ -9,10 +9,11 @@ forever for a head or body sent a byte at a time.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvicorn
@@ -41,14 +42,20 @@ async def echo(request: Request) -> str:
     return str(len(await request.body()))
 
 
-@pytest.fixture(scope="module")
-def port() -> Iterator[int]:
+@contextlib.contextmanager
+def serving(protocol: type[HTTPProtocol], **options: Any) -> Iterator[int]:
+    """Serve ``app`` with ``protocol`` on a free port, in a thread; yield the port."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         number = int(sock.getsockname()[1])
-    protocol = http_protocol(header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=number, http=protocol, lifespan="off", log_level="error"
+        app,
+        host="127.0.0.1",
+        port=number,
+        http=protocol,
+        lifespan="off",
+        log_level="error",
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -57,9 +64,18 @@ def port() -> Iterator[int]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield number
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield number
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    protocol = http_protocol(header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT)
+    with serving(protocol) as number:
+        yield number
 
 
 def exchange(
@@ -174,6 +190,26 @@ def test_a_body_sent_in_time_is_served_whatever_its_pace(port: int) -> None:
     answer, _ = exchange(port, request, *[b"a"] * 10, pause=0.02)
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert answer.endswith(b"10")
+
+
+def test_limit_concurrency_kept_alive_connections_are_all_served() -> None:
+    # Issue 16: uvicorn counts the asking connection against limit_concurrency, so
+    # with 1000 (the default) a thousand kept-alive connections all got 503s.
+    with serving(HTTPProtocol, limit_concurrency=3) as number:
+        socks = [socket.create_connection(("127.0.0.1", number)) for _ in range(3)]
+        try:
+            for _ in range(2):
+                for sock in socks:
+                    sock.sendall(head() + b"\r\n")
+                for sock in socks:
+                    sock.settimeout(5)
+                    assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            # One connection more than the limit is refused, and only while it lasts.
+            answer, _ = exchange(number, head(b"Connection: close") + b"\r\n")
+            assert answer.startswith(b"HTTP/1.1 503 ")
+        finally:
+            for sock in socks:
+                sock.close()
 
 
 def test_covet_run_serves_with_it(tmp_path: Path) -> None:
