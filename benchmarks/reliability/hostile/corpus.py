@@ -707,6 +707,10 @@ def hosts() -> list[Case]:
         Case("host", "Host of 8 KiB", request("GET", "/ping", host=b"a" * 8190)),
         Case("host", "Host with invalid UTF-8", request("GET", "/ping", host=b"\xff\xfe.example")),
         Case("host", "empty Host", request("GET", "/ping", host=b"")),
+        Case("host", "Host with an unclosed IPv6 bracket", request("GET", "/echo", host=b"[::1")),
+        Case(
+            "host", "Host with a port that is not a number", request("GET", "/echo", host=b"a:xyz")
+        ),
         Case("host", "no Host at all", b"GET /ping HTTP/1.1\r\n\r\n"),
         Case(
             "host",
