@@ -75,7 +75,9 @@ def check_charset(charset: str) -> str:
     """
     try:
         info = codecs.lookup(charset)
-    except LookupError:
+    except (LookupError, ValueError):
+        # ValueError: a name with a NUL ("embedded null character"), which a multipart
+        # _charset_ field can carry; found by the fuzzer (issue 16).
         info = None
     # codecs also holds bytes-to-bytes codecs such as base64, which are no charset.
     if info is None or not getattr(info, "_is_text_encoding", True):

@@ -88,7 +88,9 @@ def test_parse_content_type() -> None:
 
 def test_check_charset() -> None:
     assert check_charset("latin-1") == "latin-1"
-    for bad in ("nope", "base64", "rot13"):
+    # "utf\x00": codecs.lookup() raises ValueError for a NUL, not LookupError (a 500
+    # through a multipart _charset_ field until the fuzzer found it, issue 16).
+    for bad in ("nope", "base64", "rot13", "utf\x00", "\x00"):
         with pytest.raises(HTTPException) as info:
             check_charset(bad)
         assert info.value.status_code == 400
@@ -307,6 +309,7 @@ async def test_charsets_of_text_parts() -> None:
     assert form["after"] == "ü"
     await expect_error(400, "Form field 'x' is not valid utf-8", body_of(part("x", b"\xff")))
     await expect_error(400, "Unknown charset 'nope'", body_of(part("_charset_", b"nope")))
+    await expect_error(400, "Unknown charset", body_of(part("_charset_", b"\x00")))
     await expect_error(
         400,
         "Unknown charset",

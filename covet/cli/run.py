@@ -123,6 +123,11 @@ def server_options(
         "server_header": False,
         **SERVER_LIMITS,
     }
+    # uvicorn's httptools protocol bounds neither the request head nor slow clients;
+    # covet's subclass does (covet.protocol, DEFAULTS.md).
+    from covet.protocol import HTTPProtocol
+
+    options["http"] = HTTPProtocol
     if graceful_timeout is not None:
         options["timeout_graceful_shutdown"] = graceful_timeout
     if logging_options is not None:

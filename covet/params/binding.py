@@ -27,6 +27,7 @@ from covet.params.errors import (
 )
 from covet.params.markers import MISSING, File
 from covet.params.signature import Dependant, Parameter, Signature, _strip_optional
+from covet.requests import check_json_items
 from covet.responses import Response
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ async def _read_json_body(request: Request) -> bytes:
     # The body read of request.json(), without decoding it: the engine parses and
     # validates in one pass. Past max_json_size this is a 413 before any parsing.
     body = await request._read(limits.max_json_size, "max_json_size")
+    check_json_items(body, limits.max_json_items)
     return body[3:] if body.startswith(_BOM) else body
 
 

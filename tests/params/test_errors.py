@@ -177,6 +177,19 @@ def test_oversized_body_is_refused_before_parsing(lib: Library) -> None:
     assert answer.status_code == 413
 
 
+def test_body_with_too_many_values_is_refused_before_parsing(lib: Library) -> None:
+    # Issue 16: the validating engines decode on the event loop too.
+    app = build(lib, limits=RequestLimits(max_json_items=8))
+    with TestClient(app) as client:
+        answer = client.post(
+            "/items",
+            content=b'{"name": "a", "price": 1, "x": [[],[],[],[],[],[],[]]}',
+            headers={"content-type": "application/json"},
+        )
+    assert answer.status_code == 413
+    assert "max_json_items" in answer.text
+
+
 def test_every_error_is_listed_at_once() -> None:
     with TestClient(build(PYDANTIC)) as client:
         payload = {"price": "x", "color": "green", "tags": [{}]}

@@ -70,6 +70,8 @@ __all__ = (
 class PostgresFeatures(BaseFeatures):
     """What PostgreSQL (12+) can do."""
 
+    # Can text and JSON values hold the NUL character U+0000? (text and jsonb refuse it)
+    supports_nul_in_text = False
     # Can INSERT/UPDATE/DELETE ... RETURNING hand back rows?
     supports_returning = True
     # Does a multi-row INSERT ... RETURNING return one row per inserted row?
@@ -181,6 +183,17 @@ def _error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
 
 
 _error_map_cached = functools.cache(_error_map)
+
+
+def _is_nul_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is PostgreSQL refusing U+0000 in text (22021) or jsonb (22P05)."""
+    import asyncpg
+
+    exceptions = asyncpg.exceptions
+    message = str(exc)
+    if isinstance(exc, exceptions.CharacterNotInRepertoireError):
+        return "0x00" in message
+    return isinstance(exc, exceptions.UntranslatableCharacterError) and "\\u0000" in message
 
 
 class _FloorRetryFilter(logging.Filter):
@@ -657,6 +670,14 @@ class PostgresBackend(BaseBackend):
                 f"A statement on {self.display_name} timed out (command_timeout="
                 f"{self.settings['command_timeout']:g}s). Make the query cheaper or raise "
                 "command_timeout."
+            )
+        if _is_nul_error(exc):
+            # 22021 / 22P05: PostgreSQL's text and jsonb cannot hold U+0000, which SQLite
+            # and MySQL store (issue 16's round-trip properties found the bare message).
+            return DataError(
+                f"PostgreSQL text and JSON cannot hold the NUL character '\\x00' "
+                f"({message.splitlines()[0]}). "
+                "Remove it from the value, or store the data in a BinaryField."
             )
         for driver_class, covet_class in _error_map_cached():
             if isinstance(exc, driver_class):

@@ -39,5 +39,8 @@ class BaseFeatures:
     # Are writes serialized by a queue inside one process, so that several worker
     # processes contend for the database's single write lock? (`covet check --deploy`)
     serializes_writes_per_process: bool = False
+    # Can text and JSON values hold the NUL character U+0000? (If not, storing one is a
+    # DataError that says so.)
+    supports_nul_in_text: bool = True
     # The oldest server version covet supports, as a tuple.
     minimum_version: tuple[int, ...] = ()

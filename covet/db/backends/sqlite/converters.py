@@ -23,8 +23,10 @@ def _datetime_to_db(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     if value.tzinfo is not None:
-        value = value.astimezone(datetime.UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    # isoformat() pads the year to four digits, as strftime("%Y") does not on glibc: year
+    # 999 was written "999-01-01 ..." and could not be read back (issue 16).
+    return value.isoformat(" ", "microseconds")
 
 
 _fromisoformat = datetime.datetime.fromisoformat
