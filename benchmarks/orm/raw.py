@@ -26,8 +26,8 @@ fetches the related row. Keep the two in step.
 
 from __future__ import annotations
 
-import datetime
 import contextlib
+import datetime
 from typing import Any
 
 from benchmarks.orm.common import (

@@ -1,4 +1,4 @@
-"""PostgreSQL through asyncpg: features, operations, error map, backend over asyncpg's pool.
+"""PostgreSQL through asyncpg: features, operations, error map, backend over covet's pool.
 
 Pool defaults (see ``docs/orm/databases.md``): 2 to 10 connections, acquire
 timeout ``timeout`` (10 s), ``command_timeout`` 30 s, idle connections closed
@@ -6,6 +6,20 @@ after ``max_inactive_connection_lifetime`` (300 s), JSON/JSONB decoded with
 ``covet._json``. A connection idle for ``pre_ping_after`` seconds (30) is
 checked with ``SELECT 1`` before use; when any connection reports the server
 went away, every idle connection is re-checked at its next checkout.
+
+covet keeps raw asyncpg connections in its own
+:class:`~covet.db.backends.base.ConnectionPool`, as it does for MySQL and
+SQLite, rather than in ``asyncpg.create_pool`` (issue 22). asyncpg's pool
+costs more than the query on every checkout: ``acquire()`` goes through
+``wait_for()`` and a timeout context, ``release()`` through ``shield()`` (a
+task, hence an extra event-loop iteration) and re-arms an idle timer. covet's
+checkout is a slot decrement and a look at the socket; release resets a
+connection only when it needs it: an open transaction is rolled back
+(``raw.is_in_transaction()`` also catches a ``BEGIN`` sent as raw SQL), a
+connection interrupted mid-statement is discarded, and one whose session
+state was changed (``SET``, ``LISTEN``, a temporary table, a session
+advisory lock, see :func:`_changes_session`) gets asyncpg's reset query plus
+``DISCARD TEMP`` before the next user sees it.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ import asyncio
 import contextlib
 import datetime
 import functools
-import logging
+import re
 import shlex
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +40,7 @@ from covet.db.backends.base import (
     BaseCreation,
     BaseFeatures,
     BaseOperations,
+    ConnectionPool,
     Converter,
     Option,
     PoolStats,
@@ -183,51 +198,6 @@ def _error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
 _error_map_cached = functools.cache(_error_map)
 
 
-class _FloorRetryFilter(logging.Filter):
-    """Shorten asyncpg's "Failed to restore the pool connection floor" warning to one line.
-
-    While the server is down, asyncpg's pool retries reopening its ``min_size``
-    connections (after 1 s, 2 s, 4 s... up to 60 s) and logs a traceback at each
-    attempt. The traceback says nothing the reason does not: the record keeps
-    its level and logger and loses its ``exc_info``.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and str(record.msg).startswith("Failed to restore the pool"):
-            reason = connect_failure_reason(exc, 0) or str(exc) or type(exc).__name__
-            record.msg = (
-                "PostgreSQL pool: cannot reopen its min_size connections yet (%s); retrying"
-            )
-            record.args = (reason,)
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-_FLOOR_RETRY_FILTER = _FloorRetryFilter()
-
-
-@functools.cache
-def _connection_class() -> type[Any]:
-    """Build the asyncpg Connection subclass that remembers idle time and generation."""
-    import asyncpg
-
-    class CovetPostgresConnection(asyncpg.Connection):  # type: ignore[misc]
-        # asyncpg's pool proxies forward method calls, not attribute writes: use methods.
-        covet_idle_since = 0.0
-        covet_generation = 0
-
-        def covet_touch(self, generation: int) -> None:
-            self.covet_idle_since = time.monotonic()
-            self.covet_generation = generation
-
-        def covet_state(self) -> tuple[float, int]:
-            return self.covet_idle_since, self.covet_generation
-
-    return CovetPostgresConnection
-
-
 def _status_count(status: str) -> int:
     # asyncpg returns the command tag, e.g. "UPDATE 3" or "INSERT 0 5".
     tail = status.rpartition(" ")[2]
@@ -235,23 +205,41 @@ def _status_count(status: str) -> int:
 
 
 def _gone(message: str) -> bool:
-    """Tell whether an asyncpg InterfaceError says the connection is no longer usable.
+    """Tell whether an asyncpg InterfaceError says the connection is no longer usable."""
+    return "connection is closed" in message
 
-    "connection is closed": the socket is gone. "released back to the pool":
-    the server ended the session and asyncpg detached the connection from its
-    proxy on its own; either way nothing was sent.
+
+# Statements after which a connection must not go to the next user as it is: session
+# settings (SET, except SET LOCAL / SET TRANSACTION / SET CONSTRAINTS, which end with the
+# transaction), LISTEN, held cursors, temporary tables, session advisory locks. Anywhere
+# in the string: a simple-protocol execute() may carry several statements.
+_SESSION_SQL = re.compile(
+    r"(?:^|;)\s*(?:SET(?!\s+(?:LOCAL|TRANSACTION|CONSTRAINTS|SESSION\s+CHARACTERISTICS)\b)"
+    r"|RESET|LISTEN|UNLISTEN|DECLARE|DISCARD|LOAD"
+    r"|CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?TEMP(?:ORARY)?)\b"
+    r"|\bINTO\s+TEMP(?:ORARY)?\b"
+    r"|\b(?:set_config|pg_advisory_lock|pg_advisory_lock_shared|pg_try_advisory_lock"
+    r"|pg_try_advisory_lock_shared)\s*\(",
+    re.IGNORECASE,
+)
+# A prepared statement outlives RESET ALL, and DEALLOCATE ALL would drop asyncpg's own
+# cached statements too: a connection that ran PREPARE is closed on release instead.
+_PREPARE_SQL = re.compile(r"(?:^|;)\s*PREPARE\b", re.IGNORECASE)
+# What asyncpg's pool sends on release (Connection.get_reset_query() on PostgreSQL 12+),
+# plus temporary tables; run only after _changes_session() matched.
+_RESET_SQL = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; DISCARD TEMP"
+
+
+@functools.lru_cache(maxsize=1024)
+def _changes_session(sql: str) -> int:
+    """Tell what a statement leaves behind for the next user: 0 nothing, 1 reset, 2 close.
+
+    Cached: the ORM sends the same few statement strings again and again, so the
+    regular expressions run once per distinct SQL text.
     """
-    return "connection is closed" in message or "released back to the pool" in message
-
-
-def _terminate(raw: Any) -> None:
-    """Close a connection at once, unless asyncpg already detached it (lost connection)."""
-    import asyncpg
-
-    # When the server closes a connection, asyncpg returns its holder to the pool and
-    # detaches the proxy: any method call on it then raises InterfaceError.
-    with contextlib.suppress(asyncpg.InterfaceError):
-        raw.terminate()
+    if _PREPARE_SQL.search(sql):
+        return 2
+    return 1 if _SESSION_SQL.search(sql) else 0
 
 
 def _createdb_command(url: DatabaseURL) -> str:
@@ -272,33 +260,60 @@ def _encode_json(value: Any) -> str:
 
 
 class PostgresConnection(BaseConnection):
-    """A connection checked out of the asyncpg pool."""
+    """One asyncpg connection in covet's pool."""
 
     backend: PostgresBackend
 
+    def __init__(self, backend: PostgresBackend, raw: Any) -> None:
+        super().__init__(backend, raw)
+        #: Statements started, read by the backend's watchdog (see PostgresBackend._watch).
+        self.statements = 0
+        #: The watchdog's last sighting: the statement count, and how many scans in a row
+        #: found that same statement still running.
+        self.watch_mark = -1
+        self.watch_strikes = 0
+        #: Set by the watchdog when it gave up on a statement and closed the connection.
+        self.timed_out = False
+
+    def _note_session(self, sql: str) -> None:
+        self.statements += 1
+        # One cached lookup per statement (see _changes_session()).
+        change = _changes_session(sql)
+        if change:
+            self.session_changed = True
+            if change == 2:
+                # Closed on release rather than reset (see _PREPARE_SQL); still usable now.
+                self.broken = True
+
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        self._note_session(sql)
         return _status_count(await self.raw.execute(sql, *params))
 
     async def _execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
+        self._note_session(sql)
         await self.raw.executemany(sql, seq_of_params)
 
     async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
+        self.statements += 1
         if returning:
             return await self.raw.fetchval(sql, *params)
         await self.raw.execute(sql, *params)
         return None
 
     async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        self._note_session(sql)
         rows: list[Sequence[Any]] = await self.raw.fetch(sql, *params)
         return rows
 
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
+        self._note_session(sql)
         row: Sequence[Any] | None = await self.raw.fetchrow(sql, *params)
         return row
 
     async def _fetch_described(
         self, sql: str, params: Sequence[Any]
     ) -> tuple[Sequence[str], list[Sequence[Any]]]:
+        self._note_session(sql)
         rows = await self.raw.fetch(sql, *params)
         return (list(rows[0].keys()) if rows else []), rows
 
@@ -314,9 +329,11 @@ class PostgresConnection(BaseConnection):
         done = False
         try:
             async with self._lock:
+                self.statements += 1
                 cursor = await self.raw.cursor(sql, *params)
             while True:
                 async with self._lock:
+                    self.statements += 1
                     rows = await cursor.fetch(chunk_size)
                 if rows:
                     yield list(rows[0].keys()), rows
@@ -336,14 +353,51 @@ class PostgresConnection(BaseConnection):
                 self.in_transaction = False
 
     async def _begin(self, isolation: str | None) -> None:
+        self.statements += 1
         await self.raw.execute(f"BEGIN ISOLATION LEVEL {isolation}" if isolation else "BEGIN")
 
+    def is_usable(self) -> bool:
+        """Tell whether asyncpg still has the socket open (no I/O).
+
+        A server that ends a connection (``pg_terminate_backend``, a restart, an
+        idle timeout) closes the socket; once the event loop has seen it, asyncpg
+        marks the connection closed and the checkout replaces it without a round
+        trip. A close not seen yet passes, and the retry rule of
+        :meth:`~BaseConnection._run` handles it.
+        """
+        return not self.raw.is_closed()
+
     async def ping(self) -> None:
-        """Check the connection with ``SELECT 1``."""
-        await self.raw.fetchval("SELECT 1")
+        """Check the connection with ``SELECT 1`` (bounded by the pool's ``timeout``)."""
+        # Outside the op lock, so out of the watchdog's sight: its own client-side timer
+        # (a ping is rare: after pre_ping_after seconds idle, or a lost server).
+        await self.raw.fetchval("SELECT 1", timeout=self.backend.timeout)
+
+    async def reset(self) -> None:
+        """Roll back, then undo session state when a statement changed it."""
+        await super().reset()
+        if self.session_changed:
+            await self.raw.execute(_RESET_SQL, timeout=self.backend.timeout)
+            self.session_changed = False
+
+    def _fail(self, exc: Exception) -> DatabaseError:
+        if self.timed_out:
+            # The watchdog closed the connection under this statement: say so, rather
+            # than "connection lost", and leave the rest of the pool alone.
+            self.broken = True
+            return self.backend.watchdog_error()
+        return super()._fail(exc)
 
     async def close(self) -> None:
-        """Do nothing: asyncpg's pool owns its connections and closes them itself."""
+        """Close the connection: politely when it is healthy, at once otherwise."""
+        raw = self.raw
+        if self.broken or self.dirty or raw.is_closed():
+            raw.terminate()
+            return
+        try:
+            await raw.close(timeout=1.0)
+        except Exception:  # noqa: BLE001 - Terminate is a courtesy; drop the socket regardless
+            raw.terminate()
 
 
 # -- creation: alembic's engine, the migration lock, test databases --------------------------
@@ -419,7 +473,7 @@ class PostgresCreation(BaseCreation):
 
 
 class PostgresBackend(BaseBackend):
-    """PostgreSQL through asyncpg's pool, with pre-ping and whole-pool re-check."""
+    """PostgreSQL through asyncpg connections in covet's pool, with pre-ping and re-check."""
 
     vendor = "postgres"
     display_name = "PostgreSQL"
@@ -456,13 +510,14 @@ class PostgresBackend(BaseBackend):
 
     def __init__(self, url: Any, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        self._pool: Any = None
-        self._generation = 0
+        self._pool: ConnectionPool[PostgresConnection] | None = None
+        self._connect_kwargs: dict[str, Any] = {}
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def connect(self) -> None:
-        """Create the asyncpg pool and check out one connection."""
+        """Open the pool's ``min_size`` connections and check one out once."""
         try:
-            import asyncpg
+            import asyncpg  # noqa: F401 - imported only to fail early when missing
         except ImportError as exc:
             raise MissingDependencyError("asyncpg", extra="postgres") from exc
         settings = self.settings
@@ -470,6 +525,15 @@ class PostgresBackend(BaseBackend):
         if settings["search_path"]:
             server_settings["search_path"] = settings["search_path"]
         server_settings.setdefault("application_name", "covet")
+        command_timeout = settings["command_timeout"]
+        if command_timeout:
+            # The server cancels a statement after command_timeout (QueryCanceledError,
+            # translated to the timeout OperationalError). asyncpg's own command_timeout
+            # would arm and cancel a timer around every statement, about 10 µs of CPU
+            # each (issue 22); the watchdog below covers a server that stops answering.
+            server_settings.setdefault(
+                "statement_timeout", str(max(1, round(command_timeout * 1000)))
+            )
         dsn = self.url.render_as_string(hide_password=False)
         # asyncpg reads the driver keys (sslmode...) from the DSN query itself.
         covet_keys = set(self.url.query) - self.driver_query_keys
@@ -480,144 +544,158 @@ class PostgresBackend(BaseBackend):
                 import urllib.parse
 
                 dsn += "?" + urllib.parse.urlencode(passthrough)
-        # addFilter() adds a filter once, however many pools connect.
-        logging.getLogger("asyncpg.pool").addFilter(_FLOOR_RETRY_FILTER)
+        self._connect_kwargs = {
+            "dsn": dsn.replace("postgresql+asyncpg://", "postgresql://", 1),
+            "statement_cache_size": settings["statement_cache_size"],
+            "server_settings": server_settings,
+            "timeout": self.timeout,
+        }
+        lifetime = settings["max_inactive_connection_lifetime"]
+        pool: ConnectionPool[PostgresConnection] = ConnectionPool(
+            self._open,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            name=str(self.url),
+            ping_after=settings["pre_ping_after"],
+            # 0 keeps idle connections forever, as in asyncpg.
+            idle_timeout=lifetime if lifetime and lifetime > 0 else None,
+        )
+        self._pool = pool
         try:
-            pool = await asyncpg.create_pool(
-                dsn.replace("postgresql+asyncpg://", "postgresql://", 1),
-                min_size=self.min_size,
-                max_size=self.max_size,
-                command_timeout=settings["command_timeout"],
-                max_inactive_connection_lifetime=settings["max_inactive_connection_lifetime"],
-                statement_cache_size=settings["statement_cache_size"],
-                server_settings=server_settings,
-                init=self._init_connection,
-                reset=self._reset_connection,
-                connection_class=_connection_class(),
-                timeout=self.timeout,
-            )
-        except Exception as exc:
-            raise self.translate_connect_error(exc) from exc
-        try:
+            await pool.open()
             # One checkout, so that connect() fails now on an unreachable server, even
             # when the pool opens no connection of its own (min_size=0).
-            raw = await pool.acquire(timeout=self.timeout)
-            await pool.release(raw)
+            await pool.release(await pool.acquire())
         except BaseException as exc:
-            pool.terminate()
+            await self.disconnect()
+            if isinstance(exc, Exception) and not isinstance(exc, DatabaseError):
+                raise self.translate_connect_error(exc) from exc
+            raise
+        if command_timeout:
+            self._schedule_watch()
+
+    def _watch_period(self) -> float:
+        return max(float(self.settings["command_timeout"]) / 2, 0.05)
+
+    def _schedule_watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_later(self._watch_period(), self._watch)
+
+    def _watch(self) -> None:
+        """Close connections whose statement has gone unanswered far past ``command_timeout``.
+
+        The server cancels a slow statement itself at ``command_timeout``
+        (``statement_timeout``); this catches the server or network that stops
+        answering altogether. Every ``command_timeout / 2`` it looks at each
+        connection: one holding its op lock (a statement in flight) with the same
+        statement count as at the previous scans is the same statement still
+        running. After three such scans in a row (1.5 to 2 times
+        ``command_timeout`` after the statement began) the connection is closed,
+        which ends the waiting call with the timeout OperationalError. Costs
+        nothing per statement beyond a counter increment.
+        """
+        pool = self._pool
+        if pool is None:
+            return
+        for conn in pool.connections():
+            if conn._lock.locked() and conn.statements == conn.watch_mark:
+                conn.watch_strikes += 1
+                if conn.watch_strikes >= 3 and not conn.timed_out:
+                    conn.timed_out = True
+                    # Never retried elsewhere: it may have run.
+                    conn.fresh = False
+                    conn.raw.terminate()
+            else:
+                conn.watch_mark = conn.statements
+                conn.watch_strikes = 0
+        self._schedule_watch()
+
+    def watchdog_error(self) -> OperationalError:
+        """Build the error of a statement the watchdog gave up on."""
+        return OperationalError(
+            f"A statement on {self.display_name} timed out (command_timeout="
+            f"{self.settings['command_timeout']:g}s): the server did not answer, even to "
+            "cancel it, and the connection was closed. Check the server and the network."
+        )
+
+    async def _open(self) -> PostgresConnection:
+        """Open one connection and install covet's JSON codecs on it."""
+        import asyncpg
+
+        try:
+            raw = await asyncpg.connect(**self._connect_kwargs)
+        except Exception as exc:
+            # The pool opens connections at connect() and whenever a checkout finds none
+            # idle: either way a refused connection is a covet error.
+            raise self.translate_connect_error(exc) from exc
+        try:
+            for name in ("json", "jsonb"):
+                await raw.set_type_codec(
+                    name,
+                    encoder=_encode_json,
+                    decoder=_json.loads,
+                    schema="pg_catalog",
+                    format="text",
+                )
+        except BaseException as exc:
+            raw.terminate()
             if isinstance(exc, Exception):
                 raise self.translate_connect_error(exc) from exc
             raise
-        self._pool = pool
-
-    @staticmethod
-    async def _init_connection(raw: Any) -> None:
-        for name in ("json", "jsonb"):
-            await raw.set_type_codec(
-                name, encoder=_encode_json, decoder=_json.loads, schema="pg_catalog", format="text"
-            )
-
-    @staticmethod
-    async def _reset_connection(raw: Any) -> None:
-        # asyncpg has already rolled back an open transaction; skip its RESET ALL round trip
-        # (covet never changes session state after connect).
-        return
+        return PostgresConnection(self, raw)
 
     async def disconnect(self) -> None:
         """Close the pool, waiting up to ``timeout`` for connections in use."""
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        try:
-            async with asyncio.timeout(self.timeout):
-                await pool.close()
-        except Exception:  # noqa: BLE001 - a timeout or a dead server: close the sockets anyway
-            pool.terminate()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if pool is not None:
+            await pool.close()
 
-    def _require_pool(self) -> Any:
+    def _require_pool(self) -> ConnectionPool[PostgresConnection]:
         if self._pool is None:
             raise InterfaceError(f"The database {self.url} is not connected. Call connect().")
         return self._pool
 
-    async def _checkout(self) -> Any:
-        pool = self._require_pool()
-        pre_ping_after = self.settings["pre_ping_after"]
-        # Each failed check discards one connection; bound the loop by the pool size.
-        for _ in range(self.max_size + 1):
-            try:
-                raw = await pool.acquire(timeout=self.timeout)
-            except TimeoutError:
-                raise self.pool_timeout_error() from None
-            except Exception as exc:
-                # asyncpg opens a connection here when none is idle: a connect error.
-                raise self.translate_connect_error(exc) from exc
-            idle_since, generation = raw.covet_state()
-            if generation == self._generation and (
-                idle_since == 0.0 or time.monotonic() - idle_since < pre_ping_after
-            ):
-                return raw
-            try:
-                await raw.fetchval("SELECT 1")
-            except asyncio.CancelledError:
-                await pool.release(raw)
-                raise
-            except Exception:  # noqa: BLE001 - a failed ping just means "use another one"
-                _terminate(raw)
-                await pool.release(raw)
-                continue
-            return raw
-        raise DatabaseUnavailableError(
-            f"Could not get a working connection to {self.url}: every connection failed its "
-            "check. Is the server up?"
-        )
-
     async def acquire(self) -> PostgresConnection:
-        """Check out a connection, pinging it first when it was idle long or expired."""
-        return PostgresConnection(self, await self._checkout())
+        """Check out a connection: closed sockets are skipped, long-idle ones pinged first."""
+        return await self._require_pool().acquire()
 
     async def release(self, conn: BaseConnection) -> None:
-        """Return a connection; asyncpg's release is shielded and rolls back open transactions."""
-        import asyncpg
-
-        raw = conn.raw
-        conn.in_transaction = False
+        """Return a connection; roll back, reset or discard it as needed (cancellation-safe)."""
+        assert isinstance(conn, PostgresConnection)  # noqa: S101 - internal invariant
         pool = self._pool
-        if pool is None or conn.broken:
-            _terminate(raw)
-        else:
-            # AttributeError: asyncpg detached the proxy when the server closed the
-            # connection (its attributes then reach None), before covet heard of it.
-            with contextlib.suppress(asyncpg.InterfaceError, AttributeError):
-                raw.covet_touch(self._generation)
         if pool is None:
+            # Disconnected meanwhile: nothing to return it to.
+            conn.raw.terminate()
             return
-        try:
-            await pool.release(raw)
-        except Exception:  # noqa: BLE001 - asyncpg terminates a connection it cannot reset
-            return
+        if not (conn.in_transaction or conn.broken or conn.dirty):
+            # A BEGIN sent as raw SQL leaves the server in a transaction covet did not
+            # open: roll it back before the next user, as covet's own ones are.
+            # AttributeError: asyncpg drops its protocol once the connection is aborted.
+            with contextlib.suppress(AttributeError):
+                if conn.raw.is_in_transaction():
+                    conn.in_transaction = True
+        await pool.release(conn)
 
     async def replace_raw(self, conn: BaseConnection) -> None:
-        """Swap a dead connection for a freshly checked-out one."""
-        old = conn.raw
-        conn.broken = True
-        _terminate(old)
-        await self._require_pool().release(old)
-        conn.raw = await self._checkout()
+        """Swap a dead connection's socket for a new one."""
+        conn.raw.terminate()
+        fresh = await self._open()
+        conn.raw = fresh.raw
         conn.broken = False
+        conn.session_changed = False
 
     def stats(self) -> PoolStats:
         """Return the pool statistics."""
-        pool = self._require_pool()
-        # asyncpg counts no waiters publicly: its free connections sit in an asyncio
-        # queue whose blocked getters are the callers waiting. Read only when asked
-        # (metrics scrapes), so the checkout path pays nothing for it.
-        getters = getattr(getattr(pool, "_queue", None), "_getters", ())
-        waiting = sum(not getter.done() for getter in getters)
-        return PoolStats(pool.get_size(), pool.get_idle_size(), pool.get_max_size(), waiting)
+        return self._require_pool().stats()
 
     def on_disconnect(self) -> None:
-        """Have every idle connection pinged before its next use."""
-        self._generation += 1
+        """Have every idle connection pinged at its next checkout, whatever ``pre_ping_after``."""
+        if self._pool is not None:
+            self._pool.expire()
 
     def translate_connect_error(self, exc: BaseException) -> DatabaseError:
         """Classify a failure to open a connection: unreachable, no database, login refused."""
@@ -650,6 +728,12 @@ class PostgresBackend(BaseBackend):
         message = str(exc)
         if isinstance(exc, asyncpg.exceptions.InFailedSQLTransactionError):
             return aborted_transaction_error(message.rstrip("."))
+        if (
+            isinstance(exc, asyncpg.exceptions.QueryCanceledError)
+            and "statement timeout" in message
+        ):
+            # 57014 from the statement_timeout covet sets to command_timeout.
+            exc = TimeoutError(message)
         if self.is_disconnect(exc):
             return disconnect_error(exc, self.display_name)
         if isinstance(exc, TimeoutError):
