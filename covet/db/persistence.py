@@ -10,9 +10,10 @@ writes a model's rows is built in one place.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from covet.db.compiler import check_identifier, compile_insert
+from covet.db.compiler.write import compile_array_insert
 from covet.db.database import get_database
 from covet.db.exceptions import DatabaseError, FieldError, ProtectedError, ValidationError
 from covet.db.execution import batches, run_execute, run_execute_many, run_fetch_all, run_insert
@@ -71,6 +72,12 @@ def _cacheable_batch_size(
     one = len(compile_insert(model, fields, range(1), ops, returning=returning))
     per_row = (full - one) / (size - 1)
     return max(1, min(size, int((limit - one) // per_row) + 1))
+
+
+#: Rows per array INSERT when bulk_create() is given no batch_size: the arrays have no
+#: parameter limit, but one protocol message is capped (1 GiB on PostgreSQL), and a
+#: bounded statement keeps the memory of the encoded message bounded too.
+_ARRAY_BATCH_ROWS: Final = 50_000
 
 
 def _even_batch_size(n: int, size: int) -> int:
@@ -353,14 +360,36 @@ async def bulk_insert(
                 continue
             fields = [f for f in meta.concrete_fields if include_pk or not f.primary_key]
             returning = not include_pk and features.can_return_rows_from_bulk_insert
+            build = _insert_params_builder(fields, ops, cleaned=cleaned)
+            conv = meta.pk.from_db_converter(ops) if returning else None
+            array_sql = (
+                compile_array_insert(model, fields, ops, returning=returning)
+                if features.can_bulk_insert_arrays
+                else None
+            )
+            if array_sql is not None:
+                # One array per column: no parameter limit, one short prepared statement.
+                width = len(fields)
+                adapters = [ops.get_array_adapter(f.internal_type) for f in fields]
+                for batch in batches(group, batch_size or _ARRAY_BATCH_ROWS):
+                    flat = build(batch)
+                    columns = [flat[i::width] for i in range(width)]
+                    for i, adapt in enumerate(adapters):
+                        if adapt is not None:
+                            columns[i] = [None if v is None else adapt(v) for v in columns[i]]
+                    if returning:
+                        result = await run_fetch_all(db, array_sql, columns)
+                        for o, r in zip(batch, result, strict=True):
+                            o.__dict__[pk_attname] = conv(r[0]) if conv is not None else r[0]
+                    else:
+                        await run_execute(db, array_sql, columns)
+                continue
             size = batch_size or ops.bulk_batch_size(len(fields), len(group))
             size = max(1, min(size, features.max_query_params // max(1, len(fields))))
             limit = features.max_cacheable_statement_size
             if batch_size is None and limit is not None and len(group) > 1:
                 size = _cacheable_batch_size(model, fields, ops, returning, size, limit)
                 size = _even_batch_size(len(group), size)
-            build = _insert_params_builder(fields, ops, cleaned=cleaned)
-            conv = meta.pk.from_db_converter(ops) if returning else None
             for batch in batches(group, size):
                 sql = compile_insert(model, fields, batch, ops, returning=returning)
                 params = build(batch)

@@ -99,6 +99,8 @@ class PostgresFeatures(BaseFeatures):
     supports_isolation_levels = True
     # Does a failed statement abort the transaction? ("current transaction is aborted")
     transaction_aborts_on_error = True
+    # Can a bulk INSERT take one array parameter per column? (INSERT ... SELECT FROM unnest)
+    can_bulk_insert_arrays = True
     # How many bound parameters per statement? (the protocol's Int16 count)
     max_query_params = 32767
     # How long may a statement be and still stay prepared? (asyncpg's default
@@ -138,6 +140,61 @@ class PostgresOperations(BaseOperations):
         "float": "DOUBLE PRECISION",
         "decimal": "NUMERIC",
     }
+
+    # The array element type each value kind is sent as by array_insert_sql(). The
+    # server converts to the column's own type with its assignment casts, which check as
+    # INSERT ... VALUES does: bigint into an int4 column fails when out of range, text into
+    # varchar(n) fails when too long (never truncated), numeric rounds to the column scale.
+    # JSON travels as text (covet's codec is registered for json/jsonb, not their arrays,
+    # and asyncpg would take a JSON list for a nested array) and is cast to jsonb, which
+    # json columns accept too (jsonb -> json is an assignment cast).
+    _array_types: ClassVar[Mapping[str, str]] = {
+        "int": "bigint",
+        "str": "text",
+        "float": "double precision",
+        "decimal": "numeric",
+        "bool": "boolean",
+        "date": "date",
+        "time": "time",
+        "datetime": "timestamptz",
+        "uuid": "uuid",
+        "bytes": "bytea",
+        "json": "text",
+    }
+    _array_casts: ClassVar[Mapping[str, str]] = {"json": "jsonb"}
+    _array_adapters: ClassVar[Mapping[str, Converter]] = {"json": lambda v: _encode_json(v)}
+
+    def array_insert_sql(
+        self, table_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
+    ) -> str | None:
+        """Render ``INSERT INTO t (a, b) SELECT * FROM unnest($1::bigint[], $2::text[])``.
+
+        One statement of one parameter per column, whatever the row count: asyncpg
+        encodes each array in one go, the statement stays prepared (it is short),
+        and the server plans it once instead of parsing thousands of placeholders.
+        ``unnest()`` yields the rows in array order, and ``RETURNING`` reports them
+        in the order inserted, as for a multi-row ``VALUES``.
+        """
+        types = [self._array_types.get(t) for t in internal_types]
+        if not columns_sql or any(t is None for t in types):
+            return None
+        arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1))
+        columns = ", ".join(columns_sql)
+        casts = [self._array_casts.get(t) for t in internal_types]
+        if not any(casts):
+            return f"INSERT INTO {table_sql} ({columns}) SELECT * FROM unnest({arrays})"
+        names = [f"c{i}" for i in range(1, len(types) + 1)]
+        picks = ", ".join(
+            n if c is None else f"{n}::{c}" for n, c in zip(names, casts, strict=True)
+        )
+        return (
+            f"INSERT INTO {table_sql} ({columns}) SELECT {picks} "
+            f"FROM unnest({arrays}) AS u({', '.join(names)})"
+        )
+
+    def get_array_adapter(self, internal_type: str) -> Converter | None:
+        """Return what turns a value into the element array_insert_sql() sends (None: as is)."""
+        return self._array_adapters.get(internal_type)
 
     def placeholder(self, index: int) -> str:
         """Return ``$index`` (asyncpg's numbered style)."""

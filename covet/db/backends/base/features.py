@@ -29,6 +29,10 @@ class BaseFeatures:
     supports_isolation_levels: bool = False
     # Does a failed statement abort the whole transaction until it is rolled back?
     transaction_aborts_on_error: bool = False
+    # Can one INSERT take each column's values as one array parameter (INSERT ... SELECT
+    # FROM unnest(...)), so that a bulk insert is a short, cacheable statement of a few
+    # parameters whatever its row count? (ops.array_insert_sql() renders it)
+    can_bulk_insert_arrays: bool = False
     # How many bound parameters may one statement carry?
     max_query_params: int = 999
     # How long may a statement be for the driver to keep it prepared? (None: any length)
