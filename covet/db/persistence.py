@@ -74,6 +74,35 @@ def _cacheable_batch_size(
     return max(1, min(size, int((limit - one) // per_row) + 1))
 
 
+def _packet_batches(
+    flat: list[Any], width: int, size: int, max_bytes: int, ops: Any
+) -> list[tuple[int, int]]:
+    """Cut rows into ``(start, end)`` ranges of at most ``size`` rows and ``max_bytes`` bytes.
+
+    For drivers that write the values into the statement (aiomysql): one
+    statement must fit the server's packet (``max_allowed_packet``). Each row is
+    charged an upper bound of its literals (``ops.max_literal_bytes()``) plus
+    its share of the SQL, so no statement is ever refused; a single row larger
+    than the packet still goes alone, and the server's error names the limit.
+    """
+    budget = max_bytes * 9 // 10 - 1024  # the INSERT INTO ... (columns) ... RETURNING text
+    measure = ops.max_literal_bytes
+    cuts: list[tuple[int, int]] = []
+    start = used = 0
+    rows = len(flat) // width if width else 0
+    for row in range(rows):
+        cost = 4 * width + 4  # ", " between values, "(...)," around them
+        for value in flat[row * width : (row + 1) * width]:
+            cost += measure(value)
+        if row > start and (row - start >= size or used + cost > budget):
+            cuts.append((start, row))
+            start, used = row, 0
+        used += cost
+    if rows > start:
+        cuts.append((start, rows))
+    return cuts
+
+
 #: Rows per array INSERT when bulk_create() is given no batch_size: the arrays have no
 #: parameter limit, but one protocol message is capped (1 GiB on PostgreSQL), and a
 #: bounded statement keeps the memory of the encoded message bounded too.
@@ -372,8 +401,8 @@ async def bulk_insert(
                 width = len(fields)
                 adapters = [ops.get_array_adapter(f.internal_type) for f in fields]
                 for batch in batches(group, batch_size or _ARRAY_BATCH_ROWS):
-                    flat = build(batch)
-                    columns = [flat[i::width] for i in range(width)]
+                    values = build(batch)
+                    columns = [values[i::width] for i in range(width)]
                     for i, adapt in enumerate(adapters):
                         if adapt is not None:
                             columns[i] = [None if v is None else adapt(v) for v in columns[i]]
@@ -390,9 +419,20 @@ async def bulk_insert(
             if batch_size is None and limit is not None and len(group) > 1:
                 size = _cacheable_batch_size(model, fields, ops, returning, size, limit)
                 size = _even_batch_size(len(group), size)
-            for batch in batches(group, size):
+            prebuilt: list[Any] | None
+            if features.max_statement_bytes is not None and batch_size is None and fields:
+                prebuilt = build(group)
+                cuts = _packet_batches(
+                    prebuilt, len(fields), size, features.max_statement_bytes, ops
+                )
+            else:
+                prebuilt = None
+                cuts = [(i, min(i + size, len(group))) for i in range(0, len(group), size)]
+            width = len(fields)
+            for start, end in cuts:
+                batch = group[start:end]
                 sql = compile_insert(model, fields, batch, ops, returning=returning)
-                params = build(batch)
+                params = build(batch) if prebuilt is None else prebuilt[start * width : end * width]
                 if returning:
                     result = await run_fetch_all(db, sql, params)
                     for o, r in zip(batch, result, strict=True):

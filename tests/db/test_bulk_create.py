@@ -247,3 +247,25 @@ async def test_null_json_and_datetimes_in_one_batch(ann):
         ("a'b", "x\\y", ann.pk, when, -3, Decimal("9.99")),
         ("", "", ann.pk, None, 0, None),
     ]
+
+
+async def test_statements_stay_below_the_packet_limit(orm, ann, monkeypatch):
+    # A driver that writes the values into the statement (aiomysql) must keep each INSERT
+    # below the server's max_allowed_packet; here a small limit on every backend's VALUES path.
+    monkeypatch.setattr(orm.features, "can_bulk_insert_arrays", False)
+    monkeypatch.setattr(orm.features, "max_statement_bytes", 20_000)
+    posts = [Post(title=f"p{i:03d}", body="é'" * 300, author=ann, views=i) for i in range(100)]
+    async with capture_queries() as counter:
+        await Post.objects.bulk_create(posts)
+    inserts = [sql for sql in counter.queries if sql.startswith("INSERT")]
+    # Each row is charged at most 4 bytes a character: 600 characters, about 2.5 KB a row.
+    assert 10 <= len(inserts) <= 25
+    rows = await Post.objects.order_by("views").values_list("title", "body")
+    assert rows == [(p.title, p.body) for p in posts]
+
+
+async def test_mysql_reads_max_allowed_packet_at_connect(orm):
+    if orm.vendor != "mysql":
+        pytest.skip("only the MySQL driver writes the values into the statement")
+    packet = await orm.fetch_val("SELECT @@max_allowed_packet")
+    assert orm.features.max_statement_bytes == packet

@@ -119,9 +119,13 @@ class MySQLFeatures(BaseFeatures):
 
 def _datetime_to_db(value: Any) -> Any:
     # DATETIME(6) columns hold naive UTC (the session time_zone is '+00:00').
-    if value is None or value.tzinfo is None:
+    if value is None:
         return value
-    return value.astimezone(datetime.UTC).replace(tzinfo=None)
+    tz = value.tzinfo
+    if tz is None:
+        return value
+    # full_clean() already made it UTC: skip the conversion (bulk_create() calls this per row).
+    return (value if tz is datetime.UTC else value.astimezone(datetime.UTC)).replace(tzinfo=None)
 
 
 def _datetime_from_db(value: Any) -> Any:
@@ -375,12 +379,29 @@ def _driver_connection_class() -> type[Any]:
     writes binary values as a hexadecimal ``_binary`` literal instead.
     """
     import aiomysql
+    from pymysql.constants import SERVER_STATUS
+    from pymysql.converters import escape_item, escape_string
+
+    no_backslash = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
     class CovetMySQLConnection(aiomysql.Connection):  # type: ignore[misc]
         def escape(self, obj: Any) -> str:
+            # Called once per value of every statement (4,000 times for a bulk INSERT of
+            # 1,000 rows of 4 columns): the common types first, each as PyMySQL
+            # writes it, without its generic encoder lookup.
+            kind = type(obj)
+            if kind is str:
+                text: str = obj
+                if self.server_status & no_backslash:
+                    return "'" + text.replace("'", "''") + "'"
+                return "'" + str(escape_string(text)) + "'"
+            if kind is int:
+                return str(obj)
+            if obj is None:
+                return "NULL"
             if isinstance(obj, (bytes, bytearray, memoryview)):
                 return f"_binary X'{bytes(obj).hex()}'"
-            result: str = super().escape(obj)
+            result: str = escape_item(obj, self._charset)
             return result
 
     return CovetMySQLConnection
@@ -650,6 +671,9 @@ class MySQLBackend(BaseBackend):
             (),
         )
         available = {row[0] for row in rows}
+        # aiomysql writes the values into the statement: bulk_create() keeps each INSERT
+        # below the server's packet limit.
+        features.max_statement_bytes = int(await conn.fetch_val("SELECT @@max_allowed_packet", ()))
         for name in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"):
             if name in available:
                 ops.text_collation = name

@@ -35,6 +35,9 @@ class BaseFeatures:
     can_bulk_insert_arrays: bool = False
     # How many bound parameters may one statement carry?
     max_query_params: int = 999
+    # How many bytes may one statement be on the wire? (None: no limit below the parameter
+    # count; MySQL: max_allowed_packet, read at connect, as its driver inlines the values)
+    max_statement_bytes: int | None = None
     # How long may a statement be for the driver to keep it prepared? (None: any length)
     max_cacheable_statement_size: int | None = None
     # How many significant digits of a decimal does the database keep exactly? (None: all

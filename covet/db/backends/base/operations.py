@@ -332,6 +332,21 @@ class BaseOperations:
             "has no array parameters. Check features.can_bulk_insert_arrays first."
         )
 
+    def max_literal_bytes(self, value: Any) -> int:
+        """Return an upper bound of the bytes ``value`` takes written into a statement.
+
+        Only asked where ``features.max_statement_bytes`` is set (drivers that inline
+        values client-side): ``bulk_create()`` cuts its statements below that limit.
+        """
+        if value is None:
+            return 4
+        if isinstance(value, str):
+            # UTF-8 takes up to 4 bytes a character; an escaped quote or backslash takes 2.
+            return 4 * len(value) + 2
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return 2 * len(value) + 12  # hexadecimal, as _binary X'...'
+        return 48  # numbers, dates, times, UUIDs as text
+
     def get_array_adapter(self, internal_type: str) -> Converter | None:
         """Return what turns a value into an element of :meth:`array_insert_sql`'s arrays."""
         return None
