@@ -9,6 +9,7 @@ writes a model's rows is built in one place.
 
 from __future__ import annotations
 
+import datetime
 import operator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,7 +34,8 @@ from covet.db.fields import (
     TimeField,
     UUIDField,
 )
-from covet.db.models import Model
+from covet.db.fields.scalars import _IntegerBase
+from covet.db.models import _CLEAN_PLAN, Model, _checks_type_only, _clean_plan
 from covet.db.queryset import QuerySet
 
 if TYPE_CHECKING:
@@ -72,6 +74,85 @@ def _cacheable_batch_size(
     one = len(compile_insert(model, fields, range(1), ops, returning=returning))
     per_row = (full - one) / (size - 1)
     return max(1, min(size, int((limit - one) // per_row) + 1))
+
+
+_UTC = datetime.UTC
+_MISSING: Any = object()
+
+
+def _column_check(field: Field[Any]) -> tuple[str, Any] | None:
+    """Return ``(kind, bound)`` when a column can be checked without calling ``clean()``.
+
+    For the plain field classes whose ``clean()`` is ``to_python()`` then
+    ``check_value()`` (no choices, no validators, nothing overridden), a value
+    that is already canonical is recognised by its exact type and bound alone:
+    ``str`` within ``max_length``, ``int`` within the range, an aware UTC
+    ``datetime``. Anything else, None included, goes through ``clean()`` as
+    ``full_clean()`` would send it.
+    """
+    target = field.target_field if isinstance(field, ForeignKey) else field
+    if not _checks_type_only(field) or not _checks_type_only(target):
+        return None
+    cls = type(target)
+    if (
+        cls.to_python is CharField.to_python
+        and cls.check_value is CharField.check_value
+        and isinstance(target, CharField)
+    ):
+        return "str", target.max_length
+    if cls.to_python is TextField.to_python and cls.check_value is Field.check_value:
+        return "str", None
+    if (
+        cls.to_python is _IntegerBase.to_python
+        and cls.check_value is _IntegerBase.check_value
+        and isinstance(target, _IntegerBase)
+    ):
+        return "int", (target.min_value, target.max_value)
+    if cls.to_python is DateTimeField.to_python and cls.check_value is Field.check_value:
+        return "datetime", None
+    return None
+
+
+def _bulk_full_clean(model: type[Model], items: list[Any]) -> None:
+    """Run ``full_clean()`` on every object, column by column; raise like the first bad one.
+
+    The same checks and the same cleaned values as calling ``obj.full_clean()`` on
+    each object, a few times cheaper for a thousand objects: the values of the
+    common field types that are already canonical (see :func:`_column_check`) are
+    recognised in a loop over the column, without a call per value. When objects
+    are invalid, the ValidationError is the one ``full_clean()`` raises for the
+    first of them (every bad field of that object); nothing is written.
+    """
+    meta = model._meta
+    plan = meta.cache.get(_CLEAN_PLAN)
+    if plan is None:
+        plan = meta.cache[_CLEAN_PLAN] = _clean_plan(meta)
+    checks = [_column_check(f) for f in meta.concrete_fields]
+    errors: dict[int, dict[str, list[str]]] = {}
+    for (name, attname, filled_later, clean), check in zip(plan, checks, strict=True):
+        kind, bound = check if check is not None else ("", None)
+        longest = bound if kind == "str" and bound is not None else -1
+        low, high = bound if kind == "int" and bound is not None else (0, -1)
+        for index, obj in enumerate(items):
+            values = obj.__dict__
+            value = values.get(attname, _MISSING)
+            if value is _MISSING:
+                continue
+            of = type(value)
+            if (
+                (kind == "str" and of is str and (longest < 0 or len(value) <= longest))
+                or (kind == "int" and of is int and low <= value <= high)
+                or (kind == "datetime" and of is datetime.datetime and value.tzinfo is _UTC)
+            ):
+                continue  # already canonical and valid: what clean() would return
+            if value is None and filled_later:
+                continue  # filled in by the database (auto key) or by pre_save() (auto_now)
+            try:
+                values[attname] = clean(value)
+            except ValidationError as exc:
+                errors.setdefault(index, {}).setdefault(name, []).extend(exc.messages)
+    if errors:
+        raise ValidationError(errors[min(errors)])
 
 
 def _packet_batches(
@@ -379,7 +460,10 @@ async def bulk_insert(
             raise TypeError(f"bulk_create() got {obj!r}, not a {model.__name__}.")
         if fks:
             sync_fk_ids(obj, fks)
-        obj.full_clean()
+        if not cleaned:
+            obj.full_clean()
+    if cleaned:
+        _bulk_full_clean(model, items)
     pk_attname = meta.pk.attname
     with_pk = [o for o in items if o.__dict__.get(pk_attname) is not None]
     without_pk = [o for o in items if o.__dict__.get(pk_attname) is None]

@@ -269,3 +269,20 @@ async def test_mysql_reads_max_allowed_packet_at_connect(orm):
         pytest.skip("only the MySQL driver writes the values into the statement")
     packet = await orm.fetch_val("SELECT @@max_allowed_packet")
     assert orm.features.max_statement_bytes == packet
+
+
+async def test_the_error_is_the_first_bad_objects_as_full_clean_raises_it(ann):
+    posts = [Post(title=f"p{i}", author=ann) for i in range(5)]
+    posts[4].title = "y" * 201  # a later object, bad in another field
+    posts[2].views = 2**31  # the first bad object: out of the 32-bit range
+    posts[1].published_at = datetime.datetime(2024, 1, 1, 12)  # noqa: DTZ001
+    with pytest.raises(ValidationError) as info:
+        await Post.objects.bulk_create(posts)
+    # posts[1]'s naive datetime comes first: its error alone, as posts[1].full_clean() says.
+    assert set(info.value.error_dict) == {"published_at"}
+    assert "naive" in info.value.error_dict["published_at"][0]
+    posts[1].published_at = None
+    with pytest.raises(ValidationError) as info:
+        await Post.objects.bulk_create(posts)
+    assert set(info.value.error_dict) == {"views"}
+    assert await Post.objects.count() == 0
