@@ -472,7 +472,12 @@ async def bulk_insert(
             if not group:
                 continue
             fields = [f for f in meta.concrete_fields if include_pk or not f.primary_key]
-            returning = not include_pk and features.can_return_rows_from_bulk_insert
+            # The keys of the new rows: counted from the first (MySQL/MariaDB, consecutive
+            # auto-increment), else read from RETURNING where the database has it.
+            step = features.bulk_insert_id_step if not include_pk and meta.pk.auto_created else None
+            returning = (
+                not include_pk and step is None and features.can_return_rows_from_bulk_insert
+            )
             build = _insert_params_builder(fields, ops, cleaned=cleaned)
             conv = meta.pk.from_db_converter(ops) if returning else None
             array_sql = (
@@ -517,7 +522,11 @@ async def bulk_insert(
                 batch = group[start:end]
                 sql = compile_insert(model, fields, batch, ops, returning=returning)
                 params = build(batch) if prebuilt is None else prebuilt[start * width : end * width]
-                if returning:
+                if step is not None:
+                    first = await run_insert(db, sql, params, False)
+                    for k, o in enumerate(batch):
+                        o.__dict__[pk_attname] = first + k * step
+                elif returning:
                     result = await run_fetch_all(db, sql, params)
                     for o, r in zip(batch, result, strict=True):
                         o.__dict__[pk_attname] = conv(r[0]) if conv is not None else r[0]

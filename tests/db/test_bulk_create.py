@@ -286,3 +286,28 @@ async def test_the_error_is_the_first_bad_objects_as_full_clean_raises_it(ann):
         await Post.objects.bulk_create(posts)
     assert set(info.value.error_dict) == {"views"}
     assert await Post.objects.count() == 0
+
+
+@pytest.mark.requires("can_return_rows_from_bulk_insert")
+async def test_concurrent_bulk_creates_each_get_their_own_keys(orm, ann):
+    import asyncio
+
+    async def create(tag: str) -> list[Post]:
+        posts = [Post(title=f"{tag}{i}", author=ann, views=i) for i in range(300)]
+        await Post.objects.bulk_create(posts)
+        return posts
+
+    groups = await asyncio.gather(*(create(tag) for tag in "abcd"))
+    stored = dict(await Post.objects.values_list("id", "title"))
+    assert len(stored) == 1200
+    assert all(stored[p.pk] == p.title for posts in groups for p in posts)
+
+
+async def test_mysql_counts_keys_only_under_a_consecutive_lock_mode(orm):
+    if orm.vendor != "mysql":
+        pytest.skip("auto-increment lock modes are MySQL/MariaDB's")
+    [(mode, step)] = await orm.fetch_all(
+        "SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment"
+    )
+    expected = int(step) if int(mode) in (0, 1) else None
+    assert orm.features.bulk_insert_id_step == expected

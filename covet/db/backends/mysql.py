@@ -673,7 +673,18 @@ class MySQLBackend(BaseBackend):
         available = {row[0] for row in rows}
         # aiomysql writes the values into the statement: bulk_create() keeps each INSERT
         # below the server's packet limit.
-        features.max_statement_bytes = int(await conn.fetch_val("SELECT @@max_allowed_packet", ()))
+        packet, lock_mode, step = (
+            await conn.fetch_all(
+                "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, "
+                "@@auto_increment_increment",
+                (),
+            )
+        )[0]
+        features.max_statement_bytes = int(packet)
+        # Lock modes 0 ("traditional") and 1 ("consecutive", MariaDB's default) give the rows of
+        # one multi-row INSERT consecutive keys, auto_increment_increment apart; mode 2
+        # ("interleaved", MySQL 8's default) may interleave concurrent statements' keys.
+        features.bulk_insert_id_step = int(step) if int(lock_mode) in (0, 1) else None
         for name in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"):
             if name in available:
                 ops.text_collation = name
