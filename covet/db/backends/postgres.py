@@ -25,7 +25,6 @@ advisory lock, see :func:`_changes_session`) gets asyncpg's reset query plus
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import functools
 import re
@@ -114,9 +113,12 @@ def _datetime_from_pg(value: Any) -> Any:
     # timestamptz comes back aware (UTC); a "timestamp without time zone" column is naive UTC.
     if value is None:
         return None
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is datetime.UTC:
+        return value
+    if tz is None:
         return value.replace(tzinfo=datetime.UTC)
-    return value if value.tzinfo is datetime.UTC else value.astimezone(datetime.UTC)
+    return value.astimezone(datetime.UTC)
 
 
 class PostgresOperations(BaseOperations):
@@ -125,6 +127,9 @@ class PostgresOperations(BaseOperations):
     param_style = "numeric"
     sqlalchemy_dialect = "postgresql"
     telemetry_name = "postgresql"
+    # _datetime_from_pg() already yields aware UTC datetimes: DateTimeField reads with it
+    # alone, one call per value instead of two (20 rows of filter_20: 20 calls fewer).
+    datetime_converter_returns_utc: ClassVar[bool] = True
     _isolation_levels: ClassVar[Mapping[str, str]] = {
         "read committed": "READ COMMITTED",
         "repeatable read": "REPEATABLE READ",
@@ -730,11 +735,13 @@ class PostgresBackend(BaseBackend):
             return
         if not (conn.in_transaction or conn.broken or conn.dirty):
             # A BEGIN sent as raw SQL leaves the server in a transaction covet did not
-            # open: roll it back before the next user, as covet's own ones are.
-            # AttributeError: asyncpg drops its protocol once the connection is aborted.
-            with contextlib.suppress(AttributeError):
+            # open: roll it back before the next user, as covet's own ones are. (try, not
+            # contextlib.suppress(): this runs once per statement outside transactions.)
+            try:
                 if conn.raw.is_in_transaction():
                     conn.in_transaction = True
+            except AttributeError:  # asyncpg drops its protocol once the connection is aborted
+                conn.broken = True
         await pool.release(conn)
 
     async def replace_raw(self, conn: BaseConnection) -> None:
