@@ -21,6 +21,7 @@ from covet.db.execution import batches, run_execute, run_execute_many, run_fetch
 from covet.db.fields import (
     CASCADE,
     PROTECT,
+    BigIntegerField,
     BinaryField,
     BooleanField,
     CharField,
@@ -30,11 +31,11 @@ from covet.db.fields import (
     FloatField,
     ForeignKey,
     IntegerField,
+    SmallIntegerField,
     TextField,
     TimeField,
     UUIDField,
 )
-from covet.db.fields.scalars import _IntegerBase
 from covet.db.models import _CLEAN_PLAN, Model, _checks_type_only, _clean_plan
 from covet.db.queryset import QuerySet
 
@@ -103,9 +104,9 @@ def _column_check(field: Field[Any]) -> tuple[str, Any] | None:
     if cls.to_python is TextField.to_python and cls.check_value is Field.check_value:
         return "str", None
     if (
-        cls.to_python is _IntegerBase.to_python
-        and cls.check_value is _IntegerBase.check_value
-        and isinstance(target, _IntegerBase)
+        cls.to_python is IntegerField.to_python
+        and cls.check_value is IntegerField.check_value
+        and isinstance(target, (IntegerField, BigIntegerField, SmallIntegerField))
     ):
         return "int", (target.min_value, target.max_value)
     if cls.to_python is DateTimeField.to_python and cls.check_value is Field.check_value:

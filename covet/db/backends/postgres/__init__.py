@@ -18,8 +18,8 @@ connection only when it needs it: an open transaction is rolled back
 (``raw.is_in_transaction()`` also catches a ``BEGIN`` sent as raw SQL), a
 connection interrupted mid-statement is discarded, and one whose session
 state was changed (``SET``, ``LISTEN``, a temporary table, a session
-advisory lock, see :func:`_changes_session`) gets asyncpg's reset query plus
-``DISCARD TEMP`` before the next user sees it.
+advisory lock: see :mod:`covet.db.backends.postgres.session`) gets asyncpg's
+reset query plus ``DISCARD TEMP`` before the next user sees it.
 """
 
 from __future__ import annotations
@@ -27,16 +27,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
-import re
 import shlex
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet import _json
 from covet.db.backends.base import (
     BaseBackend,
     BaseConnection,
-    BaseCreation,
     BaseFeatures,
     BaseOperations,
     ConnectionPool,
@@ -51,8 +48,9 @@ from covet.db.backends.base import (
     server_address,
     to_uuid,
     unreachable_error,
-    url_with_option,
 )
+from covet.db.backends.postgres.creation import PostgresCreation
+from covet.db.backends.postgres.session import RESET_SQL, changes_session
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -271,39 +269,6 @@ def _gone(message: str) -> bool:
     return "connection is closed" in message
 
 
-# Statements after which a connection must not go to the next user as it is: session
-# settings (SET, except SET LOCAL / SET TRANSACTION / SET CONSTRAINTS, which end with the
-# transaction), LISTEN, held cursors, temporary tables, session advisory locks. Anywhere
-# in the string: a simple-protocol execute() may carry several statements.
-_SESSION_SQL = re.compile(
-    r"(?:^|;)\s*(?:SET(?!\s+(?:LOCAL|TRANSACTION|CONSTRAINTS|SESSION\s+CHARACTERISTICS)\b)"
-    r"|RESET|LISTEN|UNLISTEN|DECLARE|DISCARD|LOAD"
-    r"|CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?TEMP(?:ORARY)?)\b"
-    r"|\bINTO\s+TEMP(?:ORARY)?\b"
-    r"|\b(?:set_config|pg_advisory_lock|pg_advisory_lock_shared|pg_try_advisory_lock"
-    r"|pg_try_advisory_lock_shared)\s*\(",
-    re.IGNORECASE,
-)
-# A prepared statement outlives RESET ALL, and DEALLOCATE ALL would drop asyncpg's own
-# cached statements too: a connection that ran PREPARE is closed on release instead.
-_PREPARE_SQL = re.compile(r"(?:^|;)\s*PREPARE\b", re.IGNORECASE)
-# What asyncpg's pool sends on release (Connection.get_reset_query() on PostgreSQL 12+),
-# plus temporary tables; run only after _changes_session() matched.
-_RESET_SQL = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; DISCARD TEMP"
-
-
-@functools.lru_cache(maxsize=1024)
-def _changes_session(sql: str) -> int:
-    """Tell what a statement leaves behind for the next user: 0 nothing, 1 reset, 2 close.
-
-    Cached: the ORM sends the same few statement strings again and again, so the
-    regular expressions run once per distinct SQL text.
-    """
-    if _PREPARE_SQL.search(sql):
-        return 2
-    return 1 if _SESSION_SQL.search(sql) else 0
-
-
 def _createdb_command(url: DatabaseURL) -> str:
     """Return the ``createdb`` command line that creates the URL's database."""
     args = ["createdb"]
@@ -339,12 +304,12 @@ class PostgresConnection(BaseConnection):
 
     def _note_session(self, sql: str) -> None:
         self.statements += 1
-        # One cached lookup per statement (see _changes_session()).
-        change = _changes_session(sql)
+        # One cached lookup per statement (see changes_session()).
+        change = changes_session(sql)
         if change:
             self.session_changed = True
             if change == 2:
-                # Closed on release rather than reset (see _PREPARE_SQL); still usable now.
+                # Closed on release rather than reset (see session.py); still usable now.
                 self.broken = True
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
@@ -439,7 +404,7 @@ class PostgresConnection(BaseConnection):
         """Roll back, then undo session state when a statement changed it."""
         await super().reset()
         if self.session_changed:
-            await self.raw.execute(_RESET_SQL, timeout=self.backend.timeout)
+            await self.raw.execute(RESET_SQL, timeout=self.backend.timeout)
             self.session_changed = False
 
     def _fail(self, exc: Exception) -> DatabaseError:
@@ -460,78 +425,6 @@ class PostgresConnection(BaseConnection):
             await raw.close(timeout=1.0)
         except Exception:  # noqa: BLE001 - Terminate is a courtesy; drop the socket regardless
             raw.terminate()
-
-
-# -- creation: alembic's engine, the migration lock, test databases --------------------------
-
-
-class PostgresCreation(BaseCreation):
-    """PostgreSQL's migration engine, advisory lock, and one schema per test run."""
-
-    def migration_engine(self) -> Any:
-        """Return an asyncpg engine whose connections get the app's DSN and server settings."""
-        import urllib.parse
-
-        from sqlalchemy.ext.asyncio import create_async_engine
-        from sqlalchemy.pool import NullPool
-
-        backend = self.backend
-        url, options = backend.url, backend.settings
-        # Like the app's pool: driver keys (sslmode...) stay in the DSN, covet's options go.
-        passthrough = {k: v for k, v in url.query.items() if k in backend.driver_query_keys}
-        dsn = url.without_query().replace("postgresql+asyncpg://", "postgresql://", 1)
-        dsn = dsn.replace("postgres://", "postgresql://", 1)
-        if passthrough:
-            dsn += "?" + urllib.parse.urlencode(passthrough)
-        server_settings = dict(options.get("server_settings") or {})
-        if options.get("search_path"):
-            server_settings["search_path"] = options["search_path"]
-        server_settings.setdefault("application_name", "covet-migrations")
-
-        async def create() -> Any:
-            import asyncpg
-
-            return await asyncpg.connect(dsn, server_settings=server_settings)
-
-        return create_async_engine(
-            "postgresql+asyncpg://", poolclass=NullPool, async_creator=create
-        )
-
-    def _lock_key(self) -> int:
-        # pg_advisory_lock takes a signed 64-bit key.
-        return int.from_bytes(self.migration_lock_id()[:8], "big", signed=True)
-
-    def acquire_migration_lock(self, connection: Any, timeout: float) -> bool:
-        """Poll ``pg_try_advisory_lock`` (session level) until it succeeds or ``timeout`` passes."""
-        from sqlalchemy import text
-
-        deadline = time.monotonic() + timeout
-        query = text("SELECT pg_try_advisory_lock(:key)")
-        while not connection.execute(query, {"key": self._lock_key()}).scalar():
-            # End the transaction the query began, so the next poll sees fresh state.
-            connection.commit()
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return True
-
-    def release_migration_lock(self, connection: Any) -> None:
-        """Release the advisory lock."""
-        from sqlalchemy import text
-
-        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._lock_key()})
-
-    def test_database_url(self, url: str, name: str) -> str:
-        """Return ``url`` with ``search_path`` set to the test run's schema."""
-        return url_with_option(url, "search_path", name)
-
-    def create_test_database_sql(self, name: str) -> tuple[str, ...]:
-        """Create a schema: cheaper than a database, and needs no CREATEDB privilege."""
-        return (f"CREATE SCHEMA {self.backend.ops.quote_name(name)}",)
-
-    def drop_test_database_sql(self, name: str) -> tuple[str, ...]:
-        """Drop the schema with everything in it."""
-        return (f"DROP SCHEMA IF EXISTS {self.backend.ops.quote_name(name)} CASCADE",)
 
 
 class PostgresBackend(BaseBackend):

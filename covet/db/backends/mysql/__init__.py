@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
 import math
 import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -58,6 +57,7 @@ from covet.db.backends.base import (
     unreachable_error,
     url_with_path,
 )
+from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -348,65 +348,6 @@ def _driver_error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]]
     )
 
 
-@functools.cache
-def _cursor_classes() -> tuple[type[Any], type[Any]]:
-    """Build aiomysql cursor classes that do not turn server notes into Python warnings.
-
-    aiomysql runs SHOW WARNINGS after every statement with warnings and re-raises each as
-    a Python ``Warning`` (an extra round trip, and an error under ``-W error``); with a
-    strict sql_mode the serious ones are errors already.
-    """
-    import aiomysql
-
-    class QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
-        async def _show_warnings(self, conn: Any) -> None:
-            return
-
-    class QuietSSCursor(aiomysql.SSCursor):  # type: ignore[misc]
-        async def _show_warnings(self, conn: Any) -> None:
-            return
-
-    return QuietCursor, QuietSSCursor
-
-
-@functools.cache
-def _driver_connection_class() -> type[Any]:
-    """Build the aiomysql Connection subclass covet opens.
-
-    aiomysql 0.3 escapes ``bytes`` parameters through a helper that PyMySQL 1.1+
-    replaced with a string ("DO NOT IMPORT THIS!!!", PyMySQL issue #1274), so
-    binding bytes fails with "'str' object is not callable". The subclass
-    writes binary values as a hexadecimal ``_binary`` literal instead.
-    """
-    import aiomysql
-    from pymysql.constants import SERVER_STATUS
-    from pymysql.converters import escape_item, escape_string
-
-    no_backslash = SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
-
-    class CovetMySQLConnection(aiomysql.Connection):  # type: ignore[misc]
-        def escape(self, obj: Any) -> str:
-            # Called once per value of every statement (4,000 times for a bulk INSERT of
-            # 1,000 rows of 4 columns): the common types first, each as PyMySQL
-            # writes it, without its generic encoder lookup.
-            kind = type(obj)
-            if kind is str:
-                text: str = obj
-                if self.server_status & no_backslash:
-                    return "'" + text.replace("'", "''") + "'"
-                return "'" + str(escape_string(text)) + "'"
-            if kind is int:
-                return str(obj)
-            if obj is None:
-                return "NULL"
-            if isinstance(obj, (bytes, bytearray, memoryview)):
-                return f"_binary X'{bytes(obj).hex()}'"
-            result: str = escape_item(obj, self._charset)
-            return result
-
-    return CovetMySQLConnection
-
-
 class MySQLConnection(BaseConnection):
     """A pooled aiomysql connection."""
 
@@ -455,7 +396,7 @@ class MySQLConnection(BaseConnection):
         # An unbuffered result occupies the connection until it is fully read, so the
         # lock is held for the whole iteration.
         async with self._lock:
-            cursor = await self.raw.cursor(_cursor_classes()[1])
+            cursor = await self.raw.cursor(cursor_classes()[1])
             exhausted = False
             try:
                 await cursor.execute(sql, tuple(params))
@@ -701,7 +642,7 @@ class MySQLBackend(BaseBackend):
 
         settings = self.settings
         sql_mode = str(settings["sql_mode"]).replace("'", "")
-        raw = _driver_connection_class()(
+        raw = driver_connection_class()(
             host=self.url.host or "localhost",
             port=self.url.port or 3306,
             user=self.url.username or "root",
@@ -713,7 +654,7 @@ class MySQLBackend(BaseBackend):
             local_infile=False,
             client_flag=CLIENT.FOUND_ROWS,
             connect_timeout=settings["connect_timeout"],
-            cursorclass=_cursor_classes()[0],
+            cursorclass=cursor_classes()[0],
             init_command=f"SET SESSION sql_mode = '{sql_mode}', time_zone = '+00:00'",
         )
         try:
