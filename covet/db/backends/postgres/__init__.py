@@ -404,7 +404,13 @@ class PostgresConnection(BaseConnection):
         """Roll back, then undo session state when a statement changed it."""
         await super().reset()
         if self.session_changed:
-            await self.raw.execute(RESET_SQL, timeout=self.backend.timeout)
+            # RESET ALL also undid covet's own statement_timeout: set it again.
+            sql = (
+                RESET_SQL + "; " + self.backend._session_sql
+                if self.backend._session_sql
+                else RESET_SQL
+            )
+            await self.raw.execute(sql, timeout=self.backend.timeout)
             self.session_changed = False
 
     def _fail(self, exc: Exception) -> DatabaseError:
@@ -468,6 +474,8 @@ class PostgresBackend(BaseBackend):
         self._pool: ConnectionPool[PostgresConnection] | None = None
         self._connect_kwargs: dict[str, Any] = {}
         self._watchdog: asyncio.TimerHandle | None = None
+        #: Run on every new connection and after a reset (covet's statement_timeout).
+        self._session_sql = ""
 
     async def connect(self) -> None:
         """Open the pool's ``min_size`` connections and check one out once."""
@@ -481,14 +489,16 @@ class PostgresBackend(BaseBackend):
             server_settings["search_path"] = settings["search_path"]
         server_settings.setdefault("application_name", "covet")
         command_timeout = settings["command_timeout"]
-        if command_timeout:
+        self._session_sql = ""
+        if command_timeout and "statement_timeout" not in server_settings:
             # The server cancels a statement after command_timeout (QueryCanceledError,
             # translated to the timeout OperationalError). asyncpg's own command_timeout
             # would arm and cancel a timer around every statement, about 10 µs of CPU
             # each (issue 22); the watchdog below covers a server that stops answering.
-            server_settings.setdefault(
-                "statement_timeout", str(max(1, round(command_timeout * 1000)))
-            )
+            # A SET after connecting, not a startup parameter: PgBouncer refuses startup
+            # parameters it does not track (ignore_startup_parameters).
+            milliseconds = max(1, round(command_timeout * 1000))
+            self._session_sql = f"SET statement_timeout = {milliseconds}"
         dsn = self.url.render_as_string(hide_password=False)
         # asyncpg reads the driver keys (sslmode...) from the DSN query itself.
         covet_keys = set(self.url.query) - self.driver_query_keys
@@ -593,6 +603,8 @@ class PostgresBackend(BaseBackend):
                     schema="pg_catalog",
                     format="text",
                 )
+            if self._session_sql:
+                await raw.execute(self._session_sql)
         except BaseException as exc:
             raw.terminate()
             if isinstance(exc, Exception):
