@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib
 import os
 import pstats
 import random
@@ -46,7 +45,7 @@ async def main_async(opts: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="covet-ormprof-") as tmp:
         target = run.targets_for(opts.backend, f"prof{os.getpid()}", opts, tmp)
         await create_target(target)
-        contender = importlib.import_module(run.MODULES[opts.contender]).make(opts.backend)
+        contender = run.make_contender(opts.contender, opts.backend)
         try:
             await contender.start(target)
             await contender.seed()

@@ -10,6 +10,14 @@ through their pools (one checkout per operation), aiosqlite through one
 connection in autocommit mode (``isolation_level=None``), with
 ``foreign_keys=ON`` and ``synchronous=NORMAL`` as covet sets them.
 
+Two baselines come out of this module (issue 22): ``raw``, the pooled driver
+above, and ``raw1``, the physical floor: one driver connection opened at start
+and used for every operation, the same SQL, no pool at all. A pool checkout
+costs something on every driver (asyncpg's pool re-arms timers and sends
+nothing, aiomysql's takes a condition lock), so ``raw1`` is the harder bar and
+the one the ORM targets are set against. On SQLite both are one aiosqlite
+connection: ``raw1`` is a second instance of the same contender.
+
 The SQL has the shape covet emits, so that the ceiling measures the ORM's
 overhead and not a different plan: ``select_related_20`` joins the author with
 a ``LEFT OUTER JOIN``, as covet's select_related() does for a join that only
@@ -18,6 +26,7 @@ fetches the related row. Keep the two in step.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from typing import Any
 
@@ -80,8 +89,11 @@ class RawPostgres(Contender):
     async def stop(self) -> None:
         await self.pool.close()
 
+    def _acquire(self) -> Any:
+        return self.pool.acquire()
+
     async def seed(self) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             await conn.executemany(
                 "INSERT INTO bench_author (id, name, email) VALUES ($1, $2, $3)",
                 [author_row(i) for i in range(1, AUTHORS + 1)],
@@ -119,7 +131,7 @@ class RawPostgres(Contender):
         )
 
     async def bulk_insert(self, rows: list[tuple[Any, ...]]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             await conn.executemany(
                 "INSERT INTO bench_comment (post_id, name, body, created_at) "
                 "VALUES ($1, $2, $3, $4)",
@@ -140,6 +152,28 @@ class RawPostgres(Contender):
         )
         posts = [_nested(r) for r in rows]
         return [(p["title"], p["author"]["name"]) for p in posts]
+
+
+class RawPostgresOne(RawPostgres):
+    """asyncpg, one connection for everything (the floor: no pool)."""
+
+    name = "raw1"
+
+    async def start(self, target: Target) -> None:
+        import asyncpg
+
+        # An asyncpg Connection has the pool's fetchrow()/fetch()/fetchval()/execute():
+        # every operation of RawPostgres runs on it unchanged.
+        self.pool = await asyncpg.connect(
+            host=target.host,
+            port=target.port,
+            user=target.user,
+            database=target.database,
+            server_settings={"search_path": target.name},
+        )
+
+    def _acquire(self) -> Any:
+        return contextlib.nullcontext(self.pool)
 
 
 class RawMySQL(Contender):
@@ -165,18 +199,21 @@ class RawMySQL(Contender):
         self.pool.close()
         await self.pool.wait_closed()
 
+    def _acquire(self) -> Any:
+        return self.pool.acquire()
+
     async def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.pool.acquire() as conn, conn.cursor() as cur:
+        async with self._acquire() as conn, conn.cursor() as cur:
             await cur.execute(sql, args)
             return list(await cur.fetchall())
 
     async def _execute(self, sql: str, args: tuple[Any, ...]) -> Any:
-        async with self.pool.acquire() as conn, conn.cursor() as cur:
+        async with self._acquire() as conn, conn.cursor() as cur:
             await cur.execute(sql, args)
             return cur.lastrowid
 
     async def seed(self) -> None:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             await conn.begin()
             async with conn.cursor() as cur:
                 await cur.executemany(
@@ -211,7 +248,7 @@ class RawMySQL(Contender):
         )
 
     async def bulk_insert(self, rows: list[tuple[Any, ...]]) -> None:
-        async with self.pool.acquire() as conn:
+        async with self._acquire() as conn:
             await conn.begin()
             try:
                 async with conn.cursor() as cur:
@@ -243,6 +280,30 @@ class RawMySQL(Contender):
         for p in posts:
             p["created_at"] = p["created_at"].replace(tzinfo=_UTC)
         return [(p["title"], p["author"]["name"]) for p in posts]
+
+
+class RawMySQLOne(RawMySQL):
+    """aiomysql, one connection for everything (the floor: no pool)."""
+
+    name = "raw1"
+
+    async def start(self, target: Target) -> None:
+        import aiomysql
+
+        self.conn = await aiomysql.connect(
+            host=target.host,
+            port=target.port,
+            user=target.user,
+            db=target.name,
+            autocommit=True,
+            charset="utf8mb4",
+        )
+
+    async def stop(self) -> None:
+        self.conn.close()
+
+    def _acquire(self) -> Any:
+        return contextlib.nullcontext(self.conn)
 
 
 def _naive(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -339,6 +400,17 @@ class RawSQLite(Contender):
         return [(p["title"], p["author"]["name"]) for p in posts]
 
 
+class RawSQLiteOne(RawSQLite):
+    """The SQLite floor: the same single aiosqlite connection as ``raw``."""
+
+    name = "raw1"
+
+
 def make(backend: str) -> Contender:
-    """Return the raw-driver contender for ``backend``."""
+    """Return the pooled raw-driver contender for ``backend``."""
     return {"postgres": RawPostgres, "mysql": RawMySQL, "sqlite": RawSQLite}[backend]()
+
+
+def make_single(backend: str) -> Contender:
+    """Return the one-connection raw-driver contender for ``backend`` (the floor)."""
+    return {"postgres": RawPostgresOne, "mysql": RawMySQLOne, "sqlite": RawSQLiteOne}[backend]()

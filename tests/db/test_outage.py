@@ -214,23 +214,3 @@ def test_mysql_translation_of_server_going_away(
     backend = Database("mysql://root@127.0.0.1/app", alias=f"t_{secrets.token_hex(4)}").backend
     exc = pymysql.err.OperationalError(errno, "the server's words")
     assert type(backend.translate_error(exc)) is covet_class
-
-
-async def test_asyncpg_pool_floor_retries_log_one_line(
-    postgres: tuple[Database, Database], caplog: pytest.LogCaptureFixture
-) -> None:
-    # While the server is down, asyncpg's pool logs this warning (with a traceback) at
-    # every attempt to reopen its min_size connections; a connected pool shortens it.
-    import logging
-
-    refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
-    with caplog.at_level(logging.WARNING, logger="asyncpg.pool"):
-        logging.getLogger("asyncpg.pool").warning(
-            "Failed to restore the pool connection floor; retrying", exc_info=refused
-        )
-    [record] = [r for r in caplog.records if r.name == "asyncpg.pool"]
-    assert record.exc_info is None
-    assert record.getMessage() == (
-        "PostgreSQL pool: cannot reopen its min_size connections yet (connection refused); retrying"
-    )
-    assert "Traceback" not in caplog.text

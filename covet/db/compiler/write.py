@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from covet.db.fields import Field
     from covet.db.models import Model
 
-__all__ = ("compile_delete", "compile_insert", "compile_update")
+__all__ = ("compile_array_insert", "compile_delete", "compile_insert", "compile_update")
 
 
 # INSERT statements by (ops, model, columns, row count, returning): a bulk_create() of
@@ -42,6 +42,29 @@ def compile_insert(
         if len(_insert_cache) >= _INSERT_CACHE_LIMIT:
             _insert_cache.clear()
         _insert_cache[key] = sql
+    return sql
+
+
+def compile_array_insert(
+    model: type[Model], fields: Sequence[Field[Any]], ops: Any, *, returning: bool
+) -> str | None:
+    """Render the array INSERT of ``fields`` (one array parameter per column), or None.
+
+    None when the dialect has no array form for one of the fields' types (see
+    ``ops.array_insert_sql()``); the caller then uses :func:`compile_insert`.
+    """
+    key = (ops, model, tuple(f.column for f in fields), "arrays", returning)
+    if key in _insert_cache:
+        return _insert_cache[key] or None
+    q = ops.quote_name
+    sql: str | None = ops.array_insert_sql(
+        q(model._meta.table), [q(f.column) for f in fields], [f.internal_type for f in fields]
+    )
+    if sql is not None and returning:
+        sql += f" {ops.returning([model._meta.pk.column])}"
+    if len(_insert_cache) >= _INSERT_CACHE_LIMIT:
+        _insert_cache.clear()
+    _insert_cache[key] = sql or ""
     return sql
 
 

@@ -121,6 +121,9 @@ class BaseConnection(abc.ABC):
         self.broken = False
         #: A statement was interrupted (cancelled): reset before reuse.
         self.dirty = False
+        #: A statement changed session state another user must not inherit (``SET``, a
+        #: temporary table, ``LISTEN``...): the pool resets the connection on release.
+        self.session_changed = False
         self.created_at = time.monotonic()
         self.idle_since = self.created_at
         self.generation = 0
@@ -404,7 +407,11 @@ class BaseConnection(abc.ABC):
         await self._execute("SELECT 1", ())
 
     async def reset(self) -> None:
-        """Bring a connection back to a clean, out-of-transaction state before reuse."""
+        """Bring a connection back to a clean, out-of-transaction state before reuse.
+
+        A backend that tracks :attr:`session_changed` extends this to undo the
+        session state too (and clears the flag).
+        """
         if self.dirty:
             raise InterfaceError("The connection was interrupted mid-statement.")
         if self.in_transaction:

@@ -29,8 +29,20 @@ class BaseFeatures:
     supports_isolation_levels: bool = False
     # Does a failed statement abort the whole transaction until it is rolled back?
     transaction_aborts_on_error: bool = False
+    # Can one INSERT take each column's values as one array parameter (INSERT ... SELECT
+    # FROM unnest(...)), so that a bulk insert is a short, cacheable statement of a few
+    # parameters whatever its row count? (ops.array_insert_sql() renders it)
+    can_bulk_insert_arrays: bool = False
+    # Do the rows of one multi-row INSERT get consecutive auto-increment keys, this far
+    # apart, the first reported as the statement's last insert id? (None: not known to.
+    # MySQL/MariaDB with innodb_autoinc_lock_mode 0 or 1, set at connect: bulk_create()
+    # then reads no RETURNING rows)
+    bulk_insert_id_step: int | None = None
     # How many bound parameters may one statement carry?
     max_query_params: int = 999
+    # How many bytes may one statement be on the wire? (None: no limit below the parameter
+    # count; MySQL: max_allowed_packet, read at connect, as its driver inlines the values)
+    max_statement_bytes: int | None = None
     # How long may a statement be for the driver to keep it prepared? (None: any length)
     max_cacheable_statement_size: int | None = None
     # How many significant digits of a decimal does the database keep exactly? (None: all

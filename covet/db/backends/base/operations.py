@@ -315,6 +315,42 @@ class BaseOperations:
         per_row = max(n_fields, 1)
         return max(1, min(n_objs, self.features.max_query_params // per_row))
 
+    def array_insert_sql(
+        self, table_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
+    ) -> str | None:
+        """Render an INSERT whose parameter ``i`` is the array of column ``i``'s values.
+
+        Used by ``bulk_create()`` where ``features.can_bulk_insert_arrays``. Returns
+        None when a column's type has no array form here: the caller then falls back
+        to a multi-row ``VALUES``.
+
+        Raises:
+            NotImplementedError: The backend has no array insert (check the feature first).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.array_insert_sql() is not implemented: this database "
+            "has no array parameters. Check features.can_bulk_insert_arrays first."
+        )
+
+    def max_literal_bytes(self, value: Any) -> int:
+        """Return an upper bound of the bytes ``value`` takes written into a statement.
+
+        Only asked where ``features.max_statement_bytes`` is set (drivers that inline
+        values client-side): ``bulk_create()`` cuts its statements below that limit.
+        """
+        if value is None:
+            return 4
+        if isinstance(value, str):
+            # UTF-8 takes up to 4 bytes a character; an escaped quote or backslash takes 2.
+            return 4 * len(value) + 2
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return 2 * len(value) + 12  # hexadecimal, as _binary X'...'
+        return 48  # numbers, dates, times, UUIDs as text
+
+    def get_array_adapter(self, internal_type: str) -> Converter | None:
+        """Return what turns a value into an element of :meth:`array_insert_sql`'s arrays."""
+        return None
+
     def insert_default_values(self, table_sql: str) -> str:
         """Render an INSERT of a row made only of column defaults."""
         return f"INSERT INTO {table_sql} DEFAULT VALUES"

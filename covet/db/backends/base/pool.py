@@ -47,6 +47,11 @@ class ConnectionPool(Generic[C]):
       the next one, opening a new connection when none is left.
     * :meth:`expire` marks every idle connection to be pinged at its next
       checkout (called when any connection reports the server went away).
+    * With ``idle_timeout``, a timer closes connections left idle that long
+      (beyond ``min_size``) every quarter of it: nothing on the checkout path.
+    * Release resets a connection only when it needs it: a transaction left
+      open, a statement interrupted (discarded), or session state changed
+      (:attr:`~BaseConnection.session_changed`).
     * Opening a connection and returning one are shielded from cancellation, so
       a cancelled task never leaks a slot or a half-open connection.
 
@@ -59,6 +64,8 @@ class ConnectionPool(Generic[C]):
         ping_after: Ping connections idle at least this long (0: at every checkout);
             None pings only after :meth:`expire`.
         recycle: Replace connections older than this many seconds; None never.
+        idle_timeout: Close connections idle this many seconds, keeping ``min_size``;
+            None never.
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class ConnectionPool(Generic[C]):
         name: str,
         ping_after: float | None = None,
         recycle: float | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         self._opener = opener
         self.min_size = min_size
@@ -79,8 +87,12 @@ class ConnectionPool(Generic[C]):
         self.name = name
         self.ping_after = ping_after
         self.recycle = recycle
+        self.idle_timeout = idle_timeout
         # Whether a checkout must read the clock (age or idle-time rules).
         self._timed = ping_after is not None or recycle is not None
+        # Whether a returned connection must note when it went idle.
+        self._stamp = ping_after is not None or idle_timeout is not None
+        self._reaper: asyncio.TimerHandle | None = None
         self._slots = FifoSlots(max_size)
         self._idle: deque[C] = deque()
         self._open: set[C] = set()
@@ -94,11 +106,33 @@ class ConnectionPool(Generic[C]):
         waiting = sum(not waiter.done() for waiter in self._slots.waiters)
         return PoolStats(len(self._open), len(self._idle), self.max_size, waiting)
 
+    def connections(self) -> list[C]:
+        """Return every open connection, idle or checked out (a snapshot)."""
+        return list(self._open)
+
     async def open(self) -> None:
         """Open ``min_size`` connections up front (fail fast on bad credentials)."""
         for _ in range(self.min_size):
             conn = await self._open_one()
             self._idle.append(conn)
+        if self.idle_timeout is not None:
+            self._schedule_reap()
+
+    def _schedule_reap(self) -> None:
+        assert self.idle_timeout is not None  # noqa: S101 - only called with one
+        period = max(self.idle_timeout / 4, 0.05)
+        self._reaper = asyncio.get_running_loop().call_later(period, self._reap)
+
+    def _reap(self) -> None:
+        """Close the connections idle longer than ``idle_timeout``, keeping ``min_size`` open."""
+        if self._closed or self.idle_timeout is None:
+            return
+        deadline = time.monotonic() - self.idle_timeout
+        idle = self._idle
+        # LIFO: the longest idle sit at the left end.
+        while idle and len(self._open) > self.min_size and idle[0].idle_since < deadline:
+            self._discard(idle.popleft())
+        self._schedule_reap()
 
     def expire(self) -> None:
         """Mark every idle connection to be pinged before its next use."""
@@ -127,12 +161,16 @@ class ConnectionPool(Generic[C]):
                 raise pool_timeout_error(self.name, self.timeout, self.max_size) from None
         try:
             idle = self._idle
-            if idle and not self._timed:
-                # The common case, without _checkout()'s coroutine: no age or idle-time rule
-                # applies, so the last returned connection is ready unless the pool was
-                # expired since it was checked or the driver saw the server close it.
+            if idle:
+                # The common case, without _checkout()'s coroutine: the last returned
+                # connection is ready unless the pool was expired since it was checked,
+                # the driver saw the server close it, or an age or idle-time rule applies.
                 conn = idle[-1]
-                if conn.generation == self._generation and conn.is_usable():
+                if (
+                    conn.generation == self._generation
+                    and conn.is_usable()
+                    and (not self._timed or self._within_limits(conn))
+                ):
                     idle.pop()
                     conn.fresh = True
                     return conn
@@ -140,6 +178,13 @@ class ConnectionPool(Generic[C]):
         except BaseException:
             slots.release()
             raise
+
+    def _within_limits(self, conn: C) -> bool:
+        """Tell whether ``conn`` needs neither a ping (idle long) nor replacing (old)."""
+        now = time.monotonic()
+        if self.ping_after is not None and now - conn.idle_since >= self.ping_after:
+            return False
+        return self.recycle is None or now - conn.created_at <= self.recycle
 
     async def _checkout(self) -> C:
         now = time.monotonic()
@@ -207,7 +252,7 @@ class ConnectionPool(Generic[C]):
             self._discard(conn)
             self._slots.release()
             return
-        if conn.dirty or conn.in_transaction:
+        if conn.dirty or conn.in_transaction or conn.session_changed:
             task = asyncio.ensure_future(self._reset_and_return(conn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -227,8 +272,8 @@ class ConnectionPool(Generic[C]):
             self._return(conn)
 
     def _return(self, conn: C) -> None:
-        if self.ping_after is not None:
-            # Only the idle-time ping rule reads it; skip the clock otherwise.
+        if self._stamp:
+            # Only the idle-time ping rule and the idle reaper read it; skip the clock otherwise.
             conn.idle_since = time.monotonic()
         conn.dirty = False
         self._idle.append(conn)
@@ -241,6 +286,9 @@ class ConnectionPool(Generic[C]):
     async def close(self) -> None:
         """Close idle connections, wait up to ``timeout`` for the rest, then close them too."""
         self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         while self._idle:
             self._discard(self._idle.pop())
         if self._open:

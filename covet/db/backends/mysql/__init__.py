@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
 import math
 import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -58,6 +57,7 @@ from covet.db.backends.base import (
     unreachable_error,
     url_with_path,
 )
+from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -119,9 +119,13 @@ class MySQLFeatures(BaseFeatures):
 
 def _datetime_to_db(value: Any) -> Any:
     # DATETIME(6) columns hold naive UTC (the session time_zone is '+00:00').
-    if value is None or value.tzinfo is None:
+    if value is None:
         return value
-    return value.astimezone(datetime.UTC).replace(tzinfo=None)
+    tz = value.tzinfo
+    if tz is None:
+        return value
+    # full_clean() already made it UTC: skip the conversion (bulk_create() calls this per row).
+    return (value if tz is datetime.UTC else value.astimezone(datetime.UTC)).replace(tzinfo=None)
 
 
 def _datetime_from_db(value: Any) -> Any:
@@ -344,48 +348,6 @@ def _driver_error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]]
     )
 
 
-@functools.cache
-def _cursor_classes() -> tuple[type[Any], type[Any]]:
-    """Build aiomysql cursor classes that do not turn server notes into Python warnings.
-
-    aiomysql runs SHOW WARNINGS after every statement with warnings and re-raises each as
-    a Python ``Warning`` (an extra round trip, and an error under ``-W error``); with a
-    strict sql_mode the serious ones are errors already.
-    """
-    import aiomysql
-
-    class QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
-        async def _show_warnings(self, conn: Any) -> None:
-            return
-
-    class QuietSSCursor(aiomysql.SSCursor):  # type: ignore[misc]
-        async def _show_warnings(self, conn: Any) -> None:
-            return
-
-    return QuietCursor, QuietSSCursor
-
-
-@functools.cache
-def _driver_connection_class() -> type[Any]:
-    """Build the aiomysql Connection subclass covet opens.
-
-    aiomysql 0.3 escapes ``bytes`` parameters through a helper that PyMySQL 1.1+
-    replaced with a string ("DO NOT IMPORT THIS!!!", PyMySQL issue #1274), so
-    binding bytes fails with "'str' object is not callable". The subclass
-    writes binary values as a hexadecimal ``_binary`` literal instead.
-    """
-    import aiomysql
-
-    class CovetMySQLConnection(aiomysql.Connection):  # type: ignore[misc]
-        def escape(self, obj: Any) -> str:
-            if isinstance(obj, (bytes, bytearray, memoryview)):
-                return f"_binary X'{bytes(obj).hex()}'"
-            result: str = super().escape(obj)
-            return result
-
-    return CovetMySQLConnection
-
-
 class MySQLConnection(BaseConnection):
     """A pooled aiomysql connection."""
 
@@ -434,7 +396,7 @@ class MySQLConnection(BaseConnection):
         # An unbuffered result occupies the connection until it is fully read, so the
         # lock is held for the whole iteration.
         async with self._lock:
-            cursor = await self.raw.cursor(_cursor_classes()[1])
+            cursor = await self.raw.cursor(cursor_classes()[1])
             exhausted = False
             try:
                 await cursor.execute(sql, tuple(params))
@@ -650,6 +612,20 @@ class MySQLBackend(BaseBackend):
             (),
         )
         available = {row[0] for row in rows}
+        # aiomysql writes the values into the statement: bulk_create() keeps each INSERT
+        # below the server's packet limit.
+        packet, lock_mode, step = (
+            await conn.fetch_all(
+                "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, "
+                "@@auto_increment_increment",
+                (),
+            )
+        )[0]
+        features.max_statement_bytes = int(packet)
+        # Lock modes 0 ("traditional") and 1 ("consecutive", MariaDB's default) give the rows of
+        # one multi-row INSERT consecutive keys, auto_increment_increment apart; mode 2
+        # ("interleaved", MySQL 8's default) may interleave concurrent statements' keys.
+        features.bulk_insert_id_step = int(step) if int(lock_mode) in (0, 1) else None
         for name in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"):
             if name in available:
                 ops.text_collation = name
@@ -666,7 +642,7 @@ class MySQLBackend(BaseBackend):
 
         settings = self.settings
         sql_mode = str(settings["sql_mode"]).replace("'", "")
-        raw = _driver_connection_class()(
+        raw = driver_connection_class()(
             host=self.url.host or "localhost",
             port=self.url.port or 3306,
             user=self.url.username or "root",
@@ -678,7 +654,7 @@ class MySQLBackend(BaseBackend):
             local_infile=False,
             client_flag=CLIENT.FOUND_ROWS,
             connect_timeout=settings["connect_timeout"],
-            cursorclass=_cursor_classes()[0],
+            cursorclass=cursor_classes()[0],
             init_command=f"SET SESSION sql_mode = '{sql_mode}', time_zone = '+00:00'",
         )
         try:

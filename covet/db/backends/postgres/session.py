@@ -1,0 +1,46 @@
+"""Which statements leave session state behind on a pooled PostgreSQL connection.
+
+covet's pool resets a returned connection only when a statement changed its
+session (issue 22): asyncpg's own pool sent a reset query on every release,
+a round trip per checkout. :func:`changes_session` tells, once per distinct
+SQL text, whether a statement needs that reset (or the connection closed).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+__all__ = ("RESET_SQL", "changes_session")
+
+# Statements after which a connection must not go to the next user as it is: session
+# settings (SET, except SET LOCAL / SET TRANSACTION / SET CONSTRAINTS, which end with the
+# transaction), LISTEN, held cursors, temporary tables, session advisory locks. Anywhere
+# in the string: a simple-protocol execute() may carry several statements.
+_SESSION_SQL = re.compile(
+    r"(?:^|;)\s*(?:SET(?!\s+(?:LOCAL|TRANSACTION|CONSTRAINTS|SESSION\s+CHARACTERISTICS)\b)"
+    r"|RESET|LISTEN|UNLISTEN|DECLARE|DISCARD|LOAD"
+    r"|CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?TEMP(?:ORARY)?)\b"
+    r"|\bINTO\s+TEMP(?:ORARY)?\b"
+    r"|\b(?:set_config|pg_advisory_lock|pg_advisory_lock_shared|pg_try_advisory_lock"
+    r"|pg_try_advisory_lock_shared)\s*\(",
+    re.IGNORECASE,
+)
+# A prepared statement outlives RESET ALL, and DEALLOCATE ALL would drop asyncpg's own
+# cached statements too: a connection that ran PREPARE is closed on release instead.
+_PREPARE_SQL = re.compile(r"(?:^|;)\s*PREPARE\b", re.IGNORECASE)
+# What asyncpg's pool sends on release (Connection.get_reset_query() on PostgreSQL 12+),
+# plus temporary tables; run only after _changes_session() matched.
+RESET_SQL = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; DISCARD TEMP"
+
+
+@functools.lru_cache(maxsize=1024)
+def changes_session(sql: str) -> int:
+    """Tell what a statement leaves behind for the next user: 0 nothing, 1 reset, 2 close.
+
+    Cached: the ORM sends the same few statement strings again and again, so the
+    regular expressions run once per distinct SQL text.
+    """
+    if _PREPARE_SQL.search(sql):
+        return 2
+    return 1 if _SESSION_SQL.search(sql) else 0
