@@ -462,8 +462,15 @@ class Covet(RouteDecorators):
             app: ASGIApp = exceptions
             for item in reversed(self._middleware):
                 app = item.cls(app, *item.args, **item.kwargs)
+            # The handlers apply to exceptions escaping user middleware too: a
+            # session store or a token lookup whose database is down answers
+            # 503 with Retry-After (issue 16), not a 500.
             app = ServerErrorMiddleware(
-                app, debug=self.debug, handler=error_handler, reporters=reporters
+                app,
+                debug=self.debug,
+                handler=error_handler,
+                exceptions=exceptions,
+                reporters=reporters,
             )
         else:
             # Nothing sits between the two error layers: let one wrapper do
