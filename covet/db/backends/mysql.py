@@ -299,6 +299,9 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1061: ProgrammingError,  # duplicate key name
     1235: NotSupportedError,
 }
+# The server interrupted a statement that ran past command_timeout: MariaDB's
+# max_statement_time (1969), MySQL's max_execution_time (3024).
+_STATEMENT_TIMEOUT_ERRNOS = frozenset({1969, 3024})
 # Errors of opening a connection (see translate_connect_error()).
 _CR_CONN_HOST_ERROR = 2003  # client: cannot open the socket (refused, unknown host, timeout)
 _ER_BAD_DB_ERROR = 1049  # Unknown database
@@ -589,6 +592,11 @@ class MySQLBackend(BaseBackend):
         "pool_recycle": Option(float, 3600.0, "seconds before a connection is replaced"),
         "connect_timeout": Option(float, 10.0, "seconds to wait for the server at connect"),
         "sql_mode": Option(str, _DEFAULT_SQL_MODE, "the session sql_mode"),
+        "command_timeout": Option(
+            float,
+            30.0,
+            "seconds one statement may run, enforced by the server (0: no limit)",
+        ),
         "unix_socket": Option(str, None, "path of the server's Unix socket"),
         "ping_interval": Option(
             float,
@@ -601,6 +609,12 @@ class MySQLBackend(BaseBackend):
 
     def __init__(self, url: Any, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
+        command_timeout = self.settings["command_timeout"]
+        if not math.isfinite(command_timeout) or command_timeout < 0:
+            raise ValueError(
+                f"Invalid command_timeout {command_timeout!r} for {url}. Use a positive "
+                "number of seconds (the default is 30), or 0 for no limit."
+            )
         interval = self.settings["ping_interval"]
         if not math.isfinite(interval) or interval < 0:
             raise ValueError(
@@ -666,6 +680,13 @@ class MySQLBackend(BaseBackend):
 
         settings = self.settings
         sql_mode = str(settings["sql_mode"]).replace("'", "")
+        timeout = float(settings["command_timeout"])
+        # MariaDB's max_statement_time (seconds, every statement) goes in a /*M! */
+        # comment, which only MariaDB executes; MySQL's max_execution_time (SELECT
+        # only, milliseconds) is set below once the handshake named the server.
+        # The server interrupts the statement (MariaDB 1969, MySQL 3024) and the
+        # connection stays usable: nothing is left running, nothing to kill.
+        statement_limit = f" /*M!100101 , max_statement_time = {timeout:.6f} */" if timeout else ""
         raw = _driver_connection_class()(
             host=self.url.host or "localhost",
             port=self.url.port or 3306,
@@ -679,10 +700,17 @@ class MySQLBackend(BaseBackend):
             client_flag=CLIENT.FOUND_ROWS,
             connect_timeout=settings["connect_timeout"],
             cursorclass=_cursor_classes()[0],
-            init_command=f"SET SESSION sql_mode = '{sql_mode}', time_zone = '+00:00'",
+            init_command=(
+                f"SET SESSION sql_mode = '{sql_mode}', time_zone = '+00:00'{statement_limit}"
+            ),
         )
         try:
             await raw._connect()
+            if timeout and "mariadb" not in str(raw.get_server_info()).lower():
+                async with raw.cursor() as cursor:
+                    await cursor.execute(
+                        f"SET SESSION max_execution_time = {math.ceil(timeout * 1000)}"
+                    )
         except BaseException as exc:
             raw.close()
             # The pool calls _open() at connect and whenever a checkout needs a new
@@ -765,6 +793,12 @@ class MySQLBackend(BaseBackend):
             return disconnect_error(exc, self.display_name)
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         message = str(exc.args[1]) if errno is not None and len(exc.args) > 1 else str(exc)
+        if errno in _STATEMENT_TIMEOUT_ERRNOS:
+            return OperationalError(
+                f"A statement on {self.display_name} timed out (command_timeout="
+                f"{self.settings['command_timeout']:g}s). Make the query cheaper or raise "
+                "command_timeout."
+            )
         if errno is not None and errno in _ERRNO_MAP:
             return _ERRNO_MAP[errno](message)
         for driver_class, covet_class in _driver_error_map():
