@@ -94,6 +94,20 @@ class PrivateServer:
         """Stop the server cleanly (committed work is durable) and wait for it to exit."""
         raise NotImplementedError
 
+    def database_url(self, name: str) -> str:
+        """Return the URL of database ``name`` on this server (see ``create_database()``)."""
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    async def create_database(self, name: str) -> str:
+        """Create database ``name`` (letters, digits and ``_``) and return its URL."""
+        from covet.db import Database
+
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"Invalid database name {name!r}: use letters, digits and '_'.")
+        async with Database(self.url, alias=f"create_{name}", min_size=1, max_size=1) as db:
+            await db.execute(f"CREATE DATABASE {name}")
+        return self.database_url(name)
+
     def restart(self) -> None:
         """Stop the server, then start it again on the same port."""
         self.stop()

@@ -181,26 +181,36 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-USER_SNIPPET = """
+SEED_SNIPPET = """
 import asyncio
 from covet.auth import hash_password
 from covet.config import load_settings
 from covet.db import Database
-from loadsite.models import User
+from loadsite.models import APIToken, User
 
 async def main():
     async with Database(load_settings().database_url):
-        await User.objects.create(email='load@example.com', password=await hash_password('x' * 16))
+        user = await User.objects.create(
+            email='load@example.com', password=await hash_password('x' * 16)
+        )
+        token, _ = await APIToken.create_for(user, name='load')
+    print(token)
 
 asyncio.run(main())
 """
 
 
-def make_project(root: Path, url: str) -> tuple[Path, dict[str, str], str]:
-    """Scaffold, migrate and seed a project on ``url``; return (dir, env, API token)."""
-    env = _env()
-    _covet("new", "loadsite", cwd=root, env=env)
-    project = root / "loadsite"
+def scaffold(root: Path) -> Path:
+    """Run ``covet new loadsite`` in ``root``; return the project directory."""
+    _covet("new", "loadsite", cwd=root, env=_env())
+    return root / "loadsite"
+
+
+def make_project(project: Path, url: str) -> tuple[dict[str, str], str]:
+    """Migrate ``project`` onto ``url`` and make a user and an API token; return (env, token).
+
+    The same as ``covet migrate``, signing up and ``covet createtoken``.
+    """
     env = _env(
         DATABASE_URL=url,
         SECRET_KEY=secrets.token_urlsafe(32),
@@ -209,11 +219,16 @@ def make_project(root: Path, url: str) -> tuple[Path, dict[str, str], str]:
     )
     env["PYTHONPATH"] = os.pathsep.join([str(project), env["PYTHONPATH"]])
     _covet("migrate", cwd=project, env=env)
-    subprocess.run(
-        [sys.executable, "-c", USER_SNIPPET], cwd=project, env=env, check=True, timeout=120
+    seeded = subprocess.run(
+        [sys.executable, "-c", SEED_SNIPPET],
+        cwd=project,
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
     )
-    token = _covet("createtoken", "load@example.com", cwd=project, env=env).strip()
-    return project, env, token
+    return env, seeded.stdout.strip()
 
 
 async def _answers(url: str) -> bool:
@@ -279,13 +294,35 @@ def _log_problems(log: str) -> list[str]:
 
 
 def run_write_load(
-    backend: str, *, writes: int, clients: int = 16, restarts: int = 1, workdir: Path
+    backend: str,
+    *,
+    writes: int,
+    clients: int = 16,
+    restarts: int = 1,
+    workdir: Path,
+    server: PrivateServer | None = None,
+    project: Path | None = None,
 ) -> Figures:
-    """Run the scenario once on a new private ``backend`` server; return its figures."""
+    """Run the scenario once; return its figures.
+
+    Args:
+        backend: ``"postgres"`` or ``"mysql"``.
+        writes: Acknowledged writes to reach.
+        clients: Kept-alive client connections.
+        restarts: Server restarts, evenly spread over the run.
+        workdir: Where the project and the logs go.
+        server: A running private server of ``backend`` to use (a new database
+            on it); by default a new server is started and removed.
+        project: A project made by :func:`scaffold` to reuse; by default one
+            is made in ``workdir``.
+    """
     figures = Figures(backend=backend, writes=writes)
-    with SERVERS[backend]() as server:
-        url = server.url
-        project, env, token = make_project(workdir, url)
+    with contextlib.ExitStack() as stack:
+        if server is None:
+            server = stack.enter_context(SERVERS[backend]())
+        url = asyncio.run(server.create_database(f"load_{secrets.token_hex(4)}"))
+        project = project or scaffold(workdir)
+        env, token = make_project(project, url)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log_path = workdir / "server.log"
@@ -337,13 +374,14 @@ def _drive(
     windows: list[tuple[float, float]] = []
     result: dict[str, Any] = {}
     assert client.stdout is not None
-    for line in client.stdout:
-        event = json.loads(line)
-        if "ack" in event and marks and event["ack"] >= marks[0]:
-            marks.pop(0)
-            windows.append(_restart_and_probe(server, url))
-        elif "done" in event:
-            result = event
+    with client.stdout:
+        for line in client.stdout:
+            event = json.loads(line)
+            if "ack" in event and marks and event["ack"] >= marks[0]:
+                marks.pop(0)
+                windows.append(_restart_and_probe(server, url))
+            elif "done" in event:
+                result = event
     client.wait(60)
     figures.duration = time.monotonic() - started
     if not result:
