@@ -35,6 +35,7 @@ from covet.db.backends.base import (
     login_refused_error,
     missing_database_error,
     server_address,
+    statement_timeout_error,
     to_uuid,
     unreachable_error,
     url_with_option,
@@ -653,11 +654,7 @@ class PostgresBackend(BaseBackend):
         if self.is_disconnect(exc):
             return disconnect_error(exc, self.display_name)
         if isinstance(exc, TimeoutError):
-            return OperationalError(
-                f"A statement on {self.display_name} timed out (command_timeout="
-                f"{self.settings['command_timeout']:g}s). Make the query cheaper or raise "
-                "command_timeout."
-            )
+            return statement_timeout_error(self.display_name, self.settings["command_timeout"])
         for driver_class, covet_class in _error_map_cached():
             if isinstance(exc, driver_class):
                 return covet_class(message)

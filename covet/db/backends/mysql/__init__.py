@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
 import math
 import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -51,6 +50,7 @@ from covet.db.backends.base import (
     login_refused_error,
     missing_database_error,
     server_address,
+    statement_timeout_error,
     to_bool,
     to_bytes,
     to_decimal,
@@ -58,6 +58,7 @@ from covet.db.backends.base import (
     unreachable_error,
     url_with_path,
 )
+from covet.db.backends.mysql.driver import _cursor_classes, _driver_connection_class
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -299,8 +300,7 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1061: ProgrammingError,  # duplicate key name
     1235: NotSupportedError,
 }
-# The server interrupted a statement that ran past command_timeout: MariaDB's
-# max_statement_time (1969), MySQL's max_execution_time (3024).
+# A statement past command_timeout: MariaDB max_statement_time, MySQL max_execution_time.
 _STATEMENT_TIMEOUT_ERRNOS = frozenset({1969, 3024})
 # Errors of opening a connection (see translate_connect_error()).
 _CR_CONN_HOST_ERROR = 2003  # client: cannot open the socket (refused, unknown host, timeout)
@@ -345,48 +345,6 @@ def _driver_error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]]
         (err.InterfaceError, InterfaceError),
         (err.DatabaseError, DatabaseError),
     )
-
-
-@functools.cache
-def _cursor_classes() -> tuple[type[Any], type[Any]]:
-    """Build aiomysql cursor classes that do not turn server notes into Python warnings.
-
-    aiomysql runs SHOW WARNINGS after every statement with warnings and re-raises each as
-    a Python ``Warning`` (an extra round trip, and an error under ``-W error``); with a
-    strict sql_mode the serious ones are errors already.
-    """
-    import aiomysql
-
-    class QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
-        async def _show_warnings(self, conn: Any) -> None:
-            return
-
-    class QuietSSCursor(aiomysql.SSCursor):  # type: ignore[misc]
-        async def _show_warnings(self, conn: Any) -> None:
-            return
-
-    return QuietCursor, QuietSSCursor
-
-
-@functools.cache
-def _driver_connection_class() -> type[Any]:
-    """Build the aiomysql Connection subclass covet opens.
-
-    aiomysql 0.3 escapes ``bytes`` parameters through a helper that PyMySQL 1.1+
-    replaced with a string ("DO NOT IMPORT THIS!!!", PyMySQL issue #1274), so
-    binding bytes fails with "'str' object is not callable". The subclass
-    writes binary values as a hexadecimal ``_binary`` literal instead.
-    """
-    import aiomysql
-
-    class CovetMySQLConnection(aiomysql.Connection):  # type: ignore[misc]
-        def escape(self, obj: Any) -> str:
-            if isinstance(obj, (bytes, bytearray, memoryview)):
-                return f"_binary X'{bytes(obj).hex()}'"
-            result: str = super().escape(obj)
-            return result
-
-    return CovetMySQLConnection
 
 
 class MySQLConnection(BaseConnection):
@@ -592,11 +550,7 @@ class MySQLBackend(BaseBackend):
         "pool_recycle": Option(float, 3600.0, "seconds before a connection is replaced"),
         "connect_timeout": Option(float, 10.0, "seconds to wait for the server at connect"),
         "sql_mode": Option(str, _DEFAULT_SQL_MODE, "the session sql_mode"),
-        "command_timeout": Option(
-            float,
-            30.0,
-            "seconds one statement may run, enforced by the server (0: no limit)",
-        ),
+        "command_timeout": Option(float, 30.0, "seconds a statement may run (server-enforced)"),
         "unix_socket": Option(str, None, "path of the server's Unix socket"),
         "ping_interval": Option(
             float,
@@ -609,12 +563,8 @@ class MySQLBackend(BaseBackend):
 
     def __init__(self, url: Any, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        command_timeout = self.settings["command_timeout"]
-        if not math.isfinite(command_timeout) or command_timeout < 0:
-            raise ValueError(
-                f"Invalid command_timeout {command_timeout!r} for {url}. Use a positive "
-                "number of seconds (the default is 30), or 0 for no limit."
-            )
+        if not 0 <= self.settings["command_timeout"] < math.inf:
+            raise ValueError(f"Invalid command_timeout for {url}: use seconds, or 0 for no limit.")
         interval = self.settings["ping_interval"]
         if not math.isfinite(interval) or interval < 0:
             raise ValueError(
@@ -681,11 +631,9 @@ class MySQLBackend(BaseBackend):
         settings = self.settings
         sql_mode = str(settings["sql_mode"]).replace("'", "")
         timeout = float(settings["command_timeout"])
-        # MariaDB's max_statement_time (seconds, every statement) goes in a /*M! */
-        # comment, which only MariaDB executes; MySQL's max_execution_time (SELECT
-        # only, milliseconds) is set below once the handshake named the server.
-        # The server interrupts the statement (MariaDB 1969, MySQL 3024) and the
-        # connection stays usable: nothing is left running, nothing to kill.
+        # The server interrupts a statement past command_timeout and the connection stays
+        # usable. MariaDB's max_statement_time (every statement) is in a /*M! */ comment
+        # only MariaDB runs; MySQL's max_execution_time (SELECT only) is set after connect.
         statement_limit = f" /*M!100101 , max_statement_time = {timeout:.6f} */" if timeout else ""
         raw = _driver_connection_class()(
             host=self.url.host or "localhost",
@@ -794,11 +742,7 @@ class MySQLBackend(BaseBackend):
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         message = str(exc.args[1]) if errno is not None and len(exc.args) > 1 else str(exc)
         if errno in _STATEMENT_TIMEOUT_ERRNOS:
-            return OperationalError(
-                f"A statement on {self.display_name} timed out (command_timeout="
-                f"{self.settings['command_timeout']:g}s). Make the query cheaper or raise "
-                "command_timeout."
-            )
+            return statement_timeout_error(self.display_name, self.settings["command_timeout"])
         if errno is not None and errno in _ERRNO_MAP:
             return _ERRNO_MAP[errno](message)
         for driver_class, covet_class in _driver_error_map():
