@@ -7,6 +7,7 @@ and kill them. The test suite runs the same code with small counts
 
     .venv/bin/python benchmarks/reliability/run.py write-load --backend postgres
     .venv/bin/python benchmarks/reliability/run.py write-load --backend mysql --writes 10000
+    .venv/bin/python benchmarks/reliability/run.py write-load --fault kill --restarts 10
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def write_load(args: argparse.Namespace) -> int:
                 clients=args.clients,
                 restarts=args.restarts,
                 workdir=Path(workdir),
+                fault=args.fault,
             )
         result = figures.as_dict()
         print(json.dumps(result), flush=True)
@@ -56,7 +58,13 @@ def main() -> int:
     wl.add_argument("--backend", action="append", choices=["postgres", "mysql"])
     wl.add_argument("--writes", type=int, default=10_000, help="acknowledged writes (10000)")
     wl.add_argument("--clients", type=int, default=16, help="kept-alive client connections (16)")
-    wl.add_argument("--restarts", type=int, default=3, help="server restarts during the run (3)")
+    wl.add_argument("--restarts", type=int, default=3, help="faults during the run (3)")
+    wl.add_argument(
+        "--fault",
+        choices=["restart", "kill"],
+        default="restart",
+        help="restart the server, or kill every app session on it (restart)",
+    )
     wl.set_defaults(run=write_load)
     args = parser.parse_args()
     if getattr(args, "backend", ()) is None:

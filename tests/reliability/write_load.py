@@ -33,12 +33,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from covet.db import Database
 from tests.reliability.servers import PrivateMariaDB, PrivatePostgres, PrivateServer, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ("Figures", "run_write_load")
 
@@ -261,6 +264,38 @@ def _restart_and_probe(server: PrivateServer, url: str) -> tuple[float, float]:
     raise RuntimeError("the database server did not answer within 120 s of its restart")
 
 
+_KILL_ALL = {
+    "postgres": (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend'"
+    ),
+    "mysql": (
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+        "AND COMMAND <> 'Daemon'"
+    ),
+}
+
+
+async def _kill_sessions(url: str, backend: str) -> int:
+    """End every other client session on the server (mid-statement, mid-transaction)."""
+    async with Database(url, alias=f"killer_{secrets.token_hex(4)}", min_size=1) as db:
+        if backend == "postgres":
+            return len(await db.fetch_all(_KILL_ALL[backend]))
+        killed = 0
+        for (victim,) in await db.fetch_all(_KILL_ALL[backend]):
+            with contextlib.suppress(Exception):  # it may have ended meanwhile
+                await db.execute(f"KILL {int(victim)}")
+                killed += 1
+        return killed
+
+
+def _kill_and_probe(server: PrivateServer, url: str) -> tuple[float, float]:
+    """Kill every session of the app on ``server``; return (killed at, killed at)."""
+    started = time.monotonic()
+    asyncio.run(_kill_sessions(url, server.backend))
+    return started, started
+
+
 async def _stored(url: str, ids: list[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     async with Database(url, alias=f"check_{secrets.token_hex(4)}") as db:
@@ -302,6 +337,7 @@ def run_write_load(
     workdir: Path,
     server: PrivateServer | None = None,
     project: Path | None = None,
+    fault: str = "restart",
 ) -> Figures:
     """Run the scenario once; return its figures.
 
@@ -315,6 +351,9 @@ def run_write_load(
             on it); by default a new server is started and removed.
         project: A project made by :func:`scaffold` to reuse; by default one
             is made in ``workdir``.
+        fault: ``"restart"`` restarts the server; ``"kill"`` instead ends every
+            session of the app on the server (``pg_terminate_backend()``,
+            ``KILL``), mid-statement and mid-transaction, ``restarts`` times.
     """
     figures = Figures(backend=backend, writes=writes)
     with contextlib.ExitStack() as stack:
@@ -342,7 +381,10 @@ def run_write_load(
                     if app.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"the app did not start:\n{log_path.read_text()}")
                     time.sleep(0.1)
-                figures = _drive(server, url, base, token, writes, clients, restarts, figures)
+                fault_at = _kill_and_probe if fault == "kill" else _restart_and_probe
+                figures = _drive(
+                    server, url, base, token, writes, clients, restarts, figures, fault_at
+                )
             finally:
                 app.send_signal(signal.SIGTERM)
                 try:
@@ -363,6 +405,7 @@ def _drive(
     clients: int,
     restarts: int,
     figures: Figures,
+    fault_at: Callable[[PrivateServer, str], tuple[float, float]],
 ) -> Figures:
     marks = [writes * (n + 1) // (restarts + 1) for n in range(restarts)]
     started = time.monotonic()
@@ -379,7 +422,7 @@ def _drive(
             event = json.loads(line)
             if "ack" in event and marks and event["ack"] >= marks[0]:
                 marks.pop(0)
-                windows.append(_restart_and_probe(server, url))
+                windows.append(fault_at(server, url))
             elif "done" in event:
                 result = event
     client.wait(60)

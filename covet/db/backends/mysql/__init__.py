@@ -563,8 +563,8 @@ class MySQLBackend(BaseBackend):
 
     def __init__(self, url: Any, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        if not 0 <= self.settings["command_timeout"] < math.inf:
-            raise ValueError(f"Invalid command_timeout for {url}: use seconds, or 0 for no limit.")
+        if not 0 <= (limit := self.settings["command_timeout"]) < math.inf:
+            raise ValueError(f"Invalid command_timeout {limit!r} for {url}. Use seconds, or 0.")
         interval = self.settings["ping_interval"]
         if not math.isfinite(interval) or interval < 0:
             raise ValueError(
