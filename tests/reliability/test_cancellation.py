@@ -19,7 +19,6 @@ import secrets
 import socket
 import struct
 import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -217,5 +216,4 @@ async def test_a_thousand_clients_hanging_up_mid_request_leave_nothing_open(
     assert "Traceback" not in server_log, server_log[-3000:]
     assert process.returncode == 0, server_log[-3000:]
     assert {k for k, ns in rows.items() if ns != {1}} == set()
-    if sys.platform.startswith("linux"):
-        assert len(rows) > 0  # the handlers ran: the hang-ups landed mid-request
+    assert len(rows) > 0  # handlers ran: the hang-ups landed mid-request, not before
