@@ -103,6 +103,24 @@ async def server_state(admin_db: Database, vendor: str) -> dict[str, int]:
     }
 
 
+#: What the open transactions are, for an assertion message.
+OPEN_TRANSACTIONS_DETAIL_SQL = {
+    "postgres": (
+        "SELECT pid, state, xact_start, query FROM pg_stat_activity WHERE datname = 'test' "
+        "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+    ),
+    "mysql": (
+        "SELECT trx_mysql_thread_id, trx_state, trx_started, trx_query, trx_rows_modified "
+        "FROM information_schema.INNODB_TRX"
+    ),
+}
+
+
+async def open_transactions(admin_db: Database, vendor: str) -> list[tuple[object, ...]]:
+    """Return the server's open transactions (for an assertion message)."""
+    return [tuple(row) for row in await admin_db.fetch_all(OPEN_TRANSACTIONS_DETAIL_SQL[vendor])]
+
+
 async def settled_state(
     admin_db: Database, vendor: str, sessions: int, timeout: float = 10
 ) -> dict[str, int]:

@@ -18,11 +18,13 @@ import pytest
 from covet.db import Database, DatabaseError, OperationalError, transaction
 from tests.reliability.faults import (
     KILL_SQL,
+    SERVER_ID_SQL,
     SESSIONS_SQL,
     SLEEP_SQL,
     admin,
     client_for,
     measuring_lag,
+    open_transactions,
     pair_app,
     rows_by_key,
     settled_state,
@@ -162,8 +164,10 @@ async def test_statement_timeout_cancels_on_the_server_and_keeps_the_pool(
             await db.execute(f"INSERT INTO {table} (k, n) VALUES ('t', 1)")  # noqa: S608
             await db.fetch_val(SLEEP_SQL[vendor], {"s": 5})
     assert await db.fetch_val("SELECT 7") == 7  # the pool's one connection still serves
+    app_id = await db.fetch_val(SERVER_ID_SQL[vendor])
     state = await settled_state(admin_db, vendor, db.pool_stats().size)
+    detail = await open_transactions(admin_db, vendor)
     await db.disconnect()
     assert took < 3, took
     assert await rows_by_key(admin_db, table) == {}
-    assert state["open_transactions"] == 0 and state["running"] == 0, state
+    assert state["open_transactions"] == 0 and state["running"] == 0, (state, app_id, detail)
