@@ -20,6 +20,7 @@ middleware, handlers or hooks raises :class:`~covet.exceptions.ImproperlyConfigu
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -457,24 +458,23 @@ class Covet(RouteDecorators):
         catch_all = handlers.pop(Exception, None)
         error_handler = handlers.get(500) or catch_all
         exceptions = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
-        reporters = tuple(self._error_reporters)
+        error_layer = functools.partial(
+            ServerErrorMiddleware,
+            debug=self.debug,
+            handler=error_handler,
+            exceptions=exceptions,
+            reporters=tuple(self._error_reporters),
+        )
         if self._middleware:
             app: ASGIApp = exceptions
             for item in reversed(self._middleware):
                 app = item.cls(app, *item.args, **item.kwargs)
-            app = ServerErrorMiddleware(
-                app, debug=self.debug, handler=error_handler, reporters=reporters
-            )
+            # Handlers answer errors from user middleware too (a session store down: 503).
+            app = error_layer(app)
         else:
             # Nothing sits between the two error layers: let one wrapper do
             # both jobs (same behaviour, one send-wrapper less per request).
-            app = ServerErrorMiddleware(
-                self.router,
-                debug=self.debug,
-                handler=error_handler,
-                exceptions=exceptions,
-                reporters=reporters,
-            )
+            app = error_layer(self.router)
         if not self.debug and self.allowed_hosts is None:
             logger.warning(
                 "The app runs with debug=False and no allowed_hosts, so it accepts any Host "

@@ -185,3 +185,31 @@ async def test_revoked_sessions_are_never_recreated_by_a_late_save():
             await store.delete(record.key)
     finally:
         await redis_store.aclose()
+
+
+def test_session_records_its_changes_key_by_key() -> None:
+    from covet.sessions import SessionChanges
+
+    def changes(session: Session) -> SessionChanges | None:
+        return session.changes  # read afresh: no narrowing across the mutations below
+
+    session = Session({"a": 1, "b": 2, "c": 3}, is_new=False)
+    assert changes(session) == SessionChanges()
+    session["x"] = 1
+    del session["a"]
+    session.pop("b")
+    session.pop("missing", None)
+    session.setdefault("y", 2)
+    session.update({"z": 3})
+    session |= {"w": 4}
+    expected = SessionChanges(frozenset({"x", "y", "z", "w"}), frozenset({"a", "b"}))
+    assert changes(session) == expected
+    session["a"] = 5  # deleted, then set again: set
+    assert "a" not in (changes(session) or SessionChanges()).deleted
+    session.modified = False
+    assert changes(session) == SessionChanges()
+    session.modified = True  # a value mutated in place: the whole session is written
+    assert changes(session) is None
+    session.modified = False
+    session.clear()
+    assert changes(session) is None

@@ -20,12 +20,13 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from covet.db import IntegrityError, Model, fields
+from covet.db import IntegrityError, Model, fields, transaction
 from covet.sessions.stores import (
     SESSION_USER_KEY,
     SessionRecord,
     _decode_record,
     _encode_record,
+    _untouched,
 )
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ class DatabaseStore:
             The session id, or None when ``record.existing`` and the row is gone
             (revoked meanwhile): it is not inserted again.
         """
+        if record.existing and record.changes is not None:
+            return await self._merge(record, ttl=ttl)
         user = record.data.get(SESSION_USER_KEY)
         values: dict[str, Any] = {
             "data": _encode_record(record).decode("utf-8"),
@@ -113,9 +116,29 @@ class DatabaseStore:
             await rows.update(**values)
         return record.key
 
+    async def _merge(self, record: SessionRecord, *, ttl: int) -> Any:
+        """Apply ``record.changes`` to the stored row, locked for the read and the write."""
+        async with transaction(using=self.using):
+            row = await self._rows().select_for_update().filter(session_key=record.key).first()
+            stored = None if row is None else _decode_record(record.key, row.data)
+            if stored is None:
+                return None  # revoked meanwhile: it stays revoked
+            merged = record.merged_into(stored)
+            user = merged.data.get(SESSION_USER_KEY)
+            await (
+                self._rows()
+                .filter(session_key=record.key)
+                .update(
+                    data=_encode_record(merged).decode("utf-8"),
+                    expires_at=_now() + datetime.timedelta(seconds=ttl),
+                    user_id=None if user is None else str(user)[:64],
+                )
+            )
+        return record.key
+
     async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Store the record again with its new access time and expiry."""
-        return await self.save(record, ttl=ttl)
+        """Store the session again with its new access time and expiry (its data as stored)."""
+        return await self.save(_untouched(record), ttl=ttl)
 
     async def delete(self, key: str) -> None:
         """Delete session ``key`` (nothing happens when it is unknown)."""

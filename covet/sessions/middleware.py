@@ -247,7 +247,14 @@ class SessionMiddleware:
         max_age = math.ceil(remaining)
         ttl = max_age if self.idle_timeout is None else min(max_age, self.idle_timeout)
         record = SessionRecord(
-            session.session_key, dict(session), session.created, now, existing=existing
+            session.session_key,
+            dict(session),
+            session.created,
+            now,
+            existing=existing,
+            # Only this request's changes are merged into what is stored: concurrent
+            # requests of one user that change different keys all keep theirs.
+            changes=session.changes if existing else None,
         )
         if session.modified or session.is_new or payload is None:
             new_payload = await store.save(record, ttl=ttl)

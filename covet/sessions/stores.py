@@ -38,6 +38,7 @@ __all__ = (
     "MemoryStore",
     "RedisStore",
     "Session",
+    "SessionChanges",
     "SessionRecord",
     "SessionStore",
     "SessionTooLargeError",
@@ -76,6 +77,13 @@ class SessionRecord:
             this id. A store then only updates it and never creates it again:
             if it is gone, it was revoked meanwhile (a logout in another tab,
             ``delete_for_user()``), and ``save()``/``touch()`` answer None.
+        changes: For an existing record, what this request changed: the keys it
+            set (their values are in ``data``) and the keys it deleted. A
+            server-side store applies just these to the stored session, in one
+            atomic step, so concurrent requests of one user that change
+            different keys all keep their changes. None: ``data`` replaces the
+            stored data whole (a new session, ``clear()``, ``flush()``,
+            ``cycle_key()``, or ``modified`` set by hand).
     """
 
     key: str
@@ -83,6 +91,30 @@ class SessionRecord:
     created: float
     accessed: float
     existing: bool = False
+    changes: SessionChanges | None = None
+
+    def merged_into(self, stored: SessionRecord) -> SessionRecord:
+        """Return ``stored`` with this record's changes applied (and its access time).
+
+        Without ``changes`` this record replaces ``stored`` whole.
+        """
+        changes = self.changes
+        if changes is None:
+            return self
+        data = dict(stored.data)
+        for key in changes.deleted:
+            data.pop(key, None)
+        for key in changes.set:
+            data[key] = self.data[key]
+        return SessionRecord(self.key, data, stored.created, self.accessed, self.existing)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionChanges:
+    """The keys one request set and deleted in a session (see :attr:`SessionRecord.changes`)."""
+
+    set: frozenset[str] = frozenset()
+    deleted: frozenset[str] = frozenset()
 
 
 class Session(dict[str, Any]):
@@ -109,12 +141,57 @@ class Session(dict[str, Any]):
         is_new: bool = True,
     ) -> None:
         super().__init__(data or {})
-        self.modified = False
+        self._modified = False
+        # What changed, for the atomic merge of SessionRecord.changes; _whole when
+        # the change cannot be told key by key.
+        self._set: set[str] = set()
+        self._deleted: set[str] = set()
+        self._whole = False
         self.is_new = is_new
         self.created = time.time() if created is None else created
         self._key = key if key is not None else generate_session_key()
         #: Ids replaced by cycle_key() or flush(); the middleware deletes them from the store.
         self.retired_keys: list[str] = []
+
+    @property
+    def modified(self) -> bool:
+        """Whether the session changed and must be saved.
+
+        Set it to True after mutating a value in place: the whole session is
+        then saved as this request sees it (the last such response wins).
+        """
+        return self._modified
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._modified = bool(value)
+        if value:
+            self._whole = True
+        else:
+            self._set.clear()
+            self._deleted.clear()
+            self._whole = False
+
+    @property
+    def changes(self) -> SessionChanges | None:
+        """What this request changed key by key, or None when it replaced the data whole."""
+        if self._whole:
+            return None
+        return SessionChanges(frozenset(self._set), frozenset(self._deleted))
+
+    def _changed(self, key: str) -> None:
+        self._modified = True
+        self._set.add(key)
+        self._deleted.discard(key)
+
+    def _removed(self, key: str) -> None:
+        self._modified = True
+        self._deleted.add(key)
+        self._set.discard(key)
+
+    def _replaced(self) -> None:
+        self._modified = True
+        self._whole = True
 
     @property
     def session_key(self) -> str:
@@ -129,7 +206,7 @@ class Session(dict[str, Any]):
         """
         self.retired_keys.append(self._key)
         self._key = generate_session_key()
-        self.modified = True
+        self._replaced()
 
     def flush(self) -> None:
         """Drop all data and start a new session with a new id (at logout)."""
@@ -137,48 +214,50 @@ class Session(dict[str, Any]):
         self._key = generate_session_key()
         super().clear()
         self.created = time.time()
-        self.modified = True
+        self._replaced()
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
-        self.modified = True
+        self._changed(key)
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
-        self.modified = True
+        self._removed(key)
 
     def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
-        super().__ior__(other)
-        self.modified = True
+        self.update(other)
         return self
 
     def clear(self) -> None:
         """Remove all data (the id stays; use :meth:`flush` at logout)."""
         super().clear()
-        self.modified = True
+        self._replaced()
 
     def pop(self, key: str, /, *default: Any) -> Any:
         """Remove ``key`` and return its value (or ``default``)."""
         if key in self:
-            self.modified = True
+            self._removed(key)
         return super().pop(key, *default)
 
     def popitem(self) -> tuple[str, Any]:
         """Remove and return the last inserted item."""
         item = super().popitem()
-        self.modified = True
+        self._removed(item[0])
         return item
 
     def setdefault(self, key: str, default: Any = None, /) -> Any:
         """Return ``self[key]``, first setting it to ``default`` when missing."""
         if key not in self:
-            self.modified = True
+            self._changed(key)
         return super().setdefault(key, default)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Update the data from a mapping or pairs, like :meth:`dict.update`."""
-        super().update(*args, **kwargs)
-        self.modified = True
+        changes = dict(*args, **kwargs)
+        super().update(changes)
+        self._modified = True
+        for key in changes:
+            self._changed(key)
 
     def __repr__(self) -> str:
         return f"Session({dict(self)!r}, modified={self.modified!r})"
@@ -251,6 +330,17 @@ class CookieStore:
         """Do nothing: the cookie is deleted by the middleware."""
 
 
+def _untouched(record: SessionRecord) -> SessionRecord:
+    """Return ``record`` changing nothing but its access time: what ``touch()`` stores.
+
+    A request that only read the session must not write back the data it
+    loaded: another request may have changed it since.
+    """
+    if not record.existing:
+        return record
+    return dataclasses.replace(record, changes=SessionChanges())
+
+
 def _encode_record(record: SessionRecord) -> bytes:
     return _json.dumps({"d": record.data, "c": record.created, "a": record.accessed})
 
@@ -308,14 +398,20 @@ class MemoryStore:
         entry = data.pop(record.key, None)  # re-insert: dict order is the eviction order
         if record.existing and (entry is None or entry[0] <= time.time()):
             return None
+        if entry is not None and record.changes is not None:
+            # Merged with what other requests stored meanwhile; no await in between,
+            # so the read and the write are one step.
+            stored = _decode_record(record.key, entry[1])
+            if stored is not None:
+                record = record.merged_into(stored)
         data[record.key] = (time.time() + ttl, _encode_record(record))
         if len(data) > self.max_sessions:
             self._sweep()
         return record.key
 
     async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Store the record again with its new access time."""
-        return await self.save(record, ttl=ttl)
+        """Store the session again with its new access time (its data as stored)."""
+        return await self.save(_untouched(record), ttl=ttl)
 
     async def delete(self, key: str) -> None:
         """Forget session ``key``."""
@@ -361,16 +457,39 @@ class RedisStore:
         return _decode_record(payload, raw)
 
     async def save(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Store the record for ``ttl`` seconds; the payload is its id (None if revoked)."""
-        # XX: an existing session is only overwritten, never re-created after a revocation.
-        stored = await self._redis.get().set(
-            self.prefix + record.key, _encode_record(record), ex=ttl, xx=record.existing
-        )
-        return record.key if stored else None
+        """Store the record for ``ttl`` seconds; the payload is its id (None if revoked).
+
+        An existing record's changes are merged into the stored session in a
+        ``WATCH``/``MULTI`` transaction, retried when another request wrote the
+        session in between.
+        """
+        client = self._redis.get()
+        name = self.prefix + record.key
+        if not record.existing or record.changes is None:
+            # XX: an existing session is only overwritten, never re-created after a revocation.
+            stored = await client.set(name, _encode_record(record), ex=ttl, xx=record.existing)
+            return record.key if stored else None
+        from redis.exceptions import WatchError
+
+        async with client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(name)
+                    raw = await pipe.get(name)
+                    current = None if raw is None else _decode_record(record.key, raw)
+                    if current is None:
+                        return None  # revoked meanwhile: it stays revoked
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    # Queued (not sent) after multi(): execute() runs it, or WatchError.
+                    _queued = pipe.set(name, _encode_record(record.merged_into(current)), ex=ttl)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return record.key
 
     async def touch(self, record: SessionRecord, *, ttl: int) -> Any:
-        """Store the record again with its new access time and TTL."""
-        return await self.save(record, ttl=ttl)
+        """Store the session again with its new access time and TTL (its data as stored)."""
+        return await self.save(_untouched(record), ttl=ttl)
 
     async def delete(self, key: str) -> None:
         """Delete session ``key``."""

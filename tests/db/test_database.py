@@ -125,6 +125,8 @@ def test_options_from_url_and_kwargs_are_typed():
         ("mysql://h/db?ping_interval=-1", {}, "Invalid ping_interval -1.0 .*Use 0"),
         ("mysql://h/db", {"ping_interval": float("inf")}, "Invalid ping_interval inf"),
         ("mysql://u:pw@h/db", {"ping_interval": float("nan")}, "u:\\*\\*\\*@h/db"),
+        ("mysql://h/db?command_timeout=-1", {}, "Invalid command_timeout -1.0 .*or 0"),
+        ("mysql://h/db", {"command_timeout": float("inf")}, "Invalid command_timeout inf"),
         ("postgresql://h/db", {"ping_interval": 1}, "Unknown database option\\(s\\) 'ping_in"),
         ("sqlite:///x.db", {"max_size": True}, "Invalid value True"),
         ("oracle://h/db", {}, "Unknown database URL scheme 'oracle'"),

@@ -645,6 +645,8 @@ def test_concurrent_migrate_runs_apply_each_revision_once(project: Project) -> N
     for path in project.revisions():
         rev = path.name.split("-", 1)[1].split("_", 1)[0]
         assert applied.count(f"Applied {rev}") == 1
+    # The lock held: one run applied all four, the other waited and found nothing to do.
+    assert sorted(out.count("Applied ") for out, _ in outputs) == [0, 4], outputs
     assert "No changes" in project.migrate("--check").output
 
 

@@ -169,10 +169,15 @@ async def test_insert_returns_primary_key(database, scratch):
     assert (first, second) == (1, 2)
 
 
+SLEEP = {"postgres": "SELECT pg_sleep(2)", "mysql": "SELECT SLEEP(2)"}
+
+
 async def test_statement_timeout_is_an_operational_error(database, make_database):
     if "command_timeout" not in type(database.backend).options:
         pytest.skip(f"{database.vendor} has no command_timeout option")
     db = await make_database(command_timeout=0.2, min_size=1, max_size=1)
     with pytest.raises(OperationalError, match=r"timed out \(command_timeout=0\.2s\)"):
-        await db.fetch_val("SELECT pg_sleep(2)")
+        await db.fetch_val(
+            {"postgres": "SELECT pg_sleep(2)", "mysql": "SELECT SLEEP(2)"}[db.vendor]
+        )
     assert await db.fetch_val("SELECT 1") == 1

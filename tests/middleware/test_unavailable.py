@@ -173,3 +173,55 @@ def test_a_websocket_is_closed_1011(app: Covet) -> None:
     ):
         message = ws.receive()
     assert message == {"type": "websocket.close", "code": 1011, "reason": ""}
+
+
+class DownBeforeTheApp:
+    """A middleware reading the database before the app runs (a session or token lookup)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == "/mw-before":
+            raise DatabaseUnavailableError(MESSAGE)
+        await self.app(scope, receive, send)
+
+
+class DownAtResponseStart:
+    """A middleware writing to the database as the response starts (a session save)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def saving_send(message: Any) -> None:
+            if message["type"] == "http.response.start" and scope.get("path") == "/mw-save":
+                raise PoolTimeout("No connection to test became free within 5s")
+            await send(message)
+
+        await self.app(scope, receive, saving_send)
+
+
+@pytest.mark.parametrize("path", ["/mw-before", "/mw-save"])
+def test_unavailable_database_in_a_middleware_is_503_not_500(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 16: under a database restart, the scaffold's session and bearer-token
+    # middleware raised DatabaseUnavailableError outside the exception layer and
+    # the client got a 500 with a traceback in the log.
+    app = Covet()
+    app.add_middleware(DownBeforeTheApp)
+    app.add_middleware(DownAtResponseStart)
+
+    @app.get("/mw-before")
+    @app.get("/mw-save")
+    async def ok(request: Request) -> str:
+        return "ok"
+
+    with caplog.at_level(logging.INFO, logger="covet.error"), TestClient(app) as client:
+        response = client.get(path, headers={"accept": "application/json"})
+        assert client.get(path).status_code == 503  # the connection is kept
+    assert (response.status_code, response.json()) == (503, {"detail": "Service Unavailable"})
+    assert response.headers["retry-after"] == "2"
+    records = _records(caplog)
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in records), records

@@ -27,6 +27,7 @@ from covet.db.backends.base.errors import (
     missing_database_error,
     pool_timeout_error,
     server_address,
+    statement_timeout_error,
     unreachable_error,
 )
 from covet.db.backends.base.features import BaseFeatures
@@ -69,6 +70,7 @@ __all__ = (
     "missing_database_error",
     "pool_timeout_error",
     "server_address",
+    "statement_timeout_error",
     "to_bool",
     "to_bytes",
     "to_decimal",

@@ -27,6 +27,7 @@ __all__ = (
     "missing_database_error",
     "pool_timeout_error",
     "server_address",
+    "statement_timeout_error",
     "unreachable_error",
 )
 
@@ -49,6 +50,14 @@ def pool_timeout_error(name: str, timeout: float, max_size: int) -> PoolTimeout:
 def disconnect_error(exc: BaseException, display_name: str) -> DatabaseUnavailableError:
     """Build the error for a lost connection or a server shutting down (temporary)."""
     return DatabaseUnavailableError(f"The connection to {display_name} was lost: {exc}")
+
+
+def statement_timeout_error(display_name: str, seconds: float) -> OperationalError:
+    """Build the error for a statement that ran past ``command_timeout``."""
+    return OperationalError(
+        f"A statement on {display_name} timed out (command_timeout={seconds:g}s). Make the "
+        "query cheaper or raise command_timeout."
+    )
 
 
 def aborted_transaction_error(message: str) -> TransactionManagementError:

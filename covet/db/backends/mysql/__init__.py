@@ -50,6 +50,7 @@ from covet.db.backends.base import (
     login_refused_error,
     missing_database_error,
     server_address,
+    statement_timeout_error,
     to_bool,
     to_bytes,
     to_decimal,
@@ -303,6 +304,8 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1061: ProgrammingError,  # duplicate key name
     1235: NotSupportedError,
 }
+# A statement past command_timeout: MariaDB max_statement_time, MySQL max_execution_time.
+_STATEMENT_TIMEOUT_ERRNOS = frozenset({1969, 3024})
 # Errors of opening a connection (see translate_connect_error()).
 _CR_CONN_HOST_ERROR = 2003  # client: cannot open the socket (refused, unknown host, timeout)
 _ER_BAD_DB_ERROR = 1049  # Unknown database
@@ -551,6 +554,7 @@ class MySQLBackend(BaseBackend):
         "pool_recycle": Option(float, 3600.0, "seconds before a connection is replaced"),
         "connect_timeout": Option(float, 10.0, "seconds to wait for the server at connect"),
         "sql_mode": Option(str, _DEFAULT_SQL_MODE, "the session sql_mode"),
+        "command_timeout": Option(float, 30.0, "seconds a statement may run (server-enforced)"),
         "unix_socket": Option(str, None, "path of the server's Unix socket"),
         "ping_interval": Option(
             float,
@@ -563,6 +567,8 @@ class MySQLBackend(BaseBackend):
 
     def __init__(self, url: Any, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
+        if not 0 <= (limit := self.settings["command_timeout"]) < math.inf:
+            raise ValueError(f"Invalid command_timeout {limit!r} for {url}. Use seconds, or 0.")
         interval = self.settings["ping_interval"]
         if not math.isfinite(interval) or interval < 0:
             raise ValueError(
@@ -642,6 +648,11 @@ class MySQLBackend(BaseBackend):
 
         settings = self.settings
         sql_mode = str(settings["sql_mode"]).replace("'", "")
+        timeout = float(settings["command_timeout"])
+        # The server interrupts a statement past command_timeout and the connection stays
+        # usable. MariaDB's max_statement_time (every statement) is in a /*M! */ comment
+        # only MariaDB runs; MySQL's max_execution_time (SELECT only) is set after connect.
+        statement_limit = f" /*M!100101 , max_statement_time = {timeout:.6f} */" if timeout else ""
         raw = driver_connection_class()(
             host=self.url.host or "localhost",
             port=self.url.port or 3306,
@@ -655,10 +666,17 @@ class MySQLBackend(BaseBackend):
             client_flag=CLIENT.FOUND_ROWS,
             connect_timeout=settings["connect_timeout"],
             cursorclass=cursor_classes()[0],
-            init_command=f"SET SESSION sql_mode = '{sql_mode}', time_zone = '+00:00'",
+            init_command=(
+                f"SET SESSION sql_mode = '{sql_mode}', time_zone = '+00:00'{statement_limit}"
+            ),
         )
         try:
             await raw._connect()
+            if timeout and "mariadb" not in str(raw.get_server_info()).lower():
+                async with raw.cursor() as cursor:
+                    await cursor.execute(
+                        f"SET SESSION max_execution_time = {math.ceil(timeout * 1000)}"
+                    )
         except BaseException as exc:
             raw.close()
             # The pool calls _open() at connect and whenever a checkout needs a new
@@ -741,6 +759,8 @@ class MySQLBackend(BaseBackend):
             return disconnect_error(exc, self.display_name)
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         message = str(exc.args[1]) if errno is not None and len(exc.args) > 1 else str(exc)
+        if errno in _STATEMENT_TIMEOUT_ERRNOS:
+            return statement_timeout_error(self.display_name, self.settings["command_timeout"])
         if errno is not None and errno in _ERRNO_MAP:
             return _ERRNO_MAP[errno](message)
         for driver_class, covet_class in _driver_error_map():

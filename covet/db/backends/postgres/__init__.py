@@ -46,6 +46,7 @@ from covet.db.backends.base import (
     login_refused_error,
     missing_database_error,
     server_address,
+    statement_timeout_error,
     to_uuid,
     unreachable_error,
 )
@@ -719,11 +720,7 @@ class PostgresBackend(BaseBackend):
         if self.is_disconnect(exc):
             return disconnect_error(exc, self.display_name)
         if isinstance(exc, TimeoutError):
-            return OperationalError(
-                f"A statement on {self.display_name} timed out (command_timeout="
-                f"{self.settings['command_timeout']:g}s). Make the query cheaper or raise "
-                "command_timeout."
-            )
+            return statement_timeout_error(self.display_name, self.settings["command_timeout"])
         if _is_nul_error(exc):
             # 22021 / 22P05: PostgreSQL's text and jsonb cannot hold U+0000, which SQLite
             # and MySQL store (issue 16's round-trip properties found the bare message).
