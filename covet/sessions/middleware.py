@@ -28,7 +28,7 @@ from covet.sessions.stores import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Sequence
 
     from covet.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -163,42 +163,101 @@ class SessionMiddleware:
             samesite=self.same_site,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Load the session, run the app, then save the session with the response."""
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Load the session, run the app, then save the session with the response.
+
+        Without a session cookie there is nothing to load: the request gets an
+        empty session and this layer hands back the app's awaitable without a
+        coroutine of its own. Its ``send`` wrapper saves the session (a
+        coroutine) only when the response start finds something to store or
+        a cookie to change; otherwise it passes the message straight on.
+        """
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         secure = (
             self.https_only
             if self.https_only is not None
             else scope.get("scheme") in ("https", "wss")
         )
         name = self._cookie_name_for(secure)
-        raw = HTTPConnection(scope).cookies.get(name)
-        session, payload = await self._load(raw)
-        scope["session"] = session
+        raw: str | None = None
+        for header, _ in scope["headers"]:
+            if header == b"cookie":  # parsed only when there are cookies at all
+                raw = HTTPConnection(scope).cookies.get(name)
+                break
+        if raw:
+            return self._serve_loaded(scope, receive, send, raw, name, secure)
+        # No cookie (or an empty one), so nothing to load: a new, empty session.
+        session = scope["session"] = Session()
         if kind == "websocket":
             # A websocket has no response to carry a cookie: the session is read-only.
+            return self.app(scope, receive, send)
+        return self.app(
+            scope, receive, self._saving_send(send, session, None, raw is not None, name, secure)
+        )
+
+    async def _serve_loaded(
+        self, scope: Scope, receive: Receive, send: Send, raw: str, name: str, secure: bool
+    ) -> None:
+        """Serve a request that names a session: load it first."""
+        session, payload = await self._load(raw)
+        scope["session"] = session
+        if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+        saving = self._saving_send(send, session, payload, True, name, secure)
+        await self.app(scope, receive, saving)
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                header = await self._commit(session, payload, had_cookie=raw is not None)
-                if header is not None:
-                    value, max_age = header
-                    cookie = self._set_cookie(name, value, max_age=max_age, secure=secure)
-                    if len(cookie[1]) + len(b"set-cookie: ") > MAX_COOKIE_SIZE:
-                        raise SessionTooLargeError(
-                            f"The session cookie {name!r} is {len(cookie[1])} bytes, over the "
-                            f"{MAX_COOKIE_SIZE}-byte limit browsers accept. Store less in the "
-                            "session, or keep it server-side: store=RedisStore(url)."
-                        )
-                    message["headers"] = [*message.get("headers", ()), cookie]
-            await send(message)
+    def _saving_send(
+        self, send: Send, session: Session, payload: Any, had_cookie: bool, name: str, secure: bool
+    ) -> Send:
+        """Wrap ``send`` so that the response start saves the session if it needs saving."""
 
-        await self.app(scope, receive, send_with_cookie)
+        def send_with_cookie(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start" and self._needs_commit(
+                session, payload, had_cookie
+            ):
+                return self._send_committed(
+                    send, message, session, payload, had_cookie, name, secure
+                )
+            return send(message)
+
+        return send_with_cookie
+
+    def _needs_commit(self, session: Session, payload: Any, had_cookie: bool) -> bool:
+        """Say whether :meth:`_commit` has anything to do (False: it would return None at once)."""
+        if session.retired_keys:
+            return True
+        if not session:
+            return had_cookie  # an emptied session's cookie is deleted
+        if session.modified or session.is_new or payload is None or self.idle_timeout is not None:
+            return True
+        return session.created + self.max_age <= time.time()  # expired while serving
+
+    async def _send_committed(
+        self,
+        send: Send,
+        message: Message,
+        session: Session,
+        payload: Any,
+        had_cookie: bool,
+        name: str,
+        secure: bool,
+    ) -> None:
+        """Save the session, add its cookie to the start ``message``, and send it."""
+        header = await self._commit(session, payload, had_cookie=had_cookie)
+        if header is not None:
+            value, max_age = header
+            cookie = self._set_cookie(name, value, max_age=max_age, secure=secure)
+            if len(cookie[1]) + len(b"set-cookie: ") > MAX_COOKIE_SIZE:
+                raise SessionTooLargeError(
+                    f"The session cookie {name!r} is {len(cookie[1])} bytes, over the "
+                    f"{MAX_COOKIE_SIZE}-byte limit browsers accept. Store less in the "
+                    "session, or keep it server-side: store=RedisStore(url)."
+                )
+            message["headers"] = [*message.get("headers", ()), cookie]
+        await send(message)
 
     async def _load(self, raw: str | None) -> tuple[Session, Any]:
         """Return the session named by the cookie (or a new one) and the verified payload."""
