@@ -251,10 +251,12 @@ class AuthenticationMiddleware:
         self.app = app
         self.backends = tuple(chosen)
         # Each backend's cheap "anything to check?" test; None when one lacks it.
-        checks = [getattr(backend, "has_credentials", None) for backend in chosen]
-        self._checks: tuple[Callable[[Scope], bool], ...] | None = (
-            tuple(checks) if all(callable(check) for check in checks) else None
-        )
+        checks: list[Callable[[Scope], bool]] = []
+        for backend in chosen:
+            check = getattr(backend, "has_credentials", None)
+            if callable(check):
+                checks.append(check)
+        self._checks = tuple(checks) if len(checks) == len(chosen) else None
         self.config = AuthConfig(
             user_model=user_model,
             secret_key=secret_key,

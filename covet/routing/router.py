@@ -521,7 +521,6 @@ class Router(RouteDecorators):
         request.scope = scope
         request._receive = receive
         request._form = _NO_FORM  # read in the finally clause; cheaper as an instance attribute
-        failed = self._failed
         try:
             try:
                 if route._is_async:
@@ -540,6 +539,7 @@ class Router(RouteDecorators):
                     )
                     plain = type(response) in SENDS_PLAIN
             except Exception as exc:
+                failed = self._failed
                 if failed is None:
                     raise
                 await failed(exc, scope, receive, send, started=False)
@@ -558,6 +558,7 @@ class Router(RouteDecorators):
                     if response.background is not None:
                         await response.background()
                 except Exception as exc:
+                    failed = self._failed
                     if failed is None:
                         raise
                     await failed(exc, scope, receive, send, started=True)
@@ -566,6 +567,7 @@ class Router(RouteDecorators):
                 try:
                     await response(scope, receive, tracked)
                 except Exception as exc:
+                    failed = self._failed
                     if failed is None:
                         raise
                     await failed(exc, scope, receive, send, started=tracked.started)
