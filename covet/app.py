@@ -32,6 +32,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from time import perf_counter
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from covet._context import RequestContext, RequestObserver, current_request
@@ -199,6 +200,8 @@ class Covet(RouteDecorators):
         self.draining = False
         self._frozen: str | None = None
         self._stack: ASGIApp | None = None
+        # What __call__ calls: the stack's bound __call__ once built (see _build()).
+        self._serve: ASGIApp | None = None
         self._request_observers: list[RequestObserver] = []
         self._error_reporters: list[tuple[ErrorReporter, float]] = []
         # The observers each request reports to: None when there are none; _UNBUILT
@@ -505,6 +508,9 @@ class Covet(RouteDecorators):
             observers.insert(0, AccessLog())
         self._observe = tuple(observers) or None
         self._stack = app
+        # Calling an instance looks its __call__ up on every call; the bound method
+        # skips that (a few hundred instructions per request).
+        self._serve = _bound_call(app)
         return app
 
     async def _observed(
@@ -597,7 +603,7 @@ class Covet(RouteDecorators):
         if kind == "websocket" and not self._origin_allowed(scope, host):
             # Closing before accept makes the server refuse the handshake (403).
             return send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
-        return (self._stack or self._build(_SERVING))(scope, receive, send)
+        return (self._serve or self._build(_SERVING))(scope, receive, send)
 
     def _origin_allowed(self, scope: Scope, host: bytes | None) -> bool:
         """Decide whether a websocket handshake's ``Origin`` may connect (CSWSH defence)."""
@@ -707,6 +713,15 @@ def _check_origins(origins: Iterable[str]) -> frozenset[str]:
             )
         result.add(value)
     return frozenset(result)
+
+
+def _bound_call(app: ASGIApp) -> ASGIApp:
+    """Return what calls ``app`` quickest: a function itself, else its bound ``__call__``."""
+    if isinstance(app, FunctionType):
+        return app
+    # getattr: mypy cannot bind __call__ on a Callable type; at run time it is the method.
+    bound: ASGIApp = getattr(app, "__call__")  # noqa: B004, B009 - binding, not a callable test
+    return bound
 
 
 def _takes_two_arguments(func: Callable[..., Any]) -> bool:
