@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 __all__ = ("SessionMiddleware",)
 
 _TWO_WEEKS = 14 * 24 * 60 * 60
+#: How many verified session cookies each middleware remembers (see _verify()).
+_VERIFIED_SIZE = 4096
+#: What _verify() returns for a cookie that does not verify (None is a valid payload).
+_INVALID: Any = object()
 _SameSite = Literal["lax", "strict", "none"]
 
 
@@ -129,6 +133,8 @@ class SessionMiddleware:
                 "cookies. Pass https_only=True as well."
             )
         self.cookie_name = cookie_name
+        # Verified cookie values -> (session id, signing time); see _verify().
+        self._verified: dict[str, tuple[str, float]] = {}
         self.max_age = max_age
         self.idle_timeout = idle_timeout
         self.same_site: _SameSite = same_site
@@ -259,13 +265,43 @@ class SessionMiddleware:
             message["headers"] = [*message.get("headers", ()), cookie]
         await send(message)
 
+    def _verify(self, raw: str) -> Any:
+        """Return the payload of a signed cookie value, or ``_INVALID``.
+
+        Checking the signature (itsdangerous: base64, HMAC, the timestamp) is
+        about half of what a request naming a session costs, and a visitor
+        sends the same cookie with every request: the payloads of cookies
+        already verified are kept (at most ``_VERIFIED_SIZE``, oldest dropped
+        first), and only their age is checked again. Only server-side ids
+        (strings) are kept: a cookie-store payload holds the session data,
+        which must not be shared between requests.
+        """
+        cached = self._verified.get(raw)
+        if cached is None:
+            try:
+                payload, signed = self._serializer.loads(
+                    raw, max_age=self.max_age, return_timestamp=True
+                )
+            except BadSignature:  # tampered, signed with an unknown key, or expired
+                return _INVALID
+            if type(payload) is not str:
+                return payload
+            verified = self._verified
+            if len(verified) >= _VERIFIED_SIZE:
+                del verified[next(iter(verified))]
+            cached = verified[raw] = (payload, signed.timestamp())
+        payload, signed_at = cached
+        age = time.time() - signed_at
+        if age > self.max_age or age < 0:  # as itsdangerous decides expiry
+            return _INVALID
+        return payload
+
     async def _load(self, raw: str | None) -> tuple[Session, Any]:
         """Return the session named by the cookie (or a new one) and the verified payload."""
         if not raw:
             return Session(), None
-        try:
-            payload = self._serializer.loads(raw, max_age=self.max_age)
-        except BadSignature:  # tampered, signed with an unknown key, or expired
+        payload = self._verify(raw)
+        if payload is _INVALID:
             return Session(), None
         record = await self.store.load(payload)
         if record is None:
