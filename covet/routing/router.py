@@ -445,28 +445,6 @@ class Router(RouteDecorators):
                 partial = entry
         return partial, None, {}, ""
 
-    def plain_routes(self) -> dict[str, Route]:
-        """Return the paths without parameters that one HTTP route serves, as ``{path: route}``.
-
-        :meth:`__call__` looks these up before anything else. A path whose
-        methods are split over several routes is left out (:meth:`_resolve`
-        serves it).
-        """
-        if self._http is None:
-            self._build()
-        return dict(self._plain)
-
-    def match_route(self, path: str, method: str) -> tuple[Route, dict[str, Any]] | None:
-        """Return the HTTP route of this router serving ``method`` on ``path``, and its parameters.
-
-        ``path`` is the routing path (without ``root_path``). Anything else
-        (no match, a 405, a mount, a trailing-slash redirect) gives None:
-        calling the router itself deals with those.
-        """
-        index = self._http or self._build()[0]
-        _, found, params, _ = self._resolve(index, path, method)
-        return (found, params) if isinstance(found, Route) else None
-
     def handle_errors(self, failed: FailureHandler | None) -> None:
         """Hand the exceptions of the routes to ``failed`` instead of raising them.
 

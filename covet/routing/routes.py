@@ -223,8 +223,8 @@ class Route(BaseRoute):
         self.name = name if name is not None else _default_name(endpoint)
         self.limits = limits
         self.effective_limits = limits or DEFAULT_LIMITS
-        # _is_async: an async handler called as handler(request, **params), inline by the
-        # app. Every other route goes through _invoke(request, params): a sync handler (run
+        # _is_async: an async handler called as handler(request, **params) by the router's
+        # dispatch. Every other route goes through _invoke(request, params): a sync handler (run
         # in a thread), or a typed one (its parameters validated first).
         if self.signature.plain:
             self._is_async = is_async_callable(endpoint)
