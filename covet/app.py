@@ -25,10 +25,8 @@ routes, middleware, handlers or hooks raises
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from time import perf_counter
@@ -153,9 +151,6 @@ class Covet(RouteDecorators):
     Raises:
         ImproperlyConfigured: For invalid routes, handlers or host patterns.
     """
-
-    #: asgiref (daphne, channels) reads this: an ASGI 3 single callable.
-    _asgi_single_callable = True
 
     def __init__(
         self,
@@ -565,25 +560,26 @@ class Covet(RouteDecorators):
             finally:
                 current_request.reset(token)
 
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection (``http``, ``websocket`` or ``lifespan``).
 
-        A plain method that returns the awaitable serving the connection (the
-        router's coroutine, or the middleware stack's): the app checks the
-        Host and hands the request on without a coroutine of its own. Servers
-        still recognise an ASGI 3 app (see :func:`_mark_coroutine_function`).
+        Checks the Host, then awaits the stack built once at startup: the
+        router itself when the app has no middleware (the router is covet's
+        one dispatch; see :meth:`covet.Router.handle_errors`).
         """
         scope["app"] = self
         kind = scope["type"]
         if kind == "lifespan":
-            return self._lifespan_protocol(scope, receive, send)
+            await self._lifespan_protocol(scope, receive, send)
+            return
         observe = self._observe
         if observe is not None and "covet.context" not in scope:
             if observe is _UNBUILT:
                 self._build(_SERVING)
                 observe = self._observe
             if observe is not None:
-                return self._observed(scope, receive, send, observe)
+                await self._observed(scope, receive, send, observe)
+                return
         lifespan_state = self._lifespan_state
         if lifespan_state is not None and "state" not in scope:
             # The server has no lifespan state: give each request a copy of the app's.
@@ -595,15 +591,18 @@ class Covet(RouteDecorators):
         for name, value in scope["headers"]:
             if name == b"host":
                 if host is not None:  # RFC 9112 section 3.2: more than one Host is a 400.
-                    return reject_host(scope, send)
+                    await reject_host(scope, send)
+                    return
                 host = value
         # ...and look it up among the accepted ones before parsing it.
         if host not in self._hosts_accepted and not self._host_guard.allows(host):
-            return reject_host(scope, send)
+            await reject_host(scope, send)
+            return
         if kind == "websocket" and not self._origin_allowed(scope, host):
             # Closing before accept makes the server refuse the handshake (403).
-            return send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
-        return (self._serve or self._build(_SERVING))(scope, receive, send)
+            await send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
+            return
+        await (self._serve or self._build(_SERVING))(scope, receive, send)
 
     def _origin_allowed(self, scope: Scope, host: bytes | None) -> bool:
         """Decide whether a websocket handshake's ``Origin`` may connect (CSWSH defence)."""
@@ -743,24 +742,3 @@ async def _run_hook(hook: Callable[[], Any]) -> None:
 def _exc_message(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _mark_coroutine_function(method: Callable[..., Awaitable[None]]) -> None:
-    """Let servers detect an ASGI 3 app whose ``__call__`` returns its awaitable.
-
-    Servers pick the ASGI version by asking whether ``app.__call__`` is a
-    coroutine function: uvicorn with :func:`asyncio.iscoroutinefunction` (up
-    to Python 3.13) or :func:`inspect.iscoroutinefunction` (3.14 on),
-    hypercorn likewise, asgiref (daphne) also by ``_asgi_single_callable``.
-    ``Covet.__call__`` is a plain method returning a coroutine (saving one
-    coroutine per request), so it carries the markers those checks read.
-    """
-    if sys.version_info >= (3, 12):
-        inspect.markcoroutinefunction(method)
-    else:
-        # What asyncio.iscoroutinefunction() looks for on 3.11 (inspect's check
-        # reads code flags only and cannot be told).
-        method._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
-
-
-_mark_coroutine_function(Covet.__call__)

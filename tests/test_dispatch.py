@@ -357,8 +357,7 @@ async def test_request_state_without_server_state() -> None:
     async def lifespan_send(message: Message) -> None:
         lifespan_sent.append(message)
 
-    # Covet.__call__ returns an awaitable (ASGI's type), hence ensure_future().
-    task = asyncio.ensure_future(
+    task = asyncio.create_task(
         app({"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan_receive, lifespan_send)
     )
     while not lifespan_sent:
