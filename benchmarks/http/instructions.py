@@ -18,8 +18,8 @@ root (about 4 minutes with the defaults)::
 
     .venv/bin/python benchmarks/http/instructions.py
     .venv/bin/python benchmarks/http/instructions.py --only bare,covet --paths /plaintext
-    .venv/bin/python benchmarks/http/instructions.py --only bare,covet,scaffold \
-        --paths /plaintext,/page
+    .venv/bin/python benchmarks/http/instructions.py --only bare,covet,scaffold --paths /plaintext
+    .venv/bin/python benchmarks/http/instructions.py --only scaffold --paths /page
 """
 
 from __future__ import annotations
