@@ -10,12 +10,17 @@ A ``Covet`` instance is the ASGI 3 application you hand to the server::
 
 Each connection passes through, outermost first: the Host check,
 :class:`~covet.middleware.errors.ServerErrorMiddleware`, your middleware (the
-first added is the outermost), :class:`~covet.middleware.errors.ExceptionMiddleware`
-and the :class:`~covet.routing.Router`. Without middleware of yours, the app
-calls a matched route directly and hands its exceptions to the same error
-layers (same behaviour, fewer coroutines per request). The stack is built
-once, when the app starts serving; from then on the app is frozen and registering routes,
-middleware, handlers or hooks raises :class:`~covet.exceptions.ImproperlyConfigured`.
+first added is the outermost) and the :class:`~covet.routing.Router`, which is
+covet's one dispatch: it calls the matched route, sends its response and
+hands the route's exceptions to the handlers registered with
+:meth:`Covet.add_exception_handler` itself (what
+:class:`~covet.middleware.errors.ExceptionMiddleware` does, without a wrapper
+per request). Without middleware of yours, the app calls the router directly
+and the router hands unhandled exceptions straight to the 500 layer (same
+behaviour, no error-layer coroutine per request). The stack is built once,
+when the app starts serving; from then on the app is frozen and registering
+routes, middleware, handlers or hooks raises
+:class:`~covet.exceptions.ImproperlyConfigured`.
 """
 
 from __future__ import annotations
@@ -26,28 +31,24 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from time import perf_counter
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from covet._context import RequestContext, RequestObserver, current_request
 from covet._hosts import HostGuard, HostPatterns, reject_host, split_host
-from covet._utils import get_route_path, to_response
 from covet.datastructures import State
 from covet.exceptions import ImproperlyConfigured
 from covet.middleware.errors import (
     ExceptionHandler,
     ExceptionMiddleware,
     ServerErrorMiddleware,
-    TrackedSend,
     check_exception_handler,
 )
 from covet.params.errors import RequestValidationError, request_validation_error_handler
 from covet.params.signature import INFER
-from covet.requests import Request
-from covet.responses import SENDS_PLAIN, Response, check_raw_headers
 from covet.routing import BaseRoute, Mount, Route, RouteDecorators, Router, WebSocketRoute
 
 if TYPE_CHECKING:
-    from covet.datastructures import FormData
     from covet.errorreports import ErrorReporter
     from covet.openapi.config import OpenAPIConfig
     from covet.requests import RequestLimits
@@ -195,8 +196,8 @@ class Covet(RouteDecorators):
         self.draining = False
         self._frozen: str | None = None
         self._stack: ASGIApp | None = None
-        self._direct: ServerErrorMiddleware | None = None
-        self._plain_routes: Mapping[str, Route] = {}
+        # What __call__ calls: the stack's bound __call__ once built (see _build()).
+        self._serve: ASGIApp | None = None
         self._request_observers: list[RequestObserver] = []
         self._error_reporters: list[tuple[ErrorReporter, float]] = []
         # The observers each request reports to: None when there are none; _UNBUILT
@@ -458,37 +459,43 @@ class Covet(RouteDecorators):
         catch_all = handlers.pop(Exception, None)
         error_handler = handlers.get(500) or catch_all
         exceptions = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        # The router is the innermost app and the one dispatch: it calls the matched
+        # route and hands the route's exceptions to the error layer itself, so no
+        # wrapper of the error layers runs per request unless something fails.
+        reporters = tuple(self._error_reporters)
         error_layer = functools.partial(
             ServerErrorMiddleware,
             debug=self.debug,
             handler=error_handler,
             exceptions=exceptions,
-            reporters=tuple(self._error_reporters),
+            reporters=reporters,
         )
+        app: ASGIApp
         if self._middleware:
-            app: ASGIApp = exceptions
+            # Below the middleware: what has a handler is answered there, the rest goes
+            # up through the middleware to the 500 layer outside it.
+            self.router.handle_errors(exceptions.failed)
+            app = self.router
             for item in reversed(self._middleware):
                 app = item.cls(app, *item.args, **item.kwargs)
             # Handlers answer errors from user middleware too (a session store down: 503).
             app = error_layer(app)
         else:
-            # Nothing sits between the two error layers: let one wrapper do
-            # both jobs (same behaviour, one send-wrapper less per request).
-            app = error_layer(self.router)
+            # Nothing sits between the router and the error layer: the router hands
+            # exceptions to it directly, and the app calls the router.
+            errors = error_layer(self.router)
+            self.router.handle_errors(errors.failed)
+            app = self.router
         if not self.debug and self.allowed_hosts is None:
             logger.warning(
                 "The app runs with debug=False and no allowed_hosts, so it accepts any Host "
                 "header. Pass allowed_hosts=['example.com'] to Covet()."
             )
-        # With no middleware between the error layer and the router, the app
-        # calls matched routes itself and hands their exceptions to that layer.
-        self._direct = app if not self._middleware and not self.debug else None
         if self.debug:
             # The debug page lists the SQL each request ran: record it around everything.
             from covet._debug import QueryRecordingMiddleware
 
             app = QueryRecordingMiddleware(app)
-        self._plain_routes = self.router.plain_routes()
         observers = list(self._request_observers)
         if logging.getLogger("covet.access").isEnabledFor(logging.INFO):
             # Imported only when the access log is on: it costs nothing otherwise.
@@ -497,6 +504,9 @@ class Covet(RouteDecorators):
             observers.insert(0, AccessLog())
         self._observe = tuple(observers) or None
         self._stack = app
+        # Calling an instance looks its __call__ up on every call; the bound method
+        # skips that (a few hundred instructions per request).
+        self._serve = _bound_call(app)
         return app
 
     async def _observed(
@@ -552,7 +562,12 @@ class Covet(RouteDecorators):
                 current_request.reset(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection (``http``, ``websocket`` or ``lifespan``)."""
+        """Serve one ASGI connection (``http``, ``websocket`` or ``lifespan``).
+
+        Checks the Host, then awaits the stack built once at startup: the
+        router itself when the app has no middleware (the router is covet's
+        one dispatch; see :meth:`covet.Router.handle_errors`).
+        """
         scope["app"] = self
         kind = scope["type"]
         if kind == "lifespan":
@@ -584,86 +599,11 @@ class Covet(RouteDecorators):
         if host not in self._hosts_accepted and not self._host_guard.allows(host):
             await reject_host(scope, send)
             return
-        errors = self._direct
-        if kind != "http" or errors is None:
-            if kind == "websocket" and not self._origin_allowed(scope, host):
-                # Closing before accept makes the server refuse the handshake (403).
-                await send(
-                    {"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"}
-                )
-                return
-            await (self._stack or self._build(_SERVING))(scope, receive, send)
+        if kind == "websocket" and not self._origin_allowed(scope, host):
+            # Closing before accept makes the server refuse the handshake (403).
+            await send({"type": "websocket.close", "code": 1008, "reason": "Origin not allowed"})
             return
-        # No middleware: the app calls the matched route itself, with the same error
-        # handling, minus the router and error-layer coroutines. This is what
-        # Router.__call__() and Route.handle() do, inline.
-        # Below a root_path (uvicorn --root-path, or a Mount), routes match what follows it.
-        path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
-        method = scope["method"]
-        params: dict[str, Any] = {}
-        route = self._plain_routes.get(path)  # a static path is one dict lookup
-        if route is None or method not in route.methods:
-            found = self.router.match_route(path, method)
-            if found is None:
-                await (self._stack or self._build(_SERVING))(scope, receive, send)  # 404, 405...
-                return
-            route, params = found
-        if scope.setdefault("path_params", params) is not params:
-            # Below a router that matched parameters of its own (a Host pattern, a root mount).
-            scope["path_params"] = {**scope["path_params"], **params}
-        scope["route"] = route
-        endpoint = scope["endpoint"] = route.endpoint
-        # Request(scope, receive), without the class call's __init__ dispatch.
-        request = _new_object(Request)
-        request.scope = scope
-        request._receive = receive
-        request._form = _NO_FORM  # read in the finally clause; cheaper as an instance attribute
-        try:
-            try:
-                if route._is_async:
-                    # No ** call for parameterless routes: it would copy the empty dict.
-                    result = await (endpoint(request, **params) if params else endpoint(request))
-                else:  # a sync handler, or a typed one (covet.params validates its input)
-                    result = await route._invoke(request, params)
-                # One set lookup answers both "a Response?" and "sent inline?" for the
-                # usual response classes.
-                plain = type(result) in SENDS_PLAIN
-                if plain:
-                    response = result
-                else:
-                    response = (
-                        result if isinstance(result, Response) else to_response(result, endpoint)
-                    )
-                    plain = type(response) in SENDS_PLAIN
-            except Exception as exc:  # noqa: BLE001 - failed() logs and answers it
-                await errors.failed(exc, scope, receive, send, started=False)
-                return
-            if plain:
-                # Response.__call__ for HTTP, inline. It sends its start message first,
-                # so whatever fails here fails after the response started.
-                try:
-                    raw = response._raw
-                    if not response._raw_checked:
-                        check_raw_headers(raw)
-                    status = response.status_code
-                    await send({"type": "http.response.start", "status": status, "headers": raw})
-                    body = b"" if method == "HEAD" else response.body
-                    await send({"type": "http.response.body", "body": body})
-                    if response.background is not None:
-                        await response.background()
-                except Exception as exc:  # noqa: BLE001 - failed() logs and answers it
-                    await errors.failed(exc, scope, receive, send, started=True)
-            else:
-                tracked = TrackedSend(send)
-                try:
-                    await response(scope, receive, tracked)
-                except Exception as exc:  # noqa: BLE001 - failed() logs and answers it
-                    await errors.failed(exc, scope, receive, send, started=tracked.started)
-        finally:
-            # Uploaded files spooled by request.form() must be closed even when the
-            # handler forgot to (or raised); otherwise temp files live until GC.
-            if request._form is not None:  # checked here to skip an await per request
-                await request.close()
+        await (self._serve or self._build(_SERVING))(scope, receive, send)
 
     def _origin_allowed(self, scope: Scope, host: bytes | None) -> bool:
         """Decide whether a websocket handshake's ``Origin`` may connect (CSWSH defence)."""
@@ -775,6 +715,15 @@ def _check_origins(origins: Iterable[str]) -> frozenset[str]:
     return frozenset(result)
 
 
+def _bound_call(app: ASGIApp) -> ASGIApp:
+    """Return what calls ``app`` quickest: a function itself, else its bound ``__call__``."""
+    if isinstance(app, FunctionType):
+        return app
+    # getattr: mypy cannot bind __call__ on a Callable type; at run time it is the method.
+    bound: ASGIApp = getattr(app, "__call__")  # noqa: B004, B009 - binding, not a callable test
+    return bound
+
+
 def _takes_two_arguments(func: Callable[..., Any]) -> bool:
     try:
         inspect.signature(func).bind(None, None)
@@ -794,7 +743,3 @@ async def _run_hook(hook: Callable[[], Any]) -> None:
 def _exc_message(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-_new_object = object.__new__
-_NO_FORM: FormData | None = None

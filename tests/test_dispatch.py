@@ -1,12 +1,13 @@
-"""The app's direct dispatch gives the same answers as the full middleware stack.
+"""The router's one dispatch gives the same answers with and without middleware.
 
-Without user middleware, ``Covet`` calls the matched route itself and hands
-exceptions to its error layer (no router or error-middleware coroutine per
-request). Every scenario here runs twice, once that way and once with a
-pass-through middleware that forces the full stack, and the messages sent,
-the exception reported to the server's hook and the error log must be
-identical. Nothing escapes to the server on either path: the error layer
-logs an unhandled exception once and answers it itself.
+The router is covet's only dispatch: without user middleware ``Covet`` calls
+it directly and it hands unhandled exceptions straight to the 500 layer (no
+error-middleware coroutine per request); with middleware it is the innermost
+app and answers what has an exception handler itself. Every scenario here
+runs twice, once without middleware and once with a pass-through middleware,
+and the messages sent, the exception reported to the server's hook and the
+error log must be identical. Nothing escapes to the server on either path:
+the error layer logs an unhandled exception once and answers it itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from covet import Covet, HTTPException, JSONResponse, PlainTextResponse, Request, StreamingResponse
 from covet.background import BackgroundTask
+from covet.middleware.errors import ExceptionMiddleware, ServerErrorMiddleware
 from tests.asgi import http_scope
 
 if TYPE_CHECKING:
@@ -196,7 +198,8 @@ async def test_direct_dispatch_matches_the_full_stack(
 async def test_direct_dispatch_answers_as_documented() -> None:
     app, ran = build(stacked=False)
     sent, escaped = await serve(app, "/ok")
-    assert escaped is None and app._direct is not None
+    assert escaped is None and app._stack is app.router
+    assert isinstance(getattr(app.router._failed, "__self__", None), ServerErrorMiddleware)
     assert sent[0]["status"] == 200 and (b"x-route", b"ok") in sent[0]["headers"]
     assert sent[1] == {"type": "http.response.body", "body": b"fine"}
 
@@ -240,10 +243,15 @@ async def test_direct_dispatch_answers_as_documented() -> None:
     assert sent[0]["status"] == 405 and (b"allow", b"GET, HEAD") in sent[0]["headers"]
 
 
-async def test_middleware_turns_direct_dispatch_off() -> None:
+async def test_middleware_wraps_the_same_router() -> None:
+    # With middleware the router is still the innermost app, and it answers the
+    # exceptions that have handlers itself: there is no ExceptionMiddleware layer.
     app, _ = build(stacked=True)
     sent, _ = await serve(app, "/ok")
-    assert sent[0]["status"] == 200 and app._direct is None
+    assert sent[0]["status"] == 200 and isinstance(app._stack, ServerErrorMiddleware)
+    layer = app._stack.app
+    assert isinstance(layer, PassThrough) and layer.app is app.router
+    assert isinstance(getattr(app.router._failed, "__self__", None), ExceptionMiddleware)
 
 
 async def test_direct_dispatch_builds_the_request_as_request_init_does() -> None:
@@ -259,7 +267,7 @@ async def test_direct_dispatch_builds_the_request_as_request_init_does() -> None
 
     for _ in range(2):  # the first request builds the stack (and takes it)
         sent, escaped = await serve(app, "/r/3")
-        assert escaped is None and sent[0]["status"] == 200 and app._direct is not None
+        assert escaped is None and sent[0]["status"] == 200 and app._stack is app.router
     request = seen[-1]
     assert type(request) is Request
     expected = Request(request.scope, request.receive)
@@ -368,9 +376,7 @@ async def test_direct_dispatch_below_a_root_path(
     method: str, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Behind a proxy (uvicorn --root-path) the full path arrives with the prefix in
-    # root_path: routes match the rest, on the direct path too.
-    from covet.routing import Route
-
+    # root_path: routes match the rest, with and without middleware.
     answers: list[list[Message]] = []
     for stacked in (False, True):
         app, _ = build(stacked=stacked)
@@ -387,8 +393,10 @@ async def test_direct_dispatch_below_a_root_path(
                 sent.append(message)
 
             if not stacked and attempt == 1:
-                # From the second request on, the direct path must serve it by itself.
-                monkeypatch.setattr(Route, "handle", _refuse_stacked_path)
+                # From the second request on, the router serves it without an error-layer
+                # wrapper (the 405 is answered through the error layer's failed()).
+                monkeypatch.setattr(ServerErrorMiddleware, "__call__", _refuse_wrapper)
+                monkeypatch.setattr(ExceptionMiddleware, "__call__", _refuse_wrapper)
             await app(scope, receive, send)
             monkeypatch.undo()
         answers.append(sent)
@@ -396,8 +404,8 @@ async def test_direct_dispatch_below_a_root_path(
     assert answers[0][0]["status"] == (405 if method == "POST" else 200)
 
 
-async def _refuse_stacked_path(*args: Any, **kwargs: Any) -> None:
-    raise AssertionError("the request went through the router, not the direct path")
+async def _refuse_wrapper(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("the request went through an error-layer wrapper")
 
 
 async def test_mounted_app_keeps_the_outer_parameters() -> None:

@@ -144,7 +144,12 @@ def test_public_error_middleware_is_the_one_the_app_uses() -> None:
 
     with TestClient(app) as client:
         assert client.get("/").json() == {"ok": True}
-    assert isinstance(app._stack, public_errors.ServerErrorMiddleware)
+    # Without middleware the app calls its router, which hands failures to the public
+    # error middleware's failed() (no wrapper of its own per request).
+    assert app._stack is app.router
+    assert isinstance(
+        getattr(app.router._failed, "__self__", None), public_errors.ServerErrorMiddleware
+    )
 
 
 def test_duplicate_host_header_still_refused() -> None:

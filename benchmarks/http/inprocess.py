@@ -16,6 +16,10 @@ Run from the repository root::
     .venv/bin/python benchmarks/http/inprocess.py
     .venv/bin/python benchmarks/http/inprocess.py --profile /plaintext
     .venv/bin/python benchmarks/http/inprocess.py --instructions --paths /plaintext,/json
+    .venv/bin/python benchmarks/http/inprocess.py --instructions --only bare,covet,scaffold \
+        --paths /plaintext,/json,/page
+
+``--profile`` profiles covet, or the one app given with ``--only``.
 """
 
 from __future__ import annotations
@@ -44,8 +48,24 @@ APPS: dict[str, Any] = {
     "bare": bare_app.app,
     "starlette": starlette_app.app,
     "covet": covet_app.app,
+    # covet behind the middleware `covet new` scaffolds: imported only when asked for
+    # (see app()), so the other apps' processes do not hold its modules.
+    "scaffold": None,
 }
+MAIN_APPS = ("bare", "starlette", "covet")
 PATHS = ("/plaintext", "/json", "/r99/12345", "/static99")
+#: Extra request headers by path (the scaffold app's /page carries a session cookie).
+REQUEST_HEADERS: dict[str, list[tuple[bytes, bytes]]] = {}
+
+
+def app(name: str) -> Any:
+    """Return the ASGI app called ``name``, importing the scaffold app on first use."""
+    if APPS[name] is None:
+        from benchmarks.http import scaffold_app
+
+        APPS[name] = scaffold_app.app
+        REQUEST_HEADERS.update(scaffold_app.REQUEST_HEADERS)
+    return APPS[name]
 
 
 def make_scope(path: str) -> dict[str, Any]:
@@ -62,7 +82,7 @@ def make_scope(path: str) -> dict[str, Any]:
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1:8000")],
+        "headers": [(b"host", b"127.0.0.1:8000"), *REQUEST_HEADERS.get(path, ())],
         "state": {},
     }
 
@@ -183,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions per request (callgrind)"
     )
-    parser.add_argument("--only", default=",".join(APPS), help="comma-separated apps")
+    parser.add_argument(
+        "--only",
+        default=",".join(MAIN_APPS),
+        help=f"comma-separated apps among {', '.join(APPS)} (scaffold: /plaintext, /json, /page)",
+    )
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
     parser.add_argument("--extra", type=int, default=5000, help="requests counted (--instructions)")
     parser.add_argument(
@@ -195,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.drive:
         name, path, count = args.drive
-        drive(APPS[name], path, int(count))
+        drive(app(name), path, int(count))
         return 0
     if args.instructions:
         return instructions(names, paths, args.extra)
@@ -208,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
 
     if args.profile:
-        app = APPS["covet"]
-        runner(run_requests(app, args.profile, 1000))  # warm up: build the stack
+        profiled = app(names[-1] if len(names) == 1 else "covet")
+        runner(run_requests(profiled, args.profile, 1000))  # warm up: build the stack
         profiler = cProfile.Profile()
         profiler.enable()
-        runner(run_requests(app, args.profile, args.requests))
+        runner(run_requests(profiled, args.profile, args.requests))
         profiler.disable()
         stats = pstats.Stats(profiler).strip_dirs().sort_stats("tottime")
         stats.print_stats(args.top)
@@ -221,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str], float] = {}
     for path in paths:
         for name in names:
-            app = APPS[name]
-            runner(run_requests(app, path, 1000))  # warm up
-            samples = [runner(run_requests(app, path, args.requests)) for _ in range(args.samples)]
+            served = app(name)
+            runner(run_requests(served, path, 1000))  # warm up
+            samples = [
+                runner(run_requests(served, path, args.requests)) for _ in range(args.samples)
+            ]
             results[name, path] = statistics.median(samples)
 
     print(f"CPU microseconds per request, median of {args.samples} x {args.requests:,} requests")

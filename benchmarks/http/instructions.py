@@ -18,6 +18,8 @@ root (about 4 minutes with the defaults)::
 
     .venv/bin/python benchmarks/http/instructions.py
     .venv/bin/python benchmarks/http/instructions.py --only bare,covet --paths /plaintext
+    .venv/bin/python benchmarks/http/instructions.py --only bare,covet,scaffold --paths /plaintext
+    .venv/bin/python benchmarks/http/instructions.py --only scaffold --paths /page
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ SERVERS = {
     **{name: PEERS[name] for name in MAIN_APPS},
     # Not a peer: the floor for any framework with request and response objects.
     "minimal": "benchmarks.http.minimal_app:app",
+    # covet behind the middleware stack `covet new` scaffolds (/plaintext, /json, /page).
+    "scaffold": "benchmarks.http.scaffold_app:app",
 }
 PATHS = ("/plaintext", "/json", "/r99/12345", "/static99")
 _LENGTH = re.compile(rb"content-length: *(\d+)", re.IGNORECASE)
@@ -83,9 +87,18 @@ def connect(port: int, process: subprocess.Popen[bytes]) -> socket.socket:
     raise SystemExit(f"uvicorn did not accept connections on port {port} within 300 s.")
 
 
-def request_many(conn: socket.socket, port: int, path: str, count: int) -> None:
+def extra_headers(app: str, path: str) -> bytes:
+    """Return the request header lines ``app`` needs on ``path`` (the scaffold's cookie)."""
+    if app != "scaffold":
+        return b""
+    from benchmarks.http.scaffold_app import REQUEST_HEADERS
+
+    return b"".join(name + b": " + value + b"\r\n" for name, value in REQUEST_HEADERS.get(path, ()))
+
+
+def request_many(conn: socket.socket, port: int, path: str, count: int, extra: bytes = b"") -> None:
     """Send ``count`` GET requests one after another on one keep-alive connection."""
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode() + extra + b"\r\n"
     pending = b""
     for _ in range(count):
         conn.sendall(request)
@@ -124,7 +137,7 @@ def count_instructions(app: str, path: str, requests: int, workdir: Path) -> int
     )
     try:
         with connect(port, process) as conn:
-            request_many(conn, port, path, requests)
+            request_many(conn, port, path, requests, extra_headers(app, path))
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=180)
     finally:
@@ -143,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(MAIN_APPS),
-        help=f"comma-separated apps among {', '.join(SERVERS)} (minimal: /plaintext, /json)",
+        help=(
+            f"comma-separated apps among {', '.join(SERVERS)} "
+            "(minimal: /plaintext, /json; scaffold: /plaintext, /json, /page)"
+        ),
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
     parser.add_argument("--requests", type=int, default=500, help="requests in the short run")

@@ -28,7 +28,7 @@ from covet.exceptions import ImproperlyConfigured
 from covet.requests import HTTPConnection
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from covet.types import ASGIApp, Receive, Scope, Send
 
@@ -56,7 +56,14 @@ class AuthInfo:
 
 @runtime_checkable
 class AuthBackend(Protocol):
-    """A way to recognise the user of a request."""
+    """A way to recognise the user of a request.
+
+    A backend may also define ``has_credentials(scope) -> bool``, a cheap
+    synchronous check that the request carries what it looks at (a header,
+    a session key). When every backend has it and none finds credentials,
+    :class:`AuthenticationMiddleware` makes the request anonymous without
+    calling any ``authenticate()``.
+    """
 
     name: str
 
@@ -71,6 +78,12 @@ class SessionBackend:
     """Recognise the user logged in with :func:`~covet.auth.login` on this session."""
 
     name = "session"
+
+    def has_credentials(self, scope: Scope) -> bool:
+        """Say whether the session names a logged-in user (or there is no session to read)."""
+        session = scope.get("session")
+        # Without a session, authenticate() explains what is missing.
+        return not isinstance(session, dict) or session.get(SESSION_USER_KEY) is not None
 
     async def authenticate(
         self, connection: HTTPConnection, config: AuthConfig
@@ -134,6 +147,10 @@ class BearerTokenBackend:
             )
         token_model.check_model()
         self.token_model = token_model
+
+    def has_credentials(self, scope: Scope) -> bool:
+        """Say whether the request sends an ``Authorization`` header."""
+        return any(name == b"authorization" for name, _ in scope["headers"])
 
     async def authenticate(
         self, connection: HTTPConnection, config: AuthConfig
@@ -233,6 +250,13 @@ class AuthenticationMiddleware:
             )
         self.app = app
         self.backends = tuple(chosen)
+        # Each backend's cheap "anything to check?" test; None when one lacks it.
+        checks: list[Callable[[Scope], bool]] = []
+        for backend in chosen:
+            check = getattr(backend, "has_credentials", None)
+            if callable(check):
+                checks.append(check)
+        self._checks = tuple(checks) if len(checks) == len(chosen) else None
         self.config = AuthConfig(
             user_model=user_model,
             secret_key=secret_key,
@@ -240,15 +264,30 @@ class AuthenticationMiddleware:
             bearer=any(isinstance(b, BearerTokenBackend) for b in chosen),
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Find the request's user, store it in the scope, then run the app."""
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Find the request's user, store it in the scope, then run the app.
+
+        A request without credentials for any backend (see
+        :meth:`AuthBackend.has_credentials`) is anonymous at once: no backend
+        runs, and this layer hands back the app's awaitable without a
+        coroutine of its own.
+        """
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            return self.app(scope, receive, send)
         scope["covet.auth"] = self.config
+        checks = self._checks
+        if checks is not None and not any(check(scope) for check in checks):
+            scope["user"] = AnonymousUser()
+            scope["auth"] = _ANONYMOUS
+            return self.app(scope, receive, send)
+        return self._authenticated(scope, receive, send)
+
+    async def _authenticated(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Ask the backends in order for the user, then run the app."""
         connection = HTTPConnection(scope)
         user: Any = AnonymousUser()
-        info = AuthInfo()
+        info = _ANONYMOUS
         for backend in self.backends:
             found = await backend.authenticate(connection, self.config)
             if found is None:
@@ -260,3 +299,7 @@ class AuthenticationMiddleware:
         scope["user"] = user
         scope["auth"] = info
         await self.app(scope, receive, send)
+
+
+#: How an anonymous request was authenticated: by nothing (shared: AuthInfo is frozen).
+_ANONYMOUS = AuthInfo()

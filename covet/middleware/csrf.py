@@ -57,7 +57,7 @@ from covet.requests import (
 from covet.routing import Route, Router
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
     from covet.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -103,7 +103,11 @@ def _b64decode(text: str) -> bytes | None:
 
 
 def _xor(left: bytes, right: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(left, right, strict=True))
+    if len(left) != len(right):
+        raise ValueError(f"Cannot XOR {len(left)} bytes with {len(right)} bytes.")
+    # One big-integer XOR instead of a Python loop over the 32 bytes.
+    size = len(left)
+    return (int.from_bytes(left, "big") ^ int.from_bytes(right, "big")).to_bytes(size, "big")
 
 
 def _mask(secret: bytes) -> str:
@@ -175,13 +179,32 @@ class _TrustedOrigins:
 
 
 class _CSRFState:
-    """The CSRF secret of one request; ``scope["covet.csrf"]`` holds it."""
+    """The CSRF secret of one request; ``scope["covet.csrf"]`` holds it.
 
-    __slots__ = ("_secret", "cookie_token", "field_name", "header_name", "scope", "used")
+    The secret is read (from the session or the cookie) when first needed: a
+    safe request whose page takes no token never reads it.
+    """
 
-    def __init__(self, scope: Scope, secret: bytes | None, field_name: str, header_name: str):
+    __slots__ = (
+        "_loader",
+        "_secret",
+        "cookie_token",
+        "field_name",
+        "header_name",
+        "scope",
+        "used",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        loader: Callable[[Scope], bytes | None] | None,
+        field_name: str,
+        header_name: str,
+    ):
         self.scope = scope
-        self._secret = secret
+        self._loader = loader
+        self._secret: bytes | None = None
         self.field_name = field_name
         self.header_name = header_name
         #: A masked token to store in the cookie with the response, if any.
@@ -191,9 +214,14 @@ class _CSRFState:
 
     @property
     def secret(self) -> bytes | None:
+        loader = self._loader
+        if loader is not None:
+            self._loader = None
+            self._secret = loader(self.scope)
         return self._secret
 
     def _persist(self, secret: bytes) -> None:
+        self._loader = None
         self._secret = secret
         session = self.scope.get("session")
         if isinstance(session, dict):
@@ -203,11 +231,12 @@ class _CSRFState:
 
     def get_token(self) -> str:
         """Return a new masked token, creating the secret on first use."""
-        if self._secret is None:
-            self._persist(secrets.token_bytes(_SECRET_BYTES))
-        assert self._secret is not None  # noqa: S101 - set just above
+        secret = self.secret
+        if secret is None:
+            secret = secrets.token_bytes(_SECRET_BYTES)
+            self._persist(secret)
         self.used = True
-        return _mask(self._secret)
+        return _mask(secret)
 
     def rotate(self) -> None:
         """Replace the secret: tokens handed out before stop working."""
@@ -353,7 +382,8 @@ class CSRFMiddleware:
         self.exempt_exact = frozenset(p for p in paths if not p.endswith("/"))
         self.exempt_prefixes = tuple(p for p in paths if p.endswith("/"))
 
-    def _load_secret(self, scope: Scope, connection: HTTPConnection) -> bytes | None:
+    def _load_secret(self, scope: Scope) -> bytes | None:
+        """Return the visitor's secret from the session (or, without one, the cookie)."""
         session = scope.get("session")
         if isinstance(session, dict):
             stored = session.get(_SESSION_KEY)
@@ -361,25 +391,31 @@ class CSRFMiddleware:
                 return None
             secret = _b64decode(stored)
             return secret if secret is not None and len(secret) == _SECRET_BYTES else None
-        cookie = connection.cookies.get(self.cookie_name)
+        cookie = HTTPConnection(scope).cookies.get(self.cookie_name)
         return None if cookie is None else _unmask(cookie)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check unsafe requests, then run the app and set the CSRF cookie when needed."""
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Check unsafe requests, then run the app and set the CSRF cookie when needed.
+
+        A safe request (GET, HEAD, OPTIONS) is not checked: this layer then
+        hands back the app's awaitable without a coroutine of its own, and
+        reads the visitor's secret only if the page asks for a token.
+        """
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        connection = HTTPConnection(scope)
-        state = _CSRFState(
-            scope, self._load_secret(scope, connection), self.field_name, self.header_name
-        )
+            return self.app(scope, receive, send)
+        state = _CSRFState(scope, self._load_secret, self.field_name, self.header_name)
         scope[_SCOPE_KEY] = state
+        if scope["method"] in self.safe_methods:
+            return self.app(scope, receive, self._cookie_send(scope, send, state))
+        return self._checked(scope, receive, send, state)
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send, state: _CSRFState) -> None:
+        """Check an unsafe request (unless exempt), then run the app."""
+        connection = HTTPConnection(scope)
         read_ahead: list[UploadFile] = []
         try:
-            if (
-                scope["method"] not in self.safe_methods
-                and not self._path_exempt(scope)
-                and not (self.exempt_bearer and _bearer_authenticated(scope))
+            if not self._path_exempt(scope) and not (
+                self.exempt_bearer and _bearer_authenticated(scope)
             ):
                 route = _find_route(scope)
                 if route is None or not getattr(route.endpoint, _EXEMPT_ATTRIBUTE, False):
@@ -395,18 +431,18 @@ class CSRFMiddleware:
                         return
                     except ClientDisconnect:
                         return  # gone before the token was read: nobody to answer
-            await self._call_app(scope, receive, send, state)
+            await self.app(scope, receive, self._cookie_send(scope, send, state))
         finally:
             for spool in read_ahead:
                 await spool.close()
 
-    async def _call_app(
-        self, scope: Scope, receive: Receive, send: Send, state: _CSRFState
-    ) -> None:
-        """Run the app, adding the CSRF cookie and ``Vary: Cookie`` to its response."""
+    def _cookie_send(self, scope: Scope, send: Send, state: _CSRFState) -> Send:
+        """Wrap ``send`` to add the CSRF cookie and ``Vary: Cookie`` when a token was used."""
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
+        def send_with_cookie(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start" and (
+                state.used or state.cookie_token is not None
+            ):
                 headers = list(message.get("headers", ()))
                 if state.used:
                     headers.append((b"vary", b"Cookie"))
@@ -424,9 +460,9 @@ class CSRFMiddleware:
                         )
                     )
                 message["headers"] = headers
-            await send(message)
+            return send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        return send_with_cookie
 
     def _path_exempt(self, scope: Scope) -> bool:
         path: str = scope["path"]

@@ -53,6 +53,7 @@ __all__ = (
     "ExceptionHandler",
     "ExceptionMiddleware",
     "ServerErrorMiddleware",
+    "TrackedSend",
     "check_exception_handler",
     "debug_response",
     "http_exception_handler",
@@ -224,6 +225,7 @@ class TrackedSend:
         self.closed = closed
 
     def __call__(self, message: Message) -> Awaitable[None]:
+        """Note whether ``message`` starts (or closes) the response, and send it."""
         # A plain method returning send()'s awaitable: no coroutine of its own per message.
         if not self.started:
             message_type = message["type"]
@@ -324,6 +326,39 @@ class ExceptionMiddleware:
             response_started = tracked.started and kind == "http"
             if not await self.handle(exc, scope, receive, send, response_started=response_started):
                 raise
+
+    async def failed(
+        self,
+        exc: Exception,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        started: bool,
+        closed: bool = False,
+    ) -> None:
+        """Answer ``exc`` with its registered handler, or re-raise it.
+
+        The router of an app with middleware hands its routes' exceptions to
+        this (see :meth:`covet.Router.handle_errors`): what has a handler is
+        answered there, below the middleware, as this middleware would; the
+        rest goes up through the middleware to :class:`ServerErrorMiddleware`.
+
+        Args:
+            exc: The exception a route raised.
+            scope: The connection scope.
+            receive: The ASGI receive callable.
+            send: The ASGI send callable.
+            started: Whether the response started (HTTP) or the websocket was accepted.
+            closed: Whether an accepted websocket was already closed (unused here).
+
+        Raises:
+            Exception: ``exc`` when it has no handler, or has one but the response
+                already started; whatever the handler raises.
+        """
+        response_started = started and scope["type"] == "http"
+        if not await self.handle(exc, scope, receive, send, response_started=response_started):
+            raise exc
 
     async def handle(
         self,
@@ -458,9 +493,10 @@ class ServerErrorMiddleware:
         handler gets that handler's response. Anything else is logged, answered
         with a 500 (or, once the response has started, a websocket close 1011
         or nothing), and reported to the app's error reporters and the
-        :data:`REPORT_EXTENSION` hook; it is not re-raised. The app's fast path
-        calls this directly for routes it serves without the middleware's
-        ``send`` wrapper.
+        :data:`REPORT_EXTENSION` hook; it is not re-raised. An app without
+        middleware has its router call this directly (see
+        :meth:`covet.Router.handle_errors`), so that no wrapper of this layer
+        runs per request.
 
         Args:
             exc: The exception.

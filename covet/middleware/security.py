@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from covet.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ("SecurityHeadersMiddleware",)
@@ -132,21 +134,42 @@ class SecurityHeadersMiddleware:
                 value += "; preload"
             self.hsts = value.encode("latin-1")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app, adding the missing security headers to its response."""
+        # What each response gets, built once: the headers in order, and their names.
+        self._plain_extra = tuple(self.headers)
+        self._https_extra = (
+            self._plain_extra
+            if self.hsts is None
+            else (*self._plain_extra, (b"strict-transport-security", self.hsts))
+        )
+        self._names = frozenset(name for name, _ in self._https_extra)
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Run the app, adding the missing security headers to its response.
+
+        A plain method handing back the app's awaitable: this layer needs no
+        coroutine of its own, and its ``send`` wrapper none per message.
+        """
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = self.headers
-        if self.hsts is not None and scope.get("scheme") == "https":
-            extra = [*extra, (b"strict-transport-security", self.hsts)]
+            return self.app(scope, receive, send)
+        extra = self._https_extra if scope.get("scheme") == "https" else self._plain_extra
+        names = self._names
 
-        async def send_with_headers(message: Message) -> None:
+        def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(item for item in extra if item[0] not in present)
-                message["headers"] = headers
-            await send(message)
+                headers = message.get("headers", ())
+                if type(headers) is not list:
+                    headers = list(headers)  # any iterable, read twice below
+                for name, _ in headers:
+                    if name.lower() in names:
+                        # The app set one of them itself: keep its value, add the others.
+                        present = {name.lower() for name, _ in headers}
+                        message["headers"] = [
+                            *headers,
+                            *(item for item in extra if item[0] not in present),
+                        ]
+                        break
+                else:
+                    message["headers"] = [*headers, *extra]
+            return send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        return self.app(scope, receive, send_with_headers)

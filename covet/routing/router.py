@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from covet._utils import callable_name, get_route_path
+from covet._utils import callable_name, get_route_path, to_response
 from covet.exceptions import HTTPException, ImproperlyConfigured
+from covet.middleware.errors import TrackedSend
 from covet.params.signature import INFER
-from covet.requests import DEFAULT_LIMITS, RequestLimits
-from covet.responses import PlainTextResponse
+from covet.requests import DEFAULT_LIMITS, Request, RequestLimits
+from covet.responses import SENDS_PLAIN, PlainTextResponse, Response, check_raw_headers
 from covet.routing.decorators import RouteDecorators
 from covet.routing.index import _build_entries, _Entry, _Index, _Resolved
 from covet.routing.patterns import _SAFE_PATH, NoMatchFound
@@ -23,11 +24,30 @@ from covet.routing.routes import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+    from covet.datastructures import FormData
     from covet.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ("Router",)
+__all__ = ("FailureHandler", "Router")
+
+
+class FailureHandler(Protocol):
+    """What a router hands the exceptions of its routes to (see :meth:`Router.handle_errors`)."""
+
+    def __call__(
+        self,
+        exc: Exception,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        /,
+        *,
+        started: bool,
+        closed: bool = False,
+    ) -> Awaitable[None]:
+        """Answer ``exc``, raised while serving ``scope``, or re-raise it."""
+        ...
 
 
 class Router(RouteDecorators):
@@ -80,6 +100,9 @@ class Router(RouteDecorators):
         self._frozen: str | None = None
         self._http: _Index | None = None
         self._websocket: _Index | None = None
+        # The static paths one HTTP route serves ({path: route}), filled by _build().
+        self._plain: dict[str, Route] = {}
+        self._failed: FailureHandler | None = None
         for route in routes or ():
             self._add(route)
 
@@ -148,6 +171,7 @@ class Router(RouteDecorators):
             self._mounts.append(route)
         self._routes.append(route)
         self._http = self._websocket = None
+        self._plain = {}
 
     def add_route(
         self,
@@ -357,9 +381,17 @@ class Router(RouteDecorators):
         for route in self._routes:
             if isinstance(route, Route):
                 route.effective_limits = route.limits or default
-        self._http = _Index(_build_entries(self._routes, Route))
+        http = self._http = _Index(_build_entries(self._routes, Route))
         self._websocket = _Index(_build_entries(self._routes, WebSocketRoute))
-        return self._http, self._websocket
+        plain: dict[str, Route] = {}
+        for path, entry in http.static.items():
+            routes = {id(route): route for route in entry.methods.values()}
+            if len(routes) == 1:
+                (route,) = routes.values()
+                if isinstance(route, Route):
+                    plain[path] = route
+        self._plain = plain
+        return http, self._websocket
 
     def _resolve(self, index: _Index, path: str, method: str) -> _Resolved:
         """Find the route for ``path`` and ``method``.
@@ -413,75 +445,161 @@ class Router(RouteDecorators):
                 partial = entry
         return partial, None, {}, ""
 
-    def plain_routes(self) -> dict[str, Route]:
-        """Return the paths without parameters that one HTTP route serves, as ``{path: route}``.
+    def handle_errors(self, failed: FailureHandler | None) -> None:
+        """Hand the exceptions of the routes to ``failed`` instead of raising them.
 
-        The app looks these up itself before calling :meth:`match_route`. A
-        path whose methods are split over several routes is left out (the
-        router's own lookup serves it).
+        :class:`~covet.Covet` calls this once, when it builds its stack: with
+        the error layer's :meth:`~covet.middleware.errors.ServerErrorMiddleware.failed`
+        when no middleware sits between the two, else with
+        :meth:`~covet.middleware.errors.ExceptionMiddleware.failed`, which
+        answers the exceptions that have a handler and re-raises the others to
+        the middleware outside. A router served on its own (or mounted) has
+        none and lets exceptions propagate.
+
+        Args:
+            failed: ``failed(exc, scope, receive, send, started=..., closed=...)``,
+                or None to raise.
         """
-        plain: dict[str, Route] = {}
-        for path, entry in (self._http or self._build()[0]).static.items():
-            routes = {id(route): route for route in entry.methods.values()}
-            if len(routes) == 1:
-                (route,) = routes.values()
-                if isinstance(route, Route):
-                    plain[path] = route
-        return plain
-
-    def match_route(self, path: str, method: str) -> tuple[Route, dict[str, Any]] | None:
-        """Return the HTTP route of this router serving ``method`` on ``path``, and its parameters.
-
-        ``path`` is the routing path (without ``root_path``). Anything else
-        (no match, a 405, a mount, a trailing-slash redirect) gives None:
-        calling the router itself deals with those. The app uses this to call
-        a route directly when no middleware sits in between.
-        """
-        index = self._http or self._build()[0]
-        _, found, params, _ = self._resolve(index, path, method)
-        return (found, params) if isinstance(found, Route) else None
+        self._failed = failed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Dispatch an ASGI connection to the matching route."""
-        kind = scope["type"]
-        if kind == "http":
+        """Dispatch an ASGI connection to the matching route and send its response.
+
+        This is covet's one dispatch: the app calls it directly when it has no
+        middleware, and as the innermost app of its middleware stack
+        otherwise. For HTTP it matches the route, builds the
+        :class:`~covet.requests.Request`, awaits the handler, and sends a
+        plain :class:`~covet.responses.Response` (see
+        :data:`~covet.responses.SENDS_PLAIN`) inline, without a coroutine of
+        its own; exceptions go to the handler set by :meth:`handle_errors`.
+        """
+        if scope["type"] != "http":
+            await self._serve_other(scope, receive, send)
+            return
+        # Below a root_path (uvicorn --root-path, or a Mount), routes match what follows it.
+        path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
+        method = scope["method"]
+        route = self._plain.get(path)  # a static path served by one route: one dict lookup
+        if route is None or method not in route.methods:
             index = self._http or self._build()[0]
-            method = scope["method"]
-        elif kind == "websocket":
+            entry, found, params, remainder = self._resolve(index, path, method)
+            if not isinstance(found, Route):  # a mount, a 404, a 405 or a redirect
+                await self._serve_rest(scope, receive, send, entry, found, params, path, remainder)
+                return
+            route = found
+        else:
+            params = {}
+        if scope.setdefault("path_params", params) is not params:
+            # Below a router that matched parameters of its own (a Host pattern, a mount).
+            scope["path_params"] = {**scope["path_params"], **params}
+        scope["route"] = route
+        endpoint = scope["endpoint"] = route.endpoint
+        # Request(scope, receive), without the class call's __init__ dispatch.
+        request = _new_object(Request)
+        request.scope = scope
+        request._receive = receive
+        request._form = _NO_FORM  # read in the finally clause; cheaper as an instance attribute
+        try:
+            try:
+                if route._is_async:
+                    # No ** call for parameterless routes: it would copy the empty dict.
+                    result = await (endpoint(request, **params) if params else endpoint(request))
+                else:  # a sync handler, or a typed one (covet.params validates its input)
+                    result = await route._invoke(request, params)
+                # One set lookup answers both "a Response?" and "sent inline?" for the
+                # usual response classes.
+                plain = type(result) in SENDS_PLAIN
+                if plain:
+                    response = result
+                else:
+                    response = (
+                        result if isinstance(result, Response) else to_response(result, endpoint)
+                    )
+                    plain = type(response) in SENDS_PLAIN
+            except Exception as exc:
+                failed = self._failed
+                if failed is None:
+                    raise
+                await failed(exc, scope, receive, send, started=False)
+                return
+            if plain:
+                # Response.__call__() for HTTP, inline. It sends its start message first,
+                # so whatever fails here fails after the response started.
+                try:
+                    raw = response._raw
+                    if not response._raw_checked:
+                        check_raw_headers(raw)
+                    status = response.status_code
+                    await send({"type": "http.response.start", "status": status, "headers": raw})
+                    body = b"" if method == "HEAD" else response.body
+                    await send({"type": "http.response.body", "body": body})
+                    if response.background is not None:
+                        await response.background()
+                except Exception as exc:
+                    failed = self._failed
+                    if failed is None:
+                        raise
+                    await failed(exc, scope, receive, send, started=True)
+            else:
+                tracked = TrackedSend(send)
+                try:
+                    await response(scope, receive, tracked)
+                except Exception as exc:
+                    failed = self._failed
+                    if failed is None:
+                        raise
+                    await failed(exc, scope, receive, send, started=tracked.started)
+        finally:
+            # Uploaded files spooled by request.form() must be closed even when the
+            # handler forgot to (or raised); otherwise temp files live until GC.
+            if request._form is not None:  # checked here to skip an await per request
+                await request.close()
+
+    async def _serve_other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch a websocket connection, or answer a lifespan one."""
+        kind = scope["type"]
+        if kind == "websocket":
             index = self._websocket or self._build()[1]
-            method = "WEBSOCKET"
         elif kind == "lifespan":
             await _answer_lifespan(receive, send)
             return
         else:
             raise RuntimeError(f"Unsupported ASGI scope type {kind!r}.")
         path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
-        # Fast path, inlined: a static path served for this method is one dict lookup.
-        entry = index.static.get(path)
-        route = None if entry is None else entry.methods.get(method)
-        if route is not None:
-            params: dict[str, Any] = {}
-            remainder = ""
-        else:
-            entry, route, params, remainder = self._resolve(index, path, method)
+        entry, route, params, remainder = self._resolve(index, path, "WEBSOCKET")
+        await self._serve_rest(scope, receive, send, entry, route, params, path, remainder)
+
+    async def _serve_rest(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        entry: _Entry | None,
+        route: BaseRoute | None,
+        params: dict[str, Any],
+        path: str,
+        remainder: str,
+    ) -> None:
+        """Serve what is not an HTTP route: a websocket route, a mount, or no route at all."""
+        failed = self._failed
+        tracked = TrackedSend(send)
+        try:
             if route is None:
-                await self._no_route(scope, receive, send, entry, index, path)
+                await self._no_route(scope, receive, tracked, entry, path)
                 return
-        if "path_params" in scope:
-            merged = dict(scope["path_params"])
-            merged.update(params)
-            scope["path_params"] = merged
-        else:
-            scope["path_params"] = params
-        if isinstance(route, Route):
-            await route.handle(scope, receive, send, params)
-        elif isinstance(route, WebSocketRoute):
-            scope["route"] = route
-            scope["endpoint"] = route.endpoint
-            await route.handle(scope, receive, send, params)
-        else:
-            assert isinstance(route, Mount)  # noqa: S101 - internal invariant
-            await route.handle(scope, receive, send, path, remainder)
+            if scope.setdefault("path_params", params) is not params:
+                scope["path_params"] = {**scope["path_params"], **params}
+            if isinstance(route, WebSocketRoute):
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                await route.handle(scope, receive, tracked, params)
+            else:
+                assert isinstance(route, Mount)  # noqa: S101 - internal invariant
+                await route.handle(scope, receive, tracked, path, remainder)
+        except Exception as exc:
+            if failed is None:
+                raise
+            await failed(exc, scope, receive, send, started=tracked.started, closed=tracked.closed)
 
     async def _no_route(
         self,
@@ -489,7 +607,6 @@ class Router(RouteDecorators):
         receive: Receive,
         send: Send,
         entry: _Entry | None,
-        index: _Index,
         path: str,
     ) -> None:
         if scope["type"] == "websocket":
@@ -505,7 +622,7 @@ class Router(RouteDecorators):
             alternative = path[:-1] if path.endswith("/") else path + "/"
             location = quote(target, safe=_SAFE_PATH)
             # "//evil.example" is a scheme-relative URL: never redirect there.
-            if not location.startswith("//") and self._serves(index, alternative, scope["method"]):
+            if not location.startswith("//") and self._serves(alternative, scope["method"]):
                 query: bytes = scope.get("query_string", b"")
                 if query:
                     location += "?" + query.decode("latin-1")
@@ -513,9 +630,10 @@ class Router(RouteDecorators):
                 return
         await self._error(scope, receive, send, 404, None)
 
-    def _serves(self, index: _Index, path: str, method: str) -> bool:
+    def _serves(self, path: str, method: str) -> bool:
         # Redirect only where the other spelling would really be served: its
         # converters accept the values and it answers this method.
+        index = self._http or self._build()[0]
         return self._resolve(index, path, method)[1] is not None
 
     @staticmethod
@@ -551,3 +669,7 @@ async def _answer_lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+_new_object = object.__new__
+_NO_FORM: FormData | None = None

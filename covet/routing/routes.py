@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from covet._utils import call_maybe_async, callable_name, is_async_callable, to_response
+from covet._utils import call_maybe_async, callable_name, is_async_callable
 from covet.exceptions import ImproperlyConfigured
 from covet.params.signature import INFER, Signature, inspect_handler
 from covet.requests import DEFAULT_LIMITS, Request, RequestLimits
-from covet.responses import Response
 from covet.routing.patterns import (
     _SAFE_PATH,
     NoMatchFound,
@@ -224,8 +223,8 @@ class Route(BaseRoute):
         self.name = name if name is not None else _default_name(endpoint)
         self.limits = limits
         self.effective_limits = limits or DEFAULT_LIMITS
-        # _is_async: an async handler called as handler(request, **params), inline by the
-        # app. Every other route goes through _invoke(request, params): a sync handler (run
+        # _is_async: an async handler called as handler(request, **params) by the router's
+        # dispatch. Every other route goes through _invoke(request, params): a sync handler (run
         # in a thread), or a typed one (its parameters validated first).
         if self.signature.plain:
             self._is_async = is_async_callable(endpoint)
@@ -303,38 +302,6 @@ class Route(BaseRoute):
         )
         route._name_given = self._name_given
         return route
-
-    async def handle(
-        self, scope: Scope, receive: Receive, send: Send, params: dict[str, Any]
-    ) -> None:
-        """Call the handler for a matched request and send its response.
-
-        The caller sets ``scope["path_params"]`` first; this sets the route
-        and the endpoint in the scope. Exceptions propagate
-        to the error middleware. (An app without middleware of its own does
-        the same inline, in :meth:`covet.Covet.__call__`.)
-
-        Args:
-            scope: The request scope.
-            receive: The ASGI receive callable.
-            send: The ASGI send callable.
-            params: The converted path parameters, passed as keyword arguments.
-        """
-        scope["route"] = self
-        endpoint = scope["endpoint"] = self.endpoint
-        request = Request(scope, receive)
-        try:
-            if self._is_async:
-                result = await (endpoint(request, **params) if params else endpoint(request))
-            else:
-                result = await self._invoke(request, params)
-            response = result if isinstance(result, Response) else to_response(result, endpoint)
-            await response(scope, receive, send)
-        finally:
-            # Uploaded files spooled by request.form() must be closed even when the
-            # handler forgot to (or raised); otherwise temp files live until GC.
-            if request._form is not None:
-                await request.close()
 
 
 class WebSocketRoute(BaseRoute):

@@ -28,13 +28,17 @@ from covet.sessions.stores import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Sequence
 
     from covet.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ("SessionMiddleware",)
 
 _TWO_WEEKS = 14 * 24 * 60 * 60
+#: How many verified session cookies each middleware remembers (see _verify()).
+_VERIFIED_SIZE = 4096
+#: What _verify() returns for a cookie that does not verify (None is a valid payload).
+_INVALID: Any = object()
 _SameSite = Literal["lax", "strict", "none"]
 
 
@@ -129,6 +133,8 @@ class SessionMiddleware:
                 "cookies. Pass https_only=True as well."
             )
         self.cookie_name = cookie_name
+        # Verified cookie values -> (session id, signing time); see _verify().
+        self._verified: dict[str, tuple[str, float]] = {}
         self.max_age = max_age
         self.idle_timeout = idle_timeout
         self.same_site: _SameSite = same_site
@@ -163,50 +169,139 @@ class SessionMiddleware:
             samesite=self.same_site,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Load the session, run the app, then save the session with the response."""
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """Load the session, run the app, then save the session with the response.
+
+        Without a session cookie there is nothing to load: the request gets an
+        empty session and this layer hands back the app's awaitable without a
+        coroutine of its own. Its ``send`` wrapper saves the session (a
+        coroutine) only when the response start finds something to store or
+        a cookie to change; otherwise it passes the message straight on.
+        """
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         secure = (
             self.https_only
             if self.https_only is not None
             else scope.get("scheme") in ("https", "wss")
         )
         name = self._cookie_name_for(secure)
-        raw = HTTPConnection(scope).cookies.get(name)
-        session, payload = await self._load(raw)
-        scope["session"] = session
+        raw: str | None = None
+        for header, _ in scope["headers"]:
+            if header == b"cookie":  # parsed only when there are cookies at all
+                raw = HTTPConnection(scope).cookies.get(name)
+                break
+        if raw:
+            return self._serve_loaded(scope, receive, send, raw, name, secure)
+        # No cookie (or an empty one), so nothing to load: a new, empty session.
+        session = scope["session"] = Session()
         if kind == "websocket":
             # A websocket has no response to carry a cookie: the session is read-only.
+            return self.app(scope, receive, send)
+        return self.app(
+            scope, receive, self._saving_send(send, session, None, raw is not None, name, secure)
+        )
+
+    async def _serve_loaded(
+        self, scope: Scope, receive: Receive, send: Send, raw: str, name: str, secure: bool
+    ) -> None:
+        """Serve a request that names a session: load it first."""
+        session, payload = await self._load(raw)
+        scope["session"] = session
+        if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+        saving = self._saving_send(send, session, payload, True, name, secure)
+        await self.app(scope, receive, saving)
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                header = await self._commit(session, payload, had_cookie=raw is not None)
-                if header is not None:
-                    value, max_age = header
-                    cookie = self._set_cookie(name, value, max_age=max_age, secure=secure)
-                    if len(cookie[1]) + len(b"set-cookie: ") > MAX_COOKIE_SIZE:
-                        raise SessionTooLargeError(
-                            f"The session cookie {name!r} is {len(cookie[1])} bytes, over the "
-                            f"{MAX_COOKIE_SIZE}-byte limit browsers accept. Store less in the "
-                            "session, or keep it server-side: store=RedisStore(url)."
-                        )
-                    message["headers"] = [*message.get("headers", ()), cookie]
-            await send(message)
+    def _saving_send(
+        self, send: Send, session: Session, payload: Any, had_cookie: bool, name: str, secure: bool
+    ) -> Send:
+        """Wrap ``send`` so that the response start saves the session if it needs saving."""
 
-        await self.app(scope, receive, send_with_cookie)
+        def send_with_cookie(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start" and self._needs_commit(
+                session, payload, had_cookie
+            ):
+                return self._send_committed(
+                    send, message, session, payload, had_cookie, name, secure
+                )
+            return send(message)
+
+        return send_with_cookie
+
+    def _needs_commit(self, session: Session, payload: Any, had_cookie: bool) -> bool:
+        """Say whether :meth:`_commit` has anything to do (False: it would return None at once)."""
+        if session.retired_keys:
+            return True
+        if not session:
+            return had_cookie  # an emptied session's cookie is deleted
+        if session.modified or session.is_new or payload is None or self.idle_timeout is not None:
+            return True
+        return session.created + self.max_age <= time.time()  # expired while serving
+
+    async def _send_committed(
+        self,
+        send: Send,
+        message: Message,
+        session: Session,
+        payload: Any,
+        had_cookie: bool,
+        name: str,
+        secure: bool,
+    ) -> None:
+        """Save the session, add its cookie to the start ``message``, and send it."""
+        header = await self._commit(session, payload, had_cookie=had_cookie)
+        if header is not None:
+            value, max_age = header
+            cookie = self._set_cookie(name, value, max_age=max_age, secure=secure)
+            if len(cookie[1]) + len(b"set-cookie: ") > MAX_COOKIE_SIZE:
+                raise SessionTooLargeError(
+                    f"The session cookie {name!r} is {len(cookie[1])} bytes, over the "
+                    f"{MAX_COOKIE_SIZE}-byte limit browsers accept. Store less in the "
+                    "session, or keep it server-side: store=RedisStore(url)."
+                )
+            message["headers"] = [*message.get("headers", ()), cookie]
+        await send(message)
+
+    def _verify(self, raw: str) -> Any:
+        """Return the payload of a signed cookie value, or ``_INVALID``.
+
+        Checking the signature (itsdangerous: base64, HMAC, the timestamp) is
+        about half of what a request naming a session costs, and a visitor
+        sends the same cookie with every request: the payloads of cookies
+        already verified are kept (at most ``_VERIFIED_SIZE``, oldest dropped
+        first), and only their age is checked again. Only server-side ids
+        (strings) are kept: a cookie-store payload holds the session data,
+        which must not be shared between requests.
+        """
+        cached = self._verified.get(raw)
+        if cached is None:
+            try:
+                payload, signed = self._serializer.loads(
+                    raw, max_age=self.max_age, return_timestamp=True
+                )
+            except BadSignature:  # tampered, signed with an unknown key, or expired
+                return _INVALID
+            if type(payload) is not str:
+                return payload
+            verified = self._verified
+            if len(verified) >= _VERIFIED_SIZE:
+                del verified[next(iter(verified))]
+            cached = verified[raw] = (payload, signed.timestamp())
+        payload, signed_at = cached
+        age = time.time() - signed_at
+        if age > self.max_age or age < 0:  # as itsdangerous decides expiry
+            return _INVALID
+        return payload
 
     async def _load(self, raw: str | None) -> tuple[Session, Any]:
         """Return the session named by the cookie (or a new one) and the verified payload."""
         if not raw:
             return Session(), None
-        try:
-            payload = self._serializer.loads(raw, max_age=self.max_age)
-        except BadSignature:  # tampered, signed with an unknown key, or expired
+        payload = self._verify(raw)
+        if payload is _INVALID:
             return Session(), None
         record = await self.store.load(payload)
         if record is None:

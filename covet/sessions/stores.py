@@ -149,7 +149,9 @@ class Session(dict[str, Any]):
         self._whole = False
         self.is_new = is_new
         self.created = time.time() if created is None else created
-        self._key = key if key is not None else generate_session_key()
+        # A new session's id is drawn when first asked for: most requests without a
+        # session cookie never store a session, and 256 random bits cost a system call.
+        self._key = key
         #: Ids replaced by cycle_key() or flush(); the middleware deletes them from the store.
         self.retired_keys: list[str] = []
 
@@ -196,7 +198,16 @@ class Session(dict[str, Any]):
     @property
     def session_key(self) -> str:
         """Return the session id (for server-side stores, the key in the store)."""
-        return self._key
+        key = self._key
+        if key is None:
+            key = self._key = generate_session_key()
+        return key
+
+    def _retire_key(self) -> None:
+        # An id never drawn was never handed out or stored: there is nothing to retire.
+        if self._key is not None:
+            self.retired_keys.append(self._key)
+        self._key = None
 
     def cycle_key(self) -> None:
         """Give the session a new id, keeping its data.
@@ -204,14 +215,12 @@ class Session(dict[str, Any]):
         Call it when the privilege level changes (at login), so an id planted
         by an attacker before login is useless afterwards (session fixation).
         """
-        self.retired_keys.append(self._key)
-        self._key = generate_session_key()
+        self._retire_key()
         self._replaced()
 
     def flush(self) -> None:
         """Drop all data and start a new session with a new id (at logout)."""
-        self.retired_keys.append(self._key)
-        self._key = generate_session_key()
+        self._retire_key()
         super().clear()
         self.created = time.time()
         self._replaced()

@@ -127,6 +127,45 @@ def test_expired_signature_starts_empty_session():
     assert client.get("/get").json()["value"] is None
 
 
+def test_a_remembered_cookie_still_expires_by_its_signing_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Verified server-side cookies are remembered (the signature is not checked again),
+    # but their age is: once past max_age the same cookie starts an empty session.
+    store = MemoryStore()
+    client = TestClient(make_app(store=store, max_age=60))
+    client.get("/set/kept")
+    cookie = client.cookies["session"]
+    assert client.get("/get").json()["value"] == "kept"
+    assert client.get("/get").json()["value"] == "kept"  # served from the remembered payload
+    later = time.time() + 120
+    monkeypatch.setattr(time, "time", lambda: later)
+    replace_cookie(client, cookie)
+    assert client.get("/get").json()["value"] is None
+
+
+def test_cookie_store_payloads_are_not_shared_between_requests() -> None:
+    # A cookie-store payload holds the session data itself: it is verified afresh for
+    # each request, so an in-place change to a value never leaks into the next one.
+    app = Covet(allowed_hosts=["testserver"])
+
+    @app.get("/start")
+    async def start(request):
+        request.session["cart"] = ["a"]
+        return "ok"
+
+    @app.get("/mutate")
+    async def mutate(request):
+        request.session["cart"].append("b")  # not seen as a change: nothing is saved
+        return {"cart": request.session["cart"]}
+
+    app.add_middleware(SessionMiddleware, secret_key="secret")
+    client = TestClient(app)
+    client.get("/start")
+    assert client.get("/mutate").json() == {"cart": ["a", "b"]}
+    assert client.get("/mutate").json() == {"cart": ["a", "b"]}
+
+
 def test_absolute_lifetime_counts_from_creation():
     created = time.time() - 120
     payload = {"k": "key", "d": {"value": "old"}, "c": created, "a": time.time()}
