@@ -238,7 +238,10 @@ class Targets:
         provider = atheris.FuzzedDataProvider(data)
         method = provider.PickValueInList(["GET", "POST", "HEAD", "PUT", "OPTIONS", "get", ""])
         path = "/" + _text(provider, 300)
-        self._router.match_route(path, method)
+        scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+        self._router.resolve(scope)
+        # The same lookup for a websocket: the other index.
+        self._router.resolve({**scope, "type": "websocket"})
 
     def asgi(self, data: bytes) -> None:
         """Send a whole request through the app: never a 5xx, never an exception."""
