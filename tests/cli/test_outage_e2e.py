@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from covet.db import Database
+from covet.db import Database, DatabaseUnavailableError
 from tests.cli.conftest import (
     covet_argv,
     free_port,
@@ -173,6 +173,10 @@ async def _answers(url: str) -> bool:
         return False
     try:
         return bool(await db.fetch_val("SELECT 1") == 1)
+    except DatabaseUnavailableError:
+        # Connected just before the server went down (its shutdown notice arrives on the
+        # new connection): not answering yet either.
+        return False
     finally:
         await db.disconnect()
 
