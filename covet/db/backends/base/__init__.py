@@ -5,9 +5,9 @@ classes below. ``BaseFeatures`` and ``BaseOperations`` hold ANSI defaults and
 are pure data/string functions that never touch a server, so the SQL compiler
 and the compile-only tests use them without a connection. ``BaseConnection``
 is the thin, hot-path wrapper the ORM runs statements on; ``BaseBackend`` owns
-the pool. :class:`ConnectionPool` is the pool used by the backends whose
-driver has no pool we can trust with timeouts and cancellation (SQLite and
-MySQL); PostgreSQL uses asyncpg's own pool.
+the pool. :class:`ConnectionPool` is the pool every backend uses (through
+:class:`PooledBackend`): no driver's own pool gives a checkout of a few
+microseconds with covet's timeouts, cancellation hand-over and reset rules.
 
 The package holds one concept per module: ``features``, ``operations``,
 ``creation`` (migration engine and lock, test databases), ``records``,
@@ -16,7 +16,7 @@ The package holds one concept per module: ``features``, ``operations``,
 
 from __future__ import annotations
 
-from covet.db.backends.base.backend import BaseBackend, Option
+from covet.db.backends.base.backend import BaseBackend, Option, PooledBackend
 from covet.db.backends.base.connection import BaseConnection
 from covet.db.backends.base.creation import BaseCreation, url_with_option, url_with_path
 from covet.db.backends.base.errors import (
@@ -58,6 +58,7 @@ __all__ = (
     "Converter",
     "Option",
     "PoolStats",
+    "PooledBackend",
     "Record",
     "aborted_transaction_error",
     "connect_failure_reason",

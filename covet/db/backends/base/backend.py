@@ -5,23 +5,25 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from covet.db.backends.base.creation import BaseCreation
 from covet.db.backends.base.errors import pool_timeout_error
 from covet.db.backends.base.features import BaseFeatures
 from covet.db.backends.base.operations import BaseOperations
-from covet.db.exceptions import DatabaseError, PoolTimeout
+from covet.db.exceptions import DatabaseError, InterfaceError, PoolTimeout
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from covet.db.backends.base.connection import BaseConnection
-    from covet.db.backends.base.pool import PoolStats
+    from covet.db.backends.base.pool import ConnectionPool, PoolStats
     from covet.db.database import DatabaseURL
 
-__all__ = ("BaseBackend", "Option")
+__all__ = ("BaseBackend", "Option", "PooledBackend")
+
+ConnT = TypeVar("ConnT", bound="BaseConnection")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +162,22 @@ class BaseBackend(abc.ABC):
     def pool_timeout_error(self) -> PoolTimeout:
         """Build the PoolTimeout raised when no connection became free in time."""
         return pool_timeout_error(str(self.url), self.timeout, self.max_size)
+
+
+class PooledBackend(BaseBackend, Generic[ConnT]):
+    """A backend whose connections live in covet's :class:`ConnectionPool` (all three do).
+
+    The subclass creates the pool in :meth:`connect` and drops it in
+    :meth:`disconnect`; this class holds it and answers for it meanwhile.
+    """
+
+    _pool: ConnectionPool[ConnT] | None = None
+
+    def _require_pool(self) -> ConnectionPool[ConnT]:
+        if self._pool is None:
+            raise InterfaceError(f"The database {self.url} is not connected. Call connect().")
+        return self._pool
+
+    def stats(self) -> PoolStats:
+        """Return the pool statistics."""
+        return self._require_pool().stats()

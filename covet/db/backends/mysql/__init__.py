@@ -34,7 +34,6 @@ import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet.db.backends.base import (
-    BaseBackend,
     BaseConnection,
     BaseCreation,
     BaseFeatures,
@@ -42,7 +41,7 @@ from covet.db.backends.base import (
     ConnectionPool,
     Converter,
     Option,
-    PoolStats,
+    PooledBackend,
     connect_failure_reason,
     disconnect_error,
     json_from_db,
@@ -540,7 +539,7 @@ class MySQLCreation(BaseCreation):
         return (f"DROP DATABASE IF EXISTS {self.backend.ops.quote_name(name)}",)
 
 
-class MySQLBackend(BaseBackend):
+class MySQLBackend(PooledBackend[MySQLConnection]):
     """MySQL/MariaDB through aiomysql connections in covet's pool."""
 
     vendor = "mysql"
@@ -575,7 +574,7 @@ class MySQLBackend(BaseBackend):
                 f"Invalid ping_interval {interval!r} for {url}. Use 0 (ping at every "
                 "checkout) or a positive number of idle seconds (the default is 1)."
             )
-        self._pool: ConnectionPool[MySQLConnection] | None = None
+        self._pool = None
 
     async def connect(self) -> None:
         """Open the pool and detect the server flavour, version and binary collation."""
@@ -692,11 +691,6 @@ class MySQLBackend(BaseBackend):
         if pool is not None:
             await pool.close()
 
-    def _require_pool(self) -> ConnectionPool[MySQLConnection]:
-        if self._pool is None:
-            raise InterfaceError(f"The database {self.url} is not connected. Call connect().")
-        return self._pool
-
     async def acquire(self) -> MySQLConnection:
         """Check out a connection: closed sockets are skipped, long-idle ones pinged first."""
         return await self._require_pool().acquire()
@@ -715,10 +709,6 @@ class MySQLBackend(BaseBackend):
         fresh = await self._open()
         conn.raw = fresh.raw
         conn.broken = False
-
-    def stats(self) -> PoolStats:
-        """Return the pool statistics."""
-        return self._require_pool().stats()
 
     def on_disconnect(self) -> None:
         """Have every idle connection pinged at its next checkout, whatever ``ping_interval``."""

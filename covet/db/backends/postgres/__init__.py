@@ -32,14 +32,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet import _json
 from covet.db.backends.base import (
-    BaseBackend,
     BaseConnection,
     BaseFeatures,
     BaseOperations,
     ConnectionPool,
     Converter,
     Option,
-    PoolStats,
+    PooledBackend,
     aborted_transaction_error,
     connect_failure_reason,
     disconnect_error,
@@ -447,7 +446,7 @@ class PostgresConnection(BaseConnection):
             raw.terminate()
 
 
-class PostgresBackend(BaseBackend):
+class PostgresBackend(PooledBackend[PostgresConnection]):
     """PostgreSQL through asyncpg connections in covet's pool, with pre-ping and re-check."""
 
     vendor = "postgres"
@@ -485,7 +484,7 @@ class PostgresBackend(BaseBackend):
 
     def __init__(self, url: Any, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        self._pool: ConnectionPool[PostgresConnection] | None = None
+        self._pool = None
         self._connect_kwargs: dict[str, Any] = {}
         self._watchdog: asyncio.TimerHandle | None = None
         #: Run on every new connection and after a reset (covet's statement_timeout).
@@ -635,11 +634,6 @@ class PostgresBackend(BaseBackend):
         if pool is not None:
             await pool.close()
 
-    def _require_pool(self) -> ConnectionPool[PostgresConnection]:
-        if self._pool is None:
-            raise InterfaceError(f"The database {self.url} is not connected. Call connect().")
-        return self._pool
-
     async def acquire(self) -> PostgresConnection:
         """Check out a connection: closed sockets are skipped, long-idle ones pinged first."""
         return await self._require_pool().acquire()
@@ -670,10 +664,6 @@ class PostgresBackend(BaseBackend):
         conn.raw = fresh.raw
         conn.broken = False
         conn.session_changed = False
-
-    def stats(self) -> PoolStats:
-        """Return the pool statistics."""
-        return self._require_pool().stats()
 
     def on_disconnect(self) -> None:
         """Have every idle connection pinged at its next checkout, whatever ``pre_ping_after``."""

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from covet.db.backends.base import (
-    BaseBackend,
     BaseConnection,
     BaseCreation,
     BaseFeatures,
@@ -33,7 +32,7 @@ from covet.db.backends.base import (
     ConnectionPool,
     Converter,
     Option,
-    PoolStats,
+    PooledBackend,
     is_read_only_sql,
     json_from_db,
     json_to_db,
@@ -532,7 +531,7 @@ class SQLiteCreation(BaseCreation):
         """Release nothing (see :meth:`acquire_migration_lock`)."""
 
 
-class SQLiteBackend(BaseBackend):
+class SQLiteBackend(PooledBackend[SQLiteConnection]):
     """SQLite through aiosqlite, with covet's pool and single-writer queue."""
 
     vendor = "sqlite"
@@ -567,7 +566,7 @@ class SQLiteBackend(BaseBackend):
         super().__init__(url, **kwargs)
         self.path = path
         self.writer_lock = asyncio.Lock()
-        self._pool: ConnectionPool[SQLiteConnection] | None = None
+        self._pool = None
         self._anchor: sqlite3.Connection | None = None
         self._target = path
 
@@ -655,11 +654,6 @@ class SQLiteBackend(BaseBackend):
             self._anchor.close()
             self._anchor = None
 
-    def _require_pool(self) -> ConnectionPool[SQLiteConnection]:
-        if self._pool is None:
-            raise InterfaceError(f"The database {self.url} is not connected. Call connect().")
-        return self._pool
-
     # acquire() and release() hand back the pool's own coroutine rather than awaiting it in
     # one of their own: one coroutine fewer on the path of every statement.
 
@@ -682,10 +676,6 @@ class SQLiteBackend(BaseBackend):
         fresh = await self._open()
         await conn.close()
         conn.raw = fresh.raw
-
-    def stats(self) -> PoolStats:
-        """Return the pool statistics."""
-        return self._require_pool().stats()
 
     def translate_connect_error(self, exc: BaseException) -> DatabaseError:
         """Name the directory or file SQLite could not open; else :meth:`translate_error`."""
