@@ -12,16 +12,16 @@ is stuck consuming that error when the connection is next checked out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from covet.db import Database, DatabaseUnavailableError, OperationalError, PoolTimeout
 from tests.db.conftest import ENV_VARS, _unavailable
+from tests.db.relay import Relay
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -49,55 +49,6 @@ async def test_exhausted_pool_is_unavailable(database, make_database) -> None:
 # -- PostgreSQL: the server's "terminating connection" on an idle pooled connection ---------
 
 
-class HoldingRelay:
-    """Relay 127.0.0.1 to PostgreSQL, passing the server's data but holding back its close.
-
-    When the server terminates a backend, the client receives the FATAL
-    message but its socket stays open: the window in which the issue's
-    connection was handed out, made as wide as a test needs.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self._writers += [writer, upstream_writer]
-
-        async def pipe(
-            source: asyncio.StreamReader, sink: asyncio.StreamWriter, hold: bool
-        ) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            if not hold:
-                sink.transport.abort()
-
-        ways = ((reader, upstream_writer, False), (upstream_reader, writer, True))
-        for source, sink, hold in ways:
-            task = asyncio.ensure_future(pipe(source, sink, hold))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 @pytest.fixture
 async def postgres() -> AsyncIterator[tuple[Database, Database]]:
     """Yield ``(admin, db)``: a direct Database and one of one connection through the relay."""
@@ -105,7 +56,7 @@ async def postgres() -> AsyncIterator[tuple[Database, Database]]:
     if not url:
         _unavailable(f"{ENV_VARS['postgres']} is not set; postgres tests are skipped")
     parts = urllib.parse.urlsplit(url)
-    relay = HoldingRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432, hold_server_close=True)
     await relay.start()
     tag = secrets.token_hex(4)
     admin = Database(url, alias=f"outage_admin_{tag}")

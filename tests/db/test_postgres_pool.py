@@ -11,7 +11,6 @@ next checkout is the same server session unless it was replaced.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import time
@@ -22,6 +21,7 @@ import pytest
 
 from covet.db import Database, OperationalError
 from tests.db.conftest import ENV_VARS, _unavailable
+from tests.db.relay import Relay
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -152,61 +152,14 @@ async def test_command_timeout_is_enforced_by_the_server(database, make_database
 # -- a server that stops answering: the watchdog ---------------------------------------------
 
 
-class FreezingRelay:
-    """Relay 127.0.0.1 to PostgreSQL until frozen; frozen, it drops everything both ways.
-
-    Plays a network that goes silent (a cable pulled, a firewall dropping
-    packets): the client's socket stays open and nothing, not even the server's
-    own cancellation error, comes back.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self.frozen = False
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        self._writers += [writer, upstream_writer]
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await source.read(65536):
-                    if not self.frozen:
-                        sink.write(data)
-                        await sink.drain()
-            sink.transport.abort()
-
-        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
-            task = asyncio.ensure_future(pipe(source, sink))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 @pytest.fixture
-async def relayed() -> AsyncIterator[tuple[FreezingRelay, Database]]:
+async def relayed() -> AsyncIterator[tuple[Relay, Database]]:
     """Yield a relay and a Database of one connection through it (command_timeout 0.2 s)."""
     url = os.environ.get(ENV_VARS["postgres"], "")
     if not url:
         _unavailable(f"{ENV_VARS['postgres']} is not set; postgres tests are skipped")
     parts = urllib.parse.urlsplit(url)
-    relay = FreezingRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
     await relay.start()
     netloc = f"{parts.username}@127.0.0.1:{relay.port}"
     through = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
@@ -227,7 +180,7 @@ async def relayed() -> AsyncIterator[tuple[FreezingRelay, Database]]:
 
 
 async def test_watchdog_closes_a_connection_whose_server_stopped_answering(
-    relayed: tuple[FreezingRelay, Database],
+    relayed: tuple[Relay, Database],
 ) -> None:
     relay, db = relayed
     pid = await _pid(db)
