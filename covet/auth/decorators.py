@@ -34,7 +34,13 @@ if TYPE_CHECKING:
 
     from covet.requests import HTTPConnection
 
-__all__ = ("login_required", "requires", "safe_redirect_url", "wants_json")
+__all__ = (
+    "check_permission_names",
+    "login_required",
+    "requires",
+    "safe_redirect_url",
+    "wants_json",
+)
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
@@ -193,6 +199,27 @@ def login_required(
     return decorator
 
 
+def check_permission_names(permissions: tuple[object, ...], *, example: str) -> None:
+    """Refuse a ``requires(...)`` call without permission names, or with a non-string one.
+
+    Shared by :func:`requires` and :func:`covet.graphql.requires`, so both refuse
+    the same mistakes with the same words.
+
+    Args:
+        permissions: The positional arguments ``requires()`` got.
+        example: A correct call, quoted in the message.
+
+    Raises:
+        ImproperlyConfigured: When ``permissions`` is empty or holds anything but
+            non-empty strings.
+    """
+    if not permissions or not all(isinstance(p, str) and p for p in permissions):
+        raise ImproperlyConfigured(
+            f"requires() got {permissions!r}. Pass one or more permission names, "
+            f"for example {example}."
+        )
+
+
 def requires(
     *permissions: str, login_url: str = "/login", redirect_field: str = "next"
 ) -> Callable[[F], F]:
@@ -211,12 +238,7 @@ def requires(
     Raises:
         ImproperlyConfigured: Without permission names.
     """
-    names: tuple[object, ...] = permissions
-    if not names or not all(isinstance(p, str) and p for p in names):
-        raise ImproperlyConfigured(
-            f"requires() got {permissions!r}. Pass one or more permission names, "
-            "for example @requires('posts.edit')."
-        )
+    check_permission_names(permissions, example="@requires('posts.edit')")
 
     def decorator(handler: F) -> F:
         connection_of = _connection_finder(handler)

@@ -24,6 +24,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.permission import BasePermission
 
+from covet.auth.decorators import check_permission_names
 from covet.exceptions import ImproperlyConfigured
 
 __all__ = ("LoginRequired", "requires")
@@ -59,12 +60,7 @@ def requires(*permissions: str) -> type[BasePermission]:
     Raises:
         ImproperlyConfigured: Without permission names.
     """
-    names: tuple[object, ...] = permissions
-    if not names or not all(isinstance(p, str) and p for p in names):
-        raise ImproperlyConfigured(
-            f"requires() got {permissions!r}. Pass one or more permission names, "
-            "for example requires('posts.edit')."
-        )
+    check_permission_names(permissions, example="requires('posts.edit')")
 
     def has_permission(self: BasePermission, source: Any, info: Any, **kwargs: Any) -> bool:
         user = _user(info)
