@@ -211,6 +211,16 @@ async def test_exists_annotation_is_a_python_bool(blog):
     assert [p.title for p in only] == ["second"]
 
 
+async def test_exists_in_delete_and_over_an_empty_queryset(blog):
+    has_comment = Exists(Comment.objects.filter(post=OuterRef("pk")))
+    none = Exists(Comment.objects.none())
+    assert await Post.objects.filter(none).count() == 0
+    assert await Post.objects.filter(~none).count() == 3
+    assert await Post.objects.filter(id__in=Comment.objects.none().values("post")).count() == 0
+    assert await Post.objects.filter(~has_comment).delete() == 1
+    assert await Post.objects.order_by("id").values_list("title", flat=True) == ["first", "third"]
+
+
 def test_a_non_boolean_expression_is_not_a_condition():
     with pytest.raises(FieldError, match="is not a condition"):
         Post.objects.filter(F("views"))
@@ -253,6 +263,19 @@ async def test_case_typed_results(blog):
     assert type(posts[0].rank) is int
     assert type(posts[0].flag) is bool
     assert isinstance(posts[0].bonus, decimal.Decimal)
+
+
+async def test_case_branches_take_exists_subqueries_and_typed_values(blog):
+    has_comment = Exists(Comment.objects.filter(post=OuterRef("pk")))
+    label = Case(
+        When(has_comment, then=latest_comment()),
+        default=Value("silent", output_field=fields.CharField(max_length=10)),
+    )
+    rows = await Post.objects.annotate(label=label).order_by("id").values_list("label", flat=True)
+    assert rows == ["late", "silent", "Bob"]
+    typed = Value(True, output_field=fields.BooleanField())
+    flags = await Post.objects.annotate(on=typed).values_list("on", flat=True)
+    assert flags == [True, True, True]
 
 
 async def test_case_in_filter_as_value_and_as_condition(blog):

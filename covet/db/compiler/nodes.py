@@ -373,6 +373,10 @@ class SubqueryNode(Node):
         *,
         negated: bool = False,
     ) -> None:
+        if query.empty:
+            # .none() never queries on its own; as a subquery it must still match nothing.
+            query = query.clone()
+            query.where = query.where.add(query.build_lookup("pk__in", ()))
         self.query, self.kind, self.output_field, self.negated = query, kind, output_field, negated
 
     @property
