@@ -295,6 +295,25 @@ async def test_case_in_order_by(blog):
     assert [p.title for p in await qs] == ["third", "first", "second"]
 
 
+async def test_order_by_expression_with_distinct(blog):
+    def query(views: int) -> QuerySet[Any]:
+        first = Case(When(views__lte=views, then=0), default=1)
+        return (
+            Post.objects.filter(title__in=["first", "second", "third"])
+            .annotate(p=popularity())
+            .distinct()
+            .order_by(first, "-p", "id")
+        )
+
+    # Twice each: the second compile reuses the cached SQL and only collects parameters.
+    for _ in range(2):
+        assert [p.title for p in await query(5)] == ["third", "first", "second"]
+        assert [p.title for p in await query(10)] == ["first", "third", "second"]
+    pairs = await Post.objects.annotate(p=popularity()).values_list("p", flat=True).distinct()\
+        .order_by(F("p").desc())  # fmt: skip
+    assert pairs == ["warm", "hot"]
+
+
 async def test_case_in_update(blog):
     changed = await Post.objects.update(
         views=Case(When(views__lt=10, then=F("views") + 100), default=F("views")),

@@ -406,13 +406,22 @@ class Query:
             self.where.collect(ops, out)
             self.having.collect(ops, out)
             return
-        for _, node in self.selected_annotations():
+        selected = self.selected_annotations()
+        for _, node in selected:
             node.collect(ops, out)
+        if self.distinct:
+            # SQLCompiler._order(): under DISTINCT an ORDER BY expression is a selected
+            # column (a selected annotation is ordered by its position, without parameters).
+            names = {name for name, _ in selected}
+            for name, order_node, _desc in self.order_nodes():
+                if order_node is not None and type(order_node) is not Col and name not in names:
+                    order_node.collect(ops, out)
         self.where.collect(ops, out)
         self.having.collect(ops, out)
-        for _, order_node, _desc in self.order_nodes():
-            if order_node is not None:
-                order_node.collect(ops, out)
+        if not self.distinct:
+            for _, order_node, _desc in self.order_nodes():
+                if order_node is not None:
+                    order_node.collect(ops, out)
 
 
 class OrderTerm(Node):

@@ -300,24 +300,13 @@ class SQLCompiler:
                     convs.append((len(cols), conv))
                 cols.append(f"{sql} AS {qn(name)}" if name in q.annotations else sql)
                 names.append(name)
+        # Under DISTINCT an ORDER BY expression must be selected too: render it with the
+        # columns (its parameters then come before the WHERE's) and order by position.
+        order = self._order(cols, group, names, names_start) if q.distinct else []
         where = self.where_sql(q.where)
         having = self.where_sql(q.having)
-        order: list[str] = []
-        for name, annotation, desc in q.order_nodes():
-            if name == "?":
-                order.append(str(self.ops.random_function()))
-                continue
-            node = (
-                annotation
-                if annotation is not None
-                else Col(resolve_path(q.model, name.split("__"), allow_lookup=False)[0])
-            )
-            sql = node.as_sql(self)
-            if q.distinct and not node.contains_aggregate and sql not in cols:
-                cols.append(sql)
-            if not node.contains_aggregate and isinstance(node, Col):
-                group.append(sql)
-            order.append(f"{sql} DESC" if desc else f"{sql} ASC")
+        if not q.distinct:
+            order = self._order(cols, group, names, names_start)
         aggregated = any(n.contains_aggregate for n in q.annotations.values()) or bool(having)
         if aggregated and (q.values_fields is None or not q.group_by_values):
             # annotate() before values(): one group per model row, as Django does.
@@ -347,6 +336,37 @@ class SQLCompiler:
             nowait, skip_locked, of = q.for_update
             out.append(f" {self.ops.for_update_sql(nowait=nowait, skip_locked=skip_locked, of=of)}")
         return "".join(out), layout, tuple(names), tuple(convs), names_start
+
+    def _order(
+        self, cols: list[str], group: list[str], names: list[str], names_start: int
+    ) -> list[str]:
+        """Render the ORDER BY terms (see Query.collect_params() for their parameters)."""
+        q = self.query
+        order: list[str] = []
+        for name, annotation, desc in q.order_nodes():
+            if name == "?":
+                order.append(str(self.ops.random_function()))
+                continue
+            node = (
+                annotation
+                if annotation is not None
+                else Col(resolve_path(q.model, name.split("__"), allow_lookup=False)[0])
+            )
+            if q.distinct and not isinstance(node, Col):
+                if name and name in names:
+                    position = names_start + names.index(name) + 1
+                else:
+                    cols.append(node.as_sql(self))
+                    position = len(cols)
+                order.append(f"{position} DESC" if desc else f"{position} ASC")
+                continue
+            sql = node.as_sql(self)
+            if q.distinct and sql not in cols:
+                cols.append(sql)
+            if not node.contains_aggregate and isinstance(node, Col):
+                group.append(sql)
+            order.append(f"{sql} DESC" if desc else f"{sql} ASC")
+        return order
 
     def count_sql(self) -> str:
         """Render ``SELECT COUNT(*)`` for the query (wrapping sliced/distinct/grouped ones)."""
