@@ -671,9 +671,12 @@ def _refuse_joins(node: Node, expression: Expression) -> None:
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, Lookup) and current.path is not None and current.path.steps:
+        path = current.path if isinstance(current, Lookup) else None
+        # A lookup across a multi-valued relation of the model itself is an IN (subquery)
+        # on its key, which needs no join; any other relation would join.
+        if path is not None and path.steps and path.multi_index != 0:
             raise FieldError(
-                f"Cannot filter across the relation {'__'.join(current.path.key)!r} in "
+                f"Cannot filter across the relation {'__'.join(path.key)!r} in "
                 f"{expression!r} here (update() writes one table). Use a field of the "
                 "model itself, or Exists() with OuterRef()."
             )

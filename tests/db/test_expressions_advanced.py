@@ -350,6 +350,29 @@ def test_case_errors():
         Post.objects.annotate(x=Case(When(nope=1, then=1)))
 
 
+async def test_case_in_update_with_a_reverse_relation_condition(blog):
+    # comments__text compiles to "id IN (SELECT post_id ...)": no join in the UPDATE.
+    await Post.objects.update(
+        views=Case(When(comments__text="late", then=Value(0)), default=F("views"))
+    )
+    assert await Post.objects.order_by("id").values_list("views", flat=True) == [0, 50, 5]
+
+
+def test_correlated_subquery_sql_per_dialect():
+    qs = Post.objects.annotate(latest=latest_comment()).values("latest")
+    assert compiled(qs, "postgres") == (
+        'SELECT (SELECT "S1_0"."text" FROM "comment" AS "S1_0" WHERE "S1_0"."post_id" = '
+        '"posts"."id" ORDER BY "S1_0"."id" DESC LIMIT 1) AS "latest" FROM "posts"',
+        [],
+    )
+    assert compiled(qs.filter(Exists(Comment.objects.filter(text="x"))), "mysql") == (
+        "SELECT (SELECT `S1_0`.`text` FROM `comment` AS `S1_0` WHERE `S1_0`.`post_id` = "
+        "`posts`.`id` ORDER BY `S1_0`.`id` DESC LIMIT 1) AS `latest` FROM `posts` WHERE "
+        "EXISTS(SELECT `S2_0`.`id` FROM `comment` AS `S2_0` WHERE `S2_0`.`text` = %s)",
+        ["x"],
+    )
+
+
 async def test_case_in_update_refuses_relations(blog):
     with pytest.raises(FieldError, match="update\\(\\) writes one table"):
         await Post.objects.update(views=Case(When(author__name="Ann", then=0), default=F("views")))

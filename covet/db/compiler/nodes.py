@@ -127,7 +127,7 @@ class Node:
                 value = getattr(self, name, None)
                 if isinstance(value, Node):
                     yield value
-                elif isinstance(value, tuple):
+                elif isinstance(value, tuple | list):
                     yield from (v for v in value if isinstance(v, Node))
 
 
