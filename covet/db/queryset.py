@@ -40,16 +40,17 @@ from covet.db.fields import ForeignKey
 from covet.db.models import Model
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
 from covet.db.statements import (
+    filter_statements,
     get_statement_key,
     get_statements,
     limited_for_get,
-    remember_get_statement,
+    remember_statement,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
 
-    from covet.db.compiler import Node
+    from covet.db.compiler import CompiledSelect, Node
     from covet.db.database import Database
     from covet.db.fields import Field
 
@@ -70,6 +71,14 @@ class QuerySet(Generic[T]):
         using: The database alias (the default database when None).
     """
 
+    #: Set by a ``filter(**kwargs)`` answered from the statement cache, which builds no
+    #: ``_query``: (the compiled SELECT, its bound parameters, the database, the queryset
+    #: filtered, the keywords). Awaiting such a queryset runs the statement as it is;
+    #: anything else first builds ``_query`` (see ``__getattr__``).
+    _pending: tuple[CompiledSelect, list[Any], Database, QuerySet[Any], dict[str, Any]] | None = (
+        None
+    )
+
     def __init__(
         self, model: type[Model], query: Query | None = None, *, using: str | None = None
     ) -> None:
@@ -84,6 +93,19 @@ class QuerySet(Generic[T]):
     def query(self) -> Query:
         """Return the query state (treat as read-only)."""
         return self._query
+
+    if not TYPE_CHECKING:  # mypy would take every unknown attribute for Any
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for attributes the instance lacks: the query of a cached
+            # filter() (see _filter_cached()), built when something other than awaiting
+            # the queryset needs it.
+            pending = self._pending
+            if name != "_query" or pending is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            self._pending = None
+            query = self._query = pending[3]._filtered(False, (), pending[4])._query
+            return query
 
     def _chain(self) -> QuerySet[Any]:
         new: QuerySet[Any] = object.__new__(QuerySet)
@@ -116,6 +138,12 @@ class QuerySet(Generic[T]):
     async def _fetch_all(self) -> list[T]:
         if self._result_cache is not None:
             return list(self._result_cache)
+        pending = self._pending
+        if pending is not None:
+            compiled, params, db = pending[0], pending[1], pending[2]
+            rows = await run_fetch_all(db, compiled.sql, params)
+            built: list[T] = row_builders(compiled, self._mode, self._using)[1](rows)
+            return built
         query = self.query
         if query.empty:
             return []
@@ -243,6 +271,39 @@ class QuerySet(Generic[T]):
         return self._filter(True, args, kwargs)
 
     def _filter(self, negate: bool, args: tuple[Q, ...], kwargs: dict[str, Any]) -> QuerySet[T]:
+        if negate or args or not kwargs:
+            return self._filtered(negate, args, kwargs)
+        # filter(field=value, ...), the usual call: bind the values to the statement of
+        # the first such call on the same base query, if there was one.
+        base = self._base()
+        found = get_statement_key(base, kwargs)
+        if found is None:
+            return self._filtered(negate, args, kwargs)
+        statement = filter_statements.get(found[0])
+        if statement is None:
+            clone = self._filtered(negate, args, kwargs)
+            remember_statement(filter_statements, found[0], found[1], base._query, clone._query)
+            return clone
+        (ops, _shape, keys), db = found
+        compiled, fields = statement
+        params: list[Any] = []
+        where = base._query.where
+        if where.children:
+            where.collect(ops, params)  # a custom manager's own filters
+        for field, name in zip(fields, keys, strict=True):
+            # The check filter() makes of each value, and its adaptation, in one call.
+            params.append(field.get_db_prep_value(kwargs[name], ops))
+        new: QuerySet[T] = object.__new__(QuerySet)
+        new.model = base.model
+        new._using = base._using
+        new._mode = base._mode
+        new._prefetch = base._prefetch
+        new._result_cache = None
+        new._pending = (compiled, params, db, base, kwargs)
+        return new
+
+    def _filtered(self, negate: bool, args: tuple[Q, ...], kwargs: dict[str, Any]) -> QuerySet[T]:
+        """Return a clone with the condition added to its query (built and resolved)."""
         # Clone first and check the clone: a manager builds its base queryset for every
         # access to .query, so checking self.query would build it twice.
         clone: QuerySet[T] = self._chain()
@@ -478,10 +539,10 @@ class QuerySet(Generic[T]):
                 found_rows = await run_fetch_all(db, compiled.sql, params)
                 rows = row_builders(compiled, base._mode, base._using)[1](found_rows)
             else:
-                qs = limited_for_get(base._filter(False, (), kwargs))
+                qs = limited_for_get(base._filtered(False, (), kwargs))
                 rows = await qs._fetch_all()
                 if found is not None:
-                    remember_get_statement(found[0], found[1], base._query, qs._query)
+                    remember_statement(get_statements, found[0], found[1], base._query, qs._query)
         if len(rows) == 1:
             return rows[0]
         if not rows:
