@@ -27,6 +27,7 @@ from covet.db.compiler.paths import (
     CACHE_LIMIT,
     LOOKUPS,
     PathInfo,
+    check_identifier,
     resolve_path,
 )
 from covet.db.exceptions import FieldError
@@ -124,6 +125,39 @@ class Query:
     def is_sliced(self) -> bool:
         """Return whether LIMIT/OFFSET applies."""
         return self.low != 0 or self.high is not None
+
+    def add_select_related(self, paths: tuple[str, ...]) -> None:
+        """Check ``select_related()`` paths and add them (all forward keys when empty).
+
+        Raises:
+            FieldError: A name is not a forward ForeignKey/OneToOneField chain.
+        """
+        from covet.db.fields import ForeignKey
+
+        meta = self.model._meta
+        if not paths:
+            paths = tuple(f.name for f in meta.concrete_fields if isinstance(f, ForeignKey))
+        for path in paths:
+            model = self.model
+            for part in path.split("__"):
+                field = model._meta.get_field(check_identifier(part, "relation name"))
+                if not isinstance(field, ForeignKey) or part != field.name:
+                    raise FieldError(
+                        f"select_related({path!r}): {model.__name__}.{part} is not a forward "
+                        "ForeignKey or OneToOneField. Use prefetch_related() for reverse and "
+                        "many-to-many relations."
+                    )
+                model = field.related_model
+        self.select_related = tuple(dict.fromkeys(self.select_related + paths))
+        self._shape = None
+
+    def set_limits(self, start: int, stop: int | None) -> None:
+        """Narrow LIMIT/OFFSET to rows ``start:stop`` of the current slice (``qs[a:b]``)."""
+        low = self.low + start
+        high = self.high if stop is None else self.low + stop
+        if self.high is not None and high is not None:
+            high = min(high, self.high)
+        self.low, self.high = low, (max(high, low) if high is not None else None)
 
     # -- resolution ----------------------------------------------------------------------------
 
