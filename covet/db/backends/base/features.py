@@ -12,6 +12,11 @@ class BaseFeatures:
     supports_returning: bool = True
     # Does a multi-row INSERT ... RETURNING return one row per inserted row?
     can_return_rows_from_bulk_insert: bool = True
+    # Can an upsert name the unique columns whose conflict it handles (ON CONFLICT (a, b)),
+    # so that a conflict on another unique key still fails? (MySQL/MariaDB: ON DUPLICATE KEY
+    # UPDATE fires on a conflict with any unique key; bulk_create() then refuses unique_fields
+    # that would not decide alone)
+    supports_update_conflicts_with_target: bool = True
     # Do CREATE/ALTER/DROP run inside a transaction and roll back with it?
     supports_transactional_ddl: bool = False
     # Can ALTER TABLE change or drop a column in place? (If not, migrations rebuild the

@@ -272,6 +272,28 @@ class BaseOperations:
         )
         return f"{conflict} DO UPDATE SET {sets}"
 
+    def ignore_conflicts_sql(self, conflict_columns: Sequence[str], noop_column: str) -> str:
+        """Render the clause that makes an INSERT skip the rows that hit a unique constraint.
+
+        Args:
+            conflict_columns: The unique columns whose conflict is skipped; empty means
+                a conflict with any unique constraint.
+            noop_column: A column of the table, for dialects that spell "skip" as an
+                assignment of a column to itself.
+
+        Returns:
+            ``ON CONFLICT (...) DO NOTHING`` (``ON CONFLICT DO NOTHING`` without columns).
+        """
+        return self.upsert(conflict_columns, [])
+
+    def case_value(self, placeholder: str, internal_type: str) -> str:
+        """Return a ``THEN`` value of the ``CASE`` that ``bulk_update()`` writes (as is here).
+
+        A dialect that infers a parameter's type from its context overrides this:
+        the branches of a CASE give it none.
+        """
+        return placeholder
+
     def explain_prefix(self, analyze: bool = False) -> str:
         """Return the prefix that turns a query into its plan."""
         return "EXPLAIN ANALYZE" if analyze else "EXPLAIN"

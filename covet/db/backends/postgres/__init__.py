@@ -215,6 +215,16 @@ class PostgresOperations(BaseOperations):
         sql_type = self._param_casts.get(internal_type)
         return placeholder if sql_type is None else f"CAST({placeholder} AS {sql_type})"
 
+    def case_value(self, placeholder: str, internal_type: str) -> str:
+        """Return ``CAST($n AS type)``: a bare parameter in ``THEN`` would be typed text."""
+        # The wide type the array INSERT sends (bigint, text, numeric...): assigning it to
+        # the column checks range and length as any INSERT does.
+        sql_type = self._array_types.get(internal_type)
+        if sql_type is None:
+            return placeholder
+        sql_type = self._array_casts.get(internal_type, sql_type)
+        return f"CAST({placeholder} AS {sql_type})"
+
     def ilike_sql(self, lhs: str, rhs: str) -> str:
         """Render ``ILIKE`` (Unicode-aware under the database's ctype)."""
         return f"{lhs} ILIKE {rhs} ESCAPE {self.like_escape_sql}"
