@@ -38,6 +38,10 @@ class BaseFeatures:
     # FROM unnest(...)), so that a bulk insert is a short, cacheable statement of a few
     # parameters whatever its row count? (ops.array_insert_sql() renders it)
     can_bulk_insert_arrays: bool = False
+    # Can one UPDATE take each column's new values as one array parameter (UPDATE ... FROM
+    # unnest(...)), so that bulk_update() is one short statement joined on the key?
+    # (ops.array_update_sql() renders it)
+    can_bulk_update_arrays: bool = False
     # Do the rows of one multi-row INSERT get consecutive auto-increment keys, this far
     # apart, the first reported as the statement's last insert id? (None: not known to.
     # MySQL/MariaDB with innodb_autoinc_lock_mode 0 or 1, set at connect: bulk_create()

@@ -354,6 +354,22 @@ class BaseOperations:
             "has no array parameters. Check features.can_bulk_insert_arrays first."
         )
 
+    def array_update_sql(
+        self, table_sql: str, pk_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
+    ) -> str | None:
+        """Render an UPDATE taking the keys and each column's new values as arrays, or None.
+
+        Used by ``bulk_update()`` where ``features.can_bulk_update_arrays``; None when
+        a type has no array form (the caller then writes a ``CASE``).
+
+        Raises:
+            NotImplementedError: The backend has no array parameters.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.array_update_sql() is not implemented: this database "
+            "has no array parameters. Check features.can_bulk_update_arrays first."
+        )
+
     def max_literal_bytes(self, value: Any) -> int:
         """Return an upper bound of the bytes ``value`` takes written into a statement.
 

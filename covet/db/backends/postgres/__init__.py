@@ -100,6 +100,8 @@ class PostgresFeatures(BaseFeatures):
     transaction_aborts_on_error = True
     # Can a bulk INSERT take one array parameter per column? (INSERT ... SELECT FROM unnest)
     can_bulk_insert_arrays = True
+    # Can bulk_update() join on unnest(...) arrays?
+    can_bulk_update_arrays = True
     # How many bound parameters per statement? (the protocol's Int16 count)
     max_query_params = 32767
     # How long may a statement be and still stay prepared? (asyncpg's default
@@ -195,6 +197,26 @@ class PostgresOperations(BaseOperations):
         return (
             f"INSERT INTO {table_sql} ({columns}) SELECT {picks} "
             f"FROM unnest({arrays}) AS u({', '.join(names)})"
+        )
+
+    def array_update_sql(
+        self, table_sql: str, pk_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
+    ) -> str | None:
+        """Render ``UPDATE t SET a = v.c1 FROM unnest($1::bigint[], $2::text[]) AS v(k, c1)``."""
+        # $1 holds the keys (internal_types[0] is the key's type). A hash join on the key:
+        # the cost grows with the rows, not rows x rows as a CASE of every key would.
+        types = [self._array_types.get(t) for t in internal_types]
+        if any(t is None for t in types):
+            return None
+        arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1))
+        names = ", ".join(f"c{i}" for i in range(1, len(types)))
+        sets = ", ".join(
+            f"{column} = v.c{i}" + (f"::{self._array_casts[t]}" if t in self._array_casts else "")
+            for i, (column, t) in enumerate(zip(columns_sql, internal_types[1:], strict=True), 1)
+        )
+        return (
+            f"UPDATE {table_sql} SET {sets} FROM unnest({arrays}) AS v(k, {names}) "
+            f"WHERE {table_sql}.{pk_sql} = v.k"
         )
 
     def get_array_adapter(self, internal_type: str) -> Converter | None:
