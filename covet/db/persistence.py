@@ -618,10 +618,13 @@ async def bulk_write(
     ops, features = db.ops, db.features
     pk = meta.pk
     rows: dict[Any, list[Any]] = {}
+    exclude = [f.name for f in meta.concrete_fields if f not in targets]
+    pk_attname = pk.attname
     for obj in items:
-        if not isinstance(obj, model) or obj.pk is None:
+        key = obj.__dict__.get(pk_attname) if isinstance(obj, model) else None
+        if key is None:
             raise TypeError(f"bulk_update() needs saved {model.__name__} objects: {obj!r}.")
-        obj.full_clean(exclude=[f.name for f in meta.concrete_fields if f not in targets])
+        obj.full_clean(exclude=exclude)
         key = pk.get_db_prep_value(obj.pk, ops)
         if key not in rows:
             rows[key] = [f.get_db_prep_value(f.pre_save(obj, False), ops) for f in targets]
