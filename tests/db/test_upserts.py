@@ -12,6 +12,7 @@ import pytest
 
 from covet.db import FieldError, IntegrityError, ValidationError, transaction, upserts
 from covet.db.exceptions import NotSupportedError
+from covet.db.queryset import QuerySet
 from covet.db.testing import assert_num_queries, capture_queries
 from tests.db.models import Author, Color, Everything, Group, Keyed, Membership, Post, Priority, Tag
 
@@ -258,8 +259,19 @@ async def test_get_or_create_race_inside_outer_transactions(orm, make_database):
     assert await Author.objects.filter(name="after").count() == 2
 
 
-async def test_update_or_create_race_creates_one_and_updates_it(orm, make_database):
+async def test_update_or_create_race_creates_one_and_updates_it(orm, make_database, monkeypatch):
     db = await make_database(min_size=RACERS, max_size=RACERS)
+    lost: list[object] = []
+    create = QuerySet.create
+
+    async def counting(self, **kwargs):
+        try:
+            return await create(self, **kwargs)
+        except IntegrityError:
+            lost.append(kwargs)
+            raise
+
+    monkeypatch.setattr(QuerySet, "create", counting)
     results = await asyncio.gather(
         *(
             Author.objects.using(db.alias).update_or_create(
@@ -273,6 +285,8 @@ async def test_update_or_create_race_creates_one_and_updates_it(orm, make_databa
     row = await Author.objects.get(email="race@example.com")
     # The last writer wins and its name and age arrive together.
     assert row.name == f"racer {row.age}"
+    # Some tasks lost the INSERT and then updated the winner's row instead of failing.
+    assert lost
 
 
 async def test_a_lost_insert_inside_a_transaction_rolls_back_only_its_savepoint(orm):
