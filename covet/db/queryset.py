@@ -35,7 +35,7 @@ from covet.db.execution import (
     run_fetch_all,
     run_fetch_one,
 )
-from covet.db.expressions import Aggregate, Expression, Q
+from covet.db.expressions import Aggregate, Expression, OrderBy, Q
 from covet.db.fields import ForeignKey
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
 from covet.db.statements import (
@@ -229,8 +229,10 @@ class QuerySet(Generic[T]):
         clone._using = alias
         return clone
 
-    def filter(self, *args: Q, **kwargs: Any) -> QuerySet[T]:
-        """Keep rows matching every lookup (``field__lookup=value``) and ``Q`` object.
+    def filter(self, *args: Q | Expression, **kwargs: Any) -> QuerySet[T]:
+        """Keep rows matching every lookup (``field__lookup=value``), ``Q`` and condition.
+
+        A condition is a boolean expression: ``filter(Exists(...))``, ``filter(~Exists(...))``.
 
         Raises:
             FieldError: Unknown field or lookup.
@@ -238,11 +240,13 @@ class QuerySet(Generic[T]):
         """
         return self._filter(False, args, kwargs)
 
-    def exclude(self, *args: Q, **kwargs: Any) -> QuerySet[T]:
+    def exclude(self, *args: Q | Expression, **kwargs: Any) -> QuerySet[T]:
         """Drop rows matching all of the lookups (``NOT (a AND b)``)."""
         return self._filter(True, args, kwargs)
 
-    def _filter(self, negate: bool, args: tuple[Q, ...], kwargs: dict[str, Any]) -> QuerySet[T]:
+    def _filter(
+        self, negate: bool, args: tuple[Q | Expression, ...], kwargs: dict[str, Any]
+    ) -> QuerySet[T]:
         # Clone first and check the clone: a manager builds its base queryset for every
         # access to .query, so checking self.query would build it twice.
         clone: QuerySet[T] = self._chain()
@@ -265,32 +269,20 @@ class QuerySet(Generic[T]):
             query.where = query.where.add(node)
         return clone
 
-    def order_by(self, *fields: str) -> QuerySet[T]:
+    def order_by(self, *fields: str | Expression | OrderBy) -> QuerySet[T]:
         """Order by fields (``"-field"`` descending, ``"author__name"``, ``"?"`` random).
 
+        Expressions order too: ``order_by(Subquery(...).desc(), "id")``.
         ``order_by()`` with no arguments removes any ordering, including ``Meta.ordering``.
         """
-        query = self.query
-        for term in fields:
-            if not isinstance(term, str):
-                raise FieldError(f"Invalid order_by term {term!r}. Use a field name string.")
-            if term == "?":
-                continue
-            name = term[1:] if term.startswith("-") else term
-            if name not in query.annotations:
-                resolve_path(self.model, name.split("__"), allow_lookup=False)
         clone: QuerySet[T] = self._chain()
-        clone.query.order_by = tuple(fields)
+        clone.query.set_order_by(fields)
         return clone
 
     def reverse(self) -> QuerySet[T]:
         """Reverse the ordering (the primary key order when unordered)."""
-        query = self.query
-        terms = query.order_by if query.order_by is not None else self.model._meta.ordering
-        terms = terms or ("pk",)
-        flipped = tuple(t[1:] if t.startswith("-") else ("-" + t if t != "?" else t) for t in terms)
         clone: QuerySet[T] = self._chain()
-        clone.query.order_by = flipped
+        clone.query.reverse_ordering()
         return clone
 
     def distinct(self) -> QuerySet[T]:

@@ -49,6 +49,7 @@ from covet.db.backends.base import (
     to_uuid,
     unreachable_error,
 )
+from covet.db.backends.postgres.arrays import array_update_sql
 from covet.db.backends.postgres.creation import PostgresCreation
 from covet.db.backends.postgres.session import RESET_SQL, changes_session
 from covet.db.exceptions import (
@@ -141,11 +142,20 @@ class PostgresOperations(BaseOperations):
         "uuid": to_uuid,  # asyncpg's own UUID subclass -> uuid.UUID
         "datetime": _datetime_from_pg,
     }
-    # The SQL types of plain numbers in expressions (see cast_param()).
+    # The SQL types of parameters that nothing else types (see cast_param()): plain
+    # numbers in expressions, and the branches of a CASE, where PostgreSQL would read an
+    # untyped $1 as text.
     _param_casts: ClassVar[Mapping[str, str]] = {
         "int": "BIGINT",
         "float": "DOUBLE PRECISION",
         "decimal": "NUMERIC",
+        "str": "TEXT",
+        "bool": "BOOLEAN",
+        "date": "DATE",
+        "time": "TIME",
+        "datetime": "TIMESTAMPTZ",
+        "uuid": "UUID",
+        "bytes": "BYTEA",
     }
 
     # The array element type each value kind is sent as by array_insert_sql(). The
@@ -202,22 +212,9 @@ class PostgresOperations(BaseOperations):
     def array_update_sql(
         self, table_sql: str, pk_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
     ) -> str | None:
-        """Render ``UPDATE t SET a = v.c1 FROM unnest($1::bigint[], $2::text[]) AS v(k, c1)``."""
-        # $1 holds the keys (internal_types[0] is the key's type). A hash join on the key:
-        # the cost grows with the rows, not rows x rows as a CASE of every key would.
-        types = [self._array_types.get(t) for t in internal_types]
-        if any(t is None for t in types):
-            return None
-        arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1))
-        names = ", ".join(f"c{i}" for i in range(1, len(types)))
-        sets = ", ".join(
-            f"{column} = v.c{i}" + (f"::{self._array_casts[t]}" if t in self._array_casts else "")
-            for i, (column, t) in enumerate(zip(columns_sql, internal_types[1:], strict=True), 1)
-        )
-        return (
-            f"UPDATE {table_sql} SET {sets} FROM unnest({arrays}) AS v(k, {names}) "
-            f"WHERE {table_sql}.{pk_sql} = v.k"
-        )
+        """Render ``UPDATE t SET a = v.c1 FROM unnest($1::bigint[], ...) AS v(k, c1)``."""
+        args = (table_sql, pk_sql, columns_sql, internal_types)
+        return array_update_sql(*args, self._array_types, self._array_casts)
 
     def get_array_adapter(self, internal_type: str) -> Converter | None:
         """Return what turns a value into the element array_insert_sql() sends (None: as is)."""
@@ -239,13 +236,10 @@ class PostgresOperations(BaseOperations):
 
     def case_value(self, placeholder: str, internal_type: str) -> str:
         """Return ``CAST($n AS type)``: a bare parameter in ``THEN`` would be typed text."""
-        # The wide type the array INSERT sends (bigint, text, numeric...): assigning it to
-        # the column checks range and length as any INSERT does.
+        # The wide type the array INSERT sends: assigning it checks range and length.
         sql_type = self._array_types.get(internal_type)
-        if sql_type is None:
-            return placeholder
         sql_type = self._array_casts.get(internal_type, sql_type)
-        return f"CAST({placeholder} AS {sql_type})"
+        return placeholder if sql_type is None else f"CAST({placeholder} AS {sql_type})"
 
     def ilike_sql(self, lhs: str, rhs: str) -> str:
         """Render ``ILIKE`` (Unicode-aware under the database's ctype)."""
