@@ -27,6 +27,12 @@ POSTS = AUTHORS * POSTS_PER_AUTHOR
 BULK_SIZE = 1000
 EPOCH = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 
+#: The upsert benchmark: SKUS_SEEDED rows exist before each measurement; call ``k`` of it
+#: writes UPSERT_SIZE rows from key ``k * UPSERT_SIZE // 2``: half of them exist (the
+#: previous call's second half, or the seed), half are new.
+SKUS_SEEDED = 500
+UPSERT_SIZE = 1000
+
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 
@@ -81,6 +87,22 @@ def comment_values(i: int, post_id: int) -> tuple[int, str, str, datetime.dateti
     )
 
 
+def sku_row(j: int, k: int = 0) -> tuple[str, str, int]:
+    """Return SKU ``j`` as written by upsert call ``k``: ``(sku, name, stock)``."""
+    return f"sku-{j:06d}", f"Item {j} v{k}", j + k
+
+
+def upsert_rows(k: int) -> list[tuple[str, str, int]]:
+    """Return the rows of upsert call ``k`` (half existing, half new; see UPSERT_SIZE)."""
+    start = k * UPSERT_SIZE // 2
+    return [sku_row(j, k) for j in range(start, start + UPSERT_SIZE)]
+
+
+def bulk_update_rows(k: int) -> list[tuple[int, int]]:
+    """Return ``(post id, views)`` for bulk-update call ``k``: posts 1..1000, new views."""
+    return [(i, (i + k) % 997) for i in range(1, UPSERT_SIZE + 1)]
+
+
 # -- CPU pinning -------------------------------------------------------------------------------
 
 CPU_HELP = (
@@ -129,6 +151,8 @@ def pin_cpu(spec: str, backend: str) -> int | None:
 
 _DDL = {
     "postgres": (
+        "CREATE TABLE bench_sku (id BIGSERIAL PRIMARY KEY, sku VARCHAR(40) NOT NULL UNIQUE, "
+        "name VARCHAR(100) NOT NULL, stock INTEGER NOT NULL)",
         "CREATE TABLE bench_author (id BIGSERIAL PRIMARY KEY, name VARCHAR(100) NOT NULL, "
         "email VARCHAR(200) NOT NULL)",
         "CREATE TABLE bench_post (id BIGSERIAL PRIMARY KEY, author_id BIGINT NOT NULL "
@@ -141,6 +165,9 @@ _DDL = {
         "CREATE INDEX bench_comment_post_id ON bench_comment (post_id)",
     ),
     "mysql": (
+        "CREATE TABLE bench_sku (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
+        "sku VARCHAR(40) NOT NULL UNIQUE, name VARCHAR(100) NOT NULL, stock INTEGER NOT NULL) "
+        "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         "CREATE TABLE bench_author (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
         "name VARCHAR(100) NOT NULL, email VARCHAR(200) NOT NULL) "
         "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
@@ -156,6 +183,8 @@ _DDL = {
         "ON DELETE CASCADE) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ),
     "sqlite": (
+        "CREATE TABLE bench_sku (id INTEGER PRIMARY KEY, sku VARCHAR(40) NOT NULL UNIQUE, "
+        "name VARCHAR(100) NOT NULL, stock INTEGER NOT NULL)",
         "CREATE TABLE bench_author (id INTEGER PRIMARY KEY, name VARCHAR(100) NOT NULL, "
         "email VARCHAR(200) NOT NULL)",
         "CREATE TABLE bench_post (id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL "
@@ -256,6 +285,9 @@ class Contender(abc.ABC):
     """
 
     name: str = ""
+    #: Operations this contender cannot run on the current backend (set by start(),
+    #: with the reason printed in the report).
+    unsupported: dict[str, str] = {}  # noqa: RUF012 - replaced per instance, never mutated
 
     @abc.abstractmethod
     async def start(self, target: Target) -> None:
@@ -296,6 +328,18 @@ class Contender(abc.ABC):
     @abc.abstractmethod
     async def count(self) -> int:
         """Return the number of posts."""
+
+    @abc.abstractmethod
+    async def reset_skus(self) -> None:
+        """Leave exactly the ``SKUS_SEEDED`` first SKUs (untimed, between measurements)."""
+
+    @abc.abstractmethod
+    async def upsert(self, rows: list[tuple[str, str, int]]) -> None:
+        """Insert ``rows`` (``sku_row`` tuples), updating name and stock where the sku exists."""
+
+    @abc.abstractmethod
+    async def bulk_update(self, rows: list[tuple[int, int]]) -> None:
+        """Set the views of the posts ``(id, views)`` in ``rows``, in one transaction."""
 
     @abc.abstractmethod
     async def select_related_20(self, after: int) -> list[tuple[str, str]]:

@@ -7,11 +7,13 @@ from typing import Any
 from benchmarks.orm.common import (
     AUTHORS,
     POSTS,
+    SKUS_SEEDED,
     Contender,
     Target,
     author_row,
     comment_values,
     post_row,
+    sku_row,
 )
 from covet.db import Database, Model, fields
 
@@ -49,6 +51,17 @@ class Comment(Model):
 
     class Meta:
         table = "bench_comment"
+
+
+class Sku(Model):
+    """A stock-keeping unit (table ``bench_sku``), the upsert benchmark's rows."""
+
+    sku = fields.CharField(max_length=40, unique=True)
+    name = fields.CharField(max_length=100)
+    stock = fields.IntegerField()
+
+    class Meta:
+        table = "bench_sku"
 
 
 def url_for(target: Target) -> tuple[str, dict[str, Any]]:
@@ -117,6 +130,23 @@ class CovetORM(Contender):
     async def count(self) -> int:
         return await Post.objects.count()
 
+    async def reset_skus(self) -> None:
+        await Sku.objects.all().delete()
+        await Sku.objects.bulk_create(
+            [Sku(sku=s, name=n, stock=k) for s, n, k in map(sku_row, range(SKUS_SEEDED))]
+        )
+
+    async def upsert(self, rows: list[tuple[str, str, int]]) -> None:
+        await Sku.objects.bulk_create(
+            [Sku(sku=s, name=n, stock=k) for s, n, k in rows],
+            update_conflicts=True,
+            unique_fields=["sku"],
+            update_fields=["name", "stock"],
+        )
+
+    async def bulk_update(self, rows: list[tuple[int, int]]) -> None:
+        await Post.objects.bulk_update([Post(id=i, views=v) for i, v in rows], ["views"])
+
     async def select_related_20(self, after: int) -> list[tuple[str, str]]:
         posts = await Post.objects.select_related("author").filter(id__gt=after).order_by("id")[:20]
         return [(p.title, p.author.name) for p in posts]
@@ -128,4 +158,4 @@ def make(backend: str) -> Contender:
     return CovetORM()
 
 
-__all__ = ("Author", "Comment", "CovetORM", "Post", "make")
+__all__ = ("Author", "Comment", "CovetORM", "Post", "Sku", "make")

@@ -35,12 +35,17 @@ from benchmarks.orm.common import (
     AUTHORS,
     POST_COLUMNS,
     POSTS,
+    SKUS_SEEDED,
     Contender,
     Target,
     author_row,
     comment_values,
     post_row,
+    sku_row,
 )
+
+#: Rows per hand-written ``UPDATE ... CASE`` (MySQL has no array parameters).
+_CASE_ROWS = 200
 
 _POST_COLS = ", ".join(POST_COLUMNS)
 _JOIN_COLS = (
@@ -141,6 +146,32 @@ class RawPostgres(Contender):
     async def update_one(self, pk: int, views: int) -> None:
         await self.pool.execute("UPDATE bench_post SET views = $1 WHERE id = $2", views, pk)
 
+    async def reset_skus(self) -> None:
+        async with self._acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM bench_sku")
+            await conn.executemany(
+                "INSERT INTO bench_sku (sku, name, stock) VALUES ($1, $2, $3)",
+                [sku_row(j) for j in range(SKUS_SEEDED)],
+            )
+
+    async def upsert(self, rows: list[tuple[str, str, int]]) -> None:
+        # One statement, one array per column (the fastest asyncpg form).
+        skus, names, stocks = (list(c) for c in zip(*rows, strict=True))
+        await self.pool.execute(
+            "INSERT INTO bench_sku (sku, name, stock) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) "
+            "ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, stock = EXCLUDED.stock",
+            skus, names, stocks,
+        )  # fmt: skip
+
+    async def bulk_update(self, rows: list[tuple[int, int]]) -> None:
+        ids, views = (list(c) for c in zip(*rows, strict=True))
+        await self.pool.execute(
+            "UPDATE bench_post SET views = v.views FROM unnest($1::bigint[], $2::int[]) "
+            "AS v(id, views) WHERE bench_post.id = v.id",
+            ids, views,
+        )  # fmt: skip
+
     async def count(self) -> int:
         return int(await self.pool.fetchval("SELECT COUNT(*) FROM bench_post"))
 
@@ -228,6 +259,39 @@ class RawMySQL(Contender):
 
     async def clear_comments(self) -> None:
         await self._execute("DELETE FROM bench_comment", ())
+
+    async def reset_skus(self) -> None:
+        async with self._acquire() as conn, conn.cursor() as cur:
+            await cur.execute("DELETE FROM bench_sku")
+            await cur.executemany(
+                "INSERT INTO bench_sku (sku, name, stock) VALUES (%s, %s, %s)",
+                [sku_row(j) for j in range(SKUS_SEEDED)],
+            )
+
+    async def upsert(self, rows: list[tuple[str, str, int]]) -> None:
+        # aiomysql's executemany() folds an INSERT ... VALUES into one multi-row statement.
+        async with self._acquire() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO bench_sku (sku, name, stock) VALUES (%s, %s, %s) "
+                "ON DUPLICATE KEY UPDATE name = VALUES(name), stock = VALUES(stock)",
+                rows,
+            )
+
+    async def bulk_update(self, rows: list[tuple[int, int]]) -> None:
+        # executemany() of an UPDATE is one round trip per row: CASE batches instead.
+        async with self._acquire() as conn:
+            await conn.begin()
+            async with conn.cursor() as cur:
+                for start in range(0, len(rows), _CASE_ROWS):
+                    batch = rows[start : start + _CASE_ROWS]
+                    whens = " ".join(["WHEN %s THEN %s"] * len(batch))
+                    keys = ", ".join(["%s"] * len(batch))
+                    args = [v for row in batch for v in row] + [i for i, _ in batch]
+                    await cur.execute(
+                        f"UPDATE bench_post SET views = CASE id {whens} END WHERE id IN ({keys})",
+                        args,
+                    )
+            await conn.commit()
 
     async def get_by_pk(self, pk: int) -> Any:
         rows = await self._fetch(f"SELECT {_POST_COLS} FROM bench_post WHERE id = %s", (pk,))
@@ -383,6 +447,35 @@ class RawSQLite(Contender):
 
     async def update_one(self, pk: int, views: int) -> None:
         await self.conn.execute("UPDATE bench_post SET views = ? WHERE id = ?", (views, pk))
+
+    async def _in_transaction(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            await self.conn.executemany(sql, rows)
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        await self.conn.execute("COMMIT")
+
+    async def reset_skus(self) -> None:
+        await self.conn.execute("DELETE FROM bench_sku")
+        await self._in_transaction(
+            "INSERT INTO bench_sku (sku, name, stock) VALUES (?, ?, ?)",
+            [sku_row(j) for j in range(SKUS_SEEDED)],
+        )
+
+    async def upsert(self, rows: list[tuple[str, str, int]]) -> None:
+        # executemany() runs every row inside the worker thread: no round trip per row.
+        await self._in_transaction(
+            "INSERT INTO bench_sku (sku, name, stock) VALUES (?, ?, ?) ON CONFLICT (sku) "
+            "DO UPDATE SET name = excluded.name, stock = excluded.stock",
+            rows,
+        )
+
+    async def bulk_update(self, rows: list[tuple[int, int]]) -> None:
+        await self._in_transaction(
+            "UPDATE bench_post SET views = ? WHERE id = ?", [(v, i) for i, v in rows]
+        )
 
     async def count(self) -> int:
         rows = await self.conn.execute_fetchall("SELECT COUNT(*) FROM bench_post")

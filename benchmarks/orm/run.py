@@ -6,7 +6,7 @@ every other contender is reported against both.
 
 For each backend (SQLite file, PostgreSQL, MariaDB/MySQL), every contender
 gets its own schema/database/file with the same tables and rows, and runs the
-same seven operations:
+same nine operations:
 
 ========================  =================================================================
 ``get_by_pk``             one post by primary key
@@ -16,6 +16,8 @@ same seven operations:
 ``update_one``            one post's ``views``, committed
 ``count``                 ``COUNT(*)`` over the 2,000 posts
 ``select_related_20``     20 posts with their authors, in one JOINed query
+``upsert_1000``           1,000 rows by a unique column, half existing (updated), half new
+``bulk_update_1000``      the ``views`` of 1,000 posts by primary key, in one transaction
 ========================  =================================================================
 
 Every answer is checked before anything is timed. Then, for each round and
@@ -71,13 +73,17 @@ from benchmarks.orm.common import (  # noqa: E402
     MYSQL_URL,
     PG_URL,
     POSTS,
+    SKUS_SEEDED,
+    UPSERT_SIZE,
     Contender,
     Target,
+    bulk_update_rows,
     comment_values,
     create_target,
     drop_target,
     parse_cpu,
     pin_cpu,
+    upsert_rows,
 )
 
 if TYPE_CHECKING:
@@ -102,8 +108,18 @@ OPERATIONS: dict[str, int] = {
     "update_one": 500,
     "count": 500,
     "select_related_20": 400,
+    "upsert_1000": 5,
+    "bulk_update_1000": 5,
 }
 WRITES = frozenset({"insert_one", "bulk_insert_1000"})
+#: Operations that leave rows a repeat would see (measure() resets the SKUs after them).
+UPSERTS = frozenset({"upsert_1000"})
+#: Operation -> the contender method that runs it (default: the operation's name).
+METHODS = {
+    "bulk_insert_1000": "bulk_insert",
+    "upsert_1000": "upsert",
+    "bulk_update_1000": "bulk_update",
+}
 #: Slices each measurement is cut into, the contenders alternating slice by slice (--blocks).
 BLOCKS = 10
 
@@ -127,6 +143,11 @@ def make_args(op: str, n: int, rng: random.Random) -> list[tuple[Any, ...]]:
         return [()] * n
     if op == "select_related_20":
         return [(rng.randint(0, POSTS - 20),) for _ in range(n)]
+    if op == "upsert_1000":
+        # Call k writes keys from k * 500: the previous call's (or the seed's) 500 and 500 new.
+        return [(upsert_rows(k),) for k in range(n)]
+    if op == "bulk_update_1000":
+        return [(bulk_update_rows(k + 1),) for k in range(n)]
     raise ValueError(op)
 
 
@@ -138,7 +159,7 @@ def make_contender(name: str, backend: str) -> Contender:
 
 def method(contender: Contender, op: str) -> Callable[..., Any]:
     """Return the contender's coroutine function for ``op``."""
-    return getattr(contender, "bulk_insert" if op == "bulk_insert_1000" else op)  # type: ignore[no-any-return]
+    return getattr(contender, METHODS.get(op, op))  # type: ignore[no-any-return]
 
 
 # -- answers are checked before anything is timed -------------------------------------------------
@@ -148,8 +169,8 @@ def _field(obj: Any, name: str) -> Any:
     return obj[name] if isinstance(obj, dict) else getattr(obj, name)
 
 
-async def count_comments(target: Target) -> int:
-    """Count the comments of ``target`` with the bare driver."""
+async def count_comments(target: Target, table: str = "bench_comment") -> int:
+    """Count the rows of ``table`` (the comments) of ``target`` with the bare driver."""
     if target.backend == "postgres":
         import asyncpg
 
@@ -157,7 +178,7 @@ async def count_comments(target: Target) -> int:
             host=target.host, port=target.port, user=target.user, database=target.database
         )
         try:
-            return int(await conn.fetchval(f'SELECT COUNT(*) FROM "{target.name}".bench_comment'))
+            return int(await conn.fetchval(f'SELECT COUNT(*) FROM "{target.name}".{table}'))
         finally:
             await conn.close()
     if target.backend == "mysql":
@@ -168,14 +189,14 @@ async def count_comments(target: Target) -> int:
         )
         try:
             async with conn.cursor() as cur:
-                await cur.execute("SELECT COUNT(*) FROM bench_comment")
+                await cur.execute(f"SELECT COUNT(*) FROM {table}")
                 return int((await cur.fetchone())[0])
         finally:
             conn.close()
     import aiosqlite
 
     async with aiosqlite.connect(target.name) as conn:
-        rows = list(await conn.execute_fetchall("SELECT COUNT(*) FROM bench_comment"))
+        rows = list(await conn.execute_fetchall(f"SELECT COUNT(*) FROM {table}"))
         return int(rows[0][0])
 
 
@@ -203,6 +224,16 @@ async def verify(contender: Contender, target: Target) -> None:
     check(await count_comments(target) == BULK_SIZE + 1, "the inserts did not all land")
     await contender.clear_comments()
     check(await count_comments(target) == 0, "clear_comments() left rows")
+    await contender.reset_skus()
+    check(await count_comments(target, "bench_sku") == SKUS_SEEDED, "reset_skus() is wrong")
+    if "upsert_1000" not in contender.unsupported:
+        for k in range(2):
+            await contender.upsert(upsert_rows(k))
+        check(await count_comments(target, "bench_sku") == SKUS_SEEDED + UPSERT_SIZE, "upsert()")
+        await contender.reset_skus()
+        check(await count_comments(target, "bench_sku") == SKUS_SEEDED, "reset_skus() again")
+    await contender.bulk_update(bulk_update_rows(3))
+    check(_field(await contender.get_by_pk(7), "views") == 10, "bulk_update() was not saved")
 
 
 # -- measuring ----------------------------------------------------------------------------------
@@ -228,7 +259,11 @@ async def measure(
         ``{contender: (operations per second, client CPU µs per operation)}``.
     """
     order_rng = rng or random.Random(0)
-    fns = {name: method(contender, op) for name, contender in contenders.items()}
+    fns = {
+        name: method(contender, op)
+        for name, contender in contenders.items()
+        if op not in contender.unsupported
+    }
     wall = dict.fromkeys(fns, 0.0)
     cpu = dict.fromkeys(fns, 0.0)
     size = max(1, -(-len(args) // blocks))
@@ -247,6 +282,9 @@ async def measure(
     if op in WRITES:
         for contender in contenders.values():
             await contender.clear_comments()
+    if op in UPSERTS:
+        for contender in contenders.values():
+            await contender.reset_skus()
     return {name: (len(args) / wall[name], cpu[name] / len(args) * 1e6) for name in fns}
 
 
@@ -268,7 +306,7 @@ def targets_for(backend: str, name: str, opts: argparse.Namespace, tmp: str) -> 
 async def run_backend(backend: str, opts: argparse.Namespace, samples: dict[str, Any]) -> None:
     """Set up every contender on ``backend``, check it, then run the interleaved rounds."""
     names = [n for n in CONTENDERS if n in opts.only]
-    counts = {op: max(2 if op == "bulk_insert_1000" else 20, n // (5 if opts.quick else 1))
+    counts = {op: max(2 if op.endswith("_1000") else 20, n // (5 if opts.quick else 1))
               for op, n in OPERATIONS.items() if op in opts.ops}  # fmt: skip
     started: dict[str, tuple[Contender, Target]] = {}
     with tempfile.TemporaryDirectory(prefix="covet-ormbench-") as tmp:
@@ -286,6 +324,9 @@ async def run_backend(backend: str, opts: argparse.Namespace, samples: dict[str,
                     args = make_args(op, min(n, 50), random.Random(0))
                     await measure({name: contender}, op, args, blocks=1)
             print(f"[{backend}] checked: {', '.join(names)}", file=sys.stderr)
+            for name in names:
+                for op, why in started[name][0].unsupported.items():
+                    print(f"[{backend}] {name} skips {op}: {why}", file=sys.stderr)
             per_op: dict[str, dict[str, list[tuple[float, float]]]] = samples.setdefault(
                 backend, {}
             )
@@ -352,6 +393,10 @@ def report(samples: dict[str, Any], opts: argparse.Namespace) -> list[str]:
             cells, cpu_cells = [], []
             medians: dict[str, tuple[float, float]] = {}
             for name in names:
+                if name not in by_name:
+                    cells.append("n/a")
+                    cpu_cells.append("n/a")
+                    continue
                 runs = by_name[name]
                 ops = statistics.median(r[0] for r in runs)
                 cpu = statistics.median(r[1] for r in runs)
@@ -390,7 +435,8 @@ def report(samples: dict[str, Any], opts: argparse.Namespace) -> list[str]:
             "",
             "Operations per second (median over rounds), then the ratio to `raw1` (one driver "
             "connection) and to `raw` (the driver's pool), each the median of per-round "
-            "ratios with the range:",
+            "ratios with the range (n/a: the contender cannot run it on this server, the "
+            "reason is printed while running):",
             "",
             *ops_rows,
             "",

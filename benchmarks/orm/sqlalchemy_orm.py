@@ -11,6 +11,7 @@ import datetime  # noqa: TC003 - SQLAlchemy resolves Mapped[...] annotations at 
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, event, func
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -19,11 +20,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, joinedload, mapped_column, r
 from benchmarks.orm.common import (
     AUTHORS,
     POSTS,
+    SKUS_SEEDED,
     Contender,
     Target,
     author_row,
     comment_values,
     post_row,
+    sku_row,
 )
 
 # SQLite only auto-increments INTEGER PRIMARY KEY, not BIGINT.
@@ -65,6 +68,16 @@ class SAComment(Base):
     name: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SASku(Base):
+    """A stock-keeping unit."""
+
+    __tablename__ = "bench_sku"
+    id: Mapped[int] = mapped_column(_BigKey, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    stock: Mapped[int] = mapped_column(Integer)
 
 
 def _naive(value: datetime.datetime) -> datetime.datetime:
@@ -156,6 +169,40 @@ class SQLAlchemyORM(Contender):
     async def update_one(self, pk: int, views: int) -> None:
         async with self.session() as s, s.begin():
             await s.execute(sa_update(SAPost).where(SAPost.id == pk).values(views=views))
+
+    async def reset_skus(self) -> None:
+        async with self.session() as s, s.begin():
+            await s.execute(sa_delete(SASku))
+            s.add_all(SASku(sku=k, name=n, stock=v) for k, n, v in map(sku_row, range(SKUS_SEEDED)))
+
+    async def upsert(self, rows: list[tuple[str, str, int]]) -> None:
+        # The dialect's own insert(): on_conflict_do_update / on_duplicate_key_update.
+        dialect = self.engine.dialect.name
+        values = [{"sku": k, "name": n, "stock": v} for k, n, v in rows]
+        if dialect == "mysql":
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            ins = mysql_insert(SASku)
+            stmt: Any = ins.on_duplicate_key_update(
+                name=ins.inserted.name, stock=ins.inserted.stock
+            )
+        else:
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            ins = dialect_insert(SASku)
+            stmt = ins.on_conflict_do_update(
+                index_elements=[SASku.sku],
+                set_={"name": ins.excluded.name, "stock": ins.excluded.stock},
+            )
+        async with self.session() as s, s.begin():
+            await s.execute(stmt, values)
+
+    async def bulk_update(self, rows: list[tuple[int, int]]) -> None:
+        # "ORM bulk UPDATE by primary key": a list of dicts with the key.
+        async with self.session() as s, s.begin():
+            await s.execute(sa_update(SAPost), [{"id": i, "views": v} for i, v in rows])
 
     async def count(self) -> int:
         async with self.session() as s:

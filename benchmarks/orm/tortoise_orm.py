@@ -10,11 +10,13 @@ from tortoise.models import Model
 from benchmarks.orm.common import (
     AUTHORS,
     POSTS,
+    SKUS_SEEDED,
     Contender,
     Target,
     author_row,
     comment_values,
     post_row,
+    sku_row,
 )
 
 
@@ -58,6 +60,18 @@ class TComment(Model):
 
     class Meta:
         table = "bench_comment"
+
+
+class TSku(Model):
+    """A stock-keeping unit."""
+
+    id = fields.BigIntField(primary_key=True)
+    sku = fields.CharField(max_length=40, unique=True)
+    name = fields.CharField(max_length=100)
+    stock = fields.IntField()
+
+    class Meta:
+        table = "bench_sku"
 
 
 def _credentials(target: Target) -> dict[str, Any]:
@@ -106,6 +120,13 @@ class TortoiseORM(Contender):
             }
         )
         self.connection = Tortoise.get_connection("default")
+        if target.backend == "mysql":
+            _, rows = await self.connection.execute_query("SELECT VERSION()")
+            version = str(next(iter(rows[0].values())) if isinstance(rows[0], dict) else rows[0][0])
+            if "mariadb" in version.lower():
+                # bulk_create(on_conflict=...) writes MySQL 8.0.19's row alias
+                # (INSERT ... AS new ON DUPLICATE KEY UPDATE), a syntax error on MariaDB.
+                self.unsupported = {"upsert_1000": "Tortoise's upsert SQL is MySQL 8-only"}
 
     async def stop(self) -> None:
         await Tortoise.close_connections()
@@ -154,6 +175,28 @@ class TortoiseORM(Contender):
 
     async def count(self) -> int:
         return await TPost.all().count()
+
+    async def reset_skus(self) -> None:
+        await TSku.all().delete()
+        await TSku.bulk_create(
+            [TSku(sku=k, name=n, stock=v) for k, n, v in map(sku_row, range(SKUS_SEEDED))]
+        )
+
+    async def upsert(self, rows: list[tuple[str, str, int]]) -> None:
+        from tortoise.transactions import in_transaction
+
+        async with in_transaction():
+            await TSku.bulk_create(
+                [TSku(sku=k, name=n, stock=v) for k, n, v in rows],
+                on_conflict=["sku"],
+                update_fields=["name", "stock"],
+            )
+
+    async def bulk_update(self, rows: list[tuple[int, int]]) -> None:
+        from tortoise.transactions import in_transaction
+
+        async with in_transaction():
+            await TPost.bulk_update([TPost(id=i, views=v) for i, v in rows], fields=["views"])
 
     async def select_related_20(self, after: int) -> list[tuple[str, str]]:
         posts = await TPost.filter(id__gt=after).order_by("id").limit(20).select_related("author")

@@ -28,7 +28,7 @@ from covet.db.compiler import (
     resolve_path,
 )
 from covet.db.database import get_database
-from covet.db.exceptions import DatabaseError, FieldError, IntegrityError, ObjectDoesNotExist
+from covet.db.exceptions import DatabaseError, FieldError
 from covet.db.execution import (
     batches,
     run_execute,
@@ -36,7 +36,6 @@ from covet.db.execution import (
     run_fetch_one,
 )
 from covet.db.expressions import Aggregate, Expression, OrderBy, Q
-from covet.db.models import Model
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
 from covet.db.statements import (
     bind_statement,
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from covet.db.compiler import CompiledSelect, Node
     from covet.db.database import Database
     from covet.db.fields import Field
+    from covet.db.models import Model
 
 __all__ = ("QuerySet",)
 
@@ -698,69 +698,71 @@ class QuerySet(Generic[T]):
     ) -> tuple[T, bool]:
         """Return ``(object, created)``, creating it from ``kwargs`` + ``defaults`` if missing.
 
-        Race-safe when ``kwargs`` hit a unique constraint: the INSERT runs in a
-        savepoint and, on IntegrityError, the row another task created is fetched.
+        Race-safe when ``kwargs`` hit a unique constraint: the constraint decides and
+        the losers of a race get the winner's row (see :mod:`covet.db.upserts`).
         """
-        from covet.db.transactions import transaction
+        from covet.db.upserts import get_or_create
 
-        try:
-            return await self.get(**kwargs), False
-        except ObjectDoesNotExist:
-            pass
-        params = {k: v for k, v in kwargs.items() if "__" not in k}
-        params.update(defaults or {})
-        try:
-            async with transaction(self._using):
-                obj = await self.create(**params)
-            return obj, True
-        except IntegrityError:
-            try:
-                return await self.get(**kwargs), False
-            except ObjectDoesNotExist:
-                pass
-            raise
+        return await get_or_create(self, defaults, kwargs)
 
     async def update_or_create(
-        self, defaults: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        defaults: dict[str, Any] | None = None,
+        create_defaults: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> tuple[T, bool]:
         """Update the object matching ``kwargs`` with ``defaults``, or create it.
 
-        Runs in a transaction and locks the row (``SELECT ... FOR UPDATE``) where supported.
+        A missing row is created from ``kwargs`` and ``create_defaults`` (``defaults``
+        when None); losing that race to a concurrent task updates the winner's row.
         """
-        from covet.db.transactions import transaction
+        from covet.db.upserts import update_or_create
 
-        defaults = defaults or {}
-        async with transaction(self._using):
-            try:
-                obj = await self.select_for_update().get(**kwargs)
-            except ObjectDoesNotExist:
-                obj, created = await self.get_or_create(defaults, **kwargs)
-                if created:
-                    return obj, True
-            assert isinstance(obj, Model)  # noqa: S101 - internal invariant
-            for name, value in defaults.items():
-                setattr(obj, name, value)
-            await obj.save(using=self._using)
-            return obj, False
+        return await update_or_create(self, defaults, create_defaults, kwargs)
 
-    async def bulk_create(self, objs: Iterable[T], *, batch_size: int | None = None) -> list[T]:
+    async def bulk_create(
+        self,
+        objs: Iterable[T],
+        *,
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        unique_fields: Sequence[str] = (),
+        update_fields: Sequence[str] = (),
+    ) -> list[T]:
         """Validate and INSERT many objects in multi-row statements, in one transaction.
 
-        Primary keys are set on the objects where the database can return them
-        (``features.can_return_rows_from_bulk_insert``: PostgreSQL, SQLite >= 3.35);
-        on MySQL/MariaDB they stay None (re-query by a natural key if needed).
+        Keys are set where the database returns them (not with ``ignore_conflicts``).
+        ``ignore_conflicts`` skips rows hitting a unique constraint (``unique_fields``
+        if given); ``update_conflicts`` overwrites ``update_fields`` of the rows whose
+        ``unique_fields`` (a unique field or ``unique_together`` set) exist.
+
+        Raises:
+            ValueError: Contradicting or incomplete conflict options.
+            NotSupportedError: The database cannot limit the conflict to ``unique_fields``.
         """
         from covet.db.persistence import bulk_insert
+        from covet.db.upserts import plan_conflicts
 
-        return await bulk_insert(self.model, objs, using=self._using, batch_size=batch_size)
+        plan = plan_conflicts(
+            self.model,
+            ignore_conflicts=ignore_conflicts,
+            update_conflicts=update_conflicts,
+            unique_fields=unique_fields,
+            update_fields=update_fields,
+        )
+        return await bulk_insert(
+            self.model, objs, using=self._using, batch_size=batch_size, conflicts=plan
+        )
 
     async def bulk_update(
         self, objs: Iterable[T], fields: Sequence[str], *, batch_size: int | None = None
     ) -> int:
-        """Write ``fields`` of each object (one UPDATE per object, pipelined, in a transaction).
+        """Write ``fields`` of each object: one ``UPDATE ... CASE`` per batch, in a transaction.
 
         Returns:
-            The number of objects written.
+            The number of rows matched (an object listed twice counts once; its first
+            occurrence is written).
         """
         from covet.db.persistence import bulk_write
 
@@ -771,20 +773,28 @@ class QuerySet(Generic[T]):
     ) -> dict[Any, T]:
         """Return ``{value: object}`` for the objects whose ``field_name`` is in ``id_list``.
 
+        ``None`` maps every object, ``[]`` returns ``{}`` without a query.
+
         Raises:
             FieldError: ``field_name`` is not the primary key or a unique field.
+            TypeError: The queryset is sliced.
         """
-        meta = self.model._meta
-        field = meta.get_field(check_identifier(field_name, "field name"))
-        if not field.unique:
-            raise FieldError(f"in_bulk() field_name must be unique; {field_name!r} is not.")
-        qs: QuerySet[T] = self
-        if id_list is not None:
+        field = self.model._meta.get_field(check_identifier(field_name, "field name"))
+        if not field.unique or not field.concrete:
+            raise FieldError(
+                f"in_bulk() field_name must be a unique field; {field_name!r} is not. Use "
+                "the primary key or a field with unique=True."
+            )
+        if self.query.is_sliced:
+            raise TypeError("Cannot use in_bulk() on a sliced queryset. Filter by keys instead.")
+        if id_list is None:
+            objs: list[Any] = await self
+        else:
             values = list(dict.fromkeys(id_list))
-            if not values:
-                return {}
-            qs = self.filter(**{f"{field.name}__in": values})
-        objs = await qs
+            objs = []
+            # Half the parameter limit: room for the queryset's own filters.
+            for batch in batches(values, max(1, self._db().features.max_query_params // 2)):
+                objs += await self.filter(**{f"{field.name}__in": batch})
         return {obj.__dict__[field.attname]: obj for obj in objs}
 
 

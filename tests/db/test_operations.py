@@ -116,6 +116,30 @@ def test_returning_and_upsert():
     assert MYSQL.upsert(["email"], []) == "ON DUPLICATE KEY UPDATE `email` = `email`"
 
 
+def test_conflict_clauses_and_bulk_update_fragments():
+    # Skipping conflicts: DO NOTHING (any constraint without columns); MySQL a no-op
+    # assignment, never INSERT IGNORE (which would hide NOT NULL and truncation errors).
+    assert PG.ignore_conflicts_sql([], "id") == "ON CONFLICT DO NOTHING"
+    assert SQLITE.ignore_conflicts_sql(["sku"], "id") == 'ON CONFLICT ("sku") DO NOTHING'
+    assert MYSQL.ignore_conflicts_sql(["sku"], "id") == "ON DUPLICATE KEY UPDATE `id` = `id`"
+    # bulk_update()'s CASE values: typed by a cast on PostgreSQL only.
+    assert PG.case_value("$2", "int") == "CAST($2 AS bigint)"
+    assert PG.case_value("$4", "json") == "CAST($4 AS jsonb)"
+    assert PG.case_value("$4", "unknown") == "$4"
+    assert SQLITE.case_value("?", "int") == "?"
+    assert MYSQL.case_value("%s", "datetime") == "%s"
+    assert PG.array_update_sql('"t"', '"id"', ['"a"', '"j"'], ["int", "str", "json"]) == (
+        'UPDATE "t" SET "a" = v.c1, "j" = v.c2::jsonb FROM unnest($1::bigint[], $2::text[], '
+        '$3::text[]) AS v(k, c1, c2) WHERE "t"."id" = v.k'
+    )
+    assert PG.array_update_sql('"t"', '"id"', ['"a"'], ["int", "unknown"]) is None
+    with pytest.raises(NotImplementedError, match="can_bulk_update_arrays"):
+        SQLITE.array_update_sql('"t"', '"id"', ['"a"'], ["int", "int"])
+    assert PostgresFeatures.supports_update_conflicts_with_target
+    assert SQLiteFeatures.supports_update_conflicts_with_target
+    assert not MySQLFeatures.supports_update_conflicts_with_target
+
+
 def test_misc_fragments():
     assert SQLITE.insert_default_values('"t"') == 'INSERT INTO "t" DEFAULT VALUES'
     assert MYSQL.insert_default_values("`t`") == "INSERT INTO `t` () VALUES ()"

@@ -52,6 +52,17 @@ async def _pins(article: Article, writer: Writer) -> None:
     assert_type(await Article.objects.exists(), bool)
     assert_type(await Article.objects.create(title="t", writer=writer), Article)
     assert_type(await Article.objects.get_or_create(title="t"), tuple[Article, bool])
+    assert_type(
+        await Article.objects.update_or_create(defaults={"title": "u"}, id=1), tuple[Article, bool]
+    )
+    assert_type(
+        await Article.objects.bulk_create(
+            [article], update_conflicts=True, unique_fields=["id"], update_fields=["title"]
+        ),
+        list[Article],
+    )
+    assert_type(await Article.objects.bulk_update([article], ["title"]), int)
+    assert_type(await Article.objects.in_bulk([1]), dict[Any, Article])
     assert_type(await Article.objects.values("title"), list[dict[str, Any]])
     assert_type(await Article.objects.aggregate(n=Count("id")), dict[str, Any])
     assert_type(await Article.objects.filter(id=1).update(title=F("title") + "!"), int)

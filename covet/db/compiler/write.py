@@ -30,15 +30,17 @@ def compile_insert(
     ops: Any,
     *,
     returning: bool,
+    conflict: str = "",
 ) -> str:
     """Render a (multi-row) INSERT of one row per item of ``rows`` (only counted here).
 
-    ``rows`` may hold the rows' values or the objects they come from.
+    ``rows`` may hold the rows' values or the objects they come from; ``conflict``
+    is an ``ON CONFLICT``/``ON DUPLICATE KEY`` clause from the dialect's operations.
     """
-    key = (ops, model, tuple(f.column for f in fields), len(rows), returning)
+    key = (ops, model, tuple(f.column for f in fields), len(rows), returning, conflict)
     sql = _insert_cache.get(key)
     if sql is None:
-        sql = _render_insert(model, fields, len(rows), ops, returning)
+        sql = _render_insert(model, fields, len(rows), ops, returning, conflict)
         if len(_insert_cache) >= _INSERT_CACHE_LIMIT:
             _insert_cache.clear()
         _insert_cache[key] = sql
@@ -46,20 +48,27 @@ def compile_insert(
 
 
 def compile_array_insert(
-    model: type[Model], fields: Sequence[Field[Any]], ops: Any, *, returning: bool
+    model: type[Model],
+    fields: Sequence[Field[Any]],
+    ops: Any,
+    *,
+    returning: bool,
+    conflict: str = "",
 ) -> str | None:
     """Render the array INSERT of ``fields`` (one array parameter per column), or None.
 
     None when the dialect has no array form for one of the fields' types (see
     ``ops.array_insert_sql()``); the caller then uses :func:`compile_insert`.
     """
-    key = (ops, model, tuple(f.column for f in fields), "arrays", returning)
+    key = (ops, model, tuple(f.column for f in fields), "arrays", returning, conflict)
     if key in _insert_cache:
         return _insert_cache[key] or None
     q = ops.quote_name
     sql: str | None = ops.array_insert_sql(
         q(model._meta.table), [q(f.column) for f in fields], [f.internal_type for f in fields]
     )
+    if sql is not None and conflict:
+        sql += f" {conflict}"
     if sql is not None and returning:
         sql += f" {ops.returning([model._meta.pk.column])}"
     if len(_insert_cache) >= _INSERT_CACHE_LIMIT:
@@ -69,7 +78,12 @@ def compile_array_insert(
 
 
 def _render_insert(
-    model: type[Model], fields: Sequence[Field[Any]], n_rows: int, ops: Any, returning: bool
+    model: type[Model],
+    fields: Sequence[Field[Any]],
+    n_rows: int,
+    ops: Any,
+    returning: bool,
+    conflict: str,
 ) -> str:
     q = ops.quote_name
     table = q(model._meta.table)
@@ -86,6 +100,8 @@ def _render_insert(
             groups.append(f"({', '.join(phs)})")
         cols = ", ".join(q(f.column) for f in fields)
         sql = f"INSERT INTO {table} ({cols}) VALUES {', '.join(groups)}"
+    if conflict:
+        sql += f" {conflict}"
     if returning:
         sql += f" {ops.returning([model._meta.pk.column])}"
     return sql

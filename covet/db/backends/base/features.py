@@ -12,6 +12,11 @@ class BaseFeatures:
     supports_returning: bool = True
     # Does a multi-row INSERT ... RETURNING return one row per inserted row?
     can_return_rows_from_bulk_insert: bool = True
+    # Can an upsert name the unique columns whose conflict it handles (ON CONFLICT (a, b)),
+    # so that a conflict on another unique key still fails? (MySQL/MariaDB: ON DUPLICATE KEY
+    # UPDATE fires on a conflict with any unique key; bulk_create() then refuses unique_fields
+    # that would not decide alone)
+    supports_update_conflicts_with_target: bool = True
     # Do CREATE/ALTER/DROP run inside a transaction and roll back with it?
     supports_transactional_ddl: bool = False
     # Can ALTER TABLE change or drop a column in place? (If not, migrations rebuild the
@@ -33,6 +38,10 @@ class BaseFeatures:
     # FROM unnest(...)), so that a bulk insert is a short, cacheable statement of a few
     # parameters whatever its row count? (ops.array_insert_sql() renders it)
     can_bulk_insert_arrays: bool = False
+    # Can one UPDATE take each column's new values as one array parameter (UPDATE ... FROM
+    # unnest(...)), so that bulk_update() is one short statement joined on the key?
+    # (ops.array_update_sql() renders it)
+    can_bulk_update_arrays: bool = False
     # Do the rows of one multi-row INSERT get consecutive auto-increment keys, this far
     # apart, the first reported as the statement's last insert id? (None: not known to.
     # MySQL/MariaDB with innodb_autoinc_lock_mode 0 or 1, set at connect: bulk_create()

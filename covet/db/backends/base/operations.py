@@ -272,6 +272,28 @@ class BaseOperations:
         )
         return f"{conflict} DO UPDATE SET {sets}"
 
+    def ignore_conflicts_sql(self, conflict_columns: Sequence[str], noop_column: str) -> str:
+        """Render the clause that makes an INSERT skip the rows that hit a unique constraint.
+
+        Args:
+            conflict_columns: The unique columns whose conflict is skipped; empty means
+                a conflict with any unique constraint.
+            noop_column: A column of the table, for dialects that spell "skip" as an
+                assignment of a column to itself.
+
+        Returns:
+            ``ON CONFLICT (...) DO NOTHING`` (``ON CONFLICT DO NOTHING`` without columns).
+        """
+        return self.upsert(conflict_columns, [])
+
+    def case_value(self, placeholder: str, internal_type: str) -> str:
+        """Return a ``THEN`` value of the ``CASE`` that ``bulk_update()`` writes (as is here).
+
+        A dialect that infers a parameter's type from its context overrides this:
+        the branches of a CASE give it none.
+        """
+        return placeholder
+
     def explain_prefix(self, analyze: bool = False) -> str:
         """Return the prefix that turns a query into its plan."""
         return "EXPLAIN ANALYZE" if analyze else "EXPLAIN"
@@ -330,6 +352,22 @@ class BaseOperations:
         raise NotImplementedError(
             f"{type(self).__name__}.array_insert_sql() is not implemented: this database "
             "has no array parameters. Check features.can_bulk_insert_arrays first."
+        )
+
+    def array_update_sql(
+        self, table_sql: str, pk_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
+    ) -> str | None:
+        """Render an UPDATE taking the keys and each column's new values as arrays, or None.
+
+        Used by ``bulk_update()`` where ``features.can_bulk_update_arrays``; None when
+        a type has no array form (the caller then writes a ``CASE``).
+
+        Raises:
+            NotImplementedError: The backend has no array parameters.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.array_update_sql() is not implemented: this database "
+            "has no array parameters. Check features.can_bulk_update_arrays first."
         )
 
     def max_literal_bytes(self, value: Any) -> int:

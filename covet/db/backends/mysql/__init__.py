@@ -102,6 +102,8 @@ class MySQLFeatures(BaseFeatures):
     # Does a multi-row INSERT ... RETURNING return one row per inserted row, in order?
     # (MariaDB >= 10.5: set at connect; MySQL has no RETURNING at all.)
     can_return_rows_from_bulk_insert = False
+    # Can an upsert name its conflict columns? (no: ON DUPLICATE KEY UPDATE takes any key)
+    supports_update_conflicts_with_target = False
     # Do CREATE/ALTER/DROP roll back with the transaction? (no: DDL commits implicitly)
     supports_transactional_ddl = False
     # Does the SQL depend on the server? (yes: MariaDB or MySQL, its binary collation)
@@ -235,6 +237,13 @@ class MySQLOperations(BaseOperations):
             for column in update_columns
         )
         return f"ON DUPLICATE KEY UPDATE {sets}"
+
+    def ignore_conflicts_sql(self, conflict_columns: Sequence[str], noop_column: str) -> str:
+        """Render ``ON DUPLICATE KEY UPDATE c = c`` (any key: MySQL names no conflict target)."""
+        # Not INSERT IGNORE: it also turns NOT NULL, truncation and foreign key errors
+        # into warnings and writes a changed row; a no-op assignment skips duplicates only.
+        column = self.quote_name(noop_column)
+        return f"ON DUPLICATE KEY UPDATE {column} = {column}"
 
     def explain_prefix(self, analyze: bool = False) -> str:
         """Return ``EXPLAIN`` or the server's analyzing form (MariaDB ``ANALYZE``)."""

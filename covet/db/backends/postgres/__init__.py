@@ -49,6 +49,7 @@ from covet.db.backends.base import (
     to_uuid,
     unreachable_error,
 )
+from covet.db.backends.postgres.arrays import array_update_sql
 from covet.db.backends.postgres.creation import PostgresCreation
 from covet.db.backends.postgres.session import RESET_SQL, changes_session
 from covet.db.exceptions import (
@@ -100,6 +101,8 @@ class PostgresFeatures(BaseFeatures):
     transaction_aborts_on_error = True
     # Can a bulk INSERT take one array parameter per column? (INSERT ... SELECT FROM unnest)
     can_bulk_insert_arrays = True
+    # Can bulk_update() join on unnest(...) arrays?
+    can_bulk_update_arrays = True
     # How many bound parameters per statement? (the protocol's Int16 count)
     max_query_params = 32767
     # How long may a statement be and still stay prepared? (asyncpg's default
@@ -206,6 +209,13 @@ class PostgresOperations(BaseOperations):
             f"FROM unnest({arrays}) AS u({', '.join(names)})"
         )
 
+    def array_update_sql(
+        self, table_sql: str, pk_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
+    ) -> str | None:
+        """Render ``UPDATE t SET a = v.c1 FROM unnest($1::bigint[], ...) AS v(k, c1)``."""
+        args = (table_sql, pk_sql, columns_sql, internal_types)
+        return array_update_sql(*args, self._array_types, self._array_casts)
+
     def get_array_adapter(self, internal_type: str) -> Converter | None:
         """Return what turns a value into the element array_insert_sql() sends (None: as is)."""
         return self._array_adapters.get(internal_type)
@@ -222,6 +232,13 @@ class PostgresOperations(BaseOperations):
         truncates ``Decimal("2.5")`` or ``2.5`` to 2 without an error.
         """
         sql_type = self._param_casts.get(internal_type)
+        return placeholder if sql_type is None else f"CAST({placeholder} AS {sql_type})"
+
+    def case_value(self, placeholder: str, internal_type: str) -> str:
+        """Return ``CAST($n AS type)``: a bare parameter in ``THEN`` would be typed text."""
+        # The wide type the array INSERT sends: assigning it checks range and length.
+        sql_type = self._array_types.get(internal_type)
+        sql_type = self._array_casts.get(internal_type, sql_type)
         return placeholder if sql_type is None else f"CAST({placeholder} AS {sql_type})"
 
     def ilike_sql(self, lhs: str, rhs: str) -> str:
