@@ -50,6 +50,7 @@ from covet.db.backends.base import (
     unreachable_error,
 )
 from covet.db.backends.postgres.arrays import array_update_sql
+from covet.db.backends.postgres.codecs import decode_timestamp, encode_timestamp
 from covet.db.backends.postgres.creation import PostgresCreation
 from covet.db.backends.postgres.session import RESET_SQL, changes_session
 from covet.db.exceptions import (
@@ -113,7 +114,9 @@ class PostgresFeatures(BaseFeatures):
 
 
 def _datetime_from_pg(value: Any) -> Any:
-    # timestamptz comes back aware (UTC); a "timestamp without time zone" column is naive UTC.
+    # timestamptz comes back aware (UTC) except for 'infinity' and '-infinity' (what
+    # asyncpg writes datetime.max and datetime.min as), which asyncpg reads naive.
+    # timestamp without time zone arrives aware through codecs.decode_timestamp().
     if value is None:
         return None
     tz = value.tzinfo
@@ -624,7 +627,7 @@ class PostgresBackend(PooledBackend[PostgresConnection]):
         )
 
     async def _open(self) -> PostgresConnection:
-        """Open one connection and install covet's JSON codecs on it."""
+        """Open one connection and install covet's JSON and timestamp codecs on it."""
         import asyncpg
 
         try:
@@ -642,6 +645,13 @@ class PostgresBackend(PooledBackend[PostgresConnection]):
                     schema="pg_catalog",
                     format="text",
                 )
+            await raw.set_type_codec(
+                "timestamp",
+                encoder=encode_timestamp,
+                decoder=decode_timestamp,
+                schema="pg_catalog",
+                format="tuple",
+            )
             if self._session_sql:
                 await raw.execute(self._session_sql)
         except BaseException as exc:
