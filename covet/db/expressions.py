@@ -39,6 +39,20 @@ class Expression:
         """Return the SQL node for this expression against ``query``'s model."""
         raise NotImplementedError(f"{type(self).__name__} must implement resolve().")
 
+    def asc(self, *, nulls_first: bool | None = None, nulls_last: bool | None = None) -> Expression:
+        """Return an ascending ORDER BY term (see :class:`covet.db.functions.OrderBy`)."""
+        from covet.db.functions import OrderBy
+
+        return OrderBy(self, nulls_first=nulls_first, nulls_last=nulls_last)
+
+    def desc(
+        self, *, nulls_first: bool | None = None, nulls_last: bool | None = None
+    ) -> Expression:
+        """Return a descending ORDER BY term (see :class:`covet.db.functions.OrderBy`)."""
+        from covet.db.functions import OrderBy
+
+        return OrderBy(self, descending=True, nulls_first=nulls_first, nulls_last=nulls_last)
+
     def _combine(self, other: Any, op: str, reverse: bool) -> Combined:
         rhs = other if isinstance(other, Expression) else Value(other)
         return Combined(rhs, op, self) if reverse else Combined(self, op, rhs)

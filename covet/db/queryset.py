@@ -265,38 +265,34 @@ class QuerySet(Generic[T]):
             query.where = query.where.add(node)
         return clone
 
-    def order_by(self, *fields: str) -> QuerySet[T]:
-        """Order by fields (``"-field"`` descending, ``"author__name"``, ``"?"`` random).
+    def order_by(self, *fields: str | Expression) -> QuerySet[T]:
+        """Order by fields (``"-field"``, ``"author__name"``, ``"?"`` random) or expressions.
 
-        ``order_by()`` with no arguments removes any ordering, including ``Meta.ordering``.
+        Expressions: ``Lower("name")``, ``F("x").desc(nulls_last=True)``. ``order_by()``
+        with no arguments removes any ordering, including ``Meta.ordering``.
         """
-        query = self.query
-        for term in fields:
-            if not isinstance(term, str):
-                raise FieldError(f"Invalid order_by term {term!r}. Use a field name string.")
-            if term == "?":
-                continue
-            name = term[1:] if term.startswith("-") else term
-            if name not in query.annotations:
-                resolve_path(self.model, name.split("__"), allow_lookup=False)
+        terms = self.query.resolve_ordering(fields)
         clone: QuerySet[T] = self._chain()
-        clone.query.order_by = tuple(fields)
+        clone.query.order_by = terms
         return clone
 
     def reverse(self) -> QuerySet[T]:
         """Reverse the ordering (the primary key order when unordered)."""
-        query = self.query
-        terms = query.order_by if query.order_by is not None else self.model._meta.ordering
-        terms = terms or ("pk",)
-        flipped = tuple(t[1:] if t.startswith("-") else ("-" + t if t != "?" else t) for t in terms)
         clone: QuerySet[T] = self._chain()
-        clone.query.order_by = flipped
+        clone.query.order_by = self.query.reversed_ordering()
         return clone
 
-    def distinct(self) -> QuerySet[T]:
-        """Remove duplicate rows (``SELECT DISTINCT``)."""
+    def distinct(self, *fields: str) -> QuerySet[T]:
+        """Remove duplicate rows; with fields, keep one row per distinct fields (PostgreSQL).
+
+        ``distinct("author")`` is ``DISTINCT ON``: order_by() must start with the
+        fields, and other databases raise NotSupportedError when the query runs.
+        """
+        for name in fields:
+            path = check_identifier(name, "field").split("__")
+            resolve_path(self.model, path, allow_lookup=False)
         clone: QuerySet[T] = self._chain()
-        clone.query.distinct = True
+        clone.query.distinct = tuple(fields) or True
         return clone
 
     def _check_concrete(self, names: Iterable[str], what: str) -> tuple[str, ...]:

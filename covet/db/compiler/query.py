@@ -67,10 +67,13 @@ class Query:
         self.model = model
         self.where: WhereNode = EMPTY_WHERE
         self.having: WhereNode = EMPTY_WHERE
-        self.order_by: tuple[str, ...] | None = None
+        # Terms are "field"/"-field"/"?" strings or ORDER BY nodes (order_by(Lower("x"))),
+        # which compare and hash by shape, so the tuple stays a valid cache key.
+        self.order_by: tuple[str | Node, ...] | None = None
         self.low = 0
         self.high: int | None = None
-        self.distinct = False
+        # True for DISTINCT, or the field names of DISTINCT ON (...).
+        self.distinct: bool | tuple[str, ...] = False
         self.select_related: tuple[str, ...] = ()
         self.only: tuple[str, ...] | None = None
         self.defer: tuple[str, ...] = ()
@@ -196,6 +199,12 @@ class Query:
                 f"{parts[0]!r}. Use one of: {_SORTED_LOOKUPS}."
             )
         lookup = parts[1] if len(parts) == 2 else "exact"
+        if getattr(lhs, "contains_over_clause", False):
+            raise FieldError(
+                f"Cannot filter on the window annotation {parts[0]!r}: SQL computes windows after "
+                "WHERE. Filter the rows in Python, or filter() before annotate() to narrow the "
+                "rows the window sees."
+            )
         annotation_field = lhs.output_field
         if isinstance(lhs, AggregateNode) and lhs.function == "COUNT":
             annotation_field = None
@@ -320,11 +329,72 @@ class Query:
             return list(self.annotations.items())
         return [(n, self.annotations[n]) for n in self.values_fields if n in self.annotations]
 
+    def resolve_ordering(self, terms: Iterable[Any]) -> tuple[str | Node, ...]:
+        """Check ``order_by()`` terms: names stay strings, expressions become ORDER BY nodes.
+
+        Raises:
+            FieldError: An unknown name, or a term that is neither a string nor an expression.
+        """
+        out: list[str | Node] = []
+        for term in terms:
+            if isinstance(term, Expression):
+                from covet.db.functions.base import order_term
+
+                out.append(order_term(self, term))
+                continue
+            if not isinstance(term, str):
+                raise FieldError(
+                    f"Invalid order_by term {term!r}. Use a field name string or an expression."
+                )
+            name = term[1:] if term.startswith("-") else term
+            if term != "?" and name not in self.annotations:
+                resolve_path(self.model, name.split("__"), allow_lookup=False)
+            out.append(term)
+        return tuple(out)
+
+    def reversed_ordering(self) -> tuple[str | Node, ...]:
+        """Return the ordering reversed (the primary key's, descending, when unordered)."""
+        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        flipped: list[str | Node] = []
+        for t in terms or ("pk",):
+            if not isinstance(t, str):
+                flipped.append(t.reversed())  # type: ignore[attr-defined]
+            else:
+                flipped.append(t[1:] if t.startswith("-") else ("-" + t if t != "?" else t))
+        return tuple(flipped)
+
+    def distinct_on(self) -> tuple[str, ...]:
+        """Return the DISTINCT ON field names, after checking the ordering starts with them.
+
+        Raises:
+            FieldError: The ordering starts with another term (PostgreSQL requires the
+                leading ORDER BY terms to be the DISTINCT ON fields).
+        """
+        fields = self.distinct
+        if not isinstance(fields, tuple):
+            return ()
+        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        for term in terms[: len(fields)]:
+            name = term.lstrip("-") if isinstance(term, str) else None
+            if name not in fields:
+                raise FieldError(
+                    f"distinct({', '.join(map(repr, fields))}) needs order_by() to start with "
+                    f"those fields, but it starts with {term!r}. Order by the distinct fields "
+                    "first, e.g. order_by(*fields, '-created')."
+                )
+        return fields
+
     def order_nodes(self) -> list[tuple[str, Node | None, bool]]:
-        """Return ``(name, annotation node or None, descending)`` per ORDER BY term."""
+        """Return ``(name, annotation node or None, descending)`` per ORDER BY term.
+
+        An expression term gives ``("", its ORDER BY node, descending)``.
+        """
         terms = self.order_by if self.order_by is not None else self.model._meta.ordering
         out: list[tuple[str, Node | None, bool]] = []
         for term in terms:
+            if not isinstance(term, str):
+                out.append(("", term, bool(term.descending)))  # type: ignore[attr-defined]
+                continue
             desc = term.startswith("-")
             name = term[1:] if desc else term
             out.append((name, self.annotations.get(name), desc))
@@ -337,6 +407,9 @@ class Query:
             # parameters only when it names an annotation).
             self.where.collect(ops, out)
             self.having.collect(ops, out)
+            for term in self.order_by or ():
+                if type(term) is not str:
+                    term.collect(ops, out)  # type: ignore[union-attr]
             return
         for _, node in self.selected_annotations():
             node.collect(ops, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from covet.db.compiler.functions import FuncNode, OrderByNode
 from covet.db.compiler.nodes import Col, Converter, Lookup, Node, WhereNode
 from covet.db.compiler.paths import CACHE_LIMIT, JoinStep, PathInfo, resolve_path
 from covet.db.fields import Field, ForeignKey
@@ -284,6 +285,10 @@ class SQLCompiler:
                     isinstance(vnode, Col) or not q.group_by_values
                 ):
                     group.append(sql)
+                elif isinstance(vnode, FuncNode) and not vnode.contains_aggregate:
+                    # values(month=TruncMonth(...)).annotate(n=Count(...)) groups by the
+                    # function: by its position, so its parameters are not bound twice.
+                    group.append(str(len(cols) + 1))
                 conv = vnode.converter(self.ops)
                 if conv is not None:
                     convs.append((len(cols), conv))
@@ -295,6 +300,17 @@ class SQLCompiler:
         for name, annotation, desc in q.order_nodes():
             if name == "?":
                 order.append(str(self.ops.random_function()))
+                continue
+            if isinstance(annotation, OrderByNode):  # an expression: order_by(Lower("x"))
+                order.append(annotation.as_sql(self))
+                inner = annotation.expression
+                if q.distinct is True and not inner.contains_aggregate:
+                    probe: list[Any] = []
+                    inner.collect(self.ops, probe)
+                    if not probe:  # SELECT DISTINCT must select what it orders by
+                        sql = inner.as_sql(self)
+                        if sql not in cols:
+                            cols.append(sql)
                 continue
             node = (
                 annotation
@@ -315,7 +331,11 @@ class SQLCompiler:
                 group.insert(0, pk)
         out = ["SELECT "]
         if q.distinct:
-            out.append(f"{self.ops.distinct_sql()} ")
+            on = [
+                self.column(resolve_path(q.model, n.split("__"), allow_lookup=False)[0])
+                for n in q.distinct_on()
+            ]
+            out.append(f"{self.ops.distinct_sql(on)} ")
         out.append(", ".join(cols))
         out.append(f" FROM {self.base}")
         for j in self.join_sql:

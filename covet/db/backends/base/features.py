@@ -54,5 +54,10 @@ class BaseFeatures:
     # Can text and JSON values hold the NUL character U+0000? (If not, storing one is a
     # DataError that says so.)
     supports_nul_in_text: bool = True
+    # Can a SELECT use window functions, ``expr OVER (...)``? (PostgreSQL, MySQL 8 and
+    # MariaDB 10.2+ can: covet's minimum versions; SQLite from 3.25)
+    supports_over_clause: bool = True
+    # Can SELECT DISTINCT ON (expr, ...) keep the first row of each group? (PostgreSQL only)
+    can_distinct_on_fields: bool = False
     # The oldest server version covet supports, as a tuple.
     minimum_version: tuple[int, ...] = ()
