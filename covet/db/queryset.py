@@ -564,7 +564,7 @@ class QuerySet(Generic[T]):
         nodes: dict[str, Node] = {}
         for name, agg in named.items():
             check_identifier(name, "aggregate alias")
-            if not isinstance(agg, Aggregate):
+            if not isinstance(agg, Expression) or not agg.contains_aggregate:
                 raise FieldError(f"aggregate({name}=...) takes Count/Sum/Avg/Min/Max, not {agg!r}.")
             nodes[name] = agg.resolve(query)
         if query.empty:

@@ -47,6 +47,9 @@ _EXTRACT: Final = {
     "week": f"((CAST(STRFTIME('%j', {_THURSDAY}) AS INTEGER) - 1) / 7 + 1)",
     "iso_year": f"CAST(STRFTIME('%Y', {_THURSDAY}) AS INTEGER)",
 }
+# The time-value the date functions read. SQLite keeps times to the millisecond, so the
+# stored "... 23:59:59.999999" would round up to the next day: drop the fraction first.
+_SOURCE: Final = {"datetime": "SUBSTR({0}, 1, 19)", "date": "{0}"}
 # What DateTimeField stores: microseconds always written (%f is SS.SSS).
 _NOW_TEXT: Final = "STRFTIME('%Y-%m-%d %H:%M:%f000', {0})"
 
@@ -79,7 +82,7 @@ class SQLiteFunctionOperations(FunctionOperations):
         if internal_type == "date":
             return "DATE({0})"
         if internal_type == "datetime":
-            return _NOW_TEXT
+            return "{0}" if input_type == "datetime" else _NOW_TEXT
         if internal_type == "bool":
             return "(CAST({0} AS INTEGER) <> 0)"
         sql_type = {"int": "INTEGER", "float": "REAL", "decimal": "REAL", "str": "TEXT"}.get(
@@ -91,6 +94,13 @@ class SQLiteFunctionOperations(FunctionOperations):
 
     def fn_trunc(self, arity: int, kind: str, input_type: str) -> str:
         """Render truncation with strftime()/date() modifiers."""
+        return self._trunc(kind, input_type).replace("{0}", _SOURCE[input_type])
+
+    def fn_extract(self, arity: int, lookup: str, input_type: str) -> str:
+        """Render extraction with strftime()."""
+        return _EXTRACT[lookup].replace("{0}", _SOURCE[input_type])
+
+    def _trunc(self, kind: str, input_type: str) -> str:
         if kind == "date":
             return "DATE({0})"
         fmt = "%Y-%m-%d" if input_type == "date" else "%Y-%m-%d 00:00:00.000000"
@@ -101,7 +111,3 @@ class SQLiteFunctionOperations(FunctionOperations):
         if input_type == "date":
             return f"STRFTIME('{_TRUNC_DATE[kind]}', {{0}})"
         return f"STRFTIME('{_TRUNC_DATETIME[kind]}', {{0}})"
-
-    def fn_extract(self, arity: int, lookup: str, input_type: str) -> str:
-        """Render extraction with strftime()."""
-        return _EXTRACT[lookup]
