@@ -533,7 +533,7 @@ class QuerySet(Generic[T]):
         row = await run_fetch_one(db, sql, c.params)
         return int(row[0]) if row is not None else 0
 
-    async def aggregate(self, *args: Aggregate, **kwargs: Aggregate) -> dict[str, Any]:
+    async def aggregate(self, *args: Aggregate, **kwargs: Expression) -> dict[str, Any]:
         """Compute aggregates over the matching rows: ``{"total": Decimal(...)}``.
 
         Positional aggregates are named ``<field>__<function>`` (``price__sum``).
@@ -542,7 +542,7 @@ class QuerySet(Generic[T]):
             FieldError: A bad alias or a non-aggregate expression.
             DatabaseError: The queryset is sliced, distinct or annotated with aggregates.
         """
-        named: dict[str, Aggregate] = {}
+        named: dict[str, Expression] = {}
         for agg in args:
             source = getattr(agg.expression, "name", None)
             if not isinstance(source, str):
@@ -562,11 +562,13 @@ class QuerySet(Generic[T]):
             )
         query = query.clone()
         nodes: dict[str, Node] = {}
-        for name, agg in named.items():
+        for name, expr in named.items():
             check_identifier(name, "aggregate alias")
-            if not isinstance(agg, Expression) or not agg.contains_aggregate:
-                raise FieldError(f"aggregate({name}=...) takes Count/Sum/Avg/Min/Max, not {agg!r}.")
-            nodes[name] = agg.resolve(query)
+            if not getattr(expr, "contains_aggregate", False):
+                raise FieldError(
+                    f"aggregate({name}=...) takes an aggregate (Count, Sum...), not {expr!r}."
+                )
+            nodes[name] = expr.resolve(query)
         if query.empty:
             return {name: (0 if isinstance(n, AggregateNode) and n.function == "COUNT" else None)
                     for name, n in nodes.items()}  # fmt: skip

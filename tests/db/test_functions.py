@@ -41,6 +41,7 @@ from tests.db.models import Author, Everything, Post
 
 if TYPE_CHECKING:
     from covet.db.database import Database
+    from covet.db.expressions import Expression
 
 UTC = datetime.UTC
 
@@ -70,7 +71,7 @@ async def moments(orm: Database) -> None:
     await Everything.objects.create(integer=99)  # all NULL
 
 
-async def _by_email(**annotations: object) -> dict[str, dict[str, object]]:
+async def _by_email(**annotations: Expression) -> dict[str, dict[str, object]]:
     rows = await Author.objects.annotate(**annotations).values("email", *annotations)
     return {row.pop("email"): row for row in rows}
 
@@ -147,9 +148,13 @@ async def test_abs_and_round(orm):
     author = await Author.objects.create(name="A", email="a@example.com")
     await Post.objects.create(title="x", author=author, views=-7, rating=decimal.Decimal("2.45"))
     await Post.objects.create(title="y", author=author, views=7, rating=decimal.Decimal("-2.55"))
-    rows = await Post.objects.annotate(
-        a=Abs("views"), r1=Round("rating", 1), r0=Round("rating"), ri=Round("views")
-    ).order_by("title").values_list("a", "r1", "r0", "ri")
+    rows = (
+        await Post.objects.annotate(
+            a=Abs("views"), r1=Round("rating", 1), r0=Round("rating"), ri=Round("views")
+        )
+        .order_by("title")
+        .values_list("a", "r1", "r0", "ri")
+    )
     # Halves round away from zero on every backend (decimals and integers).
     assert rows == [
         (7, decimal.Decimal("2.5"), decimal.Decimal("2"), -7),
@@ -187,7 +192,8 @@ async def test_now_is_an_aware_utc_datetime_usable_in_filters(orm):
 
 async def test_cast(orm):
     moment = datetime.datetime(2024, 3, 9, 23, 30, tzinfo=UTC)
-    await Everything.objects.create(integer=42, char="17", moment=moment, dec=decimal.Decimal("1.5"))
+    amount = decimal.Decimal("1.5")
+    await Everything.objects.create(integer=42, char="17", moment=moment, dec=amount)
     [row] = await Everything.objects.annotate(
         txt=Cast("integer", fields.CharField(max_length=10)),
         number=Cast("char", fields.IntegerField()),
@@ -223,8 +229,8 @@ async def test_functions_are_bound_parameters_in_the_shape_cache(authors):
         assert rows["a@example.com"]["a"] == default
     for prefix in ("x", "y"):
         qs = Author.objects.annotate(tag=Concat(Value(prefix), "email"))
-        rows = await qs.order_by(Concat(Value(prefix), "name")).values_list("tag", flat=True)
-        assert rows[0] == f"{prefix}a@example.com"
+        tags = await qs.order_by(Concat(Value(prefix), "name")).values_list("tag", flat=True)
+        assert tags[0] == f"{prefix}a@example.com"
 
 
 # -- dates -----------------------------------------------------------------------------------
@@ -235,13 +241,17 @@ def _monday(day: datetime.date) -> datetime.date:
 
 
 async def test_trunc_datetime_matches_python(moments):
-    rows = await Everything.objects.filter(integer__lt=99).annotate(
-        **{f"t_{k}": Trunc("moment", k) for k in ("year", "quarter", "month", "week", "day")},
-        t_hour=Trunc("moment", "hour"),
-        t_minute=Trunc("moment", "minute"),
-        t_second=Trunc("moment", "second"),
-        t_date=TruncDate("moment"),
-    ).order_by("integer")
+    rows = (
+        await Everything.objects.filter(integer__lt=99)
+        .annotate(
+            **{f"t_{k}": Trunc("moment", k) for k in ("year", "quarter", "month", "week", "day")},
+            t_hour=Trunc("moment", "hour"),
+            t_minute=Trunc("moment", "minute"),
+            t_second=Trunc("moment", "second"),
+            t_date=TruncDate("moment"),
+        )
+        .order_by("integer")
+    )
     for row, m in zip(rows, MOMENTS, strict=True):
         quarter_month = 3 * ((m.month - 1) // 3) + 1
         monday = _monday(m.date())
@@ -259,9 +269,14 @@ async def test_trunc_datetime_matches_python(moments):
 
 
 async def test_trunc_date_field_gives_dates(moments):
-    rows = await Everything.objects.filter(integer__lt=99).annotate(
-        y=TruncYear("day"), m=TruncMonth("day"), w=TruncWeek("day"), q=Trunc("day", "quarter")
-    ).order_by("integer").values_list("y", "m", "w", "q")
+    rows = (
+        await Everything.objects.filter(integer__lt=99)
+        .annotate(
+            y=TruncYear("day"), m=TruncMonth("day"), w=TruncWeek("day"), q=Trunc("day", "quarter")
+        )
+        .order_by("integer")
+        .values_list("y", "m", "w", "q")
+    )
     expected = [
         (
             m.date().replace(month=1, day=1),
@@ -277,9 +292,11 @@ async def test_trunc_date_field_gives_dates(moments):
 async def test_extract_matches_python(moments):
     lookups = ("year", "iso_year", "quarter", "month", "week", "day", "week_day",
                "iso_week_day", "hour", "minute", "second")  # fmt: skip
-    rows = await Everything.objects.annotate(
-        **{f"x_{k}": Extract("moment", k) for k in lookups}
-    ).order_by("integer").values(*[f"x_{k}" for k in lookups])
+    rows = (
+        await Everything.objects.annotate(**{f"x_{k}": Extract("moment", k) for k in lookups})
+        .order_by("integer")
+        .values(*[f"x_{k}" for k in lookups])
+    )
     rows = [{k[2:]: v for k, v in row.items()} for row in rows]
     for row, m in zip(rows[:-1], MOMENTS, strict=True):
         iso = m.isocalendar()
@@ -322,7 +339,8 @@ async def test_filter_and_order_on_date_annotations(moments):
     qs = Everything.objects.annotate(m=TruncMonth("moment"), h=TruncHour("moment"))
     assert await qs.filter(m=may).count() == 2
     assert await qs.filter(m__gt=may).count() == 1
-    assert await Everything.objects.annotate(y=Extract("moment", "year")).filter(y=2024).count() == 4
+    years = Everything.objects.annotate(y=Extract("moment", "year"))
+    assert await years.filter(y=2024).count() == 4
     ordered = await qs.filter(integer__lt=99).order_by("-h").values_list("integer", flat=True)
     assert ordered == [2, 1, 0, 3, 4]
 
@@ -387,9 +405,7 @@ async def test_collate_orders_under_another_collation(orm, database):
     for name in ("b", "a", "C"):
         await Author.objects.create(name=name, email=f"{name}@example.com")
     collation = CASELESS[database.ops.telemetry_name]
-    names = await Author.objects.order_by(Collate("name", collation)).values_list(
-        "name", flat=True
-    )
+    names = await Author.objects.order_by(Collate("name", collation)).values_list("name", flat=True)
     assert names == ["a", "b", "C"]
     binary = await Author.objects.order_by("name").values_list("name", flat=True)
     assert binary == ["C", "a", "b"]  # the default text collation is binary everywhere
