@@ -448,3 +448,63 @@ async def test_plain_distinct_still_works(posts):
     assert len(ids) == 2
     names = await Author.objects.filter(posts__views__gt=0).distinct().order_by(Lower("name"))
     assert [a.name for a in names] == ["Ann", "Bob"]
+
+
+# -- compiled SQL (no server): each dialect's spelling and the shape cache --------------------
+
+
+def _compile(qs: object, dialect: str) -> tuple[str, list[object]]:
+    from covet.db.backends.mysql import MySQLFeatures, MySQLOperations
+    from covet.db.backends.postgres import PostgresFeatures, PostgresOperations
+    from covet.db.backends.sqlite import SQLiteFeatures, SQLiteOperations
+    from covet.db.compiler import compile_select
+
+    ops_cls, features_cls = {
+        "sqlite": (SQLiteOperations, SQLiteFeatures),
+        "postgres": (PostgresOperations, PostgresFeatures),
+        "mysql": (MySQLOperations, MySQLFeatures),
+    }[dialect]
+    features = features_cls()
+    compiled = compile_select(qs.query, ops_cls(features), features)  # type: ignore[attr-defined]
+    return compiled.sql, compiled.params
+
+
+def test_dialects_spell_dates_in_utc_and_escape_percent():
+    qs = Everything.objects.values(m=TruncMonth("moment"))
+    assert (
+        "DATE_TRUNC('month', (\"everything\".\"moment\" AT TIME ZONE 'UTC'))"
+        in (_compile(qs, "postgres")[0])
+    )
+    # aiomysql formats the statement with %: literal percents are doubled.
+    assert "DATE_FORMAT(`everything`.`moment`, '%%Y-%%m-01 00:00:00')" in _compile(qs, "mysql")[0]
+    assert "STRFTIME('%Y-%m-01 00:00:00.000000', SUBSTR(" in _compile(qs, "sqlite")[0]
+
+
+def test_repeated_arguments_bind_their_parameters_each_time():
+    # MySQL emulates NULLS LAST by repeating the expression: its parameter is bound twice,
+    # also when the SQL comes from the shape cache.
+    for default in (5, 7):
+        qs = Author.objects.order_by(Coalesce("age", default).asc(nulls_last=True))
+        text, params = _compile(qs, "mysql")
+        assert "COALESCE(`author`.`age`, %s) IS NULL, COALESCE(`author`.`age`, %s) ASC" in text
+        assert params == [default, default]
+        text, params = _compile(qs, "postgres")
+        assert text.endswith('ORDER BY COALESCE("author"."age", CAST($1 AS BIGINT)) ASC NULLS LAST')
+        assert params == [default]
+    qs = Author.objects.annotate(g=Greatest("age", Value(3)))
+    text, params = _compile(qs, "postgres")
+    assert (
+        'CASE WHEN "author"."age" IS NULL OR CAST($1 AS BIGINT) IS NULL THEN NULL ELSE '
+        'GREATEST("author"."age", CAST($2 AS BIGINT)) END' in text
+    )
+    assert params == [3, 3]
+
+
+def test_function_options_are_part_of_the_shape():
+    year = _compile(Everything.objects.annotate(t=Trunc("moment", "year")), "sqlite")[0]
+    month = _compile(Everything.objects.annotate(t=Trunc("moment", "month")), "sqlite")[0]
+    assert year != month
+    a = _compile(Author.objects.annotate(s=Substr("name", 1, 2)), "postgres")[0]
+    b = _compile(Author.objects.annotate(s=Substr("name", 2, 2)), "postgres")[0]
+    assert 'SUBSTR("author"."name", 1, 2)' in a
+    assert 'SUBSTR("author"."name", 2, 2)' in b
