@@ -233,6 +233,16 @@ async def test_functions_are_bound_parameters_in_the_shape_cache(authors):
         assert tags[0] == f"{prefix}a@example.com"
 
 
+async def test_functions_in_update_and_as_filter_values(authors):
+    await Author.objects.filter(age__isnull=False).update(
+        name=Upper(Trim("name")), age=Coalesce("age", 0) + Length("name")
+    )
+    rows = await Author.objects.order_by("email").values_list("name", "age")
+    assert rows == [("  ann ", None), ("BOB", 28), ("ÉMILE", 45)]
+    assert await Author.objects.filter(name=Upper("name")).count() == 2
+    assert await Author.objects.filter(age__gt=Length(Concat("name", "email"))).count() == 2
+
+
 # -- dates -----------------------------------------------------------------------------------
 
 
