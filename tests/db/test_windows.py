@@ -186,6 +186,9 @@ async def test_filtering_on_a_window_is_refused(scores):
         qs.filter(rn=1)
     with pytest.raises(FieldError, match="window annotation"):
         qs.exclude(rn__gt=1)
+    wrapped = Post.objects.annotate(rn=Window(RowNumber(), order_by="-views") + 1)
+    with pytest.raises(FieldError, match="window annotation"):
+        wrapped.filter(rn=2)
 
 
 async def test_window_functions_need_a_window(orm):

@@ -51,6 +51,13 @@ PLAIN_VALUE_TYPES: Final = frozenset(
 _queryset_class: list[type[QuerySet[Any]]] = []
 
 
+def _has_window(shape: Any) -> bool:
+    """Tell whether a node's shape holds a window (``Window(...)``, maybe inside arithmetic)."""
+    if not isinstance(shape, tuple):
+        return False
+    return (bool(shape) and shape[0] == "over") or any(_has_window(s) for s in shape)
+
+
 def _queryset_type() -> type[QuerySet[Any]]:
     # covet.db.queryset imports this module, so its class is looked up once, lazily.
     if not _queryset_class:
@@ -199,7 +206,7 @@ class Query:
                 f"{parts[0]!r}. Use one of: {_SORTED_LOOKUPS}."
             )
         lookup = parts[1] if len(parts) == 2 else "exact"
-        if getattr(lhs, "contains_over_clause", False):
+        if _has_window(lhs.shape):
             raise FieldError(
                 f"Cannot filter on the window annotation {parts[0]!r}: SQL computes windows after "
                 "WHERE. Filter the rows in Python, or filter() before annotate() to narrow the "
