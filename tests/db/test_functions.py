@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from covet.db import Count, F, FieldError, Sum, Value, fields
+from covet.db import Count, F, FieldError, Max, Sum, Value, fields
 from covet.db.exceptions import NotSupportedError
 from covet.db.functions import (
     Abs,
@@ -241,6 +241,14 @@ async def test_functions_in_update_and_as_filter_values(authors):
     assert rows == [("  ann ", None), ("BOB", 28), ("ÉMILE", 45)]
     assert await Author.objects.filter(name=Upper("name")).count() == 2
     assert await Author.objects.filter(age__gt=Length(Concat("name", "email"))).count() == 2
+
+
+async def test_aggregates_over_functions(authors):
+    result = await Author.objects.aggregate(
+        chars=Sum(Length(Trim("name"))), oldest=Max(Coalesce("age", 0))
+    )
+    assert result == {"chars": 11, "oldest": 40}
+    assert type(result["chars"]) is int
 
 
 # -- dates -----------------------------------------------------------------------------------
