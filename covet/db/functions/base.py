@@ -29,18 +29,11 @@ __all__ = (
 )
 
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_COLLATION: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
 _INT: Final = BigIntegerField(null=True)
 _FLOAT: Final = FloatField(null=True)
 _TEXT: Final = TextField(null=True)
 _DATE: Final = DateField(null=True)
 _DATETIME: Final = DateTimeField(null=True)
-_TRUNC_KINDS: Final = ("year", "quarter", "month", "week", "day", "hour", "minute", "second")
-_EXTRACT_LOOKUPS: Final = (
-    "year", "iso_year", "quarter", "month", "week", "day", "week_day", "iso_week_day",
-    "hour", "minute", "second",
-)  # fmt: skip
-_TIME_PARTS: Final = frozenset({"hour", "minute", "second"})
 
 
 def _expression(value: Any) -> Expression:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from covet.db.compiler.functions import int_converter
 from covet.db.exceptions import FieldError
-from covet.db.functions.base import (
-    _DATE,
-    _DATETIME,
-    _EXTRACT_LOOKUPS,
-    _INT,
-    _TIME_PARTS,
-    _TRUNC_KINDS,
-    Func,
-)
+from covet.db.functions.base import _DATE, _DATETIME, _INT, Func
 
 if TYPE_CHECKING:
     from covet.db.compiler import Node
     from covet.db.compiler.nodes import Converter
-    from covet.db.fields import (
-        Field,
-    )
+    from covet.db.fields import Field
 
 
 __all__ = (
@@ -48,6 +38,13 @@ __all__ = (
     "TruncWeek",
     "TruncYear",
 )
+
+_TRUNC_KINDS: Final = ("year", "quarter", "month", "week", "day", "hour", "minute", "second")
+_EXTRACT_LOOKUPS: Final = (
+    "year", "iso_year", "quarter", "month", "week", "day", "week_day", "iso_week_day",
+    "hour", "minute", "second",
+)  # fmt: skip
+_TIME_PARTS: Final = frozenset({"hour", "minute", "second"})
 
 # -- date and time ---------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from covet.db.compiler.functions import int_converter
 from covet.db.compiler.numeric import ExpressionDecimalField
@@ -12,15 +13,7 @@ from covet.db.fields import (
     DecimalField,
     Field,
 )
-from covet.db.functions.base import (
-    _COLLATION,
-    _DATETIME,
-    _INT,
-    _TEXT,
-    Func,
-    _int_option,
-    _literal,
-)
+from covet.db.functions.base import _DATETIME, _INT, _TEXT, Func, _int_option, _literal
 
 if TYPE_CHECKING:
     from covet.db.compiler import Node
@@ -46,6 +39,8 @@ __all__ = (
     "Trim",
     "Upper",
 )
+
+_COLLATION: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
 
 # -- comparison and text ---------------------------------------------------------------------
 

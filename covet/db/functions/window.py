@@ -7,23 +7,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from covet.db.compiler.functions import FuncNode, WindowNode, int_converter
 from covet.db.exceptions import FieldError
 from covet.db.expressions import Aggregate, Expression
-from covet.db.functions.base import (
-    _FLOAT,
-    _INT,
-    Func,
-    _expression,
-    _int_option,
-    order_term,
-)
+from covet.db.functions.base import _FLOAT, _INT, Func, _expression, _int_option, order_term
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from covet.db.compiler import Node, Query
     from covet.db.compiler.nodes import Converter
-    from covet.db.fields import (
-        Field,
-    )
+    from covet.db.fields import Field
 
 
 __all__ = (
