@@ -408,6 +408,8 @@ async def test_order_by_rejects_junk():
         Author.objects.order_by(3)  # type: ignore[arg-type]
     with pytest.raises(FieldError):
         Author.objects.order_by(Lower("nope"))
+    with pytest.raises(FieldError, match="annotate"):
+        Author.objects.order_by(Count("posts").desc())
 
 
 #: A case-insensitive collation per backend, as documented in docs/orm/functions.md.

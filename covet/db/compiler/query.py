@@ -347,6 +347,11 @@ class Query:
             if isinstance(term, Expression):
                 from covet.db.functions.base import order_term
 
+                if term.contains_aggregate:
+                    raise FieldError(
+                        f"Cannot order by the aggregate {term!r} directly. annotate() it and "
+                        "order by its alias, e.g. annotate(n=Count('posts')).order_by('-n')."
+                    )
                 out.append(order_term(self, term))
                 continue
             if not isinstance(term, str):
