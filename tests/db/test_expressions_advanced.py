@@ -414,9 +414,13 @@ async def test_conditional_aggregates_over_a_relation(blog):
         .values_list("name", "busy", "quiet_views")
     )
     assert rows == [("Ann", 2, None), ("Bob", 0, 5), ("Cid", 0, None)]
-    distinct = await Author.objects.annotate(
-        n=Count("posts__comments__text", distinct=True, filter=Q(posts__views__gte=10))
-    ).order_by("id").values_list("n", flat=True)
+    distinct = (
+        await Author.objects.annotate(
+            n=Count("posts__comments__text", distinct=True, filter=Q(posts__views__gte=10))
+        )
+        .order_by("id")
+        .values_list("n", flat=True)
+    )
     assert distinct == [2, 0, 0]
 
 
