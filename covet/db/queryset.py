@@ -276,15 +276,16 @@ class QuerySet(Generic[T]):
         ``Subquery(...).desc()``. ``order_by()`` with no arguments removes any
         ordering, including ``Meta.ordering``.
         """
-        terms = self.query.resolve_ordering(fields)
+        # Resolved on the clone, as in _filter(): a manager builds its base queryset
+        # for every access to .query.
         clone: QuerySet[T] = self._chain()
-        clone.query.order_by = terms
+        clone.query.order_by = clone.query.resolve_ordering(fields)
         return clone
 
     def reverse(self) -> QuerySet[T]:
         """Reverse the ordering (the primary key order when unordered)."""
         clone: QuerySet[T] = self._chain()
-        clone.query.order_by = self.query.reversed_ordering()
+        clone.query.order_by = clone.query.reversed_ordering()
         return clone
 
     def distinct(self, *fields: str) -> QuerySet[T]:
