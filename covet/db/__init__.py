@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from covet.db import fields
+from covet.db import fields, functions
 from covet.db.database import Database, get_database
 from covet.db.exceptions import (
     DatabaseError,
@@ -88,6 +88,7 @@ __all__ = (
     "create_all",
     "drop_all",
     "fields",
+    "functions",
     "get_database",
     "model_schema",
     "transaction",

@@ -40,7 +40,6 @@ __all__ = (
     "F",
     "Max",
     "Min",
-    "OrderBy",
     "OuterRef",
     "Q",
     "Subquery",
@@ -60,6 +59,20 @@ class Expression:
     def resolve(self, query: Query, *, allow_joins: bool = True) -> Node:
         """Return the SQL node for this expression against ``query``'s model."""
         raise NotImplementedError(f"{type(self).__name__} must implement resolve().")
+
+    def asc(self, *, nulls_first: bool | None = None, nulls_last: bool | None = None) -> Expression:
+        """Return an ascending ORDER BY term (see :class:`covet.db.functions.OrderBy`)."""
+        from covet.db.functions import OrderBy
+
+        return OrderBy(self, nulls_first=nulls_first, nulls_last=nulls_last)
+
+    def desc(
+        self, *, nulls_first: bool | None = None, nulls_last: bool | None = None
+    ) -> Expression:
+        """Return a descending ORDER BY term (see :class:`covet.db.functions.OrderBy`)."""
+        from covet.db.functions import OrderBy
+
+        return OrderBy(self, descending=True, nulls_first=nulls_first, nulls_last=nulls_last)
 
     def _combine(self, other: Any, op: str, reverse: bool) -> Combined:
         rhs = other if isinstance(other, Expression) else Value(other)
@@ -88,31 +101,6 @@ class Expression:
 
     def __rtruediv__(self, other: Any) -> Combined:
         return self._combine(other, "/", True)
-
-    def asc(self) -> OrderBy:
-        """Order by this expression, ascending: ``order_by(Subquery(...).asc())``."""
-        return OrderBy(self, descending=False)
-
-    def desc(self) -> OrderBy:
-        """Order by this expression, descending: ``order_by(F("views").desc())``."""
-        return OrderBy(self, descending=True)
-
-
-class OrderBy:
-    """An expression with a direction, for ``order_by()`` (made by ``.asc()``/``.desc()``).
-
-    Args:
-        expression: What to order by.
-        descending: Largest first.
-    """
-
-    def __init__(self, expression: Expression, *, descending: bool = False) -> None:
-        if not isinstance(expression, Expression):
-            raise FieldError(f"OrderBy() takes an expression, not {expression!r}.")
-        self.expression, self.descending = expression, descending
-
-    def __repr__(self) -> str:
-        return f"{self.expression!r}.{'desc' if self.descending else 'asc'}()"
 
 
 class F(Expression):
@@ -485,7 +473,7 @@ class Exists(Expression):
         # Selecting the key alone, unordered, is the cheapest probe with the same rows.
         inner = inner.clone()
         if not inner.is_sliced:
-            inner.order_by, inner.order_has_nodes = (), False
+            inner.order_by = ()
         inner.select_related = ()
         if inner.values_fields is None:
             inner.values_fields = ("pk",)

@@ -35,7 +35,7 @@ from covet.db.execution import (
     run_fetch_all,
     run_fetch_one,
 )
-from covet.db.expressions import Aggregate, Expression, OrderBy, Q
+from covet.db.expressions import Aggregate, Expression, Q
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
 from covet.db.statements import (
     bind_statement,
@@ -314,26 +314,36 @@ class QuerySet(Generic[T]):
             query.where = query.where.add(node)
         return clone
 
-    def order_by(self, *fields: str | Expression | OrderBy) -> QuerySet[T]:
-        """Order by fields (``"-field"`` descending, ``"author__name"``, ``"?"`` random).
+    def order_by(self, *fields: str | Expression) -> QuerySet[T]:
+        """Order by fields (``"-field"``, ``"author__name"``, ``"?"`` random) or expressions.
 
-        Expressions order too: ``order_by(Subquery(...).desc(), "id")``.
-        ``order_by()`` with no arguments removes any ordering, including ``Meta.ordering``.
+        Expressions: ``Lower("name")``, ``F("x").desc(nulls_last=True)``,
+        ``Subquery(...).desc()``. ``order_by()`` with no arguments removes any
+        ordering, including ``Meta.ordering``.
         """
+        # Resolved on the clone, as in _filter(): a manager builds its base queryset
+        # for every access to .query.
         clone: QuerySet[T] = self._chain()
-        clone.query.set_order_by(fields)
+        clone.query.order_by = clone.query.resolve_ordering(fields)
         return clone
 
     def reverse(self) -> QuerySet[T]:
         """Reverse the ordering (the primary key order when unordered)."""
         clone: QuerySet[T] = self._chain()
-        clone.query.reverse_ordering()
+        clone.query.order_by = clone.query.reversed_ordering()
         return clone
 
-    def distinct(self) -> QuerySet[T]:
-        """Remove duplicate rows (``SELECT DISTINCT``)."""
+    def distinct(self, *fields: str) -> QuerySet[T]:
+        """Remove duplicate rows; with fields, keep one row per distinct fields (PostgreSQL).
+
+        ``distinct("author")`` is ``DISTINCT ON``: order_by() must start with the
+        fields, and other databases raise NotSupportedError when the query runs.
+        """
+        for name in fields:
+            path = check_identifier(name, "field").split("__")
+            resolve_path(self.model, path, allow_lookup=False)
         clone: QuerySet[T] = self._chain()
-        clone.query.distinct = True
+        clone.query.distinct = tuple(fields) or True
         return clone
 
     def _check_concrete(self, names: Iterable[str], what: str) -> tuple[str, ...]:
@@ -552,7 +562,7 @@ class QuerySet(Generic[T]):
         row = await run_fetch_one(db, sql, c.params)
         return int(row[0]) if row is not None else 0
 
-    async def aggregate(self, *args: Aggregate, **kwargs: Aggregate) -> dict[str, Any]:
+    async def aggregate(self, *args: Aggregate, **kwargs: Expression) -> dict[str, Any]:
         """Compute aggregates over the matching rows: ``{"total": Decimal(...)}``.
 
         Positional aggregates are named ``<field>__<function>`` (``price__sum``).
@@ -561,7 +571,7 @@ class QuerySet(Generic[T]):
             FieldError: A bad alias or a non-aggregate expression.
             DatabaseError: The queryset is sliced, distinct or annotated with aggregates.
         """
-        named: dict[str, Aggregate] = {}
+        named: dict[str, Expression] = {}
         for agg in args:
             source = getattr(agg.expression, "name", None)
             if not isinstance(source, str):
@@ -581,11 +591,13 @@ class QuerySet(Generic[T]):
             )
         query = query.clone()
         nodes: dict[str, Node] = {}
-        for name, agg in named.items():
+        for name, expr in named.items():
             check_identifier(name, "aggregate alias")
-            if not isinstance(agg, Aggregate):
-                raise FieldError(f"aggregate({name}=...) takes Count/Sum/Avg/Min/Max, not {agg!r}.")
-            nodes[name] = agg.resolve(query)
+            if not getattr(expr, "contains_aggregate", False):
+                raise FieldError(
+                    f"aggregate({name}=...) takes an aggregate (Count, Sum...), not {expr!r}."
+                )
+            nodes[name] = expr.resolve(query)
         if query.empty:
             return {name: (0 if isinstance(n, AggregateNode) and n.function == "COUNT" else None)
                     for name, n in nodes.items()}  # fmt: skip

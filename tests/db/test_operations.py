@@ -149,7 +149,7 @@ def test_misc_fragments():
     assert SQLITE.random_function() == "RANDOM()"
     assert SQLITE.explain_prefix() == "EXPLAIN QUERY PLAN"
     assert PG.explain_prefix(analyze=True) == "EXPLAIN ANALYZE"
-    assert PG.distinct_sql(["a"]) == 'DISTINCT ON ("a")'
+    assert PG.distinct_sql(['"T"."a"']) == 'DISTINCT ON ("T"."a")'  # rendered SQL, not names
     with pytest.raises(NotSupportedError, match="DISTINCT ON"):
         MYSQL.distinct_sql(["a"])
     assert PG.for_update_sql(skip_locked=True, of=["t"]) == 'FOR UPDATE OF "t" SKIP LOCKED'

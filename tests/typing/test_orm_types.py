@@ -7,6 +7,7 @@ import decimal
 from typing import TYPE_CHECKING, Any, assert_type
 
 from covet.db import Case, Count, Exists, F, Model, OuterRef, Q, Subquery, When, fields
+from covet.db.functions import Lower
 from covet.db.manager import Manager
 from covet.db.queryset import QuerySet
 
@@ -66,6 +67,8 @@ async def _pins(article: Article, writer: Writer) -> None:
     assert_type(await Article.objects.values("title"), list[dict[str, Any]])
     assert_type(await Article.objects.aggregate(n=Count("id")), dict[str, Any])
     assert_type(await Article.objects.filter(id=1).update(title=F("title") + "!"), int)
+    assert_type(Article.objects.order_by(Lower("title"), F("id").desc()), QuerySet[Article])
+    assert_type(Article.objects.distinct("title"), QuerySet[Article])
     assert_type(Article.objects.all()[:3], QuerySet[Article])
     has_article = Exists(Article.objects.filter(writer=OuterRef("pk")))
     assert_type(Writer.objects.filter(~has_article), QuerySet[Writer])

@@ -7,6 +7,7 @@ import decimal
 import uuid
 from typing import TYPE_CHECKING, Any, Final
 
+from covet.db.compiler.functions import OrderByNode
 from covet.db.compiler.nodes import (
     EMPTY_WHERE,
     AggregateNode,
@@ -31,7 +32,7 @@ from covet.db.compiler.paths import (
     resolve_path,
 )
 from covet.db.exceptions import FieldError
-from covet.db.expressions import Expression, F, OrderBy, Q, Subquery
+from covet.db.expressions import Expression, F, Q, Subquery
 from covet.db.models import Model, resolved_paths
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from covet.db.fields import Field
     from covet.db.queryset import QuerySet
 
-__all__ = ("PLAIN_VALUE_TYPES", "OrderTerm", "Query", "check_outer_refs")
+__all__ = ("PLAIN_VALUE_TYPES", "Query", "check_outer_refs")
 
 #: Value types that are never an expression, a queryset, a model instance or None: a
 #: comparison (exact/gt/gte/lt/lte) with one of them binds it as one parameter, so its SQL is
@@ -52,6 +53,13 @@ PLAIN_VALUE_TYPES: Final = frozenset(
 
 
 _queryset_class: list[type[QuerySet[Any]]] = []
+
+
+def _has_window(shape: Any) -> bool:
+    """Tell whether a node's shape holds a window (``Window(...)``, maybe inside arithmetic)."""
+    if not isinstance(shape, tuple):
+        return False
+    return (bool(shape) and shape[0] == "over") or any(_has_window(s) for s in shape)
 
 
 def _queryset_type() -> type[QuerySet[Any]]:
@@ -70,13 +78,13 @@ class Query:
         self.model = model
         self.where: WhereNode = EMPTY_WHERE
         self.having: WhereNode = EMPTY_WHERE
-        #: Names (``"-field"``) and, from ``order_by(F(...).desc())`` and the like,
-        #: resolved expression terms (then ``order_has_nodes`` is set).
-        self.order_by: tuple[str | OrderTerm, ...] | None = None
-        self.order_has_nodes = False
+        # Terms are "field"/"-field"/"?" strings or ORDER BY nodes (order_by(Lower("x"))),
+        # which compare and hash by shape, so the tuple stays a valid cache key.
+        self.order_by: tuple[str | OrderByNode, ...] | None = None
         self.low = 0
         self.high: int | None = None
-        self.distinct = False
+        # True for DISTINCT, or the field names of DISTINCT ON (...).
+        self.distinct: bool | tuple[str, ...] = False
         self.select_related: tuple[str, ...] = ()
         self.only: tuple[str, ...] | None = None
         self.defer: tuple[str, ...] = ()
@@ -107,7 +115,7 @@ class Query:
                 self.model,
                 self.where.shape,
                 self.having.shape,
-                _order_shape(self.order_by) if self.order_has_nodes else self.order_by,
+                self.order_by,
                 self.low,
                 self.high,
                 self.distinct,
@@ -253,6 +261,12 @@ class Query:
                 f"{parts[0]!r}. Use one of: {_SORTED_LOOKUPS}."
             )
         lookup = parts[1] if len(parts) == 2 else "exact"
+        if _has_window(lhs.shape):
+            raise FieldError(
+                f"Cannot filter on the window annotation {parts[0]!r}: SQL computes windows after "
+                "WHERE. Filter the rows in Python, or filter() before annotate() to narrow the "
+                "rows the window sees."
+            )
         annotation_field = lhs.output_field
         if isinstance(lhs, AggregateNode) and lhs.function == "COUNT":
             annotation_field = None
@@ -374,18 +388,35 @@ class Query:
             return Lookup(lhs, lookup, None, None, path, rhs=TypedParam(number[1], number[0]))
         return Lookup(lhs, lookup, prep(value), field, path)
 
-    def set_order_by(self, terms: Iterable[object]) -> None:
-        """Check and store ``order_by()`` terms: names, expressions, ``expr.desc()``.
+    # -- parameters for a cached shape ---------------------------------------------------------
+
+    def selected_annotations(self) -> list[tuple[str, Node]]:
+        """Return the annotations that appear in the SELECT list, in order."""
+        if self.values_fields is None:
+            return list(self.annotations.items())
+        return [(n, self.annotations[n]) for n in self.values_fields if n in self.annotations]
+
+    def resolve_ordering(self, terms: Iterable[Any]) -> tuple[str | OrderByNode, ...]:
+        """Check ``order_by()`` terms: names stay strings, expressions become ORDER BY nodes.
+
+        ``F("x").desc(nulls_last=True)``, ``Lower("name")`` and ``Subquery(...).asc()``
+        all become one :class:`OrderByNode` (equal and hashed by shape, so the tuple is
+        part of the compiled-SQL cache key as it is).
 
         Raises:
-            FieldError: A term is neither a field or annotation name nor an expression.
+            FieldError: An unknown name, or a term that is neither a string nor an expression.
         """
-        out: list[str | OrderTerm] = []
+        out: list[str | OrderByNode] = []
         for term in terms:
-            if isinstance(term, OrderBy | Expression):
-                expr, desc = (term.expression, term.descending) if isinstance(
-                    term, OrderBy) else (term, False)  # fmt: skip
-                out.append(OrderTerm(expr.resolve(self), desc))
+            if isinstance(term, Expression):
+                from covet.db.functions.base import order_term
+
+                if term.contains_aggregate:
+                    raise FieldError(
+                        f"Cannot order by the aggregate {term!r} directly. annotate() it and "
+                        "order by its alias, e.g. annotate(n=Count('posts')).order_by('-n')."
+                    )
+                out.append(order_term(self, term))
                 continue
             if not isinstance(term, str):
                 raise FieldError(
@@ -396,36 +427,53 @@ class Query:
             if term != "?" and name not in self.annotations:
                 resolve_path(self.model, name.split("__"), allow_lookup=False)
             out.append(term)
-        self.order_by = tuple(out)
-        self.order_has_nodes = len(out) != sum(isinstance(t, str) for t in out)
+        return tuple(out)
 
-    def reverse_ordering(self) -> None:
-        """Flip every ordering term (the primary key's when unordered), for ``reverse()``."""
+    def reversed_ordering(self) -> tuple[str | OrderByNode, ...]:
+        """Return the ordering reversed (the primary key's, descending, when unordered).
+
+        An expression term flips its direction and its NULLS FIRST/LAST.
+        """
         terms = self.order_by if self.order_by is not None else self.model._meta.ordering
-        flipped: list[str | OrderTerm] = []
+        flipped: list[str | OrderByNode] = []
         for t in terms or ("pk",):
-            if isinstance(t, OrderTerm):
+            if not isinstance(t, str):
                 flipped.append(t.reversed())
             else:
                 flipped.append(t[1:] if t.startswith("-") else ("-" + t if t != "?" else t))
-        self.order_by = tuple(flipped)
+        return tuple(flipped)
 
-    # -- parameters for a cached shape ---------------------------------------------------------
+    def distinct_on(self) -> tuple[str, ...]:
+        """Return the DISTINCT ON field names, after checking the ordering starts with them.
 
-    def selected_annotations(self) -> list[tuple[str, Node]]:
-        """Return the annotations that appear in the SELECT list, in order."""
-        if self.values_fields is None:
-            return list(self.annotations.items())
-        return [(n, self.annotations[n]) for n in self.values_fields if n in self.annotations]
+        Raises:
+            FieldError: The ordering starts with another term (PostgreSQL requires the
+                leading ORDER BY terms to be the DISTINCT ON fields).
+        """
+        fields = self.distinct
+        if not isinstance(fields, tuple):
+            return ()
+        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        for term in terms[: len(fields)]:
+            name = term.lstrip("-") if isinstance(term, str) else None
+            if name not in fields:
+                raise FieldError(
+                    f"distinct({', '.join(map(repr, fields))}) needs order_by() to start with "
+                    f"those fields, but it starts with {term!r}. Order by the distinct fields "
+                    "first, e.g. order_by(*fields, '-created')."
+                )
+        return fields
 
     def order_nodes(self) -> list[tuple[str, Node | None, bool]]:
-        """Return ``(name, annotation or expression node or None, descending)`` per term."""
+        """Return ``(name, annotation node or None, descending)`` per ORDER BY term.
+
+        An expression term gives ``("", its ORDER BY node, descending)``.
+        """
         terms = self.order_by if self.order_by is not None else self.model._meta.ordering
         out: list[tuple[str, Node | None, bool]] = []
         for term in terms:
-            if type(term) is not str:
-                assert isinstance(term, OrderTerm)  # noqa: S101 - order_by() stores these
-                out.append(("", term.node, term.descending))
+            if not isinstance(term, str):
+                out.append(("", term, term.descending))
                 continue
             desc = term.startswith("-")
             name = term[1:] if desc else term
@@ -434,21 +482,28 @@ class Query:
 
     def collect_params(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters of :meth:`SQLCompiler.select_sql`, in rendering order."""
-        if not self.annotations and not self.order_has_nodes:
-            # Only annotations add parameters outside WHERE/HAVING (an ORDER BY term has
-            # parameters only when it names an annotation or is an expression).
+        terms = self.order_by if self.order_by is not None else ()
+        if not self.annotations and (not self.distinct or all(type(t) is str for t in terms)):
+            # Only annotations add parameters outside WHERE/HAVING, and ORDER BY
+            # expressions after them, where they are rendered (not under DISTINCT).
             self.where.collect(ops, out)
             self.having.collect(ops, out)
+            for term in terms:
+                if isinstance(term, OrderByNode):
+                    term.collect(ops, out)
             return
         selected = self.selected_annotations()
         for _, node in selected:
             node.collect(ops, out)
         if self.distinct:
             # SQLCompiler._order(): under DISTINCT an ORDER BY expression is a selected
-            # column (a selected annotation is ordered by its position, without parameters).
+            # column, and the ORDER BY refers to it (a selected annotation by its position,
+            # without parameters).
             names = {name for name, _ in selected}
             for name, order_node, _desc in self.order_nodes():
-                if order_node is not None and type(order_node) is not Col and name not in names:
+                if isinstance(order_node, OrderByNode):
+                    order_node.expression.collect(ops, out)
+                elif order_node is not None and type(order_node) is not Col and name not in names:
                     order_node.collect(ops, out)
         self.where.collect(ops, out)
         self.having.collect(ops, out)
@@ -458,38 +513,9 @@ class Query:
                     order_node.collect(ops, out)
 
 
-class OrderTerm(Node):
-    """An expression in ORDER BY (``order_by(Subquery(...).desc())``), resolved.
-
-    It is not a SQL expression of its own: the compiler renders ``node`` and
-    adds ``ASC``/``DESC``.
-    """
-
-    __slots__ = ("descending", "node")
-
-    def __init__(self, node: Node, descending: bool) -> None:
-        self.node, self.descending = node, descending
-
-    @property
-    def shape(self) -> Any:
-        """Return the structural cache key of this node."""
-        return ("ord", self.node.shape, self.descending)
-
-    def reversed(self) -> OrderTerm:
-        """Return the same term in the opposite direction (for ``reverse()``)."""
-        return OrderTerm(self.node, not self.descending)
-
-
-def _order_shape(terms: tuple[str | OrderTerm, ...] | None) -> Any:
-    if terms is None:
-        return None
-    return tuple([t if isinstance(t, str) else t.shape for t in terms])
-
-
 def _query_nodes(query: Query) -> list[Node]:
     nodes: list[Node] = [query.where, query.having, *query.annotations.values()]
-    if query.order_has_nodes and query.order_by is not None:
-        nodes.extend(t.node for t in query.order_by if isinstance(t, OrderTerm))
+    nodes.extend(t for t in query.order_by or () if isinstance(t, OrderByNode))
     return nodes
 
 

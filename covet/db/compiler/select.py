@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from covet.db.compiler.functions import FuncNode, OrderByNode
 from covet.db.compiler.nodes import Col, Converter, Lookup, Node, WhereNode
 from covet.db.compiler.paths import CACHE_LIMIT, JoinStep, PathInfo, resolve_path
 from covet.db.fields import Field, ForeignKey
@@ -295,6 +296,10 @@ class SQLCompiler:
                     isinstance(vnode, Col) or not q.group_by_values
                 ):
                     group.append(sql)
+                elif isinstance(vnode, FuncNode) and not vnode.contains_aggregate:
+                    # values(month=TruncMonth(...)).annotate(n=Count(...)) groups by the
+                    # function: by its position, so its parameters are not bound twice.
+                    group.append(str(len(cols) + 1))
                 conv = vnode.converter(self.ops)
                 if conv is not None:
                     convs.append((len(cols), conv))
@@ -315,7 +320,11 @@ class SQLCompiler:
                 group.insert(0, pk)
         out = ["SELECT "]
         if q.distinct:
-            out.append(f"{self.ops.distinct_sql()} ")
+            on = [
+                self.column(resolve_path(q.model, n.split("__"), allow_lookup=False)[0])
+                for n in q.distinct_on()
+            ]
+            out.append(f"{self.ops.distinct_sql(on)} ")
         out.append(", ".join(cols))
         out.append(f" FROM {self.from_sql}")
         for j in self.join_sql:
@@ -347,6 +356,9 @@ class SQLCompiler:
             if name == "?":
                 order.append(str(self.ops.random_function()))
                 continue
+            if isinstance(annotation, OrderByNode):  # an expression: order_by(Lower("x"))
+                order.append(self._order_expression(annotation, cols))
+                continue
             node = (
                 annotation
                 if annotation is not None
@@ -367,6 +379,33 @@ class SQLCompiler:
                 group.append(sql)
             order.append(f"{sql} DESC" if desc else f"{sql} ASC")
         return order
+
+    def _order_expression(self, term: OrderByNode, cols: list[str]) -> str:
+        """Render an expression ORDER BY term (its parameters: Query.collect_params()).
+
+        SELECT DISTINCT must select what it orders by: a column is added to the
+        columns as it is; another expression is selected with them (its parameters
+        then come before the WHERE's) and ordered by its position, or by an alias
+        with NULLS FIRST/LAST, which some databases emulate with ``expr IS NULL``.
+        """
+        q = self.query
+        inner = term.expression
+        if not q.distinct:
+            return term.as_sql(self)
+        sql = inner.as_sql(self)
+        if isinstance(inner, Col):
+            if sql not in cols:
+                cols.append(sql)
+            return term.as_sql(self)
+        descending, nulls = term.options
+        if nulls is None:
+            cols.append(sql)
+            ref = str(len(cols))
+        else:
+            ref = self.quote(f"__order{len(cols) + 1}")
+            cols.append(f"{sql} AS {ref}")
+        template = self.ops.function_template("order", 1, (descending, nulls))
+        return str(template.format(ref))
 
     def count_sql(self) -> str:
         """Render ``SELECT COUNT(*)`` for the query (wrapping sliced/distinct/grouped ones)."""

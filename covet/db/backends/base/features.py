@@ -66,5 +66,10 @@ class BaseFeatures:
     # Can an aggregate take FILTER (WHERE ...)? (SQL:2003; PostgreSQL 9.4+, SQLite 3.30+.
     # If not, Count("x", filter=Q(...)) becomes COUNT(CASE WHEN ... THEN x END).)
     supports_aggregate_filter_clause: bool = True
+    # Can a SELECT use window functions, ``expr OVER (...)``? (PostgreSQL, MySQL 8 and
+    # MariaDB 10.2+ can: covet's minimum versions; SQLite from 3.25)
+    supports_over_clause: bool = True
+    # Can SELECT DISTINCT ON (expr, ...) keep the first row of each group? (PostgreSQL only)
+    can_distinct_on_fields: bool = False
     # The oldest server version covet supports, as a tuple.
     minimum_version: tuple[int, ...] = ()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet import _json
+from covet.db.backends.base.functions import FunctionOperations
 from covet.db.exceptions import NotSupportedError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ LIKE_LOOKUPS = frozenset(
 )
 
 
-class BaseOperations:
+class BaseOperations(FunctionOperations):
     """Dialect SQL fragments and value adaptation, with ANSI defaults.
 
     Every method returns SQL text and never interpolates values: values
@@ -320,15 +321,16 @@ class BaseOperations:
         return sql
 
     def distinct_sql(self, fields: Sequence[str] = ()) -> str:
-        """Render DISTINCT; ``fields`` (DISTINCT ON) only where the dialect has it.
+        """Render DISTINCT; ``fields`` (rendered SQL, DISTINCT ON) only where the dialect has it.
 
         Raises:
             NotSupportedError: ``fields`` were given and the dialect has no DISTINCT ON.
         """
         if fields:
             raise NotSupportedError(
-                f"DISTINCT ON fields {list(fields)!r} are only supported on PostgreSQL. "
-                "Use distinct() without fields."
+                f"distinct(*fields) (DISTINCT ON) is not supported on {self.telemetry_name}: "
+                "only PostgreSQL has it. Use distinct() without fields, or values(...)"
+                ".distinct() on the fields."
             )
         return "DISTINCT"
 

@@ -52,6 +52,7 @@ from covet.db.backends.base import (
 from covet.db.backends.postgres.arrays import array_update_sql
 from covet.db.backends.postgres.codecs import decode_timestamp, encode_timestamp
 from covet.db.backends.postgres.creation import PostgresCreation
+from covet.db.backends.postgres.functions import PostgresFunctionOperations
 from covet.db.backends.postgres.session import RESET_SQL, changes_session
 from covet.db.exceptions import (
     DatabaseError,
@@ -109,6 +110,8 @@ class PostgresFeatures(BaseFeatures):
     # How long may a statement be and still stay prepared? (asyncpg's default
     # max_cacheable_statement_size, 15 KiB: longer ones are prepared anew on every call)
     max_cacheable_statement_size = 15 * 1024
+    # Can SELECT DISTINCT ON (...) keep the first row of each group?
+    can_distinct_on_fields = True
     # The oldest PostgreSQL covet supports.
     minimum_version = (12,)
 
@@ -127,7 +130,7 @@ def _datetime_from_pg(value: Any) -> Any:
     return value.astimezone(datetime.UTC)
 
 
-class PostgresOperations(BaseOperations):
+class PostgresOperations(PostgresFunctionOperations, BaseOperations):
     """SQL fragments and value adaptation for PostgreSQL."""
 
     param_style = "numeric"
@@ -251,7 +254,7 @@ class PostgresOperations(BaseOperations):
     def distinct_sql(self, fields: Sequence[str] = ()) -> str:
         """Render ``DISTINCT`` or ``DISTINCT ON (...)``."""
         if fields:
-            return "DISTINCT ON (" + ", ".join(self.quote_name(f) for f in fields) + ")"
+            return "DISTINCT ON (" + ", ".join(fields) + ")"
         return "DISTINCT"
 
     def get_converter(self, internal_type: str) -> Converter | None:

@@ -52,6 +52,7 @@ from covet.db.backends.sqlite.converters import (
     _time_to_db,
     _uuid_to_db,
 )
+from covet.db.backends.sqlite.functions import SQLiteFunctionOperations
 from covet.db.exceptions import (
     DatabaseError,
     DataError,
@@ -103,11 +104,13 @@ class SQLiteFeatures(BaseFeatures):
     # Are writes serialized per process? (yes: the backend's writer queue is an asyncio.Lock,
     # and other processes wait on the file lock for at most busy_timeout)
     serializes_writes_per_process = True
+    # Can a SELECT use window functions (OVER)? (3.25+)
+    supports_over_clause = _VERSION >= (3, 25)
     # The oldest SQLite covet supports.
     minimum_version = (3, 31)
 
 
-class SQLiteOperations(BaseOperations):
+class SQLiteOperations(SQLiteFunctionOperations, BaseOperations):
     """SQL fragments and value adaptation for SQLite."""
 
     param_style = "qmark"
@@ -240,6 +243,11 @@ def _unopenable_file_error(path: Path, url: str, exc: BaseException) -> Operatio
 def _unicode_lower(value: Any) -> Any:
     # SQLite's built-in lower() only folds ASCII; iexact/icontains must match "É" and "é".
     return value.lower() if isinstance(value, str) else value
+
+
+def _unicode_upper(value: Any) -> Any:
+    # The same for Upper(): "é" becomes "É" as on PostgreSQL and MySQL.
+    return value.upper() if isinstance(value, str) else value
 
 
 class SQLiteConnection(BaseConnection):
@@ -640,6 +648,7 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
             # exact/contains/startswith are case-sensitive on every backend.
             await raw.execute_fetchall("PRAGMA case_sensitive_like = ON")
             await raw.create_function("lower", 1, _unicode_lower, deterministic=True)
+            await raw.create_function("upper", 1, _unicode_upper, deterministic=True)
         except BaseException:
             await raw.close()
             raise
