@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from covet.db.compiler.nodes import Col, Converter, Lookup, Node, WhereNode
+from covet.db.compiler.nodes import Col, Converter, Lookup, Node, Transform, WhereNode
 from covet.db.compiler.paths import CACHE_LIMIT, JoinStep, PathInfo, resolve_path
 from covet.db.fields import Field, ForeignKey
 
@@ -150,7 +150,9 @@ class SQLCompiler:
             return self._multi_lookup(node, path)
         lhs = node.lhs.as_sql(self)
         sql = node.render(self, lhs)
-        if negated and node.lookup != "isnull" and path is not None and path.nullable:
+        # A transform can be NULL on a non-NULL column (a missing JSON key).
+        lhs_null = isinstance(node.lhs, Transform) and node.lhs.nullable
+        if negated and node.lookup != "isnull" and path is not None and (path.nullable or lhs_null):
             # NOT (col = x) is NULL, not TRUE, when col is NULL: keep such rows out of the
             # condition so that exclude() returns them (Django semantics). lhs is a bare
             # column here, so repeating it repeats no parameter.
@@ -175,6 +177,8 @@ class SQLCompiler:
             )
             alias = a
         col = f"{alias}.{q(path.field.column)}"
+        if isinstance(node.lhs, Transform):
+            col = node.lhs.apply(self, col)
         link = f"{first}.{q(step.rhs_column)}"
         existence = node.lookup == "isnull" and path.ends_on_relation
         cond = f"{col} IS NOT NULL" if existence else node.render(self, col)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet import _json
+from covet.db.backends.base.lookups import LookupOperations
 from covet.db.exceptions import NotSupportedError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ LIKE_LOOKUPS = frozenset(
 )
 
 
-class BaseOperations:
+class BaseOperations(LookupOperations):
     """Dialect SQL fragments and value adaptation, with ANSI defaults.
 
     Every method returns SQL text and never interpolates values: values

@@ -58,6 +58,7 @@ from covet.db.backends.base import (
     url_with_path,
 )
 from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
+from covet.db.backends.mysql.lookups import MySQLLookups
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -153,7 +154,7 @@ def _uuid_to_db(value: Any) -> Any:
     return None if value is None else str(value)
 
 
-class MySQLOperations(BaseOperations):
+class MySQLOperations(MySQLLookups, BaseOperations):
     """SQL fragments and value adaptation for MySQL and MariaDB.
 
     SQL handed to a MySQL connection always uses the ``format`` paramstyle:

@@ -50,6 +50,7 @@ from covet.db.backends.base import (
     unreachable_error,
 )
 from covet.db.backends.postgres.creation import PostgresCreation
+from covet.db.backends.postgres.lookups import PostgresLookups
 from covet.db.backends.postgres.session import RESET_SQL, changes_session
 from covet.db.exceptions import (
     DatabaseError,
@@ -121,7 +122,7 @@ def _datetime_from_pg(value: Any) -> Any:
     return value.astimezone(datetime.UTC)
 
 
-class PostgresOperations(BaseOperations):
+class PostgresOperations(PostgresLookups, BaseOperations):
     """SQL fragments and value adaptation for PostgreSQL."""
 
     param_style = "numeric"

@@ -52,6 +52,7 @@ from covet.db.backends.sqlite.converters import (
     _time_to_db,
     _uuid_to_db,
 )
+from covet.db.backends.sqlite.lookups import SQLiteLookups, register_functions
 from covet.db.exceptions import (
     DatabaseError,
     DataError,
@@ -107,7 +108,7 @@ class SQLiteFeatures(BaseFeatures):
     minimum_version = (3, 31)
 
 
-class SQLiteOperations(BaseOperations):
+class SQLiteOperations(SQLiteLookups, BaseOperations):
     """SQL fragments and value adaptation for SQLite."""
 
     param_style = "qmark"
@@ -640,6 +641,7 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
             # exact/contains/startswith are case-sensitive on every backend.
             await raw.execute_fetchall("PRAGMA case_sensitive_like = ON")
             await raw.create_function("lower", 1, _unicode_lower, deterministic=True)
+            await register_functions(raw)
         except BaseException:
             await raw.close()
             raise
