@@ -116,6 +116,8 @@ def _resolve_transform(
             return path, rest, "exact"
         name = rest[0]
         if field.internal_type == "array":
+            if rest == (name,) and name in ARRAY_LOOKUPS:
+                return path, (), name
             if name != "len" and not name.isdigit():
                 raise FieldError(
                     f"Unsupported lookup {'__'.join(rest)!r} on {where}. Use an index "

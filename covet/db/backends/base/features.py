@@ -54,5 +54,7 @@ class BaseFeatures:
     # Can text and JSON values hold the NUL character U+0000? (If not, storing one is a
     # DataError that says so.)
     supports_nul_in_text: bool = True
+    # Has the database array columns (ArrayField, with contains/overlap/len lookups)?
+    supports_array_field: bool = False
     # The oldest server version covet supports, as a tuple.
     minimum_version: tuple[int, ...] = ()

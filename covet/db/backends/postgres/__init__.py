@@ -106,6 +106,8 @@ class PostgresFeatures(BaseFeatures):
     # How long may a statement be and still stay prepared? (asyncpg's default
     # max_cacheable_statement_size, 15 KiB: longer ones are prepared anew on every call)
     max_cacheable_statement_size = 15 * 1024
+    # Has the database array columns? (ArrayField)
+    supports_array_field = True
     # The oldest PostgreSQL covet supports.
     minimum_version = (12,)
 
