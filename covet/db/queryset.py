@@ -26,6 +26,7 @@ from covet.db.compiler import (
     compile_select,
     compile_update,
     resolve_path,
+    value_node,
 )
 from covet.db.database import get_database
 from covet.db.exceptions import DatabaseError, FieldError, IntegrityError, ObjectDoesNotExist
@@ -420,7 +421,7 @@ class QuerySet(Generic[T]):
             )
         for name in fields:
             if name not in query.annotations:
-                resolve_path(self.model, name.split("__"), allow_lookup=False)
+                value_node(self.model, name)  # a field path or a JSON key path
         query.values_fields = tuple(dict.fromkeys((*fields, *expressions)))
         return clone
 

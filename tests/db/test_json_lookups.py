@@ -170,3 +170,23 @@ async def test_compiled_sql_cache_tells_key_paths_apart(database: Database) -> N
     assert await names(data__has_key="n") == ["dot"]
     assert await names(data__price="10") == ["cid"]
     assert await names(data__price=9) == ["bob"]
+
+
+async def test_key_paths_in_values(database: Database) -> None:
+    await make()
+    rows = await Everything.objects.order_by("char").values(
+        "char", "data__owner__name", "data__tags__0", "data__price", "data__on", "data__owner"
+    )
+    got = {row["char"]: row for row in rows}
+    assert got["ann"]["data__owner__name"] == "Ann"
+    assert got["ann"]["data__tags__0"] == "a"
+    assert got["ann"]["data__price"] == 12.5
+    assert got["ann"]["data__on"] is True
+    assert got["ann"]["data__owner"] == {"name": "Ann", "age": 30}
+    assert got["bob"]["data__price"] == 9
+    assert got["cid"]["data__price"] == "10"
+    assert got["cid"]["data__tags__0"] is None  # past the end of the array
+    assert got["dot"]["data__owner"] is None  # JSON null
+    assert got["nul"]["data__owner__name"] is None  # no document
+    with pytest.raises(FieldError):
+        await Everything.objects.values("data__owner__has_key")

@@ -42,6 +42,7 @@ from covet.db.compiler.paths import LOOKUPS, JoinStep, PathInfo, check_identifie
 from covet.db.compiler.query import Query
 from covet.db.compiler.select import CompiledSelect, SQLCompiler, compile_select
 from covet.db.compiler.select import ModelLayout as ModelLayout  # for covet.db.queryset
+from covet.db.compiler.transforms import value_node
 from covet.db.compiler.write import compile_delete, compile_insert, compile_update
 
 __all__ = (
@@ -65,4 +66,5 @@ __all__ = (
     "compile_select",
     "compile_update",
     "resolve_path",
+    "value_node",
 )

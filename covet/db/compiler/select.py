@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from covet.db.compiler.nodes import Col, Converter, Lookup, Node, Transform, WhereNode
 from covet.db.compiler.paths import CACHE_LIMIT, JoinStep, PathInfo, resolve_path
+from covet.db.compiler.transforms import value_node
 from covet.db.fields import Field, ForeignKey
 
 if TYPE_CHECKING:
@@ -278,11 +279,7 @@ class SQLCompiler:
             names_start = 0
             for name in q.values_fields:
                 found = q.annotations.get(name)
-                vnode = (
-                    found
-                    if found is not None
-                    else Col(resolve_path(q.model, name.split("__"), allow_lookup=False)[0])
-                )
+                vnode = found if found is not None else value_node(q.model, name)
                 sql = vnode.as_sql(self)
                 if not vnode.contains_aggregate and (
                     isinstance(vnode, Col) or not q.group_by_values

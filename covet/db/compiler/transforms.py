@@ -20,7 +20,15 @@ from covet.db.compiler.nodes import Col, Lookup, Node, Transform
 from covet.db.compiler.paths import CACHE_LIMIT, LOOKUPS, PathInfo, resolve_path
 from covet.db.exceptions import FieldError
 from covet.db.expressions import Expression
-from covet.db.fields import BooleanField, DateField, Field, IntegerField, TextField, TimeField
+from covet.db.fields import (
+    BooleanField,
+    DateField,
+    Field,
+    IntegerField,
+    JSONField,
+    TextField,
+    TimeField,
+)
 from covet.db.models import Model, resolved_paths
 
 if TYPE_CHECKING:
@@ -38,9 +46,11 @@ __all__ = (
     "DatePart",
     "JSONKey",
     "JSONLookup",
+    "JSONValue",
     "build_transform_lookup",
     "container_lookup",
     "resolve_transform",
+    "value_node",
 )
 
 #: Lookups of a JSONField (or one of its keys) beyond the comparisons.
@@ -56,6 +66,7 @@ _TEXT: Final[Field[Any]] = TextField()
 _DATE: Final[Field[Any]] = DateField()
 _TIME: Final[Field[Any]] = TimeField()
 _BOOLEAN: Final[Field[Any]] = BooleanField()
+_JSON: Final[Field[Any]] = JSONField()
 
 
 def _transforms_of(field: Field[Any]) -> tuple[str, ...] | None:
@@ -169,6 +180,42 @@ class JSONKey(Transform):
     def apply(self, c: SQLCompiler, sql: str) -> str:
         """Render the typed value at the key path."""
         return str(c.ops.json_typed_sql(sql, self.path, self.kind))
+
+
+class JSONValue(Transform):
+    """The value at a key path as JSON (``values("data__owner__name")``), any type."""
+
+    __slots__ = ("path",)
+    nullable = True
+
+    def __init__(self, lhs: Col, path: JSONPath) -> None:
+        super().__init__(lhs, _JSON)
+        self.path = path
+
+    def details(self) -> Any:
+        """Return the key path."""
+        return self.path
+
+    def apply(self, c: SQLCompiler, sql: str) -> str:
+        """Render the JSON value at the key path."""
+        return str(c.ops.json_value_sql(sql, self.path))
+
+
+def value_node(model: type[Model], name: str) -> Node:
+    """Resolve a ``values()`` name: a field path, or a JSON key path under a JSONField.
+
+    Raises:
+        FieldError: ``name`` names neither.
+    """
+    parts = name.split("__")
+    try:
+        return Col(resolve_path(model, parts, allow_lookup=False)[0])
+    except FieldError:
+        found = resolve_transform(model, parts)
+        if found is None or found[0].field.internal_type != "json" or found[2] != "exact":
+            raise
+        path, transforms, _ = found
+        return JSONValue(Col(path), _json_path(transforms))
 
 
 class DatePart(Transform):

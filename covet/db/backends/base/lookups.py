@@ -101,6 +101,13 @@ class LookupOperations:
         """
         raise self._unsupported("json_typed_sql", "JSON key lookups")
 
+    def json_value_sql(self, lhs: str, path: JSONPath) -> str:
+        """Render the value at ``path`` as a JSON document (for ``values("data__key")``).
+
+        The result reads back through the JSON column converter; NULL when missing.
+        """
+        raise self._unsupported("json_value_sql", "JSON key transforms in values()")
+
     def json_is_null_sql(self, lhs: str, path: JSONPath) -> str:
         """Render a condition: the value at ``path`` is JSON ``null`` (not missing)."""
         raise self._unsupported("json_is_null_sql", "JSON key lookups")

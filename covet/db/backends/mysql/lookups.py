@@ -63,6 +63,10 @@ class MySQLLookups(LookupOperations):
             value = f"(JSON_UNQUOTE({at}) = 'true')"
         return f"(CASE WHEN JSON_TYPE({at}) {_JSON_TYPES[kind]} THEN {value} END)"
 
+    def json_value_sql(self, lhs: str, path: JSONPath) -> str:
+        """Render JSON_EXTRACT() (JSON text)."""
+        return self._at(lhs, path)
+
     def json_is_null_sql(self, lhs: str, path: JSONPath) -> str:
         """Render: the value at ``path`` is JSON null."""
         return f"JSON_TYPE({self._at(lhs, path)}) = 'NULL'"

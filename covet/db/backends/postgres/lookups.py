@@ -47,6 +47,10 @@ class PostgresLookups(LookupOperations):
             f"THEN ({at} #>> '{{}}'){_JSON_CASTS[kind]} END)"
         )
 
+    def json_value_sql(self, lhs: str, path: JSONPath) -> str:
+        """Render ``#>`` (jsonb, decoded by covet's codec)."""
+        return self._json_at(lhs, path)
+
     def json_is_null_sql(self, lhs: str, path: JSONPath) -> str:
         """Render: the value at ``path`` is JSON null."""
         return f"jsonb_typeof({self._json_at(lhs, path)}) = 'null'"

@@ -45,6 +45,19 @@ class SQLiteLookups(LookupOperations):
         guard = f"json_type({lhs}, {p}) {_JSON_TYPES[kind]}"
         return f"(CASE WHEN {guard} THEN json_extract({lhs}, {p}) END)"
 
+    def json_value_sql(self, lhs: str, path: JSONPath) -> str:
+        """Render the value at ``path`` as JSON text.
+
+        json_extract() gives SQL values for scalars (a string loses its quotes, true
+        becomes 1), so each JSON type is turned back into its JSON text.
+        """
+        p = self._path(path)
+        return (
+            f"(CASE json_type({lhs}, {p}) WHEN 'text' THEN json_quote(json_extract({lhs}, {p})) "
+            "WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' "
+            f"ELSE CAST(json_extract({lhs}, {p}) AS TEXT) END)"
+        )
+
     def json_is_null_sql(self, lhs: str, path: JSONPath) -> str:
         """Render: the value at ``path`` is JSON null."""
         return f"json_type({lhs}, {self._path(path)}) = 'null'"
