@@ -190,3 +190,27 @@ async def test_key_paths_in_values(database: Database) -> None:
     assert got["nul"]["data__owner__name"] is None  # no document
     with pytest.raises(FieldError):
         await Everything.objects.values("data__owner__has_key")
+
+
+def test_query_shapes_follow_keys_kinds_and_lookups() -> None:
+    def shape(**kwargs: Any) -> Any:
+        return Everything.objects.filter(**kwargs).query.shape()
+
+    # The same keys and value type share one compiled statement, whatever the value...
+    assert shape(data__owner__name="Ann") == shape(data__owner__name="Bob")
+    assert shape(data__price__gt=1) == shape(data__price__gt=2)
+    assert shape(data__contains={"a": 1}) == shape(data__contains=["b"])
+    # ...while other keys, another JSON type or another key list never do.
+    assert shape(data__owner__name="Ann") != shape(data__owner__nick="Ann")
+    assert shape(data__tags__0="a") != shape(data__tags__1="a")
+    assert shape(data__price="10") != shape(data__price=10)
+    assert shape(data__has_key="a") != shape(data__has_key="b")
+    assert shape(data__has_keys=["a", "b"]) != shape(data__has_keys=["a"])
+    assert shape(data__owner=None) != shape(data__owner={"a": 1})
+
+
+async def test_get_by_key_path(database: Database) -> None:
+    await make()
+    ann = await Everything.objects.get(data__owner__name="Ann")
+    assert ann.char == "ann"
+    assert await Everything.objects.filter(data__owner__age__gte=30).count() == 2
