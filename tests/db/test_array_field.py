@@ -121,3 +121,16 @@ def test_bad_definitions() -> None:
         fields.ArrayField(fields.JSONField())
     with pytest.raises(ImproperlyConfigured, match="positive int"):
         fields.ArrayField(fields.IntegerField(), size=0)
+
+
+def test_model_schema_types_arrays_as_lists() -> None:
+    pydantic = pytest.importorskip("pydantic")
+    from covet.db.schemas import model_schema
+
+    schema = model_schema(Shirt)
+    ok = schema(id=1, name="a", tags=["red"], sizes=None, seen=None)
+    assert ok.tags == ["red"]
+    with pytest.raises(pydantic.ValidationError):
+        schema(id=1, name="a", tags=["a", "b", "c", "d", "e"], sizes=None, seen=None)  # size=4
+    with pytest.raises(pydantic.ValidationError):
+        schema(id=1, name="a", tags=[{"x": 1}], sizes=None, seen=None)
