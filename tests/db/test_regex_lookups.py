@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from covet.db import F, FieldError, ValidationError
+from covet.db.exceptions import DataError
 from tests.db.models import Author
 
 if TYPE_CHECKING:
@@ -60,3 +61,12 @@ async def test_regex_takes_a_string(database: Database) -> None:
         await names(name__regex=1)
     with pytest.raises(FieldError, match="cannot take an expression"):
         await names(name__regex=F("email"))
+
+
+async def test_invalid_pattern_is_a_data_error(database: Database) -> None:
+    await make()
+    with pytest.raises(DataError, match="(?i)regular expression|regex"):
+        await names(name__regex="?")
+    with pytest.raises(DataError):
+        await names(name__iregex="(unclosed")
+    assert await Author.objects.count() == 5  # the connection is still usable

@@ -292,6 +292,7 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1292: DataError,  # incorrect value
     1366: DataError,  # incorrect integer/string value
     1367: DataError,
+    1139: DataError,  # invalid regular expression (MariaDB; REGEXP's pattern is a value)
     1054: MissingSchemaObjectError,  # unknown column
     1064: ProgrammingError,  # syntax error
     1146: MissingSchemaObjectError,  # no such table

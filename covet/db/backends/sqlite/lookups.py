@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from covet import _json
 from covet.db.backends.base.lookups import JSONPath, LookupOperations
+from covet.db.exceptions import DataError
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -84,6 +85,21 @@ class SQLiteLookups(LookupOperations):
         Those are the texts DateField and TimeField store, so they compare as text.
         """
         return f"substr({lhs}, 1, 10)" if target == "date" else f"substr({lhs}, 12)"
+
+    def prepare_lookup_value(self, lookup: str, value: Any) -> Any:
+        """Check a regex pattern here: SQLite reports a function's error without its text.
+
+        Raises:
+            DataError: The pattern is not a valid Python regular expression (PostgreSQL
+                and MariaDB raise the same class for theirs).
+        """
+        if lookup in ("regex", "iregex"):
+            try:
+                _compile(str(value))
+            except re.error as exc:
+                raise DataError(f"Invalid regular expression {value!r}: {exc}.") from None
+            return value
+        return super().prepare_lookup_value(lookup, value)  # type: ignore[misc]
 
     def regex_sql(self, lhs: str, rhs: str, *, insensitive: bool) -> str:
         """Render ``REGEXP`` (Python's re, via the registered regexp())."""
