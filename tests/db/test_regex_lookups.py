@@ -65,7 +65,7 @@ async def test_regex_takes_a_string(database: Database) -> None:
 
 async def test_invalid_pattern_is_a_data_error(database: Database) -> None:
     await make()
-    with pytest.raises(DataError, match="(?i)regular expression|regex"):
+    with pytest.raises(DataError, match=r"(?i)regular expression|regex"):
         await names(name__regex="?")
     with pytest.raises(DataError):
         await names(name__iregex="(unclosed")
