@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -61,6 +62,8 @@ async def test_key_comparisons_are_typed(database: Database) -> None:
     assert await names(data__owner__age__range=(31, 50)) == ["bob"]
     assert await names(data__owner__name__in=["Bob", "cid"]) == ["bob", "cid"]
     assert await names(data__owner__name__gt="B") == ["bob", "cid"]
+    assert await names(data__price__gt=Decimal("12.4")) == ["ann"]
+    assert await names(data__price__lte=Decimal("9.0")) == ["bob"]
 
 
 async def test_array_index(database: Database) -> None:
