@@ -54,6 +54,16 @@ async def test_round_trip(shirts: Database) -> None:
     assert a.sizes == [1, 2, 3]
     assert a.seen == [datetime.datetime(2024, 5, 1, 12, tzinfo=UTC)]
     assert (await Shirt.objects.get(name="c")).sizes is None
+    await Shirt.objects.bulk_create(
+        [Shirt(name="d", tags=["x"], sizes=[7]), Shirt(name="e", tags=[], sizes=None)]
+    )
+    assert [s.sizes for s in await Shirt.objects.filter(name__in=["d", "e"]).order_by("name")] == [
+        [7],
+        None,
+    ]
+    await Shirt.objects.filter(name="d").update(tags=["y", "z"])
+    assert (await Shirt.objects.get(name="d")).tags == ["y", "z"]
+    await Shirt.objects.filter(name__in=["d", "e"]).delete()
 
 
 @pytest.mark.requires("supports_array_field")
@@ -98,6 +108,10 @@ async def test_other_databases_refuse_it_clearly(database: Database) -> None:
         await create_all(database, [Shirt])
     with pytest.raises(NotSupportedError, match="only PostgreSQL supports"):
         await Shirt.objects.filter(tags=["x"])
+    with pytest.raises(NotSupportedError, match="only PostgreSQL supports"):
+        await Shirt.objects.create(name="x", tags=["a"])
+    with pytest.raises(NotSupportedError, match="only PostgreSQL supports"):
+        await Shirt.objects.bulk_create([Shirt(name="x", tags=["a"])])
     with pytest.raises(NotSupportedError, match="ArrayField"):
         await Shirt.objects.filter(tags__len=1)
     with pytest.raises(NotSupportedError, match="ArrayField"):
