@@ -140,6 +140,7 @@ async def test_hostile_keys_are_data_or_refused(database: Database) -> None:
     assert await names(**{"data__a'--": 1}) == ["dot"]
     assert await names(**{"data__x') OR 1=1 --": 1}) == []
     assert await names(**{"data__50%": 1}) == []
+    assert await names(**{"data__²": 1}) == []  # a key, not an index
     for key in ('$."x', "a\\b", 'a"b', "a\nb"):
         with pytest.raises(FieldError, match="Invalid JSON key"):
             await names(**{f"data__{key}": 1})

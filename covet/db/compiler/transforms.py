@@ -69,6 +69,11 @@ _BOOLEAN: Final[Field[Any]] = BooleanField()
 _JSON: Final[Field[Any]] = JSONField()
 
 
+def _is_index(step: str) -> bool:
+    # ASCII digits only: "²".isdigit() is True, but int("²") fails.
+    return step.isascii() and step.isdigit()
+
+
 def _transforms_of(field: Field[Any]) -> tuple[str, ...] | None:
     """Return the transform names ``field`` takes (``()``: free-form JSON keys), or None."""
     kind = field.internal_type
@@ -129,7 +134,7 @@ def _resolve_transform(
         if field.internal_type == "array":
             if rest == (name,) and name in ARRAY_LOOKUPS:
                 return path, (), name
-            if name != "len" and not name.isdigit():
+            if name != "len" and not _is_index(name):
                 raise FieldError(
                     f"Unsupported lookup {'__'.join(rest)!r} on {where}. Use an index "
                     f"('tags__0'), len, or one of: {', '.join(sorted(ARRAY_LOOKUPS))}."
@@ -380,7 +385,7 @@ def build_transform_lookup(
 
 def _json_path(transforms: tuple[str, ...]) -> JSONPath:
     # A step of digits only is an array index, as in Django ("tags__0").
-    return tuple(check_json_key(int(t) if t.isdigit() else t) for t in transforms)
+    return tuple(check_json_key(int(t) if _is_index(t) else t) for t in transforms)
 
 
 def _json_document(key: str, lookup: str, value: Any) -> Any:
