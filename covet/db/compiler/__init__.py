@@ -21,7 +21,9 @@ and aggregates across such relations use LEFT JOINs.
 The package is split by concept: :mod:`~covet.db.compiler.paths` (name
 resolution), :mod:`~covet.db.compiler.nodes` (SQL nodes),
 :mod:`~covet.db.compiler.numeric` (the types of plain numbers and arithmetic),
-:mod:`~covet.db.compiler.query` (query state), :mod:`~covet.db.compiler.select`
+:mod:`~covet.db.compiler.transforms` (JSON keys, date parts and array
+transforms in filter paths), :mod:`~covet.db.compiler.query` (query state),
+:mod:`~covet.db.compiler.select`
 (SELECT rendering and its cache) and :mod:`~covet.db.compiler.write` (INSERT,
 UPDATE, DELETE).
 """

@@ -297,10 +297,12 @@ class ArrayIndex(Transform):
 
 
 class JSONLookup(Lookup):
-    """A JSON condition with no plain comparison: key presence, null, equality, containment.
+    """A condition no comparison operator spells: JSON keys, null, equality, containment.
 
-    ``value`` is the JSON path plus, for has_key/has_keys/has_any_keys, the keys;
-    ``rhs_value`` the document bound for equality and containment (else None).
+    Also the array operators (``array_contains``, ``array_contained_by``,
+    ``array_overlap``). ``value`` is the JSON path (``()`` for the whole column),
+    ``keys`` the keys of has_key/has_keys/has_any_keys, and ``rhs_value`` the document
+    or list bound for equality and containment (else None).
     """
 
     __slots__ = ("keys", "rhs_value")
