@@ -25,7 +25,6 @@ from covet.db.compiler import (
     compile_delete,
     compile_select,
     compile_update,
-    resolve_path,
     value_node,
 )
 from covet.db.database import get_database
@@ -36,21 +35,22 @@ from covet.db.execution import (
     run_fetch_all,
     run_fetch_one,
 )
-from covet.db.expressions import Aggregate, Expression, Q
-from covet.db.fields import ForeignKey
+from covet.db.expressions import Aggregate, Expression, OrderBy, Q
 from covet.db.models import Model
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
 from covet.db.statements import (
+    bind_statement,
+    filter_statements,
     get_statement_key,
     get_statements,
     limited_for_get,
-    remember_get_statement,
+    remember_statement,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
 
-    from covet.db.compiler import Node
+    from covet.db.compiler import CompiledSelect, Node
     from covet.db.database import Database
     from covet.db.fields import Field
 
@@ -71,6 +71,13 @@ class QuerySet(Generic[T]):
         using: The database alias (the default database when None).
     """
 
+    #: A filter(**kwargs) answered from the statement cache has no _query, but (the compiled
+    #: SELECT, its parameters, the database, the queryset filtered, the keywords): awaiting
+    #: it runs the statement; anything else builds _query first (see __getattr__).
+    _pending: tuple[CompiledSelect, list[Any], Database, QuerySet[Any], dict[str, Any]] | None = (
+        None
+    )
+
     def __init__(
         self, model: type[Model], query: Query | None = None, *, using: str | None = None
     ) -> None:
@@ -85,6 +92,19 @@ class QuerySet(Generic[T]):
     def query(self) -> Query:
         """Return the query state (treat as read-only)."""
         return self._query
+
+    if not TYPE_CHECKING:  # mypy would take every unknown attribute for Any
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for attributes the instance lacks: the query of a cached
+            # filter() (see _filter_cached()), built when something other than awaiting
+            # the queryset needs it.
+            pending = self._pending
+            if name != "_query" or pending is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            self._pending = None
+            query = self._query = pending[3]._filtered(False, (), pending[4])._query
+            return query
 
     def _chain(self) -> QuerySet[Any]:
         new: QuerySet[Any] = object.__new__(QuerySet)
@@ -117,6 +137,12 @@ class QuerySet(Generic[T]):
     async def _fetch_all(self) -> list[T]:
         if self._result_cache is not None:
             return list(self._result_cache)
+        pending = self._pending
+        if pending is not None:
+            compiled, params, db = pending[0], pending[1], pending[2]
+            rows = await run_fetch_all(db, compiled.sql, params)
+            built: list[T] = row_builders(compiled, self._mode, self._using)[1](rows)
+            return built
         query = self.query
         if query.empty:
             return []
@@ -189,12 +215,7 @@ class QuerySet(Generic[T]):
                     "order_by('-field') and slice from the start."
                 )
             clone = self._chain()
-            q = clone.query
-            low = q.low + start
-            high = q.high if stop is None else q.low + stop
-            if q.high is not None and high is not None:
-                high = min(high, q.high)
-            q.low, q.high = low, (max(high, low) if high is not None else None)
+            clone.query.set_limits(start, stop)
             return clone
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"QuerySet indices must be integers or slices, not {k!r}.")
@@ -230,8 +251,10 @@ class QuerySet(Generic[T]):
         clone._using = alias
         return clone
 
-    def filter(self, *args: Q, **kwargs: Any) -> QuerySet[T]:
-        """Keep rows matching every lookup (``field__lookup=value``) and ``Q`` object.
+    def filter(self, *args: Q | Expression, **kwargs: Any) -> QuerySet[T]:
+        """Keep rows matching every lookup (``field__lookup=value``), ``Q`` and condition.
+
+        A condition is a boolean expression: ``filter(Exists(...))``, ``filter(~Exists(...))``.
 
         Raises:
             FieldError: Unknown field or lookup.
@@ -239,11 +262,36 @@ class QuerySet(Generic[T]):
         """
         return self._filter(False, args, kwargs)
 
-    def exclude(self, *args: Q, **kwargs: Any) -> QuerySet[T]:
+    def exclude(self, *args: Q | Expression, **kwargs: Any) -> QuerySet[T]:
         """Drop rows matching all of the lookups (``NOT (a AND b)``)."""
         return self._filter(True, args, kwargs)
 
-    def _filter(self, negate: bool, args: tuple[Q, ...], kwargs: dict[str, Any]) -> QuerySet[T]:
+    def _filter(
+        self, negate: bool, args: tuple[Q | Expression, ...], kwargs: dict[str, Any]
+    ) -> QuerySet[T]:
+        if negate or args or not kwargs:
+            return self._filtered(negate, args, kwargs)
+        # filter(field=value, ...), the usual call: bind the values to the statement of
+        # the first such call on the same base query, if there was one.
+        base = self._base()
+        found = get_statement_key(base, kwargs)
+        statement = None if found is None else filter_statements.get(found[0])
+        if found is None or statement is None:
+            clone = self._filtered(negate, args, kwargs)
+            if found is not None:
+                remember_statement(filter_statements, *found, base._query, clone._query)
+            return clone
+        new: QuerySet[T] = object.__new__(QuerySet)
+        new.model, new._using, new._mode = base.model, base._using, base._mode
+        new._prefetch, new._result_cache = base._prefetch, None
+        params = bind_statement(statement, found[0], base, kwargs)
+        new._pending = (statement[0], params, found[1], base, kwargs)
+        return new
+
+    def _filtered(
+        self, negate: bool, args: tuple[Q | Expression, ...], kwargs: dict[str, Any]
+    ) -> QuerySet[T]:
+        """Return a clone with the condition added to its query (built and resolved)."""
         # Clone first and check the clone: a manager builds its base queryset for every
         # access to .query, so checking self.query would build it twice.
         clone: QuerySet[T] = self._chain()
@@ -266,32 +314,20 @@ class QuerySet(Generic[T]):
             query.where = query.where.add(node)
         return clone
 
-    def order_by(self, *fields: str) -> QuerySet[T]:
+    def order_by(self, *fields: str | Expression | OrderBy) -> QuerySet[T]:
         """Order by fields (``"-field"`` descending, ``"author__name"``, ``"?"`` random).
 
+        Expressions order too: ``order_by(Subquery(...).desc(), "id")``.
         ``order_by()`` with no arguments removes any ordering, including ``Meta.ordering``.
         """
-        query = self.query
-        for term in fields:
-            if not isinstance(term, str):
-                raise FieldError(f"Invalid order_by term {term!r}. Use a field name string.")
-            if term == "?":
-                continue
-            name = term[1:] if term.startswith("-") else term
-            if name not in query.annotations:
-                resolve_path(self.model, name.split("__"), allow_lookup=False)
         clone: QuerySet[T] = self._chain()
-        clone.query.order_by = tuple(fields)
+        clone.query.set_order_by(fields)
         return clone
 
     def reverse(self) -> QuerySet[T]:
         """Reverse the ordering (the primary key order when unordered)."""
-        query = self.query
-        terms = query.order_by if query.order_by is not None else self.model._meta.ordering
-        terms = terms or ("pk",)
-        flipped = tuple(t[1:] if t.startswith("-") else ("-" + t if t != "?" else t) for t in terms)
         clone: QuerySet[T] = self._chain()
-        clone.query.order_by = flipped
+        clone.query.reverse_ordering()
         return clone
 
     def distinct(self) -> QuerySet[T]:
@@ -332,23 +368,8 @@ class QuerySet(Generic[T]):
         Raises:
             FieldError: A name is not a forward ForeignKey/OneToOneField chain.
         """
-        if not fields:
-            fields = tuple(
-                f.name for f in self.model._meta.concrete_fields if isinstance(f, ForeignKey)
-            )
-        for path in fields:
-            model = self.model
-            for part in path.split("__"):
-                field = model._meta.get_field(check_identifier(part, "relation name"))
-                if not isinstance(field, ForeignKey) or part != field.name:
-                    raise FieldError(
-                        f"select_related({path!r}): {model.__name__}.{part} is not a forward "
-                        "ForeignKey or OneToOneField. Use prefetch_related() for reverse and "
-                        "many-to-many relations."
-                    )
-                model = field.related_model
         clone: QuerySet[T] = self._chain()
-        clone.query.select_related = tuple(dict.fromkeys(self.query.select_related + fields))
+        clone.query.add_select_related(fields)
         return clone
 
     def prefetch_related(self, *lookups: str) -> QuerySet[T]:
@@ -467,22 +488,15 @@ class QuerySet(Generic[T]):
             found = get_statement_key(base, kwargs)
             statement = None if found is None else get_statements.get(found[0])
             if found is not None and statement is not None:
-                (ops, _shape, keys), db = found
-                compiled, fields = statement
-                params: list[Any] = []
-                where = base._query.where
-                if where.children:
-                    where.collect(ops, params)  # a custom manager's own filters
-                for field, name in zip(fields, keys, strict=True):
-                    # get_db_prep_value() runs get_prep_value() itself: once is enough.
-                    params.append(field.get_db_prep_value(kwargs[name], ops))
+                params = bind_statement(statement, found[0], base, kwargs)
+                compiled, db = statement[0], found[1]
                 found_rows = await run_fetch_all(db, compiled.sql, params)
                 rows = row_builders(compiled, base._mode, base._using)[1](found_rows)
             else:
-                qs = limited_for_get(base._filter(False, (), kwargs))
+                qs = limited_for_get(base._filtered(False, (), kwargs))
                 rows = await qs._fetch_all()
                 if found is not None:
-                    remember_get_statement(found[0], found[1], base._query, qs._query)
+                    remember_statement(get_statements, *found, base._query, qs._query)
         if len(rows) == 1:
             return rows[0]
         if not rows:

@@ -1,8 +1,9 @@
-"""The get() statement cache: ``get(field=value)`` compiles its SELECT once per shape.
+"""Statement caches: ``get(field=value)`` and ``filter(field=value)`` compile once per shape.
 
-:meth:`QuerySet.get() <covet.db.queryset.QuerySet.get>` with plain keyword
-values looks its statement up here by (the database's operations, the base
-query's shape, the keywords), then binds the new values without building and
+:meth:`QuerySet.get() <covet.db.queryset.QuerySet.get>` and
+:meth:`QuerySet.filter() <covet.db.queryset.QuerySet.filter>` with plain keyword
+values look their statement up here by (the database's operations, the base
+query's shape, the keywords), then bind the new values without building and
 compiling the query again.
 """
 
@@ -22,13 +23,23 @@ if TYPE_CHECKING:
     from covet.db.fields import Field
     from covet.db.queryset import QuerySet
 
-__all__ = ("get_statement_key", "get_statements", "limited_for_get", "remember_get_statement")
+__all__ = (
+    "bind_statement",
+    "filter_statements",
+    "get_statement_key",
+    "get_statements",
+    "limited_for_get",
+    "remember_statement",
+)
 
 T = TypeVar("T")
 
 #: ``get(**kwargs)`` statements: the compiled SELECT and the compared fields (in keyword
 #: order), by (the database's ops, the base query's shape, the sorted keywords).
 get_statements: dict[tuple[Any, ...], tuple[CompiledSelect, tuple[Field[Any], ...]]] = {}
+#: ``filter(**kwargs)`` statements, by the same keys: the base query filtered by the
+#: keywords, as awaiting the queryset runs it (no LIMIT, the base's own ordering).
+filter_statements: dict[tuple[Any, ...], tuple[CompiledSelect, tuple[Field[Any], ...]]] = {}
 
 
 def limited_for_get(qs: QuerySet[T]) -> QuerySet[T]:
@@ -43,7 +54,7 @@ def limited_for_get(qs: QuerySet[T]) -> QuerySet[T]:
 def get_statement_key(
     base: QuerySet[Any], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], Database] | None:
-    """Return the key of ``base.get(**kwargs)``'s reusable statement, and the database.
+    """Return the key of ``base.get(**kwargs)``'s (or ``filter()``'s) statement, and the database.
 
     None unless the SQL is sure to be the same for any values: every
     value is of :data:`PLAIN_VALUE_TYPES` and the base query binds parameters only
@@ -72,12 +83,44 @@ def get_statement_key(
     return (db.backend.ops, query.shape(), keys), db
 
 
-def remember_get_statement(key: tuple[Any, ...], db: Database, base: Query, query: Query) -> None:
-    """Keep the statement of ``query`` (``base`` filtered by ``key``'s keywords) for get()."""
+def bind_statement(
+    statement: tuple[CompiledSelect, tuple[Field[Any], ...]],
+    key: tuple[Any, ...],
+    base: QuerySet[Any],
+    kwargs: dict[str, Any],
+) -> list[Any]:
+    """Return the parameters of a remembered statement for ``base`` and these keyword values.
+
+    Raises:
+        ValidationError: A value does not fit its field (the error filter() raises).
+    """
+    ops, fields = key[0], statement[1]
+    params: list[Any] = []
+    where = base._query.where
+    if where.children:
+        where.collect(ops, params)  # a custom manager's own filters
+    for field, name in zip(fields, key[2], strict=True):
+        # get_db_prep_value() runs get_prep_value() (the check filter() makes) itself.
+        params.append(field.get_db_prep_value(kwargs[name], ops))
+    return params
+
+
+def remember_statement(
+    cache: dict[tuple[Any, ...], tuple[CompiledSelect, tuple[Field[Any], ...]]],
+    key: tuple[Any, ...],
+    db: Database,
+    base: Query,
+    query: Query,
+) -> None:
+    """Keep in ``cache`` the statement of ``query`` (``base`` filtered by ``key``'s keywords).
+
+    Nothing is kept unless every keyword is a plain comparison (see
+    ``Query.comparison_fields()``): only then is the SQL the same for any values.
+    """
     fields = base.comparison_fields(key[2])
     if fields is None:
         return
     backend = db.backend
-    if len(get_statements) >= CACHE_LIMIT:
-        get_statements.clear()
-    get_statements[key] = (compile_select(query, backend.ops, backend.features), fields)
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    cache[key] = (compile_select(query, backend.ops, backend.features), fields)

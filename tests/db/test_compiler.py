@@ -180,7 +180,7 @@ def test_cached_params_follow_render_order():
 def test_subquery_placeholders_are_numbered_in_order():
     inner = Post.objects.filter(title="t").values("author_id")
     text, params = sql(Author.objects.filter(name="a", id__in=inner), "postgres")
-    assert '"posts"."title" = $1' in text and '"author"."name" = $2' in text
+    assert '"S1_0"."title" = $1' in text and '"author"."name" = $2' in text
     assert params == ["t", "a"]
 
 

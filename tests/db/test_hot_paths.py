@@ -1,8 +1,10 @@
 """The shortcuts on the ORM's hot paths behave exactly like the general path they skip.
 
 * ``filter(**kwargs)`` resolves keywords without building a ``Q`` tree;
-* ``get(field=value)`` reuses the statement of the first call with the same
-  base query and keywords, binding the new values;
+* ``get(field=value)`` and ``filter(field=value)`` reuse the statement of the
+  first call with the same base query and keywords, binding the new values (a
+  cached ``filter()`` builds its query only when something other than awaiting
+  it needs one);
 * instances loaded from the default database get their ``_state`` on first use.
 """
 
@@ -46,6 +48,7 @@ async def data(orm: Database) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _no_remembered_statements() -> None:
     statements.get_statements.clear()
+    statements.filter_statements.clear()
 
 
 def compiled(qs: QuerySet[Any], database: Database) -> tuple[str, list[Any]]:
@@ -81,6 +84,87 @@ async def test_filter_kwargs_check_values_at_call_time(orm):
         Post.objects.filter(views="many")
     with pytest.raises(ValidationError):
         Post.objects.exclude(pk="1 OR 1=1")
+
+
+# -- filter(**kwargs) from the statement cache ---------------------------------------------------
+
+
+async def test_repeated_filter_reuses_the_statement_with_new_values(data):
+    ann, bob = data["ann"], data["bob"]
+    async with capture_queries() as queries:
+        by_ann = await Post.objects.filter(author_id=ann.pk)
+        assert len(statements.filter_statements) == 1
+        by_bob = await Post.objects.filter(author_id=bob.pk)
+    assert [p.pk for p in by_ann] == [data["first"].pk]
+    assert sorted(p.pk for p in by_bob) == sorted([data["second"].pk, data["same"].pk])
+    assert queries.queries[0] == queries.queries[1]
+    assert len(statements.filter_statements) == 1
+    second = next(p for p in by_bob if p.pk == data["second"].pk)
+    assert second.published_at == datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert second.rating == decimal.Decimal("4.50")
+    assert second._state.adding is False
+
+
+async def test_cached_filter_keeps_the_keyword_order_irrelevant(data):
+    for _ in range(2):
+        one = await Post.objects.filter(title="First", views=3)
+        other = await Post.objects.filter(views=10, title="First")
+        assert [p.pk for p in one] == [data["same"].pk]
+        assert [p.pk for p in other] == [data["first"].pk]
+    assert len(statements.filter_statements) == 1
+
+
+async def test_cached_filter_builds_its_query_when_chained(orm, data):
+    await Post.objects.filter(title="First")  # remembered
+    for _ in range(2):
+        qs = Post.objects.filter(title="First")
+        assert compiled(qs, orm) == compiled(Post.objects.filter(Q(title="First")), orm)
+        assert await qs.count() == 2
+        ordered = await qs.order_by("-views").values_list("views", flat=True)
+        assert ordered == [10, 3]
+        assert [p.pk for p in await qs.exclude(views=3)] == [data["first"].pk]
+        assert [p.pk for p in await qs.order_by("views")[:1]] == [data["same"].pk]
+        assert [p.pk async for p in qs.filter(author=data["bob"])] == [data["same"].pk]
+        assert await qs.exists()
+        inner = Post.objects.filter(title="Second").values("author_id")
+        assert [a.pk for a in await Author.objects.filter(pk__in=inner)] == [data["bob"].pk]
+
+
+async def test_cached_filter_checks_values_at_call_time(data):
+    with pytest.raises(ValidationError) as general:
+        Post.objects.filter(views="many")  # the general path: nothing is remembered
+    assert len(statements.filter_statements) == 0
+    await Post.objects.filter(views=3)
+    assert len(statements.filter_statements) == 1
+    with pytest.raises(ValidationError) as reused:
+        Post.objects.filter(views="many")  # raised by filter(), before any await
+    assert reused.value.error_dict == general.value.error_dict
+
+
+async def test_cached_filter_binds_the_base_querysets_own_filters(data):
+    ann, bob = data["ann"], data["bob"]
+    manager = _ByAuthorManager(Post)
+    manager.only_ann = True
+    for _ in range(2):
+        assert [p.pk for p in await ann.posts.filter(title="First")] == [data["first"].pk]
+        assert [p.pk for p in await bob.posts.filter(title="First")] == [data["same"].pk]
+        assert await ann.posts.filter(title="Second") == []
+        assert [p.pk for p in await manager.filter(views=10)] == [data["first"].pk]
+        popular = Post.objects.filter(views__gte=10)
+        assert [p.pk for p in await popular.filter(title="First")] == [data["first"].pk]
+        values = await Post.objects.values("title").filter(pk=data["second"].pk)
+        assert values == [{"title": "Second"}]
+
+
+async def test_filter_with_other_values_takes_the_general_path(data):
+    for _ in range(2):
+        assert len(await Post.objects.filter(published_at=None)) == 2
+        assert len(await Post.objects.filter(author=data["bob"])) == 2
+        assert len(await Post.objects.filter(views__in=[3])) == 1
+        assert len(await Post.objects.filter(title__startswith="F")) == 2
+        assert len(await Post.objects.exclude(title="First")) == 1
+        assert len(await Post.objects.prefetch_related("tags").filter(title="Second")) == 1
+    assert len(statements.filter_statements) == 0
 
 
 # -- get(**kwargs) ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import datetime
 import decimal
 from typing import TYPE_CHECKING, Any, assert_type
 
-from covet.db import Count, F, Model, Q, fields
+from covet.db import Case, Count, Exists, F, Model, OuterRef, Q, Subquery, When, fields
 from covet.db.manager import Manager
 from covet.db.queryset import QuerySet
 
@@ -56,6 +56,11 @@ async def _pins(article: Article, writer: Writer) -> None:
     assert_type(await Article.objects.aggregate(n=Count("id")), dict[str, Any])
     assert_type(await Article.objects.filter(id=1).update(title=F("title") + "!"), int)
     assert_type(Article.objects.all()[:3], QuerySet[Article])
+    has_article = Exists(Article.objects.filter(writer=OuterRef("pk")))
+    assert_type(Writer.objects.filter(~has_article), QuerySet[Writer])
+    latest = Subquery(Article.objects.filter(writer=OuterRef("pk")).values("title")[:1])
+    assert_type(Writer.objects.annotate(latest=latest).order_by(latest.desc()), QuerySet[Writer])
+    assert_type(Case(When(age__gte=18, then=True), default=False), Case)
     assert_type(writer.name, str)
     assert_type(writer.nickname, str | None)
     assert_type(writer.age, int | None)

@@ -10,32 +10,37 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from covet.db.compiler.numeric import ExpressionDecimalField, arithmetic_field, numeric_field
 from covet.db.compiler.paths import _COMPARISONS, _PATTERN_LOOKUPS, _REGEX_LOOKUPS
-from covet.db.exceptions import ValidationError
+from covet.db.exceptions import FieldError, ValidationError
 from covet.db.fields import DecimalField, Field
 
 if TYPE_CHECKING:
     from covet.db.compiler.paths import PathInfo
     from covet.db.compiler.query import Query
     from covet.db.compiler.select import SQLCompiler
+    from covet.db.models import Model
 
 __all__ = (
     "EMPTY_WHERE",
     "AggregateNode",
+    "CaseNode",
     "Col",
     "CombinedNode",
     "Converter",
+    "FieldParam",
     "Lookup",
     "Node",
+    "OuterRefNode",
     "Param",
-    "Subquery",
+    "SubqueryNode",
     "Transform",
     "TypedParam",
     "WhereNode",
+    "field_shape",
 )
 
 
@@ -75,6 +80,19 @@ def _adapt_plain(value: Any, ops: Any) -> Any:
     return value
 
 
+def field_shape(field: Field[Any] | None) -> Any:
+    """Return what the SQL and converters of a value typed by ``field`` depend on.
+
+    Part of a node's cache key: a model's field by identity, a free-standing one
+    (``output_field=DecimalField(...)``) by its type and scale, so equal
+    declarations share the cached SQL and different ones never do.
+    """
+    if field is None or getattr(field, "model", None) is not None:
+        return field
+    return (type(field), field.internal_type, getattr(field, "decimal_places", None),
+            getattr(field, "scale", None))  # fmt: skip
+
+
 class Node:
     """A resolved SQL expression."""
 
@@ -98,6 +116,20 @@ class Node:
         """Return the converter for values of this node read from the database."""
         f = self.output_field
         return f.from_db_converter(ops) if f is not None else None
+
+    def get_children(self) -> Iterator[Node]:
+        """Yield the nodes this one is built from (to find ``OuterRef`` inside a subquery).
+
+        The default finds every node (or tuple of nodes) held in a slot, so a new node
+        class needs no override unless it keeps its children elsewhere.
+        """
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                value = getattr(self, name, None)
+                if isinstance(value, Node):
+                    yield value
+                elif isinstance(value, tuple | list):
+                    yield from (v for v in value if isinstance(v, Node))
 
 
 class Col(Node):
@@ -207,6 +239,30 @@ class TypedParam(Param):
         return str(c.ops.cast_param(c.param(self.prepared(c.ops)), self.internal_type))
 
 
+class FieldParam(Param):
+    """A value bound with the SQL type of ``field`` (``ops.cast_param()``).
+
+    Used where nothing beside the parameter types it, as in the branches of a
+    ``CASE``: PostgreSQL would read an untyped ``$1`` there as text.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, value: Any, field: Field[Any]) -> None:
+        super().__init__(value, field)
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return ("%", field_shape(self.field))
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to the compiler."""
+        assert self.field is not None  # noqa: S101 - set in __init__
+        placeholder = c.param(self.prepared(c.ops))
+        return str(c.ops.cast_param(placeholder, self.field.internal_type))
+
+
 class CombinedNode(Node):
     """``lhs op rhs``; ``+`` on a text field uses the dialect's concatenation."""
 
@@ -273,23 +329,44 @@ class AggregateNode(Node):
         return ("agg", self.function, src, self.distinct, cond)
 
     def as_sql(self, c: SQLCompiler) -> str:
-        """Render the node, appending its parameters to the compiler."""
-        inner = self.source.as_sql(c) if self.source is not None else "*"
-        if self.condition is not None:
-            c.join_filters += 1
-            try:
-                cond = c.where_sql(self.condition)
-            finally:
-                c.join_filters -= 1
-            inner = f"CASE WHEN {cond} THEN {'1' if inner == '*' else inner} END"
-        return f"{self.function}({'DISTINCT ' if self.distinct else ''}{inner})"
+        """Render the node, appending its parameters to the compiler.
+
+        A ``filter=`` condition becomes ``FUNC(expr) FILTER (WHERE condition)``
+        where ``features.supports_aggregate_filter_clause``, else
+        ``FUNC(CASE WHEN condition THEN expr END)``: the same rows either way, as
+        every aggregate skips NULL. The parameters follow the SQL text's order.
+        """
+        distinct = "DISTINCT " if self.distinct else ""
+        condition = self.condition
+        if condition is None:
+            inner = self.source.as_sql(c) if self.source is not None else "*"
+            return f"{self.function}({distinct}{inner})"
+        if c.features.supports_aggregate_filter_clause:
+            inner = self.source.as_sql(c) if self.source is not None else "*"
+            return f"{self.function}({distinct}{inner}) FILTER (WHERE {self._condition(c)})"
+        cond = self._condition(c)
+        inner = self.source.as_sql(c) if self.source is not None else "1"
+        return f"{self.function}({distinct}CASE WHEN {cond} THEN {inner} END)"
+
+    def _condition(self, c: SQLCompiler) -> str:
+        # A filter across a relation reads the rows of the aggregate's own join.
+        assert self.condition is not None  # noqa: S101 - checked by the caller
+        c.join_filters += 1
+        try:
+            return c.where_sql(self.condition)
+        finally:
+            c.join_filters -= 1
 
     def collect(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters that as_sql() renders, in order."""
+        condition = self.condition
+        if condition is not None and not ops.features.supports_aggregate_filter_clause:
+            condition.collect(ops, out)
+            condition = None
         if self.source is not None:
             self.source.collect(ops, out)
-        if self.condition is not None:
-            self.condition.collect(ops, out)
+        if condition is not None:
+            condition.collect(ops, out)
 
     def converter(self, ops: Any) -> Converter | None:
         """Return the converter for values of this node read back."""
@@ -311,29 +388,111 @@ class AggregateNode(Node):
         return super().converter(ops)
 
 
-class Subquery(Node):
-    """A nested SELECT (``field__in=queryset``)."""
+class SubqueryNode(Node):
+    """A nested SELECT: ``field__in=queryset``, a scalar ``(SELECT ...)`` or ``EXISTS``.
 
-    __slots__ = ("query",)
+    ``kind`` is ``"in"`` (the bare SELECT, which the ``IN`` lookup wraps),
+    ``"scalar"`` (one value: ``Subquery()``) or ``"exists"`` (``Exists()``,
+    ``NOT EXISTS`` when ``negated``). The inner query renders with its own
+    compiler whose parent is the enclosing one, so ``OuterRef`` columns name the
+    enclosing query's table.
+    """
 
-    def __init__(self, query: Query) -> None:
-        self.query = query
+    __slots__ = ("kind", "negated", "output_field", "query")
+
+    def __init__(
+        self,
+        query: Query,
+        kind: str = "in",
+        output_field: Field[Any] | None = None,
+        *,
+        negated: bool = False,
+    ) -> None:
+        if query.empty:
+            # .none() never queries on its own; as a subquery it must still match nothing.
+            query = query.clone()
+            query.where = query.where.add(query.build_lookup("pk__in", ()))
+        self.query, self.kind, self.output_field, self.negated = query, kind, output_field, negated
 
     @property
     def shape(self) -> Any:
         """Return the structural cache key of this node."""
-        return ("sub", self.query.shape())
+        return ("sub", self.kind, self.negated, field_shape(self.output_field), self.query.shape())
 
     def as_sql(self, c: SQLCompiler) -> str:
         """Render the node, appending its parameters to the compiler."""
         # type(c) is SQLCompiler: naming it would make this module import select.py,
         # which imports this one.
-        sub = type(c)(self.query, c.ops, c.features, parent=c)
-        return sub.select_sql()
+        sql = type(c)(self.query, c.ops, c.features, parent=c).select_sql()
+        if self.kind == "scalar":
+            return f"({sql})"
+        if self.kind == "exists":
+            return f"{'NOT ' if self.negated else ''}EXISTS({sql})"
+        return sql
 
     def collect(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters that as_sql() renders, in order."""
         self.query.collect_params(ops, out)
+
+    def get_children(self) -> Iterator[Node]:
+        """Yield nothing: the inner query's nodes belong to another level (see walk_query())."""
+        return iter(())
+
+
+class OuterRefNode(Node):
+    """A column of the query ``depth`` levels out (``OuterRef("pk")`` in a subquery).
+
+    It renders through the enclosing compiler, so the column carries that
+    query's table (and joins there). The name was checked against the outer
+    model when the subquery was resolved (see :func:`bind_outer_refs`).
+    """
+
+    __slots__ = ("depth", "name")
+
+    def __init__(self, name: str, depth: int) -> None:
+        self.name, self.depth = name, depth
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return ("outer", self.name, self.depth)
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the outer column through the enclosing compiler."""
+        target: SQLCompiler | None = c
+        for _ in range(self.depth):
+            target = target.parent if target is not None else None
+        if target is None:
+            raise FieldError(
+                f"OuterRef({self.name!r}) is used outside a subquery. Put the queryset in "
+                "Subquery(), Exists() or a field__in= filter of another query."
+            )
+        return target.column(outer_path(target.query.model, self.name, allow_joins=True))
+
+
+def outer_path(model: type[Model], name: str, *, allow_joins: bool) -> PathInfo:
+    """Resolve ``OuterRef(name)`` against the outer ``model``.
+
+    Raises:
+        FieldError: ``name`` is not a field path of ``model``, crosses a
+            multi-valued relation, or crosses any relation where joins are not allowed.
+    """
+    from covet.db.compiler.paths import resolve_path
+
+    try:
+        path, _ = resolve_path(model, name.split("__"), allow_lookup=False)
+    except FieldError as exc:
+        raise FieldError(
+            f"OuterRef({name!r}) does not name a field of {model.__name__}: {exc}"
+        ) from None
+    multi = path.multi_index is not None
+    if multi or (path.steps and not allow_joins):
+        raise FieldError(
+            f"OuterRef({name!r}) crosses a {'multi-valued ' if multi else ''}"
+            f"relation of {model.__name__}, which is not allowed here. Reference a column of "
+            f"{model.__name__} itself (or a forward foreign key's column)."
+        )
+    return path
 
 
 class Lookup(Node):
@@ -365,7 +524,7 @@ class Lookup(Node):
         if shape is None:
             if rhs is not None:
                 vshape: Any = rhs.shape
-            elif isinstance(value, Subquery):
+            elif isinstance(value, SubqueryNode):
                 vshape = value.shape
             elif lookup == "in":
                 vshape = len(value)
@@ -404,7 +563,7 @@ class Lookup(Node):
                 rhs = self.rhs.as_sql(c)
                 return str(ops.regex_sql(lhs, rhs, insensitive=lookup == "iregex"))
             return str(ops.lookup_sql(lookup, lhs, self.rhs.as_sql(c)))
-        if lookup == "in" and isinstance(self.value, Subquery):
+        if lookup == "in" and isinstance(self.value, SubqueryNode):
             return f"{lhs} IN ({self.value.as_sql(c)})"
         values = self.values(ops)
         if lookup == "in":
@@ -425,7 +584,7 @@ class Lookup(Node):
         elif self.lookup in _COMPARISONS and self.field is not None:
             # The common case (filter(pk=...)): one value adapted by its field.
             out.append(self.field.get_db_prep_value(self.value, ops))
-        elif self.lookup == "in" and isinstance(self.value, Subquery):
+        elif self.lookup == "in" and isinstance(self.value, SubqueryNode):
             self.value.collect(ops, out)
         else:
             out.extend(self.values(ops))
@@ -465,3 +624,54 @@ class WhereNode(Node):
 
 
 EMPTY_WHERE: Final = WhereNode("AND", False, ())
+
+
+class CaseNode(Node):
+    """``CASE WHEN condition THEN value ... [ELSE default] END``."""
+
+    __slots__ = ("contains_aggregate", "default", "output_field", "shape", "whens")
+
+    def __init__(
+        self,
+        whens: tuple[tuple[WhereNode, Node], ...],
+        default: Node | None,
+        output_field: Field[Any],
+    ) -> None:
+        self.whens, self.default, self.output_field = whens, default, output_field
+        self.contains_aggregate = any(
+            c.contains_aggregate or v.contains_aggregate for c, v in whens
+        ) or (default is not None and default.contains_aggregate)
+        #: The structural cache key of this node.
+        self.shape: Any = (
+            "case",
+            tuple([(c.shape, v.shape) for c, v in whens]),
+            default.shape if default is not None else None,
+            field_shape(output_field),
+        )
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node, appending its parameters to the compiler."""
+        parts = ["CASE"]
+        for condition, value in self.whens:
+            cond = c.where_sql(condition)
+            parts.append(f"WHEN {cond} THEN {value.as_sql(c)}")
+        if self.default is not None:
+            parts.append(f"ELSE {self.default.as_sql(c)}")
+        parts.append("END")
+        return " ".join(parts)
+
+    def collect(self, ops: Any, out: list[Any]) -> None:
+        """Append the parameters that as_sql() renders, in order."""
+        for condition, value in self.whens:
+            condition.collect(ops, out)
+            value.collect(ops, out)
+        if self.default is not None:
+            self.default.collect(ops, out)
+
+    def get_children(self) -> Iterator[Node]:
+        """Yield the conditions and values."""
+        for condition, value in self.whens:
+            yield condition
+            yield value
+        if self.default is not None:
+            yield self.default

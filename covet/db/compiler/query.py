@@ -13,9 +13,11 @@ from covet.db.compiler.nodes import (
     Col,
     Lookup,
     Node,
-    Subquery,
+    OuterRefNode,
+    SubqueryNode,
     TypedParam,
     WhereNode,
+    outer_path,
 )
 from covet.db.compiler.numeric import numeric_value
 from covet.db.compiler.paths import (
@@ -25,6 +27,7 @@ from covet.db.compiler.paths import (
     CACHE_LIMIT,
     LOOKUPS,
     PathInfo,
+    check_identifier,
     resolve_path,
 )
 from covet.db.compiler.transforms import (
@@ -33,7 +36,7 @@ from covet.db.compiler.transforms import (
     resolve_transform,
 )
 from covet.db.exceptions import FieldError
-from covet.db.expressions import Expression, F, Q
+from covet.db.expressions import Expression, F, OrderBy, Q, Subquery
 from covet.db.models import Model, resolved_paths
 
 if TYPE_CHECKING:
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
     from covet.db.fields import Field
     from covet.db.queryset import QuerySet
 
-__all__ = ("PLAIN_VALUE_TYPES", "Query")
+__all__ = ("PLAIN_VALUE_TYPES", "OrderTerm", "Query", "check_outer_refs")
 
 #: Value types that are never an expression, a queryset, a model instance or None: a
 #: comparison (exact/gt/gte/lt/lte) with one of them binds it as one parameter, so its SQL is
@@ -72,7 +75,10 @@ class Query:
         self.model = model
         self.where: WhereNode = EMPTY_WHERE
         self.having: WhereNode = EMPTY_WHERE
-        self.order_by: tuple[str, ...] | None = None
+        #: Names (``"-field"``) and, from ``order_by(F(...).desc())`` and the like,
+        #: resolved expression terms (then ``order_has_nodes`` is set).
+        self.order_by: tuple[str | OrderTerm, ...] | None = None
+        self.order_has_nodes = False
         self.low = 0
         self.high: int | None = None
         self.distinct = False
@@ -106,7 +112,7 @@ class Query:
                 self.model,
                 self.where.shape,
                 self.having.shape,
-                self.order_by,
+                _order_shape(self.order_by) if self.order_has_nodes else self.order_by,
                 self.low,
                 self.high,
                 self.distinct,
@@ -124,6 +130,39 @@ class Query:
     def is_sliced(self) -> bool:
         """Return whether LIMIT/OFFSET applies."""
         return self.low != 0 or self.high is not None
+
+    def add_select_related(self, paths: tuple[str, ...]) -> None:
+        """Check ``select_related()`` paths and add them (all forward keys when empty).
+
+        Raises:
+            FieldError: A name is not a forward ForeignKey/OneToOneField chain.
+        """
+        from covet.db.fields import ForeignKey
+
+        meta = self.model._meta
+        if not paths:
+            paths = tuple(f.name for f in meta.concrete_fields if isinstance(f, ForeignKey))
+        for path in paths:
+            model = self.model
+            for part in path.split("__"):
+                field = model._meta.get_field(check_identifier(part, "relation name"))
+                if not isinstance(field, ForeignKey) or part != field.name:
+                    raise FieldError(
+                        f"select_related({path!r}): {model.__name__}.{part} is not a forward "
+                        "ForeignKey or OneToOneField. Use prefetch_related() for reverse and "
+                        "many-to-many relations."
+                    )
+                model = field.related_model
+        self.select_related = tuple(dict.fromkeys(self.select_related + paths))
+        self._shape = None
+
+    def set_limits(self, start: int, stop: int | None) -> None:
+        """Narrow LIMIT/OFFSET to rows ``start:stop`` of the current slice (``qs[a:b]``)."""
+        low = self.low + start
+        high = self.high if stop is None else self.low + stop
+        if self.high is not None and high is not None:
+            high = min(high, self.high)
+        self.low, self.high = low, (max(high, low) if high is not None else None)
 
     # -- resolution ----------------------------------------------------------------------------
 
@@ -172,9 +211,27 @@ class Query:
                 node = self.resolve_q(child, joins=joins)
                 if node.children:
                     children.append(node)
+            elif isinstance(child, Expression):
+                children.append(self.resolve_condition(child))
             else:
                 children.append(self.build_lookup(child[0], child[1]))
         return WhereNode(q.connector, q.negated, tuple(children))
+
+    def resolve_condition(self, expression: Expression, *, allow_joins: bool = True) -> Node:
+        """Resolve a boolean expression used as a condition (``filter(Exists(...))``).
+
+        Raises:
+            FieldError: The expression's type is not boolean.
+        """
+        node = expression.resolve(self, allow_joins=allow_joins)
+        field = node.output_field
+        if field is None or field.internal_type != "bool":
+            raise FieldError(
+                f"{expression!r} is not a condition: filter(), Q() and When() take boolean "
+                "expressions (Exists(), a Case() with output_field=BooleanField()...). "
+                "Compare it instead, e.g. filter(alias=...) after annotate()."
+            )
+        return node
 
     def build_lookup(self, key: str, value: Any) -> Node:
         """Resolve one ``field__lookup=value`` condition, checking names and the value.
@@ -275,6 +332,10 @@ class Query:
             # data__contains={"a": 1}, tags__contains=[...]: containment, not LIKE.
             return build_transform_lookup(self, key, path, (), lookup, value)
         if isinstance(value, Expression):
+            if lookup == "in" and isinstance(value, Subquery):
+                node = value.resolve(self)  # IN takes the bare SELECT
+                assert isinstance(node, SubqueryNode)  # noqa: S101 - Subquery resolves so
+                return Lookup(lhs, "in", SubqueryNode(node.query), field, path)
             if lookup in ("in", "range", "isnull") or lookup in _PATTERN_LOOKUPS:
                 raise FieldError(
                     f"Lookup {lookup!r} in {key!r} cannot take an expression ({value!r}). "
@@ -293,7 +354,8 @@ class Query:
                     f"The subquery for {key!r} must select exactly one column; it selects "
                     f"{list(sub.values_fields)!r}. Use values('field')."
                 )
-            return Lookup(lhs, "in", Subquery(sub), field, path)
+            check_outer_refs(sub, self.model, allow_joins=True)
+            return Lookup(lhs, "in", SubqueryNode(sub), field, path)
         if value is None:
             if lookup != "exact":
                 raise FieldError(
@@ -348,6 +410,42 @@ class Query:
         """
         return self._build_lookup(key, key.split("__"), value, lhs, lookup, field, path)
 
+    def set_order_by(self, terms: Iterable[object]) -> None:
+        """Check and store ``order_by()`` terms: names, expressions, ``expr.desc()``.
+
+        Raises:
+            FieldError: A term is neither a field or annotation name nor an expression.
+        """
+        out: list[str | OrderTerm] = []
+        for term in terms:
+            if isinstance(term, OrderBy | Expression):
+                expr, desc = (term.expression, term.descending) if isinstance(
+                    term, OrderBy) else (term, False)  # fmt: skip
+                out.append(OrderTerm(expr.resolve(self), desc))
+                continue
+            if not isinstance(term, str):
+                raise FieldError(
+                    f"Invalid order_by term {term!r}. Use a field name string or an "
+                    "expression (F('views').desc())."
+                )
+            name = term[1:] if term.startswith("-") else term
+            if term != "?" and name not in self.annotations:
+                resolve_path(self.model, name.split("__"), allow_lookup=False)
+            out.append(term)
+        self.order_by = tuple(out)
+        self.order_has_nodes = len(out) != sum(isinstance(t, str) for t in out)
+
+    def reverse_ordering(self) -> None:
+        """Flip every ordering term (the primary key's when unordered), for ``reverse()``."""
+        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        flipped: list[str | OrderTerm] = []
+        for t in terms or ("pk",):
+            if isinstance(t, OrderTerm):
+                flipped.append(t.reversed())
+            else:
+                flipped.append(t[1:] if t.startswith("-") else ("-" + t if t != "?" else t))
+        self.order_by = tuple(flipped)
+
     # -- parameters for a cached shape ---------------------------------------------------------
 
     def selected_annotations(self) -> list[tuple[str, Node]]:
@@ -357,10 +455,14 @@ class Query:
         return [(n, self.annotations[n]) for n in self.values_fields if n in self.annotations]
 
     def order_nodes(self) -> list[tuple[str, Node | None, bool]]:
-        """Return ``(name, annotation node or None, descending)`` per ORDER BY term."""
+        """Return ``(name, annotation or expression node or None, descending)`` per term."""
         terms = self.order_by if self.order_by is not None else self.model._meta.ordering
         out: list[tuple[str, Node | None, bool]] = []
         for term in terms:
+            if type(term) is not str:
+                assert isinstance(term, OrderTerm)  # noqa: S101 - order_by() stores these
+                out.append(("", term.node, term.descending))
+                continue
             desc = term.startswith("-")
             name = term[1:] if desc else term
             out.append((name, self.annotations.get(name), desc))
@@ -368,16 +470,84 @@ class Query:
 
     def collect_params(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters of :meth:`SQLCompiler.select_sql`, in rendering order."""
-        if not self.annotations:
+        if not self.annotations and not self.order_has_nodes:
             # Only annotations add parameters outside WHERE/HAVING (an ORDER BY term has
-            # parameters only when it names an annotation).
+            # parameters only when it names an annotation or is an expression).
             self.where.collect(ops, out)
             self.having.collect(ops, out)
             return
-        for _, node in self.selected_annotations():
+        selected = self.selected_annotations()
+        for _, node in selected:
             node.collect(ops, out)
+        if self.distinct:
+            # SQLCompiler._order(): under DISTINCT an ORDER BY expression is a selected
+            # column (a selected annotation is ordered by its position, without parameters).
+            names = {name for name, _ in selected}
+            for name, order_node, _desc in self.order_nodes():
+                if order_node is not None and type(order_node) is not Col and name not in names:
+                    order_node.collect(ops, out)
         self.where.collect(ops, out)
         self.having.collect(ops, out)
-        for _, order_node, _desc in self.order_nodes():
-            if order_node is not None:
-                order_node.collect(ops, out)
+        if not self.distinct:
+            for _, order_node, _desc in self.order_nodes():
+                if order_node is not None:
+                    order_node.collect(ops, out)
+
+
+class OrderTerm(Node):
+    """An expression in ORDER BY (``order_by(Subquery(...).desc())``), resolved.
+
+    It is not a SQL expression of its own: the compiler renders ``node`` and
+    adds ``ASC``/``DESC``.
+    """
+
+    __slots__ = ("descending", "node")
+
+    def __init__(self, node: Node, descending: bool) -> None:
+        self.node, self.descending = node, descending
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return ("ord", self.node.shape, self.descending)
+
+    def reversed(self) -> OrderTerm:
+        """Return the same term in the opposite direction (for ``reverse()``)."""
+        return OrderTerm(self.node, not self.descending)
+
+
+def _order_shape(terms: tuple[str | OrderTerm, ...] | None) -> Any:
+    if terms is None:
+        return None
+    return tuple([t if isinstance(t, str) else t.shape for t in terms])
+
+
+def _query_nodes(query: Query) -> list[Node]:
+    nodes: list[Node] = [query.where, query.having, *query.annotations.values()]
+    if query.order_has_nodes and query.order_by is not None:
+        nodes.extend(t.node for t in query.order_by if isinstance(t, OrderTerm))
+    return nodes
+
+
+def check_outer_refs(inner: Query, outer_model: type[Model], *, allow_joins: bool) -> None:
+    """Check every ``OuterRef`` of ``inner`` that points at the query of ``outer_model``.
+
+    Called when ``inner`` becomes a subquery, so that a typo in ``OuterRef("...")``
+    raises there, not when the statement runs. References nested deeper
+    (``OuterRef(OuterRef(...))``) are checked when their own level is resolved.
+
+    Raises:
+        FieldError: An ``OuterRef`` names no usable field of ``outer_model``.
+    """
+    pending: list[tuple[Query, int]] = [(inner, 0)]
+    while pending:
+        query, level = pending.pop()
+        stack = _query_nodes(query)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, OuterRefNode):
+                if node.depth == level + 1:
+                    outer_path(outer_model, node.name, allow_joins=allow_joins)
+            elif isinstance(node, SubqueryNode):
+                pending.append((node.query, level + 1))
+            stack.extend(node.get_children())

@@ -73,14 +73,22 @@ class SQLCompiler:
             self.params, self.counter, self.sub_counter = (
                 parent.params, parent.counter, parent.sub_counter,
             )  # fmt: skip
-        self.base = self.quote(query.model._meta.table)
+        self.parent = parent
+        table = self.quote(query.model._meta.table)
+        self.base_alias_prefix = "T" if parent is None else f"S{self._next_sub()}_"
+        if parent is None:
+            self.base = self.from_sql = table
+        else:
+            # A subquery names its table by an alias of its own, so that a correlated one
+            # over the outer query's table (OuterRef) tells the two apart.
+            self.base = self.quote(f"{self.base_alias_prefix}0")
+            self.from_sql = f"{table} AS {self.base}"
         self.joins: dict[tuple[str, ...], str] = {}
         self.join_sql: list[str] = []
         # Joins made LEFT only because select_related() fetches through them (key -> index
         # in join_sql); another use of the same join turns it back into an INNER JOIN.
         self._fetch_only: dict[tuple[str, ...], int] = {}
         self.join_filters = 0
-        self.base_alias_prefix = "T" if parent is None else f"S{self._next_sub()}_"
 
     def _next_sub(self) -> int:
         self.sub_counter[0] += 1
@@ -145,7 +153,10 @@ class SQLCompiler:
                 return ""
             sql = parts[0] if len(parts) == 1 else "(" + f" {node.connector} ".join(parts) + ")"
             return f"NOT ({sql})" if node.negated else sql
-        assert isinstance(node, Lookup)  # noqa: S101 - internal invariant
+        if type(node) is not Lookup:
+            # A boolean expression (Exists(), a boolean Case()...) is a condition itself.
+            return node.as_sql(self)
+        assert isinstance(node, Lookup)  # noqa: S101 - narrowed by the type check above
         path = node.path
         if path is not None and path.multi_index is not None and not self.join_filters:
             return self._multi_lookup(node, path)
@@ -290,24 +301,13 @@ class SQLCompiler:
                     convs.append((len(cols), conv))
                 cols.append(f"{sql} AS {qn(name)}" if name in q.annotations else sql)
                 names.append(name)
+        # Under DISTINCT an ORDER BY expression must be selected too: render it with the
+        # columns (its parameters then come before the WHERE's) and order by position.
+        order = self._order(cols, group, names, names_start) if q.distinct else []
         where = self.where_sql(q.where)
         having = self.where_sql(q.having)
-        order: list[str] = []
-        for name, annotation, desc in q.order_nodes():
-            if name == "?":
-                order.append(str(self.ops.random_function()))
-                continue
-            node = (
-                annotation
-                if annotation is not None
-                else Col(resolve_path(q.model, name.split("__"), allow_lookup=False)[0])
-            )
-            sql = node.as_sql(self)
-            if q.distinct and not node.contains_aggregate and sql not in cols:
-                cols.append(sql)
-            if not node.contains_aggregate and isinstance(node, Col):
-                group.append(sql)
-            order.append(f"{sql} DESC" if desc else f"{sql} ASC")
+        if not q.distinct:
+            order = self._order(cols, group, names, names_start)
         aggregated = any(n.contains_aggregate for n in q.annotations.values()) or bool(having)
         if aggregated and (q.values_fields is None or not q.group_by_values):
             # annotate() before values(): one group per model row, as Django does.
@@ -318,7 +318,7 @@ class SQLCompiler:
         if q.distinct:
             out.append(f"{self.ops.distinct_sql()} ")
         out.append(", ".join(cols))
-        out.append(f" FROM {self.base}")
+        out.append(f" FROM {self.from_sql}")
         for j in self.join_sql:
             out.append(f" {j}")
         if where:
@@ -338,6 +338,37 @@ class SQLCompiler:
             out.append(f" {self.ops.for_update_sql(nowait=nowait, skip_locked=skip_locked, of=of)}")
         return "".join(out), layout, tuple(names), tuple(convs), names_start
 
+    def _order(
+        self, cols: list[str], group: list[str], names: list[str], names_start: int
+    ) -> list[str]:
+        """Render the ORDER BY terms (see Query.collect_params() for their parameters)."""
+        q = self.query
+        order: list[str] = []
+        for name, annotation, desc in q.order_nodes():
+            if name == "?":
+                order.append(str(self.ops.random_function()))
+                continue
+            node = (
+                annotation
+                if annotation is not None
+                else Col(resolve_path(q.model, name.split("__"), allow_lookup=False)[0])
+            )
+            if q.distinct and not isinstance(node, Col):
+                if name and name in names:
+                    position = names_start + names.index(name) + 1
+                else:
+                    cols.append(node.as_sql(self))
+                    position = len(cols)
+                order.append(f"{position} DESC" if desc else f"{position} ASC")
+                continue
+            sql = node.as_sql(self)
+            if q.distinct and sql not in cols:
+                cols.append(sql)
+            if not node.contains_aggregate and isinstance(node, Col):
+                group.append(sql)
+            order.append(f"{sql} DESC" if desc else f"{sql} ASC")
+        return order
+
     def count_sql(self) -> str:
         """Render ``SELECT COUNT(*)`` for the query (wrapping sliced/distinct/grouped ones)."""
         q = self.query
@@ -351,14 +382,14 @@ class SQLCompiler:
             return f"SELECT COUNT(*) FROM ({inner}) {self.quote('subquery')}"
         where = self.where_sql(q.where)
         joins = "".join(f" {j}" for j in self.join_sql)
-        return f"SELECT COUNT(*) FROM {self.base}{joins}" + (f" WHERE {where}" if where else "")
+        return f"SELECT COUNT(*) FROM {self.from_sql}{joins}" + (f" WHERE {where}" if where else "")
 
     def aggregate_sql(self, aggregates: dict[str, Node]) -> str:
         """Render ``SELECT agg AS name, ...`` over the filtered rows."""
         cols = [f"{node.as_sql(self)} AS {self.quote(name)}" for name, node in aggregates.items()]
         where = self.where_sql(self.query.where)
         joins = "".join(f" {j}" for j in self.join_sql)
-        sql = f"SELECT {', '.join(cols)} FROM {self.base}{joins}"
+        sql = f"SELECT {', '.join(cols)} FROM {self.from_sql}{joins}"
         return sql + (f" WHERE {where}" if where else "")
 
     def exists_sql(self) -> str:
@@ -367,7 +398,7 @@ class SQLCompiler:
         where = self.where_sql(q.where)
         having = self.where_sql(q.having)
         joins = "".join(f" {j}" for j in self.join_sql)
-        sql = f"SELECT 1 FROM {self.base}{joins}" + (f" WHERE {where}" if where else "")
+        sql = f"SELECT 1 FROM {self.from_sql}{joins}" + (f" WHERE {where}" if where else "")
         if having:
             pk = f"{self.base}.{self.quote(q.model._meta.pk.column)}"
             sql += f" GROUP BY {pk} HAVING {having}"

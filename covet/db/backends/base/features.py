@@ -54,6 +54,9 @@ class BaseFeatures:
     # Can text and JSON values hold the NUL character U+0000? (If not, storing one is a
     # DataError that says so.)
     supports_nul_in_text: bool = True
+    # Can an aggregate take FILTER (WHERE ...)? (SQL:2003; PostgreSQL 9.4+, SQLite 3.30+.
+    # If not, Count("x", filter=Q(...)) becomes COUNT(CASE WHEN ... THEN x END).)
+    supports_aggregate_filter_clause: bool = True
     # Has the database array columns (ArrayField, with contains/overlap/len lookups)?
     supports_array_field: bool = False
     # The oldest server version covet supports, as a tuple.

@@ -98,6 +98,8 @@ class MySQLFeatures(BaseFeatures):
 
     # Can INSERT/UPDATE/DELETE ... RETURNING hand back rows? (MariaDB only for INSERT/DELETE)
     supports_returning = False
+    # Can an aggregate take FILTER (WHERE ...)? (neither MySQL nor MariaDB: CASE WHEN inside)
+    supports_aggregate_filter_clause = False
     # Does a multi-row INSERT ... RETURNING return one row per inserted row, in order?
     # (MariaDB >= 10.5: set at connect; MySQL has no RETURNING at all.)
     can_return_rows_from_bulk_insert = False

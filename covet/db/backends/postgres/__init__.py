@@ -142,11 +142,20 @@ class PostgresOperations(PostgresLookups, BaseOperations):
         "uuid": to_uuid,  # asyncpg's own UUID subclass -> uuid.UUID
         "datetime": _datetime_from_pg,
     }
-    # The SQL types of plain numbers in expressions (see cast_param()).
+    # The SQL types of parameters that nothing else types (see cast_param()): plain
+    # numbers in expressions, and the branches of a CASE, where PostgreSQL would read an
+    # untyped $1 as text.
     _param_casts: ClassVar[Mapping[str, str]] = {
         "int": "BIGINT",
         "float": "DOUBLE PRECISION",
         "decimal": "NUMERIC",
+        "str": "TEXT",
+        "bool": "BOOLEAN",
+        "date": "DATE",
+        "time": "TIME",
+        "datetime": "TIMESTAMPTZ",
+        "uuid": "UUID",
+        "bytes": "BYTEA",
     }
 
     # The array element type each value kind is sent as by array_insert_sql(). The
