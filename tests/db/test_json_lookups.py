@@ -218,3 +218,21 @@ async def test_get_by_key_path(database: Database) -> None:
     ann = await Everything.objects.get(data__owner__name="Ann")
     assert ann.char == "ann"
     assert await Everything.objects.filter(data__owner__age__gte=30).count() == 2
+
+
+async def test_key_paths_in_conditions_of_expressions(database: Database) -> None:
+    from covet.db import Case, Count, Exists, OuterRef, Value, When
+
+    await make()
+    rows = await (
+        Everything.objects.annotate(
+            who=Case(When(data__owner__name="Ann", then=Value("A")), default=Value("-"))
+        )
+        .order_by("char")
+        .values("char", "who")
+    )
+    assert [r["who"] for r in rows] == ["A", "-", "-", "-", "-", "-"]
+    got = await Everything.objects.aggregate(n=Count("id", filter=Q(data__has_key="tags")))
+    assert got == {"n": 3}
+    inner = Everything.objects.filter(pk=OuterRef("pk"), data__price__gt=9)
+    assert await names(Exists(inner)) == ["ann"]

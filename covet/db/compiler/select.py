@@ -153,8 +153,9 @@ class SQLCompiler:
                 return ""
             sql = parts[0] if len(parts) == 1 else "(" + f" {node.connector} ".join(parts) + ")"
             return f"NOT ({sql})" if node.negated else sql
-        if type(node) is not Lookup:
-            # A boolean expression (Exists(), a boolean Case()...) is a condition itself.
+        if type(node) is not Lookup and not isinstance(node, Lookup):
+            # A boolean expression (Exists(), a boolean Case()...) is a condition itself
+            # (a Lookup subclass, such as a JSON lookup, is not: it renders as a lookup).
             return node.as_sql(self)
         assert isinstance(node, Lookup)  # noqa: S101 - narrowed by the type check above
         path = node.path
