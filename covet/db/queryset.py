@@ -26,6 +26,7 @@ from covet.db.compiler import (
     compile_select,
     compile_update,
     resolve_path,
+    value_node,
 )
 from covet.db.database import get_database
 from covet.db.exceptions import DatabaseError, FieldError
@@ -421,25 +422,8 @@ class QuerySet(Generic[T]):
             FieldError: A bad alias (not an identifier, or clashing with a field).
         """
         clone: QuerySet[T] = self._chain()
-        query = clone.query
-        meta = self.model._meta
         for name, expr in expressions.items():
-            check_identifier(name, "annotation alias")
-            if name in meta.fields_map or name in meta.reverse or name == "pk":
-                raise FieldError(
-                    f"The annotation alias {name!r} clashes with a field of "
-                    f"{self.model.__name__}. Choose another name."
-                )
-            if not isinstance(expr, Expression):
-                raise FieldError(
-                    f"annotate({name}=...) takes an expression such as F(), Value() or "
-                    f"Count(), not {expr!r}."
-                )
-            query.annotations[name] = expr.resolve(query)
-            if query.values_fields is not None:
-                query.values_fields = (*query.values_fields, name)
-                if expr.contains_aggregate:
-                    query.group_by_values = True
+            clone.query.add_annotation(name, expr)
         return clone
 
     def _values(self, fields: tuple[str, ...], expressions: dict[str, Expression]) -> QuerySet[Any]:
@@ -452,7 +436,7 @@ class QuerySet(Generic[T]):
             )
         for name in fields:
             if name not in query.annotations:
-                resolve_path(self.model, name.split("__"), allow_lookup=False)
+                value_node(self.model, name)  # a field path or a JSON key path
         query.values_fields = tuple(dict.fromkeys((*fields, *expressions)))
         return clone
 

@@ -26,8 +26,10 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any, Final
 
+from covet.db.exceptions import NotSupportedError
 from covet.db.execution import run_execute
 from covet.db.fields import (
+    ArrayField,
     AutoField,
     BigIntegerField,
     BinaryField,
@@ -152,6 +154,9 @@ def _column_type(field: Field[Any]) -> Any:
         return sa.Time().with_variant(mysql.TIME(fsp=6), "mysql", "mariadb")
     if isinstance(field, UUIDField):
         return sa.Uuid().with_variant(sa.CHAR(36), "mysql", "mariadb", "sqlite")
+    if isinstance(field, ArrayField):
+        # PostgreSQL only: build_metadata() refuses it for another database first.
+        return postgresql.ARRAY(_column_type(field.base_field))
     if isinstance(field, JSONField):
         # SQLite: TEXT affinity keeps '123' a string (a JSON column type would be NUMERIC).
         return (
@@ -198,6 +203,12 @@ def build_metadata(models: Iterable[type[Model]] | None = None, *, ops: Any = No
         meta = model._meta
         items: list[Any] = []
         for field in meta.concrete_fields:
+            gin = isinstance(field, ArrayField)
+            if gin and ops is not None and not ops.features.supports_array_field:
+                raise NotSupportedError(
+                    f"{model.__name__}.{field.name} is an ArrayField, which only PostgreSQL "
+                    "supports. Use a JSONField, or keep this model on a PostgreSQL database."
+                )
             args: list[Any] = [field.column, _column_type(field)]
             if isinstance(field, ForeignKey):
                 target = field.related_model
@@ -215,10 +226,16 @@ def build_metadata(models: Iterable[type[Model]] | None = None, *, ops: Any = No
                     autoincrement=bool(field.auto_created),
                     unique=True if field.unique and not field.primary_key else None,
                     index=True
-                    if (field.index or isinstance(field, ForeignKey)) and not field.unique
+                    if (field.index or isinstance(field, ForeignKey))
+                    and not field.unique
+                    and not gin
                     else None,
                 )
             )
+            if gin and field.index:
+                # A GIN index serves the array operators (@>, <@, &&); a B-tree would not.
+                name = _index_name("ix", meta.table, [field.column])
+                items.append(sqla.Index(name, field.column, postgresql_using="gin"))
         for names in meta.unique_together:
             cols = [meta.get_field(n).column for n in names]
             items.append(sqla.UniqueConstraint(*cols, name=_index_name("uq", meta.table, cols)))

@@ -36,6 +36,7 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from covet.db.fields import (
+    ArrayField,
     AutoField,
     BigIntegerField,
     BinaryField,
@@ -80,6 +81,9 @@ def _value_type(field: Field[Any]) -> tuple[Any, dict[str, Any]]:
     """Return the Python type of ``field`` and its constraints (library-neutral keywords)."""
     if isinstance(field, ForeignKey):
         return _value_type(field.target_field)[0], {}
+    if isinstance(field, ArrayField):
+        inner = _value_type(field.base_field)[0]
+        return list[inner], {"max_length": field.size} if field.size is not None else {}  # type: ignore[valid-type]
     if field.choices is not None and not isinstance(field, EnumField):
         return Literal[field.choices], {}
     if isinstance(field, IntegerField | BigIntegerField | SmallIntegerField):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from covet.db import Count, F, FieldError, ValidationError
+from covet.db import Count, DatabaseError, F, FieldError, ValidationError
 from covet.db.compiler import LOOKUPS
 from tests.db.models import Author, Post
 
@@ -28,7 +28,7 @@ PAYLOADS = [
     "%s%s%s",
     "?",
 ]
-TEXT_LOOKUPS = sorted(LOOKUPS - {"in", "isnull", "range"})
+TEXT_LOOKUPS = sorted(LOOKUPS - {"in", "isnull", "range", "regex", "iregex"})
 
 
 @pytest.fixture
@@ -57,6 +57,21 @@ async def test_payloads_as_values_in_every_lookup(seeded):
         assert await Post.objects.exclude(title=payload).count() == 1
         assert await Post.objects.filter(author__name=payload).count() == 0
         assert await Author.objects.filter(posts__title=payload).count() == 0
+    await assert_intact()
+
+
+async def test_payloads_as_regular_expressions(seeded):
+    # A payload is a pattern here: it matches nothing, or is refused as an invalid
+    # expression (a covet error, e.g. "?" repeats nothing), and never runs as SQL.
+    for payload in PAYLOADS:
+        if "\x00" in payload:
+            continue
+        for lookup in ("regex", "iregex"):
+            try:
+                count = await Post.objects.filter(**{f"title__{lookup}": payload}).count()
+            except DatabaseError:
+                continue
+            assert count == 0, (lookup, payload)
     await assert_intact()
 
 

@@ -21,7 +21,9 @@ and aggregates across such relations use LEFT JOINs.
 The package is split by concept: :mod:`~covet.db.compiler.paths` (name
 resolution), :mod:`~covet.db.compiler.nodes` (SQL nodes),
 :mod:`~covet.db.compiler.numeric` (the types of plain numbers and arithmetic),
-:mod:`~covet.db.compiler.query` (query state), :mod:`~covet.db.compiler.select`
+:mod:`~covet.db.compiler.transforms` (JSON keys, date parts and array
+transforms in filter paths), :mod:`~covet.db.compiler.query` (query state),
+:mod:`~covet.db.compiler.select`
 (SELECT rendering and its cache) and :mod:`~covet.db.compiler.write` (INSERT,
 UPDATE, DELETE).
 """
@@ -42,6 +44,7 @@ from covet.db.compiler.paths import LOOKUPS, JoinStep, PathInfo, check_identifie
 from covet.db.compiler.query import Query
 from covet.db.compiler.select import CompiledSelect, SQLCompiler, compile_select
 from covet.db.compiler.select import ModelLayout as ModelLayout  # for covet.db.queryset
+from covet.db.compiler.transforms import value_node
 from covet.db.compiler.write import compile_delete, compile_insert, compile_update
 
 __all__ = (
@@ -65,4 +68,5 @@ __all__ = (
     "compile_select",
     "compile_update",
     "resolve_path",
+    "value_node",
 )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from covet.db.compiler.numeric import ExpressionDecimalField, arithmetic_field, numeric_field
-from covet.db.compiler.paths import _COMPARISONS, _PATTERN_LOOKUPS
+from covet.db.compiler.paths import _COMPARISONS, _PATTERN_LOOKUPS, _REGEX_LOOKUPS
 from covet.db.exceptions import FieldError, ValidationError
 from covet.db.fields import DecimalField, Field
 
@@ -37,6 +37,7 @@ __all__ = (
     "OuterRefNode",
     "Param",
     "SubqueryNode",
+    "Transform",
     "TypedParam",
     "WhereNode",
     "field_shape",
@@ -148,6 +149,40 @@ class Col(Node):
     def as_sql(self, c: SQLCompiler) -> str:
         """Render the node, appending its parameters to the compiler."""
         return c.column(self.path)
+
+
+class Transform(Node):
+    """A column turned into another value (a JSON key, a date part) before a lookup.
+
+    Subclasses render through :meth:`apply`, so the same transform also wraps a
+    column of a subquery (filters across many-valued relations). A transform holds
+    no parameters: what it needs (keys, part names) is checked and in its shape.
+    """
+
+    __slots__ = ("lhs", "output_field")
+    #: Can the result be NULL for a non-NULL column (a missing JSON key)?
+    nullable: bool = False
+
+    def __init__(self, lhs: Col, output_field: Field[Any] | None) -> None:
+        self.lhs = lhs
+        self.output_field = output_field
+
+    @property
+    def shape(self) -> Any:
+        """Return the structural cache key of this node."""
+        return (type(self).__name__, self.lhs.shape, self.details())
+
+    def details(self) -> Any:
+        """Return what, besides the column, decides the SQL (part of the shape)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement details().")
+
+    def apply(self, c: SQLCompiler, sql: str) -> str:
+        """Render the transform of the already-rendered column ``sql``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement apply().")
+
+    def as_sql(self, c: SQLCompiler) -> str:
+        """Render the node (the column, then the transform)."""
+        return self.apply(c, self.lhs.as_sql(c))
 
 
 class Param(Node):
@@ -524,6 +559,9 @@ class Lookup(Node):
         if lookup == "isnull":
             return str(ops.isnull_sql(lhs, bool(self.value)))
         if self.rhs is not None:
+            if lookup in _REGEX_LOOKUPS:
+                rhs = self.rhs.as_sql(c)
+                return str(ops.regex_sql(lhs, rhs, insensitive=lookup == "iregex"))
             return str(ops.lookup_sql(lookup, lhs, self.rhs.as_sql(c)))
         if lookup == "in" and isinstance(self.value, SubqueryNode):
             return f"{lhs} IN ({self.value.as_sql(c)})"
@@ -532,6 +570,8 @@ class Lookup(Node):
             return str(ops.in_sql(lhs, [c.param(v) for v in values]))
         if lookup == "range":
             return str(ops.range_sql(lhs, c.param(values[0]), c.param(values[1])))
+        if lookup in _REGEX_LOOKUPS:
+            return str(ops.regex_sql(lhs, c.param(values[0]), insensitive=lookup == "iregex"))
         return str(ops.lookup_sql(lookup, lhs, c.param(values[0])))
 
     def collect(self, ops: Any, out: list[Any]) -> None:

@@ -27,12 +27,15 @@ __all__ = ("CACHE_LIMIT", "LOOKUPS", "JoinStep", "PathInfo", "check_identifier",
 LOOKUPS: Final = frozenset(
     {
         "exact", "iexact", "contains", "icontains", "startswith", "istartswith", "endswith",
-        "iendswith", "gt", "gte", "lt", "lte", "in", "isnull", "range",
+        "iendswith", "gt", "gte", "lt", "lte", "in", "isnull", "range", "regex", "iregex",
     }
 )  # fmt: skip
+#: Lookups that take one string (LIKE patterns, regular expressions).
 _PATTERN_LOOKUPS: Final = frozenset(
-    {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
-)
+    {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith",
+     "regex", "iregex"}
+)  # fmt: skip
+_REGEX_LOOKUPS: Final = frozenset({"regex", "iregex"})
 #: Lookups that bind one value as it is (no list, no pattern, no NULL test).
 _COMPARISONS: Final = frozenset({"exact", "gt", "gte", "lt", "lte"})
 _SORTED_LOOKUPS: Final = ", ".join(sorted(LOOKUPS))

@@ -31,6 +31,11 @@ from covet.db.compiler.paths import (
     check_identifier,
     resolve_path,
 )
+from covet.db.compiler.transforms import (
+    build_transform_lookup,
+    container_lookup,
+    resolve_transform,
+)
 from covet.db.exceptions import FieldError
 from covet.db.expressions import Expression, F, Q, Subquery
 from covet.db.models import Model, resolved_paths
@@ -134,6 +139,31 @@ class Query:
         """Return whether LIMIT/OFFSET applies."""
         return self.low != 0 or self.high is not None
 
+    def add_annotation(self, name: str, expression: Expression) -> None:
+        """Resolve ``annotate(name=expression)`` into this query.
+
+        Raises:
+            FieldError: A bad alias (not an identifier, or clashing with a field), or
+                something other than an expression.
+        """
+        check_identifier(name, "annotation alias")
+        meta = self.model._meta
+        if name in meta.fields_map or name in meta.reverse or name == "pk":
+            raise FieldError(
+                f"The annotation alias {name!r} clashes with a field of "
+                f"{self.model.__name__}. Choose another name."
+            )
+        if not isinstance(expression, Expression):
+            raise FieldError(
+                f"annotate({name}=...) takes an expression such as F(), Value() or "
+                f"Count(), not {expression!r}."
+            )
+        self.annotations[name] = expression.resolve(self)
+        if self.values_fields is not None:
+            self.values_fields = (*self.values_fields, name)
+            if expression.contains_aggregate:
+                self.group_by_values = True
+
     def add_select_related(self, paths: tuple[str, ...]) -> None:
         """Check ``select_related()`` paths and add them (all forward keys when empty).
 
@@ -236,7 +266,7 @@ class Query:
             )
         return node
 
-    def build_lookup(self, key: str, value: Any) -> Lookup:
+    def build_lookup(self, key: str, value: Any) -> Node:
         """Resolve one ``field__lookup=value`` condition, checking names and the value.
 
         Raises:
@@ -247,7 +277,14 @@ class Query:
             raise FieldError(f"Invalid filter keyword {key!r}.")
         annotations = self.annotations
         if not annotations or key.partition("__")[0] not in annotations:
-            path, lookup, col, shape = self._resolve_keyword(key)
+            try:
+                path, lookup, col, shape = self._resolve_keyword(key)
+            except FieldError:
+                # Not field__lookup: maybe field__transform(s)__lookup (data__owner__name).
+                found = resolve_transform(self.model, key.split("__"))
+                if found is None:
+                    raise
+                return build_transform_lookup(self, key, *found, value)
             field = path.field
             if type(value) in PLAIN_VALUE_TYPES and lookup in _COMPARISONS:
                 prepared = field.get_prep_value(value)
@@ -308,7 +345,12 @@ class Query:
         for key in keys:
             if self.annotations and key.partition("__")[0] in self.annotations:
                 return None
-            path, lookup, _col, _shape = self._resolve_keyword(key)
+            try:
+                path, lookup, _col, _shape = self._resolve_keyword(key)
+            except FieldError:
+                if resolve_transform(self.model, key.split("__")) is None:
+                    raise
+                return None
             if lookup not in _COMPARISONS:
                 return None
             fields.append(path.field)
@@ -323,8 +365,11 @@ class Query:
         lookup: str,
         field: Field[Any] | None,
         path: PathInfo | None,
-    ) -> Lookup:
+    ) -> Node:
         """Check ``value`` against ``lookup`` and build the node (see :meth:`build_lookup`)."""
+        if path is not None and field is path.field and container_lookup(field, lookup):
+            # data__contains={"a": 1}, tags__contains=[...]: containment, not LIKE.
+            return build_transform_lookup(self, key, path, (), lookup, value)
         if isinstance(value, Expression):
             if lookup == "in" and isinstance(value, Subquery):
                 node = value.resolve(self)  # IN takes the bare SELECT
@@ -387,6 +432,22 @@ class Query:
             # keeps its own type, or PostgreSQL would bind 1.5 as the count's bigint, 1.
             return Lookup(lhs, lookup, None, None, path, rhs=TypedParam(number[1], number[0]))
         return Lookup(lhs, lookup, prep(value), field, path)
+
+    def build_transformed(
+        self,
+        key: str,
+        value: Any,
+        lhs: Node,
+        lookup: str,
+        field: Field[Any] | None,
+        path: PathInfo,
+    ) -> Node:
+        """Build ``lookup`` on a transformed column (a date part, a JSON key's value).
+
+        The value is checked as for a plain field, against the transform's output
+        field (an integer for ``created__year__in=[...]``).
+        """
+        return self._build_lookup(key, key.split("__"), value, lhs, lookup, field, path)
 
     # -- parameters for a cached shape ---------------------------------------------------------
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from covet.db.compiler.functions import FuncNode, OrderByNode
-from covet.db.compiler.nodes import Col, Converter, Lookup, Node, WhereNode
+from covet.db.compiler.nodes import Col, Converter, Lookup, Node, Transform, WhereNode
 from covet.db.compiler.paths import CACHE_LIMIT, JoinStep, PathInfo, resolve_path
+from covet.db.compiler.transforms import value_node
 from covet.db.fields import Field, ForeignKey
 
 if TYPE_CHECKING:
@@ -153,8 +154,9 @@ class SQLCompiler:
                 return ""
             sql = parts[0] if len(parts) == 1 else "(" + f" {node.connector} ".join(parts) + ")"
             return f"NOT ({sql})" if node.negated else sql
-        if type(node) is not Lookup:
-            # A boolean expression (Exists(), a boolean Case()...) is a condition itself.
+        if type(node) is not Lookup and not isinstance(node, Lookup):
+            # A boolean expression (Exists(), a boolean Case()...) is a condition itself
+            # (a Lookup subclass, such as a JSON lookup, is not: it renders as a lookup).
             return node.as_sql(self)
         assert isinstance(node, Lookup)  # noqa: S101 - narrowed by the type check above
         path = node.path
@@ -162,7 +164,9 @@ class SQLCompiler:
             return self._multi_lookup(node, path)
         lhs = node.lhs.as_sql(self)
         sql = node.render(self, lhs)
-        if negated and node.lookup != "isnull" and path is not None and path.nullable:
+        # A transform can be NULL on a non-NULL column (a missing JSON key).
+        lhs_null = isinstance(node.lhs, Transform) and node.lhs.nullable
+        if negated and node.lookup != "isnull" and path is not None and (path.nullable or lhs_null):
             # NOT (col = x) is NULL, not TRUE, when col is NULL: keep such rows out of the
             # condition so that exclude() returns them (Django semantics). lhs is a bare
             # column here, so repeating it repeats no parameter.
@@ -187,6 +191,8 @@ class SQLCompiler:
             )
             alias = a
         col = f"{alias}.{q(path.field.column)}"
+        if isinstance(node.lhs, Transform):
+            col = node.lhs.apply(self, col)
         link = f"{first}.{q(step.rhs_column)}"
         existence = node.lookup == "isnull" and path.ends_on_relation
         cond = f"{col} IS NOT NULL" if existence else node.render(self, col)
@@ -286,11 +292,7 @@ class SQLCompiler:
             names_start = 0
             for name in q.values_fields:
                 found = q.annotations.get(name)
-                vnode = (
-                    found
-                    if found is not None
-                    else Col(resolve_path(q.model, name.split("__"), allow_lookup=False)[0])
-                )
+                vnode = found if found is not None else value_node(q.model, name)
                 sql = vnode.as_sql(self)
                 if not vnode.contains_aggregate and (
                     isinstance(vnode, Col) or not q.group_by_values

@@ -22,6 +22,8 @@ imported from ``covet.db.fields``.
 
 from __future__ import annotations
 
+from covet.db.fields.arrays import ArrayField
+
 # Names beyond __all__ are re-exported (``X as X``) for the modules that used them here.
 from covet.db.fields.base import (
     CASCADE,
@@ -71,6 +73,7 @@ __all__ = (
     "PROTECT",
     "RESTRICT",
     "SET_NULL",
+    "ArrayField",
     "BigIntegerField",
     "BinaryField",
     "BooleanField",

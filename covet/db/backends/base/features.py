@@ -71,5 +71,7 @@ class BaseFeatures:
     supports_over_clause: bool = True
     # Can SELECT DISTINCT ON (expr, ...) keep the first row of each group? (PostgreSQL only)
     can_distinct_on_fields: bool = False
+    # Has the database array columns (ArrayField, with contains/overlap/len lookups)?
+    supports_array_field: bool = False
     # The oldest server version covet supports, as a tuple.
     minimum_version: tuple[int, ...] = ()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet import _json
 from covet.db.backends.base.functions import FunctionOperations
+from covet.db.backends.base.lookups import LookupOperations
 from covet.db.exceptions import NotSupportedError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ LIKE_LOOKUPS = frozenset(
 )
 
 
-class BaseOperations(FunctionOperations):
+class BaseOperations(FunctionOperations, LookupOperations):
     """Dialect SQL fragments and value adaptation, with ANSI defaults.
 
     Every method returns SQL text and never interpolates values: values

@@ -59,6 +59,7 @@ from covet.db.backends.base import (
 )
 from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
 from covet.db.backends.mysql.functions import MySQLFunctionOperations
+from covet.db.backends.mysql.lookups import MySQLLookups
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -158,7 +159,7 @@ def _uuid_to_db(value: Any) -> Any:
     return None if value is None else str(value)
 
 
-class MySQLOperations(MySQLFunctionOperations, BaseOperations):
+class MySQLOperations(MySQLFunctionOperations, MySQLLookups, BaseOperations):
     """SQL fragments and value adaptation for MySQL and MariaDB.
 
     SQL handed to a MySQL connection always uses the ``format`` paramstyle:
@@ -303,6 +304,7 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1292: DataError,  # incorrect value
     1366: DataError,  # incorrect integer/string value
     1367: DataError,
+    1139: DataError,  # invalid regular expression (MariaDB; REGEXP's pattern is a value)
     1054: MissingSchemaObjectError,  # unknown column
     1064: ProgrammingError,  # syntax error
     1146: MissingSchemaObjectError,  # no such table

@@ -1,10 +1,11 @@
-"""The asyncpg codecs covet installs on every PostgreSQL connection, beside JSON's."""
+"""PostgreSQL value codecs: the asyncpg codecs covet installs, and DateTimeField's converter."""
 
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
-__all__ = ("decode_timestamp", "encode_timestamp")
+__all__ = ("datetime_from_pg", "decode_timestamp", "encode_timestamp")
 
 #: The zero of PostgreSQL's binary timestamps, naive and in UTC.
 _PG_EPOCH_UTC = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
@@ -33,3 +34,18 @@ def encode_timestamp(value: datetime.datetime) -> tuple[int]:
     if value.tzinfo is not None:
         value = value.astimezone(datetime.UTC).replace(tzinfo=None)
     return ((value - _PG_EPOCH) // _MICROSECOND,)
+
+
+def datetime_from_pg(value: Any) -> Any:
+    """Return a datetime read from PostgreSQL aware in UTC (DateTimeField's converter)."""
+    # timestamptz comes back aware (UTC) except for 'infinity' and '-infinity' (what
+    # asyncpg writes datetime.max and datetime.min as), which asyncpg reads naive.
+    # timestamp without time zone arrives aware through codecs.decode_timestamp().
+    if value is None:
+        return None
+    tz = value.tzinfo
+    if tz is datetime.UTC:
+        return value
+    if tz is None:
+        return value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC)

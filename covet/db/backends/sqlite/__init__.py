@@ -53,6 +53,7 @@ from covet.db.backends.sqlite.converters import (
     _uuid_to_db,
 )
 from covet.db.backends.sqlite.functions import SQLiteFunctionOperations
+from covet.db.backends.sqlite.lookups import SQLiteLookups, register_functions
 from covet.db.exceptions import (
     DatabaseError,
     DataError,
@@ -110,7 +111,7 @@ class SQLiteFeatures(BaseFeatures):
     minimum_version = (3, 31)
 
 
-class SQLiteOperations(SQLiteFunctionOperations, BaseOperations):
+class SQLiteOperations(SQLiteFunctionOperations, SQLiteLookups, BaseOperations):
     """SQL fragments and value adaptation for SQLite."""
 
     param_style = "qmark"
@@ -649,6 +650,7 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
             await raw.execute_fetchall("PRAGMA case_sensitive_like = ON")
             await raw.create_function("lower", 1, _unicode_lower, deterministic=True)
             await raw.create_function("upper", 1, _unicode_upper, deterministic=True)
+            await register_functions(raw)
         except BaseException:
             await raw.close()
             raise
