@@ -311,3 +311,38 @@ async def test_mysql_counts_keys_only_under_a_consecutive_lock_mode(orm):
     )
     expected = int(step) if int(mode) in (0, 1) else None
     assert orm.features.bulk_insert_id_step == expected
+
+
+def _cuts_by_measure(flat, width, size, max_bytes, ops):
+    # The per-row measure _packet_batches() stands for (one max_literal_bytes() per value).
+    budget = max_bytes * 9 // 10 - 1024
+    cuts, start, used = [], 0, 0
+    rows = len(flat) // width
+    for row in range(rows):
+        values = flat[row * width : (row + 1) * width]
+        cost = 4 * width + 4 + sum(map(ops.max_literal_bytes, values))
+        if row > start and (row - start >= size or used + cost > budget):
+            cuts.append((start, row))
+            start, used = row, 0
+        used += cost
+    if rows > start:
+        cuts.append((start, rows))
+    return cuts
+
+
+@pytest.mark.parametrize("max_bytes", [4_000, 40_000, 16 * 1024 * 1024])
+@pytest.mark.parametrize("with_bytes", [False, True])
+def test_packet_cuts_are_those_of_the_per_value_measure(max_bytes, with_bytes):
+    from covet.db.backends.base import BaseFeatures, BaseOperations
+    from covet.db.persistence import _packet_batches
+
+    ops = BaseOperations(BaseFeatures())
+    when = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
+    rows = [
+        ["t" * (i % 50), i, None, when, "é'" * (i % 9), b"\x00" * i if with_bytes else Decimal(i)]
+        for i in range(300)
+    ]
+    flat = [v for row in rows for v in row]
+    for size in (7, 100, 1000):
+        expected = _cuts_by_measure(flat, 6, size, max_bytes, ops)
+        assert _packet_batches(flat, 6, size, max_bytes, ops) == expected
