@@ -121,6 +121,36 @@ def _column_check(field: Field[Any]) -> tuple[str, Any] | None:
     return None
 
 
+#: The key of the per-column :func:`_column_check` results in ``Options.cache``.
+_COLUMN_CHECKS: Final = "covet.bulk_column_checks"
+_tzinfo = operator.attrgetter("tzinfo")
+
+
+def _column_is_clean(column: list[Any], kind: str, bound: Any, filled_later: bool) -> bool:
+    """Tell, in C loops over the whole column, that ``clean()`` would keep every value as it is.
+
+    True when every value is of the column's canonical type (see
+    :func:`_column_check`) within its bound, or when every value is None and
+    filled in later (an auto key, ``auto_now``). False sends the column to the
+    per-value loop, which finds the values to clean and the errors.
+    """
+    kinds = set(map(type, column))
+    if len(kinds) != 1:
+        return False
+    of = kinds.pop()
+    if of is type(None):
+        return filled_later
+    if kind == "str" and of is str:
+        return bound is None or max(map(len, column)) <= bound
+    if kind == "int" and of is int:
+        low, high = bound
+        return bool(low <= min(column) and max(column) <= high)
+    if kind == "datetime" and of is datetime.datetime:
+        # By identity, as the per-value check: an equal offset-zero zone is not UTC itself.
+        return set(map(id, map(_tzinfo, column))) == {id(_UTC)}
+    return False
+
+
 def _bulk_full_clean(model: type[Model], items: list[Any]) -> None:
     """Run ``full_clean()`` on every object, column by column; raise like the first bad one.
 
@@ -135,10 +165,17 @@ def _bulk_full_clean(model: type[Model], items: list[Any]) -> None:
     plan = meta.cache.get(_CLEAN_PLAN)
     if plan is None:
         plan = meta.cache[_CLEAN_PLAN] = _clean_plan(meta)
-    checks = [_column_check(f) for f in meta.concrete_fields]
+    checks = meta.cache.get(_COLUMN_CHECKS)
+    if checks is None:
+        checks = meta.cache[_COLUMN_CHECKS] = [_column_check(f) for f in meta.concrete_fields]
     errors: dict[int, dict[str, list[str]]] = {}
+    dicts = [obj.__dict__ for obj in items]
     for (name, attname, filled_later, clean), check in zip(plan, checks, strict=True):
         kind, bound = check if check is not None else ("", None)
+        if kind or filled_later:
+            column = [values.get(attname, _MISSING) for values in dicts]
+            if _column_is_clean(column, kind, bound, filled_later):
+                continue  # every value already canonical and valid (or left to the database)
         longest = bound if kind == "str" and bound is not None else -1
         low, high = bound if kind == "int" and bound is not None else (0, -1)
         for index, obj in enumerate(items):

@@ -346,3 +346,26 @@ def test_packet_cuts_are_those_of_the_per_value_measure(max_bytes, with_bytes):
     for size in (7, 100, 1000):
         expected = _cuts_by_measure(flat, 6, size, max_bytes, ops)
         assert _packet_batches(flat, 6, size, max_bytes, ops) == expected
+
+
+async def test_columns_already_clean_are_kept_and_others_cleaned(ann):
+    # Whole columns of canonical values are recognised at once; one odd value sends its
+    # column through clean() value by value, as full_clean() would.
+    offset_zero = datetime.timezone(datetime.timedelta(0))
+    posts = [
+        Post(
+            title=f"p{i}",
+            author=ann,
+            views=i,
+            published_at=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        )
+        for i in range(5)
+    ]
+    posts[3].published_at = datetime.datetime(2026, 1, 1, tzinfo=offset_zero)
+    posts[4].views = "7"
+    await Post.objects.bulk_create(posts)
+    assert posts[3].published_at.tzinfo is datetime.UTC  # cleaned like full_clean() does
+    assert posts[0].published_at.tzinfo is datetime.UTC
+    assert posts[4].views == 7
+    with pytest.raises(ValidationError, match="title"):
+        await Post.objects.bulk_create([Post(title="x" * 201, author=ann)])
