@@ -345,3 +345,34 @@ async def test_plain_rows_from_another_alias_carry_their_state(data, make_databa
     assert {p._state.db for p in posts} == {"replica_rows"}
     assert posts[0]._state is not posts[1]._state
     assert posts[1].published_at == datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+# -- integer keys bound as they are ---------------------------------------------------------------
+
+
+async def test_remembered_integer_keys_bind_ints_as_they_are_and_check_the_rest(data):
+    ann = data["ann"]
+    for pk in (data["first"].pk, str(data["first"].pk)):  # an int as is, a str converted
+        assert (await Post.objects.get(pk=pk)).title == "First"
+        assert [p.title for p in await Post.objects.filter(author_id=ann.pk)] == ["First"]
+    assert [p.title for p in await Post.objects.filter(author_id=str(ann.pk))] == ["First"]
+    statement = next(iter(statements.get_statements.values()))
+    assert statement[2] == (True,)  # the primary key binds an int as it is
+    for bad in (True, 1.5, "x"):  # what get_db_prep_value() refuses, refused alike
+        with pytest.raises(ValidationError):
+            await Post.objects.get(pk=bad)
+        with pytest.raises(ValidationError):
+            await Post.objects.filter(author_id=bad)
+    assert await Post.objects.filter(views=10).count() == 2
+
+
+def test_only_plain_integer_fields_bind_ints_as_they_are(orm):
+    from covet.db.statements import _binds_ints_as_is
+
+    ops = orm.ops
+    assert _binds_ints_as_is(Post._meta.pk, ops)
+    assert _binds_ints_as_is(Post._meta.get_field("author"), ops)
+    assert _binds_ints_as_is(Post._meta.get_field("views"), ops)
+    assert not _binds_ints_as_is(Post._meta.get_field("title"), ops)
+    assert not _binds_ints_as_is(Post._meta.get_field("rating"), ops)
+    assert not _binds_ints_as_is(Post._meta.get_field("published_at"), ops)
