@@ -38,6 +38,7 @@ from covet.db.fields import (
 )
 from covet.db.models import _CLEAN_PLAN, Model, _checks_type_only, _clean_plan
 from covet.db.queryset import QuerySet
+from covet.db.signals import post_delete, post_save, pre_delete, pre_save
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -47,9 +48,11 @@ __all__ = (
     "bulk_write",
     "check_protected",
     "delete_instance",
+    "delete_with_signals",
     "refresh_instance",
     "save_instance",
     "sync_fk_ids",
+    "validate_unique_instance",
 )
 
 
@@ -152,6 +155,13 @@ def _bulk_full_clean(model: type[Model], items: list[Any]) -> None:
                 values[attname] = clean(value)
             except ValidationError as exc:
                 errors.setdefault(index, {}).setdefault(name, []).extend(exc.messages)
+    if model.clean is not Model.clean:
+        for index, obj in enumerate(items):
+            try:
+                obj.clean()
+            except ValidationError as exc:
+                for key, messages in exc.error_dict.items():
+                    errors.setdefault(index, {}).setdefault(key, []).extend(messages)
     if errors:
         raise ValidationError(errors[min(errors)])
 
@@ -360,6 +370,8 @@ async def save_instance(
     db = get_database(alias)
     ops, features = db.ops, db.features
     meta = obj._meta
+    if pre_save.receivers_connected:
+        await pre_save.send(type(obj), instance=obj, using=db.alias, update_fields=update_fields)
     sync_fk_ids(obj)
     if update_fields is not None:
         names = {meta.get_field(check_identifier(n, "field name")).name for n in update_fields}
@@ -387,9 +399,14 @@ async def save_instance(
             count = await run_execute(db, sql, [*values, meta.pk.get_db_prep_value(pk, ops)])
         else:
             count = 0
-        if count or await QuerySet(type(obj), using=alias).filter(pk=pk).exists():
+        if count or await QuerySet(type(obj), using=db.alias).filter(pk=pk).exists():
             obj._state.adding = False
             obj._state.db = alias
+            if post_save.receivers_connected:
+                await post_save.send(
+                    type(obj), instance=obj, created=False, using=db.alias,
+                    update_fields=update_fields,
+                )  # fmt: skip
             return
         if update_fields is not None:
             raise DatabaseError(
@@ -407,6 +424,10 @@ async def save_instance(
         obj.pk = conv(new_pk) if conv is not None and new_pk is not None else new_pk
     obj._state.adding = False
     obj._state.db = alias
+    if post_save.receivers_connected:
+        await post_save.send(
+            type(obj), instance=obj, created=True, using=db.alias, update_fields=update_fields
+        )
 
 
 async def delete_instance(obj: Model, *, using: str | None) -> int:
@@ -417,9 +438,73 @@ async def delete_instance(obj: Model, *, using: str | None) -> int:
             f"Cannot delete an unsaved {type(obj).__name__} (its primary key is None)."
         )
     alias = using if using is not None else obj._state.db
-    count = await QuerySet(type(obj), using=alias).filter(pk=pk).delete()
+    if pre_delete.receivers_connected or post_delete.receivers_connected:
+        db_alias = get_database(alias).alias
+        await pre_delete.send(type(obj), instance=obj, using=db_alias)
+        count = await QuerySet(type(obj), using=alias).filter(pk=pk)._delete_rows()
+        await post_delete.send(type(obj), instance=obj, using=db_alias)
+    else:
+        count = await QuerySet(type(obj), using=alias).filter(pk=pk)._delete_rows()
     obj.pk = None
     obj._state.adding = True
+    return count
+
+
+async def validate_unique_instance(obj: Model, *, exclude: set[str], using: str | None) -> None:
+    """Query for rows that share ``obj``'s unique values (``Model.validate_unique()``)."""
+    meta = obj._meta
+    alias = using if using is not None else obj._state.db
+    checks: list[tuple[str, tuple[Field[Any], ...]]] = [
+        (f.name, (f,)) for f in meta.concrete_fields if f.unique and f.name not in exclude
+    ]
+    for names in meta.unique_together:
+        if not exclude.intersection(names):
+            checks.append(("__all__", tuple(meta.get_field(n) for n in names)))
+    errors: dict[str, list[str]] = {}
+    for key, group in checks:
+        values = {f.attname: obj.__dict__.get(f.attname) for f in group}
+        if any(v is None for v in values.values()):
+            continue  # NULLs never collide (and an unsaved auto key is None)
+        qs: QuerySet[Any] = QuerySet(type(obj), using=alias).filter(**values)
+        if obj.pk is not None and not obj._state.adding:
+            qs = qs.exclude(pk=obj.pk)
+        if await qs.exists():
+            label = " and ".join(f.name for f in group)
+            errors.setdefault(key, []).append(
+                f"{type(obj).__name__} with this {label} already exists."
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+async def delete_with_signals(qs: QuerySet[Any]) -> int:
+    """``QuerySet.delete()`` while delete receivers are connected: per-object signals.
+
+    Loads the matching objects, sends ``pre_delete`` for each, deletes them in
+    one statement and sends ``post_delete`` for each, all in one transaction
+    (a receiver's exception rolls the delete back). Rows that the database
+    deletes by ``ON DELETE CASCADE`` send no signals.
+    """
+    from covet.db.transactions import transaction
+
+    model = qs.model
+    if not (pre_delete.has_listeners(model) or post_delete.has_listeners(model)):
+        return await qs._delete_rows()
+    if qs.query.is_sliced:
+        raise TypeError("Cannot delete a sliced queryset. Filter by primary key instead.")
+    alias = get_database(qs._using).alias
+    async with transaction(alias):
+        objs: list[Any] = await QuerySet(model, qs.query.clone(), using=alias)
+        for obj in objs:
+            await pre_delete.send(model, instance=obj, using=alias)
+        count = 0
+        limit = get_database(alias).features.max_query_params
+        for batch in batches([o.pk for o in objs], limit):
+            count += await QuerySet(model, using=alias).filter(pk__in=batch)._delete_rows()
+        for obj in objs:
+            await post_delete.send(model, instance=obj, using=alias)
+    for obj in objs:
+        obj._state.adding = True
     return count
 
 

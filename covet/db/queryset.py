@@ -39,6 +39,7 @@ from covet.db.expressions import Aggregate, Expression, Q
 from covet.db.fields import ForeignKey
 from covet.db.models import Model
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
+from covet.db.signals import post_delete, pre_delete
 from covet.db.statements import (
     get_statement_key,
     get_statements,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from covet.db.compiler import Node
     from covet.db.database import Database
     from covet.db.fields import Field
+    from covet.db.manager import Manager
 
 __all__ = ("QuerySet",)
 
@@ -86,7 +88,10 @@ class QuerySet(Generic[T]):
         return self._query
 
     def _chain(self) -> QuerySet[Any]:
-        new: QuerySet[Any] = object.__new__(QuerySet)
+        cls = type(self)
+        new: QuerySet[Any] = object.__new__(cls)
+        if cls is not QuerySet:
+            new.__dict__.update(self.__dict__)  # a custom QuerySet's own attributes
         new.model = self.model
         new._query = self._query.clone()  # a manager has its own _chain()
         new._using = self._using
@@ -94,6 +99,13 @@ class QuerySet(Generic[T]):
         new._prefetch = self._prefetch
         new._result_cache = None
         return new
+
+    @classmethod
+    def as_manager(cls) -> Manager[Any]:
+        """Return a manager making querysets of this class (``MyQuerySet.as_manager()``)."""
+        from covet.db.manager import Manager
+
+        return Manager.from_queryset(cls)()
 
     def _db(self) -> Database:
         return get_database(self._using)
@@ -651,6 +663,14 @@ class QuerySet(Generic[T]):
         Raises:
             ProtectedError: A ``PROTECT`` foreign key references a matching row.
         """
+        if pre_delete.receivers_connected or post_delete.receivers_connected:
+            from covet.db.persistence import delete_with_signals
+
+            return await delete_with_signals(self)
+        return await self._delete_rows()
+
+    async def _delete_rows(self) -> int:
+        """Delete the matching rows without loading them (no signals)."""
         query = self.query
         if query.is_sliced:
             raise TypeError("Cannot delete a sliced queryset. Filter by primary key instead.")
@@ -669,7 +689,8 @@ class QuerySet(Generic[T]):
             return await run_execute(db, sql, params)
         total = 0
         for batch in batches(await self._pks(), db.features.max_query_params):
-            total += await QuerySet(self.model, using=self._using).filter(pk__in=batch).delete()
+            qs: QuerySet[Any] = QuerySet(self.model, using=self._using).filter(pk__in=batch)
+            total += await qs._delete_rows()
         return total
 
     async def create(self, **kwargs: Any) -> T:
