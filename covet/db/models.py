@@ -354,7 +354,12 @@ class Model:
         own_meta = cls.__dict__.get("Meta")
         inherited: list[tuple[str, Field[Any]]] = []
         for base in reversed(cls.__mro__[1:]):
-            if not issubclass(base, Model) or base is Model:
+            if not issubclass(base, Model):
+                # A plain mixin class (class TimestampMixin: created = DateTimeField(...)):
+                # its fields are inherited like an abstract model's.
+                inherited.extend((k, v) for k, v in vars(base).items() if isinstance(v, Field))
+                continue
+            if base is Model:
                 continue
             if not base._meta.abstract:
                 raise ImproperlyConfigured(
