@@ -81,9 +81,7 @@ def test_managers_are_bound_per_model_and_keep_their_attributes():
 async def test_custom_queryset_methods_chain_both_ways(tables):
     assert [a.title for a in await Article.objects.published()] == ["alpha"]
     assert [a.title for a in await Article.objects.titled("al").published()] == ["alpha"]
-    assert [a.title for a in await Article.objects.filter(published=False).titled("al")] == [
-        "alps"
-    ]
+    assert [a.title for a in await Article.objects.filter(published=False).titled("al")] == ["alps"]
     assert [a.title for a in await Article.qs_objects.titled("al").order_by("-title")] == [
         "alps",
         "alpha",

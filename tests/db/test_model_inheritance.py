@@ -9,7 +9,6 @@ import pytest
 
 from covet.db import Model, fields
 from covet.db.manager import Manager
-from covet.db.queryset import QuerySet
 from covet.db.schema import build_metadata, create_all, drop_all
 from covet.exceptions import ImproperlyConfigured
 
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from covet.db.database import Database
+    from covet.db.queryset import QuerySet
 
 
 class TimestampMixin:
