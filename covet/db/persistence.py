@@ -13,7 +13,7 @@ import datetime
 import operator
 from typing import TYPE_CHECKING, Any, Final
 
-from covet.db.compiler import check_identifier, compile_insert
+from covet.db.compiler import check_identifier, compile_delete, compile_insert
 from covet.db.compiler.write import compile_array_insert
 from covet.db.database import get_database
 from covet.db.exceptions import DatabaseError, FieldError, ProtectedError, ValidationError
@@ -38,6 +38,7 @@ from covet.db.fields import (
 )
 from covet.db.models import _CLEAN_PLAN, Model, _checks_type_only, _clean_plan
 from covet.db.queryset import QuerySet
+from covet.db.routing import db_for_write, routers
 from covet.db.signals import post_delete, post_save, pre_delete, pre_save
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = (
     "bulk_write",
     "check_protected",
     "delete_instance",
+    "delete_rows",
     "delete_with_signals",
     "refresh_instance",
     "save_instance",
@@ -367,6 +369,8 @@ async def save_instance(
 ) -> None:
     """Insert or update ``obj`` (the implementation of :meth:`Model.save`)."""
     alias = using if using is not None else obj._state.db
+    if alias is None and routers:
+        alias = db_for_write(type(obj), instance=obj)
     db = get_database(alias)
     ops, features = db.ops, db.features
     meta = obj._meta
@@ -438,13 +442,15 @@ async def delete_instance(obj: Model, *, using: str | None) -> int:
             f"Cannot delete an unsaved {type(obj).__name__} (its primary key is None)."
         )
     alias = using if using is not None else obj._state.db
+    if alias is None and routers:
+        alias = db_for_write(type(obj), instance=obj)
     if pre_delete.receivers_connected or post_delete.receivers_connected:
         db_alias = get_database(alias).alias
         await pre_delete.send(type(obj), instance=obj, using=db_alias)
-        count = await QuerySet(type(obj), using=alias).filter(pk=pk)._delete_rows()
+        count = await delete_rows(QuerySet(type(obj), using=alias).filter(pk=pk))
         await post_delete.send(type(obj), instance=obj, using=db_alias)
     else:
-        count = await QuerySet(type(obj), using=alias).filter(pk=pk)._delete_rows()
+        count = await delete_rows(QuerySet(type(obj), using=alias).filter(pk=pk))
     obj.pk = None
     obj._state.adding = True
     return count
@@ -477,6 +483,28 @@ async def validate_unique_instance(obj: Model, *, exclude: set[str], using: str 
         raise ValidationError(errors)
 
 
+async def delete_rows(qs: QuerySet[Any]) -> int:
+    """Delete the rows of ``qs`` without loading them (``QuerySet.delete()``, no signals)."""
+    query = qs.query
+    if query.is_sliced:
+        raise TypeError("Cannot delete a sliced queryset. Filter by primary key instead.")
+    if query.empty:
+        return 0
+    pk_values: QuerySet[Any] = qs.values_list("pk", flat=True)
+    pk_values.query.order_by = ()
+    db = qs._db()
+    await check_protected(qs.model, pk_values, db.alias)
+    base = query.clone()
+    base.order_by = ()
+    sql, params, joined = compile_delete(base, db.ops, db.features)
+    if not joined:
+        return await run_execute(db, sql, params)
+    total = 0
+    for batch in batches(await qs._pks(db.alias), db.features.max_query_params):
+        total += await delete_rows(QuerySet(qs.model, using=db.alias).filter(pk__in=batch))
+    return total
+
+
 async def delete_with_signals(qs: QuerySet[Any]) -> int:
     """``QuerySet.delete()`` while delete receivers are connected: per-object signals.
 
@@ -489,10 +517,10 @@ async def delete_with_signals(qs: QuerySet[Any]) -> int:
 
     model = qs.model
     if not (pre_delete.has_listeners(model) or post_delete.has_listeners(model)):
-        return await qs._delete_rows()
+        return await delete_rows(qs)
     if qs.query.is_sliced:
         raise TypeError("Cannot delete a sliced queryset. Filter by primary key instead.")
-    alias = get_database(qs._using).alias
+    alias = qs._db().alias
     async with transaction(alias):
         objs: list[Any] = await QuerySet(model, qs.query.clone(), using=alias)
         for obj in objs:
@@ -500,7 +528,7 @@ async def delete_with_signals(qs: QuerySet[Any]) -> int:
         count = 0
         limit = get_database(alias).features.max_query_params
         for batch in batches([o.pk for o in objs], limit):
-            count += await QuerySet(model, using=alias).filter(pk__in=batch)._delete_rows()
+            count += await delete_rows(QuerySet(model, using=alias).filter(pk__in=batch))
         for obj in objs:
             await post_delete.send(model, instance=obj, using=alias)
     for obj in objs:
@@ -535,6 +563,8 @@ async def bulk_insert(
     if not items:
         return items
     meta = model._meta
+    if using is None and routers:
+        using = db_for_write(model)
     db = get_database(using)
     ops, features = db.ops, db.features
     fks = [f for f in meta.concrete_fields if isinstance(f, ForeignKey)]
@@ -644,6 +674,8 @@ async def bulk_write(
         raise FieldError("bulk_update() cannot write primary keys or many-to-many fields.")
     if not items:
         return 0
+    if using is None and routers:
+        using = db_for_write(model)
     db = get_database(using)
     ops = db.ops
     q = ops.quote_name

@@ -22,7 +22,6 @@ from covet.db.compiler import (
     Query,
     SQLCompiler,
     check_identifier,
-    compile_delete,
     compile_select,
     compile_update,
     resolve_path,
@@ -38,6 +37,7 @@ from covet.db.execution import (
 from covet.db.expressions import Aggregate, Expression, Q
 from covet.db.fields import ForeignKey
 from covet.db.models import Model
+from covet.db.routing import db_for_read, db_for_write, routers
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
 from covet.db.signals import post_delete, pre_delete
 from covet.db.statements import (
@@ -108,6 +108,15 @@ class QuerySet(Generic[T]):
         return Manager.from_queryset(cls)()
 
     def _db(self) -> Database:
+        """Return the database writes go to (``using``, else the routers' choice)."""
+        if self._using is None and routers:
+            return get_database(db_for_write(self.model))
+        return get_database(self._using)
+
+    def _read_db(self) -> Database:
+        """Return the database reads go to (``using``, else the routers' choice)."""
+        if self._using is None and routers:
+            return get_database(db_for_read(self.model))
         return get_database(self._using)
 
     def _base(self) -> QuerySet[T]:
@@ -131,7 +140,7 @@ class QuerySet(Generic[T]):
         query = self.query
         if query.empty:
             return []
-        db = get_database(self._using)
+        db = self._read_db()
         backend = db.backend
         compiled = compile_select(query, backend.ops, backend.features)
         rows = await run_fetch_all(db, compiled.sql, compiled.params)
@@ -170,7 +179,7 @@ class QuerySet(Generic[T]):
         query = self.query
         if query.empty:
             return
-        db = self._db()
+        db = self._read_db()
         compiled = compile_select(query, db.ops, db.features)
         build = row_builders(compiled, self._mode, self._using)[0]
         async with db.connection() as conn:
@@ -528,7 +537,7 @@ class QuerySet(Generic[T]):
             return False
         if query.is_sliced or query.distinct:
             return bool(await self.count())
-        db = self._db()
+        db = self._read_db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.exists_sql()
         return await run_fetch_one(db, sql, c.params) is not None
@@ -543,7 +552,7 @@ class QuerySet(Generic[T]):
         if query.values_fields is None and not query.annotations:
             query = query.clone()
             query.order_by = ()
-        db = self._db()
+        db = self._read_db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.count_sql()
         row = await run_fetch_one(db, sql, c.params)
@@ -586,7 +595,7 @@ class QuerySet(Generic[T]):
         if query.empty:
             return {name: (0 if isinstance(n, AggregateNode) and n.function == "COUNT" else None)
                     for name, n in nodes.items()}  # fmt: skip
-        db = self._db()
+        db = self._read_db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.aggregate_sql(nodes)
         row = await run_fetch_one(db, sql, c.params)
@@ -601,7 +610,7 @@ class QuerySet(Generic[T]):
 
     async def explain(self, *, analyze: bool = False) -> str:
         """Return the database's plan for this query, one line per row."""
-        db = self._db()
+        db = self._read_db()
         compiled = compile_select(self.query, db.ops, db.features)
         sql = f"{db.ops.explain_prefix(analyze)} {compiled.sql}"
         rows = await run_fetch_all(db, sql, compiled.params)
@@ -641,7 +650,7 @@ class QuerySet(Generic[T]):
         sql, params, joined = compile_update(query, values, db.ops, db.features)
         if not joined:
             return await run_execute(db, sql, params)
-        pks = await self._pks()
+        pks = await self._pks(db.alias)
         total = 0
         for batch in batches(pks, max(1, db.features.max_query_params - len(params))):
             total += (
@@ -649,8 +658,9 @@ class QuerySet(Generic[T]):
             )
         return total
 
-    async def _pks(self) -> list[Any]:
+    async def _pks(self, alias: str) -> list[Any]:
         pk_qs: QuerySet[Any] = self.values_list("pk", flat=True)
+        pk_qs._using = alias
         pk_qs.query.order_by = ()
         return await pk_qs
 
@@ -663,35 +673,11 @@ class QuerySet(Generic[T]):
         Raises:
             ProtectedError: A ``PROTECT`` foreign key references a matching row.
         """
+        from covet.db.persistence import delete_rows, delete_with_signals
+
         if pre_delete.receivers_connected or post_delete.receivers_connected:
-            from covet.db.persistence import delete_with_signals
-
             return await delete_with_signals(self)
-        return await self._delete_rows()
-
-    async def _delete_rows(self) -> int:
-        """Delete the matching rows without loading them (no signals)."""
-        query = self.query
-        if query.is_sliced:
-            raise TypeError("Cannot delete a sliced queryset. Filter by primary key instead.")
-        if query.empty:
-            return 0
-        pk_values: QuerySet[Any] = self.values_list("pk", flat=True)
-        pk_values.query.order_by = ()
-        from covet.db.persistence import check_protected
-
-        await check_protected(self.model, pk_values, self._using)
-        db = self._db()
-        base = query.clone()
-        base.order_by = ()
-        sql, params, joined = compile_delete(base, db.ops, db.features)
-        if not joined:
-            return await run_execute(db, sql, params)
-        total = 0
-        for batch in batches(await self._pks(), db.features.max_query_params):
-            qs: QuerySet[Any] = QuerySet(self.model, using=self._using).filter(pk__in=batch)
-            total += await qs._delete_rows()
-        return total
+        return await delete_rows(self)
 
     async def create(self, **kwargs: Any) -> T:
         """Create, validate, insert and return an object."""
