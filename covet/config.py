@@ -16,8 +16,8 @@ A covet project is the nearest directory, from the current one upwards, whose
 
 :func:`load_settings` reads that table, then a ``.env`` file next to it, then
 the environment variables ``DATABASE_URL``, ``DATABASE_REPLICA_URLS``, ``CACHE_URL``,
-``COVET_DEBUG``, ``SECRET_KEY`` and ``ALLOWED_HOSTS``. Later sources win, except that ``.env`` never overrides a
-variable that is really set in the environment.
+``COVET_DEBUG``, ``SECRET_KEY`` and ``ALLOWED_HOSTS``. Later sources win, except that
+``.env`` never overrides a variable that is really set in the environment.
 """
 
 from __future__ import annotations

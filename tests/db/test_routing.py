@@ -159,11 +159,7 @@ async def test_an_unavailable_replica_falls_back_to_the_primary(database, replic
 
 async def test_round_robin_and_model_scoped_routers(database, replica):
     set_routers(
-        [
-            ReplicaRouter(
-                database.alias, [replica.alias], choice="round_robin", models=[Untouched]
-            )
-        ]
+        [ReplicaRouter(database.alias, [replica.alias], choice="round_robin", models=[Untouched])]
     )
     assert db_for_read(Ledger) is None  # not its model: the default database
     assert await _labels(Ledger.objects.all()) == []
