@@ -58,6 +58,7 @@ from covet.db.backends.base import (
     url_with_path,
 )
 from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
+from covet.db.backends.mysql.session import changes_session
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -355,19 +356,31 @@ class MySQLConnection(BaseConnection):
 
     backend: MySQLBackend
 
+    def _note(self, sql: str) -> str:
+        """Return ``sql``, noting whether it changes the session (see session.py)."""
+        if changes_session(sql):
+            self.session_changed = True
+        return sql
+
+    async def reset(self) -> None:
+        """Roll back as the base class does; a changed session is closed, not reused."""
+        await super().reset()
+        if self.session_changed:
+            self.broken = True  # the pool discards it; the next checkout opens a fresh one
+
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             count: int = cursor.rowcount
             return max(count, 0)
 
     async def _execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
         async with self.raw.cursor() as cursor:
-            await cursor.executemany(sql, [tuple(p) for p in seq_of_params])
+            await cursor.executemany(self._note(sql), [tuple(p) for p in seq_of_params])
 
     async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             if returning:
                 row = await cursor.fetchone()
                 return None if row is None else row[0]
@@ -375,12 +388,12 @@ class MySQLConnection(BaseConnection):
 
     async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             return list(await cursor.fetchall())
 
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             row: Sequence[Any] | None = await cursor.fetchone()
             return row
 
@@ -388,7 +401,7 @@ class MySQLConnection(BaseConnection):
         self, sql: str, params: Sequence[Any]
     ) -> tuple[Sequence[str], list[Sequence[Any]]]:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             names = [column[0] for column in cursor.description or ()]
             return names, list(await cursor.fetchall())
 
@@ -401,7 +414,7 @@ class MySQLConnection(BaseConnection):
             cursor = await self.raw.cursor(cursor_classes()[1])
             exhausted = False
             try:
-                await cursor.execute(sql, tuple(params))
+                await cursor.execute(self._note(sql), tuple(params))
                 names = [column[0] for column in cursor.description or ()]
                 while True:
                     rows = await cursor.fetchmany(chunk_size)

@@ -52,6 +52,7 @@ from covet.db.backends.sqlite.converters import (
     _time_to_db,
     _uuid_to_db,
 )
+from covet.db.backends.sqlite.session import changes_session
 from covet.db.exceptions import (
     DatabaseError,
     DataError,
@@ -282,7 +283,10 @@ class SQLiteConnection(BaseConnection):
 
     async def _write(self, sql: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run()``, under the writer lock when ``sql`` writes outside a transaction."""
-        if self.in_transaction or is_read_only_sql(sql):
+        read_only = is_read_only_sql(sql)
+        if not read_only and changes_session(sql):
+            self.session_changed = True  # reset() closes it (see session.py)
+        if self.in_transaction or read_only:
             return await run()
         await self._writer()
         try:
@@ -430,6 +434,8 @@ class SQLiteConnection(BaseConnection):
             await self.raw.execute_fetchall("ROLLBACK")
         self.in_transaction = False
         self._release_writer()
+        if self.session_changed:
+            self.broken = True  # the pool discards it; the next checkout opens a fresh one
 
     async def close(self) -> None:
         """Roll back, close the connection and stop its worker thread, then free the writer lock.

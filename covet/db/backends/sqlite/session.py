@@ -1,0 +1,33 @@
+"""Which statements leave connection state behind on a pooled SQLite connection.
+
+A pooled connection goes to the next user as it is, so a raw
+``PRAGMA foreign_keys = OFF`` would switch off foreign key enforcement for
+whoever uses the connection next (covet turns it on for every connection).
+After a statement that :func:`changes_session` matches (a ``PRAGMA`` that
+assigns, ``ATTACH``/``DETACH``, a temporary table, view or trigger), the pool
+closes the connection on release instead of reusing it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+__all__ = ("changes_session",)
+
+# Where a statement starts: the string's start or a ";", then blanks and comments.
+_START = r"(?:^|;)(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+_SESSION_SQL = re.compile(
+    _START + r"(?:PRAGMA\s[^;]*=|ATTACH\b|DETACH\b"
+    r"|CREATE\s+TEMP(?:ORARY)?\s+(?:TABLE|VIEW|TRIGGER)\b)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def changes_session(sql: str) -> bool:
+    """Tell whether ``sql`` leaves connection state the next user must not inherit.
+
+    Cached: the ORM sends the same few statement strings again and again.
+    """
+    return _SESSION_SQL.search(sql) is not None
