@@ -170,6 +170,8 @@ class MySQLOperations(BaseOperations):
     # Backslash escapes inside MySQL string literals, so the one-character escape is '\\'.
     like_escape_sql = "'\\\\'"
     text_collation: str | None = "utf8mb4_bin"
+    integer_division_operator = "DIV"  # "/" of two integers is a DECIMAL (3.5000)
+    truncate_to_integer_sql = "TRUNCATE({}, 0)"  # a CAST to SIGNED would round
     #: True when the server is MariaDB (set at connect).
     is_mariadb = False
     #: The server version (set at connect).

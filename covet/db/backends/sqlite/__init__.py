@@ -114,6 +114,8 @@ class SQLiteOperations(BaseOperations):
     param_style = "qmark"
     sqlalchemy_dialect = "sqlite"
     telemetry_name = "sqlite"
+    # CAST drops the fraction; without it a REAL lands as it is in an INTEGER column.
+    truncate_to_integer_sql = "CAST({} AS INTEGER)"
     # The datetime converter always returns an aware datetime in UTC (DateTimeField
     # skips its own normalisation then).
     datetime_converter_returns_utc: ClassVar[bool] = True
