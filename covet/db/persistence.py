@@ -522,7 +522,10 @@ async def delete_with_signals(qs: QuerySet[Any]) -> int:
         raise TypeError("Cannot delete a sliced queryset. Filter by primary key instead.")
     alias = qs._db().alias
     async with transaction(alias):
-        objs: list[Any] = await QuerySet(model, qs.query.clone(), using=alias)
+        # By key, so a values()/annotate() queryset still yields model instances.
+        matching: QuerySet[Any] = qs.values_list("pk", flat=True)
+        matching.query.order_by = ()
+        objs: list[Any] = await QuerySet(model, using=alias).filter(pk__in=matching)
         for obj in objs:
             await pre_delete.send(model, instance=obj, using=alias)
         count = 0

@@ -116,6 +116,13 @@ async def test_queryset_delete_sends_per_object(tables, log):
         ]
     )
     assert [x.pk for x in await SigAuthor.objects.all()] == [c.pk]
+    log.clear()
+    assert await SigAuthor.objects.filter(pk=c.pk).values("name").delete() == 1
+    assert [e[:3] for e in log] == [
+        ("pre_delete", SigAuthor, c.pk),
+        ("post_delete", SigAuthor, c.pk),
+    ]
+    assert await SigAuthor.objects.filter(name="nobody").delete() == 0
 
 
 async def test_receiver_error_rolls_back_queryset_delete(tables):
