@@ -44,10 +44,10 @@ from covet.db.fields import (
 __all__ = (
     "ExpressionDecimalField",
     "arithmetic_field",
-    "is_fractional",
     "is_integer",
     "numeric_field",
     "numeric_value",
+    "truncates_into",
 )
 
 _INT64_MIN: Final = -(2**63)
@@ -138,8 +138,21 @@ def numeric_value(value: Any) -> tuple[str, Any] | None:
     return None
 
 
+#: ``_kind()`` by field class: ``update()`` asks for every value it sets.
+_KINDS: dict[type, str | None] = {}
+
+
 def _kind(field: Field[Any] | None) -> str | None:
     """Return the numeric kind of values of ``field``, or None if they are not numbers."""
+    cls = type(field)
+    try:
+        return _KINDS[cls]
+    except KeyError:
+        kind = _KINDS[cls] = _kind_of(field)
+        return kind
+
+
+def _kind_of(field: Field[Any] | None) -> str | None:
     if isinstance(field, DecimalField | ExpressionDecimalField):
         return "decimal"
     if isinstance(field, FloatField):
@@ -154,9 +167,17 @@ def is_integer(field: Field[Any] | None) -> bool:
     return _kind(field) == "int"
 
 
-def is_fractional(field: Field[Any] | None) -> bool:
-    """Return whether the values of ``field`` may have a fraction (decimal or float)."""
-    return _kind(field) in ("decimal", "float")
+def truncates_into(target: Field[Any], value: Field[Any] | None) -> bool:
+    """Return whether a ``value`` result stored in ``target`` must drop a fraction.
+
+    True for a decimal or float result going into an integer column.
+    """
+    kinds = _KINDS
+    cls = type(value)
+    kind = kinds[cls] if cls in kinds else _kind(value)
+    if kind != "decimal" and kind != "float":
+        return False
+    return _kind(target) == "int"
 
 
 def _scale(field: Field[Any]) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from covet.db.compiler.numeric import is_fractional, is_integer
+from covet.db.compiler.numeric import truncates_into
 from covet.db.compiler.select import SQLCompiler
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def compile_update(
     sets = []
     for field, node in values:
         value = node.as_sql(c)
-        if is_integer(field) and is_fractional(node.output_field):
+        if truncates_into(field, node.output_field):
             value = ops.truncate_to_integer_sql.format(value)  # the same on every backend
         sets.append(f"{c.quote(field.column)} = {value}")
     where = c.where_sql(query.where)
