@@ -58,7 +58,7 @@ from covet.db.backends.base import (
     url_with_path,
 )
 from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
-from covet.db.backends.mysql.session import changes_session
+from covet.db.backends.mysql.session import changes_session, harmless
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -360,7 +360,7 @@ class MySQLConnection(BaseConnection):
 
     def _note(self, sql: str) -> str:
         """Return ``sql``, noting whether it changes the session (see session.py)."""
-        if changes_session(sql):
+        if sql not in harmless and changes_session(sql):
             self.session_changed = True
         return sql
 

@@ -11,10 +11,9 @@ over aiomysql); the next checkout opens a fresh one with covet's settings.
 
 from __future__ import annotations
 
-import functools
 import re
 
-__all__ = ("changes_session",)
+__all__ = ("changes_session", "harmless")
 
 # Where a statement starts: the string's start or a ";", then blanks and comments.
 _START = r"(?:^|;)(?:\s+|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|/\*.*?\*/)*"
@@ -29,10 +28,21 @@ _SESSION_SQL = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=1024)
+#: Statements known to leave the session alone: the ORM sends the same few strings again
+#: and again, and a set lookup (``sql not in harmless``) costs less than a cached call.
+harmless: set[str] = set()
+_HARMLESS_LIMIT = 2048
+
+
 def changes_session(sql: str) -> bool:
     """Tell whether ``sql`` leaves session state that the next user must not inherit.
 
-    Cached: the ORM sends the same few statement strings again and again.
+    Statements that do not are remembered in :data:`harmless`; callers test
+    ``sql not in harmless`` first, so a known statement costs one set lookup.
     """
-    return _SESSION_SQL.search(sql) is not None
+    if _SESSION_SQL.search(sql) is not None:
+        return True
+    if len(harmless) >= _HARMLESS_LIMIT:
+        harmless.clear()
+    harmless.add(sql)
+    return False

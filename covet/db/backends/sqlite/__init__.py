@@ -52,7 +52,7 @@ from covet.db.backends.sqlite.converters import (
     _time_to_db,
     _uuid_to_db,
 )
-from covet.db.backends.sqlite.session import changes_session
+from covet.db.backends.sqlite.session import changes_session, harmless
 from covet.db.exceptions import (
     DatabaseError,
     DataError,
@@ -286,7 +286,7 @@ class SQLiteConnection(BaseConnection):
     async def _write(self, sql: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run()``, under the writer lock when ``sql`` writes outside a transaction."""
         read_only = is_read_only_sql(sql)
-        if not read_only and changes_session(sql):
+        if not read_only and sql not in harmless and changes_session(sql):
             self.session_changed = True  # reset() closes it (see session.py)
         if self.in_transaction or read_only:
             return await run()
