@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
 from covet.db import Model, fields
-from covet.db.manager import Manager
+from covet.db.manager import Manager, ManagerDescriptor
 from covet.db.schema import build_metadata, create_all, drop_all
 from covet.exceptions import ImproperlyConfigured
 
@@ -25,7 +25,8 @@ class TimestampMixin:
     created_at = fields.DateTimeField(auto_now_add=True)
 
     def age(self, now: datetime.datetime) -> datetime.timedelta:
-        return now - self.created_at  # type: ignore[attr-defined, no-any-return]
+        created: datetime.datetime = self.created_at
+        return now - created
 
 
 class VisibleManager(Manager[Any]):
@@ -38,12 +39,14 @@ class Content(TimestampMixin, Model):
     hidden = fields.BooleanField(default=False)
     rank = fields.IntegerField(default=0)
 
-    objects = VisibleManager()
-    everything = Manager()
+    # ManagerDescriptor(...) is what ``objects = VisibleManager()`` becomes at runtime;
+    # spelled out, it also satisfies type checkers (Model declares ``objects`` so).
+    objects: ClassVar[ManagerDescriptor[VisibleManager]] = ManagerDescriptor(VisibleManager())
+    everything: ClassVar[ManagerDescriptor[Manager[Any]]] = ManagerDescriptor(Manager())
 
     class Meta:
         abstract = True
-        ordering = ("-rank", "title")
+        ordering: tuple[str, ...] = ("-rank", "title")
         indexes = (("rank", "title"),)
 
     def __str__(self) -> str:
@@ -64,7 +67,7 @@ class Note(Content):
 
     class Meta(Content.Meta):
         table = "inh_note"
-        ordering = ("title",)
+        ordering: tuple[str, ...] = ("title",)
 
 
 class Snippet(Content):

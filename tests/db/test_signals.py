@@ -12,7 +12,7 @@ from covet.db.schema import create_all, drop_all
 from covet.db.signals import Signal, post_delete, post_save, pre_delete, pre_save, receiver
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
     from covet.db.database import Database
 
@@ -51,7 +51,7 @@ async def tables(database: Database) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def log() -> AsyncIterator[list[tuple[Any, ...]]]:
+def log() -> Iterator[list[tuple[Any, ...]]]:
     """Connect recording receivers to the four signals for SigAuthor; disconnect after."""
     events: list[tuple[Any, ...]] = []
 
