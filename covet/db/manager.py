@@ -105,17 +105,17 @@ class ManagerDescriptor(Generic[MG]):
     """Expose a manager on the model class (not on instances).
 
     Args:
-        manager: The :class:`Manager` subclass to instantiate per model, or a manager
-            instance (``objects = MyManager()``) copied for each model.
+        manager_class: The :class:`Manager` subclass to instantiate per model, or a
+            manager instance (``objects = MyManager()``) copied for each model.
     """
 
-    def __init__(self, manager: type[Manager[Any]] | Manager[Any] = Manager) -> None:
-        if isinstance(manager, Manager):
-            self.manager_class: type[Manager[Any]] = type(manager)
-            self._template: Manager[Any] | None = manager
+    def __init__(self, manager_class: type[Manager[Any]] | Manager[Any] = Manager) -> None:
+        if isinstance(manager_class, Manager):
+            self._template: Manager[Any] | None = manager_class
+            self.manager_class: type[Manager[Any]] = type(manager_class)
         else:
-            self.manager_class = manager
             self._template = None
+            self.manager_class = manager_class
         self._managers: dict[type[Model], Manager[Any]] = {}
 
     def _bind(self, owner: type[Model]) -> Manager[Any]:
