@@ -1,0 +1,265 @@
+"""The admin's model forms: widgets from field types, binding a post, and the change record.
+
+Validation reuses what the rest of covet uses: the submitted text goes through
+the field's schema (:func:`covet.db.schemas.model_schema`, the same checks and
+sentences as :class:`covet.forms.HTMLForm`), then ``full_clean()`` runs the
+model's own validators. Only the form's editable fields are read from the
+post: anything else a client sends (``is_superuser=1``) is ignored, so there
+is no mass assignment.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from covet.db.fields import (
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    EnumField,
+    Field,
+    FloatField,
+    ForeignKey,
+    IntegerField,
+    JSONField,
+    TextField,
+    TimeField,
+)
+from covet.db.schemas import model_schema
+from covet.forms import NON_FIELD_ERRORS, FormErrors, error_message
+
+if TYPE_CHECKING:
+    from covet.admin.options import ModelAdmin
+    from covet.datastructures import FormData
+    from covet.db.models import Model
+
+__all__ = ("AdminForm", "FormField", "json_safe")
+
+
+def json_safe(value: Any) -> Any:
+    """Return ``value`` in a form the audit log's JSON column stores and shows faithfully."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return str(value)
+
+
+def _widget(f: Field[Any]) -> str:
+    if isinstance(f, ForeignKey):
+        return "fk"
+    if isinstance(f, BooleanField):
+        return "checkbox"
+    if isinstance(f, EnumField) or f.choices is not None:
+        return "select"
+    if isinstance(f, TextField | JSONField):
+        return "textarea"
+    if isinstance(f, DateTimeField):
+        return "datetime-local"
+    if isinstance(f, DateField):
+        return "date"
+    if isinstance(f, TimeField):
+        return "time"
+    if isinstance(f, IntegerField):
+        return "number"
+    return "text"
+
+
+def _show(f: Field[Any], value: Any) -> str:
+    """Return ``value`` as the text an input of ``f``'s widget holds."""
+    if value is None:
+        return ""
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(f, DateTimeField) and isinstance(value, datetime.datetime):
+        # datetime-local has no zone: the admin shows and reads UTC.
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.UTC)
+        return str(value.replace(tzinfo=None).isoformat(timespec="seconds"))
+    if isinstance(f, JSONField):
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    return str(value)
+
+
+@dataclass
+class FormField:
+    """One row of the form, as the template needs it."""
+
+    name: str
+    label: str
+    widget: str
+    value: str
+    readonly: bool
+    required: bool
+    help_text: str = ""
+    max_length: int | None = None
+    choices: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    target: str = ""  # the admin name of a foreign key's model
+    target_repr: str = ""  # str() of the row a foreign key points at
+
+
+class AdminForm:
+    """The form of one model: its fields, the submitted values and the errors.
+
+    Args:
+        model_admin: The model's admin options.
+        instance: The row edited, or None on the "add" page.
+    """
+
+    def __init__(self, model_admin: ModelAdmin, instance: Model | None = None) -> None:
+        self.admin = model_admin
+        self.instance = instance
+        self.fields = model_admin.form_fields()
+        self.editable = [f for f in self.fields if not model_admin.is_readonly(f)]
+        self.errors = FormErrors()
+        self.values: dict[str, str] = {}
+        for f in self.fields:
+            if instance is not None:
+                value = getattr(instance, f.attname)
+            elif f.has_default():
+                value = f.default() if callable(f.default) else f.default
+            else:
+                value = None
+            self.values[f.name] = _show(f, value)
+        self.cleaned: dict[str, Any] = {}
+        self.related_reprs: dict[str, str] = {}
+
+    @property
+    def non_field_errors(self) -> list[str]:
+        """Return the errors that belong to no one field."""
+        return self.errors[NON_FIELD_ERRORS]
+
+    def rows(self) -> list[FormField]:
+        """Return the fields in display order, with values and errors, for the template."""
+        out = []
+        for f in self.fields:
+            choices: list[str] = []
+            if isinstance(f, EnumField):
+                choices = [str(m.value) for m in f.enum_cls]
+            elif f.choices is not None:
+                choices = [str(c) for c in f.choices]
+            target = ""
+            if isinstance(f, ForeignKey):
+                target = f.related_model._meta.model_name
+            out.append(
+                FormField(
+                    name=f.name,
+                    label=f.name.replace("_", " ").capitalize(),
+                    widget=_widget(f),
+                    value=self.values.get(f.name, ""),
+                    readonly=self.admin.is_readonly(f),
+                    required=not f.null and not isinstance(f, BooleanField),
+                    help_text=f.help_text or "",
+                    max_length=getattr(f, "max_length", None),
+                    choices=choices,
+                    errors=list(self.errors.get(f.name, [])),
+                    target=target,
+                    target_repr=self.related_reprs.get(f.name, ""),
+                )
+            )
+        return out
+
+    def bind(self, submitted: FormData) -> bool:
+        """Read the editable fields from ``submitted`` and validate them; return validity.
+
+        On success :attr:`cleaned` maps each editable field's attribute name to
+        its Python value. Nothing else from the post is read.
+        """
+        data: dict[str, Any] = {}
+        for f in self.editable:
+            raw = submitted.getlist(f.name)
+            texts = [v for v in raw if isinstance(v, str)]
+            text = texts[-1] if texts else ""
+            self.values[f.name] = text
+            if isinstance(f, BooleanField):
+                # A hidden "false" precedes the checkbox: the last value is the answer.
+                data[f.attname] = text in ("true", "on", "1")
+            elif isinstance(f, JSONField):
+                if text.strip() == "":
+                    data[f.attname] = None
+                    continue
+                try:
+                    data[f.attname] = json.loads(text)
+                except ValueError:
+                    self.errors.add(f.name, "Enter valid JSON.")
+            elif text == "" and not isinstance(f, TextField | CharField):
+                if f.null:
+                    data[f.attname] = None
+                else:
+                    self.errors.add(f.name, "This field is required.")
+            elif isinstance(f, DateTimeField):
+                data[f.attname] = self._aware(text)
+            elif isinstance(f, DecimalField | FloatField | IntegerField):
+                data[f.attname] = text.strip()
+            else:
+                data[f.attname] = text
+        schema = model_schema(
+            self.admin.model,
+            "create",
+            include=[f.attname for f in self.editable],
+            name=f"{self.admin.model.__name__}AdminForm",
+        )
+        if not self.errors:
+            try:
+                validated = schema.model_validate(data)
+            except Exception as exc:
+                errors = getattr(exc, "errors", None)
+                if errors is None:
+                    raise
+                self._add_errors(errors(include_url=False))
+            else:
+                self.cleaned = {f.attname: getattr(validated, f.attname) for f in self.editable}
+        return not self.errors
+
+    @staticmethod
+    def _aware(text: str) -> str:
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return text  # the schema reports "Enter a valid date and time."
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.isoformat()
+
+    def _add_errors(self, errors: list[Any]) -> None:
+        by_attname = {f.attname: f.name for f in self.fields}
+        for error in errors:
+            loc = error.get("loc") or ()
+            name = by_attname.get(str(loc[0])) if loc else None
+            self.errors.add(name, error_message(error))
+
+    def add_model_errors(self, error_dict: dict[str, list[str]]) -> None:
+        """Place ``full_clean()``'s errors under their fields (others above the form)."""
+        names = {f.name for f in self.fields} | {f.attname for f in self.fields}
+        for key, messages in error_dict.items():
+            for message in messages:
+                self.errors.add(key if key in names else None, message)
+
+    def apply(self, obj: Model) -> dict[str, list[Any]]:
+        """Assign the cleaned values to ``obj``; return ``{field: [before, after]}`` of changes."""
+        changes: dict[str, list[Any]] = {}
+        adding = obj.pk is None
+        for f in self.editable:
+            before = None if adding else getattr(obj, f.attname)
+            after = self.cleaned[f.attname]
+            if adding or json_safe(before) != json_safe(after):
+                changes[f.name] = [json_safe(before), json_safe(after)]
+            setattr(obj, f.attname, after)
+        return changes
