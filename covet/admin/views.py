@@ -31,7 +31,11 @@ if TYPE_CHECKING:
 __all__ = ("RESERVED_NAMES", "add_routes")
 
 _STATIC_DIR = Path(__file__).resolve().parent / "static"
-_STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
+_STATIC = {
+    "admin.css": "text/css",
+    "admin.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 #: Path segments the admin's own pages use: no model may be registered under them.
 RESERVED_NAMES = frozenset({"login", "logout", "log", "static"})
 _CASCADE_DEPTH = 3
