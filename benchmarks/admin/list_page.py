@@ -106,7 +106,7 @@ def _fill_sql(vendor: str, rows: int) -> str:
     if vendor == "postgres":
         return (
             f"INSERT INTO bench_admin_rows ({columns}) SELECT n, 'Row ' || n, n % 10 + 1, "
-            f"n % 3 <> 0, (n * 7919) % 100000, TIMESTAMPTZ '2024-01-01 00:00:00+00' "
+            f"n % 3 <> 0, (n::bigint * 7919) % 100000, TIMESTAMPTZ '2024-01-01 00:00:00+00' "
             f"+ n * INTERVAL '1 second' FROM generate_series(1, {rows}) AS n"
         )
     if vendor == "mysql":

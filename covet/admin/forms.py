@@ -199,7 +199,9 @@ class AdminForm:
                     data[f.attname] = json.loads(text)
                 except ValueError:
                     self.errors.add(f.name, "Enter valid JSON.")
-            elif text == "" and not isinstance(f, TextField | CharField):
+            elif text == "" and (not isinstance(f, TextField | CharField) or not f.has_default()):
+                # Empty text is a value only where the model has a default for it (as
+                # Django's blank=True): elsewhere it is NULL, or missing.
                 if f.null:
                     data[f.attname] = None
                 else:

@@ -339,7 +339,12 @@ def add_routes(site: Admin) -> None:
         if chosen is None:
             raise HTTPException(400, f"Unknown action {name!r}.")
         _require(model_admin, user, chosen.permission)
-        message = await chosen.func(model_admin, request, qs)
+        # The admin cannot see inside an action: it logs which rows it ran on, and the
+        # action's writes and the log entries commit (or roll back) together.
+        async with transaction():
+            for obj in await qs.order_by("pk"):
+                await _log(request, model_admin, obj, CHANGE, {"action": [None, chosen.name]})
+            message = await chosen.func(model_admin, request, qs)
         if message:
             flash(request, message, "success")
         return RedirectResponse(list_url, status_code=303)

@@ -139,6 +139,15 @@ async def test_add_with_errors_then_valid(boss: Browser):
     assert entry.changes["title"] == [None, "Fresh"]
 
 
+async def test_empty_text_is_required_unless_the_field_has_a_default(boss: Browser):
+    ann = await Writer.objects.create(name="Ann")
+    form = {"title": "T", "writer": str(ann.pk), "status": "draft", "published": "false"}
+    assert (await boss.post("/admin/article/add", {**form, "body": ""})).status_code == 303
+    assert (await Article.objects.get(title="T")).body == ""  # body has a default: "" is a value
+    response = await boss.post("/admin/writer/add", {"name": ""})
+    assert response.status_code == 422 and "This field is required." in response.text
+
+
 async def test_unknown_foreign_key_is_a_field_error(boss: Browser):
     bad = await boss.post(
         "/admin/article/add",
@@ -227,6 +236,9 @@ async def test_custom_action(boss: Browser):
     done = await boss.post("/admin/article", [("action", "publish"), *chosen])
     assert done.status_code == 303
     assert await Article.objects.filter(published=False).count() == 0
+    logged = await AdminLogEntry.objects.filter(action="change")
+    assert sorted(int(e.object_id) for e in logged) == sorted(int(v) for _, v in chosen)
+    assert all(e.changes == {"action": [None, "publish"]} for e in logged)
     page = await boss.get("/admin/article")
     assert "2 published." in page.text
     unknown = await boss.post("/admin/article", [("action", "explode"), *chosen])
