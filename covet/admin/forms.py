@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from covet.db.exceptions import ValidationError
 from covet.db.fields import (
     BooleanField,
     CharField,
@@ -113,6 +114,7 @@ class FormField:
     errors: list[str] = field(default_factory=list)
     target: str = ""  # the admin name of a foreign key's model
     target_repr: str = ""  # str() of the row a foreign key points at
+    selected: list[tuple[str, str]] = field(default_factory=list)  # many-to-many: (key, text)
 
 
 class AdminForm:
@@ -140,6 +142,47 @@ class AdminForm:
             self.values[f.name] = _show(f, value)
         self.cleaned: dict[str, Any] = {}
         self.related_reprs: dict[str, str] = {}
+        self.m2m = model_admin.m2m_fields()
+        #: Many-to-many selections to show, by field: ``(key, text)`` pairs.
+        self.m2m_selected: dict[str, list[tuple[str, str]]] = {f.name: [] for f in self.m2m}
+        self.m2m_before: dict[str, list[Any]] = {f.name: [] for f in self.m2m}
+        self.m2m_cleaned: dict[str, list[Any]] = {}
+
+    async def load_related(self, obj: Model) -> None:
+        """Read the current many-to-many links of ``obj`` (one query per field)."""
+        for f in self.m2m:
+            rows = await getattr(obj, f.name).all().order_by("pk")
+            self.m2m_before[f.name] = [row.pk for row in rows]
+            self.m2m_selected[f.name] = [(str(row.pk), str(row)) for row in rows]
+
+    async def check_related(self) -> None:
+        """Refuse many-to-many keys naming rows that do not exist; label the others."""
+        for f in self.m2m:
+            keys = self.m2m_cleaned.get(f.name)
+            if not keys:
+                continue
+            rows = await f.related_model.objects.filter(pk__in=keys).order_by("pk")
+            found = {row.pk for row in rows}
+            missing = [k for k in keys if k not in found]
+            if missing:
+                shown = ", ".join(str(k) for k in missing)
+                self.errors.add(f.name, f"Select valid choices: {shown} do not exist.")
+            labels = {row.pk: str(row) for row in rows}
+            self.m2m_selected[f.name] = [(str(k), labels.get(k, str(k))) for k in keys]
+
+    async def apply_m2m(self, obj: Model) -> dict[str, list[Any]]:
+        """Link ``obj`` to exactly the chosen rows; return the changed fields' before/after."""
+        changes: dict[str, list[Any]] = {}
+        for f in self.m2m:
+            if f.name not in self.m2m_cleaned:
+                continue  # read-only
+            keys = self.m2m_cleaned[f.name]
+            await getattr(obj, f.name).set(keys)
+            before = sorted(self.m2m_before[f.name], key=str)
+            after = sorted(keys, key=str)
+            if before != after:
+                changes[f.name] = [json_safe(before), json_safe(after)]
+        return changes
 
     @property
     def non_field_errors(self) -> list[str]:
@@ -172,6 +215,21 @@ class AdminForm:
                     errors=list(self.errors.get(f.name, [])),
                     target=target,
                     target_repr=self.related_reprs.get(f.name, ""),
+                )
+            )
+        for m in self.m2m:
+            out.append(
+                FormField(
+                    name=m.name,
+                    label=m.name.replace("_", " ").capitalize(),
+                    widget="m2m",
+                    value="",
+                    readonly=m.name in self.admin.readonly_fields,
+                    required=False,
+                    help_text=m.help_text or "",
+                    errors=list(self.errors.get(m.name, [])),
+                    target=m.related_model._meta.model_name,
+                    selected=self.m2m_selected[m.name],
                 )
             )
         return out
@@ -212,6 +270,19 @@ class AdminForm:
                 data[f.attname] = text.strip()
             else:
                 data[f.attname] = text
+        for m in self.m2m:
+            if m.name in self.admin.readonly_fields:
+                continue
+            texts = [v.strip() for v in submitted.getlist(m.name) if isinstance(v, str)]
+            keys: list[Any] = []
+            try:
+                for text in texts:
+                    if text:
+                        keys.append(m.related_model._meta.pk.to_python(text))
+            except (ValidationError, ValueError, TypeError):
+                self.errors.add(m.name, "Enter the keys of existing rows.")
+            self.m2m_cleaned[m.name] = list(dict.fromkeys(keys))
+            self.m2m_selected[m.name] = [(t, t) for t in texts if t]
         schema = model_schema(
             self.admin.model,
             "create",

@@ -24,6 +24,7 @@ from covet.db.fields import (
     EnumField,
     Field,
     ForeignKey,
+    ManyToManyField,
 )
 from covet.db.pagination import KeysetPaginator
 from covet.exceptions import ImproperlyConfigured
@@ -189,6 +190,8 @@ class ModelAdmin:
 
     def _field(self, name: str, option: str) -> Field[Any]:
         field = self.meta.fields_map.get(name)
+        if field is not None and field.many_to_many and "fields" in option:
+            return field
         if field is None or field.many_to_many:
             raise ImproperlyConfigured(
                 f"{type(self).__name__}: {option} names {name!r}, which is not a concrete field "
@@ -246,6 +249,21 @@ class ModelAdmin:
                 continue
             chosen.append(field)
         return chosen
+
+    def m2m_fields(self) -> list[ManyToManyField]:
+        """Return the many-to-many fields on the form (picked by key, never listed in full).
+
+        Only relations with covet's own join table: an explicit ``through`` model
+        may need more than the two keys, so it is edited on its own page.
+        """
+        names = self.fields
+        return [
+            f
+            for f in self.meta.many_to_many
+            if (names is None or f.name in names)
+            and f.name not in self.exclude
+            and f.through is None
+        ]
 
     def is_readonly(self, field: Field[Any]) -> bool:
         """Return whether ``field`` is shown but never written from the form."""

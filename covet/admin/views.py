@@ -356,6 +356,7 @@ def add_routes(site: Admin) -> None:
         if not form.bind(submitted):
             return False
         await _check_foreign_keys(form)
+        await form.check_related()
         if form.errors:
             return False
         adding = obj.pk is None
@@ -368,6 +369,7 @@ def add_routes(site: Admin) -> None:
         try:
             async with transaction():
                 await obj.save()
+                changes.update(await form.apply_m2m(obj))
                 if adding or changes:
                     await _log(request, model_admin, obj, ADDITION if adding else CHANGE, changes)
         except IntegrityError:
@@ -402,6 +404,7 @@ def add_routes(site: Admin) -> None:
         obj = await _load(model_admin, request, pk)
         form = AdminForm(model_admin, obj)
         await _fk_reprs(form, obj)
+        await form.load_related(obj)
         can_change = model_admin.has_permission(user, "change")
         if request.method == "POST":
             if await save_form(request, model_admin, form, obj):

@@ -27,13 +27,13 @@ from covet.auth import (
 from covet.db import create_all, drop_all
 from covet.db.database import Database
 from covet.middleware import CSRFMiddleware, SessionMiddleware
-from tests.admin.models import Article, Label, Remark, StaffUser, Sticker, Writer
+from tests.admin.models import Article, Label, Remark, StaffUser, Sticker, Topic, Writer
 from tests.db.conftest import BACKENDS, ENV_VARS, _bootstrap, _unavailable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-MODELS = [StaffUser, Writer, Article, Remark, Label, Sticker, AdminLogEntry]
+MODELS = [StaffUser, Writer, Topic, Article, Remark, Label, Sticker, AdminLogEntry]
 SECRET = "admin-test-secret-" + "x" * 32
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -120,6 +120,7 @@ def make_app() -> tuple[Covet, Admin]:
     admin.register(Writer, search_fields=["name"])
     admin.register(Article, ArticleAdmin)
     admin.register(Remark)
+    admin.register(Topic, search_fields=["name"])
     admin.register(Label)
     admin.register(StaffUser, list_display=["email", "is_staff"], search_fields=["email"])
     return app, admin

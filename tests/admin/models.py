@@ -21,6 +21,16 @@ class Writer(Model):
         return self.name
 
 
+class Topic(Model):
+    name = fields.CharField(max_length=30)
+
+    class Meta:
+        table = "admin_t_topics"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def not_blank(value: str) -> None:
     if not value.strip():
         raise ValueError("Enter a title.")
@@ -34,6 +44,7 @@ class Article(Model):
     writer = fields.ForeignKey(Writer, related_name="articles", on_delete=CASCADE)
     views = fields.IntegerField(default=0)
     created = fields.DateTimeField(null=True)
+    topics = fields.ManyToManyField(Topic, related_name="articles")
 
     class Meta:
         table = "admin_t_articles"

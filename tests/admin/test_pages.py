@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from covet.admin import AdminLogEntry
 from covet.db import capture_queries
-from tests.admin.models import Article, Label, Remark, Sticker, Writer
+from tests.admin.models import Article, Label, Remark, Sticker, Topic, Writer
 
 if TYPE_CHECKING:
     from tests.admin.conftest import Browser
@@ -255,3 +255,30 @@ async def test_lookup_endpoint_searches_instead_of_loading_all(boss: Browser):
 async def test_user_password_hash_is_not_on_the_form(boss: Browser):
     page = await boss.get("/admin/staff_user/add")
     assert 'name="email"' in page.text and 'name="password"' not in page.text
+
+
+async def test_many_to_many_is_picked_by_key_and_logged(boss: Browser):
+    ann = await Writer.objects.create(name="Ann")
+    red, green, blue = [await Topic.objects.create(name=n) for n in ("red", "green", "blue")]
+    form = {"title": "Tagged", "writer": str(ann.pk), "status": "draft", "published": "false"}
+    bad = await boss.post("/admin/article/add", {**form, "topics": ["999999"]})
+    assert bad.status_code == 422 and "999999 do not exist" in bad.text
+    bad = await boss.post("/admin/article/add", {**form, "topics": ["x"]})
+    assert bad.status_code == 422 and "Enter the keys of existing rows." in bad.text
+    ok = await boss.post("/admin/article/add", {**form, "topics": [str(red.pk), str(green.pk)]})
+    assert ok.status_code == 303
+    article = await Article.objects.get(title="Tagged")
+    assert sorted(t.name for t in await article.topics.all()) == ["green", "red"]
+    page = await boss.get(f"/admin/article/{article.pk}/change")
+    assert f'name="topics" value="{red.pk}" checked' in page.text  # current links, checked
+    # Untick red, add blue by key.
+    changed = await boss.post(
+        f"/admin/article/{article.pk}/change",
+        {**form, "body": "", "created": "", "topics": [str(green.pk), str(blue.pk)]},
+    )
+    assert changed.status_code == 303
+    assert sorted(t.name for t in await article.topics.all()) == ["blue", "green"]
+    entry = await AdminLogEntry.objects.get(action="change")
+    assert entry.changes == {
+        "topics": [sorted([red.pk, green.pk], key=str), sorted([green.pk, blue.pk], key=str)]
+    }
