@@ -128,6 +128,9 @@ class ModelAdmin:
         readonly_fields: Fields shown on the form but never written from it.
         actions: Names of ``@action`` methods offered on the list page, besides
             "Delete selected".
+        inlines: Reverse foreign keys (``related_name`` values, ``"comments"``)
+            whose rows the change page lists, newest first, with links to edit
+            them and to add one already pointing at this row.
         count_limit: The list page counts matching rows up to this many and
             shows "more than N" past it, so a huge table costs one bounded count.
     """
@@ -141,6 +144,7 @@ class ModelAdmin:
     exclude: ClassVar[Sequence[str]] = ()
     readonly_fields: ClassVar[Sequence[str]] = ()
     actions: ClassVar[Sequence[str]] = ()
+    inlines: ClassVar[Sequence[str]] = ()
     count_limit: ClassVar[int] = 10_000
 
     def __init__(self, model: type[Model]) -> None:
@@ -186,6 +190,14 @@ class ModelAdmin:
             raise ImproperlyConfigured(f"{label}: ordering {self.ordering!r}: {exc}") from None
         if not 1 <= self.list_per_page <= 1000:
             raise ImproperlyConfigured(f"{label}: list_per_page must be between 1 and 1000.")
+        for name in self.inlines:
+            rel = meta.reverse.get(name)
+            if rel is None or rel.many_to_many:
+                choices = sorted(k for k, r in meta.reverse.items() if not r.many_to_many)
+                raise ImproperlyConfigured(
+                    f"{label}: inlines names {name!r}, which is not a reverse foreign key of "
+                    f"{self.model.__name__}. Choose from: {', '.join(choices)}."
+                )
         self.action_list = self._actions(label)
 
     def _field(self, name: str, option: str) -> Field[Any]:

@@ -41,6 +41,7 @@ RESERVED_NAMES = frozenset({"login", "logout", "log", "static"})
 _CASCADE_DEPTH = 3
 _CASCADE_EXAMPLES = 5
 _LOOKUP_LIMIT = 20
+_INLINE_ROWS = 20
 
 
 def _user(request: Request) -> Any:
@@ -385,6 +386,10 @@ def add_routes(site: Admin) -> None:
         model_admin = site.model_admin(model)
         _require(model_admin, _user(request), "add")
         form = AdminForm(model_admin)
+        # "Add" links from an inline pass the parent's key: ?article=3 fills that field.
+        for f in form.editable:
+            if isinstance(f, ForeignKey) and request.query_params.get(f.name):
+                form.values[f.name] = request.query_params[f.name]
         obj = model_admin.model()
         if request.method == "POST":
             if await save_form(request, model_admin, form, obj):
@@ -414,7 +419,30 @@ def add_routes(site: Admin) -> None:
             return site.render(request, "admin/form.html", context, 422)
         context = _form_context(model_admin, form, obj, can_change)
         context["can_delete"] = model_admin.has_permission(user, "delete")
+        context["inlines"] = await inline_rows(model_admin, obj, user)
         return site.render(request, "admin/form.html", context)
+
+    async def inline_rows(model_admin: ModelAdmin, obj: Model, user: Any) -> list[dict[str, Any]]:
+        out = []
+        for name in model_admin.inlines:
+            rel = model_admin.meta.reverse[name]
+            child = site.registry.get(rel.model._meta.model_name)
+            if child is not None and not child.has_permission(user, "view"):
+                continue
+            rows = await rel.model.objects.filter(**{rel.field.attname: obj.pk}).order_by("-pk")[
+                : _INLINE_ROWS + 1
+            ]
+            out.append(
+                {
+                    "label": name.replace("_", " ").capitalize(),
+                    "admin": child,
+                    "field": rel.field.name,
+                    "rows": [(row.pk, str(row)) for row in rows[:_INLINE_ROWS]],
+                    "more": len(rows) > _INLINE_ROWS,
+                    "can_add": child is not None and child.has_permission(user, "add"),
+                }
+            )
+        return out
 
     async def delete_page(request: Request, model: str, pk: str) -> Any:
         if (deny := staff_or_redirect(request)) is not None:

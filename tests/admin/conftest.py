@@ -98,6 +98,7 @@ class ArticleAdmin(ModelAdmin):
     list_filter = ("published", "status", "writer", "created")
     readonly_fields = ("views",)
     actions = ("publish",)
+    inlines = ("remarks",)
     list_per_page = 3
 
     @action(label="Publish the selected articles")

@@ -282,3 +282,15 @@ async def test_many_to_many_is_picked_by_key_and_logged(boss: Browser):
     assert entry.changes == {
         "topics": [sorted([red.pk, green.pk], key=str), sorted([green.pk, blue.pk], key=str)]
     }
+
+
+async def test_inline_lists_related_rows_and_adds_one_pointing_here(boss: Browser):
+    _, _, made = await _articles(1)
+    article = made[0]
+    remark = await Remark.objects.create(article=article, text="<b>first</b>")
+    page = await boss.get(f"/admin/article/{article.pk}/change")
+    assert f'href="/admin/remark/{remark.pk}/change">&lt;b&gt;first&lt;/b&gt;</a>' in page.text
+    add_link = f"/admin/remark/add?article={article.pk}"
+    assert f'href="{add_link}"' in page.text
+    form = await boss.get(add_link)
+    assert f'name="article" value="{article.pk}"' in form.text

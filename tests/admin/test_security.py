@@ -211,6 +211,7 @@ def test_configuration_errors_are_caught_at_registration(site):
         ({"readonly_fields": ["nope"]}, "not a concrete field"),
         ({"actions": ["nope"]}, "not a method decorated with @action"),
         ({"search_fields": ["nope"]}, "nope"),
+        ({"inlines": ["topics"]}, "not a reverse foreign key"),
         ({"no_such_option": 1}, "Unknown ModelAdmin option"),
     ]
     for options, message in bad:
