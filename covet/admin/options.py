@@ -110,6 +110,19 @@ def _date_ranges(today: datetime.date) -> list[tuple[str, str, datetime.date]]:
     ]
 
 
+def _search_lookup(name: str) -> str:
+    """Return the lookup of a ``search_fields`` entry: ``=`` exact, ``^`` prefix, else contains.
+
+    ``icontains`` reads every row; ``"=email"`` (equality) can use an index, which is
+    what makes a search fast on a table of millions of rows.
+    """
+    if name.startswith("="):
+        return f"{name[1:]}__exact"
+    if name.startswith("^"):
+        return f"{name[1:]}__istartswith"
+    return f"{name}__icontains"
+
+
 class ModelAdmin:
     """Options and permission checks for one model's admin pages.
 
@@ -118,6 +131,8 @@ class ModelAdmin:
             names of ModelAdmin methods taking the object.
         search_fields: Text fields searched (``icontains``, any of them) by the
             list page's search box; foreign-key paths (``"author__name"``) work.
+            ``"=email"`` matches exactly (an index can serve it), ``"^name"``
+            matches a prefix.
         list_filter: Fields offered as filters: booleans, fields with choices,
             dates and date-times, foreign keys.
         ordering: The default order of the list page (the primary key, newest
@@ -181,7 +196,7 @@ class ModelAdmin:
                 )
         for name in self.search_fields:
             # Builds (never runs) the lookup: an unknown path raises FieldError now.
-            _ = self.model.objects.filter(**{f"{name}__icontains": ""})
+            _ = self.model.objects.filter(**{_search_lookup(name): ""})
         for name in (*self.exclude, *self.readonly_fields, *(self.fields or ())):
             self._field(name, "fields/exclude/readonly_fields")
         try:
@@ -310,7 +325,7 @@ class ModelAdmin:
             return queryset
         condition = Q()
         for name in self.search_fields:
-            condition |= Q(**{f"{name}__icontains": term})
+            condition |= Q(**{_search_lookup(name): term})
         return queryset.filter(condition)
 
     def filter_choices(self, field: Field[Any], current: str | None) -> list[FilterChoice]:

@@ -294,3 +294,18 @@ async def test_inline_lists_related_rows_and_adds_one_pointing_here(boss: Browse
     assert f'href="{add_link}"' in page.text
     form = await boss.get(add_link)
     assert f'name="article" value="{article.pk}"' in form.text
+
+
+async def test_search_prefixes_exact_and_startswith(site, boss: Browser):
+    _, admin = site
+    await _articles(3)
+    model_admin = admin.registry["writer"]
+    base = Writer.objects.all()
+    exact = type(model_admin)
+    exact.search_fields = ("=name",)
+    assert [w.name for w in await model_admin.search(base, "Ann")] == ["Ann"]
+    assert await model_admin.search(base, "An").count() == 0
+    exact.search_fields = ("^name",)
+    assert [w.name for w in await model_admin.search(base, "an")] == ["Ann"]
+    exact.search_fields = ("name",)
+    assert [w.name for w in await model_admin.search(base, "o")] == ["Bob"]
