@@ -246,7 +246,10 @@ class AdminForm:
             texts = [v for v in raw if isinstance(v, str)]
             text = texts[-1] if texts else ""
             self.values[f.name] = text
-            if isinstance(f, BooleanField):
+            if "\x00" in text:
+                # PostgreSQL refuses NUL in text, the others keep it: refuse it everywhere.
+                self.errors.add(f.name, "Remove the NUL character (\\x00) from this value.")
+            elif isinstance(f, BooleanField):
                 # A hidden "false" precedes the checkbox: the last value is the answer.
                 data[f.attname] = text in ("true", "on", "1")
             elif isinstance(f, JSONField):
@@ -278,7 +281,7 @@ class AdminForm:
             try:
                 for text in texts:
                     if text:
-                        keys.append(m.related_model._meta.pk.to_python(text))
+                        keys.append(m.related_model._meta.pk.clean(text))
             except (ValidationError, ValueError, TypeError):
                 self.errors.add(m.name, "Enter the keys of existing rows.")
             self.m2m_cleaned[m.name] = list(dict.fromkeys(keys))
@@ -299,6 +302,16 @@ class AdminForm:
                 self._add_errors(errors(include_url=False))
             else:
                 self.cleaned = {f.attname: getattr(validated, f.attname) for f in self.editable}
+                for f in self.editable:
+                    key = self.cleaned[f.attname]
+                    if isinstance(f, ForeignKey) and key is not None:
+                        # The key must fit the target's column (a 40-digit number does not).
+                        try:
+                            f.target_field.clean(key)
+                        except ValidationError:
+                            self.errors.add(
+                                f.name, "Select a valid choice: that row does not exist."
+                            )
         return not self.errors
 
     @staticmethod

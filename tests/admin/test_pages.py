@@ -309,3 +309,26 @@ async def test_search_prefixes_exact_and_startswith(site, boss: Browser):
     assert [w.name for w in await model_admin.search(base, "an")] == ["Ann"]
     exact.search_fields = ("name",)
     assert [w.name for w in await model_admin.search(base, "o")] == ["Bob"]
+
+
+async def test_hostile_form_input_is_a_form_error_never_a_500(boss: Browser):
+    ann = await Writer.objects.create(name="Ann")
+    good = {"title": "T", "writer": str(ann.pk), "status": "draft", "published": "false"}
+    hostile = [
+        {"title": "x" * 101},
+        {"writer": "-1"},
+        {"writer": "1e309"},
+        {"writer": "9" * 40},
+        {"status": "<script>"},
+        {"created": "not a date"},
+        {"created": "2024-13-45T99:99"},
+        {"published": "\x00"},
+        {"title": "a\x00b"},
+        {"topics": ["1 OR 1=1"]},
+        {"title": "\U0001f600\u202e" * 30},
+    ]
+    for change in hostile:
+        response = await boss.post("/admin/article/add", {**good, **change})
+        assert response.status_code in (303, 422), (change, response.status_code)
+        assert "<script>" not in response.text.split("</h1>", 1)[-1]
+    assert await Article.objects.filter(title="x" * 101).count() == 0
