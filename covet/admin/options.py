@@ -319,10 +319,17 @@ class ModelAdmin:
         return qs.select_related(*related) if related else qs
 
     def search(self, queryset: QuerySet[Any], term: str) -> QuerySet[Any]:
-        """Return ``queryset`` narrowed to rows where any search field contains ``term``."""
+        """Return ``queryset`` narrowed to rows where any search field contains ``term``.
+
+        Raises:
+            ValueError: For a term with a NUL character (the view answers 400).
+        """
         term = term.strip()
         if not term or not self.search_fields:
             return queryset
+        if "\x00" in term:
+            # PostgreSQL refuses NUL in text; the other databases would only find nothing.
+            raise ValueError("A search cannot contain the NUL character (\\x00).")
         condition = Q()
         for name in self.search_fields:
             condition |= Q(**{_search_lookup(name): term})

@@ -205,7 +205,10 @@ def add_routes(site: Admin) -> None:
         qs = model_admin.get_queryset(request)
         params = request.query_params
         term = params.get("q", "")
-        qs = model_admin.search(qs, term)
+        try:
+            qs = model_admin.search(qs, term)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
         active: dict[str, str] = {}
         for name in model_admin.list_filter:
             value = params.get(name)
@@ -474,7 +477,12 @@ def add_routes(site: Admin) -> None:
             return deny
         model_admin = site.model_admin(model)
         _require(model_admin, _user(request), "view")
-        qs = model_admin.search(model_admin.model.objects.all(), request.query_params.get("q", ""))
+        try:
+            qs = model_admin.search(
+                model_admin.model.objects.all(), request.query_params.get("q", "")
+            )
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
         rows = await qs.order_by("pk")[:_LOOKUP_LIMIT]
         return JSONResponse({"results": [{"id": json_safe(o.pk), "text": str(o)} for o in rows]})
 

@@ -76,9 +76,11 @@ async def test_list_bad_query_input_is_400_not_500(boss: Browser):
         {"o": "body"},
         {"o": "created"},  # nullable: not sortable
         {"after": "tampered"},
+        {"q": "a\x00b"},
     ):
         response = await boss.get("/admin/article", params=params)
         assert response.status_code == 400, (params, response.status_code)
+    assert (await boss.get("/admin/writer/lookup", params={"q": "\x00"})).status_code == 400
     assert (await boss.get("/admin/nothing")).status_code == 404
     assert (await boss.get("/admin/article/999999/change")).status_code == 404
     assert (await boss.get("/admin/article/abc/change")).status_code == 404
