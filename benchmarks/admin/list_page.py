@@ -159,7 +159,7 @@ async def child(backend: str, url: str, rows: int, iters: int) -> dict[str, Any]
         await BenchUser.create_user(
             email="boss@example.com", password=PASSWORD, is_staff=True, is_superuser=True
         )
-        transport = httpx.ASGITransport(app=_app())  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=_app())
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             await _login(client)
             deep = await Row.objects.order_by("-id")[rows * 9 // 10]

@@ -38,6 +38,8 @@ from covet.db.schemas import model_schema
 from covet.forms import NON_FIELD_ERRORS, FormErrors, error_message
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from covet.admin.options import ModelAdmin
     from covet.datastructures import FormData
     from covet.db.models import Model
@@ -115,6 +117,7 @@ class FormField:
     target: str = ""  # the admin name of a foreign key's model
     target_repr: str = ""  # str() of the row a foreign key points at
     selected: list[tuple[str, str]] = field(default_factory=list)  # many-to-many: (key, text)
+    input_name: str = ""  # the form input's name: the field's, after an inline's prefix
 
 
 class AdminForm:
@@ -125,10 +128,18 @@ class AdminForm:
         instance: The row edited, or None on the "add" page.
     """
 
-    def __init__(self, model_admin: ModelAdmin, instance: Model | None = None) -> None:
+    def __init__(
+        self,
+        model_admin: ModelAdmin,
+        instance: Model | None = None,
+        *,
+        prefix: str = "",
+        exclude: Collection[str] = (),
+    ) -> None:
         self.admin = model_admin
         self.instance = instance
-        self.fields = model_admin.form_fields()
+        self.prefix = prefix
+        self.fields = [f for f in model_admin.form_fields() if f.name not in exclude]
         self.editable = [f for f in self.fields if not model_admin.is_readonly(f)]
         self.errors = FormErrors()
         self.values: dict[str, str] = {}
@@ -142,7 +153,8 @@ class AdminForm:
             self.values[f.name] = _show(f, value)
         self.cleaned: dict[str, Any] = {}
         self.related_reprs: dict[str, str] = {}
-        self.m2m = model_admin.m2m_fields()
+        # Inline rows (a prefix) edit their own columns only, not their many-to-many links.
+        self.m2m = [] if prefix else model_admin.m2m_fields()
         #: Many-to-many selections to show, by field: ``(key, text)`` pairs.
         self.m2m_selected: dict[str, list[tuple[str, str]]] = {f.name: [] for f in self.m2m}
         self.m2m_before: dict[str, list[Any]] = {f.name: [] for f in self.m2m}
@@ -215,6 +227,7 @@ class AdminForm:
                     errors=list(self.errors.get(f.name, [])),
                     target=target,
                     target_repr=self.related_reprs.get(f.name, ""),
+                    input_name=self.prefix + f.name,
                 )
             )
         for m in self.m2m:
@@ -230,6 +243,7 @@ class AdminForm:
                     errors=list(self.errors.get(m.name, [])),
                     target=m.related_model._meta.model_name,
                     selected=self.m2m_selected[m.name],
+                    input_name=m.name,
                 )
             )
         return out
@@ -242,7 +256,7 @@ class AdminForm:
         """
         data: dict[str, Any] = {}
         for f in self.editable:
-            raw = submitted.getlist(f.name)
+            raw = submitted.getlist(self.prefix + f.name)
             texts = [v for v in raw if isinstance(v, str)]
             text = texts[-1] if texts else ""
             self.values[f.name] = text

@@ -144,8 +144,9 @@ class ModelAdmin:
         actions: Names of ``@action`` methods offered on the list page, besides
             "Delete selected".
         inlines: Reverse foreign keys (``related_name`` values, ``"comments"``)
-            whose rows the change page lists, newest first, with links to edit
-            them and to add one already pointing at this row.
+            whose rows the change page edits inline (see :mod:`covet.admin.inlines`).
+        inline_rows: How many existing child rows an inline shows (the newest).
+        inline_extra: Empty "add" forms per inline.
         count_limit: The list page counts matching rows up to this many and
             shows "more than N" past it, so a huge table costs one bounded count.
     """
@@ -160,6 +161,8 @@ class ModelAdmin:
     readonly_fields: ClassVar[Sequence[str]] = ()
     actions: ClassVar[Sequence[str]] = ()
     inlines: ClassVar[Sequence[str]] = ()
+    inline_rows: ClassVar[int] = 20
+    inline_extra: ClassVar[int] = 1
     count_limit: ClassVar[int] = 10_000
 
     def __init__(self, model: type[Model]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covet.admin.forms import AdminForm, json_safe
+from covet.admin.inlines import InlineSet, bind_inlines, build_inlines, check_inlines
 from covet.admin.models import ADDITION, CHANGE, DELETION, AdminLogEntry
 from covet.auth import authenticate, login, logout, safe_redirect_url
 from covet.db import IntegrityError, ProtectedError, ValidationError, transaction
@@ -41,7 +42,6 @@ RESERVED_NAMES = frozenset({"login", "logout", "log", "static"})
 _CASCADE_DEPTH = 3
 _CASCADE_EXAMPLES = 5
 _LOOKUP_LIMIT = 20
-_INLINE_ROWS = 20
 
 
 def _user(request: Request) -> Any:
@@ -354,14 +354,25 @@ def add_routes(site: Admin) -> None:
         return RedirectResponse(list_url, status_code=303)
 
     async def save_form(
-        request: Request, model_admin: ModelAdmin, form: AdminForm, obj: Model
+        request: Request,
+        model_admin: ModelAdmin,
+        form: AdminForm,
+        obj: Model,
+        inlines: list[InlineSet] | None = None,
     ) -> bool:
         submitted = await request.form()
-        if not form.bind(submitted):
-            return False
+        inlines = inlines or []
+        valid = form.bind(submitted)
+        valid = bind_inlines(inlines, submitted) and valid
+        if not valid:
+            return False  # the database is asked only about values that passed their schema
         await _check_foreign_keys(form)
         await form.check_related()
-        if form.errors:
+        for inline in inlines:
+            for row in inline.rows:
+                if row.used and not row.delete:
+                    await _check_foreign_keys(row.form)
+        if form.errors or any(r.form.errors for i in inlines for r in i.rows):
             return False
         adding = obj.pk is None
         changes = form.apply(obj)
@@ -370,12 +381,16 @@ def add_routes(site: Admin) -> None:
         except ValidationError as exc:
             form.add_model_errors(exc.error_dict)
             return False
+        if not await check_inlines(inlines, obj):
+            return False
         try:
             async with transaction():
                 await obj.save()
                 changes.update(await form.apply_m2m(obj))
                 if adding or changes:
                     await _log(request, model_admin, obj, ADDITION if adding else CHANGE, changes)
+                for inline in inlines:
+                    await _save_inline(request, inline)
         except IntegrityError:
             form.add_model_errors(
                 {"__all__": ["This would duplicate a row that must be unique, or break a link."]}
@@ -414,38 +429,18 @@ def add_routes(site: Admin) -> None:
         await _fk_reprs(form, obj)
         await form.load_related(obj)
         can_change = model_admin.has_permission(user, "change")
+        inlines = await build_inlines(model_admin, site.registry, obj, user)
         if request.method == "POST":
-            if await save_form(request, model_admin, form, obj):
+            if await save_form(request, model_admin, form, obj, inlines):
                 flash(request, f"Saved {model_admin.verbose_name} “{obj}”.", "success")
                 return RedirectResponse(site.url(model_admin.name), status_code=303)
             context = _form_context(model_admin, form, obj, can_change)
+            context["inlines"] = inlines
             return site.render(request, "admin/form.html", context, 422)
         context = _form_context(model_admin, form, obj, can_change)
         context["can_delete"] = model_admin.has_permission(user, "delete")
-        context["inlines"] = await inline_rows(model_admin, obj, user)
+        context["inlines"] = inlines
         return site.render(request, "admin/form.html", context)
-
-    async def inline_rows(model_admin: ModelAdmin, obj: Model, user: Any) -> list[dict[str, Any]]:
-        out = []
-        for name in model_admin.inlines:
-            rel = model_admin.meta.reverse[name]
-            child = site.registry.get(rel.model._meta.model_name)
-            if child is not None and not child.has_permission(user, "view"):
-                continue
-            rows = await rel.model.objects.filter(**{rel.field.attname: obj.pk}).order_by("-pk")[
-                : _INLINE_ROWS + 1
-            ]
-            out.append(
-                {
-                    "label": name.replace("_", " ").capitalize(),
-                    "admin": child,
-                    "field": rel.field.name,
-                    "rows": [(row.pk, str(row)) for row in rows[:_INLINE_ROWS]],
-                    "more": len(rows) > _INLINE_ROWS,
-                    "can_add": child is not None and child.has_permission(user, "add"),
-                }
-            )
-        return out
 
     async def delete_page(request: Request, model: str, pk: str) -> Any:
         if (deny := staff_or_redirect(request)) is not None:
@@ -526,6 +521,18 @@ def add_routes(site: Admin) -> None:
         site.app.add_route(
             base + path, handler, methods=methods, name=f"admin:{name}", include_in_schema=False
         )
+
+
+async def _save_inline(request: Request, inline: InlineSet) -> None:
+    """Write one inline's deletions, changes and additions, each in the audit log."""
+    for row in inline.rows:
+        if row.delete and row.obj is not None:
+            await _log(request, inline.admin, row.obj, DELETION, _snapshot(inline.admin, row.obj))
+            await inline.admin.model.objects.filter(pk=row.obj.pk).delete()
+        elif row.used and row.target is not None and (row.obj is None or row.changes):
+            await row.target.save()
+            action = ADDITION if row.obj is None else CHANGE
+            await _log(request, inline.admin, row.target, action, row.changes)
 
 
 def _snapshot(model_admin: ModelAdmin, obj: Model) -> dict[str, list[Any]]:

@@ -132,7 +132,7 @@ class Browser:
 
     def __init__(self, app: Covet) -> None:
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            transport=httpx.ASGITransport(app=app),
             base_url="http://testserver",
         )
         self.token = ""

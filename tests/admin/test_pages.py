@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from covet.admin import AdminLogEntry
 from covet.db import capture_queries
@@ -49,7 +49,9 @@ async def test_list_pages_by_keyset_with_search_filters_and_sort(boss: Browser):
     assert first.status_code == 200
     assert _titles(first.text) == ["Article 6", "Article 5", "Article 4"]  # -pk, 3 per page
     assert "7 rows" in first.text
-    next_url = re.search(r'rel="next" href="([^"]+)"', first.text).group(1).replace("&amp;", "&")
+    next_link = re.search(r'rel="next" href="([^"]+)"', first.text)
+    assert next_link is not None
+    next_url = next_link.group(1).replace("&amp;", "&")
     second = await boss.get(next_url)
     assert _titles(second.text) == ["Article 3", "Article 2", "Article 1"]
     found = await boss.get("/admin/article", params={"q": "article 3"})
@@ -286,16 +288,81 @@ async def test_many_to_many_is_picked_by_key_and_logged(boss: Browser):
     }
 
 
-async def test_inline_lists_related_rows_and_adds_one_pointing_here(boss: Browser):
+async def test_inline_rows_are_edited_added_and_deleted_with_the_parent(boss: Browser):
     _, _, made = await _articles(1)
     article = made[0]
-    remark = await Remark.objects.create(article=article, text="<b>first</b>")
+    keep = await Remark.objects.create(article=article, text="<b>keep</b>")
+    drop = await Remark.objects.create(article=article, text="drop")
     page = await boss.get(f"/admin/article/{article.pk}/change")
-    assert f'href="/admin/remark/{remark.pk}/change">&lt;b&gt;first&lt;/b&gt;</a>' in page.text
-    add_link = f"/admin/remark/add?article={article.pk}"
-    assert f'href="{add_link}"' in page.text
-    form = await boss.get(add_link)
-    assert f'name="article" value="{article.pk}"' in form.text
+    assert f'href="/admin/remark/{keep.pk}/change">&lt;b&gt;keep&lt;/b&gt;</a>' in page.text
+    assert (
+        f'name="remarks-{keep.pk}-text"' in page.text and 'name="remarks-new-0-text"' in page.text
+    )
+    assert f'name="remarks-{keep.pk}-article"' not in page.text  # the key back is implied
+    parent: dict[str, Any] = {
+        "title": "Article 0", "writer": str(article.writer_id), "status": article.status,
+        "published": "true", "body": "", "created": "",
+    }  # fmt: skip
+    # An invalid new row: nothing at all is written, the errors show under the row.
+    bad = await boss.post(
+        f"/admin/article/{article.pk}/change",
+        {
+            **parent,
+            f"remarks-{keep.pk}-text": "kept, edited",
+            f"remarks-{drop.pk}-text": "drop",
+            f"remarks-{drop.pk}-DELETE": "on",
+            "remarks-new-0-text": "x" * 101,
+        },
+    )
+    assert bad.status_code == 422 and "Enter at most 100 characters." in bad.text
+    assert await Remark.objects.count() == 2 and (await Remark.objects.get(pk=keep.pk)).text
+    ok = await boss.post(
+        f"/admin/article/{article.pk}/change",
+        {
+            **parent,
+            f"remarks-{keep.pk}-text": "kept, edited",
+            f"remarks-{drop.pk}-text": "drop",
+            f"remarks-{drop.pk}-DELETE": "on",
+            "remarks-new-0-text": "added inline",
+        },
+    )
+    assert ok.status_code == 303, ok.text
+    texts = sorted(r.text for r in await Remark.objects.filter(article=article))
+    assert texts == ["added inline", "kept, edited"]
+    logged = {(e.model, e.action) for e in await AdminLogEntry.objects.all()}
+    assert {("remark", "change"), ("remark", "delete"), ("remark", "add")} <= logged
+    # An empty "new" row is ignored.
+    again = await boss.post(
+        f"/admin/article/{article.pk}/change",
+        {**parent, **{f"remarks-{r.pk}-text": str(r.text) for r in await Remark.objects.all()}},
+    )
+    assert again.status_code == 303 and await Remark.objects.count() == 2
+
+
+async def test_inline_changes_need_the_child_permissions(site):
+    from tests.admin.test_security import _browser
+
+    _, _, made = await _articles(1)
+    article = made[0]
+    remark = await Remark.objects.create(article=article, text="theirs")
+    browser = await _browser(site, "editor@example.com", perms=["article.change", "remark.view"])
+    page = await browser.get(f"/admin/article/{article.pk}/change")
+    assert f'name="remarks-{remark.pk}-text"' not in page.text  # shown read-only
+    assert "remarks-new-0-text" not in page.text and f"remarks-{remark.pk}-DELETE" not in page.text
+    parent: dict[str, Any] = {
+        "title": "Article 0", "writer": str(article.writer_id), "status": article.status,
+        "published": "true", "body": "", "created": "",
+    }  # fmt: skip
+    sneaky = await browser.post(
+        f"/admin/article/{article.pk}/change",
+        {**parent, f"remarks-{remark.pk}-text": "changed", "remarks-new-0-text": "new"},
+    )
+    assert sneaky.status_code == 303
+    assert [r.text for r in await Remark.objects.all()] == ["theirs"]
+    deleting = await browser.post(
+        f"/admin/article/{article.pk}/change", {**parent, f"remarks-{remark.pk}-DELETE": "on"}
+    )
+    assert deleting.status_code == 403 and await Remark.objects.count() == 1
 
 
 async def test_search_prefixes_exact_and_startswith(site, boss: Browser):
@@ -316,7 +383,7 @@ async def test_search_prefixes_exact_and_startswith(site, boss: Browser):
 async def test_hostile_form_input_is_a_form_error_never_a_500(boss: Browser):
     ann = await Writer.objects.create(name="Ann")
     good = {"title": "T", "writer": str(ann.pk), "status": "draft", "published": "false"}
-    hostile = [
+    hostile: list[dict[str, Any]] = [
         {"title": "x" * 101},
         {"writer": "-1"},
         {"writer": "1e309"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from covet import Covet
@@ -204,7 +206,7 @@ def test_configuration_errors_are_caught_at_registration(site):
     _, admin = site
     with pytest.raises(ImproperlyConfigured, match="already registered"):
         admin.register(Writer)
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"list_display": ["nope"]}, "list_display names 'nope'"),
         ({"list_filter": ["title"]}, "list_filter field 'title' is a CharField"),
         ({"ordering": ["created"]}, "'created' is nullable"),

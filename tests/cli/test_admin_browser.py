@@ -96,7 +96,7 @@ def test_staff_workflow_in_chromium(server: str, tmp_path: Path) -> None:
             page.fill("#id_author", "1")
             _submit(page)
             assert page.url.endswith("/admin/note")
-            assert f"Added Note “{title}”." in page.text_content(".flash")
+            assert f"Added Note “{title}”." in str(page.text_content(".flash"))
         assert _titles(page) == ["Beta", "Alpha"]
 
         # Edit with a validation error, then fix it; move Beta back in time.
@@ -130,10 +130,10 @@ def test_staff_workflow_in_chromium(server: str, tmp_path: Path) -> None:
             box.check()
         page.select_option("select[name=action]", "delete_selected")
         _submit(page, "button[name=run]")
-        assert "Delete 2 Note rows?" in page.text_content("h1")
+        assert "Delete 2 Note rows?" in str(page.text_content("h1"))
         _shot(page, "delete-confirm")
         _submit(page, "button.danger")
-        assert "Deleted 2 Note rows." in page.text_content(".flash")
+        assert "Deleted 2 Note rows." in str(page.text_content(".flash"))
         assert _titles(page) == []
 
         # The audit log holds every step, with the edit's before and after.
