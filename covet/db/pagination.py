@@ -155,10 +155,14 @@ def _stable(queryset: QuerySet[T]) -> QuerySet[T]:
     if "?" in terms:
         raise ValueError("Cannot paginate a randomly ordered queryset (order_by('?')).")
     pk = queryset.model._meta.pk.name
-    names = {t.lstrip("-") for t in terms}
+    names = {t.lstrip("-") for t in terms if isinstance(t, str)}
     if names & {"pk", pk}:
         return queryset
-    return queryset.order_by(*terms, "pk")
+    # Appended to the resolved terms: an expression term (order_by(Lower("name"))) is
+    # kept as its ORDER BY node.
+    clone = queryset.all()
+    clone.query.order_by = (*terms, *clone.query.resolve_ordering(("pk",)))
+    return clone
 
 
 class Paginator(Generic[T]):

@@ -97,6 +97,18 @@ async def test_offset_pages_cover_every_row_once_in_order(entries):
     assert first.next_page_number == 2 and first.previous_page_number is None
 
 
+async def test_offset_pages_ordered_by_an_expression_get_the_pk_tiebreak(entries):
+    from covet.db import F
+    from covet.db.functions import Lower
+
+    paginator = Paginator(Entry.objects.order_by(F("score").desc(), Lower("name")), 6)
+    seen = []
+    for n in range(1, await paginator.num_pages() + 1):
+        seen += [e.id for e in await paginator.page(n)]
+    by_score_then_name = sorted(entries, key=lambda r: (-r.score, r.name.lower(), r.id))
+    assert seen == [r.id for r in by_score_then_name]
+
+
 @pytest.mark.parametrize("number", ["0", "-1", "abc", "1.5", "", 0, None, True])
 async def test_offset_page_number_must_be_a_positive_integer(entries, number):
     with pytest.raises(PageNotAnInteger, match="positive integer") as info:
