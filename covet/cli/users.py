@@ -84,7 +84,13 @@ async def _create(
 
 
 @click.command("createsuperuser")
-@click.option("--login", "login", help="The email (or the USERNAME_FIELD) of the account.")
+@click.option(
+    "--login",
+    "--email",
+    "--username",
+    "login",
+    help="The email (or the USERNAME_FIELD) of the account; --email and --username are aliases.",
+)
 @click.option("--user-model", help="The user model as module:Class (default: found in models).")
 @click.option("--database-url", help="The database (default: the project's DATABASE_URL).")
 @click.option(

@@ -75,7 +75,7 @@ def test_no_input_creates_a_staff_superuser(project: Path) -> None:
     again = run_covet(
         "createsuperuser",
         "--no-input",
-        "--login",
+        "--email",  # Django's option name, an alias of --login
         "boss@example.com",
         cwd=project,
         COVET_SUPERUSER_PASSWORD=STRONG,
