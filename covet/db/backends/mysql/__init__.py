@@ -59,7 +59,7 @@ from covet.db.backends.mysql.creation import MySQLCreation
 from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
 from covet.db.backends.mysql.functions import MySQLFunctionOperations
 from covet.db.backends.mysql.lookups import MySQLLookups
-from covet.db.backends.mysql.session import changes_session, harmless
+from covet.db.backends.mysql.session import SESSION_STATEMENTS
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -373,7 +373,7 @@ class MySQLConnection(BaseConnection):
 
     def _note(self, sql: str) -> str:
         """Return ``sql``, noting whether it changes the session (see session.py)."""
-        if sql not in harmless and changes_session(sql):
+        if sql not in SESSION_STATEMENTS.harmless and SESSION_STATEMENTS.changes_session(sql):
             self.session_changed = True
         return sql
 

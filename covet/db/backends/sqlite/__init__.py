@@ -54,7 +54,7 @@ from covet.db.backends.sqlite.converters import (
 )
 from covet.db.backends.sqlite.functions import SQLiteFunctionOperations
 from covet.db.backends.sqlite.lookups import SQLiteLookups, register_functions
-from covet.db.backends.sqlite.session import changes_session, harmless
+from covet.db.backends.sqlite.session import SESSION_STATEMENTS
 from covet.db.exceptions import (
     DatabaseError,
     DataError,
@@ -295,7 +295,8 @@ class SQLiteConnection(BaseConnection):
     async def _write(self, sql: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run()``, under the writer lock when ``sql`` writes outside a transaction."""
         read_only = is_read_only_sql(sql)
-        if not read_only and sql not in harmless and changes_session(sql):
+        statements = SESSION_STATEMENTS
+        if not read_only and sql not in statements.harmless and statements.changes_session(sql):
             self.session_changed = True  # reset() closes it (see session.py)
         if self.in_transaction or read_only:
             return await run()
