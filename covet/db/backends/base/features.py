@@ -30,6 +30,10 @@ class BaseFeatures:
     # Can SELECT ... FOR UPDATE skip the rows other transactions locked (SKIP LOCKED), so
     # that many workers take different rows of one queue without waiting for each other?
     has_select_for_update_skip_locked: bool = False
+    # Does a deadlock (TransactionRollbackError) roll the whole transaction back and drop
+    # its savepoints? (InnoDB: yes, so ROLLBACK TO SAVEPOINT would fail; PostgreSQL only
+    # aborts the transaction, and rolling back to a savepoint recovers it)
+    rollback_error_ends_transaction: bool = False
     # Can a transaction choose READ COMMITTED / REPEATABLE READ / SERIALIZABLE?
     supports_isolation_levels: bool = False
     # Does a failed statement abort the whole transaction until it is rolled back?
