@@ -34,6 +34,7 @@ from covet.db.compiler.paths import (
 from covet.db.compiler.transforms import (
     build_transform_lookup,
     container_lookup,
+    json_ordering,
     resolve_transform,
 )
 from covet.db.exceptions import FieldError
@@ -486,7 +487,12 @@ class Query:
                 )
             name = term[1:] if term.startswith("-") else term
             if term != "?" and name not in self.annotations:
-                resolve_path(self.model, name.split("__"), allow_lookup=False)
+                try:
+                    resolve_path(self.model, name.split("__"), allow_lookup=False)
+                except FieldError:
+                    # A JSON key path ("data__price") orders by its typed values.
+                    out.extend(json_ordering(self.model, name, term.startswith("-")))
+                    continue
             out.append(term)
         return tuple(out)
 

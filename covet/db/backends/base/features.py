@@ -75,6 +75,10 @@ class BaseFeatures:
     supports_over_clause: bool = True
     # Can SELECT DISTINCT ON (expr, ...) keep the first row of each group? (PostgreSQL only)
     can_distinct_on_fields: bool = False
+    # Can JSONField(index=True) index its column? (PostgreSQL: a GIN index with
+    # jsonb_path_ops, serving `contains`; SQLite: a plain index on the text; MySQL/MariaDB
+    # cannot index a JSON/LONGTEXT column without a prefix length, so the field is refused)
+    can_index_json_field: bool = True
     # Has the database array columns (ArrayField, with contains/overlap/len lookups)?
     supports_array_field: bool = False
     # The oldest server version covet supports, as a tuple.

@@ -113,6 +113,8 @@ class MySQLFeatures(BaseFeatures):
     has_server_dependent_ops = True
     # Does a deadlock roll back the whole transaction? (InnoDB: yes, savepoints and all)
     rollback_error_ends_transaction = True
+    # Can JSONField(index=True) be indexed? (no: JSON/LONGTEXT needs a prefix length)
+    can_index_json_field = False
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update = True
     # Can SELECT ... FOR UPDATE skip locked rows? (MySQL 8.0.1+; MariaDB 10.6+, set at connect)
