@@ -268,6 +268,7 @@ def _error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
         (exc.FeatureNotSupportedError, NotSupportedError),
         (exc.TransactionRollbackError, TransactionRollbackError),  # serialization failure, deadlock
         (exc.QueryCanceledError, OperationalError),
+        (exc.LockNotAvailableError, OperationalError),  # 55P03: NOWAIT found a lock
         (exc.InsufficientResourcesError, OperationalError),
         # 57P01-57P05 (admin/crash shutdown, cannot connect now...): the server goes away.
         (exc.OperatorInterventionError, DatabaseUnavailableError),
