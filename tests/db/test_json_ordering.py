@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from covet.db import FieldError
+from covet.db import FieldError, Model, fields
+from covet.db.schema import create_all, drop_all
+from covet.db.testing import isolated_models
 from tests.db.models import Everything
 
 if TYPE_CHECKING:
@@ -29,6 +31,16 @@ PRICES: dict[str, Any] = {
     "j": None,
     "k": {"price": {"x": 1}},
 }
+with isolated_models():
+
+    class Priced(Model):
+        data = fields.JSONField(null=True)
+
+        class Meta:
+            table = "test_json_priced"
+            ordering = ("-data__price", "id")
+
+
 TYPED = ["b", "a", "c", "d", "e", "g", "f"]
 REST = ["h", "i", "j", "k"]
 
@@ -85,3 +97,22 @@ async def test_unknown_names_still_fail(database: Database) -> None:
         Everything.objects.order_by("nope")
     with pytest.raises(FieldError):
         Everything.objects.order_by("char__price")  # not a JSONField
+
+
+async def test_meta_ordering_takes_key_paths(database: Database) -> None:
+    await drop_all(database, [Priced])
+    await create_all(database, [Priced])
+    try:
+        for doc in ({"price": 2}, {"price": 10}, None, {"price": "x"}):
+            await Priced.objects.create(data=doc)
+        assert [p.data for p in await Priced.objects.all()] == [
+            None,
+            {"price": "x"},
+            {"price": 10},
+            {"price": 2},
+        ]
+        last = await Priced.objects.last()
+        assert last is not None
+        assert last.data == {"price": 2}
+    finally:
+        await drop_all(database, [Priced])

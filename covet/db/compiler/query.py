@@ -58,6 +58,8 @@ PLAIN_VALUE_TYPES: Final = frozenset(
 )  # fmt: skip
 
 
+#: ``Options.cache`` key of :meth:`Query.default_ordering`.
+_DEFAULT_ORDERING = "default_ordering"
 _queryset_class: list[type[QuerySet[Any]]] = []
 
 
@@ -496,12 +498,24 @@ class Query:
             out.append(term)
         return tuple(out)
 
+    def default_ordering(self) -> tuple[str | OrderByNode, ...]:
+        """Return the model's ``Meta.ordering``, resolved as ``order_by()`` would resolve it.
+
+        Plain field names stay strings; a JSON key path becomes its ORDER BY nodes.
+        Resolved once per model (the cache is dropped when the model gains a field).
+        """
+        meta = self.model._meta
+        terms: tuple[str | OrderByNode, ...] | None = meta.cache.get(_DEFAULT_ORDERING)
+        if terms is None:
+            terms = meta.cache[_DEFAULT_ORDERING] = self.resolve_ordering(meta.ordering)
+        return terms
+
     def reversed_ordering(self) -> tuple[str | OrderByNode, ...]:
         """Return the ordering reversed (the primary key's, descending, when unordered).
 
         An expression term flips its direction and its NULLS FIRST/LAST.
         """
-        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        terms = self.order_by if self.order_by is not None else self.default_ordering()
         flipped: list[str | OrderByNode] = []
         for t in terms or ("pk",):
             if not isinstance(t, str):
@@ -520,7 +534,7 @@ class Query:
         fields = self.distinct
         if not isinstance(fields, tuple):
             return ()
-        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        terms = self.order_by if self.order_by is not None else self.default_ordering()
         for term in terms[: len(fields)]:
             name = term.lstrip("-") if isinstance(term, str) else None
             if name not in fields:
@@ -536,7 +550,7 @@ class Query:
 
         An expression term gives ``("", its ORDER BY node, descending)``.
         """
-        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        terms = self.order_by if self.order_by is not None else self.default_ordering()
         out: list[tuple[str, Node | None, bool]] = []
         for term in terms:
             if not isinstance(term, str):
