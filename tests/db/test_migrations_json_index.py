@@ -90,3 +90,29 @@ def test_postgres_json_index_is_gin_with_jsonb_path_ops(tmp_path: Path, monkeypa
         for name in [m for m in sys.modules if m.startswith(project.prefix)]:
             del sys.modules[name]
         store.drop()
+
+
+def test_adding_and_removing_the_index_later(any_project: Project) -> None:
+    project = any_project
+    if not project.store.features.can_index_json_field:
+        pytest.skip("MySQL/MariaDB refuse JSONField(index=True) (see the test above)")
+    project.write_models(MODELS.replace("JSONField(index=True)", "JSONField()"))
+    project.makemigrations("-m", "plain")
+    project.migrate()
+    assert project.store.snapshot()["doc"]["indexes"] == []
+    project.write_models(MODELS)
+    project.makemigrations("-m", "index")
+    script = project.revisions()[-1].read_text()
+    assert "create_index(" in script
+    assert "'ix_doc_data'" in script
+    assert "postgresql_ops={'data': 'jsonb_path_ops'}" in script
+    project.migrate()
+    assert ("ix_doc_data", ("data",), False) in project.store.snapshot()["doc"]["indexes"]
+    assert "No changes detected" in project.makemigrations("-m", "again").output
+    project.write_models(MODELS.replace("JSONField(index=True)", "JSONField()"))
+    project.makemigrations("-m", "unindex")
+    upgrade = project.revisions()[-1].read_text().split("def downgrade", 1)[0]
+    assert "drop_index(" in upgrade
+    assert "'ix_doc_data'" in upgrade
+    project.migrate()
+    assert project.store.snapshot()["doc"]["indexes"] == []
