@@ -135,3 +135,30 @@ async def test_where_only_the_savepoint_is_lost_the_outer_block_goes_on(database
     # Both outer blocks committed their own row; only the winner's nested block bumped
     # rows 1 and 2.
     assert await _values(database, rows) == {1: 1, 2: 1, 3: 1, 4: 1}
+
+
+@pytest.mark.requires("supports_isolation_levels")
+async def test_a_serialization_failure_is_a_transaction_rollback_error(database, rows):
+    # Write skew: each reads both rows, then writes its own. PostgreSQL's SERIALIZABLE
+    # refuses one transaction (40001); MySQL's takes shared locks on the reads, so the
+    # two writes deadlock (1213). Either way: TransactionRollbackError, retry the block.
+    read = asyncio.Barrier(2)
+
+    async def worker(me: int) -> None:
+        async with transaction(isolation="serializable"):
+            total = await database.fetch_val(f"SELECT SUM(n) FROM {rows} WHERE id < 3")  # noqa: S608
+            await read.wait()
+            await database.execute(
+                f"UPDATE {rows} SET n = :n WHERE id = :id",  # noqa: S608
+                {"n": int(total) + 1, "id": me + 1},
+            )
+
+    results = await asyncio.wait_for(
+        asyncio.gather(worker(0), worker(1), return_exceptions=True), 30
+    )
+    failed = [r for r in results if r is not None]
+    assert len(failed) == 1, results
+    assert isinstance(failed[0], TransactionRollbackError)
+    # The survivor's write alone was kept.
+    values = await _values(database, rows)
+    assert sorted([values[1], values[2]]) == [0, 1]
