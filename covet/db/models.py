@@ -20,6 +20,7 @@ and never do hidden I/O: reading an unloaded relation raises
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -33,7 +34,7 @@ from covet.db.fields import AutoField, Field, ManyToManyField
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from covet.db.manager import ManagerDescriptor
     from covet.db.related import ReverseRelation
@@ -43,6 +44,7 @@ __all__ = (
     "ModelState",
     "Options",
     "get_model",
+    "isolated_models",
     "lazy_related",
     "registered_models",
     "resolved_paths",
@@ -70,6 +72,28 @@ def snake_case(name: str) -> str:
 def registered_models() -> list[type[Model]]:
     """Return every registered model class, in definition order."""
     return list(_by_qualname.values())
+
+
+@contextlib.contextmanager
+def isolated_models() -> Iterator[None]:
+    """Keep the models defined inside the block out of the registry.
+
+    Such a model works as usual (queries, ``create_all([Model])``), but
+    ``create_all()`` with no model list, ``get_model()`` and migrations no
+    longer see it. Tests use it for models that only some databases can create
+    (an ``ArrayField`` model on PostgreSQL only), which would otherwise make
+    every later ``create_all()`` on the others fail. A reverse relation such a
+    model adds to a registered one (through a ``ForeignKey``) stays.
+    """
+    saved = dict(_by_qualname), dict(_by_name), list(_pending)
+    try:
+        yield
+    finally:
+        _by_qualname.clear()
+        _by_qualname.update(saved[0])
+        _by_name.clear()
+        _by_name.update(saved[1])
+        _pending[:] = saved[2]
 
 
 def get_model(name: str) -> type[Model]:

@@ -70,6 +70,7 @@ from covet.db.exceptions import (
     NotSupportedError,
     OperationalError,
     ProgrammingError,
+    TransactionRollbackError,
 )
 from covet.exceptions import MissingDependencyError
 
@@ -110,6 +111,10 @@ class MySQLFeatures(BaseFeatures):
     supports_transactional_ddl = False
     # Does the SQL depend on the server? (yes: MariaDB or MySQL, its binary collation)
     has_server_dependent_ops = True
+    # Does a deadlock roll back the whole transaction? (InnoDB: yes, savepoints and all)
+    rollback_error_ends_transaction = True
+    # Can JSONField(index=True) be indexed? (no: JSON/LONGTEXT needs a prefix length)
+    can_index_json_field = False
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update = True
     # Can SELECT ... FOR UPDATE skip locked rows? (MySQL 8.0.1+; MariaDB 10.6+, set at connect)
@@ -318,6 +323,7 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1060: ProgrammingError,  # duplicate column
     1061: ProgrammingError,  # duplicate key name
     1235: NotSupportedError,
+    1213: TransactionRollbackError,  # deadlock: InnoDB rolled the whole transaction back
 }
 # A statement past command_timeout: MariaDB max_statement_time, MySQL max_execution_time.
 _STATEMENT_TIMEOUT_ERRNOS = frozenset({1969, 3024})
