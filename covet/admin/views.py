@@ -264,6 +264,7 @@ def add_routes(site: Admin) -> None:
             filters.append(
                 {
                     "name": name,
+                    "label": name.replace("_", " ").capitalize(),
                     "fk": isinstance(field, ForeignKey),
                     "target": field.related_model._meta.model_name
                     if isinstance(field, ForeignKey)
