@@ -15,9 +15,9 @@ A covet project is the nearest directory, from the current one upwards, whose
     fragments = "memory://?max_entries=1000"
 
 :func:`load_settings` reads that table, then a ``.env`` file next to it, then
-the environment variables ``DATABASE_URL``, ``CACHE_URL``, ``COVET_DEBUG``,
-``SECRET_KEY`` and ``ALLOWED_HOSTS``. Later sources win, except that ``.env`` never overrides a
-variable that is really set in the environment.
+the environment variables ``DATABASE_URL``, ``DATABASE_REPLICA_URLS``, ``CACHE_URL``,
+``COVET_DEBUG``, ``SECRET_KEY`` and ``ALLOWED_HOSTS``. Later sources win, except that
+``.env`` never overrides a variable that is really set in the environment.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ __all__ = (
 #: The environment variables that override ``[tool.covet]``, and the setting each sets.
 ENV_VARIABLES: Mapping[str, str] = {
     "DATABASE_URL": "database_url",
+    "DATABASE_REPLICA_URLS": "database_replica_urls",
     "CACHE_URL": "cache_url",
     "COVET_DEBUG": "debug",
     "SECRET_KEY": "secret_key",
@@ -61,6 +62,7 @@ _KNOWN_KEYS = (
     "cache_url",
     "caches",
     "commands",
+    "database_replica_urls",
     "database_url",
     "debug",
     "jobs",
@@ -89,6 +91,9 @@ class Settings:
         debug: Whether debug mode is on (never in production).
         allowed_hosts: Host patterns the app answers to (``*.example.com``).
         database_url: The database URL (``sqlite:///app.db``), if configured.
+        database_replica_urls: URLs of read replicas of that database, for
+            :func:`covet.db.routing.connect_replicas` (``DATABASE_REPLICA_URLS``:
+            comma-separated).
         secret_key: The key for signed cookies and tokens, if configured.
         cache_url: The URL of the default cache (``covet.cache.cache``), if configured.
         caches: Named caches (``covet.cache.caches["name"]``): name -> URL.
@@ -104,6 +109,7 @@ class Settings:
     debug: bool = False
     allowed_hosts: tuple[str, ...] = ()
     database_url: str | None = None
+    database_replica_urls: tuple[str, ...] = ()
     secret_key: str | None = field(default=None, repr=False)
     cache_url: str | None = None
     caches: Mapping[str, str] = field(default_factory=dict, hash=False)
@@ -415,6 +421,7 @@ def load_settings(
         "debug": debug,
         "allowed_hosts": _expect_str_list(table, "allowed_hosts", where),
         "database_url": _expect_str(table, "database_url", where),
+        "database_replica_urls": _expect_str_list(table, "database_replica_urls", where),
         "secret_key": _expect_str(table, "secret_key", where),
         "cache_url": _expect_str(table, "cache_url", where),
         "caches": _expect_str_table(table, "caches", where),
@@ -432,8 +439,8 @@ def load_settings(
         origin_name = variable if variable in real_environ else f"{variable} in .env"
         if setting == "debug":
             values[setting] = _parse_bool(raw, origin_name)
-        elif setting == "allowed_hosts":
-            values[setting] = tuple(host.strip() for host in raw.split(",") if host.strip())
+        elif setting in ("allowed_hosts", "database_replica_urls"):
+            values[setting] = tuple(item.strip() for item in raw.split(",") if item.strip())
         else:
             values[setting] = raw or None
     return Settings(root=root, env_file=env_file, **values)

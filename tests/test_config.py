@@ -161,8 +161,9 @@ def test_unknown_key_lists_the_known_keys(tmp_path: Path) -> None:
     message = str(info.value)
     assert "unknown key(s) 'database', 'secrets'" in message
     assert (
-        "Known keys are: allowed_hosts, app, cache_url, caches, commands, database_url, debug, "
-        "jobs, migrations, models, secret_key." in message
+        "Known keys are: allowed_hosts, app, cache_url, caches, commands, "
+        "database_replica_urls, database_url, debug, jobs, migrations, models, secret_key."
+        in message
     )
 
 
@@ -209,6 +210,7 @@ def test_env_variables_table() -> None:
         "COVET_DEBUG": "debug",
         "SECRET_KEY": "secret_key",
         "ALLOWED_HOSTS": "allowed_hosts",
+        "DATABASE_REPLICA_URLS": "database_replica_urls",
     }
 
 
@@ -342,4 +344,27 @@ def test_jobs_table_is_kept_for_covet_jobs(tmp_path: Path) -> None:
     assert load_settings(root, environ={}).jobs == {"concurrency": 3}
     bad = write_project(tmp_path, 'app = "a:b"\njobs = 3\n')
     with pytest.raises(ImproperlyConfigured, match="jobs must be a table, got 3"):
+        load_settings(bad, environ={})
+
+
+def test_database_replica_urls_from_pyproject_and_environment(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        database_url = "postgresql://primary/app"
+        database_replica_urls = ["postgresql://r1/app", "postgresql://r2/app"]
+        """,
+    )
+    assert load_settings(root, environ={}).database_replica_urls == (
+        "postgresql://r1/app",
+        "postgresql://r2/app",
+    )
+    environ = {"DATABASE_REPLICA_URLS": "postgresql://r3/app, postgresql://r4/app,"}
+    assert load_settings(root, environ=environ).database_replica_urls == (
+        "postgresql://r3/app",
+        "postgresql://r4/app",
+    )
+    assert load_settings(root, environ={"DATABASE_REPLICA_URLS": ""}).database_replica_urls == ()
+    bad = write_project(tmp_path / "bad", 'database_replica_urls = "postgresql://r1/app"\n')
+    with pytest.raises(ImproperlyConfigured, match="database_replica_urls"):
         load_settings(bad, environ={})

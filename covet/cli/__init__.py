@@ -5,7 +5,8 @@ migrate`` manage its database schema, ``covet run`` serves it, ``covet
 routes`` lists its routes, ``covet check [--deploy]`` checks its configuration
 (for production with ``--deploy``) and ``covet shell`` opens an asyncio REPL with the
 app, the database and the models loaded. ``covet worker`` runs background jobs and
-``covet jobs`` lists, retries and purges them. A project adds its own commands with
+``covet jobs`` lists, retries and purges them. ``covet createsuperuser`` makes a
+staff account for the admin pages. A project adds its own commands with
 ``[tool.covet] commands = ["mysite.cli:seed"]``.
 
 User mistakes are reported as one line on stderr with exit status 1; the
@@ -25,6 +26,7 @@ from covet.cli.new import new_command
 from covet.cli.routes import routes_command
 from covet.cli.run import run_command
 from covet.cli.shell import shell_command
+from covet.cli.users import createsuperuser_command
 from covet.cli.worker import worker_command
 
 __all__ = ("main",)
@@ -62,3 +64,4 @@ main.add_command(migrate_command)
 main.add_command(migrations_group)
 main.add_command(worker_command)
 main.add_command(jobs_group)
+main.add_command(createsuperuser_command)

@@ -23,6 +23,7 @@ from covet.db.exceptions import (
     ProtectedError,
     RelationNotLoaded,
     TransactionManagementError,
+    TransactionRollbackError,
     ValidationError,
 )
 from covet.db.expressions import (
@@ -81,6 +82,7 @@ __all__ = (
     "Subquery",
     "Sum",
     "TransactionManagementError",
+    "TransactionRollbackError",
     "ValidationError",
     "Value",
     "When",

@@ -11,6 +11,8 @@ The first database connected becomes the default that the ORM and
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 import urllib.parse
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,7 @@ from covet.db.backends.base import (
     PoolStats,
     Record,
 )
-from covet.db.exceptions import InterfaceError
+from covet.db.exceptions import DatabaseUnavailableError, InterfaceError
 from covet.db.params import bind_named
 from covet.db.transactions import Transaction, TransactionState
 from covet.exceptions import ImproperlyConfigured
@@ -43,6 +45,8 @@ _COMMON_OPTIONS: dict[str, Option] = {
 }
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+
+logger = logging.getLogger("covet.db")
 
 _registry: dict[str, Database] = {}
 _default: list[Database] = []
@@ -179,7 +183,33 @@ class _ConnectionContext:
             return state.connection_for_statement()
         if not db._connected:
             db._require_backend()  # raises the "not connected" error
-        self._conn = conn = await db._backend.acquire()
+        try:
+            self._conn = conn = await db._backend.acquire()
+        except DatabaseUnavailableError as exc:
+            if db.fallback is None:
+                raise
+            return await self._fall_back(exc)
+        return conn
+
+    async def _fall_back(self, exc: DatabaseUnavailableError) -> BaseConnection:
+        """Run on ``db.fallback`` instead of the unreachable ``db`` (a replica)."""
+        db = self._db
+        db.unavailable_until = time.monotonic() + db.fallback_cooldown
+        logger.warning(
+            "Database %r is unavailable (%s); using %r for %.0f s.",
+            db.alias,
+            exc,
+            db.fallback,
+            db.fallback_cooldown,
+        )
+        self._db = other = get_database(db.fallback)
+        state = other._transaction_var.get()
+        if state is not None:
+            self._conn = None
+            return state.connection_for_statement()
+        if not other._connected:
+            other._require_backend()
+        self._conn = conn = await other._backend.acquire()
         return conn
 
     def __aexit__(
@@ -215,6 +245,10 @@ class Database:
         min_size: Connections kept open (backend default when None).
         max_size: The most connections open at once (backend default when None).
         timeout: Seconds to wait for a free connection before :class:`PoolTimeout`.
+        fallback: For a read replica: the alias of the database (the primary) whose
+            connection a statement uses when this one is unreachable
+            (:class:`DatabaseUnavailableError`, pool exhaustion included). Routers
+            then skip this database for ``fallback_cooldown`` (5) seconds.
         **options: Backend options such as ``command_timeout`` or ``search_path``.
 
     Raises:
@@ -229,10 +263,17 @@ class Database:
         min_size: int | None = None,
         max_size: int | None = None,
         timeout: float = 10.0,
+        fallback: str | None = None,
         **options: Any,
     ) -> None:
         self.url = DatabaseURL(url)
         self.alias = alias
+        #: The alias whose connections stand in while this database is unreachable.
+        self.fallback = fallback
+        #: Seconds a database with a fallback is skipped by routers after failing.
+        self.fallback_cooldown = 5.0
+        #: ``time.monotonic()`` until which routers skip this database (after a failure).
+        self.unavailable_until = 0.0
         backend_class = get_backend_class(self.url.scheme, url=str(self.url))
         specs = {**_COMMON_OPTIONS, **backend_class.options}
         given: dict[str, Any] = {}
@@ -380,6 +421,10 @@ class Database:
         returned when the block exits.
         """
         return _ConnectionContext(self)
+
+    def in_transaction(self) -> bool:
+        """Tell whether the current task is inside a :func:`transaction` on this database."""
+        return self._transaction_var.get() is not None
 
     def transaction(self, *, isolation: str | None = None, savepoint: bool = True) -> Transaction:
         """Return a transaction on this database (see :func:`covet.db.transaction`)."""

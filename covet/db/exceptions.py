@@ -29,6 +29,7 @@ __all__ = (
     "ProtectedError",
     "RelationNotLoaded",
     "TransactionManagementError",
+    "TransactionRollbackError",
     "ValidationError",
 )
 
@@ -64,6 +65,18 @@ class DatabaseUnavailableError(OperationalError):
 
     status_code = 503
     retry_after = 2
+
+
+class TransactionRollbackError(OperationalError):
+    """The database rolled back work to resolve a deadlock or a serialization failure.
+
+    Retry the whole transaction: the same work usually succeeds once the other
+    transaction finished. PostgreSQL only aborts the transaction (a nested
+    ``transaction()`` block rolls back to its savepoint and the transaction goes
+    on); MySQL/MariaDB (InnoDB) roll the whole transaction back and drop its
+    savepoints, so the enclosing ``transaction()`` blocks refuse further
+    statements until the outermost one exits.
+    """
 
 
 class PoolTimeout(DatabaseUnavailableError, TimeoutError):  # noqa: N818 - reads as a condition

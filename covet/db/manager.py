@@ -19,6 +19,7 @@ subclass can narrow the default set of rows::
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
 from covet.db.queryset import QuerySet
@@ -41,12 +42,31 @@ class Manager(QuerySet[M]):
         model: The model class managed.
     """
 
-    def __init__(self, model: type[M]) -> None:
-        super().__init__(model)
+    #: The QuerySet class of :meth:`get_queryset` (set by :meth:`from_queryset`).
+    _queryset_class: type[QuerySet[Any]] = QuerySet
+
+    def __init__(self, model: type[M] | None = None) -> None:
+        # Without a model (``objects = MyManager()`` in a class body) the manager is a
+        # template: the model's ManagerDescriptor binds a copy of it to each model.
+        super().__init__(model)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_queryset(
+        cls, queryset_class: type[QuerySet[Any]], class_name: str | None = None
+    ) -> type[Manager[Any]]:
+        """Return a manager class whose querysets are ``queryset_class``.
+
+        Its methods are then callable on the manager (``Post.objects.published()``)
+        and stay available after chaining (``Post.objects.filter(...).published()``).
+        """
+        if not issubclass(queryset_class, QuerySet):
+            raise TypeError(f"from_queryset() needs a QuerySet subclass, got {queryset_class!r}.")
+        name = class_name or f"{cls.__name__}From{queryset_class.__name__}"
+        return type(name, (cls, queryset_class), {"_queryset_class": queryset_class})
 
     def get_queryset(self) -> QuerySet[M]:
         """Return the base queryset (override to narrow the default rows)."""
-        return QuerySet(self.model)
+        return self._queryset_class(self.model)
 
     @property
     def query(self) -> Query:
@@ -69,6 +89,7 @@ class Manager(QuerySet[M]):
         """
         if (
             type(self).get_queryset is Manager.get_queryset
+            and self._queryset_class is QuerySet
             and self._using is None
             and self._mode == AS_MODEL
             and not self._prefetch
@@ -84,12 +105,26 @@ class ManagerDescriptor(Generic[MG]):
     """Expose a manager on the model class (not on instances).
 
     Args:
-        manager_class: The :class:`Manager` subclass to instantiate per model.
+        manager_class: The :class:`Manager` subclass to instantiate per model, or a
+            manager instance (``objects = MyManager()``) copied for each model.
     """
 
-    def __init__(self, manager_class: type[Manager[Any]] = Manager) -> None:
-        self.manager_class = manager_class
+    def __init__(self, manager_class: type[Manager[Any]] | Manager[Any] = Manager) -> None:
+        if isinstance(manager_class, Manager):
+            self._template: Manager[Any] | None = manager_class
+            self.manager_class: type[Manager[Any]] = type(manager_class)
+        else:
+            self._template = None
+            self.manager_class = manager_class
         self._managers: dict[type[Model], Manager[Any]] = {}
+
+    def _bind(self, owner: type[Model]) -> Manager[Any]:
+        template = self._template
+        if template is None:
+            return self.manager_class(owner)
+        manager = copy.copy(template)  # keeps the attributes its __init__ set
+        QuerySet.__init__(manager, owner)
+        return manager
 
     @overload
     def __get__(self, instance: None, owner: type[M]) -> Manager[M]: ...
@@ -103,5 +138,5 @@ class ManagerDescriptor(Generic[MG]):
             )
         manager = self._managers.get(owner)
         if manager is None:
-            manager = self._managers[owner] = self.manager_class(owner)
+            manager = self._managers[owner] = self._bind(owner)
         return manager

@@ -20,6 +20,7 @@ and never do hidden I/O: reading an unloaded relation raises
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -33,7 +34,7 @@ from covet.db.fields import NOT_PROVIDED, AutoField, Field, ManyToManyField
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from covet.db.manager import ManagerDescriptor
     from covet.db.related import ReverseRelation
@@ -43,6 +44,7 @@ __all__ = (
     "ModelState",
     "Options",
     "get_model",
+    "isolated_models",
     "lazy_related",
     "registered_models",
     "resolved_paths",
@@ -70,6 +72,28 @@ def snake_case(name: str) -> str:
 def registered_models() -> list[type[Model]]:
     """Return every registered model class, in definition order."""
     return list(_by_qualname.values())
+
+
+@contextlib.contextmanager
+def isolated_models() -> Iterator[None]:
+    """Keep the models defined inside the block out of the registry.
+
+    Such a model works as usual (queries, ``create_all([Model])``), but
+    ``create_all()`` with no model list, ``get_model()`` and migrations no
+    longer see it. Tests use it for models that only some databases can create
+    (an ``ArrayField`` model on PostgreSQL only), which would otherwise make
+    every later ``create_all()`` on the others fail. A reverse relation such a
+    model adds to a registered one (through a ``ForeignKey``) stays.
+    """
+    saved = dict(_by_qualname), dict(_by_name), list(_pending)
+    try:
+        yield
+    finally:
+        _by_qualname.clear()
+        _by_qualname.update(saved[0])
+        _by_name.clear()
+        _by_name.update(saved[1])
+        _pending[:] = saved[2]
 
 
 def get_model(name: str) -> type[Model]:
@@ -263,8 +287,17 @@ class Options:
         abstract: Abstract models have no table and only lend fields to subclasses.
     """
 
-    def __init__(self, model: type[Model], meta: type | None) -> None:
-        attrs = {k: v for k, v in vars(meta).items() if not k.startswith("_")} if meta else {}
+    def __init__(
+        self, model: type[Model], meta: type | None, inherited: dict[str, Any] | None = None
+    ) -> None:
+        attrs = dict(inherited or {})
+        if meta is not None:
+            # Meta may subclass an abstract base's Meta (class Meta(Base.Meta)): read its bases.
+            for klass in reversed(meta.__mro__[:-1]):
+                attrs.update({k: v for k, v in vars(klass).items() if not k.startswith("_")})
+            attrs["abstract"] = vars(meta).get("abstract", False)
+        else:
+            attrs["abstract"] = False
         unknown = set(attrs) - _META_KEYS
         if unknown:
             raise ImproperlyConfigured(
@@ -337,6 +370,22 @@ class Options:
         return f"<Options for {self.model.__name__}>"
 
 
+#: Meta options an abstract base lends to subclasses that declare no Meta of their own
+#: (never ``abstract`` or ``table``); a subclass's own Meta extends them by subclassing
+#: the base's (``class Meta(Base.Meta)``), as in Django.
+_INHERITED_META = ("indexes", "ordering", "unique_together")
+
+
+def _inherited_meta(cls: type) -> dict[str, Any]:
+    """Return the Meta options ``cls`` inherits from its abstract bases (nearest wins)."""
+    found: dict[str, Any] = {}
+    for base in reversed(cls.__mro__[1:]):
+        options = vars(base).get("_meta")
+        if isinstance(options, Options) and options.abstract:
+            found.update({key: getattr(options, key) for key in _INHERITED_META})
+    return {key: value for key, value in found.items() if value}
+
+
 class Model:
     """Base class for database models.
 
@@ -362,12 +411,17 @@ class Model:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        from covet.db.manager import ManagerDescriptor
+        from covet.db.manager import Manager, ManagerDescriptor
 
         own_meta = cls.__dict__.get("Meta")
         inherited: list[tuple[str, Field[Any]]] = []
         for base in reversed(cls.__mro__[1:]):
-            if not issubclass(base, Model) or base is Model:
+            if not issubclass(base, Model):
+                # A plain mixin class (class TimestampMixin: created = DateTimeField(...)):
+                # its fields are inherited like an abstract model's.
+                inherited.extend((k, v) for k, v in vars(base).items() if isinstance(v, Field))
+                continue
+            if base is Model:
                 continue
             if not base._meta.abstract:
                 raise ImproperlyConfigured(
@@ -376,13 +430,20 @@ class Model:
                 )
             inherited.extend(base.__dict__["_declared_fields"].items())
         declared = [(k, v) for k, v in cls.__dict__.items() if isinstance(v, Field)]
-        cls._meta = Options(cls, own_meta)
+        cls._meta = Options(cls, own_meta, None if own_meta else _inherited_meta(cls))
         merged: dict[str, Field[Any]] = dict(inherited)
         merged.update(declared)
         cls._declared_fields = merged  # type: ignore[attr-defined]
+        for name, value in list(cls.__dict__.items()):
+            if isinstance(value, Manager):
+                # ``objects = MyManager()``: one copy of it per concrete model.
+                setattr(cls, name, ManagerDescriptor(value))
         if cls._meta.abstract:
             return
-        cls.objects = ManagerDescriptor()
+        if not any(
+            isinstance(vars(klass).get("objects"), ManagerDescriptor) for klass in cls.__mro__
+        ):
+            cls.objects = ManagerDescriptor()
         if not any(f.primary_key for f in merged.values()):
             if "id" in merged:
                 raise ImproperlyConfigured(
@@ -506,8 +567,43 @@ class Model:
                 values[attname] = clean(value)
             except ValidationError as exc:
                 errors.setdefault(name, []).extend(exc.messages)
+        if type(self).clean is not Model.clean:
+            try:
+                self.clean()
+            except ValidationError as exc:
+                for key, messages in exc.error_dict.items():
+                    errors.setdefault(key, []).extend(messages)
         if errors:
             raise ValidationError(errors)
+
+    def clean(self) -> None:
+        """Check the object as a whole; override to validate across fields.
+
+        Called by :meth:`full_clean` (so by every ``save()`` and
+        ``bulk_create()``) after the fields are cleaned, even when some are
+        invalid (check for None). Raise :class:`ValidationError` with a message
+        (reported under ``"__all__"``) or a ``{field: [messages]}`` mapping; you
+        may also set field values here, e.g. derive a slug.
+        """
+
+    async def validate_unique(
+        self, *, exclude: Iterable[str] = (), using: str | None = None
+    ) -> None:
+        """Check ``unique`` fields and ``Meta.unique_together`` against the database.
+
+        Not part of :meth:`full_clean` (that runs without I/O on every save):
+        call it where a friendly message beats the IntegrityError of the
+        unique constraint, e.g. when validating a form. A race can still let
+        a duplicate through between this check and the write; the constraint
+        remains the final word. NULL values never collide.
+
+        Raises:
+            ValidationError: ``{"email": ["Author with this email already exists."]}``,
+                or ``"__all__"`` for a ``unique_together`` set.
+        """
+        from covet.db.persistence import validate_unique_instance
+
+        await validate_unique_instance(self, exclude=set(exclude), using=using)
 
     # -- persistence (implemented in covet.db.persistence) ---------------
 
@@ -551,7 +647,7 @@ class Model:
         Raises:
             ProtectedError: A ``PROTECT`` foreign key still references the row.
         """
-        from covet.db.persistence import delete_instance
+        from covet.db.deletion import delete_instance
 
         return await delete_instance(self, using=using)
 

@@ -1,10 +1,9 @@
-"""Writing rows: Model.save()/delete()/refresh_from_db() and the bulk INSERT/UPDATE.
+"""Writing rows: Model.save()/refresh_from_db() and the bulk INSERT/UPDATE.
 
-``Model`` reaches :func:`save_instance`, :func:`delete_instance` and
-:func:`refresh_instance` through lazy imports (this module imports the
-queryset, which imports models); ``QuerySet.bulk_create()``/``bulk_update()``
-and ``delete()``'s PROTECT check live here too, so that every statement that
-writes a model's rows is built in one place.
+``Model`` reaches :func:`save_instance` and :func:`refresh_instance` through lazy
+imports (this module imports the queryset, which imports models);
+``QuerySet.bulk_create()``/``bulk_update()`` live here too. Deleting is in
+:mod:`covet.db.deletion`.
 """
 
 from __future__ import annotations
@@ -17,11 +16,9 @@ from covet.db.backends.base import BaseOperations
 from covet.db.compiler import check_identifier, compile_insert
 from covet.db.compiler.write import compile_array_insert
 from covet.db.database import get_database
-from covet.db.exceptions import DatabaseError, FieldError, ProtectedError, ValidationError
+from covet.db.exceptions import DatabaseError, FieldError, ValidationError
 from covet.db.execution import batches, run_execute, run_fetch_all, run_insert
 from covet.db.fields import (
-    CASCADE,
-    PROTECT,
     BigIntegerField,
     BinaryField,
     BooleanField,
@@ -39,6 +36,8 @@ from covet.db.fields import (
 )
 from covet.db.models import _CLEAN_PLAN, Model, _checks_type_only, _clean_plan
 from covet.db.queryset import QuerySet
+from covet.db.routing import db_for_write, routers
+from covet.db.signals import post_save, pre_save
 from covet.db.upserts import check_conflicting_objects
 
 if TYPE_CHECKING:
@@ -49,11 +48,10 @@ if TYPE_CHECKING:
 __all__ = (
     "bulk_insert",
     "bulk_write",
-    "check_protected",
-    "delete_instance",
     "refresh_instance",
     "save_instance",
     "sync_fk_ids",
+    "validate_unique_instance",
 )
 
 
@@ -196,6 +194,13 @@ def _bulk_full_clean(model: type[Model], items: list[Any]) -> None:
                 values[attname] = clean(value)
             except ValidationError as exc:
                 errors.setdefault(index, {}).setdefault(name, []).extend(exc.messages)
+    if model.clean is not Model.clean:
+        for index, obj in enumerate(items):
+            try:
+                obj.clean()
+            except ValidationError as exc:
+                for key, messages in exc.error_dict.items():
+                    errors.setdefault(index, {}).setdefault(key, []).extend(messages)
     if errors:
         raise ValidationError(errors[min(errors)])
 
@@ -376,34 +381,6 @@ def _insert_params_builder(
     return build
 
 
-async def check_protected(
-    model: type[Model],
-    pk_values: QuerySet[Any],
-    using: str | None,
-    seen: frozenset[Any] = frozenset(),
-) -> None:
-    """Raise ProtectedError if a PROTECT key references rows (following CASCADE chains)."""
-    for rel in model._meta.reverse.values():
-        fk = rel.field
-        if rel.many_to_many or not isinstance(fk, ForeignKey) or fk in seen:
-            continue
-        children: QuerySet[Any] = QuerySet(fk.model, using=using).filter(
-            **{f"{fk.name}__in": pk_values}
-        )
-        if fk.on_delete == PROTECT:
-            if await children.exists():
-                raise ProtectedError(
-                    f"Cannot delete {model.__name__} rows: {fk.model.__name__}.{fk.name} "
-                    "references them with on_delete=PROTECT. Delete or reassign those "
-                    f"{fk.model.__name__} rows first."
-                )
-        elif fk.on_delete == CASCADE and any(
-            not r.many_to_many for r in fk.model._meta.reverse.values()
-        ):
-            child_pks: QuerySet[Any] = children.values_list("pk", flat=True)
-            await check_protected(fk.model, child_pks, using, seen | {fk})
-
-
 def sync_fk_ids(obj: Model, fks: Sequence[Field[Any]] | None = None) -> None:
     """Copy the keys of assigned related objects into empty ``<fk>_id`` values.
 
@@ -430,9 +407,13 @@ async def save_instance(
 ) -> None:
     """Insert or update ``obj`` (the implementation of :meth:`Model.save`)."""
     alias = using if using is not None else obj._state.db
+    if alias is None and routers:
+        alias = db_for_write(type(obj), instance=obj)
     db = get_database(alias)
     ops, features = db.ops, db.features
     meta = obj._meta
+    if pre_save.receivers_connected:
+        await pre_save.send(type(obj), instance=obj, using=db.alias, update_fields=update_fields)
     sync_fk_ids(obj)
     if update_fields is not None:
         names = {meta.get_field(check_identifier(n, "field name")).name for n in update_fields}
@@ -460,9 +441,14 @@ async def save_instance(
             count = await run_execute(db, sql, [*values, meta.pk.get_db_prep_value(pk, ops)])
         else:
             count = 0
-        if count or await QuerySet(type(obj), using=alias).filter(pk=pk).exists():
+        if count or await QuerySet(type(obj), using=db.alias).filter(pk=pk).exists():
             obj._state.adding = False
             obj._state.db = alias
+            if post_save.receivers_connected:
+                await post_save.send(
+                    type(obj), instance=obj, created=False, using=db.alias,
+                    update_fields=update_fields,
+                )  # fmt: skip
             return
         if update_fields is not None:
             raise DatabaseError(
@@ -480,20 +466,37 @@ async def save_instance(
         obj.pk = conv(new_pk) if conv is not None and new_pk is not None else new_pk
     obj._state.adding = False
     obj._state.db = alias
-
-
-async def delete_instance(obj: Model, *, using: str | None) -> int:
-    """Delete ``obj``'s row (the implementation of :meth:`Model.delete`)."""
-    pk = obj.pk
-    if pk is None:
-        raise DatabaseError(
-            f"Cannot delete an unsaved {type(obj).__name__} (its primary key is None)."
+    if post_save.receivers_connected:
+        await post_save.send(
+            type(obj), instance=obj, created=True, using=db.alias, update_fields=update_fields
         )
+
+
+async def validate_unique_instance(obj: Model, *, exclude: set[str], using: str | None) -> None:
+    """Query for rows that share ``obj``'s unique values (``Model.validate_unique()``)."""
+    meta = obj._meta
     alias = using if using is not None else obj._state.db
-    count = await QuerySet(type(obj), using=alias).filter(pk=pk).delete()
-    obj.pk = None
-    obj._state.adding = True
-    return count
+    checks: list[tuple[str, tuple[Field[Any], ...]]] = [
+        (f.name, (f,)) for f in meta.concrete_fields if f.unique and f.name not in exclude
+    ]
+    for names in meta.unique_together:
+        if not exclude.intersection(names):
+            checks.append(("__all__", tuple(meta.get_field(n) for n in names)))
+    errors: dict[str, list[str]] = {}
+    for key, group in checks:
+        values = {f.attname: obj.__dict__.get(f.attname) for f in group}
+        if any(v is None for v in values.values()):
+            continue  # NULLs never collide (and an unsaved auto key is None)
+        qs: QuerySet[Any] = QuerySet(type(obj), using=alias).filter(**values)
+        if obj.pk is not None and not obj._state.adding:
+            qs = qs.exclude(pk=obj.pk)
+        if await qs.exists():
+            label = " and ".join(f.name for f in group)
+            errors.setdefault(key, []).append(
+                f"{type(obj).__name__} with this {label} already exists."
+            )
+    if errors:
+        raise ValidationError(errors)
 
 
 async def refresh_instance(obj: Model, *, fields: Sequence[str] | None, using: str | None) -> None:
@@ -536,6 +539,8 @@ async def bulk_insert(
     if not items:
         return items
     meta = model._meta
+    if using is None and routers:
+        using = db_for_write(model)
     db = get_database(using)
     ops, features = db.ops, db.features
     fks = [f for f in meta.concrete_fields if isinstance(f, ForeignKey)]
@@ -675,6 +680,8 @@ async def bulk_write(
         raise FieldError("bulk_update() cannot write primary keys or many-to-many fields.")
     if not items:
         return 0
+    if using is None and routers:
+        using = db_for_write(model)
     db = get_database(using)
     ops, features = db.ops, db.features
     pk = meta.pk

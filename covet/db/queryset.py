@@ -22,7 +22,6 @@ from covet.db.compiler import (
     Query,
     SQLCompiler,
     check_identifier,
-    compile_delete,
     compile_select,
     compile_update,
     resolve_path,
@@ -37,7 +36,9 @@ from covet.db.execution import (
     run_fetch_one,
 )
 from covet.db.expressions import Aggregate, Expression, Q
+from covet.db.routing import db_for_read, db_for_write, routers
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
+from covet.db.signals import post_delete, pre_delete
 from covet.db.statements import (
     bind_statement,
     filter_statements,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from covet.db.compiler import CompiledSelect, Node
     from covet.db.database import Database
     from covet.db.fields import Field
+    from covet.db.manager import Manager
     from covet.db.models import Model
 
 __all__ = ("QuerySet",)
@@ -78,6 +80,8 @@ class QuerySet(Generic[T]):
     _pending: tuple[CompiledSelect, list[Any], Database, QuerySet[Any], dict[str, Any]] | None = (
         None
     )
+
+    _queryset_class: type[QuerySet[Any]] | None = None  # a Manager's get_queryset() class
 
     def __init__(
         self, model: type[Model], query: Query | None = None, *, using: str | None = None
@@ -108,7 +112,10 @@ class QuerySet(Generic[T]):
             return query
 
     def _chain(self) -> QuerySet[Any]:
-        new: QuerySet[Any] = object.__new__(QuerySet)
+        cls = type(self)
+        new: QuerySet[Any] = object.__new__(cls)
+        if cls is not QuerySet:
+            new.__dict__.update(self.__dict__)  # a custom QuerySet's own attributes
         new.model = self.model
         new._query = self._query.clone()  # a manager has its own _chain()
         new._using = self._using
@@ -117,7 +124,23 @@ class QuerySet(Generic[T]):
         new._result_cache = None
         return new
 
+    @classmethod
+    def as_manager(cls) -> Manager[Any]:
+        """Return a manager making querysets of this class (``MyQuerySet.as_manager()``)."""
+        from covet.db.manager import Manager
+
+        return Manager.from_queryset(cls)()
+
     def _db(self) -> Database:
+        """Return the database writes go to (``using``, else the routers' choice)."""
+        if self._using is None and routers:
+            return get_database(db_for_write(self.model))
+        return get_database(self._using)
+
+    def _read_db(self) -> Database:
+        """Return the database reads go to (``using``, else the routers' choice)."""
+        if self._using is None and routers:
+            return get_database(db_for_read(self.model))
         return get_database(self._using)
 
     def _base(self) -> QuerySet[T]:
@@ -147,7 +170,7 @@ class QuerySet(Generic[T]):
         query = self.query
         if query.empty:
             return []
-        db = get_database(self._using)
+        db = self._read_db()
         backend = db.backend
         compiled = compile_select(query, backend.ops, backend.features)
         rows = await run_fetch_all(db, compiled.sql, compiled.params)
@@ -186,7 +209,7 @@ class QuerySet(Generic[T]):
         query = self.query
         if query.empty:
             return
-        db = self._db()
+        db = self._read_db()
         compiled = compile_select(query, db.ops, db.features)
         build = row_builders(compiled, self._mode, self._using)[0]
         async with db.connection() as conn:
@@ -282,7 +305,13 @@ class QuerySet(Generic[T]):
             if found is not None:
                 remember_statement(filter_statements, *found, base._query, clone._query)
             return clone
-        new: QuerySet[T] = object.__new__(QuerySet)
+        # A manager (the default one is its own base) answers with its queryset class; a
+        # custom QuerySet keeps its class and own attributes, as _chain() does.
+        cls = base._queryset_class or type(base)
+        new: QuerySet[T] = object.__new__(cls)
+        if cls is not QuerySet:
+            new.__dict__.update(base.__dict__)
+            del new.__dict__["_query"]  # built from _pending when needed (see __getattr__)
         new.model, new._using, new._mode = base.model, base._using, base._mode
         new._prefetch, new._result_cache = base._prefetch, None
         params = bind_statement(statement, found[0], base, kwargs)
@@ -525,7 +554,7 @@ class QuerySet(Generic[T]):
             return False
         if query.is_sliced or query.distinct:
             return bool(await self.count())
-        db = self._db()
+        db = self._read_db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.exists_sql()
         return await run_fetch_one(db, sql, c.params) is not None
@@ -540,7 +569,7 @@ class QuerySet(Generic[T]):
         if query.values_fields is None and not query.annotations:
             query = query.clone()
             query.order_by = ()
-        db = self._db()
+        db = self._read_db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.count_sql()
         row = await run_fetch_one(db, sql, c.params)
@@ -585,7 +614,7 @@ class QuerySet(Generic[T]):
         if query.empty:
             return {name: (0 if isinstance(n, AggregateNode) and n.function == "COUNT" else None)
                     for name, n in nodes.items()}  # fmt: skip
-        db = self._db()
+        db = self._read_db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.aggregate_sql(nodes)
         row = await run_fetch_one(db, sql, c.params)
@@ -600,7 +629,7 @@ class QuerySet(Generic[T]):
 
     async def explain(self, *, analyze: bool = False) -> str:
         """Return the database's plan for this query, one line per row."""
-        db = self._db()
+        db = self._read_db()
         compiled = compile_select(self.query, db.ops, db.features)
         sql = f"{db.ops.explain_prefix(analyze)} {compiled.sql}"
         rows = await run_fetch_all(db, sql, compiled.params)
@@ -640,7 +669,7 @@ class QuerySet(Generic[T]):
         sql, params, joined = compile_update(query, values, db.ops, db.features)
         if not joined:
             return await run_execute(db, sql, params)
-        pks = await self._pks()
+        pks = await self._pks(db.alias)
         total = 0
         for batch in batches(pks, max(1, db.features.max_query_params - len(params))):
             total += (
@@ -648,8 +677,9 @@ class QuerySet(Generic[T]):
             )
         return total
 
-    async def _pks(self) -> list[Any]:
+    async def _pks(self, alias: str) -> list[Any]:
         pk_qs: QuerySet[Any] = self.values_list("pk", flat=True)
+        pk_qs._using = alias
         pk_qs.query.order_by = ()
         return await pk_qs
 
@@ -662,26 +692,11 @@ class QuerySet(Generic[T]):
         Raises:
             ProtectedError: A ``PROTECT`` foreign key references a matching row.
         """
-        query = self.query
-        if query.is_sliced:
-            raise TypeError("Cannot delete a sliced queryset. Filter by primary key instead.")
-        if query.empty:
-            return 0
-        pk_values: QuerySet[Any] = self.values_list("pk", flat=True)
-        pk_values.query.order_by = ()
-        from covet.db.persistence import check_protected
+        from covet.db.deletion import delete_rows, delete_with_signals
 
-        await check_protected(self.model, pk_values, self._using)
-        db = self._db()
-        base = query.clone()
-        base.order_by = ()
-        sql, params, joined = compile_delete(base, db.ops, db.features)
-        if not joined:
-            return await run_execute(db, sql, params)
-        total = 0
-        for batch in batches(await self._pks(), db.features.max_query_params):
-            total += await QuerySet(self.model, using=self._using).filter(pk__in=batch).delete()
-        return total
+        if pre_delete.receivers_connected or post_delete.receivers_connected:
+            return await delete_with_signals(self)
+        return await delete_rows(self)
 
     async def create(self, **kwargs: Any) -> T:
         """Create, validate, insert and return an object."""
@@ -775,23 +790,9 @@ class QuerySet(Generic[T]):
             FieldError: ``field_name`` is not the primary key or a unique field.
             TypeError: The queryset is sliced.
         """
-        field = self.model._meta.get_field(check_identifier(field_name, "field name"))
-        if not field.unique or not field.concrete:
-            raise FieldError(
-                f"in_bulk() field_name must be a unique field; {field_name!r} is not. Use "
-                "the primary key or a field with unique=True."
-            )
-        if self.query.is_sliced:
-            raise TypeError("Cannot use in_bulk() on a sliced queryset. Filter by keys instead.")
-        if id_list is None:
-            objs: list[Any] = await self
-        else:
-            values = list(dict.fromkeys(id_list))
-            objs = []
-            # Half the parameter limit: room for the queryset's own filters.
-            for batch in batches(values, max(1, self._db().features.max_query_params // 2)):
-                objs += await self.filter(**{f"{field.name}__in": batch})
-        return {obj.__dict__[field.attname]: obj for obj in objs}
+        from covet.db.upserts import in_bulk
+
+        return await in_bulk(self, id_list, field_name)
 
 
 def _describe(args: tuple[Q, ...], kwargs: dict[str, Any]) -> str:

@@ -203,12 +203,8 @@ def build_metadata(models: Iterable[type[Model]] | None = None, *, ops: Any = No
         meta = model._meta
         items: list[Any] = []
         for field in meta.concrete_fields:
-            gin = isinstance(field, ArrayField)
-            if gin and ops is not None and not ops.features.supports_array_field:
-                raise NotSupportedError(
-                    f"{model.__name__}.{field.name} is an ArrayField, which only PostgreSQL "
-                    "supports. Use a JSONField, or keep this model on a PostgreSQL database."
-                )
+            gin = isinstance(field, ArrayField | JSONField)
+            _check_support(model, field, ops)
             args: list[Any] = [field.column, _column_type(field)]
             if isinstance(field, ForeignKey):
                 target = field.related_model
@@ -233,9 +229,15 @@ def build_metadata(models: Iterable[type[Model]] | None = None, *, ops: Any = No
                 )
             )
             if gin and field.index:
-                # A GIN index serves the array operators (@>, <@, &&); a B-tree would not.
+                # PostgreSQL: a GIN index serves the array operators (@>, <@, &&) and jsonb
+                # containment (@>, with the smaller jsonb_path_ops); a B-tree would serve
+                # neither. Other databases ignore the postgresql_* options: SQLite makes a
+                # plain index (MySQL refused the field in _check_support()).
                 name = _index_name("ix", meta.table, [field.column])
-                items.append(sqla.Index(name, field.column, postgresql_using="gin"))
+                opclass = {field.column: "jsonb_path_ops"} if isinstance(field, JSONField) else {}
+                items.append(
+                    sqla.Index(name, field.column, postgresql_using="gin", postgresql_ops=opclass)
+                )
         for names in meta.unique_together:
             cols = [meta.get_field(n).column for n in names]
             items.append(sqla.UniqueConstraint(*cols, name=_index_name("uq", meta.table, cols)))
@@ -245,6 +247,25 @@ def build_metadata(models: Iterable[type[Model]] | None = None, *, ops: Any = No
         sqla.Table(meta.table, metadata, *items, **table_kwargs)
     result: sa.MetaData = metadata
     return result
+
+
+def _check_support(model: type[Model], field: Field[Any], ops: Any) -> None:
+    """Refuse a field the database of ``ops`` cannot create (no check without ``ops``)."""
+    if ops is None:
+        return
+    name = f"{model.__name__}.{field.name}"
+    if isinstance(field, ArrayField) and not ops.features.supports_array_field:
+        raise NotSupportedError(
+            f"{name} is an ArrayField, which only PostgreSQL supports. Use a JSONField, or "
+            "keep this model on a PostgreSQL database."
+        )
+    if isinstance(field, JSONField) and field.index and not ops.features.can_index_json_field:
+        raise NotSupportedError(
+            f"{name} is a JSONField with index=True, but {ops.sqlalchemy_dialect} cannot "
+            "index a JSON column (it has no order, and a text index needs a prefix length). "
+            "Remove index=True, or index a generated column holding the key you filter by, "
+            "in a migration."
+        )
 
 
 def sqlalchemy_dialect(db: Database) -> Any:

@@ -16,6 +16,7 @@ from covet.db.compiler.paths import CACHE_LIMIT
 from covet.db.compiler.query import PLAIN_VALUE_TYPES
 from covet.db.database import get_database
 from covet.db.fields import Field, ForeignKey, IntegerField
+from covet.db.routing import db_for_read, routers
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -80,7 +81,10 @@ def get_statement_key(
         if type(value) not in PLAIN_VALUE_TYPES:
             return None
     try:
-        db = get_database(base._using)
+        using = base._using
+        if using is None and routers:
+            using = db_for_read(base.model)
+        db = get_database(using)
     except ImproperlyConfigured:
         return None  # the general path reports it, after checking the filter
     keys = tuple(sorted(kwargs)) if len(kwargs) > 1 else tuple(kwargs)

@@ -11,6 +11,9 @@
       async def isolated(database):
           async with rollback_after(database.alias):
               yield
+
+* :func:`isolated_models` keeps the models defined inside it out of the
+  registry, so ``create_all()`` without a model list does not see them.
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from covet.db.models import isolated_models
 from covet.db.querylog import QueryLog, capture_queries
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-__all__ = ("QueryCounter", "assert_num_queries", "capture_queries", "rollback_after")
+__all__ = (
+    "QueryCounter",
+    "assert_num_queries",
+    "capture_queries",
+    "isolated_models",
+    "rollback_after",
+)
 
 
 #: The former name of :class:`~covet.db.querylog.QueryLog`, kept for existing code.

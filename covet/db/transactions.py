@@ -93,6 +93,8 @@ class TransactionState:
                 "started inside `async with transaction():` outlived the block: await it "
                 "inside the block, or start it outside the transaction."
             )
+        if self.connection.transaction_lost:
+            raise _lost_transaction_error()
         if self.failed:
             raise TransactionManagementError(
                 "An inner `transaction(savepoint=False)` block of this transaction failed, "
@@ -235,6 +237,16 @@ class Transaction:
                 "must be exited in the reverse order they were entered."
             )
         conn = state.connection
+        if conn.transaction_lost:
+            # The server already rolled everything back (an InnoDB deadlock victim), so the
+            # savepoint is gone: ROLLBACK TO it would fail and hide the real error, which
+            # propagates as is. The enclosing blocks see the transaction as failed.
+            state.savepoints.pop()
+            state.callbacks = [(lvl, cb) for lvl, cb in state.callbacks if lvl < level]
+            state.failed = True
+            if success:
+                raise _lost_transaction_error()
+            return
         if success:
             state.savepoints.pop()
             await conn.release_savepoint(self._name)
@@ -270,11 +282,16 @@ class Transaction:
             # Exited in another context (e.g. an async generator finalizer).
             var.set(None)
         self._token = None
-        commit = success and not state.failed
+        # A transaction the server rolled back must not "commit": COMMIT would succeed on
+        # the fresh implicit transaction and report the lost work as saved.
+        lost = state.connection.transaction_lost
+        commit = success and not state.failed and not lost
         task = asyncio.ensure_future(_finish(state, commit))
         task.add_done_callback(_retrieve)
         await asyncio.shield(task)
-        if success and state.failed:
+        if success and (state.failed or lost):
+            if lost:
+                raise _lost_transaction_error()
             raise TransactionManagementError(
                 "The transaction was rolled back because an inner block failed "
                 "(a savepoint=False block, or an interrupted statement)."
@@ -298,6 +315,16 @@ class Transaction:
                 return await func(*args, **kwargs)
 
         return wrapper
+
+
+def _lost_transaction_error() -> TransactionManagementError:
+    """Build the error for a statement or a block exit after the server ended the transaction."""
+    return TransactionManagementError(
+        "The database rolled this transaction back to resolve a deadlock (the "
+        "TransactionRollbackError raised inside it), savepoints included, so nothing in it "
+        "was saved and no statement can run in it any more. Let the error propagate out of "
+        "the outermost `async with transaction():` block and retry the whole block."
+    )
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:

@@ -11,9 +11,11 @@ create one row and the losers read (and update) it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from covet.db.exceptions import IntegrityError, NotSupportedError, ObjectDoesNotExist
+from covet.db.compiler.paths import check_identifier
+from covet.db.exceptions import FieldError, IntegrityError, NotSupportedError, ObjectDoesNotExist
+from covet.db.execution import batches
 from covet.db.transactions import transaction
 
 if TYPE_CHECKING:
@@ -28,9 +30,12 @@ __all__ = (
     "ConflictPlan",
     "check_conflicting_objects",
     "get_or_create",
+    "in_bulk",
     "plan_conflicts",
     "update_or_create",
 )
+
+T = TypeVar("T")
 
 #: How often update_or_create() goes round "lock and update, else insert" when a
 #: concurrent insert or delete keeps changing the answer.
@@ -307,3 +312,32 @@ async def update_or_create(
             continue  # another task created it: update that row
         return obj, True
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def in_bulk(qs: QuerySet[T], id_list: Iterable[Any] | None, field_name: str) -> dict[Any, T]:
+    """Return ``{value: object}`` for the rows whose unique ``field_name`` is in ``id_list``.
+
+    ``QuerySet.in_bulk()``: every row when ``id_list`` is None, in batches below the
+    parameter limit otherwise.
+
+    Raises:
+        FieldError: ``field_name`` is not the primary key or a unique field.
+        TypeError: The queryset is sliced.
+    """
+    field = qs.model._meta.get_field(check_identifier(field_name, "field name"))
+    if not field.unique or not field.concrete:
+        raise FieldError(
+            f"in_bulk() field_name must be a unique field; {field_name!r} is not. Use "
+            "the primary key or a field with unique=True."
+        )
+    if qs.query.is_sliced:
+        raise TypeError("Cannot use in_bulk() on a sliced queryset. Filter by keys instead.")
+    if id_list is None:
+        objs: list[Any] = await qs
+    else:
+        values = list(dict.fromkeys(id_list))
+        objs = []
+        # Half the parameter limit: room for the queryset's own filters.
+        for batch in batches(values, max(1, qs._db().features.max_query_params // 2)):
+            objs += await qs.filter(**{f"{field.name}__in": batch})
+    return {obj.__dict__[field.attname]: obj for obj in objs}

@@ -36,6 +36,7 @@ import enum
 import inspect
 import uuid
 from dataclasses import dataclass
+from types import GenericAlias
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import strawberry
@@ -45,6 +46,7 @@ from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.lazy_type import LazyType
 
 from covet.db.fields import (
+    ArrayField,
     AutoField,
     BigIntegerField,
     BinaryField,
@@ -157,8 +159,23 @@ def _scalar(model: type[Model], field: Field[Any]) -> Any:
         return strawberry.ID
     if isinstance(field, EnumField):
         return _enum(field.enum_cls)
+    if isinstance(field, ArrayField):
+        # A list of the element's type ([String!]!); elements of a null=True base may be null.
+        base = field.base_field
+        # An element's choices make no enum: the enum is named after a field, and the
+        # element has none of its own. EnumField elements do become the enum.
+        element = _enum(base.enum_cls) if isinstance(base, EnumField) else _plain(base)
+        if element is None:
+            return None
+        # Built at run time, so spelled as a GenericAlias (mypy cannot check list[var]).
+        return GenericAlias(list, (element | None if base.null else element,))
     if field.choices is not None:
         return _choices_enum(model, field)
+    return _plain(field)
+
+
+def _plain(field: Field[Any]) -> Any:
+    """Return the GraphQL type of a scalar field's values, or None if there is none."""
     table: list[tuple[Any, Any]] = [
         (BooleanField, bool),
         (IntegerField | BigIntegerField | SmallIntegerField | AutoField, int),
@@ -294,7 +311,7 @@ def model_type(
             if lookup_input is not None:
                 filterable[field.name] = (field.name, field)
                 filter_annotations[field.name] = lookup_input | None
-            if not field.null and not isinstance(field, JSONField | BinaryField):
+            if not field.null and not isinstance(field, JSONField | BinaryField | ArrayField):
                 orderable[field.name] = field.name
         for rel_name, rel in meta.reverse.items():
             if not wanted(rel_name) or rel_name in own:

@@ -183,7 +183,8 @@ def test_shell_of_the_generated_project(project: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
-        "['APIToken', 'DatabaseSession', 'Note', 'RateLimitCounter', 'User'] sqlite"
+        "['APIToken', 'AdminLogEntry', 'DatabaseSession', 'Note', 'RateLimitCounter', 'User'] "
+        "sqlite"
     )
 
 

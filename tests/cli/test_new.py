@@ -97,6 +97,7 @@ def test_generated_settings(generated: Path) -> None:
         "blog.models",
         "covet.sessions.database",
         "covet.ratelimit.database",
+        "covet.admin.models",
     ]
     assert pyproject["tool"]["covet"]["commands"] == [
         "blog.cli:clearsessions",

@@ -10,7 +10,9 @@ import pytest_asyncio
 
 from covet.db import FieldError, Model, ValidationError, fields
 from covet.db.exceptions import NotSupportedError
-from covet.db.schema import build_metadata, create_all, create_ddl, drop_all
+from covet.db.models import get_model, registered_models
+from covet.db.schema import build_metadata, create_all, create_ddl, drop_all, expand_models
+from covet.db.testing import isolated_models
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -21,14 +23,20 @@ if TYPE_CHECKING:
 UTC = datetime.UTC
 
 
-class Shirt(Model):
-    name = fields.CharField(max_length=20)
-    tags = fields.ArrayField(fields.CharField(max_length=10), size=4, index=True)
-    sizes = fields.ArrayField(fields.IntegerField(), null=True)
-    seen = fields.ArrayField(fields.DateTimeField(), null=True)
+# Only PostgreSQL can create Shirt's table. Registered, it would make any later
+# create_all() without a model list fail on SQLite and MySQL, in whichever test module
+# runs after this one; isolated_models() keeps it out of the registry (see
+# test_an_isolated_model_stays_out_of_create_all below).
+with isolated_models():
 
-    class Meta:
-        table = "test_array_shirt"
+    class Shirt(Model):
+        name = fields.CharField(max_length=20)
+        tags = fields.ArrayField(fields.CharField(max_length=10), size=4, index=True)
+        sizes = fields.ArrayField(fields.IntegerField(), null=True)
+        seen = fields.ArrayField(fields.DateTimeField(), null=True)
+
+        class Meta:
+            table = "test_array_shirt"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -148,3 +156,13 @@ def test_model_schema_types_arrays_as_lists() -> None:
         schema(id=1, name="a", tags=["a", "b", "c", "d", "e"], sizes=None, seen=None)  # size=4
     with pytest.raises(pydantic.ValidationError):
         schema(id=1, name="a", tags=[{"x": 1}], sizes=None, seen=None)
+
+
+def test_an_isolated_model_stays_out_of_create_all() -> None:
+    # Shirt works when named (the fixture above creates it on every backend that can),
+    # but create_all() with no model list, build_metadata() and get_model() do not see it.
+    assert Shirt not in registered_models()
+    assert Shirt not in expand_models(None)  # what create_all() with no list creates
+    with pytest.raises(LookupError):
+        get_model("Shirt")
+    assert "test_array_shirt" in build_metadata([Shirt]).tables

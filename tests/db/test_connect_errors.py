@@ -36,7 +36,10 @@ DISPLAY = {"postgres": "PostgreSQL", "mysql": "MySQL"}
 DRIVER_MODULES = {"postgres": "asyncpg", "mysql": "pymysql", "sqlite": "sqlite3"}
 URL_HINT = "the database URL (DATABASE_URL)"
 # An option that makes every checkout ping its connection first.
-PING_ALWAYS = {"postgres": {"pre_ping_after": 0}, "mysql": {"ping_interval": 0}}
+PING_ALWAYS: dict[str, dict[str, Any]] = {
+    "postgres": {"pre_ping_after": 0},
+    "mysql": {"ping_interval": 0},
+}
 
 
 def _alias() -> str:

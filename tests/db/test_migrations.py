@@ -435,6 +435,24 @@ def test_rename_needs_an_answer_when_not_interactive(project: Project) -> None:
     assert "new_column_name" not in text
 
 
+def test_renaming_a_boolean_field_is_a_rename(project: Project) -> None:
+    # MariaDB/MySQL reflect BOOLEAN as TINYINT(1): still the same data, so a rename.
+    boolean = "class Flag(Model):\n    {} = fields.BooleanField(default=False)\n"
+    project.write_models(boolean.format("active"))
+    project.makemigrations("-m", "initial")
+    project.migrate()
+    run_async(lambda: project.store.execute("INSERT INTO flag (active) VALUES (TRUE)"))
+    project.write_models(boolean.format("enabled"))
+    project.makemigrations("-m", "rename", "--rename", "flag.active=enabled")
+    text = project.revisions()[-1].read_text()
+    assert "new_column_name='enabled'" in text
+    assert "drop_column" not in text
+    project.migrate()
+    rows = run_async(lambda: project.store.fetch("SELECT enabled FROM flag"))
+    assert [bool(r[0]) for r in rows] == [True]
+    project.migrate("--check")  # nothing left to migrate: the column matches the model
+
+
 def test_unmatched_rename_is_refused(project: Project) -> None:
     project.write_models(models_source(1))
     project.makemigrations("-m", "initial")

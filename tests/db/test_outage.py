@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from covet.db import Database, DatabaseUnavailableError, OperationalError, PoolTimeout
+from covet.db import (
+    Database,
+    DatabaseUnavailableError,
+    OperationalError,
+    PoolTimeout,
+    TransactionRollbackError,
+)
 from tests.db.conftest import ENV_VARS, _unavailable
 from tests.db.relay import Relay
 
@@ -133,7 +139,8 @@ async def test_a_write_that_cannot_be_retried_is_unavailable_not_a_driver_error(
         ("CannotConnectNowError", DatabaseUnavailableError),
         ("ConnectionDoesNotExistError", DatabaseUnavailableError),
         ("QueryCanceledError", OperationalError),
-        ("DeadlockDetectedError", OperationalError),
+        # An OperationalError to retry the transaction, not a 503.
+        ("DeadlockDetectedError", TransactionRollbackError),
     ],
 )
 def test_postgres_translation_of_server_going_away(
@@ -153,7 +160,7 @@ def test_postgres_translation_of_server_going_away(
         (2006, DatabaseUnavailableError),  # server has gone away
         (2013, DatabaseUnavailableError),  # lost connection during query
         (1053, DatabaseUnavailableError),  # server shutdown in progress
-        (1213, OperationalError),  # deadlock: retry the transaction, not a 503
+        (1213, TransactionRollbackError),  # deadlock: retry the transaction, not a 503
     ],
 )
 def test_mysql_translation_of_server_going_away(

@@ -13,7 +13,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from covet.db.compiler.numeric import ExpressionDecimalField, arithmetic_field, numeric_field
+from covet.db.compiler.numeric import (
+    ExpressionDecimalField,
+    arithmetic_field,
+    is_integer,
+    numeric_field,
+)
 from covet.db.compiler.paths import _COMPARISONS, _PATTERN_LOOKUPS, _REGEX_LOOKUPS
 from covet.db.exceptions import FieldError, ValidationError
 from covet.db.fields import DecimalField, Field
@@ -300,7 +305,10 @@ class CombinedNode(Node):
         rhs = self.rhs.as_sql(c)
         if self.is_concat:
             return str(c.ops.concat(lhs, rhs))
-        return f"({lhs} {self.op} {rhs})"
+        op = self.op
+        if op == "/" and is_integer(self.lhs.output_field) and is_integer(self.rhs.output_field):
+            op = c.ops.integer_division_operator
+        return f"({lhs} {op} {rhs})"
 
     def collect(self, ops: Any, out: list[Any]) -> None:
         """Append the parameters that as_sql() renders, in order."""

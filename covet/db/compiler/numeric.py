@@ -17,6 +17,12 @@ exact arithmetic gives: the larger scale for ``+``/``-``, the sum for ``*``.
 That removes the binary noise of SQLite's doubles and leaves exact results
 alone. The scale of a ``Decimal`` value is not part of the query shape, and
 division has no fixed scale, so those results come back unquantized.
+
+Integer results are the same on every backend: ``int / int`` is integer division
+truncating toward zero (MySQL's ``DIV``; its ``/`` would return a decimal), and
+a decimal or float result stored in an integer column by ``update()`` drops its
+fraction, toward zero (``ops.truncate_to_integer_sql``), where PostgreSQL and
+MySQL would round and SQLite would store the REAL as it is.
 """
 
 from __future__ import annotations
@@ -35,7 +41,14 @@ from covet.db.fields import (
     parse_decimal,
 )
 
-__all__ = ("ExpressionDecimalField", "arithmetic_field", "numeric_field", "numeric_value")
+__all__ = (
+    "ExpressionDecimalField",
+    "arithmetic_field",
+    "is_integer",
+    "numeric_field",
+    "numeric_value",
+    "truncates_into",
+)
 
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
@@ -125,8 +138,21 @@ def numeric_value(value: Any) -> tuple[str, Any] | None:
     return None
 
 
+#: ``_kind()`` by field class: ``update()`` asks for every value it sets.
+_KINDS: dict[type, str | None] = {}
+
+
 def _kind(field: Field[Any] | None) -> str | None:
     """Return the numeric kind of values of ``field``, or None if they are not numbers."""
+    cls = type(field)
+    try:
+        return _KINDS[cls]
+    except KeyError:
+        kind = _KINDS[cls] = _kind_of(field)
+        return kind
+
+
+def _kind_of(field: Field[Any] | None) -> str | None:
     if isinstance(field, DecimalField | ExpressionDecimalField):
         return "decimal"
     if isinstance(field, FloatField):
@@ -134,6 +160,24 @@ def _kind(field: Field[Any] | None) -> str | None:
     if isinstance(field, IntegerField | BigIntegerField | SmallIntegerField):
         return "int"
     return None
+
+
+def is_integer(field: Field[Any] | None) -> bool:
+    """Return whether the values of ``field`` are integers (an integer field or result)."""
+    return _kind(field) == "int"
+
+
+def truncates_into(target: Field[Any], value: Field[Any] | None) -> bool:
+    """Return whether a ``value`` result stored in ``target`` must drop a fraction.
+
+    True for a decimal or float result going into an integer column.
+    """
+    kinds = _KINDS
+    cls = type(value)
+    kind = kinds[cls] if cls in kinds else _kind(value)
+    if kind != "decimal" and kind != "float":
+        return False
+    return _kind(target) == "int"
 
 
 def _scale(field: Field[Any]) -> int | None:

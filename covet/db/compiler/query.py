@@ -34,6 +34,7 @@ from covet.db.compiler.paths import (
 from covet.db.compiler.transforms import (
     build_transform_lookup,
     container_lookup,
+    json_ordering,
     resolve_transform,
 )
 from covet.db.exceptions import FieldError
@@ -57,6 +58,8 @@ PLAIN_VALUE_TYPES: Final = frozenset(
 )  # fmt: skip
 
 
+#: ``Options.cache`` key of :meth:`Query.default_ordering`.
+_DEFAULT_ORDERING = "default_ordering"
 _queryset_class: list[type[QuerySet[Any]]] = []
 
 
@@ -486,16 +489,33 @@ class Query:
                 )
             name = term[1:] if term.startswith("-") else term
             if term != "?" and name not in self.annotations:
-                resolve_path(self.model, name.split("__"), allow_lookup=False)
+                try:
+                    resolve_path(self.model, name.split("__"), allow_lookup=False)
+                except FieldError:
+                    # A JSON key path ("data__price") orders by its typed values.
+                    out.extend(json_ordering(self.model, name, term.startswith("-")))
+                    continue
             out.append(term)
         return tuple(out)
+
+    def default_ordering(self) -> tuple[str | OrderByNode, ...]:
+        """Return the model's ``Meta.ordering``, resolved as ``order_by()`` would resolve it.
+
+        Plain field names stay strings; a JSON key path becomes its ORDER BY nodes.
+        Resolved once per model (the cache is dropped when the model gains a field).
+        """
+        meta = self.model._meta
+        terms: tuple[str | OrderByNode, ...] | None = meta.cache.get(_DEFAULT_ORDERING)
+        if terms is None:
+            terms = meta.cache[_DEFAULT_ORDERING] = self.resolve_ordering(meta.ordering)
+        return terms
 
     def reversed_ordering(self) -> tuple[str | OrderByNode, ...]:
         """Return the ordering reversed (the primary key's, descending, when unordered).
 
         An expression term flips its direction and its NULLS FIRST/LAST.
         """
-        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        terms = self.order_by if self.order_by is not None else self.default_ordering()
         flipped: list[str | OrderByNode] = []
         for t in terms or ("pk",):
             if not isinstance(t, str):
@@ -514,7 +534,7 @@ class Query:
         fields = self.distinct
         if not isinstance(fields, tuple):
             return ()
-        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        terms = self.order_by if self.order_by is not None else self.default_ordering()
         for term in terms[: len(fields)]:
             name = term.lstrip("-") if isinstance(term, str) else None
             if name not in fields:
@@ -530,7 +550,7 @@ class Query:
 
         An expression term gives ``("", its ORDER BY node, descending)``.
         """
-        terms = self.order_by if self.order_by is not None else self.model._meta.ordering
+        terms = self.order_by if self.order_by is not None else self.default_ordering()
         out: list[tuple[str, Node | None, bool]] = []
         for term in terms:
             if not isinstance(term, str):

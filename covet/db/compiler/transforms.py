@@ -16,6 +16,7 @@ import decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from covet.db.backends.base.lookups import DATE_PARTS, TIME_PARTS, JSONPath, check_json_key
+from covet.db.compiler.functions import OrderByNode
 from covet.db.compiler.nodes import Col, Lookup, Node, Transform
 from covet.db.compiler.paths import CACHE_LIMIT, LOOKUPS, PathInfo, resolve_path
 from covet.db.exceptions import FieldError
@@ -49,6 +50,7 @@ __all__ = (
     "JSONValue",
     "build_transform_lookup",
     "container_lookup",
+    "json_ordering",
     "resolve_transform",
     "value_node",
 )
@@ -221,6 +223,36 @@ def value_node(model: type[Model], name: str) -> Node:
             raise
         path, transforms, _ = found
         return JSONValue(Col(path), _json_path(transforms))
+
+
+#: The JSON types a key path orders by, in ascending order (the rest sort after them).
+_ORDERED_KINDS: Final = ("number", "string", "boolean")
+
+
+def json_ordering(model: type[Model], name: str, descending: bool) -> tuple[OrderByNode, ...]:
+    """Return the ORDER BY terms of ``order_by("data__price")`` (``descending``: ``"-..."``).
+
+    Databases order JSON values their own way (PostgreSQL by JSON type, then value;
+    MariaDB as text, so ``10`` before ``9``), so a key path orders by typed values,
+    one term per JSON type: numbers (numerically), then strings (in the column's
+    collation), then booleans (false first), then everything else (missing key, JSON
+    null, objects, arrays) in no defined order. Descending is the exact reverse. The
+    same on every database.
+
+    Raises:
+        FieldError: ``name`` is not a key path under a JSONField.
+    """
+    node = value_node(model, name)
+    if not isinstance(node, JSONValue):
+        raise FieldError(f"Cannot resolve {name!r} into a JSON key path.")
+    col = node.lhs
+    assert isinstance(col, Col)  # noqa: S101 - value_node() builds JSONValue(Col(...))
+    terms = []
+    for kind in _ORDERED_KINDS:
+        output = _TEXT if kind == "string" else _BOOLEAN if kind == "boolean" else None
+        term = OrderByNode(JSONKey(col, node.path, kind, output), False, "last")
+        terms.append(term.reversed() if descending else term)
+    return tuple(terms)
 
 
 class DatePart(Transform):

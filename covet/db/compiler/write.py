@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from covet.db.compiler.numeric import truncates_into
 from covet.db.compiler.select import SQLCompiler
 
 if TYPE_CHECKING:
@@ -117,7 +118,12 @@ def compile_update(
         caller must select the primary keys first and update by key).
     """
     c = SQLCompiler(query, ops, features)
-    sets = [f"{c.quote(f.column)} = {node.as_sql(c)}" for f, node in values]
+    sets = []
+    for field, node in values:
+        value = node.as_sql(c)
+        if truncates_into(field, node.output_field):
+            value = ops.truncate_to_integer_sql.format(value)  # the same on every backend
+        sets.append(f"{c.quote(field.column)} = {value}")
     where = c.where_sql(query.where)
     sql = f"UPDATE {c.base} SET {', '.join(sets)}" + (f" WHERE {where}" if where else "")
     return sql, c.params, bool(c.join_sql)

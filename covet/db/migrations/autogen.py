@@ -241,7 +241,23 @@ def _compatible(old: Any, new: Any) -> bool:
     affinity_new = getattr(new, "_type_affinity", type(new))
     if affinity_old is None or affinity_new is None:
         return False
-    return bool(issubclass(affinity_old, affinity_new) or issubclass(affinity_new, affinity_old))
+    if issubclass(affinity_old, affinity_new) or issubclass(affinity_new, affinity_old):
+        return True
+    # MySQL/MariaDB store BOOLEAN as TINYINT(1), and reflect it so: the same 0/1 data.
+    return _is_tinyint_boolean(old, affinity_old, affinity_new) or _is_tinyint_boolean(
+        new, affinity_new, affinity_old
+    )
+
+
+def _is_tinyint_boolean(column_type: Any, affinity: Any, other_affinity: Any) -> bool:
+    """Tell whether ``column_type`` is a reflected ``TINYINT(1)`` facing a Boolean."""
+    from sqlalchemy.types import Boolean, Integer
+
+    return (
+        issubclass(affinity, Integer)
+        and issubclass(other_affinity, Boolean)
+        and getattr(column_type, "display_width", None) == 1
+    )
 
 
 def _like_tables(inspector: Any, old: str, new_table: Any) -> bool:

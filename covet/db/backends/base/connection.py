@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from covet.db.backends.base.records import Record, is_read_only_sql, make_index
 from covet.db.backends.base.slots import FifoSlots
-from covet.db.exceptions import DatabaseError, InterfaceError
+from covet.db.exceptions import DatabaseError, InterfaceError, TransactionRollbackError
 from covet.db.querylog import current_log, observers, record
 
 if TYPE_CHECKING:
@@ -124,6 +124,9 @@ class BaseConnection(abc.ABC):
         #: A statement changed session state another user must not inherit (``SET``, a
         #: temporary table, ``LISTEN``...): the pool resets the connection on release.
         self.session_changed = False
+        #: The server rolled the open transaction back on its own (an InnoDB deadlock victim):
+        #: its savepoints are gone and the next statement would start a new transaction.
+        self.transaction_lost = False
         self.created_at = time.monotonic()
         self.idle_since = self.created_at
         self.generation = 0
@@ -209,6 +212,7 @@ class BaseConnection(abc.ABC):
         """Start a transaction (``isolation`` is already normalized by the ops)."""
         await self._run(self._begin, isolation)
         self.in_transaction = True
+        self.transaction_lost = False
 
     async def commit(self) -> None:
         """Commit the current transaction."""
@@ -223,6 +227,7 @@ class BaseConnection(abc.ABC):
             await self._run(self._rollback)
         finally:
             self.in_transaction = False
+            self.transaction_lost = False
 
     async def savepoint(self, name: str) -> None:
         """Create savepoint ``name``."""
@@ -296,7 +301,14 @@ class BaseConnection(abc.ABC):
         if self.backend.is_disconnect(exc):
             self.broken = True
             self.backend.on_disconnect()
-        return self.backend.translate_error(exc)
+        error = self.backend.translate_error(exc)
+        if (
+            self.in_transaction
+            and isinstance(error, TransactionRollbackError)
+            and self.backend.features.rollback_error_ends_transaction
+        ):
+            self.transaction_lost = True
+        return error
 
     async def _recover(
         self, exc: Exception, method: Callable[..., Awaitable[Any]], args: tuple[Any, ...]

@@ -30,6 +30,10 @@ class BaseFeatures:
     # Can SELECT ... FOR UPDATE skip the rows other transactions locked (SKIP LOCKED), so
     # that many workers take different rows of one queue without waiting for each other?
     has_select_for_update_skip_locked: bool = False
+    # Does a deadlock (TransactionRollbackError) roll the whole transaction back and drop
+    # its savepoints? (InnoDB: yes, so ROLLBACK TO SAVEPOINT would fail; PostgreSQL only
+    # aborts the transaction, and rolling back to a savepoint recovers it)
+    rollback_error_ends_transaction: bool = False
     # Can a transaction choose READ COMMITTED / REPEATABLE READ / SERIALIZABLE?
     supports_isolation_levels: bool = False
     # Does a failed statement abort the whole transaction until it is rolled back?
@@ -71,6 +75,10 @@ class BaseFeatures:
     supports_over_clause: bool = True
     # Can SELECT DISTINCT ON (expr, ...) keep the first row of each group? (PostgreSQL only)
     can_distinct_on_fields: bool = False
+    # Can JSONField(index=True) index its column? (PostgreSQL: a GIN index with
+    # jsonb_path_ops, serving `contains`; SQLite: a plain index on the text; MySQL/MariaDB
+    # cannot index a JSON/LONGTEXT column without a prefix length, so the field is refused)
+    can_index_json_field: bool = True
     # Has the database array columns (ArrayField, with contains/overlap/len lookups)?
     supports_array_field: bool = False
     # The oldest server version covet supports, as a tuple.

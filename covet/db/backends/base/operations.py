@@ -83,6 +83,11 @@ class BaseOperations(FunctionOperations, LookupOperations):
     #: The database's name in OpenTelemetry's semantic conventions (``db.system.name``),
     #: which :mod:`covet.tracing` puts on each statement's span.
     telemetry_name: str = "other_sql"
+    #: The operator of ``int / int``: integer division truncating toward zero.
+    integer_division_operator: ClassVar[str] = "/"
+    #: SQL turning the number ``{}`` into an integer by dropping its fraction (toward
+    #: zero), for a decimal or float result stored in an integer column by ``update()``.
+    truncate_to_integer_sql: ClassVar[str] = "CAST(TRUNC({}) AS BIGINT)"
 
     _isolation_levels: ClassVar[Mapping[str, str]] = {}
 

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet.db.backends.base import (
     BaseConnection,
-    BaseCreation,
     BaseFeatures,
     BaseOperations,
     ConnectionPool,
@@ -56,11 +55,12 @@ from covet.db.backends.base import (
     to_decimal,
     to_uuid,
     unreachable_error,
-    url_with_path,
 )
+from covet.db.backends.mysql.creation import MySQLCreation
 from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
 from covet.db.backends.mysql.functions import MySQLFunctionOperations
 from covet.db.backends.mysql.lookups import MySQLLookups
+from covet.db.backends.mysql.session import SESSION_STATEMENTS
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -71,6 +71,7 @@ from covet.db.exceptions import (
     NotSupportedError,
     OperationalError,
     ProgrammingError,
+    TransactionRollbackError,
 )
 from covet.exceptions import MissingDependencyError
 
@@ -111,6 +112,10 @@ class MySQLFeatures(BaseFeatures):
     supports_transactional_ddl = False
     # Does the SQL depend on the server? (yes: MariaDB or MySQL, its binary collation)
     has_server_dependent_ops = True
+    # Does a deadlock roll back the whole transaction? (InnoDB: yes, savepoints and all)
+    rollback_error_ends_transaction = True
+    # Can JSONField(index=True) be indexed? (no: JSON/LONGTEXT needs a prefix length)
+    can_index_json_field = False
     # Is SELECT ... FOR UPDATE meaningful?
     supports_select_for_update = True
     # Can SELECT ... FOR UPDATE skip locked rows? (MySQL 8.0.1+; MariaDB 10.6+, set at connect)
@@ -176,6 +181,8 @@ class MySQLOperations(MySQLFunctionOperations, MySQLLookups, BaseOperations):
     # Backslash escapes inside MySQL string literals, so the one-character escape is '\\'.
     like_escape_sql = "'\\\\'"
     text_collation: str | None = "utf8mb4_bin"
+    integer_division_operator = "DIV"  # "/" of two integers is a DECIMAL (3.5000)
+    truncate_to_integer_sql = "TRUNCATE({}, 0)"  # a CAST to SIGNED would round
     #: True when the server is MariaDB (set at connect).
     is_mariadb = False
     #: The server version (set at connect).
@@ -317,6 +324,7 @@ _ERRNO_MAP: dict[int, type[DatabaseError]] = {
     1060: ProgrammingError,  # duplicate column
     1061: ProgrammingError,  # duplicate key name
     1235: NotSupportedError,
+    1213: TransactionRollbackError,  # deadlock: InnoDB rolled the whole transaction back
 }
 # A statement past command_timeout: MariaDB max_statement_time, MySQL max_execution_time.
 _STATEMENT_TIMEOUT_ERRNOS = frozenset({1969, 3024})
@@ -370,19 +378,31 @@ class MySQLConnection(BaseConnection):
 
     backend: MySQLBackend
 
+    def _note(self, sql: str) -> str:
+        """Return ``sql``, noting whether it changes the session (see session.py)."""
+        if sql not in SESSION_STATEMENTS.harmless and SESSION_STATEMENTS.changes_session(sql):
+            self.session_changed = True
+        return sql
+
+    async def reset(self) -> None:
+        """Roll back as the base class does; a changed session is closed, not reused."""
+        await super().reset()
+        if self.session_changed:
+            self.broken = True  # the pool discards it; the next checkout opens a fresh one
+
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             count: int = cursor.rowcount
             return max(count, 0)
 
     async def _execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
         async with self.raw.cursor() as cursor:
-            await cursor.executemany(sql, [tuple(p) for p in seq_of_params])
+            await cursor.executemany(self._note(sql), [tuple(p) for p in seq_of_params])
 
     async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             if returning:
                 row = await cursor.fetchone()
                 return None if row is None else row[0]
@@ -390,12 +410,12 @@ class MySQLConnection(BaseConnection):
 
     async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             return list(await cursor.fetchall())
 
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             row: Sequence[Any] | None = await cursor.fetchone()
             return row
 
@@ -403,7 +423,7 @@ class MySQLConnection(BaseConnection):
         self, sql: str, params: Sequence[Any]
     ) -> tuple[Sequence[str], list[Sequence[Any]]]:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql, tuple(params))
+            await cursor.execute(self._note(sql), tuple(params))
             names = [column[0] for column in cursor.description or ()]
             return names, list(await cursor.fetchall())
 
@@ -416,7 +436,7 @@ class MySQLConnection(BaseConnection):
             cursor = await self.raw.cursor(cursor_classes()[1])
             exhausted = False
             try:
-                await cursor.execute(sql, tuple(params))
+                await cursor.execute(self._note(sql), tuple(params))
                 names = [column[0] for column in cursor.description or ()]
                 while True:
                     rows = await cursor.fetchmany(chunk_size)
@@ -481,77 +501,6 @@ class MySQLConnection(BaseConnection):
             await asyncio.wait_for(self.raw.ensure_closed(), 1.0)
         except Exception:  # noqa: BLE001 - QUIT is a courtesy; close the socket regardless
             self.raw.close()
-
-
-# -- creation: alembic's engine, the migration lock, test databases --------------------------
-
-
-class MySQLCreation(BaseCreation):
-    """MySQL's migration engine, ``GET_LOCK`` lock, and one database per test run."""
-
-    backend: MySQLBackend
-
-    def migration_engine(self) -> Any:
-        """Return an aiomysql engine whose connections match the app's (charset, sql_mode)."""
-        from sqlalchemy.ext.asyncio import create_async_engine
-        from sqlalchemy.pool import NullPool
-
-        url, options = self.backend.url, self.backend.settings
-
-        async def create() -> Any:
-            import aiomysql
-
-            kwargs: dict[str, Any] = {
-                "user": url.username or "root",
-                "password": url.password or "",
-                "db": url.database,
-                "charset": "utf8mb4",
-                "connect_timeout": options.get("connect_timeout", 10.0),
-                "local_infile": False,
-                "init_command": f"SET SESSION sql_mode = '{options.get('sql_mode', '')}'",
-            }
-            if options.get("unix_socket"):
-                kwargs["unix_socket"] = options["unix_socket"]
-            else:
-                kwargs["host"] = url.host or "127.0.0.1"
-                kwargs["port"] = url.port or 3306
-            return await aiomysql.connect(**kwargs)
-
-        return create_async_engine("mysql+aiomysql://", poolclass=NullPool, async_creator=create)
-
-    def _lock_name(self) -> str:
-        # MySQL lock names are at most 64 characters.
-        return f"covet_migrations_{self.migration_lock_id().hex()[:32]}"
-
-    def acquire_migration_lock(self, connection: Any, timeout: float) -> bool:
-        """Wait up to ``timeout`` (whole seconds) for ``GET_LOCK``, a session-level lock."""
-        from sqlalchemy import text
-
-        got = connection.execute(
-            text("SELECT GET_LOCK(:name, :timeout)"),
-            {"name": self._lock_name(), "timeout": int(timeout)},
-        ).scalar()
-        return bool(got == 1)
-
-    def release_migration_lock(self, connection: Any) -> None:
-        """Release the ``GET_LOCK`` lock."""
-        from sqlalchemy import text
-
-        connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self._lock_name()})
-
-    def test_database_url(self, url: str, name: str) -> str:
-        """Return ``url`` naming the test run's database."""
-        return url_with_path(url, name)
-
-    def create_test_database_sql(self, name: str) -> tuple[str, ...]:
-        """Create a database with the binary collation detected on connect."""
-        quoted = self.backend.ops.quote_name(name)
-        collation = self.backend.ops.text_collation
-        return (f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4 COLLATE {collation}",)
-
-    def drop_test_database_sql(self, name: str) -> tuple[str, ...]:
-        """Drop the test run's database."""
-        return (f"DROP DATABASE IF EXISTS {self.backend.ops.quote_name(name)}",)
 
 
 class MySQLBackend(PooledBackend[MySQLConnection]):

@@ -66,6 +66,7 @@ from covet.db.exceptions import (
     OperationalError,
     ProgrammingError,
     TransactionManagementError,
+    TransactionRollbackError,
 )
 from covet.exceptions import MissingDependencyError
 
@@ -266,8 +267,9 @@ def _error_map() -> tuple[tuple[type[BaseException], type[DatabaseError]], ...]:
         (exc.UndefinedFunctionError, ProgrammingError),
         (exc.InvalidTransactionStateError, TransactionManagementError),
         (exc.FeatureNotSupportedError, NotSupportedError),
-        (exc.TransactionRollbackError, OperationalError),  # serialization failure, deadlock
+        (exc.TransactionRollbackError, TransactionRollbackError),  # serialization failure, deadlock
         (exc.QueryCanceledError, OperationalError),
+        (exc.LockNotAvailableError, OperationalError),  # 55P03: NOWAIT found a lock
         (exc.InsufficientResourcesError, OperationalError),
         # 57P01-57P05 (admin/crash shutdown, cannot connect now...): the server goes away.
         (exc.OperatorInterventionError, DatabaseUnavailableError),

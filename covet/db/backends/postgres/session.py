@@ -17,18 +17,21 @@ __all__ = ("RESET_SQL", "changes_session")
 # settings (SET, except SET LOCAL / SET TRANSACTION / SET CONSTRAINTS, which end with the
 # transaction), LISTEN, held cursors, temporary tables, session advisory locks. Anywhere
 # in the string: a simple-protocol execute() may carry several statements.
+# A statement starts at the string's start or a ";", then blanks and comments ("/* c */ SET"
+# must not slip through). A DO block can run anything (EXECUTE 'SET ...'): it counts too.
+_START = r"(?:^|;)(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
 _SESSION_SQL = re.compile(
-    r"(?:^|;)\s*(?:SET(?!\s+(?:LOCAL|TRANSACTION|CONSTRAINTS|SESSION\s+CHARACTERISTICS)\b)"
-    r"|RESET|LISTEN|UNLISTEN|DECLARE|DISCARD|LOAD"
+    _START + r"(?:SET(?!\s+(?:LOCAL|TRANSACTION|CONSTRAINTS|SESSION\s+CHARACTERISTICS)\b)"
+    r"|RESET|LISTEN|UNLISTEN|DECLARE|DISCARD|LOAD|DO"
     r"|CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?TEMP(?:ORARY)?)\b"
     r"|\bINTO\s+TEMP(?:ORARY)?\b"
     r"|\b(?:set_config|pg_advisory_lock|pg_advisory_lock_shared|pg_try_advisory_lock"
     r"|pg_try_advisory_lock_shared)\s*\(",
-    re.IGNORECASE,
+    re.IGNORECASE | re.DOTALL,
 )
 # A prepared statement outlives RESET ALL, and DEALLOCATE ALL would drop asyncpg's own
 # cached statements too: a connection that ran PREPARE is closed on release instead.
-_PREPARE_SQL = re.compile(r"(?:^|;)\s*PREPARE\b", re.IGNORECASE)
+_PREPARE_SQL = re.compile(_START + r"PREPARE\b", re.IGNORECASE | re.DOTALL)
 # What asyncpg's pool sends on release (Connection.get_reset_query() on PostgreSQL 12+),
 # plus temporary tables; run only after _changes_session() matched.
 RESET_SQL = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; DISCARD TEMP"

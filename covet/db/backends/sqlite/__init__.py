@@ -54,6 +54,7 @@ from covet.db.backends.sqlite.converters import (
 )
 from covet.db.backends.sqlite.functions import SQLiteFunctionOperations
 from covet.db.backends.sqlite.lookups import SQLiteLookups, register_functions
+from covet.db.backends.sqlite.session import SESSION_STATEMENTS
 from covet.db.exceptions import (
     DatabaseError,
     DataError,
@@ -117,6 +118,8 @@ class SQLiteOperations(SQLiteFunctionOperations, SQLiteLookups, BaseOperations):
     param_style = "qmark"
     sqlalchemy_dialect = "sqlite"
     telemetry_name = "sqlite"
+    # CAST drops the fraction; without it a REAL lands as it is in an INTEGER column.
+    truncate_to_integer_sql = "CAST({} AS INTEGER)"
     # The datetime converter always returns an aware datetime in UTC (DateTimeField
     # skips its own normalisation then).
     datetime_converter_returns_utc: ClassVar[bool] = True
@@ -291,7 +294,11 @@ class SQLiteConnection(BaseConnection):
 
     async def _write(self, sql: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run()``, under the writer lock when ``sql`` writes outside a transaction."""
-        if self.in_transaction or is_read_only_sql(sql):
+        read_only = is_read_only_sql(sql)
+        statements = SESSION_STATEMENTS
+        if not read_only and sql not in statements.harmless and statements.changes_session(sql):
+            self.session_changed = True  # reset() closes it (see session.py)
+        if self.in_transaction or read_only:
             return await run()
         await self._writer()
         try:
@@ -439,6 +446,8 @@ class SQLiteConnection(BaseConnection):
             await self.raw.execute_fetchall("ROLLBACK")
         self.in_transaction = False
         self._release_writer()
+        if self.session_changed:
+            self.broken = True  # the pool discards it; the next checkout opens a fresh one
 
     async def close(self) -> None:
         """Roll back, close the connection and stop its worker thread, then free the writer lock.

@@ -1,0 +1,1 @@
+"""The admin benchmark: the list page on a large table."""
