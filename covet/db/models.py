@@ -30,7 +30,7 @@ from covet.db.exceptions import (
     ObjectDoesNotExist,
     ValidationError,
 )
-from covet.db.fields import AutoField, Field, ManyToManyField
+from covet.db.fields import NOT_PROVIDED, AutoField, Field, ManyToManyField
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -209,6 +209,44 @@ def _type_only_clean(field: Field[Any]) -> Callable[[Any], Any]:
         return value
 
     return clean
+
+
+#: The key of the :func:`_init_plan` in ``Options.cache`` (cleared when a field is added).
+_INIT_PLAN = "covet.init_plan"
+#: Default values shared by every instance as they are (immutable): no get_default() call.
+_SHARED_DEFAULTS = (int, float, str, bytes, bool, type(None))
+
+
+def _init_plan(meta: Options) -> tuple[frozenset[str], Callable[[dict[str, Any]], dict[str, Any]]]:
+    """Return ``Model.__init__``'s fast path for ``meta``: the names it takes, and its builder.
+
+    When every keyword is a column attribute (``title=``, ``author_id=``, not
+    ``author=`` or ``pk=``), each column takes its keyword or its default, which is
+    what the general path does too; the builder is Python source written for the
+    model's columns (``{"_state": State(), "id": kw["id"] if "id" in kw else None,
+    ...}``), a few times cheaper than the general loop (``bulk_create()`` of a
+    thousand new objects spends most of its time building them).
+    """
+    fields = meta.concrete_fields
+    other_names = {f.name for f in fields if f.name != f.attname}
+    names = frozenset(f.attname for f in fields if f.attname not in other_names)
+    namespace: dict[str, Any] = {"State": ModelState}
+    items = ['"_state": State()']
+    for i, field in enumerate(fields):
+        if type(field).get_default is Field.get_default and (
+            field.default is NOT_PROVIDED or type(field.default) in _SHARED_DEFAULTS
+        ):
+            default = f"value{i}"
+            namespace[f"value{i}"] = None if field.default is NOT_PROVIDED else field.default
+        else:
+            default = f"default{i}()"
+            namespace[f"default{i}"] = field.get_default
+        key = repr(field.attname)
+        items.append(f"{key}: kw[{key}] if {key} in kw else {default}")
+    source = f"def build(kw):\n    return {{{', '.join(items)}}}\n"
+    # Made of the model's attribute names (repr()-quoted) only: nothing from user input.
+    exec(compile(source, f"<covet init {meta.model.__qualname__}>", "exec"), namespace)  # noqa: S102
+    return names, namespace["build"]
 
 
 class ModelState:
@@ -438,6 +476,13 @@ class Model:
 
     def __init__(self, **kwargs: Any) -> None:
         meta = self._meta
+        plan = meta.cache.get(_INIT_PLAN)
+        if plan is None:
+            plan = meta.cache[_INIT_PLAN] = _init_plan(meta)
+        if kwargs.keys() <= plan[0]:
+            # Only column attributes given (the common case): the values in one dict display.
+            self.__dict__.update(plan[1](kwargs))
+            return
         values: dict[str, Any] = {"_state": ModelState()}
         for field in meta.concrete_fields:
             attname = field.attname

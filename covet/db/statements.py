@@ -15,13 +15,13 @@ from covet.db.compiler import compile_select
 from covet.db.compiler.paths import CACHE_LIMIT
 from covet.db.compiler.query import PLAIN_VALUE_TYPES
 from covet.db.database import get_database
+from covet.db.fields import Field, ForeignKey, IntegerField
 from covet.db.routing import db_for_read, routers
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from covet.db.compiler import CompiledSelect, Query
     from covet.db.database import Database
-    from covet.db.fields import Field
     from covet.db.queryset import QuerySet
 
 __all__ = (
@@ -35,12 +35,16 @@ __all__ = (
 
 T = TypeVar("T")
 
-#: ``get(**kwargs)`` statements: the compiled SELECT and the compared fields (in keyword
-#: order), by (the database's ops, the base query's shape, the sorted keywords).
-get_statements: dict[tuple[Any, ...], tuple[CompiledSelect, tuple[Field[Any], ...]]] = {}
+#: A remembered statement: the compiled SELECT, the compared fields (in keyword order),
+#: and for each field whether it binds any ``int`` as it is (see _binds_ints_as_is()).
+Statement = tuple["CompiledSelect", tuple["Field[Any]", ...], tuple[bool, ...]]
+
+#: ``get(**kwargs)`` statements by (the database's ops, the base query's shape, the sorted
+#: keywords).
+get_statements: dict[tuple[Any, ...], Statement] = {}
 #: ``filter(**kwargs)`` statements, by the same keys: the base query filtered by the
 #: keywords, as awaiting the queryset runs it (no LIMIT, the base's own ordering).
-filter_statements: dict[tuple[Any, ...], tuple[CompiledSelect, tuple[Field[Any], ...]]] = {}
+filter_statements: dict[tuple[Any, ...], Statement] = {}
 
 
 def limited_for_get(qs: QuerySet[T]) -> QuerySet[T]:
@@ -88,7 +92,7 @@ def get_statement_key(
 
 
 def bind_statement(
-    statement: tuple[CompiledSelect, tuple[Field[Any], ...]],
+    statement: Statement,
     key: tuple[Any, ...],
     base: QuerySet[Any],
     kwargs: dict[str, Any],
@@ -98,19 +102,48 @@ def bind_statement(
     Raises:
         ValidationError: A value does not fit its field (the error filter() raises).
     """
-    ops, fields = key[0], statement[1]
+    ops, fields, ints_as_is = key[0], statement[1], statement[2]
     params: list[Any] = []
     where = base._query.where
     if where.children:
         where.collect(ops, params)  # a custom manager's own filters
-    for field, name in zip(fields, key[2], strict=True):
-        # get_db_prep_value() runs get_prep_value() (the check filter() makes) itself.
-        params.append(field.get_db_prep_value(kwargs[name], ops))
+    for field, name, as_is in zip(fields, key[2], ints_as_is, strict=True):
+        value = kwargs[name]
+        if as_is and type(value) is int:
+            params.append(value)  # what get_db_prep_value() would return, without its calls
+        else:
+            # get_db_prep_value() runs get_prep_value() (the check filter() makes) itself.
+            params.append(field.get_db_prep_value(value, ops))
     return params
 
 
+def _binds_ints_as_is(field: Field[Any], ops: Any) -> bool:
+    """Tell whether ``field.get_db_prep_value(v, ops)`` is ``v`` itself for every ``int`` ``v``.
+
+    True for the integer fields (and keys to them) that keep the base
+    ``get_prep_value()``/``get_db_prep_value()`` and ``to_python()``, where the
+    database has no adapter for their type: the primary key and foreign key
+    lookups of ``get(pk=...)`` and ``filter(author_id=...)``.
+    """
+    cls = type(field)
+    if not (
+        cls.get_prep_value is Field.get_prep_value
+        and cls.get_db_prep_value is Field.get_db_prep_value
+    ):
+        return False
+    target = field
+    if isinstance(field, ForeignKey):
+        if cls.to_python is not ForeignKey.to_python:
+            return False
+        target = field.target_field
+    return (
+        type(target).to_python is IntegerField.to_python
+        and ops.get_adapter(field.internal_type) is None
+    )
+
+
 def remember_statement(
-    cache: dict[tuple[Any, ...], tuple[CompiledSelect, tuple[Field[Any], ...]]],
+    cache: dict[tuple[Any, ...], Statement],
     key: tuple[Any, ...],
     db: Database,
     base: Query,
@@ -127,4 +160,6 @@ def remember_statement(
     backend = db.backend
     if len(cache) >= CACHE_LIMIT:
         cache.clear()
-    cache[key] = (compile_select(query, backend.ops, backend.features), fields)
+    ops = backend.ops
+    ints_as_is = tuple(_binds_ints_as_is(f, ops) for f in fields)
+    cache[key] = (compile_select(query, ops, backend.features), fields, ints_as_is)

@@ -311,3 +311,61 @@ async def test_mysql_counts_keys_only_under_a_consecutive_lock_mode(orm):
     )
     expected = int(step) if int(mode) in (0, 1) else None
     assert orm.features.bulk_insert_id_step == expected
+
+
+def _cuts_by_measure(flat, width, size, max_bytes, ops):
+    # The per-row measure _packet_batches() stands for (one max_literal_bytes() per value).
+    budget = max_bytes * 9 // 10 - 1024
+    cuts, start, used = [], 0, 0
+    rows = len(flat) // width
+    for row in range(rows):
+        values = flat[row * width : (row + 1) * width]
+        cost = 4 * width + 4 + sum(map(ops.max_literal_bytes, values))
+        if row > start and (row - start >= size or used + cost > budget):
+            cuts.append((start, row))
+            start, used = row, 0
+        used += cost
+    if rows > start:
+        cuts.append((start, rows))
+    return cuts
+
+
+@pytest.mark.parametrize("max_bytes", [4_000, 40_000, 16 * 1024 * 1024])
+@pytest.mark.parametrize("with_bytes", [False, True])
+def test_packet_cuts_are_those_of_the_per_value_measure(max_bytes, with_bytes):
+    from covet.db.backends.base import BaseFeatures, BaseOperations
+    from covet.db.persistence import _packet_batches
+
+    ops = BaseOperations(BaseFeatures())
+    when = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
+    rows = [
+        ["t" * (i % 50), i, None, when, "é'" * (i % 9), b"\x00" * i if with_bytes else Decimal(i)]
+        for i in range(300)
+    ]
+    flat = [v for row in rows for v in row]
+    for size in (7, 100, 1000):
+        expected = _cuts_by_measure(flat, 6, size, max_bytes, ops)
+        assert _packet_batches(flat, 6, size, max_bytes, ops) == expected
+
+
+async def test_columns_already_clean_are_kept_and_others_cleaned(ann):
+    # Whole columns of canonical values are recognised at once; one odd value sends its
+    # column through clean() value by value, as full_clean() would.
+    offset_zero = datetime.timezone(datetime.timedelta(0))
+    posts = [
+        Post(
+            title=f"p{i}",
+            author=ann,
+            views=i,
+            published_at=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        )
+        for i in range(5)
+    ]
+    posts[3].published_at = datetime.datetime(2026, 1, 1, tzinfo=offset_zero)
+    posts[4].views = "7"
+    await Post.objects.bulk_create(posts)
+    assert posts[3].published_at.tzinfo is datetime.UTC  # cleaned like full_clean() does
+    assert posts[0].published_at.tzinfo is datetime.UTC
+    assert posts[4].views == 7
+    with pytest.raises(ValidationError, match="title"):
+        await Post.objects.bulk_create([Post(title="x" * 201, author=ann)])

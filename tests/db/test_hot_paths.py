@@ -303,3 +303,76 @@ async def test_loaded_instances_keep_related_objects(data):
     assert posts[0].author._state.adding is False
     fresh = Post(title="Third", author=data["ann"])
     assert fresh._state.adding is True
+
+
+# -- plain-model rows become instances through a builder written per query shape ----------------
+
+
+async def test_plain_rows_hold_every_column_converted_and_nothing_else(data):
+    posts = {p.title + str(p.views): p for p in await Post.objects.filter(views__gte=0)}
+    second = posts["Second10"]
+    assert second.published_at == datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert second.published_at.tzinfo == UTC  # the DateTimeField converter ran
+    assert second.rating == decimal.Decimal("4.50")
+    assert posts["First10"].published_at is None  # NULL skips the converter
+    assert posts["First10"].rating is None
+    columns = {f.attname for f in Post._meta.concrete_fields}
+    for post in posts.values():
+        assert set(post.__dict__) == columns
+    values = await Post.objects.filter(views__gte=0).values(*sorted(columns))
+    assert sorted(values, key=lambda v: v["id"]) == sorted(
+        (p.__dict__ for p in posts.values()), key=lambda v: v["id"]
+    )
+
+
+async def test_plain_rows_ignore_columns_appended_for_distinct_ordering(data):
+    posts = await Post.objects.filter(views__gte=0).order_by("author__name", "pk").distinct()
+    assert [p.title for p in posts] == ["First", "Second", "First"]
+    columns = {f.attname for f in Post._meta.concrete_fields}
+    assert all(set(p.__dict__) == columns for p in posts)
+
+
+async def test_plain_rows_of_a_deferred_queryset_hold_the_loaded_columns(data):
+    post = await Post.objects.only("title").get(pk=data["second"].pk)
+    assert post.__dict__.keys() == {"id", "title"}
+    assert post.title == "Second"
+
+
+async def test_plain_rows_from_another_alias_carry_their_state(data, make_database):
+    await make_database(alias="replica_rows")
+    posts = await Post.objects.using("replica_rows").filter(views=10).order_by("pk")
+    assert [p.title for p in posts] == ["First", "Second"]
+    assert {p._state.db for p in posts} == {"replica_rows"}
+    assert posts[0]._state is not posts[1]._state
+    assert posts[1].published_at == datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+# -- integer keys bound as they are ---------------------------------------------------------------
+
+
+async def test_remembered_integer_keys_bind_ints_as_they_are_and_check_the_rest(data):
+    ann = data["ann"]
+    for pk in (data["first"].pk, str(data["first"].pk)):  # an int as is, a str converted
+        assert (await Post.objects.get(pk=pk)).title == "First"
+        assert [p.title for p in await Post.objects.filter(author_id=ann.pk)] == ["First"]
+    assert [p.title for p in await Post.objects.filter(author_id=str(ann.pk))] == ["First"]
+    statement = next(iter(statements.get_statements.values()))
+    assert statement[2] == (True,)  # the primary key binds an int as it is
+    for bad in (True, 1.5, "x"):  # what get_db_prep_value() refuses, refused alike
+        with pytest.raises(ValidationError):
+            await Post.objects.get(pk=bad)
+        with pytest.raises(ValidationError):
+            await Post.objects.filter(author_id=bad)
+    assert await Post.objects.filter(views=10).count() == 2
+
+
+def test_only_plain_integer_fields_bind_ints_as_they_are(orm):
+    from covet.db.statements import _binds_ints_as_is
+
+    ops = orm.ops
+    assert _binds_ints_as_is(Post._meta.pk, ops)
+    assert _binds_ints_as_is(Post._meta.get_field("author"), ops)
+    assert _binds_ints_as_is(Post._meta.get_field("views"), ops)
+    assert not _binds_ints_as_is(Post._meta.get_field("title"), ops)
+    assert not _binds_ints_as_is(Post._meta.get_field("rating"), ops)
+    assert not _binds_ints_as_is(Post._meta.get_field("published_at"), ops)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from typing import TYPE_CHECKING, Any, cast
+from unittest.mock import ANY
 
 import pytest
 
@@ -75,6 +76,29 @@ def test_defaults_fk_id_and_repr():
     assert post.author_id == 3
     assert repr(post) == "<Post: id=None>"
     assert repr(Titled(title="hello", id=4)) == "<Titled: hello>"
+
+
+def test_column_keywords_and_other_keywords_build_the_same_instance():
+    # Only column attributes: Model.__init__'s fast path; with pk= (or author=): the general one.
+    fast = Post(title="t", author_id=7)
+    general = Post(title="t", author_id=7, pk=None)
+    assert fast.__dict__.keys() == general.__dict__.keys()
+    assert next(iter(fast.__dict__)) == "_state"
+    assert {k: v for k, v in fast.__dict__.items() if k != "_state"} == {
+        k: v for k, v in general.__dict__.items() if k != "_state"
+    }
+    assert fast._state.adding is True and fast._state.db is None
+    assert fast._state is not Post(title="u")._state
+    assert Post(pk=5, title="t").__dict__ == {**Post(id=5, title="t").__dict__, "_state": ANY}
+    assert Post(views=None).views is None  # a given None is kept, not replaced by the default
+
+
+def test_callable_defaults_run_per_instance():
+    one, two = Defaults(), Defaults(counter=1)
+    assert one.labels == ["new"] and one.labels is not two.labels
+    assert one.token != two.token
+    assert (one.counter, two.counter, one.state) == (5, 1, "draft")
+    assert one.created is None  # auto_now_add fills it in pre_save(), not __init__
 
 
 def test_equality_and_hash():

@@ -43,7 +43,7 @@ from covet.db.backends.base.operations import (
     to_decimal,
     to_uuid,
 )
-from covet.db.backends.base.pool import ConnectionPool, PoolStats
+from covet.db.backends.base.pool import ConnectionPool, PoolStats, released
 from covet.db.backends.base.records import Record, is_read_only_sql, make_index
 
 __all__ = (
@@ -70,6 +70,7 @@ __all__ = (
     "make_index",
     "missing_database_error",
     "pool_timeout_error",
+    "released",
     "server_address",
     "statement_timeout_error",
     "to_bool",

@@ -17,10 +17,19 @@ if TYPE_CHECKING:
 
     from covet.db.backends.base.connection import BaseConnection
 
-__all__ = ("ConnectionPool", "PoolStats")
+__all__ = ("ConnectionPool", "PoolStats", "released")
 
 
 C = TypeVar("C", bound="BaseConnection")
+
+
+async def released() -> None:
+    """Do nothing: what a backend's ``release()`` hands back when the connection is already closed.
+
+    Backends return the pool's ``release()`` coroutine for the caller to await
+    rather than awaiting it in one of their own (one coroutine fewer per
+    statement); a connection with no pool to go back to still needs an awaitable.
+    """
 
 
 class PoolStats(NamedTuple):

@@ -47,6 +47,7 @@ from covet.db.backends.base import (
     json_to_db,
     login_refused_error,
     missing_database_error,
+    released,
     server_address,
     statement_timeout_error,
     to_bool,
@@ -75,7 +76,7 @@ from covet.db.exceptions import (
 from covet.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 
     from covet.db.database import DatabaseURL
 
@@ -654,17 +655,20 @@ class MySQLBackend(PooledBackend[MySQLConnection]):
         if pool is not None:
             await pool.close()
 
-    async def acquire(self) -> MySQLConnection:
-        """Check out a connection: closed sockets are skipped, long-idle ones pinged first."""
-        return await self._require_pool().acquire()
+    # acquire() and release() hand back the pool's coroutine rather than awaiting it in
+    # one of their own: one coroutine fewer on the path of every statement.
 
-    async def release(self, conn: BaseConnection) -> None:
-        """Return a connection to the pool."""
+    def acquire(self) -> Coroutine[Any, Any, MySQLConnection]:
+        """Check out a connection: closed sockets are skipped, long-idle ones pinged first."""
+        return self._require_pool().acquire()
+
+    def release(self, conn: BaseConnection) -> Coroutine[Any, Any, None]:
+        """Return a connection to the pool (awaitable)."""
         assert isinstance(conn, MySQLConnection)  # noqa: S101 - internal invariant
         if self._pool is None:
             conn.raw.close()
-            return
-        await self._pool.release(conn)
+            return released()
+        return self._pool.release(conn)
 
     async def replace_raw(self, conn: BaseConnection) -> None:
         """Swap a dead connection's socket for a new one."""
