@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -313,10 +313,13 @@ async def test_mysql_counts_keys_only_under_a_consecutive_lock_mode(orm):
     assert orm.features.bulk_insert_id_step == expected
 
 
-def _cuts_by_measure(flat, width, size, max_bytes, ops):
+def _cuts_by_measure(
+    flat: list[Any], width: int, size: int, max_bytes: int, ops: Any
+) -> list[tuple[int, int]]:
     # The per-row measure _packet_batches() stands for (one max_literal_bytes() per value).
     budget = max_bytes * 9 // 10 - 1024
-    cuts, start, used = [], 0, 0
+    cuts: list[tuple[int, int]] = []
+    start, used = 0, 0
     rows = len(flat) // width
     for row in range(rows):
         values = flat[row * width : (row + 1) * width]
@@ -362,8 +365,9 @@ async def test_columns_already_clean_are_kept_and_others_cleaned(ann):
         for i in range(5)
     ]
     posts[3].published_at = datetime.datetime(2026, 1, 1, tzinfo=offset_zero)
-    posts[4].views = "7"
+    posts[4].views = "7"  # type: ignore[assignment]  # a string, as a form would send
     await Post.objects.bulk_create(posts)
+    assert posts[0].published_at is not None
     assert posts[3].published_at.tzinfo is datetime.UTC  # cleaned like full_clean() does
     assert posts[0].published_at.tzinfo is datetime.UTC
     assert posts[4].views == 7
