@@ -493,6 +493,7 @@ class Model:
                 related = kwargs.pop(field.name)
                 self.__dict__.update(values)
                 setattr(self, field.name, related)
+                values[attname] = self.__dict__[attname]  # the key the descriptor set
                 continue
             elif field.name in kwargs:
                 values[attname] = kwargs.pop(field.name)

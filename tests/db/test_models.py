@@ -78,6 +78,14 @@ def test_defaults_fk_id_and_repr():
     assert repr(Titled(title="hello", id=4)) == "<Titled: hello>"
 
 
+def test_a_related_object_given_to_the_constructor_is_readable_at_once():
+    ann = Author(name="Ann", email="ann@example.com", id=5)
+    post = Post(title="t", author=ann)
+    assert post.author_id == 5
+    assert post.author is ann  # no RelationNotLoaded before saving
+    assert Post(title="t", author=None).author is None
+
+
 def test_column_keywords_and_other_keywords_build_the_same_instance():
     # Only column attributes: Model.__init__'s fast path; with pk= (or author=): the general one.
     fast = Post(title="t", author_id=7)
