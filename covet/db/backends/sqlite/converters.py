@@ -28,8 +28,11 @@ def _datetime_to_db(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     tz = value.tzinfo
+    if tz is _UTC:
+        # "2026-01-02 03:04:05.000006+00:00" cut before its offset: one call, no new datetime.
+        return value.isoformat(" ", "microseconds")[:26]
     if tz is not None:
-        value = (value if tz is _UTC else value.astimezone(_UTC)).replace(tzinfo=None)
+        value = value.astimezone(_UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
 
 
