@@ -6,7 +6,7 @@ import asyncio
 import datetime
 import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -227,14 +227,33 @@ async def test_get_or_create_race_creates_exactly_one_row(orm, make_database, mo
         return await locked_get(qs, kwargs)
 
     monkeypatch.setattr(upserts, "_locked_get", counting)
-    results = await asyncio.gather(
-        *(Tag.objects.using(db.alias).get_or_create(name="race") for _ in range(RACERS))
+    # Every task's first read finishes (finding nothing) before any task inserts, so the
+    # race happens on every run, however the event loop happens to schedule the tasks.
+    barrier = asyncio.Barrier(RACERS)
+    first_read_done: set[object] = set()
+    real_get = QuerySet.get
+
+    async def get_then_wait(self: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
+        task = asyncio.current_task()
+        try:
+            return await real_get(self, *args, **kwargs)
+        finally:
+            if task not in first_read_done:
+                first_read_done.add(task)
+                await barrier.wait()
+
+    monkeypatch.setattr(QuerySet, "get", get_then_wait)
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(Tag.objects.using(db.alias).get_or_create(name="race") for _ in range(RACERS))
+        ),
+        60,
     )
     assert sum(created for _, created in results) == 1
     assert len({tag.pk for tag, _ in results}) == 1
     assert await Tag.objects.filter(name="race").count() == 1
-    # The race really happened: some tasks found no row, lost the INSERT, read the winner's.
-    assert lost
+    # The race really happened: the other tasks found no row, lost the INSERT, read the winner's.
+    assert len(lost) == RACERS - 1
 
 
 async def test_get_or_create_race_inside_outer_transactions(orm, make_database):
