@@ -12,7 +12,7 @@ from covet.db import migrations
 from covet.db.database import Database
 from covet.db.migrations.runtime import model_drift
 from covet.exceptions import ImproperlyConfigured
-from tests.db.test_migrations import BACKENDS, Project, _project, models_source, run_async
+from tests.db.test_migrations import BACKENDS, Project, models_source, project_on, run_async
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,7 +26,7 @@ def project(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Project]:
     """A project on each backend (see tests/db/test_migrations.py)."""
-    yield from _project(request.param, tmp_path, monkeypatch)
+    yield from project_on(request.param, tmp_path, monkeypatch)
 
 
 def start(project: Project, settings: Settings, *, debug: bool) -> list[str]:

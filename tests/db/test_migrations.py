@@ -36,7 +36,7 @@ from covet.health import health_router
 from covet.testing import TestClient
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+    from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 
     from covet.db.backends.base import BaseCreation, BaseFeatures
 
@@ -256,7 +256,10 @@ class Project:
         return sorted(found, key=lambda path: path.stat().st_mtime_ns)
 
 
-def _project(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+def project_on(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Generator[Project, None, None]:
+    """Yield a project directory on a fresh ``backend`` database; drop both afterwards."""
     store = make_store(backend, tmp_path)
     root = tmp_path / "project"
     root.mkdir()
@@ -275,13 +278,13 @@ def project(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Project]:
     """A project on each backend."""
-    yield from _project(request.param, tmp_path, monkeypatch)
+    yield from project_on(request.param, tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def sqlite_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
     """A project on SQLite only (for SQLite's batch mode)."""
-    yield from _project("sqlite", tmp_path, monkeypatch)
+    yield from project_on("sqlite", tmp_path, monkeypatch)
 
 
 def models_source(step: int) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.db.test_migrations import Project, make_store
+from tests.db.test_migrations import Project, project_on
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,18 +27,8 @@ class Shirt(Model):
 def any_project(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Project]:
-    """A project on each backend (as test_migrations' own fixture builds it)."""
-    store = make_store(request.param, tmp_path)
-    root = tmp_path / "project"
-    root.mkdir()
-    prefix = f"arrays_{request.param}_{secrets.token_hex(3)}"
-    monkeypatch.syspath_prepend(str(root))
-    try:
-        yield Project(root, store, prefix, monkeypatch)
-    finally:
-        for name in [m for m in sys.modules if m.startswith(prefix)]:
-            del sys.modules[name]
-        store.drop()
+    """A project on each backend (test_migrations' own)."""
+    yield from project_on(request.param, tmp_path, monkeypatch)
 
 
 def test_array_column_and_gin_index_autogenerate(any_project: Project) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import mysql, postgresql
 
 from covet.db.migrations import DestructiveOperation, scan_revision
 from covet.db.migrations.destructive import narrowing
-from tests.db.test_migrations import BACKENDS, Project, _project
+from tests.db.test_migrations import BACKENDS, Project, project_on
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -217,7 +217,7 @@ class Item(Model):
 def project(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Project]:
-    yield from _project(request.param, tmp_path, monkeypatch)
+    yield from project_on(request.param, tmp_path, monkeypatch)
 
 
 def test_generated_revision_warns_and_no_destructive_refuses_it(project: Project) -> None:

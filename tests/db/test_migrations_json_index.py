@@ -5,13 +5,11 @@ A GIN index on PostgreSQL, a plain one on SQLite, refused on MySQL/MariaDB.
 
 from __future__ import annotations
 
-import secrets
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.db.test_migrations import Project, make_store
+from tests.db.test_migrations import Project, project_on
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,18 +30,8 @@ class Doc(Model):
 def any_project(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Project]:
-    """A project on each backend (as test_migrations' own fixture builds it)."""
-    store = make_store(request.param, tmp_path)
-    root = tmp_path / "project"
-    root.mkdir()
-    prefix = f"jsonix_{request.param}_{secrets.token_hex(3)}"
-    monkeypatch.syspath_prepend(str(root))
-    try:
-        yield Project(root, store, prefix, monkeypatch)
-    finally:
-        for name in [m for m in sys.modules if m.startswith(prefix)]:
-            del sys.modules[name]
-        store.drop()
+    """A project on each backend (test_migrations' own)."""
+    yield from project_on(request.param, tmp_path, monkeypatch)
 
 
 def test_json_index_autogenerates(any_project: Project) -> None:
@@ -75,21 +63,16 @@ def test_json_index_autogenerates(any_project: Project) -> None:
 
 
 def test_postgres_json_index_is_gin_with_jsonb_path_ops(tmp_path: Path, monkeypatch) -> None:
-    store = make_store("postgres", tmp_path)
-    root = tmp_path / "project"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    project = Project(root, store, f"jsonix_pg_{secrets.token_hex(3)}", monkeypatch)
+    projects = project_on("postgres", tmp_path, monkeypatch)
+    project = next(projects)
     try:
         project.write_models(MODELS)
         project.makemigrations("-m", "docs")
         project.migrate()
-        rows = store.rows("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_doc_data'")
+        rows = project.store.rows("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_doc_data'")
         assert "USING gin (data jsonb_path_ops)" in rows[0][0]
     finally:
-        for name in [m for m in sys.modules if m.startswith(project.prefix)]:
-            del sys.modules[name]
-        store.drop()
+        projects.close()  # drops the database and forgets the project's modules
 
 
 def test_adding_and_removing_the_index_later(any_project: Project) -> None:
