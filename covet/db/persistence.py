@@ -206,7 +206,7 @@ def _bulk_full_clean(model: type[Model], items: list[Any]) -> None:
 
 
 def _packet_batches(
-    flat: list[Any], width: int, size: int, max_bytes: int, ops: Any
+    flat: Sequence[Any], width: int, size: int, max_bytes: int, ops: Any
 ) -> list[tuple[int, int]]:
     """Cut rows into ``(start, end)`` ranges of at most ``size`` rows and ``max_bytes`` bytes.
 
@@ -239,7 +239,7 @@ def _packet_batches(
     return cuts
 
 
-def _whole_bound(flat: list[Any]) -> int | None:
+def _whole_bound(flat: Sequence[Any]) -> int | None:
     """Return a bound of all the literals of ``flat`` at least the sum of ``max_literal_bytes()``.
 
     Computed in a few passes of C loops rather than a method call per value:
@@ -331,52 +331,47 @@ def _prepared_after_clean(field: Field[Any]) -> bool:
 
 def _insert_params_builder(
     fields: Sequence[Field[Any]], ops: Any, *, cleaned: bool
-) -> Callable[[Sequence[Model]], list[Any]]:
-    """Return a function turning a batch of objects into the flat parameters of an INSERT.
+) -> Callable[[Sequence[Model]], list[list[Any]]]:
+    """Return a function turning a batch of objects into an INSERT's values, column by column.
 
     The per-field decisions (which fields bind their cleaned value as it is,
     which go through the backend's adapter, which need the full
     ``get_db_prep_value(pre_save(obj))``) are made once here, not per object.
     ``cleaned`` says every object has just been through ``Model.full_clean()``.
+    A column of values read as they are is one C loop over the objects'
+    dicts; ``ops.bulk_insert_params()`` interleaves the columns into a
+    multi-row ``VALUES``'s parameters, and the array forms send them as they are.
     """
-    attnames = [f.attname for f in fields]
-    # (position, field, adapter): fields whose value needs more than reading it.
-    adapted: list[tuple[int, Field[Any], Callable[[Any], Any]]] = []
-    generic: list[tuple[int, Field[Any]]] = []
-    for i, field in enumerate(fields):
+    # Per field: (field, how): 0 read as is, 1 read then adapt, 2 the full method chain.
+    plan: list[tuple[Field[Any], Callable[[Any], Any] | None, bool]] = []
+    for field in fields:
         if cleaned and _prepared_after_clean(field):
-            adapter = ops.get_adapter(field.internal_type)
-            if adapter is not None:
-                adapted.append((i, field, adapter))
+            plan.append((field, ops.get_adapter(field.internal_type), False))
         else:
-            generic.append((i, field))
-    width = len(fields)
-    read = operator.itemgetter(*attnames) if width > 1 else None
+            plan.append((field, None, True))
 
-    def build(batch: Sequence[Model]) -> list[Any]:
-        params: list[Any] = []
-        extend = params.extend
-        for obj in batch:
-            values = obj.__dict__
-            if read is not None:
+    def build(batch: Sequence[Model]) -> list[list[Any]]:
+        dicts = [obj.__dict__ for obj in batch]
+        columns: list[list[Any]] = []
+        for field, adapter, generic in plan:
+            if generic:
+                columns.append(
+                    [field.get_db_prep_value(field.pre_save(o, True), ops) for o in batch]
+                )
+                continue
+            attname = field.attname
+            try:
+                column = list(map(operator.itemgetter(attname), dicts))
+            except KeyError:  # a deferred field: pre_save() reads it as None
+                column = [values.get(attname) for values in dicts]
+            if adapter is not None:
                 try:
-                    row = list(read(values))
-                except KeyError:  # a deferred field: pre_save() reads it as None
-                    row = [values.get(a) for a in attnames]
-            else:
-                row = [values.get(a) for a in attnames]
-            for i, field in generic:
-                row[i] = field.get_db_prep_value(field.pre_save(obj, True), ops)
-            for i, field, adapter in adapted:
-                value = row[i]
-                if value is not None:
-                    try:
-                        row[i] = adapter(value)
-                    except ValueError as exc:
-                        # As Field.get_db_prep_value(): name the field the adapter refused.
-                        raise ValidationError({field.name or "value": [str(exc)]}) from None
-            extend(row)
-        return params
+                    column = [None if v is None else adapter(v) for v in column]
+                except ValueError as exc:
+                    # As Field.get_db_prep_value(): name the field the adapter refused.
+                    raise ValidationError({field.name or "value": [str(exc)]}) from None
+            columns.append(column)
+        return columns
 
     return build
 
@@ -593,20 +588,28 @@ async def bulk_insert(
             )
             if array_sql is not None:
                 # One array per column: no parameter limit, one short prepared statement.
-                width = len(fields)
-                adapters = [ops.get_array_adapter(f.internal_type) for f in fields]
+                # Where every value is plain, the columns travel as JSON (cheaper to encode).
+                kinds = [f.internal_type for f in fields]
+                json_sql = compile_array_insert(
+                    model, fields, ops, returning=returning, conflict=conflict, form="json"
+                )
+                adapters = [ops.get_array_adapter(kind) for kind in kinds]
                 for batch in batches(group, batch_size or _ARRAY_BATCH_ROWS):
-                    values = build(batch)
-                    columns = [values[i::width] for i in range(width)]
+                    columns = build(batch)
                     for i, adapt in enumerate(adapters):
                         if adapt is not None:
                             columns[i] = [None if v is None else adapt(v) for v in columns[i]]
+                    sql: str = array_sql
+                    params: Sequence[Any] = columns
+                    encoded = None if json_sql is None else ops.json_columns(columns, kinds)
+                    if encoded is not None and json_sql is not None:
+                        sql, params = json_sql, encoded
                     if returning:
-                        result = await run_fetch_all(db, array_sql, columns)
+                        result = await run_fetch_all(db, sql, params)
                         for o, r in zip(batch, result, strict=True):
                             o.__dict__[pk_attname] = conv(r[0]) if conv is not None else r[0]
                     else:
-                        await run_execute(db, array_sql, columns)
+                        await run_execute(db, sql, params)
                 continue
             size = batch_size or ops.bulk_batch_size(len(fields), len(group))
             size = max(1, min(size, features.max_query_params // max(1, len(fields))))
@@ -614,22 +617,26 @@ async def bulk_insert(
             if batch_size is None and limit is not None and len(group) > 1:
                 size = _cacheable_batch_size(model, fields, ops, returning, size, limit, conflict)
                 size = _even_batch_size(len(group), size)
-            prebuilt: list[Any] | None
+            prebuilt: list[list[Any]] | None
+            flat: Sequence[Any] = ()
             if features.max_statement_bytes is not None and batch_size is None and fields:
                 prebuilt = build(group)
-                cuts = _packet_batches(
-                    prebuilt, len(fields), size, features.max_statement_bytes, ops
-                )
+                flat = ops.bulk_insert_params(prebuilt)
+                cuts = _packet_batches(flat, len(fields), size, features.max_statement_bytes, ops)
             else:
                 prebuilt = None
                 cuts = [(i, min(i + size, len(group))) for i in range(0, len(group), size)]
-            width = len(fields)
             for start, end in cuts:
                 batch = group[start:end]
                 sql = compile_insert(
                     model, fields, batch, ops, returning=returning, conflict=conflict
                 )
-                params = build(batch) if prebuilt is None else prebuilt[start * width : end * width]
+                if prebuilt is None:
+                    params = ops.bulk_insert_params(build(batch))
+                elif len(cuts) == 1:
+                    params = flat
+                else:
+                    params = ops.bulk_insert_params([c[start:end] for c in prebuilt])
                 if step is not None:
                     first = await run_insert(db, sql, params, False)
                     for k, o in enumerate(batch):

@@ -103,6 +103,24 @@ class Everything(Model):
     priority = fields.EnumField(Priority, null=True)
 
 
+class Plain(Model):
+    """Every field type whose bulk INSERT values PostgreSQL receives as JSON (no decimal,
+    time or bytes: those go as arrays)."""
+
+    small = fields.SmallIntegerField(null=True)
+    big = fields.BigIntegerField(null=True)
+    flt = fields.FloatField(null=True)
+    flag = fields.BooleanField(null=True)
+    char = fields.CharField(max_length=40, null=True)
+    text = fields.TextField(null=True)
+    day = fields.DateField(null=True)
+    moment = fields.DateTimeField(null=True)
+    uid = fields.UUIDField(null=True)
+    data = fields.JSONField(null=True)
+    color = fields.EnumField(Color, null=True)
+    priority = fields.EnumField(Priority, null=True)
+
+
 def _default_labels() -> list[str]:
     return ["new"]
 
@@ -123,5 +141,5 @@ class Keyed(Model):
 
 ALL_MODELS: list[type[Model]] = [
     Author, Profile, Tag, Post, Comment, Category, Product, Shelf, Node, Group, Membership,
-    Everything, Defaults, Keyed,
+    Everything, Plain, Defaults, Keyed,
 ]  # fmt: skip

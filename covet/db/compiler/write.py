@@ -55,17 +55,21 @@ def compile_array_insert(
     *,
     returning: bool,
     conflict: str = "",
+    form: str = "arrays",
 ) -> str | None:
     """Render the array INSERT of ``fields`` (one array parameter per column), or None.
 
-    None when the dialect has no array form for one of the fields' types (see
-    ``ops.array_insert_sql()``); the caller then uses :func:`compile_insert`.
+    ``form="json"`` renders the variant taking each column as a JSON array
+    (``ops.json_insert_sql()``). None when the dialect has no such form for one
+    of the fields' types (see ``ops.array_insert_sql()``); the caller then uses
+    :func:`compile_insert` (or, for JSON, the array form).
     """
-    key = (ops, model, tuple(f.column for f in fields), "arrays", returning, conflict)
+    key = (ops, model, tuple(f.column for f in fields), form, returning, conflict)
     if key in _insert_cache:
         return _insert_cache[key] or None
     q = ops.quote_name
-    sql: str | None = ops.array_insert_sql(
+    render = ops.json_insert_sql if form == "json" else ops.array_insert_sql
+    sql: str | None = render(
         q(model._meta.table), [q(f.column) for f in fields], [f.internal_type for f in fields]
     )
     if sql is not None and conflict:

@@ -8,6 +8,7 @@ connection. The ``to_*`` helpers are the value converters the dialects share.
 from __future__ import annotations
 
 import decimal
+import itertools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -361,6 +362,32 @@ class BaseOperations(FunctionOperations, LookupOperations):
             f"{type(self).__name__}.array_insert_sql() is not implemented: this database "
             "has no array parameters. Check features.can_bulk_insert_arrays first."
         )
+
+    def bulk_insert_params(self, columns: list[list[Any]]) -> Sequence[Any]:
+        """Return a multi-row INSERT's parameters, row by row, from its values column by column.
+
+        A backend whose driver writes values into the statement may return a
+        sequence that also carries the columns, so it can escape a column at a
+        time (MySQL: ``mysql.driver.InsertRows``).
+        """
+        if len(columns) == 1:
+            return columns[0]
+        return list(itertools.chain.from_iterable(zip(*columns, strict=True)))
+
+    def json_insert_sql(
+        self, table_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
+    ) -> str | None:
+        """Render an INSERT whose parameter ``i`` is column ``i``'s values as a JSON array.
+
+        A faster form of :meth:`array_insert_sql` where the driver's array encoder
+        costs more than writing JSON (PostgreSQL); None here and wherever a
+        column's type has no JSON form.
+        """
+        return None
+
+    def json_columns(self, columns: Sequence[list[Any]], types: Sequence[str]) -> list[str] | None:
+        """Write each column as the JSON text :meth:`json_insert_sql` takes, or None (arrays)."""
+        return None
 
     def array_update_sql(
         self, table_sql: str, pk_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]

@@ -57,7 +57,7 @@ from covet.db.backends.base import (
     unreachable_error,
 )
 from covet.db.backends.mysql.creation import MySQLCreation
-from covet.db.backends.mysql.driver import cursor_classes, driver_connection_class
+from covet.db.backends.mysql.driver import InsertRows, cursor_classes, driver_connection_class
 from covet.db.backends.mysql.functions import MySQLFunctionOperations
 from covet.db.backends.mysql.lookups import MySQLLookups
 from covet.db.backends.mysql.session import SESSION_STATEMENTS
@@ -127,6 +127,11 @@ class MySQLFeatures(BaseFeatures):
     max_query_params = 65535
     # The oldest MySQL covet supports (MariaDB: 10.5).
     minimum_version = (8, 0)
+
+
+def _args(params: Sequence[Any]) -> Any:
+    # aiomysql takes a tuple; InsertRows goes as it is, so the cursor escapes it by column.
+    return params if type(params) is InsertRows else tuple(params)
 
 
 def _datetime_to_db(value: Any) -> Any:
@@ -284,6 +289,10 @@ class MySQLOperations(MySQLFunctionOperations, MySQLLookups, BaseOperations):
         """Return the InnoDB/utf8mb4/binary-collation table options."""
         return f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={self.text_collation}"
 
+    def bulk_insert_params(self, columns: list[list[Any]]) -> Sequence[Any]:
+        """Return the rows as :class:`~covet.db.backends.mysql.driver.InsertRows` (by column)."""
+        return InsertRows(columns)
+
     def get_adapter(self, internal_type: str) -> Converter | None:
         """Return the adapter for ``internal_type`` (datetime to naive UTC, uuid/json to text)."""
         return self._adapters.get(internal_type)
@@ -392,7 +401,7 @@ class MySQLConnection(BaseConnection):
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(self._note(sql), tuple(params))
+            await cursor.execute(self._note(sql), _args(params))
             count: int = cursor.rowcount
             return max(count, 0)
 
@@ -402,7 +411,7 @@ class MySQLConnection(BaseConnection):
 
     async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(self._note(sql), tuple(params))
+            await cursor.execute(self._note(sql), _args(params))
             if returning:
                 row = await cursor.fetchone()
                 return None if row is None else row[0]
@@ -410,12 +419,12 @@ class MySQLConnection(BaseConnection):
 
     async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(self._note(sql), tuple(params))
+            await cursor.execute(self._note(sql), _args(params))
             return list(await cursor.fetchall())
 
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(self._note(sql), tuple(params))
+            await cursor.execute(self._note(sql), _args(params))
             row: Sequence[Any] | None = await cursor.fetchone()
             return row
 
@@ -423,7 +432,7 @@ class MySQLConnection(BaseConnection):
         self, sql: str, params: Sequence[Any]
     ) -> tuple[Sequence[str], list[Sequence[Any]]]:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(self._note(sql), tuple(params))
+            await cursor.execute(self._note(sql), _args(params))
             names = [column[0] for column in cursor.description or ()]
             return names, list(await cursor.fetchall())
 
@@ -436,7 +445,7 @@ class MySQLConnection(BaseConnection):
             cursor = await self.raw.cursor(cursor_classes()[1])
             exhausted = False
             try:
-                await cursor.execute(self._note(sql), tuple(params))
+                await cursor.execute(self._note(sql), _args(params))
                 names = [column[0] for column in cursor.description or ()]
                 while True:
                     rows = await cursor.fetchmany(chunk_size)

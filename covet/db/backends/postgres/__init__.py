@@ -49,7 +49,12 @@ from covet.db.backends.base import (
     to_uuid,
     unreachable_error,
 )
-from covet.db.backends.postgres.arrays import array_update_sql
+from covet.db.backends.postgres.arrays import (
+    array_insert_sql,
+    array_update_sql,
+    json_columns,
+    json_insert_sql,
+)
 from covet.db.backends.postgres.codecs import datetime_from_pg, decode_timestamp, encode_timestamp
 from covet.db.backends.postgres.creation import PostgresCreation
 from covet.db.backends.postgres.functions import PostgresFunctionOperations
@@ -180,30 +185,20 @@ class PostgresOperations(PostgresFunctionOperations, PostgresLookups, BaseOperat
     def array_insert_sql(
         self, table_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
     ) -> str | None:
-        """Render ``INSERT INTO t (a, b) SELECT * FROM unnest($1::bigint[], $2::text[])``.
+        """Render ``INSERT INTO t (a, b) SELECT * FROM unnest($1::bigint[], $2::text[])``."""
+        args = (table_sql, columns_sql, internal_types)
+        return array_insert_sql(*args, self._array_types, self._array_casts)
 
-        One statement of one parameter per column, whatever the row count: asyncpg
-        encodes each array in one go, the statement stays prepared (it is short),
-        and the server plans it once instead of parsing thousands of placeholders.
-        ``unnest()`` yields the rows in array order, and ``RETURNING`` reports them
-        in the order inserted, as for a multi-row ``VALUES``.
-        """
-        types = [self._array_types.get(t) for t in internal_types]
-        if not columns_sql or any(t is None for t in types):
-            return None
-        arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1))
-        columns = ", ".join(columns_sql)
-        casts = [self._array_casts.get(t) for t in internal_types]
-        if not any(casts):
-            return f"INSERT INTO {table_sql} ({columns}) SELECT * FROM unnest({arrays})"
-        names = [f"c{i}" for i in range(1, len(types) + 1)]
-        picks = ", ".join(
-            n if c is None else f"{n}::{c}" for n, c in zip(names, casts, strict=True)
-        )
-        return (
-            f"INSERT INTO {table_sql} ({columns}) SELECT {picks} "
-            f"FROM unnest({arrays}) AS u({', '.join(names)})"
-        )
+    def json_insert_sql(
+        self, table_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
+    ) -> str | None:
+        """Render the INSERT taking each column as a JSON array (see ``arrays.json_columns``)."""
+        args = (table_sql, columns_sql, internal_types)
+        return json_insert_sql(*args, self._array_types, self._array_casts)
+
+    def json_columns(self, columns: Sequence[list[Any]], types: Sequence[str]) -> list[str] | None:
+        """Write each column as a JSON array for :meth:`json_insert_sql`, or None."""
+        return json_columns(columns, types)
 
     def array_update_sql(
         self, table_sql: str, pk_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]

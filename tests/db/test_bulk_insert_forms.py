@@ -1,0 +1,172 @@
+"""The statement forms of a bulk INSERT: the same rows stored whichever form carries them.
+
+PostgreSQL sends each column as one parameter: a JSON array when every value is
+of a plain type (orjson writes it in one C call), else an array that asyncpg
+encodes. MySQL/MariaDB write the values into the statement, a column at a time,
+exactly as the driver's ``escape()`` writes each value. Both are checked here
+against what the slower, value-by-value paths store.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from covet.db import transaction
+from covet.db.testing import capture_queries
+from tests.db.models import Color, Everything, Plain, Priority
+
+if TYPE_CHECKING:
+    from covet.db.database import Database
+
+UTC = datetime.UTC
+TRICKY_TEXT = [
+    "",
+    "plain",
+    "it's \"quoted\"",
+    "back\\slash \\' \\\\",
+    "line\nbreak\r\ttab \x1a sub",
+    "naïve café ☕ 𝄞 \u2028",
+    "{\"json\": [1, 2]}",
+    "' OR 1=1; -- ",
+]
+
+
+def _plain_rows() -> list[Plain]:
+    rows = [
+        Plain(
+            small=-32768,
+            big=-(2**63),
+            flt=0.1,
+            flag=True,
+            char=TRICKY_TEXT[i % len(TRICKY_TEXT)],
+            text=TRICKY_TEXT[(i + 3) % len(TRICKY_TEXT)] * 3,
+            day=datetime.date(1, 1, 1) if i == 0 else datetime.date(2024, 2, 29),
+            moment=datetime.datetime(2024, 2, 29, 23, 59, 58, i * 1111 % 1_000_000, tzinfo=UTC),
+            uid=uuid.UUID(int=i * 7919),
+            data={"k": TRICKY_TEXT[i % len(TRICKY_TEXT)], "n": [i, 1.5, None, True]},
+            color=Color.GREEN,
+            priority=Priority.HIGH,
+        )
+        for i in range(20)
+    ]
+    rows[1].small, rows[1].big, rows[1].flt, rows[1].flag = 32767, 2**63 - 1, 1e-7, False
+    rows[2].flt, rows[2].moment = 1.7976931348623157e308, datetime.datetime(1, 1, 1, tzinfo=UTC)
+    rows[3].flt = -0.0
+    rows[4].data = "just a string"
+    rows[5].data = [None, "x"]
+    rows.append(Plain())  # every column NULL
+    return rows
+
+
+async def _stored(objs: list[Plain]) -> list[tuple[Any, ...]]:
+    names = [f.attname for f in Plain._meta.concrete_fields if not f.primary_key]
+    got = {p.pk: p for p in await Plain.objects.filter(pk__in=[o.pk for o in objs])}
+    return [tuple(getattr(got[o.pk], n) for n in names) for o in objs]
+
+
+def _given(objs: list[Plain]) -> list[tuple[Any, ...]]:
+    names = [f.attname for f in Plain._meta.concrete_fields if not f.primary_key]
+    return [tuple(getattr(o, n) for n in names) for o in objs]
+
+
+@pytest.mark.requires("can_bulk_insert_arrays")
+async def test_plain_columns_travel_as_json_and_round_trip(orm: Database) -> None:
+    objs = _plain_rows()
+    async with capture_queries() as captured:
+        await Plain.objects.bulk_create(objs)
+    inserts = [sql for sql in captured.queries if sql.startswith("INSERT")]
+    assert len(inserts) == 1
+    assert "json_array_elements_text(" in inserts[0]
+    assert await _stored(objs) == _given(objs)
+    negative_zero = (await Plain.objects.get(pk=objs[3].pk)).flt
+    assert negative_zero is not None
+    assert math.copysign(1.0, negative_zero) == -1.0
+
+
+@pytest.mark.requires("can_bulk_insert_arrays")
+async def test_json_and_array_forms_store_the_same_rows(orm: Database, monkeypatch) -> None:
+    as_json = _plain_rows()
+    await Plain.objects.bulk_create(as_json)
+    monkeypatch.setattr(type(orm.ops), "json_columns", lambda self, columns, types: None)
+    as_arrays = _plain_rows()
+    async with capture_queries() as captured:
+        await Plain.objects.bulk_create(as_arrays)
+    assert any("unnest(" in sql for sql in captured.queries)
+    assert await _stored(as_json) == await _stored(as_arrays) == _given(as_arrays)
+
+
+@pytest.mark.requires("can_bulk_insert_arrays")
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+async def test_non_finite_floats_go_as_arrays(orm: Database, value: float) -> None:
+    # orjson writes NaN and the infinities as null: such a batch must not take the JSON form.
+    objs = [Plain(flt=1.5), Plain(flt=value)]
+    async with capture_queries() as captured:
+        await Plain.objects.bulk_create(objs)
+    assert not any("json_array_elements_text(" in sql for sql in captured.queries)
+    stored = (await Plain.objects.get(pk=objs[1].pk)).flt
+    assert stored is not None
+    assert (math.isnan(stored) and math.isnan(value)) or stored == value
+
+
+@pytest.mark.requires("can_bulk_insert_arrays")
+async def test_a_column_without_a_json_form_sends_the_batch_as_arrays(orm: Database) -> None:
+    objs = [Everything(dec=Decimal("1.50"), char="a'b", moment=datetime.datetime.now(UTC))]
+    async with capture_queries() as captured:
+        await Everything.objects.bulk_create(objs)
+    assert any("unnest(" in sql for sql in captured.queries)
+    got = await Everything.objects.get(pk=objs[0].pk)
+    assert (got.dec, got.char, got.moment) == (Decimal("1.50"), "a'b", objs[0].moment)
+
+
+def _mysql_only(orm: Database) -> None:
+    if orm.vendor != "mysql":
+        pytest.skip("MySQL/MariaDB write values into the statement; the others bind them")
+
+
+async def test_escape_columns_writes_what_escape_writes(orm: Database) -> None:
+    _mysql_only(orm)
+    naive = datetime.datetime(2024, 2, 29, 23, 59, 58)
+    columns: list[list[Any]] = [
+        [0, -1, 2**63 - 1, -(2**63)],  # ints
+        TRICKY_TEXT[:4],
+        TRICKY_TEXT[4:],
+        ["a", "b", "c", "d"],  # nothing to escape
+        [naive, naive.replace(microsecond=5), datetime.datetime(1, 1, 1), naive],
+        [1, None, "x", naive],  # mixed: value by value
+        [True, False, None, 1],  # bools are not ints here
+        [Decimal("1.50"), 1.5, b"\x00'\\", datetime.date(2024, 1, 1)],
+        [datetime.datetime(2024, 1, 1, tzinfo=UTC)] * 4,  # aware: value by value
+    ]
+    async with orm.connection() as conn:
+        raw = conn.raw
+        assert raw.escape_columns(columns) == [[raw.escape(v) for v in c] for c in columns]
+
+
+async def test_no_backslash_escapes_mode_is_honoured(orm: Database) -> None:
+    # With NO_BACKSLASH_ESCAPES a backslash is an ordinary character: escaping as in the
+    # default mode would end the literal early. The column path must notice the mode.
+    _mysql_only(orm)
+    objs = [Plain(char=t, text=t * 2) for t in TRICKY_TEXT]
+    async with transaction(orm.alias):
+        await orm.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        await Plain.objects.bulk_create(objs)
+        assert await _stored(objs) == _given(objs)
+    assert await _stored(objs) == _given(objs)
+
+
+def test_the_escape_table_matches_pymysql() -> None:
+    pytest.importorskip("aiomysql")
+    from pymysql.converters import escape_string
+
+    from covet.db.backends.mysql.driver import _SPECIAL, _escape_text
+
+    for code in range(0x800):
+        char = chr(code)
+        assert _escape_text(char) == escape_string(char), code
+        assert (_SPECIAL.search(char) is not None) == (escape_string(char) != char), code
