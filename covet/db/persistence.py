@@ -122,6 +122,8 @@ def _column_check(field: Field[Any]) -> tuple[str, Any] | None:
 #: The key of the per-column :func:`_column_check` results in ``Options.cache``.
 _COLUMN_CHECKS: Final = "covet.bulk_column_checks"
 _tzinfo = operator.attrgetter("tzinfo")
+_instance_dict = operator.attrgetter("__dict__")
+_related_cache = operator.attrgetter("_state.cache")
 
 
 def _column_is_clean(column: list[Any], kind: str, bound: Any, filled_later: bool) -> bool:
@@ -167,11 +169,14 @@ def _bulk_full_clean(model: type[Model], items: list[Any]) -> None:
     if checks is None:
         checks = meta.cache[_COLUMN_CHECKS] = [_column_check(f) for f in meta.concrete_fields]
     errors: dict[int, dict[str, list[str]]] = {}
-    dicts = [obj.__dict__ for obj in items]
+    dicts = list(map(_instance_dict, items))
     for (name, attname, filled_later, clean), check in zip(plan, checks, strict=True):
         kind, bound = check if check is not None else ("", None)
         if kind or filled_later:
-            column = [values.get(attname, _MISSING) for values in dicts]
+            try:
+                column = list(map(operator.itemgetter(attname), dicts))
+            except KeyError:  # a deferred field left out of some object
+                column = [values.get(attname, _MISSING) for values in dicts]
             if _column_is_clean(column, kind, bound, filled_later):
                 continue  # every value already canonical and valid (or left to the database)
         longest = bound if kind == "str" and bound is not None else -1
@@ -351,7 +356,7 @@ def _insert_params_builder(
             plan.append((field, None, True))
 
     def build(batch: Sequence[Model]) -> list[list[Any]]:
-        dicts = [obj.__dict__ for obj in batch]
+        dicts = list(map(_instance_dict, batch))
         columns: list[list[Any]] = []
         for field, adapter, generic in plan:
             if generic:
@@ -542,23 +547,31 @@ async def bulk_insert(
     # Model.full_clean() cleans every value in place, so the fast row builder may skip a
     # second to_python(); a model with its own full_clean() promises no such thing.
     cleaned = model.full_clean is Model.full_clean
-    for obj in items:
-        if not isinstance(obj, model):
-            raise TypeError(f"bulk_create() got {obj!r}, not a {model.__name__}.")
-        if fks and obj._state.cache:
-            # Only an object given a related instance (author=...) has a key to copy.
-            sync_fk_ids(obj, fks)
-        if not cleaned:
-            obj.full_clean()
+    if set(map(type, items)) != {model}:  # the usual case, told in one C loop
+        for obj in items:
+            if not isinstance(obj, model):
+                raise TypeError(f"bulk_create() got {obj!r}, not a {model.__name__}.")
+    # Only an object given a related instance (author=...) has a key to copy.
+    if fks and any(map(_related_cache, items)):
+        for obj in items:
+            if obj._state.cache:
+                sync_fk_ids(obj, fks)
     if cleaned:
         _bulk_full_clean(model, items)
+    else:
+        for obj in items:
+            obj.full_clean()
     conflict = ""
     if conflicts is not None:
         check_conflicting_objects(model, conflicts, items, features)
         conflict = conflicts.clause(model, ops)
     pk_attname = meta.pk.attname
-    with_pk = [o for o in items if o.__dict__.get(pk_attname) is not None]
-    without_pk = [o for o in items if o.__dict__.get(pk_attname) is None]
+    keys = list(map(operator.methodcaller("get", pk_attname), map(_instance_dict, items)))
+    if keys.count(None) == len(keys):
+        with_pk, without_pk = [], items
+    else:
+        with_pk = [o for o, k in zip(items, keys, strict=True) if k is not None]
+        without_pk = [o for o, k in zip(items, keys, strict=True) if k is None]
     async with transaction(using):
         for group, include_pk in ((with_pk, True), (without_pk, False)):
             if not group:
