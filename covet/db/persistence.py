@@ -347,18 +347,20 @@ def _insert_params_builder(
     dicts; ``ops.bulk_insert_params()`` interleaves the columns into a
     multi-row ``VALUES``'s parameters, and the array forms send them as they are.
     """
-    # Per field: (field, how): 0 read as is, 1 read then adapt, 2 the full method chain.
-    plan: list[tuple[Field[Any], Callable[[Any], Any] | None, bool]] = []
+    # Per field: (field, value adapter, column adapter, whether it needs the method chain).
+    plan: list[tuple[Field[Any], Callable[[Any], Any] | None, Any, bool]] = []
     for field in fields:
         if cleaned and _prepared_after_clean(field):
-            plan.append((field, ops.get_adapter(field.internal_type), False))
+            kind = field.internal_type
+            whole = ops.get_column_adapter(kind)
+            plan.append((field, None if whole else ops.get_adapter(kind), whole, False))
         else:
-            plan.append((field, None, True))
+            plan.append((field, None, None, True))
 
     def build(batch: Sequence[Model]) -> list[list[Any]]:
         dicts = list(map(_instance_dict, batch))
         columns: list[list[Any]] = []
-        for field, adapter, generic in plan:
+        for field, adapter, adapt_column, generic in plan:
             if generic:
                 columns.append(
                     [field.get_db_prep_value(field.pre_save(o, True), ops) for o in batch]
@@ -369,7 +371,9 @@ def _insert_params_builder(
                 column = list(map(operator.itemgetter(attname), dicts))
             except KeyError:  # a deferred field: pre_save() reads it as None
                 column = [values.get(attname) for values in dicts]
-            if adapter is not None:
+            if adapt_column is not None:
+                column = adapt_column(column)
+            elif adapter is not None:
                 try:
                     column = [None if v is None else adapter(v) for v in column]
                 except ValueError as exc:

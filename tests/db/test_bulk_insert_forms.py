@@ -171,3 +171,21 @@ def test_the_escape_table_matches_pymysql() -> None:
         char = chr(code)
         assert _escape_text(char) == escape_string(char), code
         assert (_SPECIAL.search(char) is not None) == (escape_string(char) != char), code
+
+
+async def test_column_adapters_agree_with_value_adapters(orm: Database) -> None:
+    # bulk_create() adapts a column of UTC datetimes in C loops where the backend offers it;
+    # every column must come out as the value-by-value adapter writes it.
+    plus_two = datetime.timezone(datetime.timedelta(hours=2))
+    moment = datetime.datetime(2024, 2, 29, 23, 59, 58, 120, tzinfo=UTC)
+    columns = [
+        [moment, moment.replace(microsecond=0), moment.replace(year=1, day=28)],
+        [moment, None, moment.astimezone(plus_two)],
+        [moment, datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(0)))],
+    ]
+    whole, one = orm.ops.get_column_adapter("datetime"), orm.ops.get_adapter("datetime")
+    if whole is None:
+        pytest.skip(f"{orm.vendor} adapts no datetime column at once")
+    assert one is not None
+    for column in columns:
+        assert whole(list(column)) == [None if v is None else one(v) for v in column]

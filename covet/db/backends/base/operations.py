@@ -37,6 +37,8 @@ __all__ = (
 
 
 Converter = Callable[[Any], Any]
+#: Adapts a column of values at once (see BaseOperations.get_column_adapter()).
+ColumnAdapter = Callable[[list[Any]], list[Any]]
 
 
 #: The comparison lookups :meth:`BaseOperations.lookup_sql` renders.
@@ -470,6 +472,16 @@ class BaseOperations(FunctionOperations, LookupOperations):
         """Return the function turning a canonical Python value into a driver value.
 
         ``None`` means the driver takes the value as it is (the fast path).
+        """
+        return None
+
+    def get_column_adapter(self, internal_type: str) -> ColumnAdapter | None:
+        """Return what adapts a whole column of cleaned values at once, or None.
+
+        ``bulk_create()`` asks for it before :meth:`get_adapter`: where the
+        values of a column are all of one canonical kind (UTC datetimes), a
+        backend may adapt them in C loops instead of a call per value, with the
+        same result as ``get_adapter()``'s function applied to each (None kept).
         """
         return None
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import math
+import operator
 import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,6 +38,7 @@ from covet.db.backends.base import (
     BaseConnection,
     BaseFeatures,
     BaseOperations,
+    ColumnAdapter,
     ConnectionPool,
     Converter,
     Option,
@@ -132,6 +134,19 @@ class MySQLFeatures(BaseFeatures):
 def _args(params: Sequence[Any]) -> Any:
     # aiomysql takes a tuple; InsertRows goes as it is, so the cursor escapes it by column.
     return params if type(params) is InsertRows else tuple(params)
+
+
+_naive = operator.methodcaller("replace", tzinfo=None)
+_tzinfo = operator.attrgetter("tzinfo")
+
+
+def _datetimes_to_db(column: list[Any]) -> list[Any]:
+    # _datetime_to_db() of a whole column: UTC datetimes (what full_clean() leaves) in C loops.
+    if set(map(type, column)) == {datetime.datetime} and set(map(id, map(_tzinfo, column))) == {
+        id(datetime.UTC)
+    }:
+        return list(map(_naive, column))
+    return [None if v is None else _datetime_to_db(v) for v in column]
 
 
 def _datetime_to_db(value: Any) -> Any:
@@ -296,6 +311,10 @@ class MySQLOperations(MySQLFunctionOperations, MySQLLookups, BaseOperations):
     def get_adapter(self, internal_type: str) -> Converter | None:
         """Return the adapter for ``internal_type`` (datetime to naive UTC, uuid/json to text)."""
         return self._adapters.get(internal_type)
+
+    def get_column_adapter(self, internal_type: str) -> ColumnAdapter | None:
+        """Return the whole-column form of the datetime adapter (naive UTC in C loops)."""
+        return _datetimes_to_db if internal_type == "datetime" else None
 
     def get_converter(self, internal_type: str) -> Converter | None:
         """Return the converter for ``internal_type`` back to the canonical Python value."""

@@ -29,6 +29,7 @@ from covet.db.backends.base import (
     BaseCreation,
     BaseFeatures,
     BaseOperations,
+    ColumnAdapter,
     ConnectionPool,
     Converter,
     Option,
@@ -47,6 +48,7 @@ from covet.db.backends.sqlite.converters import (
     _date_to_db,
     _datetime_from_db,
     _datetime_to_db,
+    _datetimes_to_db,
     _decimal_to_db,
     _time_from_db,
     _time_to_db,
@@ -189,6 +191,10 @@ class SQLiteOperations(SQLiteFunctionOperations, SQLiteLookups, BaseOperations):
     def get_adapter(self, internal_type: str) -> Converter | None:
         """Return the adapter for ``internal_type`` (exact int/float decimals, text dates)."""
         return self._adapters.get(internal_type)
+
+    def get_column_adapter(self, internal_type: str) -> ColumnAdapter | None:
+        """Return the whole-column form of the datetime adapter (text in C loops)."""
+        return _datetimes_to_db if internal_type == "datetime" else None
 
     def get_converter(self, internal_type: str) -> Converter | None:
         """Return the converter for ``internal_type`` back to the canonical Python value."""
