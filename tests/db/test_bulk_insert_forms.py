@@ -178,7 +178,7 @@ async def test_column_adapters_agree_with_value_adapters(orm: Database) -> None:
     # every column must come out as the value-by-value adapter writes it.
     plus_two = datetime.timezone(datetime.timedelta(hours=2))
     moment = datetime.datetime(2024, 2, 29, 23, 59, 58, 120, tzinfo=UTC)
-    columns = [
+    columns: list[list[datetime.datetime | None]] = [
         [moment, moment.replace(microsecond=0), moment.replace(year=1, day=28)],
         [moment, None, moment.astimezone(plus_two)],
         [moment, datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(0)))],
