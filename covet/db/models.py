@@ -286,7 +286,8 @@ class Options:
             self.pk = field
             self._has_pk = True
         plan = self.cache.get(INIT_PLAN)
-        if plan is not None and vars(self.model).get("__init__") is plan.init is not None:
+        generated = plan.init if plan is not None else None
+        if generated is not None and vars(self.model).get("__init__") is generated:
             # The generated __init__ knows the old fields: the next instance makes a new one.
             delattr(self.model, "__init__")
         self.cache.clear()
@@ -431,7 +432,8 @@ class Model:
         if plan is None:
             plan = meta.cache[INIT_PLAN] = init_plan(meta)
             if plan.init is not None:
-                # From now on the model's own generated __init__ builds its instances.
+                # From now on the model's own generated __init__ builds its instances
+                # (type.__setattr__: mypy rejects assigning to a method, ruff a constant setattr).
                 type.__setattr__(meta.model, "__init__", plan.init)
         if kwargs.keys() <= plan.names:
             # Only column attributes given (the common case): the values in one dict display.
