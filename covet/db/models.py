@@ -30,7 +30,14 @@ from covet.db.exceptions import (
     ObjectDoesNotExist,
     ValidationError,
 )
-from covet.db.fields import NOT_PROVIDED, AutoField, Field, ManyToManyField
+from covet.db.fields import AutoField, Field, ManyToManyField
+from covet.db.instances import (
+    INIT_PLAN,
+    LoadedState,
+    ModelState,
+    init_from_kwargs,
+    init_plan,
+)
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -211,71 +218,6 @@ def _type_only_clean(field: Field[Any]) -> Callable[[Any], Any]:
     return clean
 
 
-#: The key of the :func:`_init_plan` in ``Options.cache`` (cleared when a field is added).
-_INIT_PLAN = "covet.init_plan"
-#: Default values shared by every instance as they are (immutable): no get_default() call.
-_SHARED_DEFAULTS = (int, float, str, bytes, bool, type(None))
-
-
-def _init_plan(meta: Options) -> tuple[frozenset[str], Callable[[dict[str, Any]], dict[str, Any]]]:
-    """Return ``Model.__init__``'s fast path for ``meta``: the names it takes, and its builder.
-
-    When every keyword is a column attribute (``title=``, ``author_id=``, not
-    ``author=`` or ``pk=``), each column takes its keyword or its default, which is
-    what the general path does too; the builder is Python source written for the
-    model's columns (``{"_state": State(), "id": kw["id"] if "id" in kw else None,
-    ...}``), a few times cheaper than the general loop (``bulk_create()`` of a
-    thousand new objects spends most of its time building them).
-    """
-    fields = meta.concrete_fields
-    other_names = {f.name for f in fields if f.name != f.attname}
-    names = frozenset(f.attname for f in fields if f.attname not in other_names)
-    namespace: dict[str, Any] = {"State": ModelState}
-    items = ['"_state": State()']
-    for i, field in enumerate(fields):
-        if type(field).get_default is Field.get_default and (
-            field.default is NOT_PROVIDED or type(field.default) in _SHARED_DEFAULTS
-        ):
-            default = f"value{i}"
-            namespace[f"value{i}"] = None if field.default is NOT_PROVIDED else field.default
-        else:
-            default = f"default{i}()"
-            namespace[f"default{i}"] = field.get_default
-        key = repr(field.attname)
-        items.append(f"{key}: kw[{key}] if {key} in kw else {default}")
-    source = f"def build(kw):\n    return {{{', '.join(items)}}}\n"
-    # Made of the model's attribute names (repr()-quoted) only: nothing from user input.
-    exec(compile(source, f"<covet init {meta.model.__qualname__}>", "exec"), namespace)  # noqa: S102
-    return names, namespace["build"]
-
-
-class ModelState:
-    """Per-instance bookkeeping: the database alias, whether unsaved, and loaded relations."""
-
-    __slots__ = ("adding", "cache", "db")
-
-    def __init__(self, db: str | None = None, adding: bool = True) -> None:
-        self.db = db
-        self.adding = adding
-        self.cache: dict[str, Any] = {}
-
-
-class _LoadedState:
-    """``Model._state`` for an instance loaded from the default database without one.
-
-    Query results from the default database are built without a
-    :class:`ModelState` (one per row costs about as much as building the row's
-    dict): the first read of ``_state`` makes the one it would have had,
-    ``ModelState(None, adding=False)``, and stores it on the instance.
-    """
-
-    def __get__(self, instance: Model | None, owner: type[Model]) -> Any:
-        if instance is None:
-            return self
-        state = instance.__dict__["_state"] = ModelState(None, False)
-        return state
-
-
 class Options:
     """A model's metadata, reachable as ``Model._meta``.
 
@@ -343,6 +285,11 @@ class Options:
                 raise ImproperlyConfigured(f"{self.model.__name__} has two primary keys.")
             self.pk = field
             self._has_pk = True
+        plan = self.cache.get(INIT_PLAN)
+        generated = plan.init if plan is not None else None
+        if generated is not None and vars(self.model).get("__init__") is generated:
+            # The generated __init__ knows the old fields: the next instance makes a new one.
+            delattr(self.model, "__init__")
         self.cache.clear()
         resolved_paths.clear()
 
@@ -401,8 +348,8 @@ class Model:
         _state: ModelState
     else:
         # Every instance has its own ModelState in __dict__; rows loaded from the default
-        # database get theirs on first use (see _LoadedState).
-        _state = _LoadedState()
+        # database get theirs on first use (see LoadedState).
+        _state = LoadedState()
 
     if TYPE_CHECKING:
         # Foreign key columns (``author_id``), reverse relations (``author.posts``) and
@@ -475,45 +422,24 @@ class Model:
         _register(cls)
 
     def __init__(self, **kwargs: Any) -> None:
+        """Set each field from its keyword (a column attribute, a relation or ``pk``) or default.
+
+        Raises:
+            TypeError: A keyword names no field, or a many-to-many field.
+        """
         meta = self._meta
-        plan = meta.cache.get(_INIT_PLAN)
+        plan = meta.cache.get(INIT_PLAN)
         if plan is None:
-            plan = meta.cache[_INIT_PLAN] = _init_plan(meta)
-        if kwargs.keys() <= plan[0]:
+            plan = meta.cache[INIT_PLAN] = init_plan(meta)
+            if plan.init is not None:
+                # From now on the model's own generated __init__ builds its instances
+                # (type.__setattr__: mypy rejects assigning to a method, ruff a constant setattr).
+                type.__setattr__(meta.model, "__init__", plan.init)
+        if kwargs.keys() <= plan.names:
             # Only column attributes given (the common case): the values in one dict display.
-            self.__dict__.update(plan[1](kwargs))
-            return
-        values: dict[str, Any] = {"_state": ModelState()}
-        for field in meta.concrete_fields:
-            attname = field.attname
-            if attname in kwargs:
-                values[attname] = kwargs.pop(attname)
-            elif field.name in kwargs and field.is_relation:
-                values[attname] = None
-                related = kwargs.pop(field.name)
-                self.__dict__.update(values)
-                setattr(self, field.name, related)
-                values[attname] = self.__dict__[attname]  # the key the descriptor set
-                continue
-            elif field.name in kwargs:
-                values[attname] = kwargs.pop(field.name)
-            else:
-                values[attname] = field.get_default()
-        if "pk" in kwargs:
-            values[meta.pk.attname] = kwargs.pop("pk")
-        if kwargs:
-            m2m = [name for name in kwargs if name in meta.fields_map]
-            if m2m:
-                raise TypeError(
-                    f"{type(self).__name__}() cannot set many-to-many field(s) {m2m!r} before "
-                    "saving. Save the object, then use 'await obj.<field>.set(...)'."
-                )
-            raise TypeError(
-                f"{type(self).__name__}() got unexpected keyword argument(s) "
-                f"{sorted(kwargs)!r}. Valid fields are: "
-                f"{', '.join(f.name for f in meta.concrete_fields)}."
-            )
-        self.__dict__.update(values)
+            self.__dict__.update(plan.build(kwargs))
+        else:
+            init_from_kwargs(self, kwargs)
 
     @property
     def pk(self) -> Any:
