@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Sequence
 
-    from covet.db.backends.base import BaseConnection
     from covet.db.database import Database
 
 __all__ = (
@@ -23,20 +22,6 @@ __all__ = (
     "run_fetch_one",
     "run_insert",
 )
-
-
-def _transaction_connection(db: Database) -> BaseConnection | None:
-    """Return the connection of the transaction open on ``db`` in this context, or None.
-
-    Raises:
-        InterfaceError: ``db`` is not connected.
-    """
-    state = db._transaction_var.get()
-    if state is not None:
-        return state.connection_for_statement()
-    if not db._connected:
-        db._require_backend()  # raises the "not connected" error
-    return None
 
 
 # The helpers are plain functions handing back the statement's coroutine, which the caller
@@ -56,10 +41,10 @@ def run_fetch_all(
     db: Database, sql: str, params: Sequence[Any]
 ) -> Coroutine[Any, Any, list[Sequence[Any]]]:
     """Run a SELECT and return all its rows (awaitable)."""
-    conn = _transaction_connection(db)
-    if conn is not None:
-        return conn.fetch_all(sql, params)
-    if db.fallback is None:
+    state = db._transaction_var.get()
+    if state is not None:
+        return state.connection_for_statement().fetch_all(sql, params)
+    if db._connected and db.fallback is None:
         conn = db._backend.checkout_now()
         if conn is not None:
             return conn._run(conn._fetch_all, sql, params, release=True)
@@ -70,10 +55,10 @@ def run_fetch_one(
     db: Database, sql: str, params: Sequence[Any]
 ) -> Coroutine[Any, Any, Sequence[Any] | None]:
     """Run a SELECT and return its first row, or None (awaitable)."""
-    conn = _transaction_connection(db)
-    if conn is not None:
-        return conn.fetch_one(sql, params)
-    if db.fallback is None:
+    state = db._transaction_var.get()
+    if state is not None:
+        return state.connection_for_statement().fetch_one(sql, params)
+    if db._connected and db.fallback is None:
         conn = db._backend.checkout_now()
         if conn is not None:
             return conn._run(conn._fetch_one, sql, params, release=True)
@@ -82,10 +67,10 @@ def run_fetch_one(
 
 def run_execute(db: Database, sql: str, params: Sequence[Any]) -> Coroutine[Any, Any, int]:
     """Run a statement and return the number of rows it affected (awaitable)."""
-    conn = _transaction_connection(db)
-    if conn is not None:
-        return conn.execute(sql, params)
-    if db.fallback is None:
+    state = db._transaction_var.get()
+    if state is not None:
+        return state.connection_for_statement().execute(sql, params)
+    if db._connected and db.fallback is None:
         conn = db._backend.checkout_now()
         if conn is not None:
             return conn._run(conn._execute, sql, params, release=True)  # _execute() gives an int
@@ -102,10 +87,10 @@ def run_insert(
     db: Database, sql: str, params: Sequence[Any], returning: bool
 ) -> Coroutine[Any, Any, Any]:
     """Run an INSERT and return the new key, from RETURNING when ``returning`` (awaitable)."""
-    conn = _transaction_connection(db)
-    if conn is not None:
-        return conn.insert(sql, params, returning)
-    if db.fallback is None:
+    state = db._transaction_var.get()
+    if state is not None:
+        return state.connection_for_statement().insert(sql, params, returning)
+    if db._connected and db.fallback is None:
         conn = db._backend.checkout_now()
         if conn is not None:
             return conn._run(conn._insert, sql, params, returning, release=True)
@@ -113,7 +98,13 @@ def run_insert(
 
 
 async def _checked_out(db: Database, name: str, *args: Any) -> Any:
-    """Check a connection out (waiting for one if need be), call its method ``name``, return it."""
+    """Check a connection out (waiting for one if need be), call its method ``name``, return it.
+
+    Raises:
+        InterfaceError: ``db`` is not connected.
+    """
+    if not db._connected:
+        db._require_backend()  # raises the "not connected" error
     if db.fallback is not None:
         async with db.connection() as conn:  # a replica: its primary stands in when it is down
             return await getattr(conn, name)(*args)

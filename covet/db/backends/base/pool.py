@@ -285,7 +285,15 @@ class ConnectionPool(Generic[C]):
             or conn not in self._open
         ):
             return False
-        self._return(conn)
+        # _return(), inline: this runs once per statement outside transactions.
+        if self._stamp:
+            conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+        slots = self._slots
+        if slots.waiters:
+            slots.release()
+        else:
+            slots.free += 1
         return True
 
     async def release(self, conn: C) -> None:
