@@ -1,7 +1,7 @@
 """``QuerySet.aggregate()``: one row of aggregates (``Sum``, ``Count``...) over a queryset.
 
-Kept out of :mod:`covet.db.queryset`, which calls it, to keep that module to
-one size; the SQL comes from the compiler's ``aggregate_sql()``.
+Kept out of :mod:`covet.db.queryset`, which calls it, to keep that module
+below 800 lines; the SQL comes from the compiler's ``aggregate_sql()``.
 """
 
 from __future__ import annotations

@@ -533,7 +533,13 @@ class QuerySet(Generic[T]):
                 params = bind_statement(statement, found[0], base, kwargs)
                 compiled, db = statement[0], found[1]
                 build_rows = row_builders(compiled, base._mode, base._using)[1]
-                if remembered is not None and base is self and len(kwargs) == 1 and not routers:
+                if (
+                    remembered is not None
+                    and base is self
+                    and len(kwargs) == 1
+                    and not routers
+                    and not base._query.where.children  # binds the keyword's value alone
+                ):
                     remembered[next(iter(kwargs))] = RememberedGet(epoch, statement, db, build_rows)
                 rows = build_rows(await run_fetch_all(db, compiled.sql, params))
             else:

@@ -265,7 +265,12 @@ class BaseConnection(abc.ABC):
         if slot.free:
             slot.free = 0
         else:
-            await lock.wait()
+            try:
+                await lock.wait()
+            except BaseException:
+                if release:  # never ran: still goes back (a checked-out connection's lock is free)
+                    await self.backend.release(self)
+                raise
         try:
             return await method(*args)
         except Exception as exc:
