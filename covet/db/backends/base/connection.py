@@ -268,7 +268,9 @@ class BaseConnection(abc.ABC):
             try:
                 await lock.wait()
             except BaseException:
-                if release:  # never ran: still goes back (a checked-out connection's lock is free)
+                # Cancelled before the statement ran (rare: a connection fresh from the pool
+                # has a free lock): a connection checked out for it still goes back.
+                if release:
                     await self.backend.release(self)
                 raise
         try:
