@@ -36,7 +36,15 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
     from types import TracebackType
 
-__all__ = ("Database", "DatabaseURL", "Record", "connected_databases", "get_database")
+__all__ = (
+    "Database",
+    "DatabaseURL",
+    "Record",
+    "StatementEpoch",
+    "connected_databases",
+    "get_database",
+    "statement_epoch",
+)
 
 _COMMON_OPTIONS: dict[str, Option] = {
     "min_size": Option(int, None, "connections kept open"),
@@ -50,6 +58,31 @@ logger = logging.getLogger("covet.db")
 
 _registry: dict[str, Database] = {}
 _default: list[Database] = []
+
+
+class StatementEpoch:
+    """A counter bumped whenever a statement remembered with its database may have gone stale.
+
+    A manager remembers the ``get(name=value)`` statement with the database it
+    runs on (see :class:`covet.db.statements.RememberedGet`), so that a call
+    skips deriving the statement's key. That holds while the default database,
+    the routers and the statement cache are unchanged: :meth:`Database.connect`,
+    :meth:`Database.disconnect`, ``set_routers()`` and clearing the statement
+    cache bump this counter, and a remembered statement of another epoch is not used.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        """Make every statement remembered so far stale."""
+        self.value += 1
+
+
+#: The one :class:`StatementEpoch` of the process.
+statement_epoch = StatementEpoch()
 
 
 class DatabaseURL:
@@ -377,6 +410,7 @@ class Database:
         _registry[self.alias] = self
         if not _default:
             _default.append(self)
+        statement_epoch.bump()
 
     async def disconnect(self) -> None:
         """Close every connection and unregister; the next connected database may be default."""
@@ -389,6 +423,7 @@ class Database:
             _default.clear()
             if _registry:
                 _default.append(next(iter(_registry.values())))
+        statement_epoch.bump()
         await self._backend.disconnect()
 
     async def __aenter__(self) -> Database:

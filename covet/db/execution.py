@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Coroutine, Sequence
 
-    from covet.db.backends.base import BaseConnection
     from covet.db.database import Database
 
 __all__ = (
@@ -25,75 +24,57 @@ __all__ = (
 )
 
 
-def _transaction_connection(db: Database) -> BaseConnection | None:
-    """Return the connection of the transaction open on ``db`` in this context, or None.
+# The helpers are plain functions handing back the statement's coroutine, which the caller
+# awaits at once: outside a transaction the pool's ready connection is checked out with a
+# plain call (Backend.checkout_now()) and the statement's own coroutine, the connection's
+# _run(release=True), hands it back in its ``finally``. Every frame between the caller
+# and the driver is passed through again at each resumption of the statement, and an
+# ``async with db.connection()`` (its __aenter__, the pool's acquire() and release()
+# coroutines, a helper coroutine around it all) cost more than the statement's own Python
+# work (~5,000 instructions per get() on PostgreSQL). When no connection is ready (the pool
+# is busy or must ping) the helper's coroutine awaits acquire() and release(). A database
+# with a ``fallback`` (a replica) goes through db.connection(), which holds the fallback
+# rule.
 
-    Raises:
-        InterfaceError: ``db`` is not connected.
-    """
+
+def run_fetch_all(
+    db: Database, sql: str, params: Sequence[Any]
+) -> Coroutine[Any, Any, list[Sequence[Any]]]:
+    """Run a SELECT and return all its rows (awaitable)."""
     state = db._transaction_var.get()
     if state is not None:
-        return state.connection_for_statement()
-    if not db._connected:
-        db._require_backend()  # raises the "not connected" error
-    return None
+        return state.connection_for_statement().fetch_all(sql, params)
+    if db._connected and db.fallback is None:
+        conn = db._backend.checkout_now()
+        if conn is not None:
+            return conn._run(conn._fetch_all, sql, params, release=True)
+    return _checked_out(db, "fetch_all", sql, params)
 
 
-# Each helper checks a connection out and back in itself (what ``async with
-# db.connection()`` does, see Database.connection) rather than through the context
-# manager: its __aenter__ coroutine and the helper's extra frame, which every
-# resumption of the statement passes through, cost more than the statement's own
-# Python work (~5,000 instructions per get() on PostgreSQL). A database with a
-# ``fallback`` (a replica) still goes through the context manager, which holds the
-# fallback rule.
+def run_fetch_one(
+    db: Database, sql: str, params: Sequence[Any]
+) -> Coroutine[Any, Any, Sequence[Any] | None]:
+    """Run a SELECT and return its first row, or None (awaitable)."""
+    state = db._transaction_var.get()
+    if state is not None:
+        return state.connection_for_statement().fetch_one(sql, params)
+    if db._connected and db.fallback is None:
+        conn = db._backend.checkout_now()
+        if conn is not None:
+            return conn._run(conn._fetch_one, sql, params, release=True)
+    return _checked_out(db, "fetch_one", sql, params)
 
 
-async def run_fetch_all(db: Database, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-    """Run a SELECT and return all its rows."""
-    conn = _transaction_connection(db)
-    if conn is not None:
-        return await conn.fetch_all(sql, params)
-    if db.fallback is not None:
-        async with db.connection() as conn:  # a replica: its primary stands in when it is down
-            return await conn.fetch_all(sql, params)
-    backend = db._backend
-    conn = await backend.acquire()
-    try:
-        return await conn.fetch_all(sql, params)
-    finally:
-        await backend.release(conn)
-
-
-async def run_fetch_one(db: Database, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
-    """Run a SELECT and return its first row, or None."""
-    conn = _transaction_connection(db)
-    if conn is not None:
-        return await conn.fetch_one(sql, params)
-    if db.fallback is not None:
-        async with db.connection() as conn:  # a replica: its primary stands in when it is down
-            return await conn.fetch_one(sql, params)
-    backend = db._backend
-    conn = await backend.acquire()
-    try:
-        return await conn.fetch_one(sql, params)
-    finally:
-        await backend.release(conn)
-
-
-async def run_execute(db: Database, sql: str, params: Sequence[Any]) -> int:
-    """Run a statement and return the number of rows it affected."""
-    conn = _transaction_connection(db)
-    if conn is not None:
-        return await conn.execute(sql, params)
-    if db.fallback is not None:
-        async with db.connection() as conn:  # a replica: its primary stands in when it is down
-            return await conn.execute(sql, params)
-    backend = db._backend
-    conn = await backend.acquire()
-    try:
-        return await conn.execute(sql, params)
-    finally:
-        await backend.release(conn)
+def run_execute(db: Database, sql: str, params: Sequence[Any]) -> Coroutine[Any, Any, int]:
+    """Run a statement and return the number of rows it affected (awaitable)."""
+    state = db._transaction_var.get()
+    if state is not None:
+        return state.connection_for_statement().execute(sql, params)
+    if db._connected and db.fallback is None:
+        conn = db._backend.checkout_now()
+        if conn is not None:
+            return conn._run(conn._execute, sql, params, release=True)  # _execute() gives an int
+    return _checked_out(db, "execute", sql, params)
 
 
 async def run_execute_many(db: Database, sql: str, seq: Sequence[Sequence[Any]]) -> None:
@@ -102,18 +83,35 @@ async def run_execute_many(db: Database, sql: str, seq: Sequence[Sequence[Any]])
         await conn.execute_many(sql, seq)
 
 
-async def run_insert(db: Database, sql: str, params: Sequence[Any], returning: bool) -> Any:
-    """Run an INSERT and return the new key (from RETURNING when ``returning``)."""
-    conn = _transaction_connection(db)
-    if conn is not None:
-        return await conn.insert(sql, params, returning)
+def run_insert(
+    db: Database, sql: str, params: Sequence[Any], returning: bool
+) -> Coroutine[Any, Any, Any]:
+    """Run an INSERT and return the new key, from RETURNING when ``returning`` (awaitable)."""
+    state = db._transaction_var.get()
+    if state is not None:
+        return state.connection_for_statement().insert(sql, params, returning)
+    if db._connected and db.fallback is None:
+        conn = db._backend.checkout_now()
+        if conn is not None:
+            return conn._run(conn._insert, sql, params, returning, release=True)
+    return _checked_out(db, "insert", sql, params, returning)
+
+
+async def _checked_out(db: Database, name: str, *args: Any) -> Any:
+    """Check a connection out (waiting for one if need be), call its method ``name``, return it.
+
+    Raises:
+        InterfaceError: ``db`` is not connected.
+    """
+    if not db._connected:
+        db._require_backend()  # raises the "not connected" error
     if db.fallback is not None:
         async with db.connection() as conn:  # a replica: its primary stands in when it is down
-            return await conn.insert(sql, params, returning)
+            return await getattr(conn, name)(*args)
     backend = db._backend
     conn = await backend.acquire()
     try:
-        return await conn.insert(sql, params, returning)
+        return await getattr(conn, name)(*args)
     finally:
         await backend.release(conn)
 

@@ -28,6 +28,7 @@ from covet.db.rows import AS_MODEL
 if TYPE_CHECKING:
     from covet.db.compiler import Query
     from covet.db.models import Model
+    from covet.db.statements import RememberedGet
 
 __all__ = ("Manager", "ManagerDescriptor")
 
@@ -49,6 +50,9 @@ class Manager(QuerySet[M]):
         # Without a model (``objects = MyManager()`` in a class body) the manager is a
         # template: the model's ManagerDescriptor binds a copy of it to each model.
         super().__init__(model)  # type: ignore[arg-type]
+        # get(name=value) statements remembered by keyword (see QuerySet.get()); filled only
+        # while _base() is this manager itself, whose query no method changes.
+        self._remembered_gets: dict[str, RememberedGet] | None = {}
 
     @classmethod
     def from_queryset(
@@ -124,6 +128,7 @@ class ManagerDescriptor(Generic[MG]):
             return self.manager_class(owner)
         manager = copy.copy(template)  # keeps the attributes its __init__ set
         QuerySet.__init__(manager, owner)
+        manager._remembered_gets = {}  # its own: the template's statements are of no model
         return manager
 
     @overload

@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
+from covet.db.aggregation import aggregate
 from covet.db.compiler import (
-    AggregateNode,
     Param,
     Query,
     SQLCompiler,
@@ -27,7 +27,8 @@ from covet.db.compiler import (
     resolve_path,
     value_node,
 )
-from covet.db.database import get_database
+from covet.db.compiler.query import PLAIN_VALUE_TYPES
+from covet.db.database import get_database, statement_epoch
 from covet.db.exceptions import DatabaseError, FieldError
 from covet.db.execution import (
     batches,
@@ -40,11 +41,13 @@ from covet.db.routing import db_for_read, db_for_write, routers
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
 from covet.db.signals import post_delete, pre_delete
 from covet.db.statements import (
+    RememberedGet,
     bind_statement,
     filter_statements,
     get_statement_key,
     get_statements,
     limited_for_get,
+    not_one_error,
     remember_statement,
 )
 
@@ -82,6 +85,8 @@ class QuerySet(Generic[T]):
     )
 
     _queryset_class: type[QuerySet[Any]] | None = None  # a Manager's get_queryset() class
+    #: A default manager's get(name=value) statements by keyword name (see Manager).
+    _remembered_gets: dict[str, RememberedGet] | None = None
 
     def __init__(
         self, model: type[Model], query: Query | None = None, *, using: str | None = None
@@ -502,19 +507,41 @@ class QuerySet(Generic[T]):
             DoesNotExist: No row matches (``Model.DoesNotExist``).
             MultipleObjectsReturned: More than one row matches.
         """
-        rows: list[T]
-        if args or not kwargs:
+        rows: list[T] | None = None
+        remembered = self._remembered_gets
+        if remembered is not None and len(kwargs) == 1 and not args and not routers:
+            # Post.objects.get(pk=1) on a default manager: its statement for this keyword,
+            # remembered with its database (see RememberedGet), while still of this epoch.
+            ((name, value),) = kwargs.items()
+            entry = remembered.get(name)
+            if entry is not None and entry.epoch == statement_epoch.value:
+                if type(value) is int and entry.ints_as_is:
+                    rows = entry.build_rows(await run_fetch_all(entry.db, entry.sql, [value]))
+                elif type(value) in PLAIN_VALUE_TYPES:
+                    # get_db_prep_value() runs get_prep_value() (the check filter() makes).
+                    params = [entry.field.get_db_prep_value(value, entry.ops)]
+                    rows = entry.build_rows(await run_fetch_all(entry.db, entry.sql, params))
+        if rows is None and (args or not kwargs):
             qs = self.filter(*args, **kwargs) if args else self._chain()
             rows = await limited_for_get(qs)._fetch_all()
-        else:
+        elif rows is None:
+            epoch = statement_epoch.value  # before the key is derived from the databases
             base = self._base()
             found = get_statement_key(base, kwargs)
             statement = None if found is None else get_statements.get(found[0])
             if found is not None and statement is not None:
                 params = bind_statement(statement, found[0], base, kwargs)
                 compiled, db = statement[0], found[1]
-                found_rows = await run_fetch_all(db, compiled.sql, params)
-                rows = row_builders(compiled, base._mode, base._using)[1](found_rows)
+                build_rows = row_builders(compiled, base._mode, base._using)[1]
+                if (
+                    remembered is not None
+                    and base is self
+                    and len(kwargs) == 1
+                    and not routers
+                    and not base._query.where.children  # binds the keyword's value alone
+                ):
+                    remembered[next(iter(kwargs))] = RememberedGet(epoch, statement, db, build_rows)
+                rows = build_rows(await run_fetch_all(db, compiled.sql, params))
             else:
                 qs = limited_for_get(base._filtered(False, (), kwargs))
                 rows = await qs._fetch_all()
@@ -522,15 +549,7 @@ class QuerySet(Generic[T]):
                     remember_statement(get_statements, *found, base._query, qs._query)
         if len(rows) == 1:
             return rows[0]
-        if not rows:
-            raise self.model.DoesNotExist(
-                f"{self.model.__name__} matching query does not exist "
-                f"(filters: {_describe(args, kwargs)})."
-            )
-        raise self.model.MultipleObjectsReturned(
-            f"get() returned more than one {self.model.__name__} (filters: "
-            f"{_describe(args, kwargs)}). Filter on a unique field or use first()."
-        )
+        raise not_one_error(self.model, rows, args, kwargs)
 
     async def first(self) -> T | None:
         """Return the first row (by primary key when unordered), or None."""
@@ -579,53 +598,13 @@ class QuerySet(Generic[T]):
         """Compute aggregates over the matching rows: ``{"total": Decimal(...)}``.
 
         Positional aggregates are named ``<field>__<function>`` (``price__sum``).
+        See :func:`covet.db.aggregation.aggregate`.
 
         Raises:
             FieldError: A bad alias or a non-aggregate expression.
             DatabaseError: The queryset is sliced, distinct or annotated with aggregates.
         """
-        named: dict[str, Expression] = {}
-        for agg in args:
-            source = getattr(agg.expression, "name", None)
-            if not isinstance(source, str):
-                raise FieldError(f"Positional aggregate {agg!r} needs a name: use name=...")
-            named[f"{source.replace('*', 'all')}__{type(agg).__name__.lower()}"] = agg
-        named.update(kwargs)
-        query = self.query
-        if (
-            query.is_sliced
-            or query.distinct
-            or query.having.children
-            or any(n.contains_aggregate for n in query.annotations.values())
-        ):
-            raise DatabaseError(
-                "aggregate() on a sliced, distinct or aggregate-annotated queryset is not "
-                "supported. Aggregate the unsliced queryset, or fetch values() and compute."
-            )
-        query = query.clone()
-        nodes: dict[str, Node] = {}
-        for name, expr in named.items():
-            check_identifier(name, "aggregate alias")
-            if not getattr(expr, "contains_aggregate", False):
-                raise FieldError(
-                    f"aggregate({name}=...) takes an aggregate (Count, Sum...), not {expr!r}."
-                )
-            nodes[name] = expr.resolve(query)
-        if query.empty:
-            return {name: (0 if isinstance(n, AggregateNode) and n.function == "COUNT" else None)
-                    for name, n in nodes.items()}  # fmt: skip
-        db = self._read_db()
-        c = SQLCompiler(query, db.ops, db.features)
-        sql = c.aggregate_sql(nodes)
-        row = await run_fetch_one(db, sql, c.params)
-        out: dict[str, Any] = {}
-        for i, (name, node) in enumerate(nodes.items()):
-            value = row[i] if row is not None else None
-            conv = node.converter(db.ops)
-            out[name] = conv(value) if value is not None and conv is not None else value
-            if value is None and isinstance(node, AggregateNode) and node.function == "COUNT":
-                out[name] = 0
-        return out
+        return await aggregate(self, args, kwargs)
 
     async def explain(self, *, analyze: bool = False) -> str:
         """Return the database's plan for this query, one line per row."""
@@ -793,8 +772,3 @@ class QuerySet(Generic[T]):
         from covet.db.upserts import in_bulk
 
         return await in_bulk(self, id_list, field_name)
-
-
-def _describe(args: tuple[Q, ...], kwargs: dict[str, Any]) -> str:
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-    return ", ".join(parts) or "none"

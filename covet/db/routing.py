@@ -30,7 +30,7 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from covet.db.database import Database, connected_databases, get_database
+from covet.db.database import Database, connected_databases, get_database, statement_epoch
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def set_routers(new: Iterable[Any]) -> None:
                 f"Database router {router!r} has neither db_for_read() nor db_for_write()."
             )
     routers[:] = new
+    statement_epoch.bump()  # the managers' remembered get() statements hold no router's choice
 
 
 def get_routers() -> list[Any]:

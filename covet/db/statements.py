@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from covet.db.compiler import compile_select
 from covet.db.compiler.paths import CACHE_LIMIT
 from covet.db.compiler.query import PLAIN_VALUE_TYPES
-from covet.db.database import get_database
+from covet.db.database import get_database, statement_epoch
 from covet.db.fields import Field, ForeignKey, IntegerField
 from covet.db.routing import db_for_read, routers
 from covet.exceptions import ImproperlyConfigured
@@ -22,14 +22,19 @@ from covet.exceptions import ImproperlyConfigured
 if TYPE_CHECKING:
     from covet.db.compiler import CompiledSelect, Query
     from covet.db.database import Database
+    from covet.db.models import Model
     from covet.db.queryset import QuerySet
+    from covet.db.rows import RowsBuilder
 
 __all__ = (
+    "RememberedGet",
+    "StatementCache",
     "bind_statement",
     "filter_statements",
     "get_statement_key",
     "get_statements",
     "limited_for_get",
+    "not_one_error",
     "remember_statement",
 )
 
@@ -39,12 +44,72 @@ T = TypeVar("T")
 #: and for each field whether it binds any ``int`` as it is (see _binds_ints_as_is()).
 Statement = tuple["CompiledSelect", tuple["Field[Any]", ...], tuple[bool, ...]]
 
+
+class StatementCache(dict[tuple[Any, ...], Statement]):
+    """A dict of statements whose ``clear()`` also makes the managers' remembered ones stale.
+
+    A manager's :class:`RememberedGet` holds a statement of this cache; once the
+    cache is cleared (at :data:`~covet.db.compiler.paths.CACHE_LIMIT`, or by a
+    test), the next ``get()`` derives its key and finds or compiles it again.
+    """
+
+    def clear(self) -> None:
+        """Remove every statement (and bump :data:`~covet.db.database.statement_epoch`)."""
+        super().clear()
+        statement_epoch.bump()
+
+
 #: ``get(**kwargs)`` statements by (the database's ops, the base query's shape, the sorted
 #: keywords).
-get_statements: dict[tuple[Any, ...], Statement] = {}
+get_statements = StatementCache()
 #: ``filter(**kwargs)`` statements, by the same keys: the base query filtered by the
 #: keywords, as awaiting the queryset runs it (no LIMIT, the base's own ordering).
-filter_statements: dict[tuple[Any, ...], Statement] = {}
+filter_statements = StatementCache()
+
+
+class RememberedGet:
+    """A manager's ``get(name=value)`` statement, with what running it needs.
+
+    ``Post.objects.get(pk=1)`` on a default manager looks this up by the keyword
+    name alone (see ``QuerySet.get()``): no key is derived, hashed or looked up
+    in :data:`get_statements`, no router consulted, no row builder looked up.
+    Valid while :data:`~covet.db.database.statement_epoch` still has the value it
+    had when this was made (no database connected or disconnected, no routers
+    set, the statement cache not cleared since), and used only while no router
+    is installed; any other call takes the general path.
+    """
+
+    __slots__ = ("build_rows", "db", "epoch", "field", "ints_as_is", "ops", "sql")
+
+    def __init__(
+        self, epoch: int, statement: Statement, db: Database, build_rows: RowsBuilder
+    ) -> None:
+        self.epoch = epoch
+        self.sql = statement[0].sql
+        self.field = statement[1][0]
+        self.ints_as_is = statement[2][0]
+        self.db = db
+        self.ops = db.backend.ops
+        self.build_rows = build_rows
+
+
+def not_one_error(
+    model: type[Model], rows: list[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Exception:
+    """Return the error of a ``get()`` that found ``rows`` (none, or more than one)."""
+    if not rows:
+        return model.DoesNotExist(
+            f"{model.__name__} matching query does not exist (filters: {_describe(args, kwargs)})."
+        )
+    return model.MultipleObjectsReturned(
+        f"get() returned more than one {model.__name__} (filters: "
+        f"{_describe(args, kwargs)}). Filter on a unique field or use first()."
+    )
+
+
+def _describe(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return ", ".join(parts) or "none"
 
 
 def limited_for_get(qs: QuerySet[T]) -> QuerySet[T]:

@@ -14,7 +14,8 @@ import pytest
 
 from covet.db.backends.base.connection import _OpLock
 from covet.db.backends.base.slots import FifoSlots
-from covet.db.exceptions import InterfaceError, PoolTimeout
+from covet.db.exceptions import DatabaseError, InterfaceError, PoolTimeout
+from covet.db.execution import run_fetch_all
 
 # -- FifoSlots----------------------------------------------------------------------------------
 
@@ -122,6 +123,30 @@ async def test_timed_out_and_cancelled_waiters_leak_no_slot(make_database):
     await db.backend.release(a)
     await db.backend.release(b)
     assert db.pool_stats().max_size == 2
+
+
+async def test_a_connection_checked_out_for_one_statement_always_goes_back(make_database):
+    # The statement helpers check the pool's ready connection out with a plain call and the
+    # statement's own coroutine returns it: after a result, an error, or a cancellation.
+    db = await make_database(min_size=1, max_size=1, timeout=1)
+    assert (await run_fetch_all(db, "SELECT 1", ()))[0][0] == 1
+    assert db.pool_stats().idle == 1
+    with pytest.raises(DatabaseError):
+        await run_fetch_all(db, "SELECT * FROM covet_no_such_table", ())
+    assert db.pool_stats().idle == 1
+    conn = db.backend.checkout_now()
+    assert conn is not None
+    assert db.backend.checkout_now() is None  # the only connection is out
+    assert conn._lock.try_take()
+    # Cancelled while waiting for the statement lock, before the statement ran.
+    waiting = asyncio.ensure_future(conn._run(conn._fetch_all, "SELECT 1", (), release=True))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    conn._lock.release()
+    assert db.pool_stats().idle == 1  # back: the next statement does not time out
+    assert (await run_fetch_all(db, "SELECT 2", ()))[0][0] == 2
 
 
 # -- _OpLock -----------------------------------------------------------------------------------

@@ -10,16 +10,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from covet.db import Q, ValidationError, statements
+from covet.db import Q, ValidationError, statements, transaction
 from covet.db.compiler import compile_select
+from covet.db.database import statement_epoch
 from covet.db.manager import Manager
+from covet.db.routing import set_routers
 from covet.db.testing import capture_queries
+from covet.exceptions import ImproperlyConfigured
 from tests.db.models import Author, Post, Tag
 
 if TYPE_CHECKING:
@@ -280,6 +284,119 @@ async def test_get_on_another_database_alias(data, make_database):
         assert post._state.db == "replica_hot"
         assert post._state.adding is False
     assert replica.is_connected
+
+
+# -- a default manager's get() remembered by keyword ------------------------------------------
+
+
+async def test_a_default_manager_remembers_get_by_keyword_and_logs_it(data):
+    first, second = data["first"], data["second"]
+    async with capture_queries() as queries:
+        for post in (first, second, first, second):
+            assert (await Post.objects.get(pk=post.pk)).title == post.title
+    remembered = Post.objects._remembered_gets
+    assert remembered is not None
+    assert remembered["pk"].epoch == statement_epoch.value  # (other keywords: earlier tests')
+    assert len(queries) == 4  # the query log sees the remembered path too
+    assert len(set(queries.queries)) == 1
+    assert [q.params for q in queries][2:] == [[first.pk], [second.pk]]
+    loaded = await Post.objects.get(pk=second.pk)
+    assert loaded.published_at == datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert loaded._state.db is None
+    assert loaded._state.adding is False
+    # The errors and messages of the general path.
+    with pytest.raises(
+        Post.DoesNotExist, match=r"^Post matching query does not exist \(filters: pk=0\)\.$"
+    ):
+        await Post.objects.get(pk=0)
+    assert (await Post.objects.get(pk=str(first.pk))).title == "First"  # converted
+    for bad in (True, 1.5, "x"):
+        with pytest.raises(ValidationError):
+            await Post.objects.get(pk=bad)
+    for _ in range(3):
+        with pytest.raises(Post.MultipleObjectsReturned, match="more than one Post"):
+            await Post.objects.get(title="First")
+    assert remembered["title"].epoch == statement_epoch.value
+
+
+async def test_remembered_get_is_stale_after_the_statement_cache_is_cleared(data):
+    for _ in range(2):
+        await Post.objects.get(pk=data["first"].pk)
+    remembered = Post.objects._remembered_gets
+    assert remembered is not None
+    entry = remembered["pk"]
+    statements.get_statements.clear()
+    assert entry.epoch != statement_epoch.value
+    assert (await Post.objects.get(pk=data["second"].pk)).title == "Second"
+    assert len(statements.get_statements) == 1  # derived and remembered again
+    assert (await Post.objects.get(pk=data["first"].pk)).title == "First"
+    assert remembered["pk"] is not entry
+    assert remembered["pk"].epoch == statement_epoch.value
+
+
+async def test_remembered_get_follows_routers_set_later(orm, data, make_database):
+    await make_database(alias="replica_routed")
+    pk = data["first"].pk
+
+    async def served_by() -> list[str]:
+        async with capture_queries() as queries:
+            for _ in range(3):
+                assert (await Post.objects.get(pk=pk)).title == "First"
+        return [q.database for q in queries]
+
+    assert await served_by() == [orm.alias] * 3
+    epoch = statement_epoch.value
+
+    class ToReplica:
+        def db_for_read(self, model: type[Any], **hints: Any) -> str:
+            return "replica_routed"
+
+    set_routers([ToReplica()])
+    try:
+        assert statement_epoch.value != epoch
+        assert await served_by() == ["replica_routed"] * 3
+    finally:
+        set_routers([])
+    assert await served_by() == [orm.alias] * 3
+
+
+async def test_remembered_get_is_stale_once_its_database_disconnects(orm, data):
+    for _ in range(2):
+        await Post.objects.get(pk=data["first"].pk)
+    await orm.disconnect()
+    try:
+        with pytest.raises(ImproperlyConfigured, match="No database is connected"):
+            await Post.objects.get(pk=data["first"].pk)
+    finally:
+        await orm.connect()
+    for _ in range(2):  # the reconnected database, through its new pool
+        assert (await Post.objects.get(pk=data["first"].pk)).title == "First"
+
+
+async def test_remembered_get_runs_on_the_transactions_connection(orm, data):
+    for _ in range(2):
+        await Post.objects.get(pk=data["first"].pk)
+    async with transaction():
+        post = await Post.objects.create(title="Inside", author=data["ann"])
+        assert (await Post.objects.get(pk=post.pk)).title == "Inside"  # not yet committed
+        async with capture_queries() as queries:
+            await Post.objects.get(pk=post.pk)
+        assert len(queries) == 1
+    stats = orm.pool_stats()
+    assert stats.idle == stats.size  # every connection is back in the pool
+
+
+async def test_remembered_get_waits_for_a_busy_pool(orm, data, make_database):
+    small = await make_database(alias="small_pool", max_size=1, min_size=1)
+    posts = Post.objects.using("small_pool")
+    for _ in range(2):
+        await posts.get(pk=data["first"].pk)
+    async with small.connection():  # the only connection is out: get() must wait for it
+        waiting = asyncio.ensure_future(posts.get(pk=data["second"].pk))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+    assert (await waiting).title == "Second"
+    assert small.pool_stats().idle == 1
 
 
 # -- instances loaded without a state ---------------------------------------------------------

@@ -138,3 +138,19 @@ async def test_inherited_managers_and_mixin_fields_work(tables):
     assert fetched.age(fetched.created_at) == datetime.timedelta(0)
     await Page.objects.create(title="p", body="text")
     assert [p.body for p in await Page.everything.all()] == ["text"]
+
+
+async def test_a_shared_manager_template_remembers_get_per_model(tables):
+    # Page, Note and Snippet each get a copy of the one Manager() template: the get()
+    # statements each copy remembers (by keyword name) are its own model's.
+    page = await Page.objects.create(title="p")
+    note = await Note.objects.create(title="n")
+    assert page.pk == note.pk
+    for _ in range(3):
+        assert isinstance(await Page.everything.get(pk=page.pk), Page)
+        found = await Note.everything.get(pk=note.pk)
+        assert isinstance(found, Note)
+        assert found.title == "n"
+        with pytest.raises(Snippet.DoesNotExist):
+            await Snippet.everything.get(pk=page.pk)
+    assert Page.everything._remembered_gets is not Note.everything._remembered_gets

@@ -114,6 +114,22 @@ class BaseBackend(abc.ABC):
     async def release(self, conn: BaseConnection) -> None:
         """Return a connection to the pool (safe under cancellation)."""
 
+    def checkout_now(self) -> BaseConnection | None:
+        """Return a connection :meth:`acquire` would hand out without waiting or I/O, or None.
+
+        The statement helpers (:mod:`covet.db.execution`) try this first: a plain
+        call instead of :meth:`acquire`'s coroutine. On None they await
+        :meth:`acquire`, which waits for a slot, pings or opens as needed.
+        """
+        return None
+
+    def checkin_now(self, conn: BaseConnection) -> bool:
+        """Return ``conn`` to the pool when that needs no I/O; tell whether it did.
+
+        On False the caller awaits :meth:`release`, which resets or discards it.
+        """
+        return False
+
     @abc.abstractmethod
     async def replace_raw(self, conn: BaseConnection) -> None:
         """Swap the dead driver connection inside ``conn`` for a new one."""
@@ -181,3 +197,13 @@ class PooledBackend(BaseBackend, Generic[ConnT]):
     def stats(self) -> PoolStats:
         """Return the pool statistics."""
         return self._require_pool().stats()
+
+    def checkout_now(self) -> ConnT | None:
+        """Return the pool's ready connection (see ``ConnectionPool.try_acquire()``), or None."""
+        pool = self._pool
+        return None if pool is None else pool.try_acquire()
+
+    def checkin_now(self, conn: BaseConnection) -> bool:
+        """Return ``conn`` to the pool when it needs no reset (``ConnectionPool.try_release()``)."""
+        pool = self._pool
+        return pool is not None and pool.try_release(conn)  # type: ignore[arg-type]

@@ -243,12 +243,21 @@ class BaseConnection(abc.ABC):
 
     # -- machinery ----------------------------------------------------------------------------
 
-    async def _run(self, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    async def _run(
+        self, method: Callable[..., Awaitable[Any]], *args: Any, release: bool = False
+    ) -> Any:
+        """Run ``method(*args)`` under the statement lock, translating errors.
+
+        With ``release`` (a connection checked out for this one statement, see
+        :mod:`covet.db.execution`) the connection goes back to its pool at the end,
+        as the ``finally`` of an ``async with db.connection()`` would return it,
+        without that context manager's coroutine around this one.
+        """
         # Every statement passes here: when capture_queries() is not open (production),
         # recording costs this one context variable lookup.
         log = current_log.get(observers.log)
         if log is not None:
-            return await self._run_logged(log, method, args)
+            return await self._run_logged(log, method, args, release)
         lock = self._lock
         slot = lock.slot
         # The slot is taken and given back inline rather than ``async with``, which would
@@ -256,7 +265,14 @@ class BaseConnection(abc.ABC):
         if slot.free:
             slot.free = 0
         else:
-            await lock.wait()
+            try:
+                await lock.wait()
+            except BaseException:
+                # Cancelled before the statement ran (rare: a connection fresh from the pool
+                # has a free lock): a connection checked out for it still goes back.
+                if release:
+                    await self.backend.release(self)
+                raise
         try:
             return await method(*args)
         except Exception as exc:
@@ -278,9 +294,17 @@ class BaseConnection(abc.ABC):
                 slot.release()
             else:
                 slot.free = 1
+            if release:
+                backend = self.backend
+                if not backend.checkin_now(self):
+                    await backend.release(self)
 
     async def _run_logged(
-        self, log: QueryLog, method: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+        self,
+        log: QueryLog,
+        method: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        release: bool,
     ) -> Any:
         """Run a statement like :meth:`_run` and record it in ``log``."""
         # Closed for the inner _run(), which would otherwise record the statement again.
@@ -288,7 +312,7 @@ class BaseConnection(abc.ABC):
         started = time.perf_counter()
         failed = True
         try:
-            result = await self._run(method, *args)
+            result = await self._run(method, *args, release=release)
             failed = False
             return result
         finally:
@@ -376,11 +400,14 @@ class BaseConnection(abc.ABC):
     @abc.abstractmethod
     async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any: ...
 
-    @abc.abstractmethod
-    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]: ...
+    # _fetch_all() and _fetch_one() may be plain functions returning the driver's awaitable
+    # (one coroutine fewer per query): _run() awaits what they return.
 
     @abc.abstractmethod
-    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None: ...
+    def _fetch_all(self, sql: str, params: Sequence[Any]) -> Awaitable[list[Sequence[Any]]]: ...
+
+    @abc.abstractmethod
+    def _fetch_one(self, sql: str, params: Sequence[Any]) -> Awaitable[Sequence[Any] | None]: ...
 
     @abc.abstractmethod
     async def _fetch_described(

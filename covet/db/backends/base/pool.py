@@ -147,6 +147,33 @@ class ConnectionPool(Generic[C]):
         """Mark every idle connection to be pinged before its next use."""
         self._generation += 1
 
+    def try_acquire(self) -> C | None:
+        """Check out the last returned connection when it is ready now, else return None.
+
+        Ready means what :meth:`acquire` would hand out without waiting or I/O: a
+        slot is free, and the most recently returned idle connection needs no ping
+        (the pool was not expired since it was checked, it has not been idle past
+        ``ping_after``), no replacing (``recycle``) and the driver saw no close. A
+        None leaves the pool as it was; :meth:`acquire` then waits, pings or opens.
+        The path of every statement outside a transaction: no coroutine, no timer.
+        """
+        idle = self._idle
+        slots = self._slots
+        if not (idle and slots.free) or self._closed:
+            return None
+        # A free slot proves nobody is queued (see FifoSlots): taking it jumps no queue.
+        conn = idle[-1]
+        if (
+            conn.generation != self._generation
+            or not conn.is_usable()
+            or (self._timed and not self._within_limits(conn))
+        ):
+            return None
+        idle.pop()
+        slots.free -= 1
+        conn.fresh = True
+        return conn
+
     async def acquire(self) -> C:
         """Check out a connection, waiting up to ``timeout`` for a free one.
 
@@ -154,12 +181,13 @@ class ConnectionPool(Generic[C]):
             PoolTimeout: No connection became free in time.
             InterfaceError: The pool is closed.
         """
+        conn = self.try_acquire()
+        if conn is not None:
+            return conn
         if self._closed:
             raise InterfaceError(f"The connection pool of {self.name} is closed. Call connect().")
         slots = self._slots
         if slots.free:
-            # A free slot proves nobody is queued (see FifoSlots), so taking it jumps no queue and
-            # needs no timer: one decrement on the path of every statement.
             slots.free -= 1
         else:
             # Every connection is out: queue (first come, first served) under the timeout.
@@ -169,20 +197,6 @@ class ConnectionPool(Generic[C]):
             except TimeoutError:
                 raise pool_timeout_error(self.name, self.timeout, self.max_size) from None
         try:
-            idle = self._idle
-            if idle:
-                # The common case, without _checkout()'s coroutine: the last returned
-                # connection is ready unless the pool was expired since it was checked,
-                # the driver saw the server close it, or an age or idle-time rule applies.
-                conn = idle[-1]
-                if (
-                    conn.generation == self._generation
-                    and conn.is_usable()
-                    and (not self._timed or self._within_limits(conn))
-                ):
-                    idle.pop()
-                    conn.fresh = True
-                    return conn
             return await self._checkout()
         except BaseException:
             slots.release()
@@ -254,6 +268,33 @@ class ConnectionPool(Generic[C]):
         self._spawn(conn.close())
         if self._closed and not self._open:
             self._drained.set()
+
+    def try_release(self, conn: C) -> bool:
+        """Return ``conn`` to the idle connections when that needs no I/O; tell whether it did.
+
+        False (nothing done) when the connection needs a reset (a transaction left
+        open, an interrupted statement, changed session state) or discarding, or the
+        pool is closed: :meth:`release` then does it.
+        """
+        if (
+            conn.broken
+            or conn.dirty
+            or conn.in_transaction
+            or conn.session_changed
+            or self._closed
+            or conn not in self._open
+        ):
+            return False
+        # _return(), inline: this runs once per statement outside transactions.
+        if self._stamp:
+            conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+        slots = self._slots
+        if slots.waiters:
+            slots.release()
+        else:
+            slots.free += 1
+        return True
 
     async def release(self, conn: C) -> None:
         """Return a connection; reset or discard it as needed. Safe under cancellation."""

@@ -59,7 +59,7 @@ from covet.db.backends.postgres.codecs import datetime_from_pg, decode_timestamp
 from covet.db.backends.postgres.creation import PostgresCreation
 from covet.db.backends.postgres.functions import PostgresFunctionOperations
 from covet.db.backends.postgres.lookups import PostgresLookups
-from covet.db.backends.postgres.session import RESET_SQL, changes_session
+from covet.db.backends.postgres.session import RESET_SQL, changes_session, note_raw_transaction
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -76,7 +76,7 @@ from covet.db.exceptions import (
 from covet.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
+    from collections.abc import AsyncGenerator, Awaitable, Coroutine, Mapping, Sequence
 
     from covet.db.database import DatabaseURL
 
@@ -358,14 +358,16 @@ class PostgresConnection(BaseConnection):
         await self.raw.execute(sql, *params)
         return None
 
-    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    # Plain functions handing back asyncpg's coroutine: one frame fewer per query.
+
+    def _fetch_all(self, sql: str, params: Sequence[Any]) -> Awaitable[list[Sequence[Any]]]:
         self._note_session(sql)
-        rows: list[Sequence[Any]] = await self.raw.fetch(sql, *params)
+        rows: Awaitable[list[Sequence[Any]]] = self.raw.fetch(sql, *params)
         return rows
 
-    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
+    def _fetch_one(self, sql: str, params: Sequence[Any]) -> Awaitable[Sequence[Any] | None]:
         self._note_session(sql)
-        row: Sequence[Any] | None = await self.raw.fetchrow(sql, *params)
+        row: Awaitable[Sequence[Any] | None] = self.raw.fetchrow(sql, *params)
         return row
 
     async def _fetch_described(
@@ -674,16 +676,16 @@ class PostgresBackend(PooledBackend[PostgresConnection]):
             # Disconnected meanwhile: nothing to return it to.
             conn.raw.terminate()
             return released()
-        if not (conn.in_transaction or conn.broken or conn.dirty):
-            # A BEGIN sent as raw SQL leaves the server in a transaction covet did not
-            # open: roll it back before the next user, as covet's own ones are. (try, not
-            # contextlib.suppress(): this runs once per statement outside transactions.)
-            try:
-                if conn.raw.is_in_transaction():
-                    conn.in_transaction = True
-            except AttributeError:  # asyncpg drops its protocol once the connection is aborted
-                conn.broken = True
+        note_raw_transaction(conn)
         return pool.release(conn)
+
+    def checkin_now(self, conn: BaseConnection) -> bool:
+        """Return ``conn`` to the pool when it needs no reset, after the raw ``BEGIN`` check."""
+        pool = self._pool
+        if pool is None:
+            return False
+        note_raw_transaction(conn)
+        return pool.try_release(conn)  # type: ignore[arg-type]
 
     async def replace_raw(self, conn: BaseConnection) -> None:
         """Swap a dead connection's socket for a new one."""

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import TYPE_CHECKING
 
-__all__ = ("RESET_SQL", "changes_session")
+if TYPE_CHECKING:
+    from covet.db.backends.base import BaseConnection
+
+__all__ = ("RESET_SQL", "changes_session", "note_raw_transaction")
 
 # Statements after which a connection must not go to the next user as it is: session
 # settings (SET, except SET LOCAL / SET TRANSACTION / SET CONSTRAINTS, which end with the
@@ -47,3 +51,18 @@ def changes_session(sql: str) -> int:
     if _PREPARE_SQL.search(sql):
         return 2
     return 1 if _SESSION_SQL.search(sql) else 0
+
+
+def note_raw_transaction(conn: BaseConnection) -> None:
+    """Mark ``conn`` as in a transaction when a raw ``BEGIN`` left the server in one.
+
+    The pool rolls such a transaction back before the next user, as it does
+    covet's own. Checked on every return to the pool (outside transactions).
+    """
+    if not (conn.in_transaction or conn.broken or conn.dirty):
+        # try, not contextlib.suppress(): this runs once per statement.
+        try:
+            if conn.raw.is_in_transaction():
+                conn.in_transaction = True
+        except AttributeError:  # asyncpg drops its protocol once the connection is aborted
+            conn.broken = True

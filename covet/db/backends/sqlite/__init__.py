@@ -366,16 +366,16 @@ class SQLiteConnection(BaseConnection):
 
         return await self._write(sql, run)
 
-    async def _fetch_all(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _fetch_all(self, sql: str, params: Sequence[Any]) -> Awaitable[list[Sequence[Any]]]:
         # execute_fetchall() reads every row in one round trip and returns sqlite3's
         # fetchall() list; the exhausted statement is reset, so no snapshot stays open.
         if self.in_transaction or is_read_only_sql(sql):
             # A read, or any statement in a transaction (which holds the writer lock
-            # already): awaited directly, without _write()'s closure and coroutine, because
-            # this is the path of every ORM query.
-            rows: list[Sequence[Any]] = await self.raw.execute_fetchall(sql, params)
+            # already): aiosqlite's awaitable handed back for _run() to await, without a
+            # coroutine of this method's or _write()'s closure: the path of every ORM query.
+            rows: Awaitable[list[Sequence[Any]]] = self.raw.execute_fetchall(sql, params)
             return rows
-        return await self._write(sql, lambda: self.raw.execute_fetchall(sql, params))
+        return self._write(sql, lambda: self.raw.execute_fetchall(sql, params))
 
     async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
         rows = await self._fetch_all(sql, params)
