@@ -50,7 +50,7 @@ async def main_async(opts: argparse.Namespace) -> None:
             await contender.start(target)
             await contender.seed()
             fn = run.method(contender, opts.op)
-            for a in run.make_args(opts.op, WARM_UP, random.Random(0)):
+            for a in run.make_args(opts.op, opts.warm_up, random.Random(0)):
                 await fn(*a)
             if opts.op in run.WRITES:
                 await contender.clear_comments()
@@ -90,12 +90,13 @@ def count_instructions(opts: argparse.Namespace) -> None:
     if valgrind is None:
         raise SystemExit("--instructions needs valgrind on PATH (apt-get install valgrind).")
     refs = []
-    for n in INSTRUCTION_RUNS:
+    runs = opts.runs
+    for n in runs:
         command = [
             valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
             sys.executable, __file__, "--backend", opts.backend, "--contender", opts.contender,
             "--op", opts.op, "-n", str(n), "--samples", "1", "--cpu", "none", "--loop", opts.loop,
-            "--pg-url", opts.pg_url, "--mysql-url", opts.mysql_url,
+            "--pg-url", opts.pg_url, "--mysql-url", opts.mysql_url, "--warm-up", str(opts.warm_up),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -103,7 +104,7 @@ def count_instructions(opts: argparse.Namespace) -> None:
         if done.returncode != 0 or found is None:
             raise SystemExit(f"valgrind run failed ({done.returncode}):\n{done.stderr[-2000:]}")
         refs.append(int(found.group(1).replace(",", "")))
-    low, high = INSTRUCTION_RUNS
+    low, high = runs
     per_op = (refs[1] - refs[0]) / (high - low)
     print(f"{opts.contender} {opts.backend} {opts.op}: {per_op:,.0f} instructions/op "
           f"(valgrind, {high} - {low} operations)")  # fmt: skip
@@ -122,6 +123,16 @@ def main() -> None:
     p.add_argument("--lines", type=int, default=30)
     p.add_argument(
         "--instructions", action="store_true", help="count instructions per operation (valgrind)"
+    )
+    p.add_argument(
+        "--warm-up", type=int, default=WARM_UP, help=f"operations before measuring ({WARM_UP})"
+    )
+    p.add_argument(
+        "--runs",
+        type=lambda text: tuple(int(n) for n in text.split(",", 1)),
+        default=INSTRUCTION_RUNS,
+        help="with --instructions: the two loop lengths subtracted (default 100,1100); "
+        "bulk operations take e.g. --runs 2,12 --warm-up 20",
     )
     p.add_argument("--cpu", default="auto", help=CPU_HELP)
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
