@@ -124,6 +124,8 @@ _COLUMN_CHECKS: Final = "covet.bulk_column_checks"
 _tzinfo = operator.attrgetter("tzinfo")
 _instance_dict = operator.attrgetter("__dict__")
 _related_cache = operator.attrgetter("_state.cache")
+_state_of = operator.attrgetter("_state")
+_first = operator.itemgetter(0)
 
 
 def _column_is_clean(column: list[Any], kind: str, bound: Any, filled_later: bool) -> bool:
@@ -623,8 +625,7 @@ async def bulk_insert(
                         sql, params = json_sql, encoded
                     if returning:
                         result = await run_fetch_all(db, sql, params)
-                        for o, r in zip(batch, result, strict=True):
-                            o.__dict__[pk_attname] = conv(r[0]) if conv is not None else r[0]
+                        _set_keys(batch, pk_attname, _returned_keys(result, conv))
                     else:
                         await run_execute(db, sql, params)
                 continue
@@ -656,18 +657,28 @@ async def bulk_insert(
                     params = ops.bulk_insert_params([c[start:end] for c in prebuilt])
                 if step is not None:
                     first = await run_insert(db, sql, params, False)
-                    for k, o in enumerate(batch):
-                        o.__dict__[pk_attname] = first + k * step
+                    _set_keys(batch, pk_attname, range(first, first + len(batch) * step, step))
                 elif returning:
                     result = await run_fetch_all(db, sql, params)
-                    for o, r in zip(batch, result, strict=True):
-                        o.__dict__[pk_attname] = conv(r[0]) if conv is not None else r[0]
+                    _set_keys(batch, pk_attname, _returned_keys(result, conv))
                 else:
                     await run_execute(db, sql, params)
-    for o in items:
-        o._state.adding = False
-        o._state.db = using
+    for state in map(_state_of, items):
+        state.adding = False
+        state.db = using
     return items
+
+
+def _returned_keys(rows: Iterable[Sequence[Any]], conv: Callable[[Any], Any] | None) -> Any:
+    """Return the keys of RETURNING's rows (converted when the backend needs it)."""
+    keys = map(_first, rows)
+    return keys if conv is None else map(conv, keys)
+
+
+def _set_keys(objs: Sequence[Model], attname: str, keys: Iterable[Any]) -> None:
+    """Store each new key in its object, in order (zip() checks the counts agree)."""
+    for values, key in zip(map(_instance_dict, objs), keys, strict=True):
+        values[attname] = key
 
 
 async def bulk_write(
