@@ -337,7 +337,7 @@ def _cuts_by_measure(
 @pytest.mark.parametrize("with_bytes", [False, True])
 def test_packet_cuts_are_those_of_the_per_value_measure(max_bytes, with_bytes):
     from covet.db.backends.base import BaseFeatures, BaseOperations
-    from covet.db.persistence import _packet_batches
+    from covet.db.bulkwork import _packet_batches
 
     ops = BaseOperations(BaseFeatures())
     when = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)

@@ -19,7 +19,7 @@ import pytest
 
 from covet.db import transaction
 from covet.db.testing import capture_queries
-from tests.db.models import Color, Everything, Plain, Priority
+from tests.db.models import Author, Color, Everything, Plain, Post, Priority
 
 if TYPE_CHECKING:
     from covet.db.database import Database
@@ -124,6 +124,11 @@ async def test_a_column_without_a_json_form_sends_the_batch_as_arrays(orm: Datab
     assert (got.dec, got.char, got.moment) == (Decimal("1.50"), "a'b", objs[0].moment)
 
 
+@pytest.fixture
+async def ann(orm: Database) -> Author:
+    return await Author.objects.create(name="Ann", email="ann@example.com")
+
+
 def _mysql_only(orm: Database) -> None:
     if orm.vendor != "mysql":
         pytest.skip("MySQL/MariaDB write values into the statement; the others bind them")
@@ -189,3 +194,58 @@ async def test_column_adapters_agree_with_value_adapters(orm: Database) -> None:
     assert one is not None
     for column in columns:
         assert whole(list(column)) == [None if v is None else one(v) for v in column]
+
+
+def _sqlite_only(orm: Database) -> None:
+    if not orm.features.bulk_insert_counts_keys_back:
+        pytest.skip(f"{orm.vendor} does not count a bulk INSERT's keys back from the last")
+
+
+async def _check_keys(posts: list[Post]) -> None:
+    stored = dict(await Post.objects.filter(views__gte=0).values_list("id", "title"))
+    assert [stored[p.pk] for p in posts] == [p.title for p in posts]
+
+
+async def test_keys_counted_back_without_returning(orm: Database, ann: Author) -> None:
+    _sqlite_only(orm)
+    posts = [Post(title=f"c{i}", author=ann, views=i) for i in range(100)]
+    async with capture_queries() as captured:
+        await Post.objects.bulk_create(posts)
+    inserts = [sql for sql in captured.queries if sql.startswith("INSERT")]
+    assert inserts
+    assert not any("RETURNING" in sql for sql in inserts)
+    await _check_keys(posts)
+
+
+async def test_a_trigger_on_the_table_sends_keys_through_returning(
+    orm: Database, ann: Author
+) -> None:
+    # The trigger's own INSERT takes a key between two of the statement's rows: counting
+    # back from the last key would give the objects wrong keys.
+    _sqlite_only(orm)
+    table = Post._meta.table
+    await orm.execute(
+        f'CREATE TRIGGER covet_test_echo AFTER INSERT ON "{table.upper()}" WHEN NEW.views = 5 '  # noqa: S608
+        f'BEGIN INSERT INTO "{table}" (title, body, author_id, views) '
+        "VALUES ('echo', '', NEW.author_id, -1); END"
+    )
+    try:
+        posts = [Post(title=f"t{i}", author=ann, views=i) for i in range(100)]
+        async with capture_queries() as captured:
+            await Post.objects.bulk_create(posts)
+        assert any("RETURNING" in sql for sql in captured.queries if sql.startswith("INSERT"))
+        await _check_keys(posts)
+        assert await Post.objects.filter(title="echo").count() == 1
+    finally:
+        await orm.execute("DROP TRIGGER covet_test_echo")
+
+
+async def test_keys_near_the_largest_rowid_go_through_returning(orm: Database, ann: Author) -> None:
+    # Past the largest rowid SQLite picks free keys at random: they cannot be counted.
+    _sqlite_only(orm)
+    await Post.objects.create(id=2**63 - 50, title="high", author=ann, views=0)
+    posts = [Post(title=f"h{i}", author=ann, views=i) for i in range(100)]
+    async with capture_queries() as captured:
+        await Post.objects.bulk_create(posts)
+    assert any("RETURNING" in sql for sql in captured.queries if sql.startswith("INSERT"))
+    await _check_keys(posts)

@@ -51,6 +51,11 @@ class BaseFeatures:
     # MySQL/MariaDB with innodb_autoinc_lock_mode 0 or 1, set at connect: bulk_create()
     # then reads no RETURNING rows)
     bulk_insert_id_step: int | None = None
+    # Does a multi-row INSERT report its last row's key as its last insert id, the rows'
+    # keys consecutive whenever the table has no triggers and room below the largest key?
+    # (SQLite: rowids; bulk_create() checks both with ops.bulk_key_check_sql() in its
+    # transaction, then counts the keys back from the last instead of reading RETURNING)
+    bulk_insert_counts_keys_back: bool = False
     # How many bound parameters may one statement carry?
     max_query_params: int = 999
     # How many bytes may one statement be on the wire? (None: no limit below the parameter

@@ -376,6 +376,22 @@ class BaseOperations(FunctionOperations, LookupOperations):
             return columns[0]
         return list(itertools.chain.from_iterable(zip(*columns, strict=True)))
 
+    def bulk_key_check_sql(self, table_sql: str, pk_sql: str) -> str:
+        """Render the check before counting a bulk INSERT's keys back from its last one.
+
+        Used where ``features.bulk_insert_counts_keys_back``: one row of the
+        table's largest key and whether any trigger is defined on the table
+        (whose own INSERTs could take keys between the statement's rows); the
+        table's name is the statement's one parameter.
+
+        Raises:
+            NotImplementedError: The backend does not count keys back.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__}.bulk_key_check_sql() is not implemented: check "
+            "features.bulk_insert_counts_keys_back first."
+        )
+
     def json_insert_sql(
         self, table_sql: str, columns_sql: Sequence[str], internal_types: Sequence[str]
     ) -> str | None:

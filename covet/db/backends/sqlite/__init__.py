@@ -92,6 +92,9 @@ class SQLiteFeatures(BaseFeatures):
     supports_returning = _VERSION >= (3, 35)
     # Does a multi-row INSERT ... RETURNING return one row per inserted row?
     can_return_rows_from_bulk_insert = _VERSION >= (3, 35)
+    # A new row's rowid is one above the largest (an INSERT's rows consecutive, as nothing
+    # else writes during the statement) until the largest possible one is taken.
+    bulk_insert_counts_keys_back = True
     # Do CREATE/ALTER/DROP roll back with the transaction?
     supports_transactional_ddl = True
     # Can ALTER TABLE change or drop a column? (no: only ADD/RENAME; tables are rebuilt)
@@ -191,6 +194,13 @@ class SQLiteOperations(SQLiteFunctionOperations, SQLiteLookups, BaseOperations):
     def get_adapter(self, internal_type: str) -> Converter | None:
         """Return the adapter for ``internal_type`` (exact int/float decimals, text dates)."""
         return self._adapters.get(internal_type)
+
+    def bulk_key_check_sql(self, table_sql: str, pk_sql: str) -> str:
+        """Render ``SELECT max(pk), EXISTS(<a trigger on the table>) FROM t`` (one row)."""
+        return (
+            f"SELECT max({pk_sql}), EXISTS(SELECT 1 FROM sqlite_master "
+            f"WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE) FROM {table_sql}"
+        )
 
     def get_column_adapter(self, internal_type: str) -> ColumnAdapter | None:
         """Return the whole-column form of the datetime adapter (text in C loops)."""
