@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from covet._hosts import reject_host
@@ -498,7 +498,8 @@ class Router(RouteDecorators):
         """
         app = self._app
         if app is None:
-            router = cast("Router", self)
+            # _app is None only on a Router (an annotation, not a cast() call per request).
+            router: Router = self  # type: ignore[assignment]
             if scope["type"] != "http":
                 await router._serve_other(scope, receive, send)
                 return
