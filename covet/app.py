@@ -15,9 +15,10 @@ covet's one dispatch: it calls the matched route, sends its response and
 hands the route's exceptions to the handlers registered with
 :meth:`Covet.add_exception_handler` itself (what
 :class:`~covet.middleware.errors.ExceptionMiddleware` does, without a wrapper
-per request). Without middleware of yours, the app calls the router directly
-and the router hands unhandled exceptions straight to the 500 layer (same
-behaviour, no error-layer coroutine per request). The stack is built once,
+per request). Without middleware of yours, the app dispatches itself (its
+``__call__`` is the router's, so no coroutine sits between the server and the
+route) and the router hands unhandled exceptions straight to the 500 layer
+(same behaviour, no error-layer coroutine per request). The stack is built once,
 when the app starts serving; from then on the app is frozen and registering
 routes, middleware, handlers or hooks raises
 :class:`~covet.exceptions.ImproperlyConfigured`.
