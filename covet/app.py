@@ -15,9 +15,10 @@ covet's one dispatch: it calls the matched route, sends its response and
 hands the route's exceptions to the handlers registered with
 :meth:`Covet.add_exception_handler` itself (what
 :class:`~covet.middleware.errors.ExceptionMiddleware` does, without a wrapper
-per request). Without middleware of yours, the app calls the router directly
-and the router hands unhandled exceptions straight to the 500 layer (same
-behaviour, no error-layer coroutine per request). The stack is built once,
+per request). Without middleware of yours, the app dispatches itself (its
+``__call__`` is the router's, so no coroutine sits between the server and the
+route) and the router hands unhandled exceptions straight to the 500 layer
+(same behaviour, no error-layer coroutine per request). The stack is built once,
 when the app starts serving; from then on the app is frozen and registering
 routes, middleware, handlers or hooks raises
 :class:`~covet.exceptions.ImproperlyConfigured`.
@@ -35,7 +36,7 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from covet._context import RequestContext, RequestObserver, current_request
-from covet._hosts import HostGuard, HostPatterns, reject_host, split_host
+from covet._hosts import HostGuard, HostPatterns, find_host, reject_host, split_host
 from covet.datastructures import State
 from covet.exceptions import ImproperlyConfigured
 from covet.middleware.errors import (
@@ -198,6 +199,13 @@ class Covet(RouteDecorators):
         self._stack: ASGIApp | None = None
         # What __call__ calls: the stack's bound __call__ once built (see _build()).
         self._serve: ASGIApp | None = None
+        # What __call__ (the router's dispatch, see Router.__call__) reads first: the
+        # app itself (None on a router); whether each connection takes the general
+        # path, _serve_connection() (until built, with observers or a lifespan state
+        # to copy); and the router when it is the whole stack (no middleware, no debug).
+        self._app: Covet | None = self
+        self._general = True
+        self._direct: Router | None = None
         self._request_observers: list[RequestObserver] = []
         self._error_reporters: list[tuple[ErrorReporter, float]] = []
         # The observers each request reports to: None when there are none; _UNBUILT
@@ -504,6 +512,8 @@ class Covet(RouteDecorators):
             observers.insert(0, AccessLog())
         self._observe = tuple(observers) or None
         self._stack = app
+        self._direct = self.router if app is self.router else None
+        self._general = self._observe is not None or self._lifespan_state is not None
         # Calling an instance looks its __call__ up on every call; the bound method
         # skips that (a few hundred instructions per request).
         self._serve = _bound_call(app)
@@ -548,7 +558,7 @@ class Covet(RouteDecorators):
             return send(message)
 
         try:
-            await self(scope, receive, observing_send)
+            await self._serve_connection(scope, receive, observing_send)
         except BaseException:
             if context.status == 0:
                 context.status = 500
@@ -561,12 +571,18 @@ class Covet(RouteDecorators):
             finally:
                 current_request.reset(token)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection (``http``, ``websocket`` or ``lifespan``).
+    #: Serve one ASGI connection (``http``, ``websocket`` or ``lifespan``). This is
+    #: the router's dispatch function itself (see :meth:`covet.Router.__call__`):
+    #: an app whose router is its whole stack serves HTTP without a coroutine
+    #: between the server and the route; the rest goes to :meth:`_serve_connection`.
+    __call__ = Router.__call__
 
-        Checks the Host, then awaits the stack built once at startup: the
-        router itself when the app has no middleware (the router is covet's
-        one dispatch; see :meth:`covet.Router.handle_errors`).
+    async def _serve_connection(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a connection the direct path does not: the general form of ``__call__``.
+
+        Lifespan, websockets, observed requests, requests of an app not yet
+        built and of one whose lifespan state is copied into each request.
+        Checks the Host, then awaits the stack built once at startup.
         """
         scope["app"] = self
         kind = scope["type"]
@@ -586,17 +602,8 @@ class Covet(RouteDecorators):
             # The server has no lifespan state: give each request a copy of the app's.
             # (Otherwise request.state creates scope["state"] when first used.)
             scope["state"] = dict(lifespan_state)
-        # The Host check runs on every request, so the header scan is find_host()
-        # inlined (a call costs ~700 instructions here): find the one Host header...
-        host: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"host":
-                if host is not None:  # RFC 9112 section 3.2: more than one Host is a 400.
-                    await reject_host(scope, send)
-                    return
-                host = value
-        # ...and look it up among the accepted ones before parsing it.
-        if host not in self._hosts_accepted and not self._host_guard.allows(host):
+        host, duplicated = find_host(scope["headers"])
+        if duplicated or (host not in self._hosts_accepted and not self._host_guard.allows(host)):
             await reject_host(scope, send)
             return
         if kind == "websocket" and not self._origin_allowed(scope, host):
@@ -692,6 +699,7 @@ class Covet(RouteDecorators):
             server_state.update(yielded)
         else:
             self._lifespan_state = dict(yielded)
+            self._general = True  # each request gets a copy: the general path does that
 
 
 def _check_origins(origins: Iterable[str]) -> frozenset[str]:

@@ -16,11 +16,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from covet import Covet, HTTPException, JSONResponse, PlainTextResponse, Request, StreamingResponse
+from covet import (
+    Covet,
+    HTTPException,
+    JSONResponse,
+    PlainTextResponse,
+    Request,
+    Router,
+    StreamingResponse,
+)
 from covet.background import BackgroundTask
 from covet.middleware.errors import ExceptionMiddleware, ServerErrorMiddleware
 from tests.asgi import http_scope
@@ -424,3 +433,60 @@ async def test_mounted_app_keeps_the_outer_parameters() -> None:
             "kwarg": 3,
             "params": {"shop": "north", "item_id": 3},
         }
+
+
+async def test_app_without_middleware_awaits_the_handler_itself() -> None:
+    # Covet.__call__ is the router's dispatch function: once the app is built, the
+    # handler's caller is the app's own __call__ frame, with no router coroutine between.
+    app = Covet(allowed_hosts=["testserver"])
+    callers: list[tuple[object, object]] = []
+
+    @app.get("/who")
+    async def who(request: Request) -> str:
+        caller = sys._getframe(1)
+        callers.append((caller.f_code, caller.f_locals.get("self")))
+        return "ok"
+
+    for _ in range(2):  # the first request builds the stack (through the general path)
+        sent, escaped = await serve(app, "/who")
+        assert escaped is None and sent[0]["status"] == 200
+    assert type(app).__call__ is Router.__call__
+    code, owner = callers[-1]
+    assert code is Router.__call__.__code__ and owner is app
+
+    stacked, _ = build(stacked=True)  # with middleware the router is its own app below it
+    stacked.add_route("/who", who)
+    for _ in range(2):
+        sent, _ = await serve(stacked, "/who")
+        assert sent[0]["status"] == 200
+    code, owner = callers[-1]
+    assert code is Router.__call__.__code__ and owner is stacked.router
+
+
+async def test_observed_request_runs_an_overridden_call_once() -> None:
+    # The observed path serves the connection itself instead of calling the app
+    # again, so a subclass wrapping __call__ runs once per request.
+    calls: list[str] = []
+
+    class Counting(Covet):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            calls.append(scope["type"])
+            await super().__call__(scope, receive, send)
+
+    class Observer:
+        def request_started(self, context: object) -> None:
+            calls.append("started")
+
+        def request_finished(self, context: object) -> None:
+            calls.append("finished")
+
+    app = Counting(allowed_hosts=["testserver"])
+    app.add_observer(Observer())
+
+    @app.get("/ok")
+    async def ok(request: Request) -> str:
+        return "ok"
+
+    sent, escaped = await serve(app, "/ok")
+    assert escaped is None and sent[0]["status"] == 200
+    assert calls == ["http", "started", "finished"]

@@ -128,24 +128,25 @@ class Response:
     ) -> None:
         self.status_code = status_code
         self.background = background
-        if media_type is None:
-            fast = self._fast
-        else:
-            fast = None
-            self.media_type = media_type
         # The common case, inline (this runs for every response): the class's media
         # type (fast), a 200 and no extra headers.
-        if fast is not None and fast[1] and type(content) is str:
-            body = self.body = content.encode()
-        else:
-            body = self.body = self.render(content)
-        if fast is not None and headers is None and status_code == 200:
-            size = len(body)
-            length = _LENGTHS[size] if size < _LENGTHS_CACHED else None
-            self._raw = [length or _length_header(size), fast[0]]
-            self._raw_checked = True  # an instance attribute is quicker to read
-        else:
-            self.init_headers(headers)
+        if media_type is None and headers is None and status_code == 200:
+            fast = self._fast
+            if fast is not None:
+                body = self.body = (
+                    content.encode() if fast[1] and type(content) is str else self.render(content)
+                )
+                try:
+                    length = _LENGTHS[len(body)]
+                except IndexError:  # a body of 4 KiB or more
+                    length = None
+                self._raw = [length or _length_header(len(body)), fast[0]]
+                self._raw_checked = True  # an instance attribute is quicker to read
+                return
+        if media_type is not None:
+            self.media_type = media_type
+        self.body = self.render(content)
+        self.init_headers(headers)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

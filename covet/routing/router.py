@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
+from covet._hosts import reject_host
 from covet._utils import callable_name, get_route_path, to_response
 from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.middleware.errors import TrackedSend
@@ -26,10 +27,11 @@ from covet.routing.routes import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+    from covet.app import Covet
     from covet.datastructures import FormData
     from covet.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ("FailureHandler", "Router")
+__all__ = ("Dispatcher", "FailureHandler", "Router")
 
 
 class FailureHandler(Protocol):
@@ -48,6 +50,16 @@ class FailureHandler(Protocol):
     ) -> Awaitable[None]:
         """Answer ``exc``, raised while serving ``scope``, or re-raise it."""
         ...
+
+
+class Dispatcher(Protocol):
+    """What :meth:`Router.__call__` is the ``__call__`` of: a :class:`Router` or a ``Covet``.
+
+    ``_app`` is None on a router and the app itself on a :class:`~covet.Covet`.
+    """
+
+    @property
+    def _app(self) -> Covet | None: ...
 
 
 class Router(RouteDecorators):
@@ -103,6 +115,8 @@ class Router(RouteDecorators):
         # The static paths one HTTP route serves ({path: route}), filled by _build().
         self._plain: dict[str, Route] = {}
         self._failed: FailureHandler | None = None
+        # None: this is a router (Covet, whose __call__ is Router.__call__, holds itself).
+        self._app: Covet | None = None
         for route in routes or ():
             self._add(route)
 
@@ -462,29 +476,69 @@ class Router(RouteDecorators):
         """
         self._failed = failed
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self: Dispatcher, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch an ASGI connection to the matching route and send its response.
 
-        This is covet's one dispatch: the app calls it directly when it has no
-        middleware, and as the innermost app of its middleware stack
-        otherwise. For HTTP it matches the route, builds the
+        This is covet's one dispatch, and the ``__call__`` of both
+        :class:`Router` and :class:`~covet.Covet` (one function, so that an
+        app without middleware serves a request without a coroutine between
+        the server and the route). Called on a router (``self._app`` is
+        None: the innermost app of a middleware stack, a mounted or a
+        stand-alone router), it dispatches. Called on an app, it sets
+        ``scope["app"]``, checks the Host header, and then dispatches with the
+        app's router itself when that router is the whole stack, or awaits the
+        middleware stack; lifespan, websockets, observers and an app not yet
+        built take the app's general path (``Covet._serve_connection()``).
+
+        For HTTP it matches the route, builds the
         :class:`~covet.requests.Request`, awaits the handler, and sends a
         plain :class:`~covet.responses.Response` (see
         :data:`~covet.responses.SENDS_PLAIN`) inline, without a coroutine of
         its own; exceptions go to the handler set by :meth:`handle_errors`.
         """
-        if scope["type"] != "http":
-            await self._serve_other(scope, receive, send)
-            return
+        app = self._app
+        if app is None:
+            # _app is None only on a Router (an annotation, not a cast() call per request).
+            router: Router = self  # type: ignore[assignment]
+            if scope["type"] != "http":
+                await router._serve_other(scope, receive, send)
+                return
+        else:
+            scope["app"] = app
+            if app._general or scope["type"] != "http":
+                await app._serve_connection(scope, receive, send)
+                return
+            # The Host check runs on every request, so the header scan is find_host()
+            # inlined (a call costs ~700 instructions here): find the one Host header...
+            host: bytes | None = None
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    if host is not None:  # RFC 9112 section 3.2: more than one Host is a 400.
+                        await reject_host(scope, send)
+                        return
+                    host = value
+            # ...and look it up among the accepted ones before parsing it.
+            if host not in app._hosts_accepted and not app._host_guard.allows(host):
+                await reject_host(scope, send)
+                return
+            direct = app._direct
+            if direct is None:  # middleware (or the debug layer) between the app and its router
+                stack = app._serve
+                assert stack is not None  # noqa: S101 - built, or _general would be set
+                await stack(scope, receive, send)
+                return
+            router = direct
         # Below a root_path (uvicorn --root-path, or a Mount), routes match what follows it.
         path = scope["path"] if not scope.get("root_path") else get_route_path(scope)
         method = scope["method"]
-        route = self._plain.get(path)  # a static path served by one route: one dict lookup
+        route = router._plain.get(path)  # a static path served by one route: one dict lookup
         if route is None or method not in route.methods:
-            index = self._http or self._build()[0]
-            entry, found, params, remainder = self._resolve(index, path, method)
+            index = router._http or router._build()[0]
+            entry, found, params, remainder = router._resolve(index, path, method)
             if not isinstance(found, Route):  # a mount, a 404, a 405 or a redirect
-                await self._serve_rest(scope, receive, send, entry, found, params, path, remainder)
+                await router._serve_rest(
+                    scope, receive, send, entry, found, params, path, remainder
+                )
                 return
             route = found
         else:
@@ -517,7 +571,7 @@ class Router(RouteDecorators):
                     )
                     plain = type(response) in SENDS_PLAIN
             except Exception as exc:
-                failed = self._failed
+                failed = router._failed
                 if failed is None:
                     raise
                 await failed(exc, scope, receive, send, started=False)
@@ -536,7 +590,7 @@ class Router(RouteDecorators):
                     if response.background is not None:
                         await response.background()
                 except Exception as exc:
-                    failed = self._failed
+                    failed = router._failed
                     if failed is None:
                         raise
                     await failed(exc, scope, receive, send, started=True)
@@ -545,7 +599,7 @@ class Router(RouteDecorators):
                 try:
                     await response(scope, receive, tracked)
                 except Exception as exc:
-                    failed = self._failed
+                    failed = router._failed
                     if failed is None:
                         raise
                     await failed(exc, scope, receive, send, started=tracked.started)
