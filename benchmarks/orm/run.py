@@ -331,6 +331,15 @@ async def run_backend(backend: str, opts: argparse.Namespace, samples: dict[str,
                 backend, {}
             )
             contenders = {name: started[name][0] for name in names}
+            # All five contenders live in this one process, so every full pass of the cyclic
+            # garbage collector would also walk the other four ORMs' modules, metadata and
+            # caches (a heap no application with one ORM has), and it would land on whichever
+            # contender's allocations happened to trigger it: 50-70 ms spikes inside
+            # covet's bulk_insert_1000 on PostgreSQL, three times its median CPU. What exists
+            # after set-up is frozen (gc.freeze(), as long-running servers do after start-up);
+            # each operation's own garbage is still collected.
+            gc.collect()
+            gc.freeze()
             for rnd in range(opts.rounds):
                 for op, n in counts.items():
                     args = make_args(op, n, random.Random(rnd * 1000 + len(op)))
