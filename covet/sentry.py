@@ -51,6 +51,18 @@ from covet.middleware.errors import UNHANDLED_LOG_MESSAGE
 
 try:
     import sentry_sdk
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependencyError("sentry-sdk", extra="sentry") from exc
+if not sentry_sdk.VERSION.startswith("2."):
+    # sentry-sdk 3 renamed or removed what this module builds on (its tracing names, the
+    # ASGI middleware's transaction_style, DedupeIntegration's reset).
+    raise ImproperlyConfigured(
+        f"covet.sentry works with sentry-sdk 2.x, and sentry-sdk {sentry_sdk.VERSION} is "
+        "installed. Install a 2.x release: pip install 'sentry-sdk>=2,<3' (or "
+        "'covet-web[sentry]', which asks for it)."
+    )
+
+try:
     from sentry_sdk.integrations import Integration
     from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
     from sentry_sdk.integrations.dedupe import DedupeIntegration

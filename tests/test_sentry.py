@@ -334,3 +334,15 @@ def test_nothing_is_sent_once_the_client_lacks_the_integration(transport: Memory
         assert post_boom(client).status_code == 500
     sentry_sdk.flush()
     assert transport.items("event") == []
+
+
+def test_a_sentry_sdk_3_install_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    # sentry-sdk 3 dropped names covet.sentry uses: importing it must say which release to
+    # install, not fail on a missing name (or report the package as not installed at all).
+    import importlib
+    import sys
+
+    monkeypatch.setattr(sentry_sdk, "VERSION", "3.0.0")
+    monkeypatch.delitem(sys.modules, "covet.sentry")
+    with pytest.raises(ImproperlyConfigured, match=r"sentry-sdk>=2,<3"):
+        importlib.import_module("covet.sentry")
