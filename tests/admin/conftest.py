@@ -6,9 +6,7 @@ schema (PostgreSQL) or database (MySQL) per backend, dropped at the end.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -28,7 +26,7 @@ from covet.db import create_all, drop_all
 from covet.db.database import Database
 from covet.middleware import CSRFMiddleware, SessionMiddleware
 from tests.admin.models import Article, Label, Remark, StaffUser, Sticker, Topic, Writer
-from tests.db.conftest import BACKENDS, ENV_VARS, _bootstrap, _unavailable
+from tests.db.conftest import BACKENDS, private_database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -52,36 +50,17 @@ def cheap_hashers() -> Iterator[None]:
 async def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Database]:
-    backend: str = request.param
-    name = f"covet_adm_{secrets.token_hex(6)}"
-    server: Database | None = None
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('admin') / 'admin.db'}"
-    else:
-        admin_url = os.environ.get(ENV_VARS[backend], "")
-        if not admin_url:
-            _unavailable(f"{ENV_VARS[backend]} is not set; {backend} tests are skipped")
-        server = await _bootstrap(admin_url)
-        creation = server.backend.creation
-        for sql in creation.create_test_database_sql(name):
-            await server.execute(sql)
-        url = creation.test_database_url(admin_url, name)
-        await server.disconnect()
-    db = Database(url)
-    try:
-        await db.connect()
-        await drop_all(MODELS)
-        await create_all(MODELS)
-        yield db
-    finally:
-        if db.is_connected:
+    async with private_database(request.param, "covet_adm", tmp_path_factory) as target:
+        db = Database(target.url)
+        try:
+            await db.connect()
             await drop_all(MODELS)
-        await db.disconnect()
-        if server is not None:
-            await server.connect()
-            for sql in server.backend.creation.drop_test_database_sql(name):
-                await server.execute(sql)
-            await server.disconnect()
+            await create_all(MODELS)
+            yield db
+        finally:
+            if db.is_connected:
+                await drop_all(MODELS)
+            await db.disconnect()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

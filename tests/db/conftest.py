@@ -17,6 +17,7 @@ database and must not find ours still registered.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import urllib.parse
@@ -75,42 +76,55 @@ async def _bootstrap(url: str) -> Database:
     return db
 
 
+@contextlib.asynccontextmanager
+async def private_database(
+    backend: str, prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Target]:
+    """Make a throw-away database on ``backend`` named ``<prefix>_<random>``; drop it after.
+
+    A schema (PostgreSQL) or a database (MySQL), made with the backend's own test-database
+    DDL through a bootstrap connection to the server's URL, or a file (SQLite). Skips, or
+    fails under ``COVET_TEST_REQUIRE_ALL=1``, when the server's URL is unset or unreachable.
+    Used by this package's ``database`` fixture and by the admin and GraphQL suites.
+    """
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp(prefix) / "test.db"
+        yield Target(backend, f"sqlite:///{path}", name=name)
+        return
+    url = os.environ.get(ENV_VARS[backend], "")
+    if not url:
+        _unavailable(f"{ENV_VARS[backend]} is not set; {backend} tests are skipped")
+    admin = await _bootstrap(url)
+    creation = admin.backend.creation
+    for sql in creation.create_test_database_sql(name):
+        await admin.execute(sql)
+    # Disconnect so that the test database, not the admin one, becomes the default.
+    await admin.disconnect()
+    try:
+        yield Target(backend, creation.test_database_url(url, name), name=name, admin_url=url)
+    finally:
+        await admin.connect()
+        for sql in creation.drop_test_database_sql(name):
+            await admin.execute(sql)
+        await admin.disconnect()
+
+
 @pytest_asyncio.fixture(scope="package", loop_scope="session", params=BACKENDS)
 async def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Database]:
     """Yield a connected default Database on each backend, in a private schema/database."""
     backend: str = request.param
-    name = f"covet_t_{secrets.token_hex(6)}"
-    admin: Database | None = None
-    if backend == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "test.db"
-        target = Target(backend, f"sqlite:///{path}", name=name)
-    else:
-        url = os.environ.get(ENV_VARS[backend], "")
-        if not url:
-            _unavailable(f"{ENV_VARS[backend]} is not set; {backend} tests are skipped")
-        admin = await _bootstrap(url)
-        # The backend's own test-database DDL: a schema (PostgreSQL) or a database (MySQL).
-        creation = admin.backend.creation
-        for sql in creation.create_test_database_sql(name):
-            await admin.execute(sql)
-        target = Target(backend, creation.test_database_url(url, name), name=name, admin_url=url)
-        # Disconnect so that the test database, not the admin one, becomes the default.
-        await admin.disconnect()
-    TARGETS[backend] = target
-    db = Database(target.url, **target.options)
-    try:
-        await db.connect()
-        yield db
-    finally:
-        await db.disconnect()
-        TARGETS.pop(backend, None)
-        if admin is not None:
-            await admin.connect()
-            for sql in admin.backend.creation.drop_test_database_sql(name):
-                await admin.execute(sql)
-            await admin.disconnect()
+    async with private_database(backend, "covet_t", tmp_path_factory) as target:
+        TARGETS[backend] = target
+        db = Database(target.url, **target.options)
+        try:
+            await db.connect()
+            yield db
+        finally:
+            await db.disconnect()
+            TARGETS.pop(backend, None)
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ loop, where the database pool lives.
 
 from __future__ import annotations
 
-import os
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,7 +17,7 @@ import pytest_asyncio
 from covet.auth import PBKDF2PasswordHasher, set_hashers
 from covet.db import create_all, drop_all
 from covet.db.database import Database
-from tests.db.conftest import BACKENDS, ENV_VARS, _bootstrap, _unavailable
+from tests.db.conftest import BACKENDS, private_database
 from tests.graphql.example import MODELS, PASSWORD, Author, Comment, Post, Status, Tag, User
 
 if TYPE_CHECKING:
@@ -39,33 +37,15 @@ async def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Database]:
     """Yield a connected default Database with the example tables, on each backend."""
-    backend: str = request.param
-    name = f"covet_g_{secrets.token_hex(6)}"
-    admin: Database | None = None
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('graphql') / 'graphql.db'}"
-    else:
-        admin_url = os.environ.get(ENV_VARS[backend], "")
-        if not admin_url:
-            _unavailable(f"{ENV_VARS[backend]} is not set; {backend} tests are skipped")
-        admin = await _bootstrap(admin_url)
-        for sql in admin.backend.creation.create_test_database_sql(name):
-            await admin.execute(sql)
-        url = admin.backend.creation.test_database_url(admin_url, name)
-        await admin.disconnect()
-    db = Database(url)
-    try:
-        await db.connect()
-        await drop_all(MODELS)
-        await create_all(MODELS)
-        yield db
-    finally:
-        await db.disconnect()
-        if admin is not None:
-            await admin.connect()
-            for sql in admin.backend.creation.drop_test_database_sql(name):
-                await admin.execute(sql)
-            await admin.disconnect()
+    async with private_database(request.param, "covet_g", tmp_path_factory) as target:
+        db = Database(target.url)
+        try:
+            await db.connect()
+            await drop_all(MODELS)
+            await create_all(MODELS)
+            yield db
+        finally:
+            await db.disconnect()
 
 
 class Data:
