@@ -12,14 +12,13 @@ Skipped, with the reason, when Chromium or playwright is missing, unless
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.cli.conftest import free_port, run_covet, start_covet, stop_server, wait_for_server
-from tests.cli.test_browser import _missing, chromium_page
+from tests.cli.conftest import run_covet
+from tests.cli.test_browser import chromium_page, require_browser, serve_new_project
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,32 +31,20 @@ EMAIL = "boss@example.com"
 PASSWORD = "a long and unusual passphrase 42"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("COVET_TEST_REQUIRE_ALL") == "1":
-            pytest.fail(f"{reason}, and COVET_TEST_REQUIRE_ALL=1 requires the browser test")
-        pytest.skip(reason)
-    where = tmp_path_factory.mktemp("adminbrowser")
-    assert run_covet("new", "admindemo", cwd=where).returncode == 0
-    root = where / "admindemo"
-    migrated = run_covet("migrate", cwd=root)
-    assert migrated.returncode == 0, migrated.stderr
+def _create_superuser(root: Path) -> None:
     made = run_covet(
         "createsuperuser", "--no-input", "--login", EMAIL, cwd=root,
         COVET_SUPERUSER_PASSWORD=PASSWORD,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
-    port = free_port()
-    process = start_covet("run", "--port", str(port), cwd=root)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(f"{base}/", process)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_browser()
+    where = tmp_path_factory.mktemp("adminbrowser")
+    with serve_new_project(where, "admindemo", _create_superuser) as base:
         yield base
-    finally:
-        code, _, err = stop_server(process, signal.SIGTERM)
-        assert code == 0, err
 
 
 def _shot(page: Page, name: str) -> None:

@@ -25,7 +25,7 @@ from tests.cli.conftest import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from playwright.sync_api import Page
 
@@ -52,18 +52,30 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def require_browser() -> None:
+    """Skip when Chromium or playwright is missing; fail instead under COVET_TEST_REQUIRE_ALL=1."""
     reason = _missing()
     if reason is not None:
         if os.environ.get("COVET_TEST_REQUIRE_ALL") == "1":
             pytest.fail(f"{reason}, and COVET_TEST_REQUIRE_ALL=1 requires the browser test")
         pytest.skip(reason)
-    where = tmp_path_factory.mktemp("browser")
-    assert run_covet("new", "webdemo", cwd=where).returncode == 0
-    root = where / "webdemo"
+
+
+@contextlib.contextmanager
+def serve_new_project(
+    where: Path, name: str, prepare: Callable[[Path], None] | None = None
+) -> Iterator[str]:
+    """Scaffold ``name`` in ``where``, migrate it, ``prepare(root)``, serve it; yield its URL.
+
+    The server is ``covet run`` on a free port, stopped with SIGTERM at the end (it must
+    exit cleanly).
+    """
+    assert run_covet("new", name, cwd=where).returncode == 0
+    root = where / name
     migrated = run_covet("migrate", cwd=root)
     assert migrated.returncode == 0, migrated.stderr
+    if prepare is not None:
+        prepare(root)
     port = free_port()
     process = start_covet("run", "--port", str(port), cwd=root)
     base = f"http://127.0.0.1:{port}"
@@ -73,6 +85,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         code, _, err = stop_server(process, signal.SIGTERM)
         assert code == 0, err
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_browser()
+    with serve_new_project(tmp_path_factory.mktemp("browser"), "webdemo") as base:
+        yield base
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ Skipped, with the reason, when Chromium or playwright is missing, unless
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ import pytest
 import uvicorn
 
 from tests.cli.conftest import free_port
-from tests.cli.test_browser import _missing, chromium_page
+from tests.cli.test_browser import chromium_page, require_browser
 from tests.openapi.example import app
 
 if TYPE_CHECKING:
@@ -30,11 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("COVET_TEST_REQUIRE_ALL") == "1":
-            pytest.fail(f"{reason}, and COVET_TEST_REQUIRE_ALL=1 requires the browser test")
-        pytest.skip(reason)
+    require_browser()
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     instance = uvicorn.Server(config)
