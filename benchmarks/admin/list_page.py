@@ -31,7 +31,6 @@ import asyncio
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from benchmarks.orm.common import child_result  # noqa: E402
 from covet import Covet  # noqa: E402
 from covet.admin import Admin, AdminLogEntry, ModelAdmin  # noqa: E402
 from covet.auth import AbstractUser, AuthenticationMiddleware  # noqa: E402
@@ -215,11 +215,7 @@ def main() -> int:
         for backend in args.backends.split(","):
             cmd = [sys.executable, __file__, "--child", backend, urls[backend]]
             cmd += ["--rows", str(args.rows), "--iters", str(args.iters)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                print(proc.stderr, file=sys.stderr)
-                return proc.returncode
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            results.append(child_result(cmd))
     print(f"\nAdmin list page on {args.rows:,} rows: queries per page view (limit < {LIMIT})")
     print("and median ms per page view (in-process, no network)\n")
     print("| Backend | View | Queries | ms | Rows shown |")

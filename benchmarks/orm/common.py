@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import abc
 import datetime
+import json
 import os
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +112,19 @@ CPU_HELP = (
     "pin the benchmark to one CPU: a CPU number, 'none', or 'auto' (the default: the last CPU "
     "for SQLite, no pinning for the server backends)"
 )
+
+
+def child_result(cmd: list[str]) -> Any:
+    """Run one backend's measurement in a child process; return the JSON of its last line.
+
+    The benchmarks measure each backend in a fresh interpreter (its own memory, no other
+    ORM loaded). A child that fails has its stderr printed and ends the run with its code.
+    """
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        raise SystemExit(proc.returncode)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def parse_cpu(spec: str) -> str | int:

@@ -36,7 +36,6 @@ import datetime  # noqa: TC003 - SQLAlchemy resolves Mapped[...] annotations at 
 import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +54,7 @@ from tortoise import fields as tfields  # noqa: E402
 from tortoise.expressions import Q as TQ  # noqa: E402
 from tortoise.models import Model as TModel  # noqa: E402
 
+from benchmarks.orm.common import child_result  # noqa: E402
 from covet.db import Database, Model, create_all, drop_all, fields  # noqa: E402
 from covet.db.pagination import KeysetPaginator  # noqa: E402
 
@@ -269,11 +269,7 @@ def main() -> int:
         for backend in args.backends.split(","):
             cmd = [sys.executable, __file__, "--child", backend, urls[backend]]
             cmd += ["--rows", str(args.rows), "--depth", str(depth), "--iters", str(args.iters)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                print(proc.stderr, file=sys.stderr)
-                return proc.returncode
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            results.append(child_result(cmd))
     print(f"\nA {PER_PAGE}-row page after row {depth:,} of {args.rows:,}: median ms per page")
     print("(ratio = covet time / peer time; below 1 covet is faster)\n")
     print("| Backend | Way | covet | SQLAlchemy | Tortoise | covet/SQLAlchemy | covet/Tortoise |")

@@ -30,7 +30,6 @@ import asyncio
 import gc
 import json
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.orm.common import child_result  # noqa: E402
 from covet.db import Database, Model, create_all, drop_all, fields  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -189,11 +189,7 @@ def main() -> int:
             cmd += ["--rows", str(args.rows), "--chunk-size", str(args.chunk_size)]
             if args.list:
                 cmd.append("--list")
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                print(proc.stderr, file=sys.stderr)
-                return proc.returncode
-            rows_out.extend(json.loads(proc.stdout.strip().splitlines()[-1]))
+            rows_out.extend(child_result(cmd))
     print(f"\n{args.rows:,} rows streamed as model instances; peak RSS over the RSS before")
     print(f"(limit {LIMIT_MB:.0f} MB)\n")
     print("| Backend | Pass | Peak extra RSS (MB) | Stream time (s) | Fill time (s) |")
