@@ -13,7 +13,7 @@ import datetime
 import operator
 from typing import TYPE_CHECKING, Any, Final
 
-from covet.db.backends.base import BaseOperations
+from covet.db.backends.base import BaseOperations, utc_datetimes
 from covet.db.compiler import compile_insert
 from covet.db.exceptions import ValidationError
 from covet.db.execution import run_fetch_one
@@ -105,7 +105,6 @@ def _column_check(field: Field[Any]) -> tuple[str, Any] | None:
 
 #: The key of the per-column :func:`_column_check` results in ``Options.cache``.
 _COLUMN_CHECKS: Final = "covet.bulk_column_checks"
-_tzinfo = operator.attrgetter("tzinfo")
 _instance_dict = operator.attrgetter("__dict__")
 _related_cache = operator.attrgetter("_state.cache")
 #: The largest rowid SQLite assigns in order; past it, new rows get random free keys.
@@ -137,7 +136,7 @@ def _column_is_clean(column: list[Any], kind: str, bound: Any, filled_later: boo
         return bool(low <= min(column) and max(column) <= high)
     if kind == "datetime" and of is datetime.datetime:
         # By identity, as the per-value check: an equal offset-zero zone is not UTC itself.
-        return set(map(id, map(_tzinfo, column))) == {id(_UTC)}
+        return utc_datetimes(column)
     return False
 
 

@@ -299,9 +299,10 @@ async def bulk_insert(
                             columns[i] = [None if v is None else adapt(v) for v in columns[i]]
                     sql: str = array_sql
                     params: Sequence[Any] = columns
-                    encoded = None if json_sql is None else ops.json_columns(columns, kinds)
-                    if encoded is not None and json_sql is not None:
-                        sql, params = json_sql, encoded
+                    if json_sql is not None:
+                        encoded = ops.json_columns(columns, kinds)
+                        if encoded is not None:
+                            sql, params = json_sql, encoded
                     if returning:
                         result = await run_fetch_all(db, sql, params)
                         _set_keys(batch, pk_attname, _returned_keys(result, conv))

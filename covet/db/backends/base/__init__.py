@@ -43,6 +43,7 @@ from covet.db.backends.base.operations import (
     to_bytes,
     to_decimal,
     to_uuid,
+    utc_datetimes,
 )
 from covet.db.backends.base.pool import ConnectionPool, PoolStats, released
 from covet.db.backends.base.records import Record, is_read_only_sql, make_index
@@ -82,4 +83,5 @@ __all__ = (
     "unreachable_error",
     "url_with_option",
     "url_with_path",
+    "utc_datetimes",
 )

@@ -7,8 +7,10 @@ connection. The ``to_*`` helpers are the value converters the dialects share.
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import itertools
+import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +28,7 @@ __all__ = (
     "LIKE_LOOKUPS",
     "LOOKUPS",
     "BaseOperations",
+    "ColumnAdapter",
     "Converter",
     "json_from_db",
     "json_to_db",
@@ -33,12 +36,27 @@ __all__ = (
     "to_bytes",
     "to_decimal",
     "to_uuid",
+    "utc_datetimes",
 )
 
 
 Converter = Callable[[Any], Any]
 #: Adapts a column of values at once (see BaseOperations.get_column_adapter()).
 ColumnAdapter = Callable[[list[Any]], list[Any]]
+
+_tzinfo = operator.attrgetter("tzinfo")
+
+
+def utc_datetimes(values: Sequence[Any]) -> bool:
+    """Tell, in C loops, whether every value is a ``datetime`` whose zone is ``datetime.UTC``.
+
+    By identity, as ``full_clean()`` leaves them (an equal offset-zero zone is not UTC
+    itself): the column adapters and ``bulk_create()``'s checks take such a column whole.
+    False for an empty sequence.
+    """
+    return set(map(type, values)) == {datetime.datetime} and set(map(id, map(_tzinfo, values))) == {
+        id(datetime.UTC)
+    }
 
 
 #: The comparison lookups :meth:`BaseOperations.lookup_sql` renders.

@@ -57,6 +57,7 @@ from covet.db.backends.base import (
     to_decimal,
     to_uuid,
     unreachable_error,
+    utc_datetimes,
 )
 from covet.db.backends.mysql.creation import MySQLCreation
 from covet.db.backends.mysql.driver import InsertRows, cursor_classes, driver_connection_class
@@ -137,14 +138,11 @@ def _args(params: Sequence[Any]) -> Any:
 
 
 _naive = operator.methodcaller("replace", tzinfo=None)
-_tzinfo = operator.attrgetter("tzinfo")
 
 
 def _datetimes_to_db(column: list[Any]) -> list[Any]:
     # _datetime_to_db() of a whole column: UTC datetimes (what full_clean() leaves) in C loops.
-    if set(map(type, column)) == {datetime.datetime} and set(map(id, map(_tzinfo, column))) == {
-        id(datetime.UTC)
-    }:
+    if utc_datetimes(column):
         return list(map(_naive, column))
     return [None if v is None else _datetime_to_db(v) for v in column]
 
@@ -306,7 +304,7 @@ class MySQLOperations(MySQLFunctionOperations, MySQLLookups, BaseOperations):
 
     def bulk_insert_params(self, columns: list[list[Any]]) -> Sequence[Any]:
         """Return the rows as :class:`~covet.db.backends.mysql.driver.InsertRows` (by column)."""
-        return InsertRows(columns)
+        return InsertRows(super().bulk_insert_params(columns), columns)
 
     def get_adapter(self, internal_type: str) -> Converter | None:
         """Return the adapter for ``internal_type`` (datetime to naive UTC, uuid/json to text)."""

@@ -7,7 +7,10 @@ import functools
 import itertools
 import operator
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ("InsertRows", "cursor_classes", "driver_connection_class")
 
@@ -46,8 +49,7 @@ class InsertRows(list[Any]):
 
     __slots__ = ("columns",)
 
-    def __init__(self, columns: list[list[Any]]) -> None:
-        rows = columns[0] if len(columns) == 1 else itertools.chain(*zip(*columns, strict=True))
+    def __init__(self, rows: Sequence[Any], columns: list[list[Any]]) -> None:
         super().__init__(rows)
         self.columns = columns
 

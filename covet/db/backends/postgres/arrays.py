@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import datetime
 import math
-import operator
 import uuid
 from typing import TYPE_CHECKING, Any
+
+from covet.db.backends.base.operations import utc_datetimes
 
 try:
     import orjson
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ("array_insert_sql", "array_update_sql", "json_columns", "json_insert_sql")
 
 _NONE = type(None)
-_UTC = datetime.UTC
-_tzinfo = operator.attrgetter("tzinfo")
 
 #: The Python types each value kind may hold for the JSON form, where orjson writes the
 #: text the server's input function reads back as the same value (and the array form
@@ -143,7 +142,7 @@ def json_columns(columns: Sequence[list[Any]], internal_types: Sequence[str]) ->
             values = [v for v in column if v is not None] if _NONE in kinds else column
             if kind == "float" and not all(map(math.isfinite, values)):
                 return None
-            if kind == "datetime" and values and set(map(id, map(_tzinfo, values))) != {id(_UTC)}:
+            if kind == "datetime" and values and not utc_datetimes(values):
                 return None
         try:
             out.append(dumps(column).decode())
