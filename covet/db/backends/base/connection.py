@@ -276,7 +276,7 @@ class BaseConnection(abc.ABC):
         try:
             return await method(*args)
         except Exception as exc:
-            if self.fresh and await self._recover(exc, method, args):
+            if await self._recover(exc, method, args):
                 try:
                     return await method(*args)
                 except Exception as exc2:
@@ -337,16 +337,18 @@ class BaseConnection(abc.ABC):
     async def _recover(
         self, exc: Exception, method: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
     ) -> bool:
-        """Swap a dead, freshly checked-out connection for a new one, if retrying is safe.
+        """Tell whether the failed statement is run once more, after making that safe.
 
-        Retried: the first statement on a connection just taken from the pool,
-        outside a transaction, that failed because the connection was dead, when
-        either the driver proves the statement was never sent or the statement
-        is a read (``SELECT``/``SHOW``/``EXPLAIN``/``VALUES``) or the ``BEGIN`` of a
-        transaction. Writes are never re-sent: a lost connection cannot tell
-        whether they committed.
+        Retried here: the first statement on a connection just taken from the
+        pool (``fresh``), outside a transaction, that failed because the
+        connection was dead, when either the driver proves the statement was never
+        sent or the statement is a read (``SELECT``/``SHOW``/``EXPLAIN``/``VALUES``)
+        or the ``BEGIN`` of a transaction; the dead connection is swapped for a
+        new one first. Writes are never re-sent: a lost connection cannot tell
+        whether they committed. A backend may retry other errors (PostgreSQL: a
+        cached statement the server no longer accepts).
         """
-        if self.in_transaction or not self.backend.is_disconnect(exc):
+        if not self.fresh or self.in_transaction or not self.backend.is_disconnect(exc):
             return False
         sql = args[0] if args and isinstance(args[0], str) else ""
         safe = getattr(method, "__name__", "") == "_begin" or is_read_only_sql(sql)

@@ -56,10 +56,11 @@ from covet.db.backends.postgres.arrays import (
     json_insert_sql,
 )
 from covet.db.backends.postgres.codecs import datetime_from_pg, decode_timestamp, encode_timestamp
+from covet.db.backends.postgres.connection import PostgresConnection, direct_record_class
 from covet.db.backends.postgres.creation import PostgresCreation
 from covet.db.backends.postgres.functions import PostgresFunctionOperations
 from covet.db.backends.postgres.lookups import PostgresLookups
-from covet.db.backends.postgres.session import RESET_SQL, changes_session, note_raw_transaction
+from covet.db.backends.postgres.session import note_raw_transaction
 from covet.db.exceptions import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -76,7 +77,7 @@ from covet.db.exceptions import (
 from covet.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Coroutine, Mapping, Sequence
+    from collections.abc import Coroutine, Mapping, Sequence
 
     from covet.db.database import DatabaseURL
 
@@ -289,12 +290,6 @@ def _is_nul_error(exc: BaseException) -> bool:
     return isinstance(exc, exceptions.UntranslatableCharacterError) and "\\u0000" in message
 
 
-def _status_count(status: str) -> int:
-    # asyncpg returns the command tag, e.g. "UPDATE 3" or "INSERT 0 5".
-    tail = status.rpartition(" ")[2]
-    return int(tail) if tail.isdigit() else 0
-
-
 def _gone(message: str) -> bool:
     """Tell whether an asyncpg InterfaceError says the connection is no longer usable."""
     return "connection is closed" in message
@@ -315,155 +310,6 @@ def _createdb_command(url: DatabaseURL) -> str:
 
 def _encode_json(value: Any) -> str:
     return _json.dumps(value).decode()
-
-
-class PostgresConnection(BaseConnection):
-    """One asyncpg connection in covet's pool."""
-
-    backend: PostgresBackend
-
-    def __init__(self, backend: PostgresBackend, raw: Any) -> None:
-        super().__init__(backend, raw)
-        #: Statements started, read by the backend's watchdog (see PostgresBackend._watch).
-        self.statements = 0
-        #: The watchdog's last sighting: the statement count, and how many scans in a row
-        #: found that same statement still running.
-        self.watch_mark = -1
-        self.watch_strikes = 0
-        #: Set by the watchdog when it gave up on a statement and closed the connection.
-        self.timed_out = False
-
-    def _note_session(self, sql: str) -> None:
-        self.statements += 1
-        # One cached lookup per statement (see changes_session()).
-        change = changes_session(sql)
-        if change:
-            self.session_changed = True
-            if change == 2:
-                # Closed on release rather than reset (see session.py); still usable now.
-                self.broken = True
-
-    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        self._note_session(sql)
-        return _status_count(await self.raw.execute(sql, *params))
-
-    async def _execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
-        self._note_session(sql)
-        await self.raw.executemany(sql, seq_of_params)
-
-    async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
-        self.statements += 1
-        if returning:
-            return await self.raw.fetchval(sql, *params)
-        await self.raw.execute(sql, *params)
-        return None
-
-    # Plain functions handing back asyncpg's coroutine: one frame fewer per query.
-
-    def _fetch_all(self, sql: str, params: Sequence[Any]) -> Awaitable[list[Sequence[Any]]]:
-        self._note_session(sql)
-        rows: Awaitable[list[Sequence[Any]]] = self.raw.fetch(sql, *params)
-        return rows
-
-    def _fetch_one(self, sql: str, params: Sequence[Any]) -> Awaitable[Sequence[Any] | None]:
-        self._note_session(sql)
-        row: Awaitable[Sequence[Any] | None] = self.raw.fetchrow(sql, *params)
-        return row
-
-    async def _fetch_described(
-        self, sql: str, params: Sequence[Any]
-    ) -> tuple[Sequence[str], list[Sequence[Any]]]:
-        self._note_session(sql)
-        rows = await self.raw.fetch(sql, *params)
-        return (list(rows[0].keys()) if rows else []), rows
-
-    async def _stream(
-        self, sql: str, params: Sequence[Any], chunk_size: int
-    ) -> AsyncGenerator[tuple[Sequence[str], Sequence[Sequence[Any]]], None]:
-        # asyncpg cursors live inside a transaction; outside one, open a private one.
-        own = not self.in_transaction
-        async with self._lock:
-            if own:
-                await self.raw.execute("BEGIN")
-                self.in_transaction = True
-        done = False
-        try:
-            async with self._lock:
-                self.statements += 1
-                cursor = await self.raw.cursor(sql, *params)
-            while True:
-                async with self._lock:
-                    self.statements += 1
-                    rows = await cursor.fetch(chunk_size)
-                if rows:
-                    yield list(rows[0].keys()), rows
-                if len(rows) < chunk_size:
-                    break
-            done = True
-        finally:
-            if own:
-                await asyncio.shield(self._end_private(commit=done))
-
-    async def _end_private(self, commit: bool) -> None:
-        async with self._lock:
-            try:
-                if not self.dirty:
-                    await self.raw.execute("COMMIT" if commit else "ROLLBACK")
-            finally:
-                self.in_transaction = False
-
-    async def _begin(self, isolation: str | None) -> None:
-        self.statements += 1
-        await self.raw.execute(f"BEGIN ISOLATION LEVEL {isolation}" if isolation else "BEGIN")
-
-    def is_usable(self) -> bool:
-        """Tell whether asyncpg still has the socket open (no I/O).
-
-        A server that ends a connection (``pg_terminate_backend``, a restart, an
-        idle timeout) closes the socket; once the event loop has seen it, asyncpg
-        marks the connection closed and the checkout replaces it without a round
-        trip. A close not seen yet passes, and the retry rule of
-        :meth:`~BaseConnection._run` handles it.
-        """
-        return not self.raw.is_closed()
-
-    async def ping(self) -> None:
-        """Check the connection with ``SELECT 1`` (bounded by the pool's ``timeout``)."""
-        # Outside the op lock, so out of the watchdog's sight: its own client-side timer
-        # (a ping is rare: after pre_ping_after seconds idle, or a lost server).
-        await self.raw.fetchval("SELECT 1", timeout=self.backend.timeout)
-
-    async def reset(self) -> None:
-        """Roll back, then undo session state when a statement changed it."""
-        await super().reset()
-        if self.session_changed:
-            # RESET ALL also undid covet's own statement_timeout: set it again.
-            sql = (
-                RESET_SQL + "; " + self.backend._session_sql
-                if self.backend._session_sql
-                else RESET_SQL
-            )
-            await self.raw.execute(sql, timeout=self.backend.timeout)
-            self.session_changed = False
-
-    def _fail(self, exc: Exception) -> DatabaseError:
-        if self.timed_out:
-            # The watchdog closed the connection under this statement: say so, rather
-            # than "connection lost", and leave the rest of the pool alone.
-            self.broken = True
-            return self.backend.watchdog_error()
-        return super()._fail(exc)
-
-    async def close(self) -> None:
-        """Close the connection: politely when it is healthy, at once otherwise."""
-        raw = self.raw
-        if self.broken or self.dirty or raw.is_closed():
-            raw.terminate()
-            return
-        try:
-            await raw.close(timeout=1.0)
-        except Exception:  # noqa: BLE001 - Terminate is a courtesy; drop the socket regardless
-            raw.terminate()
 
 
 class PostgresBackend(PooledBackend[PostgresConnection]):
@@ -692,6 +538,8 @@ class PostgresBackend(PooledBackend[PostgresConnection]):
         conn.raw.terminate()
         fresh = await self._open()
         conn.raw = fresh.raw
+        assert isinstance(conn, PostgresConnection)  # noqa: S101 - internal invariant
+        conn._record_class = direct_record_class(fresh.raw)
         conn.broken = False
         conn.session_changed = False
 
