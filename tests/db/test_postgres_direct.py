@@ -169,11 +169,16 @@ async def test_no_statement_cache_means_asyncpg_public_methods(
 async def test_an_asyncpg_without_the_internals_takes_public_methods(
     database: Database, make_database: Any, public_calls: Counter[str]
 ) -> None:
-    from covet.db.backends.postgres.connection import direct_record_class
+    import asyncpg
+
+    from covet.db.backends.postgres.connection import DIRECT_ASYNCPG, direct_record_class
 
     db = await _one(database, make_database)
     conn = _connection(db)
-    assert direct_record_class(conn.raw) is not None
+    assert direct_record_class(conn.raw) is not None, (
+        f"asyncpg {asyncpg.__version__} is outside DIRECT_ASYNCPG {DIRECT_ASYNCPG}: read its "
+        "protocol.pyx bind_execute() and connection.py _do_execute(), then widen the range"
+    )
 
     class Stripped:
         """An asyncpg connection whose protocol lacks bind_execute()."""

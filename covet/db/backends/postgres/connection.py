@@ -35,6 +35,7 @@ direct path does it:
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Any
 
 from covet.db.backends.base import BaseConnection
@@ -46,17 +47,40 @@ if TYPE_CHECKING:
     from covet.db.backends.postgres import PostgresBackend
     from covet.db.exceptions import DatabaseError
 
-__all__ = ("PostgresConnection", "direct_record_class")
+__all__ = ("DIRECT_ASYNCPG", "PostgresConnection", "direct_record_class")
+
+
+#: The asyncpg releases whose internals the direct path was checked against (from the
+#: first up to, not including, the second): the positional signature of the protocol's
+#: bind_execute(), the statement cache's keys, and what Connection._do_execute() does
+#: around it. Any other release takes asyncpg's public methods; widen this after reading
+#: the new release's protocol.pyx and connection.py (tests/db/test_postgres_direct.py
+#: fails on a release outside it, as a reminder).
+DIRECT_ASYNCPG = ((0, 29), (0, 33))
+
+
+@functools.cache
+def _checked_release() -> bool:
+    import asyncpg
+
+    try:
+        version = tuple(int(part) for part in asyncpg.__version__.split(".")[:2])
+    except ValueError:  # a development version such as "0.33.0.dev0" still parses; others not
+        return False
+    return DIRECT_ASYNCPG[0] <= version < DIRECT_ASYNCPG[1]
 
 
 def direct_record_class(raw: Any) -> Any:
     """Return the record class of ``raw``'s statement-cache keys, or None for no direct path.
 
-    None when this asyncpg lacks one of the internals the direct path uses
-    (``_stmt_cache.get``, ``_protocol.bind_execute``/``is_connected``/
-    ``get_record_class``, ``_query_loggers``): such a connection always takes
-    asyncpg's public methods.
+    None when the installed asyncpg is outside :data:`DIRECT_ASYNCPG` or ``raw``
+    lacks one of the internals the direct path uses (``_stmt_cache.get``,
+    ``_protocol.bind_execute``/``is_connected``/``get_record_class``,
+    ``_query_loggers``): such a connection always takes asyncpg's public
+    methods.
     """
+    if not _checked_release():
+        return None
     try:
         protocol = raw._protocol
         record_class = protocol.get_record_class()
