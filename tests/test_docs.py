@@ -88,6 +88,19 @@ def test_doc_examples_run(page: Path, tmp_path: Path) -> None:
                 loop.run_until_complete(database.disconnect())
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+        _close_sentry_client()
+
+
+def _close_sentry_client() -> None:
+    """Undo a page's ``sentry_sdk.init()`` (operations.md): its client is process-wide.
+
+    Left active, sentry-sdk's integrations act in later tests (its strawberry
+    integration warns when a GraphQL schema is built).
+    """
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is not None and sentry_sdk.get_client().is_active():
+        sentry_sdk.get_client().close()
+        sentry_sdk.get_global_scope().set_client(None)
 
 
 def test_examples_carry_no_test_harness_hooks() -> None:
