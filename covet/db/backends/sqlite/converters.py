@@ -38,16 +38,21 @@ def _datetime_to_db(value: Any) -> Any:
     return value.isoformat(" ", "microseconds")
 
 
-_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+#: "00" to "99" and "000" to "999": the two- and three-digit fields of datetime text.
+_D2 = tuple(f"{i:02d}" for i in range(100))
+_D3 = tuple(f"{i:03d}" for i in range(1000))
 
 
 def _datetimes_to_db(column: list[Any]) -> list[Any]:
-    # _datetime_to_db() of a whole column: UTC datetimes (what full_clean() leaves) in C loops.
+    # _datetime_to_db() of a whole column: UTC datetimes (what full_clean() leaves) at once.
     if utc_datetimes(column):
-        # What isoformat(" ", "microseconds")[:26] writes for a UTC datetime, by % formatting:
-        # 10,800 instructions a value against 13,600 (isoformat() asks the zone its offset).
+        # What isoformat(" ", "microseconds")[:26] writes for a UTC datetime, pieced together
+        # from precomputed digits: 0.6 of "%04d-%02d-...%06d" formatting, itself 0.8 of
+        # isoformat() (which asks the zone its offset); bulk_create() does this per row.
+        d2, d3 = _D2, _D3
         return [
-            _TEXT % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+            f"{v.year:04d}-{d2[v.month]}-{d2[v.day]} {d2[v.hour]}:{d2[v.minute]}:"
+            f"{d2[v.second]}.{d3[v.microsecond // 1000]}{d3[v.microsecond % 1000]}"
             for v in column
         ]
     return [None if v is None else _datetime_to_db(v) for v in column]
