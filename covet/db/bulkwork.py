@@ -374,6 +374,56 @@ def _insert_params_builder(
     return build
 
 
+#: ``Options.cache`` key of :func:`cleaned_row`'s plans (dropped with the cache).
+_ROW_PLAN: Final = "covet.cleaned_row_plan"
+
+#: Per insert field: (field, attname, adapter, whether it needs the full method chain).
+_RowPlan = tuple[list[Field[Any]], list[tuple[Field[Any], str, Any, bool]]]
+
+
+def cleaned_row(obj: Model, ops: Any) -> tuple[list[Field[Any]], list[Any]]:
+    """Return the INSERT fields and values of ``obj``, just cleaned by ``full_clean()``.
+
+    ``save()`` of a new object: what ``get_db_prep_value(pre_save(obj, True), ops)``
+    returns per field, with the per-field decisions made once per model and
+    database (see :func:`_prepared_after_clean`): a cleaned value is bound as it is
+    or through the backend's adapter, without calling ``pre_save()``,
+    ``get_prep_value()`` and ``to_python()`` again. Auto-created fields (the auto
+    key) are left out while the key is None.
+
+    Raises:
+        ValidationError: The backend's adapter refused a value (as
+            ``Field.get_db_prep_value()`` reports it).
+    """
+    values = obj.__dict__
+    with_pk = obj.pk is not None
+    meta = obj._meta
+    key = (_ROW_PLAN, ops, with_pk)
+    plan: _RowPlan | None = meta.cache.get(key)
+    if plan is None:
+        fields = [f for f in meta.concrete_fields if with_pk or not f.auto_created]
+        steps = [
+            (f, f.attname, ops.get_adapter(f.internal_type), False)
+            if _prepared_after_clean(f)
+            else (f, f.attname, None, True)
+            for f in fields
+        ]
+        plan = meta.cache[key] = (fields, steps)
+    row: list[Any] = []
+    for field, attname, adapter, generic in plan[1]:
+        if generic:
+            row.append(field.get_db_prep_value(field.pre_save(obj, True), ops))
+            continue
+        value = values.get(attname)  # a deferred field: pre_save() reads it as None
+        if value is not None and adapter is not None:
+            try:
+                value = adapter(value)
+            except ValueError as exc:
+                raise ValidationError({field.name or "value": [str(exc)]}) from None
+        row.append(value)
+    return plan[0], row
+
+
 async def _keys_count_back(db: Any, model: type[Model], rows: int) -> bool:
     """Tell whether ``rows`` new rows of ``model``'s table take consecutive keys (SQLite).
 

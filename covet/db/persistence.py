@@ -27,6 +27,7 @@ from covet.db.bulkwork import (
     _returned_keys,
     _set_keys,
     _state_of,
+    cleaned_row,
 )
 from covet.db.compiler import check_identifier, compile_insert
 from covet.db.compiler.write import compile_array_insert
@@ -72,6 +73,16 @@ def sync_fk_ids(obj: Model, fks: Sequence[Field[Any]] | None = None) -> None:
             related = cache.get(field.name)
             if related is not None and related.pk is not None:
                 obj.__dict__[field.attname] = related.pk
+
+
+def _clean_leaves_canonical(model: type[Model]) -> bool:
+    """Tell whether ``full_clean()`` leaves every value canonical, ready to bind as it is.
+
+    Not when the model overrides ``full_clean()`` or ``clean()``: its own code may
+    assign values after the fields were cleaned (``self.count = "7"``), which
+    ``get_db_prep_value()`` must still convert.
+    """
+    return model.full_clean is Model.full_clean and model.clean is Model.clean
 
 
 async def save_instance(
@@ -132,8 +143,11 @@ async def save_instance(
                 f"save(update_fields=...) found no {type(obj).__name__} row with pk={pk!r}. "
                 "Save without update_fields to insert it."
             )
-    insert_fields = [f for f in meta.concrete_fields if not (f.auto_created and obj.pk is None)]
-    values = [f.get_db_prep_value(f.pre_save(obj, True), ops) for f in insert_fields]
+    if validate and update_fields is None and _clean_leaves_canonical(type(obj)):
+        insert_fields, values = cleaned_row(obj, ops)  # full_clean() checked every field
+    else:
+        insert_fields = [f for f in meta.concrete_fields if not (f.auto_created and obj.pk is None)]
+        values = [f.get_db_prep_value(f.pre_save(obj, True), ops) for f in insert_fields]
     returning = meta.pk.auto_created and obj.pk is None
     use_returning = returning and features.supports_returning
     sql = compile_insert(type(obj), insert_fields, [values], ops, returning=use_returning)
@@ -223,7 +237,7 @@ async def bulk_insert(
     fks = [f for f in meta.concrete_fields if isinstance(f, ForeignKey)]
     # Model.full_clean() cleans every value in place, so the fast row builder may skip a
     # second to_python(); a model with its own full_clean() promises no such thing.
-    cleaned = model.full_clean is Model.full_clean
+    cleaned = _clean_leaves_canonical(model)
     if set(map(type, items)) != {model}:  # the usual case, told in one C loop
         for obj in items:
             if not isinstance(obj, model):

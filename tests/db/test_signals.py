@@ -39,7 +39,19 @@ class SigOther(Model):
         table = "sig_other"
 
 
-MODELS = [SigAuthor, SigOther]
+class SigCounted(Model):
+    label = fields.CharField(max_length=50)
+    letters = fields.IntegerField(null=True)
+
+    class Meta:
+        table = "sig_counted"
+
+    def clean(self) -> None:
+        # Assigns after the fields were cleaned: a str the INSERT must still convert.
+        self.letters = str(len(self.label))
+
+
+MODELS = [SigAuthor, SigOther, SigCounted]
 
 
 @pytest.fixture
@@ -208,3 +220,13 @@ async def test_clean_hook_and_validate_unique(tables):
         await twin.validate_unique(exclude=["name"])  # and so the (name, email) pair
     assert list(info.value.error_dict) == ["email"]
     await SigAuthor(name="Ann", email=None).validate_unique()  # NULLs never collide
+
+
+async def test_values_a_clean_method_assigns_are_converted_before_binding(tables):
+    # save() and bulk_create() bind full_clean()'s values as they are only when no clean()
+    # of the model's own could have assigned others (PostgreSQL refuses "5" for an integer).
+    one = await SigCounted.objects.create(label="hello")
+    assert one.letters == "5"
+    await SigCounted.objects.bulk_create([SigCounted(label="abc"), SigCounted(label="")])
+    stored = await SigCounted.objects.order_by("id").values_list("label", "letters")
+    assert stored == [("hello", 5), ("abc", 3), ("", 0)]
