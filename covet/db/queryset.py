@@ -43,12 +43,16 @@ from covet.db.signals import post_delete, pre_delete
 from covet.db.statements import (
     RememberedGet,
     bind_statement,
+    bind_update,
     filter_statements,
     get_statement_key,
     get_statements,
     limited_for_get,
     not_one_error,
     remember_statement,
+    remember_update,
+    update_statement_key,
+    update_statements,
 )
 
 if TYPE_CHECKING:
@@ -626,6 +630,13 @@ class QuerySet(Generic[T]):
         """
         if not kwargs:
             raise TypeError("update() needs at least one field=value.")
+        # filter(pk=1).update(views=2), the usual call: the UPDATE compiled for the first
+        # such call, with the new values. Read _pending before self.query consumes it.
+        pending, db = self._pending, self._db()
+        key = None if pending is None else update_statement_key(db, pending, kwargs)
+        statement = None if key is None else update_statements.get(key)
+        if statement is not None and pending is not None:
+            return await run_execute(db, statement[0], bind_update(statement, pending, kwargs))
         query = self.query
         if query.is_sliced:
             raise TypeError("Cannot update a sliced queryset. Filter by primary key instead.")
@@ -644,9 +655,10 @@ class QuerySet(Generic[T]):
             else:
                 node = Param(field.clean(value), field)
             values.append((field, node))
-        db = self._db()
         sql, params, joined = compile_update(query, values, db.ops, db.features)
         if not joined:
+            if key is not None:
+                remember_update(key, sql, [field for field, _ in values])
             return await run_execute(db, sql, params)
         pks = await self._pks(db.alias)
         total = 0

@@ -30,12 +30,16 @@ __all__ = (
     "RememberedGet",
     "StatementCache",
     "bind_statement",
+    "bind_update",
     "filter_statements",
     "get_statement_key",
     "get_statements",
     "limited_for_get",
     "not_one_error",
     "remember_statement",
+    "remember_update",
+    "update_statement_key",
+    "update_statements",
 )
 
 T = TypeVar("T")
@@ -65,6 +69,60 @@ get_statements = StatementCache()
 #: ``filter(**kwargs)`` statements, by the same keys: the base query filtered by the
 #: keywords, as awaiting the queryset runs it (no LIMIT, the base's own ordering).
 filter_statements = StatementCache()
+
+
+#: ``filter(**kwargs).update(**values)`` statements (the UPDATE's SQL and the set fields) by
+#: (the database's ops, the base query's shape, the sorted filter keywords, the set names).
+update_statements: dict[tuple[Any, ...], tuple[str, tuple[Field[Any], ...]]] = {}
+
+#: The pending filter of a queryset from a remembered ``filter()`` statement (see
+#: ``QuerySet._filter()``): the SELECT, its parameters, the database, the base, the keywords.
+Pending = tuple["CompiledSelect", list[Any], "Database", "QuerySet[Any]", dict[str, Any]]
+
+
+def update_statement_key(
+    db: Database, pending: Pending, values: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """Return the key of ``filter(...).update(**values)``'s UPDATE, or None if it varies.
+
+    The filter is a remembered one (``pending``), whose WHERE renders the same for
+    any values and binds the parameters ``pending`` holds; the UPDATE's SQL is then
+    the same whenever the set values are plain too (:data:`PLAIN_VALUE_TYPES` or
+    None: one placeholder each, no expression) and the filter's database is the
+    one the UPDATE goes to (with routers, reads and writes may go to different ones).
+    """
+    if pending[2] is not db:
+        return None
+    for value in values.values():
+        if value is not None and type(value) not in PLAIN_VALUE_TYPES:
+            return None
+    keywords = pending[4]
+    keys = tuple(sorted(keywords)) if len(keywords) > 1 else tuple(keywords)
+    return (db.backend.ops, pending[3]._query.shape(), keys, tuple(values))
+
+
+def bind_update(
+    statement: tuple[str, tuple[Field[Any], ...]], pending: Pending, values: dict[str, Any]
+) -> list[Any]:
+    """Return the parameters of a remembered UPDATE: the set values, then the filter's.
+
+    Raises:
+        ValidationError: A value does not fit its field (what ``update()`` raises).
+    """
+    ops = pending[2].backend.ops
+    params = [
+        field.get_db_prep_value(field.clean(value), ops)
+        for field, value in zip(statement[1], values.values(), strict=True)
+    ]
+    params.extend(pending[1])
+    return params
+
+
+def remember_update(key: tuple[Any, ...], sql: str, fields: list[Field[Any]]) -> None:
+    """Keep the UPDATE compiled for ``key`` (see :func:`update_statement_key`)."""
+    if len(update_statements) >= CACHE_LIMIT:
+        update_statements.clear()
+    update_statements[key] = (sql, tuple(fields))
 
 
 class RememberedGet:

@@ -53,6 +53,7 @@ async def data(orm: Database) -> dict[str, Any]:
 def _no_remembered_statements() -> None:
     statements.get_statements.clear()
     statements.filter_statements.clear()
+    statements.update_statements.clear()
 
 
 def compiled(qs: QuerySet[Any], database: Database) -> tuple[str, list[Any]]:
@@ -169,6 +170,66 @@ async def test_filter_with_other_values_takes_the_general_path(data):
         assert len(await Post.objects.exclude(title="First")) == 1
         assert len(await Post.objects.prefetch_related("tags").filter(title="Second")) == 1
     assert len(statements.filter_statements) == 0
+
+
+# -- filter(**kwargs).update(**values) from the statement cache -----------------------------------
+
+
+async def _views(data: dict[str, Any]) -> dict[str, Any]:
+    rows = dict(await Post.objects.values_list("id", "views"))
+    return {name: rows[data[name].pk] for name in ("first", "second", "same")}
+
+
+async def test_repeated_update_reuses_the_statement_with_new_values(data):
+    first, same = data["first"], data["same"]
+    async with capture_queries() as queries:
+        # The first call remembers the filter, the second its UPDATE, the third reuses it.
+        assert await Post.objects.filter(pk=first.pk).update(views=11) == 1
+        assert statements.update_statements == {}
+        assert await Post.objects.filter(pk=same.pk).update(views=12) == 1
+        assert len(statements.update_statements) == 1
+        assert await Post.objects.filter(pk=-1).update(views=13) == 0
+        assert await Post.objects.filter(pk=first.pk).update(views=14) == 1
+    assert len(set(queries.queries)) == 1
+    assert len(statements.update_statements) == 1
+    assert await _views(data) == {"first": 14, "second": 10, "same": 12}
+
+
+async def test_cached_update_binds_the_filter_and_set_values_in_order(data):
+    for views, rating in ((6, "9.75"), (7, "1.25"), (8, None)):  # the third from the cache
+        # Two filter keywords, in either order, and two set values (one None).
+        changed = await Post.objects.filter(views__gte=3, title="First").update(
+            views=views, rating=None if rating is None else decimal.Decimal(rating)
+        )
+        assert changed == 2
+        rows = await Post.objects.filter(title="First").values_list("views", "rating")
+        expected = None if rating is None else decimal.Decimal(rating)
+        assert sorted(rows) == [(views, expected), (views, expected)]
+    assert len(statements.update_statements) == 1
+
+
+async def test_cached_update_checks_values_as_the_general_path(data):
+    first = data["first"]
+    await Post.objects.filter(pk=first.pk).update(views=4)
+    await Post.objects.filter(pk=first.pk).update(views=5)
+    assert len(statements.update_statements) == 1
+    with pytest.raises(ValidationError):
+        await Post.objects.filter(pk=first.pk).update(views="many")
+    with pytest.raises(ValidationError):
+        await Post.objects.filter(pk=first.pk).update(views=None)  # not null
+    assert (await _views(data))["first"] == 5
+
+
+async def test_update_with_expressions_or_objects_is_not_remembered(data):
+    from covet.db import F
+
+    first, bob = data["first"], data["bob"]
+    for _ in range(2):
+        assert await Post.objects.filter(pk=first.pk).update(views=F("views") + 1) == 1
+        assert await Post.objects.filter(pk=first.pk).update(author=bob) == 1
+    assert statements.update_statements == {}
+    assert (await _views(data))["first"] == 12
+    assert (await Post.objects.get(pk=first.pk)).author_id == bob.pk
 
 
 # -- get(**kwargs) ----------------------------------------------------------------------------
