@@ -129,6 +129,9 @@ async def test_fixture_set_isolates_each_test(
 ) -> None:
     url = _url(database.vendor)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    # Load only the plugins the project uses (its conftest names covet's): importing
+    # every installed one (hypothesis, schemathesis, faker, ...) took most of the run.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     if url is None:
         monkeypatch.delenv("COVET_TEST_DATABASE_URL", raising=False)
     else:
@@ -137,7 +140,9 @@ async def test_fixture_set_isolates_each_test(
     pytester.makefile(".ini", pytest=INI)
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_project=textwrap.dedent(TESTS))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest_subprocess(
+        "-p", "pytest_asyncio.plugin", "-p", "no:cacheprovider", "-q"
+    )
     result.assert_outcomes(passed=6)
     # The per-run schema / database is gone again.
     assert await _leftovers(database) == before
