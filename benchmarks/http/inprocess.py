@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.http import bare_app, covet_app, starlette_app  # noqa: E402
+from benchmarks.http import bare_app, covet_app, minimal_app, starlette_app  # noqa: E402
 from benchmarks.http.instructions import collected, have_valgrind  # noqa: E402
 from benchmarks.http.run import pick_apps, split_list  # noqa: E402
 
@@ -48,6 +48,9 @@ APPS: dict[str, Any] = {
     "bare": bare_app.app,
     "starlette": starlette_app.app,
     "covet": covet_app.app,
+    # Not a peer: the floor for any framework with request and response objects
+    # (/plaintext and /json only; see minimal_app.py).
+    "minimal": minimal_app.app,
     # covet behind the middleware `covet new` scaffolds: imported only when asked for
     # (see app()), so the other apps' processes do not hold its modules.
     "scaffold": None,
@@ -175,6 +178,12 @@ def instructions(names: list[str], paths: list[str], extra: int) -> int:
         return 2
     base = 200  # warm-up requests in both runs: the difference is ``extra`` requests
     counts: dict[tuple[str, str], float] = {}
+    # One driven request per cell outside valgrind first: bytecode compiled in the short
+    # run and found cached by the long one would come out as fewer instructions per request.
+    for name in names:
+        for path in paths:
+            command = [sys.executable, __file__, "--drive", name, path, "1"]
+            subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
     with tempfile.TemporaryDirectory(prefix="covet-inprocess-") as tmp:
         for path in paths:
             for name in names:
@@ -206,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(MAIN_APPS),
-        help=f"comma-separated apps among {', '.join(APPS)} (scaffold: /plaintext, /json, /page)",
+        help=(
+            f"comma-separated apps among {', '.join(APPS)} "
+            "(minimal: /plaintext, /json; scaffold: /plaintext, /json, /page)"
+        ),
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
     parser.add_argument("--extra", type=int, default=5000, help="requests counted (--instructions)")

@@ -120,15 +120,17 @@ def request_many(conn: socket.socket, port: int, path: str, count: int, extra: b
             pending += chunk
 
 
-def count_instructions(app: str, path: str, requests: int, workdir: Path) -> int:
-    """Return the instructions a worker executes from start to shutdown, serving ``requests``."""
+def serve(app: str, path: str, requests: int, tool: list[str]) -> bytes:
+    """Run ``app``'s worker (under ``tool``, a command prefix), serve ``requests``, stop it.
+
+    Returns:
+        What the worker (or the tool) wrote on stderr.
+    """
     port = free_port()
-    out = workdir / f"callgrind.{app}.{requests}"
     # A fixed hash seed: string hashing must not change the count from one run to the next.
     env = {**python_env(), "PYTHONHASHSEED": "0"}
     command = [
-        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-        sys.executable, "-m", "uvicorn", SERVERS[app],
+        *tool, sys.executable, "-m", "uvicorn", SERVERS[app],
         "--host", "127.0.0.1", "--port", str(port),
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
@@ -144,6 +146,31 @@ def count_instructions(app: str, path: str, requests: int, workdir: Path) -> int
         if process.poll() is None:
             process.kill()
             process.wait()
+    return err
+
+
+def warm_workers(apps: list[str], paths: list[str]) -> None:
+    """Serve one request on each path from each app's worker, outside valgrind.
+
+    ``warm_bytecode()`` compiles what the servers import up front, but a worker
+    also imports modules as it starts (uvicorn's websockets protocol, the app's
+    own start-up imports). Compiled in the short run and found cached by the
+    long one, they made a fresh machine's first count nonsense (a negative
+    count for bare); one real start of each worker compiles them all.
+    """
+    for app in apps:
+        for path in paths:
+            serve(app, path, 1, [])
+
+
+def count_instructions(app: str, path: str, requests: int, workdir: Path) -> int:
+    """Return the instructions a worker executes from start to shutdown, serving ``requests``."""
+    out = workdir / f"callgrind.{app}.{requests}"
+    try:
+        err = serve(
+            app, path, requests, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        )
+    finally:
         out.unlink(missing_ok=True)
     total = collected(err)
     if total is None:
@@ -172,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Compiled once beforehand, so the short run does not pay for bytecode the long one reuses.
     warm_bytecode([SERVERS[app] for app in apps])
+    warm_workers(apps, paths)
     per_request: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory(prefix="covet-callgrind-") as tmp:
         for path in paths:
