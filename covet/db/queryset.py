@@ -41,6 +41,7 @@ from covet.db.routing import db_for_read, db_for_write, routers
 from covet.db.rows import AS_DICT, AS_FLAT, AS_MODEL, AS_NAMED, AS_TUPLE, row_builders
 from covet.db.signals import post_delete, pre_delete
 from covet.db.statements import (
+    Pending,
     RememberedGet,
     bind_statement,
     bind_update,
@@ -58,7 +59,7 @@ from covet.db.statements import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
 
-    from covet.db.compiler import CompiledSelect, Node
+    from covet.db.compiler import Node
     from covet.db.database import Database
     from covet.db.fields import Field
     from covet.db.manager import Manager
@@ -84,9 +85,7 @@ class QuerySet(Generic[T]):
     #: A filter(**kwargs) answered from the statement cache has no _query, but (the compiled
     #: SELECT, its parameters, the database, the queryset filtered, the keywords): awaiting
     #: it runs the statement; anything else builds _query first (see __getattr__).
-    _pending: tuple[CompiledSelect, list[Any], Database, QuerySet[Any], dict[str, Any]] | None = (
-        None
-    )
+    _pending: Pending | None = None
 
     _queryset_class: type[QuerySet[Any]] | None = None  # a Manager's get_queryset() class
     #: A default manager's get(name=value) statements by keyword name (see Manager).
