@@ -183,16 +183,17 @@ async def test_column_adapters_agree_with_value_adapters(orm: Database) -> None:
     # every column must come out as the value-by-value adapter writes it.
     plus_two = datetime.timezone(datetime.timedelta(hours=2))
     moment = datetime.datetime(2024, 2, 29, 23, 59, 58, 120, tzinfo=UTC)
+    # Every width of each field: one- to four-digit years, microseconds either side of
+    # the thousands, the last moment a datetime holds.
+    widths: list[datetime.datetime | None] = [
+        moment.replace(year=y, day=28, microsecond=us)
+        for y in (1, 10, 999, 2024)
+        for us in (1, 999, 1000, 123456)
+    ]
+    widths.append(datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
     columns: list[list[datetime.datetime | None]] = [
         [moment, moment.replace(microsecond=0), moment.replace(year=1, day=28)],
-        # Every width of each field: one- to four-digit years, microseconds either side of
-        # the thousands, the last moment a datetime holds.
-        [
-            moment.replace(year=y, day=28, microsecond=us)
-            for y in (1, 10, 999, 2024)
-            for us in (1, 999, 1000, 123456)
-        ]
-        + [datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)],
+        widths,
         [moment, None, moment.astimezone(plus_two)],
         [moment, datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(0)))],
     ]

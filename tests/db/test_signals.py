@@ -48,7 +48,7 @@ class SigCounted(Model):
 
     def clean(self) -> None:
         # Assigns after the fields were cleaned: a str the INSERT must still convert.
-        self.letters = str(len(self.label))
+        self.__dict__["letters"] = str(len(self.label))
 
 
 MODELS = [SigAuthor, SigOther, SigCounted]
@@ -226,7 +226,7 @@ async def test_values_a_clean_method_assigns_are_converted_before_binding(tables
     # save() and bulk_create() bind full_clean()'s values as they are only when no clean()
     # of the model's own could have assigned others (PostgreSQL refuses "5" for an integer).
     one = await SigCounted.objects.create(label="hello")
-    assert one.letters == "5"
+    assert one.__dict__["letters"] == "5"
     await SigCounted.objects.bulk_create([SigCounted(label="abc"), SigCounted(label="")])
     stored = await SigCounted.objects.order_by("id").values_list("label", "letters")
     assert stored == [("hello", 5), ("abc", 3), ("", 0)]

@@ -299,7 +299,7 @@ async def test_update_or_create_race_creates_one_and_updates_it(orm, make_databa
     # whatever the event loop's schedule (and SQLite's writer lock is not held meanwhile).
     barrier = asyncio.Barrier(RACERS)
     opened: dict[object, int] = {}
-    real_transaction = upserts.transaction
+    real_transaction = transaction  # what covet.db.upserts calls
 
     @contextlib.asynccontextmanager
     async def second_waits(*args: Any, **kwargs: Any) -> AsyncIterator[None]:
