@@ -22,14 +22,14 @@ from covet.auth import (
     PBKDF2PasswordHasher,
     set_hashers,
 )
-from covet.db import create_all, drop_all
-from covet.db.database import Database
 from covet.middleware import CSRFMiddleware, SessionMiddleware
 from tests.admin.models import Article, Label, Remark, StaffUser, Sticker, Topic, Writer
-from tests.db.conftest import BACKENDS, private_database
+from tests.db.conftest import BACKENDS, models_database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+    from covet.db.database import Database
 
 MODELS = [StaffUser, Writer, Topic, Article, Remark, Label, Sticker, AdminLogEntry]
 SECRET = "admin-test-secret-" + "x" * 32
@@ -50,17 +50,8 @@ def cheap_hashers() -> Iterator[None]:
 async def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Database]:
-    async with private_database(request.param, "covet_adm", tmp_path_factory) as target:
-        db = Database(target.url)
-        try:
-            await db.connect()
-            await drop_all(MODELS)
-            await create_all(MODELS)
-            yield db
-        finally:
-            if db.is_connected:
-                await drop_all(MODELS)
-            await db.disconnect()
+    async with models_database(request.param, "covet_adm", tmp_path_factory, MODELS) as db:
+        yield db
 
 
 @pytest_asyncio.fixture(loop_scope="session")

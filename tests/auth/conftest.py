@@ -10,23 +10,21 @@ are set, each in a throw-away schema or database.
 
 from __future__ import annotations
 
-import os
-import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import pytest_asyncio
 
 from covet.auth import Argon2PasswordHasher, PBKDF2PasswordHasher, set_hashers
-from covet.db import create_all, drop_all
-from covet.db.database import Database
 from covet.sessions import DatabaseSession
 from tests.auth.models import APIToken, AuthUser, NamedUser
-from tests.db.conftest import BACKENDS, ENV_VARS, _bootstrap, _unavailable, _with_database
+from tests.db.conftest import BACKENDS, models_database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+    from covet.db.database import Database
 
 MODELS = [AuthUser, NamedUser, APIToken, DatabaseSession]
 #: Fast parameters for tests; test_hashers checks the real defaults separately.
@@ -49,43 +47,8 @@ async def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Database]:
     """Yield a connected default Database with the auth tables, on each backend."""
-    backend: str = request.param
-    name = f"covet_a_{secrets.token_hex(6)}"
-    admin: Database | None = None
-    options: dict[str, Any] = {}
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('auth') / 'auth.db'}"
-    else:
-        admin_url = os.environ.get(ENV_VARS[backend], "")
-        if not admin_url:
-            _unavailable(f"{ENV_VARS[backend]} is not set; {backend} tests are skipped")
-        admin = await _bootstrap(admin_url)
-        if backend == "postgres":
-            await admin.execute(f'CREATE SCHEMA "{name}"')
-            url, options = admin_url, {"search_path": name}
-        else:
-            await admin.execute(
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE {admin.ops.text_collation}"
-            )
-            url = _with_database(admin_url, name)
-        await admin.disconnect()
-    db = Database(url, **options)
-    try:
-        await db.connect()
-        await drop_all(MODELS)
-        await create_all(MODELS)
+    async with models_database(request.param, "covet_a", tmp_path_factory, MODELS) as db:
         yield db
-    finally:
-        if db.is_connected:
-            await drop_all(MODELS)
-        await db.disconnect()
-        if admin is not None:
-            await admin.connect()
-            if backend == "postgres":
-                await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
-            else:
-                await admin.execute(f"DROP DATABASE `{name}`")
-            await admin.disconnect()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,12 +60,6 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-def _with_database(url: str, name: str) -> str:
-    # Used by tests/auth/conftest.py.
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
-
-
 async def _bootstrap(url: str) -> Database:
     db = Database(url, alias=f"bootstrap_{secrets.token_hex(4)}", min_size=1, max_size=1)
     try:
@@ -85,7 +78,7 @@ async def private_database(
     A schema (PostgreSQL) or a database (MySQL), made with the backend's own test-database
     DDL through a bootstrap connection to the server's URL, or a file (SQLite). Skips, or
     fails under ``COVET_TEST_REQUIRE_ALL=1``, when the server's URL is unset or unreachable.
-    Used by this package's ``database`` fixture and by the admin and GraphQL suites.
+    Used by this package's ``database`` fixture and by :func:`models_database`.
     """
     name = f"{prefix}_{secrets.token_hex(6)}"
     if backend == "sqlite":
@@ -108,6 +101,31 @@ async def private_database(
         for sql in creation.drop_test_database_sql(name):
             await admin.execute(sql)
         await admin.disconnect()
+
+
+@contextlib.asynccontextmanager
+async def models_database(
+    backend: str, prefix: str, tmp_path_factory: pytest.TempPathFactory, models: list[Any]
+) -> AsyncIterator[Database]:
+    """Yield a connected default Database in a :func:`private_database`, with ``models``' tables.
+
+    The package-scoped ``database`` fixtures of the admin, GraphQL and auth suites: the
+    tables are created on entry and dropped (while still connected) before the
+    throw-away schema or database goes.
+    """
+    from covet.db import create_all, drop_all
+
+    async with private_database(backend, prefix, tmp_path_factory) as target:
+        db = Database(target.url, **target.options)
+        try:
+            await db.connect()
+            await drop_all(models)
+            await create_all(models)
+            yield db
+        finally:
+            if db.is_connected:
+                await drop_all(models)
+            await db.disconnect()
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session", params=BACKENDS)

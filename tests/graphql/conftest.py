@@ -15,13 +15,13 @@ import pytest
 import pytest_asyncio
 
 from covet.auth import PBKDF2PasswordHasher, set_hashers
-from covet.db import create_all, drop_all
-from covet.db.database import Database
-from tests.db.conftest import BACKENDS, private_database
+from tests.db.conftest import BACKENDS, models_database
 from tests.graphql.example import MODELS, PASSWORD, Author, Comment, Post, Status, Tag, User
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+    from covet.db.database import Database
 
 
 @pytest.fixture(autouse=True)
@@ -37,15 +37,8 @@ async def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Database]:
     """Yield a connected default Database with the example tables, on each backend."""
-    async with private_database(request.param, "covet_g", tmp_path_factory) as target:
-        db = Database(target.url)
-        try:
-            await db.connect()
-            await drop_all(MODELS)
-            await create_all(MODELS)
-            yield db
-        finally:
-            await db.disconnect()
+    async with models_database(request.param, "covet_g", tmp_path_factory, MODELS) as db:
+        yield db
 
 
 class Data:
