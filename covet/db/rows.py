@@ -85,85 +85,28 @@ def _make_builders(
     if (
         mode == AS_MODEL
         and layout is not None
-        and not layout.children
         and not layout.start
         and not compiled.names
         and not compiled.converters
     ):
-        return _plain_model_builders(layout, using)
-    if (
-        mode == AS_MODEL
-        and layout is not None
-        and not layout.start
-        and not compiled.names
-        and not compiled.converters
-    ):
-        return _joined_model_builders(layout, using)
+        return _model_builders(layout, using)
     build = _make_row_builder(mode, using, compiled)
     return build, lambda rows: [build(row) for row in rows]
 
 
-def _plain_model_builders(layout: ModelLayout, alias: str | None) -> tuple[RowBuilder, RowsBuilder]:
-    """Build instances of one model (no joins, no annotations) in one loop over the rows.
+def _model_builders(layout: ModelLayout, alias: str | None) -> tuple[RowBuilder, RowsBuilder]:
+    """Build model instances (with their ``select_related()`` objects) in one loop per shape.
 
-    The loop is Python source written for this model's columns and compiled once
-    per query shape: each instance ``__dict__`` is one dict display indexing the
-    row (``{"id": row[0], "title": row[1], ...}``), and a converter is called, on
-    non-NULL values only, just for the columns that have one. That is half the
-    instructions of ``dict(zip(attnames, row))`` plus a converter loop. Columns
-    past the model's (DISTINCT may append ORDER BY ones) are not read. Rows from
-    the default database get no ``_state`` here: ``Model._state`` makes it on
-    first use.
-    """
-    namespace: dict[str, Any] = {
-        "new": object.__new__,
-        "model": layout.model,
-        "state": ModelState,
-        "alias": alias,
-    }
-    converters = dict(layout.converters)
-    items: list[str] = []
-    for i, name in enumerate(layout.attnames):
-        conv = converters.get(i)
-        if conv is None:
-            items.append(f"{name!r}: row[{i}]")
-        else:
-            namespace[f"conv{i}"] = conv
-            items.append(f"{name!r}: None if (v{i} := row[{i}]) is None else conv{i}(v{i})")
-    if alias is not None:
-        items.append("'_state': state(alias, False)")
-    source = (
-        "def build_rows(rows):\n"
-        "    out = []\n"
-        "    append = out.append\n"
-        "    for row in rows:\n"
-        "        obj = new(model)\n"
-        f"        obj.__dict__ = {{{', '.join(items)}}}\n"
-        "        append(obj)\n"
-        "    return out\n"
-    )
-    # The source is made of the model's attribute names (repr()-quoted) and column
-    # positions only: nothing from a query's values or the database reaches it.
-    exec(compile(source, f"<covet rows {layout.model.__qualname__}>", "exec"), namespace)  # noqa: S102
-    build_rows: RowsBuilder = namespace["build_rows"]
-
-    def build_row(row: Sequence[Any]) -> Any:
-        return build_rows((row,))[0]
-
-    return build_row, build_rows
-
-
-def _joined_model_builders(
-    layout: ModelLayout, alias: str | None
-) -> tuple[RowBuilder, RowsBuilder]:
-    """Build instances with their ``select_related()`` objects, in one loop written per shape.
-
-    What :func:`_instance_maker` does per row, as Python source for this layout:
-    each object's ``__dict__`` is one dict display, converters run on non-NULL
-    values only, a related object is None when its key column is NULL, and each
-    object with related objects (or from another database) gets a ``ModelState``
-    holding them. No list copy of the row and no call per object or per
-    converter loop (``select_related_20``: 20 posts with their authors).
+    The loop is Python source written for this layout and compiled once per query
+    shape: each object's ``__dict__`` is one dict display indexing the row
+    (``{"id": row[0], "title": row[1], ...}``), a converter is called, on non-NULL
+    values only, just for the columns that have one, and a related object is None
+    when its key column is NULL. That is half the instructions of
+    ``dict(zip(attnames, row))`` plus a converter loop, and no call per object.
+    Columns past the layout's (DISTINCT may append ORDER BY ones) are not read. An
+    object gets a ``ModelState`` here only to hold its related objects or a
+    database alias: ``Model._state`` makes the default one on first use.
+    :func:`_instance_maker` is the general path this must match (tested).
     """
     namespace: dict[str, Any] = {"new": object.__new__, "state": ModelState, "alias": alias}
     lines: list[str] = []

@@ -224,14 +224,15 @@ def _described(obj: Any) -> Any:
 
 
 @pytest.mark.parametrize("alias", [None, "default"], ids=["default-db", "named"])
-async def test_generated_joined_builder_builds_as_the_general_one(orm, blog, alias):
-    # select_related() rows are built by source written per shape; the general builder
+async def test_generated_builder_builds_as_the_general_one(orm, blog, alias):
+    # Model rows are built by source written per shape; the general builder
     # (one make() per object) is the reference: same values, states and related objects.
     from covet.db import rows
     from covet.db.compiler import compile_select
     from covet.db.execution import run_fetch_all
 
     shapes: list[QuerySet[Any]] = [
+        Post.objects.order_by("id"),  # plain rows take the same builder
         Post.objects.select_related("author").order_by("id"),
         Post.objects.select_related("editor", "author").order_by("id"),
         Comment.objects.select_related("post__author", "post__editor").order_by("id"),
@@ -240,11 +241,11 @@ async def test_generated_joined_builder_builds_as_the_general_one(orm, blog, ali
     for qs in shapes:
         compiled = compile_select(qs.query, orm.ops, orm.features)
         fetched = await run_fetch_all(orm, compiled.sql, compiled.params)
-        assert compiled.layout is not None and compiled.layout.children
-        generated = rows._joined_model_builders(compiled.layout, alias)[1](fetched)
+        assert compiled.layout is not None
+        generated = rows._model_builders(compiled.layout, alias)[1](fetched)
         general = rows._make_row_builder(rows.AS_MODEL, alias, compiled)
         assert [_described(o) for o in generated] == [_described(general(r)) for r in fetched]
     # The path queries take is the generated one.
-    compiled = compile_select(shapes[2].query, orm.ops, orm.features)
+    compiled = compile_select(shapes[3].query, orm.ops, orm.features)
     built = rows.row_builders(compiled, rows.AS_MODEL, alias)[1]
     assert built.__code__.co_filename == "<covet rows Comment>"
