@@ -53,7 +53,7 @@ DISPATCH_MODULES = ("covet/routing/router.py", "covet/responses/base.py")
 
 #: The prototype: covet's Response fast path, on extension types.
 PROTOTYPE = textwrap.dedent(
-    '''
+    """
     import cython
 
     _LENGTHS = [None] * 4096
@@ -107,7 +107,7 @@ PROTOTYPE = textwrap.dedent(
     class PlainTextResponse(Response):
         media_type = "text/plain"
         _fast = ((b"content-type", b"text/plain; charset=utf-8"), True)
-    '''
+    """
 )
 
 #: Runs ``PlainTextResponse("Hello, World!")`` (or nothing) COUNT times.
