@@ -12,12 +12,18 @@ uvicorn is mapped to granian where granian has an equivalent:
 - at most 1000 requests handled at once per worker (granian's backpressure:
   further requests wait for a slot instead of getting uvicorn's 503);
 - 10 s to read request headers (DEFAULTS.md) and ``--graceful-timeout`` as
-  the time workers get to stop before they are killed.
+  the time workers get to stop before they are killed;
+- a request head of at most 64 KiB (:data:`covet.protocol.MAX_HEAD_SIZE`,
+  granian's ``max_buffer_size``; granian's default, 408 KiB, let a single
+  70,000-byte header through) and 100 header fields (granian's own limit),
+  both answered with ``431``.
 
 Not mapped, because granian has no such setting: uvicorn's keep-alive
-timeout, websocket message size limit and incomplete-event size, and the
-SIGTERM drain (``--drain-seconds``): granian's main process stops its
-workers itself, so the worker never sees the SIGTERM a drain hooks into.
+timeout, websocket message size limit and incomplete-event size, the
+per-part head limits of :class:`covet.protocol.HTTPProtocol` (request line,
+header field) and its body timeout, and the SIGTERM drain
+(``--drain-seconds``): granian's main process stops its workers itself, so
+the worker never sees the SIGTERM a drain hooks into.
 
 The workers are spawned (not forked) and import the app through
 :func:`application` (a factory), which reads the app path and trusted proxies
@@ -155,6 +161,7 @@ def granian_options(
     from granian.log import LogLevels
 
     from covet.cli.run import _RELOAD_EXCLUDED_DIRS, RELOAD_INCLUDES
+    from covet.protocol import MAX_HEAD_SIZE  # here: granian's workers need no uvicorn
 
     options: dict[str, Any] = {
         "target": f"{__name__}:application",
@@ -166,7 +173,9 @@ def granian_options(
         "loop": Loops.auto,
         "working_dir": root,
         "backpressure": BACKPRESSURE,
-        "http1_settings": HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_MS),
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=HEADER_READ_TIMEOUT_MS, max_buffer_size=MAX_HEAD_SIZE
+        ),
         "log_level": LogLevels("debug" if log_level == "trace" else log_level),
         "log_access": False,  # covet writes its own access log
     }

@@ -68,6 +68,16 @@ def lifespans(root: Path) -> dict[str, list[str]]:
     return {path.name: path.read_text("utf-8").split() for path in events.iterdir()}
 
 
+def head_status(port: int, headers: list[tuple[bytes, bytes]]) -> int:
+    """Send one GET with ``headers`` over a raw socket and return the status granian answers."""
+    head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        status_line = sock.makefile("rb").readline()
+    return int(status_line.split()[1])
+
+
 def test_granian_serves_with_lifespan_and_trusted_proxy(tmp_path: Path) -> None:
     write_project(tmp_path, "granian_site", APP)
     port = free_port()
@@ -86,6 +96,10 @@ def test_granian_serves_with_lifespan_and_trusted_proxy(tmp_path: Path) -> None:
         assert forwarded["scheme"] == "https"
         # covet's own checks still apply behind granian: an unknown host is refused.
         assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 400
+        # The request head is bounded as under uvicorn: 64 KiB in all, 100 fields.
+        assert head_status(port, [(b"X-Big", b"a" * 70_000)]) == 431
+        assert head_status(port, [(b"X-H%d" % i, b"v") for i in range(150)]) == 431
+        assert head_status(port, [(b"X-Fine", b"a" * 9_000)]) == 200
     finally:
         code, out, err = stop_server(process, signal.SIGTERM)
     assert code == 0, err
@@ -216,6 +230,7 @@ def test_granian_options_map_covet_limits(tmp_path: Path) -> None:
     assert options["working_dir"] == tmp_path
     assert options["backpressure"] == 1000
     assert options["http1_settings"].header_read_timeout == 10_000
+    assert options["http1_settings"].max_buffer_size == 64 * 1024
     assert options["workers_kill_timeout"] == 8
     assert "reload" not in options
 
