@@ -94,6 +94,13 @@ class Metrics:
     Add it with :meth:`covet.Covet.add_observer`; it starts observing the
     queries of this process when created (:meth:`close` stops).
 
+    The metric objects are attributes (``requests``, ``latency``,
+    ``in_progress``, ``websockets``, ``queries``, ``query_latency``), for
+    reading and for exemplars or extra collectors. Each labelled series is
+    looked up once and then recorded into directly, so calling ``remove()``
+    or ``clear()`` on these metrics would detach series that go on being
+    recorded into, unseen: make a new :class:`Metrics` to start again.
+
     Args:
         namespace: The prefix of every metric name.
         buckets: The latency histogram buckets, in seconds.
@@ -180,6 +187,13 @@ class Metrics:
         )
         self._pools = _PoolCollector(namespace)
         self.registry.register(self._pools)
+        # The labelled series each request and statement records into, by label values.
+        # prometheus-client's labels() checks and converts its arguments and takes a lock
+        # on every call (about a third of what recording a request cost); the series for
+        # a label set never changes, so each is looked up once. Bounded like the series
+        # themselves: routes by name or template, never raw paths.
+        self._request_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._query_series: dict[tuple[str, bool], tuple[Any, Any]] = {}
         self._stop_queries = observe_queries(self._query_finished) if queries else None
         if directory is not None:
             _forget_dead_processes(directory)
@@ -207,17 +221,30 @@ class Metrics:
             method = scope.get("method", "GET")
             if method not in _METHODS:
                 method = "OTHER"
-        status = str(context.status)
-        self.requests.labels(route, method, status).inc()
-        self.latency.labels(route, method, status).observe(context.duration)
+        key = (route, method, str(context.status))
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (
+                self.requests.labels(*key),
+                self.latency.labels(*key),
+            )
+        series[0].inc()
+        series[1].observe(context.duration)
 
     # -- queries ------------------------------------------------------------------------------
 
     def _query_finished(self, query: CapturedQuery) -> None:
         if query.transaction:
             return
-        self.queries.labels(query.database, "error" if query.failed else "ok").inc()
-        self.query_latency.labels(query.database).observe(query.duration)
+        key = (query.database, query.failed)
+        series = self._query_series.get(key)
+        if series is None:
+            series = self._query_series[key] = (
+                self.queries.labels(query.database, "error" if query.failed else "ok"),
+                self.query_latency.labels(query.database),
+            )
+        series[0].inc()
+        series[1].observe(query.duration)
 
     def close(self) -> None:
         """Stop observing queries (the recorded values stay readable)."""
