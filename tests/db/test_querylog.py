@@ -122,3 +122,22 @@ def test_log_rejects_bad_limit_and_reuse():
         pass
     # Leaving restores the outer state: nothing is recording.
     assert current_log.get() is None
+
+
+def test_recorded_queries_are_the_dataclass_built_another_way():
+    # record() builds CapturedQuery through its slot descriptors (cheaper than the frozen
+    # dataclass's __init__): the same fields, in the same order, giving an equal object.
+    import dataclasses
+
+    from covet.db import querylog
+
+    assert tuple(field.name for field in dataclasses.fields(CapturedQuery)) == (
+        querylog._CAPTURED_FIELDS
+    )
+    values = ("SELECT 1", (1, "a"), 0.25, True, False, True, "replica")
+    built = querylog._captured(*values)
+    assert type(built) is CapturedQuery
+    assert built == CapturedQuery(*values)
+    assert hash(built) == hash(CapturedQuery(*values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.sql = "DELETE FROM t"  # type: ignore[misc]
