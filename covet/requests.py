@@ -162,6 +162,11 @@ def parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
+#: ``scope[PARSED_FORM_KEY] = (receive, limits, form)``: a middleware that parsed an
+#: urlencoded body and hands it on through ``receive`` (see :meth:`Request.form`).
+PARSED_FORM_KEY = "covet.parsed_form"
+
+
 async def _no_receive() -> Message:
     raise ImproperlyConfigured(
         "This request has no receive channel, so its body cannot be read. "
@@ -536,7 +541,15 @@ class Request(HTTPConnection):
                 body or an unknown charset; 413 when a limit is hit.
         """
         if self._form is None:
-            self._form = await self._parse_form()
+            parsed = self.scope.get(PARSED_FORM_KEY)
+            # A form a middleware already parsed from this body (the CSRF check reads
+            # the token from it), reused only when this request reads exactly what that
+            # middleware hands on (its receive, not a wrapper that might change the body)
+            # under the same limits: then parsing again could only give the same fields.
+            if parsed is not None and parsed[0] is self._receive and parsed[1] is self.limits:
+                self._form = parsed[2]
+            else:
+                self._form = await self._parse_form()
         return self._form
 
     async def _parse_form(self) -> FormData:

@@ -49,6 +49,7 @@ from covet.exceptions import HTTPException, ImproperlyConfigured
 from covet.formparsers import MultipartScanner, parse_content_type
 from covet.requests import (
     DEFAULT_LIMITS,
+    PARSED_FORM_KEY,
     ClientDisconnect,
     HTTPConnection,
     Request,
@@ -589,7 +590,11 @@ class CSRFMiddleware:
             value = form.get(self.field_name)
         finally:
             await form.close()
-        return (value if isinstance(value, str) else None), _replay(body, receive)
+        replay = _replay(body, receive)
+        # An urlencoded form holds no files: the handler's request.form() may reuse it
+        # rather than parse the same body again.
+        scope[PARSED_FORM_KEY] = (replay, limits, form)
+        return (value if isinstance(value, str) else None), replay
 
     async def _token_from_multipart(
         self,

@@ -127,6 +127,56 @@ def test_form_field_token_passes_and_handler_still_reads_the_form():
     assert response.json() == {"name": "Ann", "token_field": True}
 
 
+def count_urlencoded_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from covet import formparsers
+
+    calls: list[int] = []
+    parse = formparsers.parse_urlencoded
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return await parse(*args, **kwargs)
+
+    monkeypatch.setattr(formparsers, "parse_urlencoded", counting)
+    return calls
+
+
+def test_handler_reuses_the_form_the_check_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = count_urlencoded_parses(monkeypatch)
+    client = TestClient(make_app())
+    token = token_for(client)
+    response = client.post("/submit", data={"name": "Ann", "csrf_token": token})
+    assert response.json() == {"name": "Ann", "token_field": True}
+    assert len(calls) == 1  # the check's parse, handed to request.form()
+
+
+def test_a_body_changed_after_the_check_is_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A middleware inside the CSRF layer that hands the app another body: the handler
+    # must see that body's fields, not the form the check parsed.
+    calls = count_urlencoded_parses(monkeypatch)
+
+    class RenameAnn:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            async def renamed() -> Any:
+                message = await receive()
+                if message["type"] == "http.request":
+                    message = {**message, "body": message["body"].replace(b"Ann", b"Bob")}
+                return message
+
+            await self.app(scope, renamed, send)
+
+    app = make_app()
+    app.add_middleware(RenameAnn)  # added after CSRFMiddleware: inside it
+    client = TestClient(app)
+    token = token_for(client)
+    response = client.post("/submit", data={"name": "Ann", "csrf_token": token})
+    assert response.json() == {"name": "Bob", "token_field": True}
+    assert len(calls) == 2
+
+
 def test_header_token_passes_and_handler_still_reads_json():
     client = TestClient(make_app())
     token = token_for(client)
