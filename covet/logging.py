@@ -56,6 +56,7 @@ __all__ = (
     "LoggingOptions",
     "RequestContextFilter",
     "SlowQueryFilter",
+    "StreamHandler",
     "configure_logging",
     "logging_config",
 )
@@ -72,6 +73,9 @@ _RECORD_ATTRIBUTES = frozenset(
     # uvicorn's copy of the message with terminal colour codes: noise in a JSON line.
     | {"color_message"}
 )
+#: What a JSON line never copies from a record's attributes: the record's own and
+#: the line's fixed keys (an ``extra`` named ``time`` does not replace the time).
+_FORMATTED_ATTRIBUTES = _RECORD_ATTRIBUTES | {"time", "level", "logger"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,7 @@ def logging_config(options: LoggingOptions | None = None) -> dict[str, Any]:
         "formatters": {"covet": {"()": formatter}},
         "handlers": {
             "covet": {
-                "class": "logging.StreamHandler",
+                "class": "covet.logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "covet",
                 "filters": ["request_context"],
@@ -255,6 +259,11 @@ class RequestContextFilter(logging.Filter):
 _last_second: list[Any] = [None, ""]  # [whole second, its formatted text]: records come in runs
 
 
+#: ".000Z" to ".999Z": the end of every timestamp, indexed by its milliseconds. The
+#: extra ".999Z" at 1000 catches a fraction a hair under 1 that rounds up when scaled.
+_MILLIS = (*(f".{ms:03d}Z" for ms in range(1000)), ".999Z")
+
+
 def _iso_time(created: float) -> str:
     """Return ``created`` as UTC ISO 8601 with milliseconds (``2026-12-06T04:33:15.123Z``)."""
     whole = int(created)
@@ -262,7 +271,9 @@ def _iso_time(created: float) -> str:
     if last[0] != whole:
         last[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         last[0] = whole
-    return f"{last[1]}.{int(created % 1 * 1000):03d}Z"
+    # Truncated, as LogRecord.msecs is: a record never reads as later than it was made.
+    date_and_time: str = last[1]
+    return date_and_time + _MILLIS[int((created - whole) * 1000)]
 
 
 # One encoder for every line: json.dumps() with options builds a new one per call.
@@ -309,15 +320,38 @@ class JSONFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 data[key] = value
-        standard = _RECORD_ATTRIBUTES
-        for key, value in record.__dict__.items():
-            if key not in standard and key not in data:
-                data[key] = value
+        # Every field passed with extra=, in the order given; a comprehension is about
+        # three times cheaper than a loop over the record's 25-odd attributes.
+        skipped = _FORMATTED_ATTRIBUTES
+        data.update({key: value for key, value in record.__dict__.items() if key not in skipped})
         if record.exc_info:
             data["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
             data["stack_info"] = self.formatStack(record.stack_info)
         return _encode(data)
+
+
+class StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The standard stream handler, writing each line in one locked section.
+
+    :class:`logging.StreamHandler` flushes through :meth:`flush`, which takes
+    the handler's lock a second time for every record; :meth:`emit` already
+    runs under it (:meth:`logging.Handler.handle` holds it), so this one
+    flushes the stream directly. Every access-log line passes here.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record``, formatted, and a newline to the stream, then flush it."""
+        try:
+            stream = self.stream
+            stream.write(self.format(record) + self.terminator)
+            flush = getattr(stream, "flush", None)
+            if flush is not None:
+                flush()
+        except RecursionError:  # as the standard handler: a runaway recursion is not logged
+            raise
+        except Exception:  # noqa: BLE001 - logging's contract: report, never raise into the caller
+            self.handleError(record)
 
 
 class DevFormatter(logging.Formatter):
@@ -372,7 +406,7 @@ class AccessLog:
         method = scope.get("method", "WS")
         path = scope.get("path", "")
         status = context.status
-        duration_ms = round(context.duration * 1000, 3)
+        duration_ms = round(context.duration * 1_000_000) / 1000  # round(ms, 3), at half the cost
         record = logging.getLogRecordFactory()(
             logger.name,
             logging.INFO,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import logging
 import subprocess
@@ -219,6 +220,72 @@ def test_json_formatter_gives_one_json_line() -> None:
     assert data["request_id"] == "abc123" and data["user_id"] == "42"
     assert data["status"] == 200 and data["route"] == "home"
     assert data["time"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("created", "expected"),
+    [
+        (1765082111.0, "2025-12-07T04:35:11.000Z"),
+        (1765082111.0015, "2025-12-07T04:35:11.001Z"),
+        (1765082111.9996, "2025-12-07T04:35:11.999Z"),  # truncated, as LogRecord.msecs
+        (0.9999999999999999, "1970-01-01T00:00:00.999Z"),  # never ".1000Z"
+    ],
+)
+def test_json_time_is_utc_with_milliseconds(created: float, expected: str) -> None:
+    record = _record()
+    record.created = created
+    assert json.loads(JSONFormatter().format(record))["time"] == expected
+
+
+def test_json_extras_keep_their_order_and_never_replace_the_fixed_keys() -> None:
+    record = _record(zeta=1, time="forged", alpha=2, level="forged", logger="forged", mid=3)
+    data = json.loads(JSONFormatter().format(record))
+    assert list(data) == ["time", "level", "logger", "message", "zeta", "alpha", "mid"]
+    assert data["level"] == "INFO" and data["logger"] == "covet.access"
+    assert data["time"].endswith("Z") and data["time"] != "forged"
+
+
+def test_the_configured_handler_writes_and_flushes_each_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = logging_config(LoggingOptions())
+    assert config["handlers"]["covet"]["class"] == "covet.logging.StreamHandler"
+
+    class Stream(io.StringIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    stream = Stream()
+    handler = covet.logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter())
+    handler.handle(_record(status=200))
+    handler.handle(_record(status=404))
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["status"] for line in lines] == [200, 404]
+    assert stream.flushes == 2
+
+    class WriteOnly:  # a stream without flush() is written to all the same
+        def __init__(self) -> None:
+            self.text = ""
+
+        def write(self, text: str) -> None:
+            self.text += text
+
+    plain = WriteOnly()
+    covet.logging.StreamHandler(plain).handle(_record())
+    assert plain.text == "GET /x\n"
+
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("disk full")
+
+    failures: list[logging.LogRecord] = []
+    broken = covet.logging.StreamHandler(Broken())
+    monkeypatch.setattr(broken, "handleError", failures.append)
+    broken.handle(_record())  # a failing stream never raises into the request
+    assert len(failures) == 1
 
 
 @pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib"])

@@ -452,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="instead: cProfile the covet and baseline workers on the PostgreSQL page and "
-        "print where the time goes, per request",
+        help="instead: cProfile the covet and baseline workers on the first of --endpoints "
+        "and --db (the PostgreSQL page unless told) and print where the time goes, per request",
     )
     parser.add_argument(
         "--instructions",
@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--only must include baseline: every ratio is to it")
     if args.profile:
         args.sites = [site for site in ("baseline", "covet") if site in args.sites] or ["covet"]
-        args.dbs = ["postgres"]
+        args.dbs = args.dbs[:1]  # the first database named (PostgreSQL unless --db says)
 
     server_cpu = wrk_cpu = None
     if args.pin:
@@ -878,11 +878,16 @@ def profile(
     wrk_cpu: int | None,
     workdir: Path,
 ) -> int:
-    """cProfile each site's worker while wrk loads the page; print self time per request by area."""
+    """cProfile each site's worker under wrk; print self time per request by area.
+
+    The endpoint profiled is the first of ``--endpoints`` (the page unless told),
+    on the first database of ``--db``.
+    """
     import pstats
 
     results: dict[str, tuple[int, dict[str, float], pstats.Stats]] = {}
     duration = max(args.duration, 10.0)
+    endpoint = args.endpoint_list[0]
     for instance in instances:
         output = workdir / f"{instance.site}.prof"
         start(
@@ -896,10 +901,10 @@ def profile(
         instance.writer_cookie, token = login(instance, common.WRITER)
         instance.post_body = f"{token}&title=Written+by+wrk&body=One+row+per+request."
         check(instance)
-        run_wrk(instance, "page", argparse.Namespace(**{**vars(args), "duration": 2}), wrk_cpu)
+        run_wrk(instance, endpoint, argparse.Namespace(**{**vars(args), "duration": 2}), wrk_cpu)
         instance.process.send_signal(signal.SIGUSR1)
         _, total = run_wrk(
-            instance, "page", argparse.Namespace(**{**vars(args), "duration": duration}), wrk_cpu
+            instance, endpoint, argparse.Namespace(**{**vars(args), "duration": duration}), wrk_cpu
         )
         instance.process.send_signal(signal.SIGUSR2)
         deadline = time.monotonic() + 30
@@ -915,9 +920,10 @@ def profile(
         results[instance.site] = (total, areas, stats)
     print()
     print(
-        f"Self time per request under cProfile (PostgreSQL page, wrk -c{args.connections} for "
-        f"{duration:g} s, uvicorn, after a 2 s warm-up), CPU time. cProfile inflates every "
-        "Python call, so read the shares and the differences, not the absolute figures."
+        f"Self time per request under cProfile ({args.dbs[0]} {endpoint}, "
+        f"wrk -c{args.connections} for {duration:g} s, uvicorn, after a 2 s warm-up), CPU time. "
+        "cProfile inflates every Python call, so read the shares and the differences, "
+        "not the absolute figures."
     )
     labels = sorted(
         {a for _, areas, _ in results.values() for a in areas},
