@@ -1,10 +1,12 @@
-"""Streaming parsers for ``application/x-www-form-urlencoded`` and ``multipart/form-data``.
+"""Parsers for ``application/x-www-form-urlencoded`` and ``multipart/form-data`` bodies.
 
-Both parsers sit on python-multipart's incremental state machines and consume
-the request body chunk by chunk, so memory stays bounded by the limits in
-:class:`covet.requests.RequestLimits`, whatever the client sends:
+The multipart parser sits on python-multipart's incremental state machine
+and consumes the body chunk by chunk; an urlencoded body, held in memory whole
+anyway, is split at once by the same rules. Memory stays bounded by the limits
+in :class:`covet.requests.RequestLimits`, whatever the client sends:
 
-* the body iterator given to them already enforces the total size;
+* the body iterator given to them already enforces the total size
+  (``max_body_size``: an urlencoded body is never larger);
 * text fields are bounded by ``max_part_size`` and counted against
   ``max_fields``, files are counted against ``max_files``;
 * part headers are bounded in number and size, the boundary in length;
@@ -19,18 +21,19 @@ A limit that is hit raises ``HTTPException(413)``; a malformed body raises
 from __future__ import annotations
 
 import codecs
+import re
 import tempfile
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from python_multipart.exceptions import FormParserError, MultipartParseError
-from python_multipart.multipart import MultipartParser, QuerystringParser, parse_options_header
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from covet.datastructures import FormData, Headers, UploadFile
 from covet.exceptions import HTTPException
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterable
 
     from covet.requests import RequestLimits
 
@@ -85,10 +88,12 @@ def check_charset(charset: str) -> str:
     return charset
 
 
-def _decode(data: bytes, charset: str, what: str) -> str:
+def _decode(data: bytes, charset: str, field: str | None) -> str:
+    """Decode a form field's value (of ``field``), or its name when ``field`` is None."""
     try:
         return data.decode(charset)
     except UnicodeDecodeError as exc:
+        what = "A form field name" if field is None else f"Form field {field!r}"
         raise HTTPException(
             400, f"{what} is not valid {charset} (byte {exc.start}). Encode the form as {charset}."
         ) from None
@@ -100,13 +105,24 @@ def _too_many(kind: str, limit: int, setting: str) -> HTTPException:
     )
 
 
+#: One field of an urlencoded body: what lies between ``&`` separators (never empty).
+_URLENCODED_FIELD = re.compile(rb"[^&]+")
+
+
 async def parse_urlencoded(
     chunks: AsyncIterator[bytes], *, charset: str, limits: RequestLimits
 ) -> FormData:
     """Parse an ``application/x-www-form-urlencoded`` body.
 
-    ``+`` means space and percent escapes are decoded as ``charset``; a field
-    without ``=`` is kept with an empty value, as browsers and Django do.
+    Fields are separated by ``&`` (runs of ``&`` and empty fields are
+    skipped); a field's name ends at its first ``=``; ``+`` means space and
+    percent escapes are decoded as ``charset`` (an invalid escape is kept as
+    sent); a field without ``=`` is kept with an empty value, as browsers and
+    Django do. These are python-multipart's rules, which covet followed when it
+    parsed with its ``QuerystringParser``; a test compares the two on
+    generated bodies. The body is small (its size limit is ``max_body_size``),
+    so it is split whole: about three times cheaper than the streaming parser's
+    callbacks.
 
     Args:
         chunks: The request body; it must enforce the total size limit itself.
@@ -117,47 +133,30 @@ async def parse_urlencoded(
         The fields, in the order they were sent.
 
     Raises:
-        HTTPException: 413 for too many fields; 400 for text that is not in ``charset``.
+        HTTPException: 413 for too many fields (checked before anything is
+            decoded); 400 for text that is not in ``charset``.
     """
-    pairs: list[tuple[bytes, bytes]] = []
-    name = bytearray()
-    value = bytearray()
+    parts = [chunk async for chunk in chunks]
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
     max_fields = limits.max_fields
-
-    def on_field_start() -> None:
-        if len(pairs) >= max_fields:
-            raise _too_many("fields", max_fields, "max_fields")
-
-    def on_field_name(data: bytes, start: int, end: int) -> None:
-        name.extend(data[start:end])
-
-    def on_field_data(data: bytes, start: int, end: int) -> None:
-        value.extend(data[start:end])
-
-    def on_field_end() -> None:
-        pairs.append((bytes(name), bytes(value)))
-        name.clear()
-        value.clear()
-
-    parser = QuerystringParser(
-        {
-            "on_field_start": on_field_start,
-            "on_field_name": on_field_name,
-            "on_field_data": on_field_data,
-            "on_field_end": on_field_end,
-        }
+    # A body with more separators than fields allowed may be one of a million empty
+    # fields: walk it without a list of them, so the 413 comes at field max_fields + 1.
+    fields: Iterable[bytes] = (
+        data.split(b"&")
+        if data.count(b"&") < max_fields
+        else (match[0] for match in _URLENCODED_FIELD.finditer(data))
     )
-    async for chunk in chunks:
-        parser.write(chunk)
-    parser.finalize()
+    pairs: list[tuple[bytes, bytes, bytes]] = []
+    for field in fields:
+        if field:
+            if len(pairs) >= max_fields:
+                raise _too_many("fields", max_fields, "max_fields")
+            pairs.append(field.partition(b"="))
 
     items: list[tuple[str, str | UploadFile]] = []
-    for raw_name, raw_value in pairs:
-        key = _decode(unquote_to_bytes(raw_name.replace(b"+", b" ")), charset, "A form field name")
-        text = _decode(
-            unquote_to_bytes(raw_value.replace(b"+", b" ")), charset, f"Form field {key!r}"
-        )
-        items.append((key, text))
+    for raw_name, _, raw_value in pairs:
+        key = _decode(unquote_to_bytes(raw_name.replace(b"+", b" ")), charset, None)
+        items.append((key, _decode(unquote_to_bytes(raw_value.replace(b"+", b" ")), charset, key)))
     return FormData(items)
 
 
@@ -341,7 +340,7 @@ class _MultipartReader(MultipartScanner):
         if self.upload is not None:
             return
         charset = self.part_charset or self.charset
-        value = _decode(bytes(self.data), charset, f"Form field {self.name!r}")
+        value = _decode(bytes(self.data), charset, self.name)
         if self.name == "_charset_":
             # RFC 7578 section 4.6: the default charset of the text fields that follow.
             self.charset = check_charset(value.strip())

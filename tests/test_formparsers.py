@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import threading
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from covet.datastructures import FormData, UploadFile
 from covet.exceptions import HTTPException
@@ -107,6 +111,79 @@ async def test_urlencoded_streaming_across_chunk_boundaries() -> None:
             ("lone", ""),
             ("=k=", "v&"),
         ]
+
+
+def _python_multipart_fields(data: bytes, chunk: int) -> list[tuple[bytes, bytes]]:
+    """The fields python-multipart's streaming QuerystringParser finds (covet's former parser)."""
+    from python_multipart.multipart import QuerystringParser
+
+    pairs: list[tuple[bytes, bytes]] = []
+    name, value = bytearray(), bytearray()
+
+    def on_field_end() -> None:
+        pairs.append((bytes(name), bytes(value)))
+        name.clear()
+        value.clear()
+
+    parser = QuerystringParser(
+        {
+            "on_field_name": lambda data, start, end: name.extend(data[start:end]),
+            "on_field_data": lambda data, start, end: value.extend(data[start:end]),
+            "on_field_end": on_field_end,
+        }
+    )
+    for offset in range(0, len(data), chunk):
+        parser.write(data[offset : offset + chunk])
+    parser.finalize()
+    return pairs
+
+
+_FORM_BYTES = st.lists(
+    st.sampled_from([b"a", b"B", b"=", b"&", b"+", b"%", b"2", b"0", b"F", b"%26", b";", b" "]),
+    max_size=40,
+).map(b"".join)
+
+
+@given(data=_FORM_BYTES, chunk=st.integers(min_value=1, max_value=8))
+@settings(max_examples=400, deadline=None)
+def test_urlencoded_fields_are_python_multipart_s(data: bytes, chunk: int) -> None:
+    expected = [
+        (
+            unquote_to_bytes(name.replace(b"+", b" ")).decode("latin-1"),
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("latin-1"),
+        )
+        for name, value in _python_multipart_fields(data, chunk)
+    ]
+    parsed = asyncio.run(
+        parse_urlencoded(chunks_of(data, chunk), charset="latin-1", limits=DEFAULT_LIMITS)
+    )
+    assert parsed.multi_items() == expected
+
+
+async def test_urlencoded_field_limit_counts_fields_not_separators() -> None:
+    limits = RequestLimits(max_fields=3)
+    # Many empty fields are no fields: within the limit, by either way of splitting.
+    for data in (b"&&a=1&&&b&&c=3&&", b"&" * 10_000 + b"a=1&b&c=3" + b"&" * 10_000):
+        form = await parse_urlencoded(chunks_of(data, 7), charset="utf-8", limits=limits)
+        assert form.multi_items() == [("a", "1"), ("b", ""), ("c", "3")]
+    for data in (b"a&b&c&d", b"&" * 10_000 + b"a&b&c&d"):
+        with pytest.raises(HTTPException) as info:
+            await parse_urlencoded(chunks_of(data, 7), charset="utf-8", limits=limits)
+        assert info.value.status_code == 413
+
+
+async def test_urlencoded_too_many_fields_wins_over_undecodable_text() -> None:
+    # The count comes before any decoding, as with the streaming parser: a flood of
+    # fields is a 413 wherever its first bad byte is.
+    with pytest.raises(HTTPException) as info:
+        await parse_urlencoded(
+            chunks_of(b"%FF=1&b&c&d"), charset="utf-8", limits=RequestLimits(max_fields=3)
+        )
+    assert info.value.status_code == 413
+    with pytest.raises(HTTPException) as info:
+        await parse_urlencoded(chunks_of(b"a=%FF"), charset="utf-8", limits=DEFAULT_LIMITS)
+    assert info.value.status_code == 400
+    assert info.value.detail.startswith("Form field 'a' is not valid utf-8")
 
 
 async def test_urlencoded_field_name_must_decode() -> None:
