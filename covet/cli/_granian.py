@@ -18,12 +18,16 @@ uvicorn is mapped to granian where granian has an equivalent:
   70,000-byte header through) and 100 header fields (granian's own limit),
   both answered with ``431``.
 
+What granian has no setting for but the ASGI messages show is enforced by
+:class:`ProtocolLimits` around the app in each worker, with
+:class:`covet.protocol.HTTPProtocol`'s limits and answers: a request line of
+at most 4094 bytes (else ``414``), header fields of at most 8190 bytes (else
+``431``), and the body's slow-client timeout (``408``).
+
 Not mapped, because granian has no such setting: uvicorn's keep-alive
-timeout, websocket message size limit and incomplete-event size, the
-per-part head limits of :class:`covet.protocol.HTTPProtocol` (request line,
-header field) and its body timeout, and the SIGTERM drain
-(``--drain-seconds``): granian's main process stops its workers itself, so
-the worker never sees the SIGTERM a drain hooks into.
+timeout, websocket message size limit and incomplete-event size, and the
+SIGTERM drain (``--drain-seconds``): granian's main process stops its
+workers itself, so the worker never sees the SIGTERM a drain hooks into.
 
 The workers are spawned (not forked) and import the app through
 :func:`application` (a factory), which reads the app path and trusted proxies
@@ -33,22 +37,26 @@ their own.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import importlib
+import logging
 import math
 import multiprocessing
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covet.cli._common import fail
 
 if TYPE_CHECKING:
-    from covet.types import ASGIApp
+    from covet.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = (
     "APP_VARIABLE",
     "FORWARDED_VARIABLE",
+    "ProtocolLimits",
     "application",
     "granian_options",
     "require_granian",
@@ -63,6 +71,153 @@ FORWARDED_VARIABLE = "COVET_GRANIAN_FORWARDED_ALLOW_IPS"
 BACKPRESSURE = 1000
 #: Milliseconds granted to read a request's headers (DEFAULTS.md: 10 s).
 HEADER_READ_TIMEOUT_MS = 10_000
+
+logger = logging.getLogger("covet.server")
+
+#: The bodies of the answers, as covet.protocol.HTTPProtocol words them.
+_REASONS = {
+    408: b"Request head or body not received in time.",
+    414: b"Request line too long.",
+    431: b"Request header fields too large.",
+}
+
+
+class ProtocolLimits:
+    """Enforce :class:`covet.protocol.HTTPProtocol`'s per-request limits on the ASGI messages.
+
+    granian parses requests itself, so the limits covet's uvicorn protocol
+    applies while a request streams in are applied here, to what granian hands
+    over, with the same answers:
+
+    * a request target (path and query) longer than ``max_request_line``
+      bytes is answered ``414``, and a header field (name and value) longer
+      than ``max_header_field_size`` bytes ``431``, before the app sees the
+      request (granian has already bounded the whole head at 64 KiB);
+    * a body gets ``body_timeout`` seconds, plus one for every
+      ``body_min_rate`` bytes received, counted only while the app waits in
+      ``receive()`` (time it spends not reading is not the client's). Past
+      that the request is answered ``408`` if its response has not started,
+      and the app's ``receive()`` returns ``http.disconnect``, as for a client
+      that went away; what the app sends afterwards is dropped.
+
+    Args:
+        app: The ASGI app.
+        max_request_line: Longest request target in bytes.
+        max_header_field_size: Longest header field, name and value, in bytes.
+        body_timeout: Seconds of waiting for the body, before the rate extension.
+        body_min_rate: Bytes of body that earn one more second.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_request_line: int | None = None,
+        max_header_field_size: int | None = None,
+        body_timeout: float | None = None,
+        body_min_rate: int | None = None,
+    ) -> None:
+        from covet import protocol  # the limits live there; imported here, not per request
+
+        self.app = app
+        self.max_request_line = max_request_line or protocol.MAX_REQUEST_LINE
+        self.max_header_field_size = max_header_field_size or protocol.MAX_HEADER_FIELD_SIZE
+        self.body_timeout = body_timeout or protocol.BODY_TIMEOUT
+        self.body_min_rate = body_min_rate or protocol.BODY_MIN_RATE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse an oversized request head, and serve the rest with a timed body."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        target = len(scope.get("raw_path") or scope["path"].encode())
+        query = scope.get("query_string")
+        if query:
+            target += 1 + len(query)
+        if target > self.max_request_line:
+            logger.warning("Request line longer than %d bytes.", self.max_request_line)
+            await _refuse(send, 414)
+            return
+        limit = self.max_header_field_size
+        body = False
+        for name, value in scope["headers"]:
+            if len(name) + len(value) > limit:
+                logger.warning("Request header field larger than %d bytes.", limit)
+                await _refuse(send, 431)
+                return
+            if name == b"content-length" or name == b"transfer-encoding":
+                body = body or value.strip() not in (b"", b"0")
+        if not body:
+            await self.app(scope, receive, send)
+            return
+        await _TimedBody(self, receive, send).serve(scope)
+
+
+async def _refuse(send: Send, status: int) -> None:
+    """Answer ``status`` with covet.protocol's wording and close the connection."""
+    body = _REASONS[status]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("ascii")),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _TimedBody:
+    """One request whose body is read under :class:`ProtocolLimits`' slow-client timeout."""
+
+    __slots__ = ("_receive", "_send", "limits", "received", "started", "timed_out", "waited")
+
+    def __init__(self, limits: ProtocolLimits, receive: Receive, send: Send) -> None:
+        self.limits = limits
+        self._receive = receive
+        self._send = send
+        self.waited = 0.0  # seconds spent in receive() waiting for the body
+        self.received = 0  # body bytes received
+        self.started = False  # the response has started
+        self.timed_out = False
+
+    async def serve(self, scope: Scope) -> None:
+        await self.limits.app(scope, self.receive, self.send)
+
+    async def receive(self) -> Message:
+        if self.timed_out:
+            return {"type": "http.disconnect"}
+        limits = self.limits
+        allowed = limits.body_timeout + self.received / limits.body_min_rate - self.waited
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(max(allowed, 0.0)):
+                message = await self._receive()
+        except TimeoutError:
+            self.timed_out = True
+            logger.warning(
+                "Request body not received in time (%d bytes in %.0f s).",
+                self.received,
+                self.waited + time.monotonic() - began,
+            )
+            if not self.started:
+                self.started = True
+                await _refuse(self._send, 408)
+            return {"type": "http.disconnect"}
+        self.waited += time.monotonic() - began
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.timed_out:
+            return  # the 408 (or the started response, cut short) was the answer
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 def require_granian() -> None:
@@ -82,6 +237,8 @@ def require_granian() -> None:
 
 def application() -> ASGIApp:
     """Import the app named by ``COVET_GRANIAN_APP``, behind the trusted-proxy headers.
+
+    Around both sits :class:`ProtocolLimits`.
 
     Called by granian in each worker (the target is a factory).
 
@@ -104,7 +261,7 @@ def application() -> ASGIApp:
         app = getattr(app, name)
     trusted = os.environ.get(FORWARDED_VARIABLE, "127.0.0.1")
     wrapped: ASGIApp = wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted)
-    return wrapped
+    return ProtocolLimits(wrapped)
 
 
 def _reload_filter(patterns: tuple[str, ...], excluded: tuple[str, ...]) -> type[Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -68,9 +69,9 @@ def lifespans(root: Path) -> dict[str, list[str]]:
     return {path.name: path.read_text("utf-8").split() for path in events.iterdir()}
 
 
-def head_status(port: int, headers: list[tuple[bytes, bytes]]) -> int:
+def head_status(port: int, headers: list[tuple[bytes, bytes]], target: bytes = b"/") -> int:
     """Send one GET with ``headers`` over a raw socket and return the status granian answers."""
-    head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    head = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head)
@@ -96,10 +97,14 @@ def test_granian_serves_with_lifespan_and_trusted_proxy(tmp_path: Path) -> None:
         assert forwarded["scheme"] == "https"
         # covet's own checks still apply behind granian: an unknown host is refused.
         assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 400
-        # The request head is bounded as under uvicorn: 64 KiB in all, 100 fields.
+        # The request head is bounded as under uvicorn: 64 KiB in all, 100 fields
+        # (granian's settings), 8190 bytes a field and 4094 the target (ProtocolLimits).
         assert head_status(port, [(b"X-Big", b"a" * 70_000)]) == 431
         assert head_status(port, [(b"X-H%d" % i, b"v") for i in range(150)]) == 431
-        assert head_status(port, [(b"X-Fine", b"a" * 9_000)]) == 200
+        assert head_status(port, [(b"X-Long", b"a" * 9_000)]) == 431
+        assert head_status(port, [(b"X-Fine", b"a" * 8_000)]) == 200
+        assert head_status(port, [], target=b"/?q=" + b"a" * 5_000) == 414
+        assert head_status(port, [], target=b"/?q=" + b"a" * 4_000) == 200
     finally:
         code, out, err = stop_server(process, signal.SIGTERM)
     assert code == 0, err
@@ -320,3 +325,177 @@ def test_granian_workers_add_up_their_metrics(tmp_path: Path) -> None:
         if sample.name == "covet_http_requests_total" and sample.labels["route"] == "work"
     )
     assert counted == sent
+
+
+# -- ProtocolLimits: covet.protocol's per-request limits on granian's ASGI messages ------------
+
+SLOW_APP = """
+import covet.protocol
+
+# Read by ProtocolLimits when the worker wraps this app, after importing it: a short
+# body timeout, so the test waits one second rather than a minute.
+covet.protocol.BODY_TIMEOUT = 1.0
+
+from covet import Covet
+
+app = Covet(allowed_hosts=["127.0.0.1"])
+
+
+@app.post("/upload")
+async def upload(request):
+    return {"size": len(await request.body())}
+"""
+
+
+def test_granian_times_out_a_slow_body(tmp_path: Path) -> None:
+    write_project(tmp_path, "granian_slow", SLOW_APP)
+    port = free_port()
+    process = start_covet("run", "--server", "granian", "--port", str(port), cwd=tmp_path)
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/up", process)
+        fast = httpx.post(f"http://127.0.0.1:{port}/upload", content=b"x" * 100)
+        assert fast.json() == {"size": 100}
+        head = (
+            b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + b"x" * 10)  # and then nothing: a slow client
+            began = time.monotonic()
+            answer = sock.makefile("rb").read()
+        waited = time.monotonic() - began
+    finally:
+        code, out, err = stop_server(process, signal.SIGTERM)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert answer.endswith(b"Request head or body not received in time.")
+    assert 0.9 < waited < 8, waited
+    assert code == 0, err
+    assert "Request body not received in time (10 bytes" in out + err
+
+
+def _limited(app: Any, **limits: Any) -> Any:
+    from covet.cli._granian import ProtocolLimits
+
+    return ProtocolLimits(app, **limits)
+
+
+def _scope(target: bytes = b"/", headers: list[tuple[bytes, bytes]] | None = None) -> Any:
+    path, _, query = target.partition(b"?")
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": path.decode(),
+        "raw_path": path,
+        "query_string": query,
+        "headers": headers if headers is not None else [(b"host", b"127.0.0.1")],
+    }
+
+
+async def _drive(app: Any, scope: Any, receive: Any) -> list[Any]:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_protocol_limits_refuse_long_targets_and_fields_before_the_app() -> None:
+    called: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limited = _limited(app, max_request_line=20, max_header_field_size=30)
+
+    async def nothing() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    # 20 bytes of target pass (path, "?", query), 21 do not.
+    assert (await _drive(limited, _scope(b"/abc?" + b"q" * 15), nothing))[0]["status"] == 204
+    sent = await _drive(limited, _scope(b"/abc?" + b"q" * 16), nothing)
+    assert sent[0]["status"] == 414 and sent[1]["body"] == b"Request line too long."
+    assert (b"connection", b"close") in sent[0]["headers"]
+    # 30 bytes of field (name and value) pass, 31 do not.
+    fine = [(b"host", b"127.0.0.1"), (b"x-a", b"v" * 27)]
+    assert (await _drive(limited, _scope(headers=fine), nothing))[0]["status"] == 204
+    long = [(b"host", b"127.0.0.1"), (b"x-a", b"v" * 28)]
+    sent = await _drive(limited, _scope(headers=long), nothing)
+    assert sent[0]["status"] == 431 and sent[1]["body"] == b"Request header fields too large."
+    assert called == ["/abc", "/"]
+
+
+def _body_scope() -> Any:
+    return _scope(headers=[(b"host", b"127.0.0.1"), (b"content-length", b"100")])
+
+
+async def test_protocol_limits_time_out_a_body_that_stops_coming() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(await receive())
+        seen.append(await receive())  # the client stalls here
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"too late"})
+
+    chunks = [{"type": "http.request", "body": b"x" * 10, "more_body": True}]
+
+    async def receive() -> Any:
+        if chunks:
+            return chunks.pop()
+        await asyncio.sleep(3600)
+        raise AssertionError("the timeout should have ended this wait")
+
+    began = time.monotonic()
+    sent = await _drive(_limited(app, body_timeout=0.3), _body_scope(), receive)
+    assert 0.25 < time.monotonic() - began < 2
+    assert seen[1] == {"type": "http.disconnect"}
+    # The 408 is the whole answer: what the app sent afterwards is dropped.
+    assert [message.get("status") for message in sent] == [408, None]
+    assert sent[1]["body"] == b"Request head or body not received in time."
+
+
+async def test_protocol_limits_count_only_the_time_spent_waiting_for_the_body() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        total = 0
+        more = True
+        while more:
+            message = await receive()
+            total += len(message["body"])
+            more = message["more_body"]
+            await asyncio.sleep(0.15)  # the app's own work between reads is not the client's
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(total).encode()})
+
+    chunks = [
+        {"type": "http.request", "body": b"x" * 10, "more_body": more}
+        for more in (False, True, True, True)
+    ]
+
+    async def receive() -> Any:
+        await asyncio.sleep(0.05)
+        return chunks.pop()
+
+    sent = await _drive(_limited(app, body_timeout=0.3), _body_scope(), receive)
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"40"
+
+
+async def test_protocol_limits_extend_the_time_for_each_body_received() -> None:
+    # 0.2 s, plus a second per 100 bytes: the second chunk of 100 bytes buys the wait.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        first = await receive()
+        second = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": first["body"] + second["body"]})
+
+    waits = [0.4, 0.05]
+
+    async def receive() -> Any:
+        await asyncio.sleep(waits.pop())
+        return {"type": "http.request", "body": b"x" * 100, "more_body": bool(waits)}
+
+    sent = await _drive(_limited(app, body_timeout=0.2, body_min_rate=100), _body_scope(), receive)
+    assert sent[0]["status"] == 200 and len(sent[1]["body"]) == 200
