@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from covet.auth.login import SESSION_HASH_KEY, SESSION_USER_KEY, AuthConfig, LoginThrottle
 from covet.auth.models import AbstractUser, AnonymousUser
 from covet.auth.tokens import AbstractAPIToken
-from covet.db import ValidationError
+from covet.db import ObjectDoesNotExist, ValidationError
 from covet.exceptions import ImproperlyConfigured
 from covet.requests import HTTPConnection
 
@@ -105,8 +105,10 @@ class SessionBackend:
         stored_hash = session.get(SESSION_HASH_KEY)
         model = config.user_model
         try:
-            user = await model.objects.filter(pk=pk).first()
-        except ValidationError:  # a primary key of the wrong type: not our session data
+            # get() by primary key reuses its statement; filter().first() would build and
+            # compile a query on every request (about 145,000 instructions more).
+            user = await model.objects.get(pk=pk)
+        except (ValidationError, ObjectDoesNotExist):  # gone, or a pk of the wrong type
             user = None
         if (
             user is None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from covet.db import IntegrityError, Model, fields, transaction
+from covet.db import IntegrityError, Model, ObjectDoesNotExist, fields, transaction
 from covet.sessions.stores import (
     SESSION_USER_KEY,
     SessionRecord,
@@ -67,7 +67,7 @@ class DatabaseStore:
 
     Args:
         model: The session model (default :class:`DatabaseSession`); another
-            model needs the same fields.
+            model needs the same fields, ``session_key`` its primary key (or unique).
         using: The database alias (default: the default database).
     """
 
@@ -82,8 +82,14 @@ class DatabaseStore:
         """Return the unexpired session whose id is ``payload``."""
         if not isinstance(payload, str) or not payload or len(payload) > _MAX_KEY_LENGTH:
             return None
-        row = await self._rows().filter(session_key=payload, expires_at__gt=_now()).first()
-        if row is None:
+        # get() by primary key reuses its statement (filter().first() builds and compiles
+        # a query each time: about 145,000 instructions more); expiry is checked here.
+        rows = self.model.objects if self.using is None else self._rows()
+        try:
+            row = await rows.get(session_key=payload)
+        except ObjectDoesNotExist:
+            return None
+        if row.expires_at <= _now():
             return None
         return _decode_record(payload, row.data)
 
