@@ -74,13 +74,6 @@ HEADER_READ_TIMEOUT_MS = 10_000
 
 logger = logging.getLogger("covet.server")
 
-#: The bodies of the answers, as covet.protocol.HTTPProtocol words them.
-_REASONS = {
-    408: b"Request head or body not received in time.",
-    414: b"Request line too long.",
-    431: b"Request header fields too large.",
-}
-
 
 class ProtocolLimits:
     """Enforce :class:`covet.protocol.HTTPProtocol`'s per-request limits on the ASGI messages.
@@ -155,6 +148,8 @@ class ProtocolLimits:
 
 async def _refuse(send: Send, status: int) -> None:
     """Answer ``status`` with covet.protocol's wording and close the connection."""
+    from covet.protocol import _REASONS  # loaded already: ProtocolLimits reads its limits
+
     body = _REASONS[status]
     await send(
         {
