@@ -46,10 +46,12 @@ from covet.db.statements import (
     bind_statement,
     bind_update,
     filter_statements,
+    first_statements,
     get_statement_key,
     get_statements,
     limited_for_get,
     not_one_error,
+    remember_first,
     remember_statement,
     remember_update,
     update_statement_key,
@@ -555,10 +557,27 @@ class QuerySet(Generic[T]):
         raise not_one_error(self.model, rows, args, kwargs)
 
     async def first(self) -> T | None:
-        """Return the first row (by primary key when unordered), or None."""
+        """Return the first row (by primary key when unordered), or None.
+
+        After ``filter(field=value, ...)`` with plain values, whose statement is
+        remembered, the ``ORDER BY ... LIMIT 1`` form of it is remembered too:
+        ``filter(...).first()`` binds the new values instead of building and
+        compiling its query again.
+        """
+        pending = self._pending
+        if pending is not None:
+            found = first_statements.get(id(pending[0]))
+            if found is not None and found[0] is pending[0]:
+                compiled = found[1]
+                rows = await run_fetch_all(pending[2], compiled.sql, [*pending[1], *found[2]])
+                built: list[T] = row_builders(compiled, self._mode, self._using)[1](rows)
+                return built[0] if built else None
         qs = self if self._ordered() else self.order_by("pk")
-        rows: list[T] = await qs[:1]
-        return rows[0] if rows else None
+        limited = qs[:1]
+        if pending is not None:
+            remember_first(pending, limited)
+        result: list[T] = await limited
+        return result[0] if result else None
 
     async def last(self) -> T | None:
         """Return the last row (by primary key when unordered), or None."""

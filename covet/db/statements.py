@@ -32,10 +32,12 @@ __all__ = (
     "bind_statement",
     "bind_update",
     "filter_statements",
+    "first_statements",
     "get_statement_key",
     "get_statements",
     "limited_for_get",
     "not_one_error",
+    "remember_first",
     "remember_statement",
     "remember_update",
     "update_statement_key",
@@ -70,6 +72,12 @@ get_statements = StatementCache()
 #: keywords, as awaiting the queryset runs it (no LIMIT, the base's own ordering).
 filter_statements = StatementCache()
 
+
+#: ``filter(**kwargs).first()`` statements, by ``id()`` of the remembered ``filter()``
+#: statement they extend: (that statement, the SELECT with its ``ORDER BY ... LIMIT 1``,
+#: the parameters the LIMIT adds after the filter's). The first item keeps the filter's
+#: statement alive, so its ``id()`` is never another's while the entry exists.
+first_statements: dict[int, tuple[CompiledSelect, CompiledSelect, tuple[Any, ...]]] = {}
 
 #: ``filter(**kwargs).update(**values)`` statements (the UPDATE's SQL and the set fields) by
 #: (the database's ops, the base query's shape, the sorted filter keywords, the set names).
@@ -286,3 +294,21 @@ def remember_statement(
     ops = backend.ops
     ints_as_is = tuple(_binds_ints_as_is(f, ops) for f in fields)
     cache[key] = (compile_select(query, ops, backend.features), fields, ints_as_is)
+
+
+def remember_first(pending: Pending, limited: QuerySet[Any]) -> None:
+    """Keep ``limited`` (the pending filter ordered and cut to one row) for ``first()``.
+
+    ``limited``'s SQL is the same for any values, as the filter's is: it adds only
+    the ordering and the LIMIT. Kept only when its parameters are the filter's
+    followed by the LIMIT's, as they are when nothing else binds any.
+    """
+    statement, params, db = pending[0], pending[1], pending[2]
+    backend = db.backend
+    compiled = compile_select(limited.query, backend.ops, backend.features)
+    count = len(params)
+    if compiled.params[:count] != params:
+        return
+    if len(first_statements) >= CACHE_LIMIT:
+        first_statements.clear()
+    first_statements[id(statement)] = (statement, compiled, tuple(compiled.params[count:]))

@@ -4,7 +4,7 @@
 * ``get(field=value)`` and ``filter(field=value)`` reuse the statement of the
   first call with the same base query and keywords, binding the new values (a
   cached ``filter()`` builds its query only when something other than awaiting
-  it needs one);
+  it needs one), and so does ``filter(field=value).first()``;
 * instances loaded from the default database get their ``_state`` on first use.
 """
 
@@ -54,6 +54,7 @@ def _no_remembered_statements() -> None:
     statements.get_statements.clear()
     statements.filter_statements.clear()
     statements.update_statements.clear()
+    statements.first_statements.clear()
 
 
 def compiled(qs: QuerySet[Any], database: Database) -> tuple[str, list[Any]]:
@@ -170,6 +171,69 @@ async def test_filter_with_other_values_takes_the_general_path(data):
         assert len(await Post.objects.exclude(title="First")) == 1
         assert len(await Post.objects.prefetch_related("tags").filter(title="Second")) == 1
     assert len(statements.filter_statements) == 0
+
+
+# -- filter(**kwargs).first() from the statement cache ------------------------------------------
+
+
+def _pk(post: Post | None) -> Any:
+    assert post is not None
+    return post.pk
+
+
+async def test_repeated_filter_first_reuses_its_statement_with_new_values(orm, data):
+    ann, bob = data["ann"], data["bob"]
+    missing = ann.pk + bob.pk + 100
+    async with capture_queries() as queries:
+        for _ in range(2):
+            # By primary key when unordered: the lower pk of Bob's two posts.
+            assert _pk(await Post.objects.filter(author_id=bob.pk).first()) == data["second"].pk
+            assert _pk(await Post.objects.filter(author_id=ann.pk).first()) == data["first"].pk
+            assert await Post.objects.filter(author_id=missing).first() is None
+    assert len(statements.first_statements) == 1
+    # Every call ran the statement the general path builds, with its own value.
+    general_sql, general_params = compiled(
+        Post.objects.filter(Q(author_id=bob.pk)).order_by("pk")[:1], orm
+    )
+    assert {query.sql for query in queries} == {general_sql}
+    assert [list(query.params) for query in queries] == [
+        [pk, *general_params[1:]] for pk in (bob.pk, ann.pk, missing) * 2
+    ]
+
+
+async def test_filter_first_from_the_cache_answers_as_the_general_path(data):
+    bob = data["bob"]
+    for _ in range(3):
+        cached = await Post.objects.filter(author_id=bob.pk, views=3).first()
+        general = await Post.objects.filter(Q(author_id=bob.pk, views=3)).first()
+        assert cached is not None and general is not None
+        assert (
+            (cached.pk, cached.title) == (general.pk, general.title) == (data["same"].pk, "First")
+        )
+        assert cached._state.adding is False
+        # An ordered base keeps its ordering.
+        fewest = await Post.objects.order_by("views").filter(title="First").first()
+        most = await Post.objects.order_by("-views").filter(title="First").first()
+        assert (_pk(fewest), _pk(most)) == (data["same"].pk, data["first"].pk)
+        values = await Post.objects.values("title").filter(author_id=bob.pk).first()
+        assert values == {"title": "Second"}
+    # One each: the keyword pair, the two orderings, values() by author.
+    assert len(statements.first_statements) == 4
+
+
+async def test_filter_first_checks_values_at_call_time(data):
+    for _ in range(2):  # the filter's statement is remembered by the first call
+        await Post.objects.filter(views=3).first()
+    assert len(statements.first_statements) == 1
+    with pytest.raises(ValidationError):
+        await Post.objects.filter(views="many").first()
+
+
+async def test_filter_first_is_relearned_after_the_statement_cache_is_cleared(data):
+    assert _pk(await Post.objects.filter(views=10).first()) == data["first"].pk
+    statements.filter_statements.clear()
+    assert _pk(await Post.objects.filter(views=3).first()) == data["same"].pk
+    assert _pk(await Post.objects.filter(views=10).first()) == data["first"].pk
 
 
 # -- filter(**kwargs).update(**values) from the statement cache -----------------------------------
