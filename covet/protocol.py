@@ -64,7 +64,10 @@ BODY_TIMEOUT = 60.0
 #: Bytes per second of body that earn the client one more second (mod_reqtimeout's MinRate).
 BODY_MIN_RATE = 500
 
-_REASONS = {
+#: The body of each refusal the protocol writes (and ``covet run --server granian``'s
+#: ``ProtocolLimits`` sends): request head or body too slow, request line too long, header
+#: fields too large.
+REASONS = {
     408: b"Request head or body not received in time.",
     414: b"Request line too long.",
     431: b"Request header fields too large.",
@@ -150,7 +153,7 @@ class HTTPProtocol(HttpToolsProtocol):
     # Refusals.
 
     def _write_error(self, status: int) -> None:
-        body = _REASONS[status]
+        body = REASONS[status]
         self.transport.write(
             b"".join(
                 [

@@ -148,9 +148,9 @@ class ProtocolLimits:
 
 async def _refuse(send: Send, status: int) -> None:
     """Answer ``status`` with covet.protocol's wording and close the connection."""
-    from covet.protocol import _REASONS  # loaded already: ProtocolLimits reads its limits
+    from covet.protocol import REASONS  # loaded already: ProtocolLimits reads its limits
 
-    body = _REASONS[status]
+    body = REASONS[status]
     await send(
         {
             "type": "http.response.start",

@@ -559,21 +559,15 @@ class QuerySet(Generic[T]):
     async def first(self) -> T | None:
         """Return the first row (by primary key when unordered), or None.
 
-        After ``filter(field=value, ...)`` with plain values, whose statement is
-        remembered, the ``ORDER BY ... LIMIT 1`` form of it is remembered too:
-        ``filter(...).first()`` binds the new values instead of building and
-        compiling its query again.
+        After a remembered ``filter()`` (plain values), its ``LIMIT 1`` form is reused.
         """
         pending = self._pending
-        if pending is not None:
-            found = first_statements.get(id(pending[0]))
-            if found is not None and found[0] is pending[0]:
-                compiled = found[1]
-                rows = await run_fetch_all(pending[2], compiled.sql, [*pending[1], *found[2]])
-                built: list[T] = row_builders(compiled, self._mode, self._using)[1](rows)
-                return built[0] if built else None
-        qs = self if self._ordered() else self.order_by("pk")
-        limited = qs[:1]
+        found = None if pending is None else first_statements.get(id(pending[0]))
+        if pending is not None and found is not None and found[0] is pending[0]:
+            rows = await run_fetch_all(pending[2], found[1].sql, [*pending[1], *found[2]])
+            built: list[T] = row_builders(found[1], self._mode, self._using)[1](rows)
+            return built[0] if built else None
+        limited = (self if self._ordered() else self.order_by("pk"))[:1]
         if pending is not None:
             remember_first(pending, limited)
         result: list[T] = await limited
