@@ -88,7 +88,8 @@ class ProtocolLimits:
       request (granian has already bounded the whole head at 64 KiB);
     * a body gets ``body_timeout`` seconds, plus one for every
       ``body_min_rate`` bytes received, counted only while the app waits in
-      ``receive()`` (time it spends not reading is not the client's). Past
+      ``receive()`` until the body is complete (time it spends not reading is
+      not the client's, nor a later wait for the disconnect). Past
       that the request is answered ``408`` if its response has not started,
       and the app's ``receive()`` returns ``http.disconnect``, as for a client
       that went away; what the app sends afterwards is dropped.
@@ -168,7 +169,16 @@ async def _refuse(send: Send, status: int) -> None:
 class _TimedBody:
     """One request whose body is read under :class:`ProtocolLimits`' slow-client timeout."""
 
-    __slots__ = ("_receive", "_send", "limits", "received", "started", "timed_out", "waited")
+    __slots__ = (
+        "_receive",
+        "_send",
+        "complete",
+        "limits",
+        "received",
+        "started",
+        "timed_out",
+        "waited",
+    )
 
     def __init__(self, limits: ProtocolLimits, receive: Receive, send: Send) -> None:
         self.limits = limits
@@ -176,6 +186,7 @@ class _TimedBody:
         self._send = send
         self.waited = 0.0  # seconds spent in receive() waiting for the body
         self.received = 0  # body bytes received
+        self.complete = False  # the whole body arrived: later receive() calls are not timed
         self.started = False  # the response has started
         self.timed_out = False
 
@@ -183,6 +194,9 @@ class _TimedBody:
         await self.limits.app(scope, self.receive, self.send)
 
     async def receive(self) -> Message:
+        if self.complete:
+            # Waiting for the disconnect (a streamed response): that is not the body's time.
+            return await self._receive()
         if self.timed_out:
             return {"type": "http.disconnect"}
         limits = self.limits
@@ -205,6 +219,9 @@ class _TimedBody:
         self.waited += time.monotonic() - began
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+        else:  # http.disconnect: nothing more will come
+            self.complete = True
         return message
 
     async def send(self, message: Message) -> None:

@@ -499,3 +499,32 @@ async def test_protocol_limits_extend_the_time_for_each_body_received() -> None:
 
     sent = await _drive(_limited(app, body_timeout=0.2, body_min_rate=100), _body_scope(), receive)
     assert sent[0]["status"] == 200 and len(sent[1]["body"]) == 200
+
+
+async def test_protocol_limits_stop_the_clock_once_the_body_is_complete() -> None:
+    # A streamed answer watches receive() for the disconnect long after the body came:
+    # that wait is not the client's body time, and must not end the response.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        disconnect = await receive()  # waits past the body timeout
+        await send(
+            {
+                "type": "http.response.body",
+                "body": body["body"] + b" " + disconnect["type"].encode(),
+            }
+        )
+
+    messages = [
+        {"type": "http.disconnect"},
+        {"type": "http.request", "body": b"all", "more_body": False},
+    ]
+
+    async def receive() -> Any:
+        if len(messages) == 1:
+            await asyncio.sleep(0.5)
+        return messages.pop()
+
+    sent = await _drive(_limited(app, body_timeout=0.2), _body_scope(), receive)
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"all http.disconnect"
