@@ -46,18 +46,6 @@ __all__ = (
 
 T = TypeVar("T")
 
-_model_class: list[type[Model]] = []
-
-
-def _model_base() -> type[Model]:
-    """Return :class:`~covet.db.models.Model` (which imports this module: looked up once)."""
-    if not _model_class:
-        from covet.db.models import Model
-
-        _model_class.append(Model)
-    return _model_class[0]
-
-
 #: A remembered statement: the compiled SELECT, the compared fields (in keyword order),
 #: and for each field whether it binds any ``int`` as it is (see _binds_ints_as_is()).
 Statement = tuple["CompiledSelect", tuple["Field[Any]", ...], tuple[bool, ...]]
@@ -205,12 +193,10 @@ def get_statement_key(
     """Return the key of ``base.get(**kwargs)``'s (or ``filter()``'s) statement, and the database.
 
     None unless the SQL is sure to be the same for any values: every
-    value is of :data:`PLAIN_VALUE_TYPES` or a saved model instance, and the base
-    query binds parameters only in its WHERE clause (no annotations, no HAVING), is
-    not sliced or empty, and prefetches nothing. (Whether each keyword is a plain
-    comparison, and each instance compared with a relation, is checked when the
-    statement is remembered.) With an instance among the values, the key ends with
-    which keywords have one: ``author=user`` and ``author=1`` are two statements.
+    value is of :data:`PLAIN_VALUE_TYPES` and the base query binds parameters only
+    in its WHERE clause (no annotations, no HAVING), is not sliced or empty, and
+    prefetches nothing. (Whether each keyword is a plain comparison is checked
+    when the statement is remembered.)
     """
     query = base._query
     if (
@@ -222,13 +208,9 @@ def get_statement_key(
         or query.high is not None
     ):
         return None
-    instances = False
     for value in kwargs.values():
         if type(value) not in PLAIN_VALUE_TYPES:
-            # filter(author=user): a relation compared with a saved instance binds its key.
-            if not isinstance(value, _model_base()) or value.pk is None:
-                return None
-            instances = True
+            return None
     try:
         using = base._using
         if using is None and routers:
@@ -237,9 +219,6 @@ def get_statement_key(
     except ImproperlyConfigured:
         return None  # the general path reports it, after checking the filter
     keys = tuple(sorted(kwargs)) if len(kwargs) > 1 else tuple(kwargs)
-    if instances:
-        kinds = tuple(type(kwargs[name]) not in PLAIN_VALUE_TYPES for name in keys)
-        return (db.backend.ops, query.shape(), keys, kinds), db
     return (db.backend.ops, query.shape(), keys), db
 
 
@@ -305,17 +284,10 @@ def remember_statement(
 
     Nothing is kept unless every keyword is a plain comparison (see
     ``Query.comparison_fields()``): only then is the SQL the same for any values.
-    A keyword given a model instance must compare a relation (``author=user``):
-    binding it through the relation's ``get_db_prep_value()`` then checks and
-    converts it as ``filter()`` does.
     """
     fields = base.comparison_fields(key[2])
     if fields is None:
         return
-    if len(key) > 3 and not all(
-        f.is_relation for f, one in zip(fields, key[3], strict=True) if one
-    ):
-        return  # an instance compared with a column of its own: filter() takes its pk there
     backend = db.backend
     if len(cache) >= CACHE_LIMIT:
         cache.clear()
