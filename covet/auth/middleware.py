@@ -105,8 +105,8 @@ class SessionBackend:
         stored_hash = session.get(SESSION_HASH_KEY)
         model = config.user_model
         try:
-            # get() by primary key reuses its statement; filter().first() would build and
-            # compile a query on every request (about 145,000 instructions more).
+            # The manager's get() by primary key binds its remembered statement directly:
+            # about 26,000 instructions fewer than a remembered filter(pk=...).first().
             user = await model.objects.get(pk=pk)
         except (ValidationError, ObjectDoesNotExist):  # gone, or a pk of the wrong type
             user = None

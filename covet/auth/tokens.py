@@ -144,8 +144,8 @@ class AbstractAPIToken(Model):
         if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_TOKEN_LENGTH:
             return None
         try:
-            # get() on the unique hash reuses its statement; filter().first() would build
-            # and compile a query on every API call (about 120,000 instructions more).
+            # get() on the unique hash binds a remembered statement (as filter().first()
+            # does from its second call, for about 8,000 instructions more).
             record = await cls.objects.select_related("user").get(token_hash=hash_token(token))
         except ObjectDoesNotExist:
             return None
