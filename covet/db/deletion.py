@@ -16,6 +16,7 @@ from covet.db.fields import CASCADE, PROTECT, ForeignKey
 from covet.db.queryset import QuerySet
 from covet.db.routing import db_for_write, routers
 from covet.db.signals import post_delete, pre_delete
+from covet.db.updates import primary_keys
 
 if TYPE_CHECKING:
     from covet.db.models import Model
@@ -90,7 +91,7 @@ async def delete_rows(qs: QuerySet[Any]) -> int:
     if not joined:
         return await run_execute(db, sql, params)
     total = 0
-    for batch in batches(await qs._pks(db.alias), db.features.max_query_params):
+    for batch in batches(await primary_keys(qs, db.alias), db.features.max_query_params):
         total += await delete_rows(QuerySet(qs.model, using=db.alias).filter(pk__in=batch))
     return total
 

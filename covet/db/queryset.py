@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
 from covet.db.aggregation import aggregate
 from covet.db.compiler import (
-    Param,
     Query,
     SQLCompiler,
     check_identifier,
     compile_select,
-    compile_update,
     resolve_path,
     value_node,
 )
@@ -31,7 +29,6 @@ from covet.db.compiler.query import PLAIN_VALUE_TYPES
 from covet.db.database import get_database, statement_epoch
 from covet.db.exceptions import DatabaseError, FieldError
 from covet.db.execution import (
-    batches,
     run_execute,
     run_fetch_all,
     run_fetch_one,
@@ -45,15 +42,18 @@ from covet.db.statements import (
     RememberedGet,
     bind_statement,
     bind_update,
+    count_statements,
+    derive,
     filter_statements,
     first_statements,
     get_statement_key,
     get_statements,
     limited_for_get,
     not_one_error,
+    remember_count,
+    remember_derived,
     remember_first,
     remember_statement,
-    remember_update,
     update_statement_key,
     update_statements,
 )
@@ -61,9 +61,7 @@ from covet.db.statements import (
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Sequence
 
-    from covet.db.compiler import Node
     from covet.db.database import Database
-    from covet.db.fields import Field
     from covet.db.manager import Manager
     from covet.db.models import Model
 
@@ -118,8 +116,23 @@ class QuerySet(Generic[T]):
             if name != "_query" or pending is None:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
             self._pending = None
-            query = self._query = pending[3]._filtered(False, (), pending[4])._query
+            built = pending[3]._filtered(False, (), pending[4])
+            for call in pending[5]:  # the chained calls answered from remembered statements
+                built = (
+                    built.order_by(*call[1]) if call[0] == "order_by" else built[call[1] : call[2]]
+                )
+            query = self._query = built._query
             return query
+
+    def _with_pending(self, cls: type[QuerySet[Any]], pending: Pending) -> QuerySet[Any]:
+        """Return a queryset of ``cls``, otherwise like this one, that runs ``pending``."""
+        new: QuerySet[Any] = object.__new__(cls)
+        if cls is not QuerySet:  # a custom QuerySet keeps its own attributes, as _chain() does
+            new.__dict__.update(self.__dict__)
+            new.__dict__.pop("_query", None)  # built from _pending when needed (see __getattr__)
+        new.model, new._using, new._mode = self.model, self._using, self._mode
+        new._prefetch, new._result_cache, new._pending = self._prefetch, None, pending
+        return new
 
     def _chain(self) -> QuerySet[Any]:
         cls = type(self)
@@ -248,8 +261,14 @@ class QuerySet(Generic[T]):
                     f"Negative indexing is not supported ({k!r}). Reverse the ordering with "
                     "order_by('-field') and slice from the start."
                 )
+            pending, call = self._pending, ("slice", start, stop)
+            derived = None if pending is None else derive(pending, call)
+            if derived is not None:
+                return self._with_pending(type(self), derived)
             clone = self._chain()
             clone.query.set_limits(start, stop)
+            if pending is not None:
+                remember_derived(pending, call, clone.query)
             return clone
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"QuerySet indices must be integers or slices, not {k!r}.")
@@ -315,18 +334,10 @@ class QuerySet(Generic[T]):
             if found is not None:
                 remember_statement(filter_statements, *found, base._query, clone._query)
             return clone
-        # A manager (the default one is its own base) answers with its queryset class; a
-        # custom QuerySet keeps its class and own attributes, as _chain() does.
-        cls = base._queryset_class or type(base)
-        new: QuerySet[T] = object.__new__(cls)
-        if cls is not QuerySet:
-            new.__dict__.update(base.__dict__)
-            del new.__dict__["_query"]  # built from _pending when needed (see __getattr__)
-        new.model, new._using, new._mode = base.model, base._using, base._mode
-        new._prefetch, new._result_cache = base._prefetch, None
+        # A manager (the default one is its own base) answers with its queryset class.
         params = bind_statement(statement, found[0], base, kwargs)
-        new._pending = (statement[0], params, found[1], base, kwargs)
-        return new
+        pending = (statement[0], params, found[1], base, kwargs, ())
+        return base._with_pending(base._queryset_class or type(base), pending)
 
     def _filtered(
         self, negate: bool, args: tuple[Q | Expression, ...], kwargs: dict[str, Any]
@@ -361,10 +372,21 @@ class QuerySet(Generic[T]):
         ``Subquery(...).desc()``. ``order_by()`` with no arguments removes any
         ordering, including ``Meta.ordering``.
         """
+        pending, call = self._pending, ("order_by", fields)
+        if pending is not None:  # a remembered filter(): field names derive its statement
+            for field in fields:
+                if type(field) is not str:
+                    pending = None
+                    break
+            derived = None if pending is None else derive(pending, call)
+            if derived is not None:
+                return self._with_pending(type(self), derived)
         # Resolved on the clone, as in _filter(): a manager builds its base queryset
         # for every access to .query.
         clone: QuerySet[T] = self._chain()
         clone.query.order_by = clone.query.resolve_ordering(fields)
+        if pending is not None:
+            remember_derived(pending, call, clone.query)
         return clone
 
     def reverse(self) -> QuerySet[T]:
@@ -598,6 +620,11 @@ class QuerySet(Generic[T]):
         """Return the number of matching rows (``SELECT COUNT(*)``)."""
         if self._result_cache is not None:
             return len(self._result_cache)
+        pending = self._pending
+        found = None if pending is None else count_statements.get(id(pending[0]))
+        if pending is not None and found is not None and found[0] is pending[0]:
+            row = await run_fetch_one(pending[2], found[1], pending[1])
+            return int(row[0]) if row is not None else 0
         query = self.query
         if query.empty:
             return 0
@@ -607,6 +634,8 @@ class QuerySet(Generic[T]):
         db = self._read_db()
         c = SQLCompiler(query, db.ops, db.features)
         sql = c.count_sql()
+        if pending is not None:
+            remember_count(pending, sql, c.params)
         row = await run_fetch_one(db, sql, c.params)
         return int(row[0]) if row is not None else 0
 
@@ -649,42 +678,9 @@ class QuerySet(Generic[T]):
         statement = None if key is None else update_statements.get(key)
         if statement is not None and pending is not None:
             return await run_execute(db, statement[0], bind_update(statement, pending, kwargs))
-        query = self.query
-        if query.is_sliced:
-            raise TypeError("Cannot update a sliced queryset. Filter by primary key instead.")
-        if query.empty:
-            return 0
-        meta = self.model._meta
-        values: list[tuple[Field[Any], Node]] = []
-        for name, value in kwargs.items():
-            field = meta.get_field(check_identifier(name, "field name"))
-            if not field.concrete:
-                raise FieldError(f"update() cannot set the many-to-many field {name!r}.")
-            if isinstance(value, Expression):
-                if value.contains_aggregate:
-                    raise FieldError(f"update({name}=...) cannot use an aggregate ({value!r}).")
-                node = value.resolve(query, allow_joins=False)
-            else:
-                node = Param(field.clean(value), field)
-            values.append((field, node))
-        sql, params, joined = compile_update(query, values, db.ops, db.features)
-        if not joined:
-            if key is not None:
-                remember_update(key, sql, [field for field, _ in values])
-            return await run_execute(db, sql, params)
-        pks = await self._pks(db.alias)
-        total = 0
-        for batch in batches(pks, max(1, db.features.max_query_params - len(params))):
-            total += (
-                await QuerySet(self.model, using=self._using).filter(pk__in=batch).update(**kwargs)
-            )
-        return total
+        from covet.db.updates import update_rows
 
-    async def _pks(self, alias: str) -> list[Any]:
-        pk_qs: QuerySet[Any] = self.values_list("pk", flat=True)
-        pk_qs._using = alias
-        pk_qs.query.order_by = ()
-        return await pk_qs
+        return await update_rows(self, db, kwargs, key)
 
     async def delete(self) -> int:
         """Delete every matching row; the database applies CASCADE/SET_NULL/RESTRICT.

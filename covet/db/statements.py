@@ -31,12 +31,17 @@ __all__ = (
     "StatementCache",
     "bind_statement",
     "bind_update",
+    "count_statements",
+    "derive",
+    "derived_statements",
     "filter_statements",
     "first_statements",
     "get_statement_key",
     "get_statements",
     "limited_for_get",
     "not_one_error",
+    "remember_count",
+    "remember_derived",
     "remember_first",
     "remember_statement",
     "remember_update",
@@ -45,6 +50,18 @@ __all__ = (
 )
 
 T = TypeVar("T")
+
+_model_class: list[type[Model]] = []
+
+
+def _model_base() -> type[Model]:
+    """Return :class:`~covet.db.models.Model` (which imports this module: looked up once)."""
+    if not _model_class:
+        from covet.db.models import Model
+
+        _model_class.append(Model)
+    return _model_class[0]
+
 
 #: A remembered statement: the compiled SELECT, the compared fields (in keyword order),
 #: and for each field whether it binds any ``int`` as it is (see _binds_ints_as_is()).
@@ -84,8 +101,58 @@ first_statements: dict[int, tuple[CompiledSelect, CompiledSelect, tuple[Any, ...
 update_statements: dict[tuple[Any, ...], tuple[str, tuple[Field[Any], ...]]] = {}
 
 #: The pending filter of a queryset from a remembered ``filter()`` statement (see
-#: ``QuerySet._filter()``): the SELECT, its parameters, the database, the base, the keywords.
-Pending = tuple["CompiledSelect", list[Any], "Database", "QuerySet[Any]", dict[str, Any]]
+#: ``QuerySet._filter()``): the SELECT, its parameters, the database, the base, the keywords,
+#: and the calls chained after the filter that only changed the SQL (see :func:`derive`), which
+#: building the query replays.
+Pending = tuple[
+    "CompiledSelect", list[Any], "Database", "QuerySet[Any]", dict[str, Any], tuple[Any, ...]
+]
+
+#: Statements derived from a remembered ``filter()`` statement (or from one derived from it)
+#: by a call that changes only the SQL, not the parameters: ``order_by()`` with field names, or
+#: a slice (LIMIT and OFFSET are written into the SQL). By (``id()`` of the statement derived
+#: from, the call): the statement derived from (which keeps it alive, so its ``id()`` is never
+#: another's while the entry exists) and the derived SELECT.
+derived_statements: dict[tuple[int, tuple[Any, ...]], tuple[CompiledSelect, CompiledSelect]] = {}
+#: ``count()``'s SQL for a remembered (or derived) statement, by its ``id()``, kept as above.
+count_statements: dict[int, tuple[CompiledSelect, str]] = {}
+
+
+def derive(pending: Pending, call: tuple[Any, ...]) -> Pending | None:
+    """Return ``pending`` with ``call`` applied from the remembered statements, or None.
+
+    ``call`` is ``("order_by", names)`` or ``("slice", start, stop)``; the
+    result runs the derived SELECT with the same parameters.
+    """
+    found = derived_statements.get((id(pending[0]), call))
+    if found is None or found[0] is not pending[0]:
+        return None
+    return (found[1], pending[1], pending[2], pending[3], pending[4], (*pending[5], call))
+
+
+def remember_derived(pending: Pending, call: tuple[Any, ...], query: Query) -> None:
+    """Keep the statement ``call`` made of ``pending``'s (``query``), for :func:`derive`.
+
+    Kept only when its parameters are the pending filter's, as they are when
+    ``call`` only orders or cuts the rows: then its SQL is the same whenever the
+    filter's is, and the filter's parameters fit it.
+    """
+    db = pending[2]
+    compiled = compile_select(query, db.backend.ops, db.backend.features)
+    if compiled.params != pending[1]:
+        return
+    if len(derived_statements) >= CACHE_LIMIT:
+        derived_statements.clear()
+    derived_statements[(id(pending[0]), call)] = (pending[0], compiled)
+
+
+def remember_count(pending: Pending, sql: str, params: list[Any]) -> None:
+    """Keep ``count()``'s SQL for ``pending``'s statement, if its parameters are the filter's."""
+    if params != pending[1]:
+        return
+    if len(count_statements) >= CACHE_LIMIT:
+        count_statements.clear()
+    count_statements[id(pending[0])] = (pending[0], sql)
 
 
 def update_statement_key(
@@ -99,8 +166,8 @@ def update_statement_key(
     None: one placeholder each, no expression) and the filter's database is the
     one the UPDATE goes to (with routers, reads and writes may go to different ones).
     """
-    if pending[2] is not db:
-        return None
+    if pending[2] is not db or pending[5]:
+        return None  # a routed write, or an ordered or sliced filter: the general path
     for value in values.values():
         if value is not None and type(value) not in PLAIN_VALUE_TYPES:
             return None
@@ -193,10 +260,12 @@ def get_statement_key(
     """Return the key of ``base.get(**kwargs)``'s (or ``filter()``'s) statement, and the database.
 
     None unless the SQL is sure to be the same for any values: every
-    value is of :data:`PLAIN_VALUE_TYPES` and the base query binds parameters only
-    in its WHERE clause (no annotations, no HAVING), is not sliced or empty, and
-    prefetches nothing. (Whether each keyword is a plain comparison is checked
-    when the statement is remembered.)
+    value is of :data:`PLAIN_VALUE_TYPES` or a saved model instance, and the base
+    query binds parameters only in its WHERE clause (no annotations, no HAVING), is
+    not sliced or empty, and prefetches nothing. (Whether each keyword is a plain
+    comparison, and each instance compared with a relation, is checked when the
+    statement is remembered.) With an instance among the values, the key ends with
+    which keywords have one: ``author=user`` and ``author=1`` are two statements.
     """
     query = base._query
     if (
@@ -208,9 +277,13 @@ def get_statement_key(
         or query.high is not None
     ):
         return None
+    instances = False
     for value in kwargs.values():
         if type(value) not in PLAIN_VALUE_TYPES:
-            return None
+            # filter(author=user): a relation compared with a saved instance binds its key.
+            if not isinstance(value, _model_base()) or value.pk is None:
+                return None
+            instances = True
     try:
         using = base._using
         if using is None and routers:
@@ -219,6 +292,9 @@ def get_statement_key(
     except ImproperlyConfigured:
         return None  # the general path reports it, after checking the filter
     keys = tuple(sorted(kwargs)) if len(kwargs) > 1 else tuple(kwargs)
+    if instances:
+        kinds = tuple(type(kwargs[name]) not in PLAIN_VALUE_TYPES for name in keys)
+        return (db.backend.ops, query.shape(), keys, kinds), db
     return (db.backend.ops, query.shape(), keys), db
 
 
@@ -284,10 +360,17 @@ def remember_statement(
 
     Nothing is kept unless every keyword is a plain comparison (see
     ``Query.comparison_fields()``): only then is the SQL the same for any values.
+    A keyword given a model instance must compare a relation (``author=user``):
+    binding it through the relation's ``get_db_prep_value()`` then checks and
+    converts it as ``filter()`` does.
     """
     fields = base.comparison_fields(key[2])
     if fields is None:
         return
+    if len(key) > 3 and not all(
+        f.is_relation for f, one in zip(fields, key[3], strict=True) if one
+    ):
+        return  # an instance compared with a column of its own: filter() takes its pk there
     backend = db.backend
     if len(cache) >= CACHE_LIMIT:
         cache.clear()

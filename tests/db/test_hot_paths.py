@@ -55,6 +55,8 @@ def _no_remembered_statements() -> None:
     statements.filter_statements.clear()
     statements.update_statements.clear()
     statements.first_statements.clear()
+    statements.derived_statements.clear()
+    statements.count_statements.clear()
 
 
 def compiled(qs: QuerySet[Any], database: Database) -> tuple[str, list[Any]]:
@@ -165,11 +167,53 @@ async def test_cached_filter_binds_the_base_querysets_own_filters(data):
 async def test_filter_with_other_values_takes_the_general_path(data):
     for _ in range(2):
         assert len(await Post.objects.filter(published_at=None)) == 2
-        assert len(await Post.objects.filter(author=data["bob"])) == 2
         assert len(await Post.objects.filter(views__in=[3])) == 1
         assert len(await Post.objects.filter(title__startswith="F")) == 2
         assert len(await Post.objects.exclude(title="First")) == 1
         assert len(await Post.objects.prefetch_related("tags").filter(title="Second")) == 1
+    assert len(statements.filter_statements) == 0
+
+
+async def test_filter_by_a_related_instance_reuses_the_statement(orm, data):
+    ann, bob = data["ann"], data["bob"]
+    async with capture_queries() as queries:
+        for _ in range(2):
+            by_ann = await Post.objects.filter(author=ann)
+            by_bob = await Post.objects.filter(author=bob, views=10)
+            assert [p.pk for p in by_ann] == [data["first"].pk]
+            assert [p.pk for p in by_bob] == [data["second"].pk]
+            assert _pk(await Post.objects.filter(author=bob).first()) == data["second"].pk
+            assert (await Post.objects.get(author=bob, views=3)).pk == data["same"].pk
+    assert len(statements.filter_statements) == 2
+    assert len(statements.get_statements) == 1
+    assert len(statements.first_statements) == 1
+    general_sql, _ = compiled(Post.objects.filter(Q(author=ann)), orm)
+    sql = [query.sql for query in queries]
+    assert sql[0] == sql[4] == general_sql
+    assert [list(q.params) for q in queries][:1] == [[ann.pk]]
+    # A key value and an instance are two statements with the same rows.
+    assert [p.pk for p in await Post.objects.filter(author=ann.pk)] == [data["first"].pk]
+
+
+async def test_filter_by_an_instance_checks_it_as_the_general_path(data):
+    ann = data["ann"]
+    await Post.objects.filter(author=ann)
+    await Post.objects.filter(author=ann)  # remembered
+    assert len(statements.filter_statements) == 1
+    for wrong in (data["first"], Author(name="Unsaved", email="u@example.com", age=1)):
+        errors = []
+        for _ in range(2):
+            with pytest.raises(ValidationError) as info:
+                Post.objects.filter(author=wrong)
+            errors.append(info.value.error_dict)
+        assert errors[0] == errors[1]
+
+
+async def test_an_instance_compared_with_a_key_column_is_not_remembered(data):
+    # filter(pk=post) compares the post's own key: the general path takes post.pk.
+    for _ in range(2):
+        assert [p.pk for p in await Post.objects.filter(pk=data["second"])] == [data["second"].pk]
+        assert _pk(await Post.objects.filter(id=data["first"]).first()) == data["first"].pk
     assert len(statements.filter_statements) == 0
 
 
@@ -234,6 +278,95 @@ async def test_filter_first_is_relearned_after_the_statement_cache_is_cleared(da
     statements.filter_statements.clear()
     assert _pk(await Post.objects.filter(views=3).first()) == data["same"].pk
     assert _pk(await Post.objects.filter(views=10).first()) == data["first"].pk
+
+
+# -- filter(**kwargs) chained with order_by(), a slice and count() ------------------------------
+
+
+def _listed(qs: QuerySet[Any]) -> QuerySet[Any]:
+    return qs.order_by("-views", "title")[:1]
+
+
+async def test_chained_filter_reuses_derived_statements_with_new_values(orm, data):
+    ann, bob = data["ann"], data["bob"]
+    async with capture_queries() as queries:
+        for _ in range(3):
+            for author in (bob, ann):
+                rows = await _listed(Post.objects.filter(author=author))
+                general = await _listed(Post.objects.filter(Q(author=author)))
+                assert [p.pk for p in rows] == [p.pk for p in general]
+                assert all(p._state.adding is False for p in rows)
+                ordered = Post.objects.filter(author=author).order_by("-views", "title")
+                assert await ordered.count() == await Post.objects.filter(Q(author=author)).count()
+    # The filter, its ordering and its slice; count() of the ordered filter.
+    assert len(statements.filter_statements) == 1
+    assert len(statements.derived_statements) == 2
+    assert len(statements.count_statements) == 1
+    # Each statement run was the general path's, with the same parameters.
+    expected = [compiled(_listed(Post.objects.filter(Q(author=a))), orm) for a in (ann, bob)]
+    ran = {(q.sql, tuple(q.params)) for q in queries}
+    assert {(sql, tuple(params)) for sql, params in expected} <= ran
+    counts = [q for q in queries if "COUNT" in q.sql.upper()]
+    assert len({q.sql for q in counts}) == 1
+    assert sorted({tuple(q.params) for q in counts}) == sorted({(ann.pk,), (bob.pk,)})
+
+
+async def test_chained_filter_builds_its_query_when_anything_else_needs_it(orm, data):
+    bob = data["bob"]
+    for _ in range(2):
+        chained = Post.objects.filter(author=bob).order_by("views")[:1]
+        general = Post.objects.filter(Q(author=bob)).order_by("views")[:1]
+        # .query replays the chain: the same SQL and parameters as the general path.
+        assert compiled(chained, orm) == compiled(general, orm)
+        assert [p.pk for p in await chained] == [data["same"].pk]
+        # Calls the remembered statements do not cover go through the built query.
+        titled = Post.objects.filter(author=bob).order_by("views").filter(title="Second")
+        assert [p.pk for p in await titled] == [data["second"].pk]
+        values = Post.objects.filter(author=bob).order_by("-views").values_list("title", flat=True)
+        assert await values == ["Second", "First"]
+        assert await Post.objects.filter(author=bob).order_by("views")[1:].count() == 1
+        assert await Post.objects.filter(author=bob).order_by("views").exists()
+
+
+async def test_chained_filter_checks_its_calls_as_the_general_path(data):
+    from covet.db import FieldError
+
+    for _ in range(2):
+        await Post.objects.filter(views=3).order_by("title")
+    for _ in range(2):
+        with pytest.raises(FieldError):
+            Post.objects.filter(views=3).order_by("nonexistent")
+        with pytest.raises(ValueError, match="Negative"):
+            Post.objects.filter(views=3).order_by("title")[-1:]
+        with pytest.raises(ValidationError):
+            Post.objects.filter(views="many").order_by("title")
+    assert len(statements.derived_statements) == 1
+
+
+async def test_chained_filter_update_and_first_keep_their_meaning(data):
+    first, same = data["first"], data["same"]
+    for _ in range(2):
+        # first() of an ordered filter follows the ordering, not the primary key.
+        top = await Post.objects.filter(title="First").order_by("views").first()
+        assert _pk(top) == same.pk
+        with pytest.raises(TypeError, match="sliced"):
+            await Post.objects.filter(title="First").order_by("views")[:1].update(views=1)
+    # An ordered filter's update() is the filter's, through the general path.
+    assert await Post.objects.filter(pk=first.pk).order_by("views").update(views=7) == 1
+    assert await Post.objects.filter(pk=first.pk).order_by("views").update(views=8) == 1
+    assert (await Post.objects.get(pk=first.pk)).views == 8
+
+
+async def test_chained_statements_are_relearned_after_the_cache_is_cleared(data):
+    bob = data["bob"]
+    for clear in (statements.filter_statements.clear, statements.derived_statements.clear):
+        for _ in range(2):
+            rows = await Post.objects.filter(author=bob).order_by("views")[:1]
+            assert [p.pk for p in rows] == [data["same"].pk]
+            assert await Post.objects.filter(author=bob).order_by("views").count() == 2
+        clear()
+    statements.count_statements.clear()
+    assert await Post.objects.filter(author=bob).order_by("views").count() == 2
 
 
 # -- filter(**kwargs).update(**values) from the statement cache -----------------------------------
@@ -365,12 +498,12 @@ async def test_get_with_other_values_takes_the_general_path(data):
     for _ in range(2):
         found = await Post.objects.get(title="Second", published_at__isnull=False)
         assert found.pk == data["second"].pk
-        found = await Post.objects.get(title="First", author=data["bob"])
+        found = await Post.objects.get(title="First", id=data["same"])
         assert found.pk == data["same"].pk
         assert (await Post.objects.get(views__in=[3])).pk == data["same"].pk
         assert (await Post.objects.get(Q(title="Second"))).pk == data["second"].pk
-    # isnull is not a comparison, a model instance or a list is not a plain value, Q is no
-    # keyword: none of these statements is kept.
+    # isnull is not a comparison, a model instance compared with a key column (not a
+    # relation) or a list is not a plain value, Q is no keyword: none of these is kept.
     assert len(statements.get_statements) == 0
 
 
