@@ -250,12 +250,15 @@ class QuerySet(Generic[T]):
 
         Raises:
             ValueError: A negative index or a step.
+            TypeError: An index or a bound that is not an ``int``.
             IndexError: (when awaited) no row at that index.
         """
         if isinstance(k, slice):
             if k.step not in (None, 1):
                 raise ValueError(f"Slice step {k.step!r} is not supported. Slice without a step.")
             start, stop = k.start or 0, k.stop
+            if type(start) is not int or (stop is not None and type(stop) is not int):
+                raise TypeError(f"QuerySet slice bounds must be integers, not {k!r}.")
             if start < 0 or (stop is not None and stop < 0):
                 raise ValueError(
                     f"Negative indexing is not supported ({k!r}). Reverse the ordering with "

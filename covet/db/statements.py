@@ -15,6 +15,7 @@ from covet.db.compiler import compile_select
 from covet.db.compiler.paths import CACHE_LIMIT
 from covet.db.compiler.query import PLAIN_VALUE_TYPES
 from covet.db.database import get_database, statement_epoch
+from covet.db.exceptions import DatabaseError
 from covet.db.fields import Field, ForeignKey, IntegerField
 from covet.db.routing import db_for_read, routers
 from covet.exceptions import ImproperlyConfigured
@@ -138,7 +139,10 @@ def remember_derived(pending: Pending, call: tuple[Any, ...], query: Query) -> N
     filter's is, and the filter's parameters fit it.
     """
     db = pending[2]
-    compiled = compile_select(query, db.backend.ops, db.backend.features)
+    try:
+        compiled = compile_select(query, db.backend.ops, db.backend.features)
+    except (DatabaseError, ValueError, TypeError):
+        return  # e.g. a feature the database lacks: raised by the general path, when run
     if compiled.params != pending[1]:
         return
     if len(derived_statements) >= CACHE_LIMIT:
