@@ -65,8 +65,12 @@ def _model_base() -> type[Model]:
 
 
 #: A remembered statement: the compiled SELECT, the compared fields (in keyword order),
-#: and for each field whether it binds any ``int`` as it is (see _binds_ints_as_is()).
-Statement = tuple["CompiledSelect", tuple["Field[Any]", ...], tuple[bool, ...]]
+#: for each field whether it binds any ``int`` as it is (see _binds_ints_as_is()), and for
+#: each such foreign key the model it points to (else None): a saved instance of exactly that
+#: class then binds its ``int`` key as it is.
+Statement = tuple[
+    "CompiledSelect", tuple["Field[Any]", ...], tuple[bool, ...], tuple["type[Model] | None", ...]
+]
 
 
 class StatementCache(dict[tuple[Any, ...], Statement]):
@@ -313,18 +317,24 @@ def bind_statement(
     Raises:
         ValidationError: A value does not fit its field (the error filter() raises).
     """
-    ops, fields, ints_as_is = key[0], statement[1], statement[2]
+    ops, fields, ints_as_is, targets = key[0], statement[1], statement[2], statement[3]
     params: list[Any] = []
     where = base._query.where
     if where.children:
         where.collect(ops, params)  # a custom manager's own filters
-    for field, name, as_is in zip(fields, key[2], ints_as_is, strict=True):
+    for field, name, as_is, target in zip(fields, key[2], ints_as_is, targets, strict=True):
         value = kwargs[name]
-        if as_is and type(value) is int:
-            params.append(value)  # what get_db_prep_value() would return, without its calls
-        else:
-            # get_db_prep_value() runs get_prep_value() (the check filter() makes) itself.
-            params.append(field.get_db_prep_value(value, ops))
+        if as_is:
+            # What get_db_prep_value() would return, without its calls: the int itself, or
+            # the int key of a saved instance of the very model the key points to.
+            if type(value) is int:
+                params.append(value)
+                continue
+            if type(value) is target and type(pk := value.pk) is int:
+                params.append(pk)
+                continue
+        # get_db_prep_value() runs get_prep_value() (the check filter() makes) itself.
+        params.append(field.get_db_prep_value(value, ops))
     return params
 
 
@@ -380,7 +390,11 @@ def remember_statement(
         cache.clear()
     ops = backend.ops
     ints_as_is = tuple(_binds_ints_as_is(f, ops) for f in fields)
-    cache[key] = (compile_select(query, ops, backend.features), fields, ints_as_is)
+    targets = tuple(
+        f.related_model if as_is and isinstance(f, ForeignKey) else None
+        for f, as_is in zip(fields, ints_as_is, strict=True)
+    )
+    cache[key] = (compile_select(query, ops, backend.features), fields, ints_as_is, targets)
 
 
 def remember_first(pending: Pending, limited: QuerySet[Any]) -> None:
