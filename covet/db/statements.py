@@ -17,6 +17,7 @@ from covet.db.compiler.query import PLAIN_VALUE_TYPES
 from covet.db.database import get_database, statement_epoch
 from covet.db.exceptions import DatabaseError
 from covet.db.fields import Field, ForeignKey, IntegerField
+from covet.db.fields.relations import model_base
 from covet.db.routing import db_for_read, routers
 from covet.exceptions import ImproperlyConfigured
 
@@ -51,18 +52,6 @@ __all__ = (
 )
 
 T = TypeVar("T")
-
-_model_class: list[type[Model]] = []
-
-
-def _model_base() -> type[Model]:
-    """Return :class:`~covet.db.models.Model` (which imports this module: looked up once)."""
-    if not _model_class:
-        from covet.db.models import Model
-
-        _model_class.append(Model)
-    return _model_class[0]
-
 
 #: A remembered statement: the compiled SELECT, the compared fields (in keyword order),
 #: for each field whether it binds any ``int`` as it is (see _binds_ints_as_is()), and for
@@ -289,7 +278,7 @@ def get_statement_key(
     for value in kwargs.values():
         if type(value) not in PLAIN_VALUE_TYPES:
             # filter(author=user): a relation compared with a saved instance binds its key.
-            if not isinstance(value, _model_base()) or value.pk is None:
+            if not isinstance(value, model_base()) or value.pk is None:
                 return None
             instances = True
     try:

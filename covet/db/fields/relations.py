@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from covet.db.models import Model
 
 
-__all__ = ("ForeignKey", "ManyToManyField", "OneToOneField")
+__all__ = ("ForeignKey", "ManyToManyField", "OneToOneField", "model_base")
 
 _V = TypeVar("_V")
 M = TypeVar("M", bound="Model")
@@ -20,8 +20,12 @@ M = TypeVar("M", bound="Model")
 _model_class: list[type[Model]] = []
 
 
-def _model_base() -> type[Model]:
-    # covet.db.models imports this module: look the Model base up once, lazily (hot path).
+def model_base() -> type[Model]:
+    """Return :class:`~covet.db.models.Model`, for ``isinstance()`` checks on hot paths.
+
+    ``covet.db.models`` imports this module (and :mod:`covet.db.statements`), so
+    the class is looked up once, lazily, on the first call.
+    """
     if not _model_class:
         from covet.db.models import Model
 
@@ -139,7 +143,7 @@ class ForeignKey(Field[_V]):
 
     def to_python(self, value: Any) -> Any:
         """Return ``value`` as this field's canonical Python type, or raise ``ValueError``."""
-        if isinstance(value, _model_base()):
+        if isinstance(value, model_base()):
             if not isinstance(value, self.target_field.model):
                 raise ValueError(
                     f"Value {value!r} is not a {self.target_field.model.__name__} instance."
