@@ -5,7 +5,7 @@
 >>> app.add_route("/metrics", MetricsApp(metrics, token=token), name="metrics")  # doctest: +SKIP
 
 :class:`Metrics` is a request observer (:meth:`covet.Covet.add_observer`) and a
-process-wide query observer (:func:`covet.db.querylog.observe_queries`). It records:
+process-wide query observer (:func:`covet.db.querylog.observe_query_durations`). It records:
 
 * ``covet_http_requests_total`` and ``covet_http_request_duration_seconds``
   labelled ``route`` (the route's name, else its path template; never the raw
@@ -39,14 +39,18 @@ started to replace one that died) forgets the gauges of processes that are gone.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hmac
 import ipaddress
 import os
+import weakref
+from bisect import bisect_left
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covet.db.database import connected_databases
-from covet.db.querylog import observe_queries
+from covet.db.querylog import observe_query_durations
 from covet.exceptions import ImproperlyConfigured, MissingDependencyError
 from covet.responses import PlainTextResponse, Response
 
@@ -69,11 +73,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from covet._context import RequestContext
-    from covet.db.querylog import CapturedQuery
     from covet.requests import Request
     from covet.types import Scope
 
-__all__ = ("DEFAULT_BUCKETS", "Metrics", "MetricsApp", "multiprocess_dir")
+__all__ = ("DEFAULT_BUCKETS", "FLUSH_SECONDS", "Metrics", "MetricsApp", "multiprocess_dir")
 
 #: Latency buckets in seconds: 5 ms to 10 s.
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -81,6 +84,15 @@ DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _UNMATCHED = "<unmatched>"
 _LOOPBACK = ("127.0.0.1/32", "::1/128")
+
+#: Seconds between batches: the longest a sample waits before it reaches the
+#: prometheus-client series (a scrape adds what waits first, so it never sees less).
+FLUSH_SECONDS = 1.0
+#: Samples that make a batch however young it is (a bound on what waits in memory).
+_MAX_PENDING = 10_000
+#: The sample request_started() leaves: one more request in progress.
+_STARTED = object()
+_INF = float("inf")
 
 
 def multiprocess_dir() -> str | None:
@@ -140,6 +152,14 @@ class Metrics:
             )
         self.namespace = namespace
         self.registry = registry if registry is not None else CollectorRegistry()
+        # Samples wait here (appending to a deque is atomic, so any thread may record)
+        # until flush() adds them to the series below, a batch at a time.
+        self._pending: deque[Any] = deque()
+        self._flush_handle: asyncio.TimerHandle | None = None
+        # Registered before the series, so that a collection of the registry (a
+        # scrape, get_sample_value()) adds the waiting samples before reading them.
+        self._flusher = _FlushFirst(self)
+        self.registry.register(self._flusher)
         self.requests = Counter(
             "http_requests",
             "HTTP requests (and websocket connections) served.",
@@ -192,17 +212,23 @@ class Metrics:
         # on every call (about a third of what recording a request cost); the series for
         # a label set never changes, so each is looked up once. Bounded like the series
         # themselves: routes by name or template, never raw paths.
-        self._request_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        self._query_series: dict[tuple[str, bool], tuple[Any, Any]] = {}
-        self._stop_queries = observe_queries(self._query_finished) if queries else None
+        self._request_series: dict[tuple[str, str, str], _Series] = {}
+        self._query_series: dict[tuple[str, bool], _Series] = {}
+        self._stop_queries = observe_query_durations(self._query_timed) if queries else None
         if directory is not None:
             _forget_dead_processes(directory)
+            # Other workers read this one's samples from the shared files: add the
+            # last batch there when the process exits normally.
+            atexit.register(_flush_at_exit, weakref.ref(self))
 
     # -- RequestObserver -----------------------------------------------------------------------
 
     def request_started(self, context: RequestContext) -> None:
         """Count ``context``'s request as in progress."""
-        self.in_progress.inc()
+        pending = self._pending
+        pending.append(_STARTED)
+        if self._flush_handle is None or len(pending) > _MAX_PENDING:
+            self._flush_later()
 
     def websocket_accepted(self, context: RequestContext) -> None:
         """Count ``context``'s websocket connection as open."""
@@ -210,7 +236,6 @@ class Metrics:
 
     def request_finished(self, context: RequestContext) -> None:
         """Record ``context``'s request: its route, method, status and duration."""
-        self.in_progress.dec()
         scope = context.scope
         route = context.route_name or _UNMATCHED
         if scope["type"] == "websocket":
@@ -224,30 +249,90 @@ class Metrics:
         key = (route, method, str(context.status))
         series = self._request_series.get(key)
         if series is None:
-            series = self._request_series[key] = (
-                self.requests.labels(*key),
-                self.latency.labels(*key),
+            series = self._request_series[key] = _Series(
+                self.requests.labels(*key), self.latency.labels(*key), request=True
             )
-        series[0].inc()
-        series[1].observe(context.duration)
+        pending = self._pending
+        pending.append((series, context.duration))
+        if self._flush_handle is None or len(pending) > _MAX_PENDING:
+            self._flush_later()
 
     # -- queries ------------------------------------------------------------------------------
 
-    def _query_finished(self, query: CapturedQuery) -> None:
-        if query.transaction:
-            return
-        key = (query.database, query.failed)
+    def _query_timed(self, database: str, seconds: float, failed: bool) -> None:
+        """Record one statement (transaction control is not reported here)."""
+        key = (database, failed)
         series = self._query_series.get(key)
         if series is None:
-            series = self._query_series[key] = (
-                self.queries.labels(query.database, "error" if query.failed else "ok"),
-                self.query_latency.labels(query.database),
+            series = self._query_series[key] = _Series(
+                self.queries.labels(database, "error" if failed else "ok"),
+                self.query_latency.labels(database),
+                request=False,
             )
-        series[0].inc()
-        series[1].observe(query.duration)
+        pending = self._pending
+        pending.append((series, seconds))
+        if self._flush_handle is None or len(pending) > _MAX_PENDING:
+            self._flush_later()
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def _flush_later(self) -> None:
+        """Add the waiting samples in ``FLUSH_SECONDS``, or now when many wait or no loop runs."""
+        if len(self._pending) <= _MAX_PENDING:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # recorded outside an event loop: nothing would run a timer
+            else:
+                self._flush_handle = loop.call_later(FLUSH_SECONDS, self.flush)
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Add every waiting sample to the prometheus-client series now.
+
+        Requests and statements are recorded into a queue, and added to the
+        series in batches: a scrape (any collection of :attr:`registry`) adds
+        what waits first, and a timer on the event loop adds it within
+        :data:`FLUSH_SECONDS` otherwise, so that with ``PROMETHEUS_MULTIPROC_DIR``
+        other workers see it. A batch costs a few calls per series instead of
+        prometheus-client's locked updates per request and per statement.
+        Call it before reading a series' value directly (not through the registry).
+        """
+        handle, self._flush_handle = self._flush_handle, None
+        if handle is not None:
+            handle.cancel()  # flushed early (a scrape, many samples): that timer has no work
+        pending = self._pending
+        batch: dict[_Series, list[Any]] = {}
+        started = 0
+        while True:
+            try:
+                sample = pending.popleft()  # atomic: another thread may record meanwhile
+            except IndexError:
+                break
+            if sample is _STARTED:
+                started += 1
+                continue
+            series, seconds = sample
+            totals = batch.get(series)
+            if totals is None:
+                totals = batch[series] = [0, 0.0, [0] * len(series.bounds), []]
+            totals[0] += 1
+            totals[1] += seconds
+            totals[2][bisect_left(series.bounds, seconds)] += 1
+            if not series.summed:
+                totals[3].append(seconds)
+        finished = 0
+        for series, (count, total, buckets, samples) in batch.items():
+            series.add(count, total, buckets, samples)
+            if series.request:
+                finished += count
+        if started != finished:
+            self.in_progress.inc(started - finished)
 
     def close(self) -> None:
-        """Stop observing queries (the recorded values stay readable)."""
+        """Stop observing queries and add the waiting samples (the values stay readable)."""
+        self.flush()
         if self._stop_queries is not None:
             self._stop_queries()
             self._stop_queries = None
@@ -262,12 +347,75 @@ class Metrics:
         """
         directory = multiprocess_dir()
         if directory is None:
-            return bytes(generate_latest(self.registry))
+            return bytes(generate_latest(self.registry))  # _FlushFirst adds the waiting samples
+        self.flush()  # into this process's files, which the collector below reads
         registry = CollectorRegistry()
         # prometheus-client's multiprocess module has no annotations.
         MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         registry.register(self._pools)
         return bytes(generate_latest(registry))
+
+
+class _Series:
+    """A counter and a histogram recorded together, with what a batch adds to them."""
+
+    __slots__ = ("bounds", "counter", "histogram", "request", "summed")
+
+    def __init__(self, counter: Any, histogram: Any, *, request: bool) -> None:
+        self.counter = counter
+        self.histogram = histogram
+        self.request = request  # a request's series: each sample ends one in progress
+        bounds = getattr(histogram, "_upper_bounds", None)
+        # A batch is added with the histogram's own sum and bucket values, as its
+        # observe() does per sample (prometheus-client has kept them so since 0.4). A
+        # release without them gets each sample through observe(): slower, as correct.
+        self.summed = (
+            bounds is not None
+            and hasattr(histogram, "_sum")
+            and len(getattr(histogram, "_buckets", ())) == len(bounds)
+        )
+        #: The bucket bounds (the last is +Inf), compared as observe() does.
+        self.bounds: list[float] = list(bounds) if bounds is not None and self.summed else [_INF]
+
+    def add(self, count: int, total: float, buckets: list[int], samples: list[float]) -> None:
+        """Add ``count`` samples adding up to ``total``, ``buckets[i]`` of them in bucket ``i``.
+
+        ``samples`` holds each sample when :attr:`summed` is false (else it is empty).
+        """
+        self.counter.inc(count)
+        histogram = self.histogram
+        if not self.summed:
+            for seconds in samples:
+                histogram.observe(seconds)
+            return
+        # What Histogram.observe() does per sample, once per batch: its sum, then the one
+        # bucket each sample falls in (prometheus-client accumulates the buckets on export).
+        histogram._sum.inc(total)
+        for index, number in enumerate(buckets):
+            if number:
+                histogram._buckets[index].inc(number)
+
+
+class _FlushFirst:
+    """A collector that yields nothing: collecting it adds the waiting samples first."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = weakref.ref(metrics)
+
+    def collect(self) -> Iterator[Any]:
+        metrics = self._metrics()
+        if metrics is not None:
+            metrics.flush()
+        return iter(())
+
+    def describe(self) -> list[Any]:
+        return []
+
+
+def _flush_at_exit(ref: weakref.ref[Metrics]) -> None:
+    metrics = ref()
+    if metrics is not None:
+        metrics.flush()
 
 
 def _forget_dead_processes(directory: str) -> None:

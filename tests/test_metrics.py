@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import httpx
@@ -13,12 +15,13 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+import covet.metrics
 from covet import Covet, WebSocket, WebSocketDisconnect
 from covet.cli.check import CheckContext, check_metrics
 from covet.db import Database
 from covet.db.exceptions import DatabaseError
 from covet.exceptions import ImproperlyConfigured
-from covet.metrics import Metrics, MetricsApp, _forget_dead_processes
+from covet.metrics import FLUSH_SECONDS, Metrics, MetricsApp, _forget_dead_processes
 from covet.responses import PlainTextResponse
 from covet.testing import TestClient
 
@@ -295,3 +298,132 @@ def test_live_gauges_of_dead_workers_are_forgotten(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"")
     _forget_dead_processes(str(tmp_path))
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(files[1:])
+
+
+# -- batches -------------------------------------------------------------------------------
+
+_SECONDS = [0.0, 0.004, 0.005, 0.0051, 0.01, 0.3, 1.0, 9.99, 10.0, 10.01, 250.0]
+
+
+def _query_samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        key: value
+        for key, value in _samples(metrics.exposition().decode()).items()
+        if key[0].startswith("covet_db_query") and not key[0].endswith("_created")
+    }
+
+
+def test_batched_samples_equal_prometheus_clients_own(metrics: Metrics) -> None:
+    for seconds in _SECONDS:
+        metrics._query_timed("default", seconds, False)
+    metrics._query_timed("default", 0.02, True)
+    # The same samples recorded through prometheus-client's own calls, one at a time.
+    direct = Metrics(queries=False)
+    for seconds in [*_SECONDS, 0.02]:
+        direct.query_latency.labels("default").observe(seconds)
+    direct.queries.labels("default", "ok").inc(len(_SECONDS))
+    direct.queries.labels("default", "error").inc()
+    assert _query_samples(metrics) == _query_samples(direct)
+    assert (
+        _query_samples(metrics)[
+            ("covet_db_query_duration_seconds_count", (("database", "default"),))
+        ]
+        == 12
+    )
+
+
+async def test_samples_wait_for_a_scrape_or_the_timer(metrics: Metrics) -> None:
+    metrics._query_timed("default", 0.001, False)
+    series = metrics.queries.labels("default", "ok")
+    assert series._value.get() == 0  # waiting in the queue
+    # Any collection of the registry adds them first.
+    value = metrics.registry.get_sample_value(
+        "covet_db_queries_total", {"database": "default", "outcome": "ok"}
+    )
+    assert value == 1
+    metrics._query_timed("default", 0.001, False)
+    assert series._value.get() == 1
+    await asyncio.sleep(FLUSH_SECONDS + 0.3)  # the timer set by the first waiting sample
+    assert series._value.get() == 2
+
+
+def test_without_an_event_loop_samples_are_added_at_once(metrics: Metrics) -> None:
+    metrics._query_timed("default", 0.001, False)
+    assert metrics.queries.labels("default", "ok")._value.get() == 1
+
+
+async def test_a_full_queue_is_added_at_once(
+    metrics: Metrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(covet.metrics, "_MAX_PENDING", 5)
+    for _ in range(6):
+        metrics._query_timed("default", 0.001, False)
+    assert metrics.queries.labels("default", "ok")._value.get() == 6
+    assert not metrics._pending
+
+
+def test_samples_recorded_from_many_threads_all_count(metrics: Metrics) -> None:
+    def record(_: int) -> None:
+        for _ in range(2_000):
+            metrics._query_timed("default", 0.001, False)
+
+    async def with_a_loop(n: int) -> None:
+        record(n)  # inside an event loop: queued, added by whichever flush comes first
+
+    def in_a_loop(n: int) -> None:
+        asyncio.run(with_a_loop(n))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(in_a_loop, range(4)))
+        list(pool.map(record, range(4)))
+    metrics.flush()
+    assert metrics.queries.labels("default", "ok")._value.get() == 16_000
+
+
+def test_histogram_without_its_internals_gets_each_sample(metrics: Metrics) -> None:
+    class Plain:
+        """A histogram child with observe() only (a prometheus-client without _sum)."""
+
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, seconds: float) -> None:
+            self.seen.append(seconds)
+
+    plain = Plain()
+    metrics._query_series[("default", False)] = covet.metrics._Series(
+        metrics.queries.labels("default", "ok"), plain, request=False
+    )
+    for seconds in _SECONDS:
+        metrics._query_timed("default", seconds, False)
+    metrics.flush()
+    assert plain.seen == _SECONDS
+    assert metrics.queries.labels("default", "ok")._value.get() == len(_SECONDS)
+
+
+async def test_requests_in_progress_count_until_they_finish(metrics: Metrics) -> None:
+    app = _app(metrics)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    @app.get("/slow", name="slow")
+    async def slow(request: Request) -> PlainTextResponse:
+        entered.set()
+        await release.wait()
+        return PlainTextResponse("done")
+
+    transport = httpx.ASGITransport(app=app, client=LOCAL)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        pending = asyncio.ensure_future(client.get("/slow"))
+        await entered.wait()
+        in_progress = _samples((await client.get("/metrics")).text)
+        release.set()
+        assert (await pending).status_code == 200
+        after = _samples((await client.get("/metrics")).text)
+    # The scrape itself is in progress while it is answered.
+    assert in_progress[("covet_http_requests_in_progress", ())] == 2
+    assert after[("covet_http_requests_in_progress", ())] == 1
+    total = (
+        "covet_http_requests_total",
+        (("method", "GET"), ("route", "slow"), ("status", "200")),
+    )
+    assert after[total] == 1

@@ -15,22 +15,30 @@ is one context variable lookup per statement.
 
 :func:`observe_queries` registers a process-wide callback that sees every
 statement, in or out of a block (the slow-query log of :mod:`covet.logging`
-uses it; query metrics can too).
+and tracing use it); :func:`observe_query_durations` one that gets only each
+statement's database, duration and outcome, for less (query metrics use it).
 """
 
 from __future__ import annotations
 
 import collections
 import contextvars
-import time
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from types import TracebackType
 
-__all__ = ("CapturedQuery", "QueryLog", "capture_queries", "observe_queries")
+__all__ = (
+    "CapturedQuery",
+    "QueryLog",
+    "capture_queries",
+    "is_transaction_control",
+    "observe_queries",
+    "observe_query_durations",
+)
 
 #: The innermost open :class:`QueryLog` of this context, or None (not recording).
 current_log: contextvars.ContextVar[QueryLog | None] = contextvars.ContextVar(
@@ -40,6 +48,10 @@ current_log: contextvars.ContextVar[QueryLog | None] = contextvars.ContextVar(
 # What BaseConnection runs without SQL text of its own: transaction control.
 _TRANSACTION_METHODS = {"_begin": "BEGIN", "_commit": "COMMIT", "_rollback": "ROLLBACK"}
 _TRANSACTION_PREFIXES = ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT", "START")
+# is_transaction_control()'s answers, by statement (bounded in size and in entries).
+_TRANSACTION_SQL: dict[str, bool] = {}
+_TRANSACTION_SQL_LENGTH = 2_000
+_TRANSACTION_SQL_SIZE = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,17 +221,32 @@ def capture_queries(*, limit: int | None = None, transactions: bool = False) -> 
 
 
 class _ObserverLog(QueryLog):
-    """The outermost log while callbacks observe queries: it hands each statement to them."""
+    """The outermost log while anything observes queries: it hands each statement on.
 
-    __slots__ = ("callbacks",)
+    ``callbacks`` get a :class:`CapturedQuery` per statement; ``timers`` get
+    ``(database, seconds, failed)`` per statement that is not transaction
+    control, and the statement is built into a :class:`CapturedQuery` only
+    when a callback wants one (metrics, in every scaffolded project, only time).
+    """
+
+    __slots__ = ("callbacks", "timers")
 
     def __init__(self) -> None:
         super().__init__(limit=1, transactions=True)
         self.callbacks: list[Callable[[CapturedQuery], None]] = []
+        self.timers: list[Callable[[str, float, bool], None]] = []
 
     def _keep(self, query: CapturedQuery) -> None:
+        # A statement recorded into a capture_queries() block reaches here through add().
+        if not query.transaction:
+            for timer in self.timers:
+                timer(query.database, query.duration, query.failed)
         for callback in self.callbacks:
             callback(query)
+
+    def update(self) -> None:
+        """Make connections find this log while anything observes, and only then."""
+        observers.log = self if self.callbacks or self.timers else None
 
 
 class _Observers:
@@ -250,14 +277,37 @@ def observe_queries(callback: Callable[[CapturedQuery], None]) -> Callable[[], N
     Returns:
         A function that removes the callback again.
     """
-    _observer_log.callbacks.append(callback)
-    observers.log = _observer_log
+    return _observe(_observer_log.callbacks, callback)
+
+
+def observe_query_durations(callback: Callable[[str, float, bool], None]) -> Callable[[], None]:
+    """Call ``callback(database, seconds, failed)`` after every statement run in this process.
+
+    The cheap form of :func:`observe_queries` for code that needs only the
+    timing (query metrics): no :class:`CapturedQuery` is built for it, and
+    transaction control (``BEGIN``, ``COMMIT``, ``ROLLBACK``, savepoints) is
+    left out. It runs in the task that ran the statement, right after it; it
+    must be quick and must not raise.
+
+    Args:
+        callback: Called with the alias of the database that ran the statement,
+            the seconds from sending it to its result, and whether the database
+            refused it.
+
+    Returns:
+        A function that removes the callback again.
+    """
+    return _observe(_observer_log.timers, callback)
+
+
+def _observe(callbacks: list[Any], callback: Callable[..., None]) -> Callable[[], None]:
+    callbacks.append(callback)
+    _observer_log.update()
 
     def remove() -> None:
-        if callback in _observer_log.callbacks:
-            _observer_log.callbacks.remove(callback)
-        if not _observer_log.callbacks:
-            observers.log = None
+        if callback in callbacks:
+            callbacks.remove(callback)
+        _observer_log.update()
 
     return remove
 
@@ -280,15 +330,42 @@ def record(
         failed: Whether it raised.
         database: The alias of the database that ran it.
     """
-    duration = time.perf_counter() - started
+    duration = perf_counter() - started
     name = getattr(method, "__name__", "")
     label = _TRANSACTION_METHODS.get(name)
     if label is not None:
-        log.add(_captured(label, (), duration, False, True, failed, database))
+        sql, params, many, transaction = label, (), False, True
+    else:
+        sql = args[0] if args else name
+        if type(sql) is not str:
+            sql = str(sql)
+        params = args[1] if len(args) > 1 else ()
+        many = name == "_execute_many"
+        # is_transaction_control(), its usual case inline.
+        known = _TRANSACTION_SQL.get(sql)
+        transaction = is_transaction_control(sql) if known is None else known
+    if log is not _observer_log:  # a capture_queries() block is open
+        log.add(_captured(sql, params, duration, many, transaction, failed, database))
         return
-    sql = str(args[0]) if args else name
-    params = args[1] if len(args) > 1 else ()
-    head = sql.lstrip()[:10].upper()
-    many = name == "_execute_many"
-    transaction = head.startswith(_TRANSACTION_PREFIXES)
-    log.add(_captured(sql, params, duration, many, transaction, failed, database))
+    # Observers only (metrics, in every scaffolded project): what _ObserverLog._keep() does,
+    # building the CapturedQuery only when a callback wants one.
+    if not transaction:
+        for timer in _observer_log.timers:
+            timer(database, duration, failed)
+    callbacks = _observer_log.callbacks
+    if callbacks:
+        query = _captured(sql, params, duration, many, transaction, failed, database)
+        for callback in callbacks:
+            callback(query)
+
+
+def is_transaction_control(sql: str) -> bool:
+    """Tell whether ``sql`` is transaction control (``BEGIN``, ``COMMIT``, savepoints...)."""
+    known = _TRANSACTION_SQL.get(sql)
+    if known is None:
+        known = sql.lstrip()[:10].upper().startswith(_TRANSACTION_PREFIXES)
+        # The ORM sends the same few statement strings again and again (their hashes are
+        # cached), so a dict answers for them; long or many others are not kept.
+        if len(sql) <= _TRANSACTION_SQL_LENGTH and len(_TRANSACTION_SQL) < _TRANSACTION_SQL_SIZE:
+            _TRANSACTION_SQL[sql] = known
+    return known

@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as websocket_connect
 
 from covet.cli.run import metrics_multiprocess_dir
+from covet.metrics import FLUSH_SECONDS
 from tests.cli.conftest import free_port, start_covet, stop_server, wait_for_server, write_project
 
 if TYPE_CHECKING:
@@ -90,7 +91,15 @@ def test_request_counts_add_up_over_two_workers(tmp_path: Path) -> None:
                     break
         assert len(pids) == 2, "the requests never reached the second worker"
         assert any(shared.glob("*.db")), "the workers wrote no samples to the shared directory"
-        # Whichever worker answers the scrape, it reports every worker's requests.
+        # Each worker adds its samples to the shared files within FLUSH_SECONDS (the one
+        # answering a scrape adds its own first); after that, whichever worker answers
+        # the scrape reports every worker's requests.
+        deadline = time.monotonic() + FLUSH_SECONDS + 5
+        while time.monotonic() < deadline:
+            scrape = httpx.get(f"{base}/metrics", timeout=10)
+            if _work_count(scrape.text) == sent:
+                break
+            time.sleep(0.1)
         for _ in range(4):
             scrape = httpx.get(f"{base}/metrics", timeout=10)
             assert scrape.status_code == 200

@@ -11,10 +11,11 @@ from covet.db import (
     MissingSchemaObjectError,
     QueryLog,
     capture_queries,
+    querylog,
     transaction,
 )
 from covet.db.exceptions import ProgrammingError
-from covet.db.querylog import current_log
+from covet.db.querylog import current_log, observe_queries, observe_query_durations
 
 
 async def test_raw_sql_is_recorded_with_params_and_duration(database, scratch):
@@ -141,3 +142,76 @@ def test_recorded_queries_are_the_dataclass_built_another_way():
     assert hash(built) == hash(CapturedQuery(*values))
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.sql = "DELETE FROM t"  # type: ignore[misc]
+
+
+async def test_duration_observers_get_each_statement_but_transaction_control(
+    database, scratch, monkeypatch
+):
+    table = await scratch("ql_timed", "id INTEGER PRIMARY KEY")
+    q = database.ops.quote_name(table)
+    timed: list[tuple[str, float, bool]] = []
+    seen: list[CapturedQuery] = []
+    # With timers alone, no CapturedQuery is built: building one here fails the test.
+    monkeypatch.setattr(querylog, "_captured", _no_captured_query)
+    stop = observe_query_durations(lambda *args: timed.append(args))
+    try:
+        async with transaction():
+            await database.execute(f"INSERT INTO {q} (id) VALUES (1)")  # noqa: S608
+            async with transaction():  # a savepoint, and its release
+                await database.fetch_val(f"SELECT COUNT(*) FROM {q}")  # noqa: S608
+        with pytest.raises(ProgrammingError):
+            await database.execute(f"INSERT INTO {q} (no_such_column) VALUES (1)")  # noqa: S608
+        assert [(alias, failed) for alias, _, failed in timed] == [
+            (database.alias, False),
+            (database.alias, False),
+            (database.alias, True),
+        ]
+        assert all(isinstance(seconds, float) and seconds >= 0 for _, seconds, _ in timed)
+
+        # Beside a callback (which gets every statement), and inside a capture block.
+        monkeypatch.undo()
+        stop_callback = observe_queries(seen.append)
+        async with capture_queries() as captured, transaction():
+            await database.fetch_val(f"SELECT COUNT(*) FROM {q}")  # noqa: S608
+        stop_callback()
+        assert captured.count == 1
+        assert len(timed) == 4
+        assert [query.transaction for query in seen] == [True, False, True]
+    finally:
+        stop()
+    await database.fetch_val("SELECT 1")
+    assert len(timed) == 4  # removed
+    assert querylog.observers.log is None  # nothing observes: statements record nothing
+
+
+def _no_captured_query(*args: object) -> CapturedQuery:
+    raise AssertionError("a CapturedQuery was built for timers alone")
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 1", False),
+        ('INSERT INTO "t" VALUES (1)', False),
+        ("BEGIN", True),
+        ("  begin transaction", True),
+        ("\nSAVEPOINT s1", True),
+        ("release savepoint s1", True),
+        ("ROLLBACK TO SAVEPOINT s1", True),
+        ("COMMIT", True),
+        ("START TRANSACTION", True),
+        ("select 'BEGIN'", False),
+        ("", False),
+    ],
+)
+def test_transaction_control_is_told_by_its_first_keyword(sql: str, expected: bool) -> None:
+    assert querylog.is_transaction_control(sql) is expected
+    assert querylog.is_transaction_control(sql) is expected  # the remembered answer
+
+
+def test_only_short_statements_are_remembered() -> None:
+    long_sql = "SELECT " + "1, " * 2_000 + "1"
+    assert querylog.is_transaction_control(long_sql) is False
+    assert long_sql not in querylog._TRANSACTION_SQL
+    assert querylog.is_transaction_control("SELECT 2") is False
+    assert "SELECT 2" in querylog._TRANSACTION_SQL

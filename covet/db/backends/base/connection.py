@@ -6,15 +6,13 @@ import abc
 import asyncio
 import contextlib
 import time
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from covet.db.backends.base.records import Record, is_read_only_sql, make_index
 from covet.db.backends.base.slots import FifoSlots
 from covet.db.exceptions import DatabaseError, InterfaceError, TransactionRollbackError
 from covet.db.querylog import current_log, observers, record
-
-if TYPE_CHECKING:
-    from covet.db.querylog import QueryLog
 
 if TYPE_CHECKING:
     from collections import deque
@@ -248,7 +246,6 @@ class BaseConnection(abc.ABC):
         method: Callable[..., Awaitable[Any]],
         *args: Any,
         release: bool = False,
-        logged: bool = False,
     ) -> Any:
         """Run ``method(*args)`` under the statement lock, translating errors.
 
@@ -256,13 +253,16 @@ class BaseConnection(abc.ABC):
         :mod:`covet.db.execution`) the connection goes back to its pool at the end,
         as the ``finally`` of an ``async with db.connection()`` would return it,
         without that context manager's coroutine around this one.
+
+        While a query log is open (:func:`~covet.db.querylog.capture_queries`,
+        or observers such as metrics) the statement is recorded in it here,
+        inline: a coroutine of its own around this one would cost each
+        statement more than recording it does.
         """
-        # Every statement passes here: when capture_queries() is not open (production),
-        # recording costs this one context variable lookup.
-        if not logged:  # logged: called by _run_logged(), which records the statement
-            log = current_log.get(observers.log)
-            if log is not None:
-                return await self._run_logged(log, method, args, release)
+        # Every statement passes here: when nothing records queries, recording costs
+        # this one context variable lookup and the two tests of log below.
+        log = current_log.get(observers.log)
+        started = perf_counter() if log is not None else 0.0
         lock = self._lock
         slot = lock.slot
         # The slot is taken and given back inline rather than ``async with``, which would
@@ -278,12 +278,17 @@ class BaseConnection(abc.ABC):
                 if release:
                     await self.backend.release(self)
                 raise
+        failed = True
         try:
-            return await method(*args)
+            result = await method(*args)
+            failed = False
+            return result
         except Exception as exc:
             if await self._recover(exc, method, args):
                 try:
-                    return await method(*args)
+                    result = await method(*args)
+                    failed = False
+                    return result
                 except Exception as exc2:
                     raise self._fail(exc2) from exc2
             raise self._fail(exc) from exc
@@ -292,6 +297,8 @@ class BaseConnection(abc.ABC):
             self.dirty = True
             raise
         finally:
+            if log is not None:
+                record(log, method, args, started, failed, self.backend.alias)
             self.fresh = False
             # No owner to clear: a lock taken here never records one. FifoSlots.release()
             # only when someone waits: otherwise it is this one increment.
@@ -303,26 +310,6 @@ class BaseConnection(abc.ABC):
                 backend = self.backend
                 if not backend.checkin_now(self):
                     await backend.release(self)
-
-    async def _run_logged(
-        self,
-        log: QueryLog,
-        method: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        release: bool,
-    ) -> Any:
-        """Run a statement like :meth:`_run` and record it in ``log``."""
-        # logged=True: the inner _run() must not record the statement again. (A flag rather
-        # than closing the log in a context variable: setting and resetting one cost 2,700
-        # instructions per statement.)
-        started = time.perf_counter()
-        failed = True
-        try:
-            result = await self._run(method, *args, release=release, logged=True)
-            failed = False
-            return result
-        finally:
-            record(log, method, args, started, failed, self.backend.alias)
 
     def _fail(self, exc: Exception) -> DatabaseError:
         if isinstance(exc, DatabaseError):
@@ -373,7 +360,7 @@ class BaseConnection(abc.ABC):
             raise ValueError(f"Invalid chunk_size {chunk_size!r}. Use a positive integer.")
         self.fresh = False
         log = current_log.get(observers.log)
-        started = time.perf_counter()
+        started = perf_counter()
         failed = True
         try:
             async with contextlib.aclosing(self._stream(sql, params, chunk_size)) as stream:
