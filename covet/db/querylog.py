@@ -365,7 +365,10 @@ def is_transaction_control(sql: str) -> bool:
     if known is None:
         known = sql.lstrip()[:10].upper().startswith(_TRANSACTION_PREFIXES)
         # The ORM sends the same few statement strings again and again (their hashes are
-        # cached), so a dict answers for them; long or many others are not kept.
-        if len(sql) <= _TRANSACTION_SQL_LENGTH and len(_TRANSACTION_SQL) < _TRANSACTION_SQL_SIZE:
+        # cached), so a dict answers for them. Long ones are not kept, and a full dict
+        # starts again, so that the statements sent now get their place back.
+        if len(sql) <= _TRANSACTION_SQL_LENGTH:
+            if len(_TRANSACTION_SQL) >= _TRANSACTION_SQL_SIZE:
+                _TRANSACTION_SQL.clear()
             _TRANSACTION_SQL[sql] = known
     return known

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from covet.cli import main
+from covet.metrics import FLUSH_SECONDS
 from tests.cli.conftest import free_port, start_covet, stop_server, wait_for_server, write_project
 
 if TYPE_CHECKING:
@@ -314,17 +315,24 @@ def test_granian_workers_add_up_their_metrics(tmp_path: Path) -> None:
                 pids.add(client.get(f"{base}/work").json()["pid"])
             sent += 1
         assert len(pids) == 2
-        scrape = httpx.get(f"{base}/metrics").text
+
+        def counted() -> float:
+            scrape = httpx.get(f"{base}/metrics").text
+            return sum(
+                sample.value
+                for family in text_string_to_metric_families(scrape)
+                for sample in family.samples
+                if sample.name == "covet_http_requests_total" and sample.labels["route"] == "work"
+            )
+
+        # Each worker adds its samples to the shared files within FLUSH_SECONDS.
+        deadline = time.monotonic() + FLUSH_SECONDS + 5
+        while counted() != sent and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert counted() == sent
     finally:
         code, _, err = stop_server(process, signal.SIGINT)
     assert code == 0, err
-    counted = sum(
-        sample.value
-        for family in text_string_to_metric_families(scrape)
-        for sample in family.samples
-        if sample.name == "covet_http_requests_total" and sample.labels["route"] == "work"
-    )
-    assert counted == sent
 
 
 # -- ProtocolLimits: covet.protocol's per-request limits on granian's ASGI messages ------------

@@ -215,3 +215,12 @@ def test_only_short_statements_are_remembered() -> None:
     assert long_sql not in querylog._TRANSACTION_SQL
     assert querylog.is_transaction_control("SELECT 2") is False
     assert "SELECT 2" in querylog._TRANSACTION_SQL
+
+
+def test_a_full_answer_cache_starts_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(querylog, "_TRANSACTION_SQL", {})
+    monkeypatch.setattr(querylog, "_TRANSACTION_SQL_SIZE", 3)
+    for n in range(3):
+        querylog.is_transaction_control(f"SELECT {n}")
+    assert querylog.is_transaction_control("BEGIN") is True
+    assert querylog._TRANSACTION_SQL == {"BEGIN": True}
