@@ -166,7 +166,7 @@ async def test_duration_observers_get_each_statement_but_transaction_control(
             (database.alias, False),
             (database.alias, True),
         ]
-        assert all(isinstance(seconds, float) and seconds >= 0 for _, seconds, _ in timed)
+        assert all(type(seconds) is float and seconds >= 0 for _, seconds, _ in timed)
 
         # Beside a callback (which gets every statement), and inside a capture block.
         monkeypatch.undo()
