@@ -10,11 +10,18 @@ repository root::
     .venv/bin/python benchmarks/orm/hotpath.py --backend postgres --op get_by_pk
     .venv/bin/python benchmarks/orm/hotpath.py --backend sqlite --op filter_20 --profile
     .venv/bin/python benchmarks/orm/hotpath.py --backend sqlite --op filter_20 --instructions
+
+``--tasks N`` runs the operations from N tasks at once, so that with more tasks
+than the pool has connections (SQLite's 5 by default) statements queue for one:
+what a pool that runs dry under load costs per operation::
+
+    .venv/bin/python benchmarks/orm/hotpath.py --backend sqlite --tasks 32 --instructions
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import os
 import pstats
@@ -61,8 +68,7 @@ async def main_async(opts: argparse.Namespace) -> None:
                 cpu0 = time.process_time()
                 if profiler is not None:
                     profiler.enable()
-                for a in args:
-                    await fn(*a)
+                await run_all(fn, args, opts.tasks)
                 if profiler is not None:
                     profiler.disable()
                 best = min(best, (time.process_time() - cpu0) / len(args) * 1e6)
@@ -76,6 +82,20 @@ async def main_async(opts: argparse.Namespace) -> None:
         finally:
             await contender.stop()
             await drop_target(target)
+
+
+async def run_all(fn: Any, args: list[Any], tasks: int) -> None:
+    """Await ``fn(*a)`` for each of ``args``: in turn, or shared among ``tasks`` tasks at once."""
+    if tasks <= 1:
+        for a in args:
+            await fn(*a)
+        return
+
+    async def share(part: list[Any]) -> None:
+        for a in part:
+            await fn(*a)
+
+    await asyncio.gather(*(share(args[i::tasks]) for i in range(tasks)))
 
 
 def count_instructions(opts: argparse.Namespace) -> None:
@@ -97,6 +117,7 @@ def count_instructions(opts: argparse.Namespace) -> None:
             sys.executable, __file__, "--backend", opts.backend, "--contender", opts.contender,
             "--op", opts.op, "-n", str(n), "--samples", "1", "--cpu", "none", "--loop", opts.loop,
             "--pg-url", opts.pg_url, "--mysql-url", opts.mysql_url, "--warm-up", str(opts.warm_up),
+            "--tasks", str(opts.tasks),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -136,6 +157,13 @@ def main() -> None:
     )
     p.add_argument("--cpu", default="auto", help=CPU_HELP)
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    p.add_argument(
+        "--tasks",
+        type=int,
+        default=1,
+        help="run the operations from this many tasks at once (more than the pool's "
+        "connections: statements queue for one); not for raw1, a single connection",
+    )
     p.add_argument("--pg-url", default=os.environ.get("COVET_BENCH_PG_URL", run.PG_URL))
     p.add_argument("--mysql-url", default=os.environ.get("COVET_BENCH_MYSQL_URL", run.MYSQL_URL))
     opts = p.parse_args()

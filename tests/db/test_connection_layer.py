@@ -9,12 +9,14 @@ and a clear error instead of a deadlock when a task re-enters its own lock.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
 
 import pytest
 
 from covet.db.backends.base.connection import _OpLock
 from covet.db.backends.base.slots import FifoSlots
-from covet.db.exceptions import DatabaseError, InterfaceError, PoolTimeout
+from covet.db.exceptions import DatabaseError, InterfaceError, OperationalError, PoolTimeout
 from covet.db.execution import run_fetch_all
 
 # -- FifoSlots----------------------------------------------------------------------------------
@@ -78,6 +80,46 @@ async def test_cancelled_waiter_leaves_the_queue():
     assert len(slots.waiters) == 0
     slots.release()
     assert slots.free == 1
+
+
+async def test_a_wait_that_runs_out_of_time_takes_no_slot_and_leaves_the_queue():
+    slots = FifoSlots(1)
+    slots.free -= 1
+    late = asyncio.create_task(slots.wait(0.05))
+    patient = asyncio.create_task(slots.wait(5))
+    assert await late is False
+    assert list(slots.waiters) == [waiter for waiter in slots.waiters if not waiter.done()]
+    slots.release()  # skips the expired waiter: the slot goes to the next in line
+    assert await patient is True
+    slots.release()
+    assert (slots.free, len(slots.waiters)) == (1, 0)
+
+
+async def test_a_slot_handed_before_the_time_runs_out_is_kept():
+    slots = FifoSlots(1)
+    slots.free -= 1
+    waiter = asyncio.create_task(slots.wait(0.05))
+    await asyncio.sleep(0)
+    slots.release()
+    await asyncio.sleep(0.1)  # the timer would have fired by now: it was cancelled
+    assert await waiter is True
+    assert (slots.free, len(slots.waiters)) == (0, 0)
+    slots.release()
+    assert slots.free == 1
+
+
+async def test_a_timed_waiter_cancelled_after_being_handed_a_slot_passes_it_on():
+    slots = FifoSlots(1)
+    slots.free -= 1
+    first = asyncio.create_task(slots.wait(5))
+    second = asyncio.create_task(slots.wait(5))
+    await asyncio.sleep(0)
+    slots.release()  # handed to ``first``...
+    first.cancel()  # ...which is cancelled before it runs
+    assert await asyncio.wait_for(second, 1) is True
+    assert first.cancelled()
+    slots.release()
+    assert (slots.free, len(slots.waiters)) == (1, 0)
 
 
 # -- the pool ----------------------------------------------------------------------------------
@@ -198,3 +240,33 @@ async def test_tasks_sharing_a_transaction_take_turns_in_order(database):
         async with database.connection() as conn:
             assert not conn._lock.locked()
     assert order == list(range(10))
+
+
+# -- SQLite's writer lock ----------------------------------------------------------------------
+
+
+async def test_sqlite_writers_queue_and_a_long_wait_is_a_clear_error(database, make_database):
+    if database.vendor != "sqlite":
+        pytest.skip("the per-process writer lock is SQLite's")
+    db = await make_database(timeout=0.2, max_size=3)
+    await db.execute("CREATE TABLE IF NOT EXISTS writer_queue (id INTEGER PRIMARY KEY)")
+    try:
+        async with db.transaction():
+            await db.execute("INSERT INTO writer_queue (id) VALUES (1)")  # holds the lock
+
+            async def write_outside() -> None:
+                await db.execute("INSERT INTO writer_queue (id) VALUES (2)")
+
+            # Another task's write (outside this transaction: a fresh context) queues for
+            # the lock and gives up after the timeout.
+            with pytest.raises(OperationalError, match="writer lock"):
+                await asyncio.create_task(write_outside(), context=contextvars.Context())
+            assert db.backend.writer_lock.waiters == collections.deque()
+        # Committed: the lock is free again, and queued writers each get it in turn.
+        await asyncio.gather(
+            *(db.execute(f"INSERT INTO writer_queue (id) VALUES ({n})") for n in range(3, 9))  # noqa: S608
+        )
+        assert await db.fetch_val("SELECT COUNT(*) FROM writer_queue") == 7
+        assert db.backend.writer_lock.free == 1
+    finally:
+        await db.execute("DROP TABLE writer_queue")

@@ -53,7 +53,7 @@ class _OpLock:
         self.owner: asyncio.Task[Any] | None = None
 
     @property
-    def waiters(self) -> deque[asyncio.Future[None]]:
+    def waiters(self) -> deque[asyncio.Future[bool]]:
         """The turns queued for the lock."""
         return self.slot.waiters
 

@@ -191,11 +191,8 @@ class ConnectionPool(Generic[C]):
             slots.free -= 1
         else:
             # Every connection is out: queue (first come, first served) under the timeout.
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await slots.wait()
-            except TimeoutError:
-                raise pool_timeout_error(self.name, self.timeout, self.max_size) from None
+            if not await slots.wait(self.timeout):
+                raise pool_timeout_error(self.name, self.timeout, self.max_size)
         try:
             return await self._checkout()
         except BaseException:

@@ -30,23 +30,39 @@ class FifoSlots:
 
     def __init__(self, count: int) -> None:
         self.free = count
-        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.waiters: deque[asyncio.Future[bool]] = deque()
 
-    async def wait(self) -> None:
-        """Queue until a release hands this task a slot."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - see below
+        """Queue until a release hands this task a slot, or ``timeout`` seconds pass.
+
+        Returns:
+            True holding a slot; False when the time ran out first (no slot taken).
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
         self.waiters.append(waiter)
+        # One timer on the waiter itself: asyncio.timeout() around the await costs three
+        # times as much (its context manager, task bookkeeping and state checks), and a
+        # pool that runs dry pays it on every statement.
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            await waiter
+            handed = await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                # Handed a slot, then cancelled (or timed out) before running: pass it on,
-                # or the slot would leak.
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                # Handed a slot, then cancelled before running: pass it on, or the slot
+                # would leak.
                 self.release()
             else:
                 with contextlib.suppress(ValueError):  # release() may have dropped it already
                     self.waiters.remove(waiter)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not handed:
+            with contextlib.suppress(ValueError):  # timed out: leave the queue
+                self.waiters.remove(waiter)
+        return handed
 
     def release(self) -> None:
         """Give a slot back: to the first waiter still waiting, else to the free count."""
@@ -54,6 +70,12 @@ class FifoSlots:
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)
                 return
         self.free += 1
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    """End a wait that ran out of time, unless a release handed it a slot first."""
+    if not waiter.done():
+        waiter.set_result(False)

@@ -42,6 +42,7 @@ from covet.db.backends.base import (
     to_decimal,
     to_uuid,
 )
+from covet.db.backends.base.slots import FifoSlots
 from covet.db.backends.sqlite.converters import (
     MAX_EXACT_DECIMAL_DIGITS,
     _date_from_db,
@@ -108,7 +109,7 @@ class SQLiteFeatures(BaseFeatures):
     # How many significant digits of a decimal are exact? (NUMERIC keeps a non-integer as a
     # 64-bit double, which holds 15 decimal digits: C's DBL_DIG)
     max_exact_decimal_digits: int = MAX_EXACT_DECIMAL_DIGITS
-    # Are writes serialized per process? (yes: the backend's writer queue is an asyncio.Lock,
+    # Are writes serialized per process? (yes: the backend's writer queue is a FifoSlots(1),
     # and other processes wait on the file lock for at most busy_timeout)
     serializes_writes_per_process = True
     # Can a SELECT use window functions (OVER)? (3.25+)
@@ -287,20 +288,15 @@ class SQLiteConnection(BaseConnection):
 
     async def _writer(self) -> None:
         lock = self.backend.writer_lock
-        if not lock.locked():
-            # Free: acquire() returns at once, no need to arm a timeout.
-            await lock.acquire()
-            self.holds_writer = True
-            return
-        try:
-            async with asyncio.timeout(self.backend.timeout):
-                await self.backend.writer_lock.acquire()
-        except TimeoutError:
+        if lock.free:
+            # Free: nobody queues for it (see FifoSlots), so take it without arming a timer.
+            lock.free = 0
+        elif not await lock.wait(self.backend.timeout):
             raise OperationalError(
                 f"Waited {self.backend.timeout:g}s for the SQLite writer lock of "
                 f"{self.backend.url}. Another transaction writes for too long; keep write "
                 "transactions short or raise timeout."
-            ) from None
+            )
         self.holds_writer = True
 
     def _release_writer(self) -> None:
@@ -599,7 +595,7 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
             kwargs["max_size"] = 1
         super().__init__(url, **kwargs)
         self.path = path
-        self.writer_lock = asyncio.Lock()
+        self.writer_lock = FifoSlots(1)
         self._pool = None
         self._anchor: sqlite3.Connection | None = None
         self._target = path
@@ -623,7 +619,7 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
                 self._anchor = sqlite3.connect(self._target, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self.translate_connect_error(exc) from exc
-        self.writer_lock = asyncio.Lock()
+        self.writer_lock = FifoSlots(1)
         self._pool = ConnectionPool(
             self._open,
             min_size=self.min_size,
