@@ -158,6 +158,7 @@ class Metrics:
         # until flush() adds them to the series below, a batch at a time.
         self._pending: deque[Any] = deque()
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._flushes = 0  # flush() calls so far: a timer set before the last one has no work
         # Registered before the series, so that a collection of the registry (a
         # scrape, get_sample_value()) adds the waiting samples before reading them.
         self._flusher = _FlushFirst(self)
@@ -286,9 +287,14 @@ class Metrics:
             except RuntimeError:
                 pass  # recorded outside an event loop: nothing would run a timer
             else:
-                self._flush_handle = loop.call_later(FLUSH_SECONDS, self.flush)
+                self._flush_handle = loop.call_later(FLUSH_SECONDS, self._flush_due, self._flushes)
                 return
         self.flush()
+
+    def _flush_due(self, flushes: int) -> None:
+        """The timer set after flush number ``flushes``: flush, unless another did since."""
+        if flushes == self._flushes:
+            self.flush()
 
     def flush(self) -> None:
         """Add every waiting sample to the prometheus-client series now.
@@ -301,9 +307,10 @@ class Metrics:
         prometheus-client's locked updates per request and per statement.
         Call it before reading a series' value directly (not through the registry).
         """
-        handle, self._flush_handle = self._flush_handle, None
-        if handle is not None:
-            handle.cancel()  # flushed early (a scrape, many samples): that timer has no work
+        # A timer already set finds the count moved on and does nothing. It is not cancelled:
+        # it may belong to another thread's event loop, whose handles only that thread may touch.
+        self._flushes += 1
+        self._flush_handle = None
         pending = self._pending
         batch: dict[_Series, list[Any]] = {}
         started = 0

@@ -427,3 +427,15 @@ async def test_requests_in_progress_count_until_they_finish(metrics: Metrics) ->
         (("method", "GET"), ("route", "slow"), ("status", "200")),
     )
     assert after[total] == 1
+
+
+async def test_a_timer_set_before_an_earlier_flush_does_nothing(metrics: Metrics) -> None:
+    metrics._query_timed("default", 0.001, False)  # sets a timer for this batch
+    stale = metrics._flushes
+    metrics.flush()  # early (a scrape): the timer is left to fire, with nothing to do
+    metrics._query_timed("default", 0.001, False)  # the next batch, and its own timer
+    metrics._flush_due(stale)
+    series = metrics.queries.labels("default", "ok")
+    assert (series._value.get(), len(metrics._pending)) == (1, 1)
+    metrics._flush_due(metrics._flushes)
+    assert (series._value.get(), len(metrics._pending)) == (2, 0)
