@@ -228,7 +228,9 @@ def test_limit_holds_across_two_uvicorn_workers(tmp_path):
             assert len(health_pids) == 2, f"only workers {health_pids} answered within 90 s"
 
             def fetch(_: int) -> tuple[int, str]:
-                response = http.get("/")
+                # A client per request: threads sharing one client's pool raced its closing of
+                # spent connections (a read on a closed socket, EBADF, on a loaded CI machine).
+                response = httpx.get(f"{base}/", timeout=5)
                 return response.status_code, response.headers["x-worker-pid"]
 
             with ThreadPoolExecutor(max_workers=16) as pool:
