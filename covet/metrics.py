@@ -157,7 +157,7 @@ class Metrics:
         # Samples wait here (appending to a deque is atomic, so any thread may record)
         # until flush() adds them to the series below, a batch at a time.
         self._pending: deque[Any] = deque()
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._timer_set = False  # a flush is due on an event loop's timer
         self._flushes = 0  # flush() calls so far: a timer set before the last one has no work
         # Registered before the series, so that a collection of the registry (a
         # scrape, get_sample_value()) adds the waiting samples before reading them.
@@ -228,10 +228,7 @@ class Metrics:
 
     def request_started(self, context: RequestContext) -> None:
         """Count ``context``'s request as in progress."""
-        pending = self._pending
-        pending.append(_STARTED)
-        if self._flush_handle is None or len(pending) > _MAX_PENDING:
-            self._flush_later()
+        self._queue(_STARTED)
 
     def websocket_accepted(self, context: RequestContext) -> None:
         """Count ``context``'s websocket connection as open."""
@@ -255,10 +252,7 @@ class Metrics:
             series = self._request_series[key] = _Series(
                 self.requests.labels(*key), self.latency.labels(*key), request=True
             )
-        pending = self._pending
-        pending.append((series, context.duration))
-        if self._flush_handle is None or len(pending) > _MAX_PENDING:
-            self._flush_later()
+        self._queue((series, context.duration))
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -272,24 +266,24 @@ class Metrics:
                 self.query_latency.labels(database),
                 request=False,
             )
-        pending = self._pending
-        pending.append((series, seconds))
-        if self._flush_handle is None or len(pending) > _MAX_PENDING:
-            self._flush_later()
+        self._queue((series, seconds))
 
     # -- batches ------------------------------------------------------------------------------
 
-    def _flush_later(self) -> None:
-        """Add the waiting samples in ``FLUSH_SECONDS``, or now when many wait or no loop runs."""
-        if len(self._pending) <= _MAX_PENDING:
+    def _queue(self, sample: Any) -> None:
+        """Queue ``sample``, to be added within ``FLUSH_SECONDS`` (at once when many wait)."""
+        pending = self._pending
+        pending.append(sample)
+        if len(pending) > _MAX_PENDING:
+            self.flush()
+        elif not self._timer_set:
             try:
                 loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass  # recorded outside an event loop: nothing would run a timer
+            except RuntimeError:  # recorded outside an event loop: nothing would run a timer
+                self.flush()
             else:
-                self._flush_handle = loop.call_later(FLUSH_SECONDS, self._flush_due, self._flushes)
-                return
-        self.flush()
+                loop.call_later(FLUSH_SECONDS, self._flush_due, self._flushes)
+                self._timer_set = True
 
     def _flush_due(self, flushes: int) -> None:
         """The timer set after flush number ``flushes``: flush, unless another did since."""
@@ -310,7 +304,7 @@ class Metrics:
         # A timer already set finds the count moved on and does nothing. It is not cancelled:
         # it may belong to another thread's event loop, whose handles only that thread may touch.
         self._flushes += 1
-        self._flush_handle = None
+        self._timer_set = False
         pending = self._pending
         batch: dict[_Series, list[Any]] = {}
         started = 0
