@@ -465,6 +465,11 @@ class _PoolCollector:
             "Callers waiting for a pooled connection because all are in use.",
             labels=("database",),
         )
+        shared = GaugeMetricFamily(
+            f"{self.namespace}_db_shared_in_flight",
+            "Statements running or queued on SQLite's shared connection (0 elsewhere).",
+            labels=("database",),
+        )
         for database in connected_databases():
             try:
                 stats = database.pool_stats()
@@ -474,9 +479,11 @@ class _PoolCollector:
             connections.add_metric((database.alias, "idle"), stats.idle)
             maximum.add_metric((database.alias,), stats.max_size)
             waiting.add_metric((database.alias,), stats.waiting)
+            shared.add_metric((database.alias,), stats.shared_in_flight)
         yield connections
         yield maximum
         yield waiting
+        yield shared
 
     def describe(self) -> list[Any]:
         # Not described up front: the registry then calls collect() only when scraped.

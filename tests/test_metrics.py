@@ -122,6 +122,7 @@ def test_queries_and_pools_per_database(metrics: Metrics, tmp_path: Path) -> Non
     assert samples[(pool, (("database", alias), ("state", "idle")))] >= 1
     assert samples[("covet_db_pool_max_connections", (("database", alias),))] == 3
     assert samples[("covet_db_pool_waiting", (("database", alias),))] == 0
+    assert samples[("covet_db_shared_in_flight", (("database", alias),))] == 0
 
 
 def test_close_stops_observing_queries(metrics: Metrics, tmp_path: Path) -> None:

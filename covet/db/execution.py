@@ -26,7 +26,8 @@ __all__ = (
 
 # The helpers are plain functions handing back the statement's coroutine, which the caller
 # awaits at once: outside a transaction the pool's ready connection is checked out with a
-# plain call (Backend.checkout_now()) and the statement's own coroutine, the connection's
+# plain call (Backend.checkout_now(); on SQLite usually its shared connection, which needs
+# no checkout) and the statement's own coroutine, the connection's
 # _run(release=True), hands it back in its ``finally``. Every frame between the caller
 # and the driver is passed through again at each resumption of the statement, and an
 # ``async with db.connection()`` (its __aenter__, the pool's acquire() and release()
@@ -47,7 +48,7 @@ def run_fetch_all(
     if state is not None:
         return state.connection_for_statement().fetch_all(sql, params)
     if db._connected and db.fallback is None:
-        conn = db._backend.checkout_now()
+        conn = db._backend.checkout_now(sql)
         if conn is not None:
             return conn._run(conn._fetch_all, sql, params, release=True)
     return _checked_out(db, "fetch_all", sql, params)
@@ -61,7 +62,7 @@ def run_fetch_one(
     if state is not None:
         return state.connection_for_statement().fetch_one(sql, params)
     if db._connected and db.fallback is None:
-        conn = db._backend.checkout_now()
+        conn = db._backend.checkout_now(sql)
         if conn is not None:
             return conn._run(conn._fetch_one, sql, params, release=True)
     return _checked_out(db, "fetch_one", sql, params)
@@ -73,7 +74,7 @@ def run_execute(db: Database, sql: str, params: Sequence[Any]) -> Coroutine[Any,
     if state is not None:
         return state.connection_for_statement().execute(sql, params)
     if db._connected and db.fallback is None:
-        conn = db._backend.checkout_now()
+        conn = db._backend.checkout_now(sql)
         if conn is not None:
             return conn._run(conn._execute, sql, params, release=True)  # _execute() gives an int
     return _checked_out(db, "execute", sql, params)
@@ -93,7 +94,7 @@ def run_insert(
     if state is not None:
         return state.connection_for_statement().insert(sql, params, returning)
     if db._connected and db.fallback is None:
-        conn = db._backend.checkout_now()
+        conn = db._backend.checkout_now(sql)
         if conn is not None:
             return conn._run(conn._insert, sql, params, returning, release=True)
     return _checked_out(db, "insert", sql, params, returning)

@@ -153,11 +153,17 @@ def target(database: Database) -> Target:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def make_database(target: Target) -> AsyncIterator[Callable[..., Awaitable[Database]]]:
-    """Open extra connected Databases on the current backend; all are closed afterwards."""
+    """Open extra connected Databases on the current backend; all are closed afterwards.
+
+    ``make(pool_only=True, ...)`` runs every statement on the pool, SQLite's
+    included (``shared_connection=False``), for tests of the pool itself.
+    """
     opened: list[Database] = []
 
-    async def make(**options: Any) -> Database:
+    async def make(*, pool_only: bool = False, **options: Any) -> Database:
         options.setdefault("alias", f"extra_{secrets.token_hex(4)}")
+        if pool_only and target.backend == "sqlite":
+            options["shared_connection"] = False
         db = Database(target.url, **{**target.options, **options})
         await db.connect()
         opened.append(db)

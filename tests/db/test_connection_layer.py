@@ -157,15 +157,15 @@ async def test_timed_out_and_cancelled_waiters_leak_no_slot(make_database):
 async def test_a_connection_checked_out_for_one_statement_always_goes_back(make_database):
     # The statement helpers check the pool's ready connection out with a plain call and the
     # statement's own coroutine returns it: after a result, an error, or a cancellation.
-    db = await make_database(min_size=1, max_size=1, timeout=1)
+    db = await make_database(min_size=1, max_size=1, timeout=1, pool_only=True)
     assert (await run_fetch_all(db, "SELECT 1", ()))[0][0] == 1
     assert db.pool_stats().idle == 1
     with pytest.raises(DatabaseError):
         await run_fetch_all(db, "SELECT * FROM covet_no_such_table", ())
     assert db.pool_stats().idle == 1
-    conn = db.backend.checkout_now()
+    conn = db.backend.checkout_now("SELECT 1")
     assert conn is not None
-    assert db.backend.checkout_now() is None  # the only connection is out
+    assert db.backend.checkout_now("SELECT 1") is None  # the only connection is out
     assert conn._lock.try_take()
     # Cancelled while waiting for the statement lock, before the statement ran.
     waiting = asyncio.ensure_future(conn._run(conn._fetch_all, "SELECT 1", (), release=True))

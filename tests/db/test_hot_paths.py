@@ -652,7 +652,7 @@ async def test_remembered_get_runs_on_the_transactions_connection(orm, data):
 
 
 async def test_remembered_get_waits_for_a_busy_pool(orm, data, make_database):
-    small = await make_database(alias="small_pool", max_size=1, min_size=1)
+    small = await make_database(alias="small_pool", max_size=1, min_size=1, pool_only=True)
     posts = Post.objects.using("small_pool")
     for _ in range(2):
         await posts.get(pk=data["first"].pk)

@@ -114,12 +114,15 @@ class BaseBackend(abc.ABC):
     async def release(self, conn: BaseConnection) -> None:
         """Return a connection to the pool (safe under cancellation)."""
 
-    def checkout_now(self) -> BaseConnection | None:
-        """Return a connection :meth:`acquire` would hand out without waiting or I/O, or None.
+    def checkout_now(self, sql: str) -> BaseConnection | None:
+        """Return a connection to run ``sql`` on now, without waiting or I/O, or None.
 
-        The statement helpers (:mod:`covet.db.execution`) try this first: a plain
-        call instead of :meth:`acquire`'s coroutine. On None they await
-        :meth:`acquire`, which waits for a slot, pings or opens as needed.
+        The statement helpers (:mod:`covet.db.execution`) try this first for a
+        statement outside a transaction: a plain call instead of
+        :meth:`acquire`'s coroutine. On None they await :meth:`acquire`, which
+        waits for a slot, pings or opens as needed. The statement's ``_run()``
+        hands the connection back (``release=True``). A pooled backend returns
+        the pool's ready connection; SQLite may return its shared connection.
         """
         return None
 
@@ -198,7 +201,7 @@ class PooledBackend(BaseBackend, Generic[ConnT]):
         """Return the pool statistics."""
         return self._require_pool().stats()
 
-    def checkout_now(self) -> ConnT | None:
+    def checkout_now(self, sql: str) -> ConnT | None:
         """Return the pool's ready connection (see ``ConnectionPool.try_acquire()``), or None."""
         pool = self._pool
         return None if pool is None else pool.try_acquire()

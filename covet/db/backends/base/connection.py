@@ -47,8 +47,8 @@ class _OpLock:
 
     __slots__ = ("owner", "slot")
 
-    def __init__(self) -> None:
-        self.slot = FifoSlots(1)
+    def __init__(self, slots: int = 1) -> None:
+        self.slot = FifoSlots(slots)
         #: The task streaming a result while holding the lock, when there is one.
         self.owner: asyncio.Task[Any] | None = None
 
@@ -109,6 +109,10 @@ class BaseConnection(abc.ABC):
     Statements on one connection are serialized (see :class:`_OpLock`).
     """
 
+    #: How many statements may run on the connection at once: one, unless the driver queues
+    #: them in order itself (SQLite's shared connection, on aiosqlite's thread).
+    statement_slots: int = 1
+
     def __init__(self, backend: BaseBackend, raw: Any) -> None:
         self.backend = backend
         self.raw = raw
@@ -128,7 +132,9 @@ class BaseConnection(abc.ABC):
         self.created_at = time.monotonic()
         self.idle_since = self.created_at
         self.generation = 0
-        self._lock = _OpLock()
+        #: Statements finished on it (SQLite's shared connection watches its progress).
+        self.finished = 0
+        self._lock = _OpLock(self.statement_slots)
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -268,7 +274,7 @@ class BaseConnection(abc.ABC):
         # The slot is taken and given back inline rather than ``async with``, which would
         # add two coroutines and a current-task lookup to every statement (see _OpLock).
         if slot.free:
-            slot.free = 0
+            slot.free -= 1
         else:
             try:
                 await lock.wait()
@@ -300,12 +306,13 @@ class BaseConnection(abc.ABC):
             if log is not None:
                 record(log, method, args, started, failed, self.backend.alias)
             self.fresh = False
+            self.finished += 1
             # No owner to clear: a lock taken here never records one. FifoSlots.release()
             # only when someone waits: otherwise it is this one increment.
             if slot.waiters:
                 slot.release()
             else:
-                slot.free = 1
+                slot.free += 1
             if release:
                 backend = self.backend
                 if not backend.checkin_now(self):

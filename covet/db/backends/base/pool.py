@@ -40,6 +40,8 @@ class PoolStats(NamedTuple):
     max_size: int
     #: Callers waiting for a connection (all are in use): a pool that runs dry.
     waiting: int = 0
+    #: Statements in flight on SQLite's shared connection, outside the pool (0 elsewhere).
+    shared_in_flight: int = 0
 
 
 class ConnectionPool(Generic[C]):

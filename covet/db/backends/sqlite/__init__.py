@@ -3,26 +3,32 @@
 Each connection is an aiosqlite connection (one worker thread each) set up
 with WAL, ``busy_timeout``, ``foreign_keys=ON``, ``synchronous=NORMAL`` (FULL
 with ``durable=True``) and case-sensitive LIKE. SQLite allows one writer at a
-time, so covet queues writers on an asyncio lock instead of letting them fail
-with "database is locked": write transactions take the lock and start with
-``BEGIN IMMEDIATE``, and a write outside a transaction takes it for the
-statement. Readers run concurrently on other connections (WAL).
+time, so covet queues writers instead of letting them fail with "database is
+locked" (see :mod:`covet.db.backends.sqlite.connection`). Readers run
+concurrently on other connections (WAL).
+
+The ORM's statements outside a transaction run on one shared connection,
+queued in order on its thread (:class:`SharedSQLiteConnection`): on a loaded
+server that costs far less CPU than a pooled connection and thread per
+statement. Transactions, streams and ``db.connection()`` blocks use the pool,
+which also takes the statements the shared connection refuses (a long query
+holds it, or too many are queued). ``shared_connection=false`` turns it off.
 
 ``sqlite:///:memory:`` becomes a private shared-cache in-memory database
 (``file:covet_mem_<id>?mode=memory&cache=shared``) kept alive by an anchor
 connection while the Database is connected, so every pooled connection sees
 the same data. Shared cache locks whole tables, so its pool defaults to one
-connection (``max_size=1``); raise it only for read-mostly workloads.
+connection (``max_size=1``) and it has no shared connection; raise
+``max_size`` only for read-mostly workloads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import shlex
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from covet.db.backends.base import (
     BaseConnection,
@@ -34,7 +40,7 @@ from covet.db.backends.base import (
     Converter,
     Option,
     PooledBackend,
-    is_read_only_sql,
+    PoolStats,
     json_from_db,
     json_to_db,
     to_bool,
@@ -43,6 +49,12 @@ from covet.db.backends.base import (
     to_uuid,
 )
 from covet.db.backends.base.slots import FifoSlots
+from covet.db.backends.sqlite.connection import (
+    SHARED_QUEUE_LIMIT,
+    SHARED_STALL_SECONDS,
+    SharedSQLiteConnection,
+    SQLiteConnection,
+)
 from covet.db.backends.sqlite.converters import (
     MAX_EXACT_DECIMAL_DIGITS,
     _date_from_db,
@@ -57,7 +69,6 @@ from covet.db.backends.sqlite.converters import (
 )
 from covet.db.backends.sqlite.functions import SQLiteFunctionOperations
 from covet.db.backends.sqlite.lookups import SQLiteLookups, register_functions
-from covet.db.backends.sqlite.session import SESSION_STATEMENTS
 from covet.db.exceptions import (
     DatabaseError,
     DataError,
@@ -71,17 +82,19 @@ from covet.db.exceptions import (
 from covet.exceptions import MissingDependencyError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
+    from collections.abc import Coroutine, Mapping, Sequence
 
 __all__ = (
+    "SHARED_QUEUE_LIMIT",
+    "SHARED_STALL_SECONDS",
     "SQLiteBackend",
     "SQLiteConnection",
     "SQLiteCreation",
     "SQLiteFeatures",
     "SQLiteOperations",
+    "SharedSQLiteConnection",
 )
 
-T = TypeVar("T")
 _VERSION = sqlite3.sqlite_version_info
 _memory_ids = itertools.count(1)
 
@@ -271,220 +284,6 @@ def _unicode_upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
-class SQLiteConnection(BaseConnection):
-    """A pooled aiosqlite connection.
-
-    Writes go through the backend's writer lock. When a write is interrupted
-    by cancellation the statement keeps running in the worker thread, so the
-    lock stays held until the (discarded) connection is closed: the lock then
-    always covers every connection that may hold SQLite's write lock.
-    """
-
-    backend: SQLiteBackend
-
-    def __init__(self, backend: SQLiteBackend, raw: Any) -> None:
-        super().__init__(backend, raw)
-        self.holds_writer = False
-
-    async def _writer(self) -> None:
-        lock = self.backend.writer_lock
-        if lock.free:
-            # Free: nobody queues for it (see FifoSlots), so take it without arming a timer.
-            lock.free = 0
-        elif not await lock.wait(self.backend.timeout):
-            raise OperationalError(
-                f"Waited {self.backend.timeout:g}s for the SQLite writer lock of "
-                f"{self.backend.url}. Another transaction writes for too long; keep write "
-                "transactions short or raise timeout."
-            )
-        self.holds_writer = True
-
-    def _release_writer(self) -> None:
-        if self.holds_writer:
-            self.holds_writer = False
-            self.backend.writer_lock.release()
-
-    async def _write(self, sql: str, run: Callable[[], Awaitable[T]]) -> T:
-        """Run ``run()``, under the writer lock when ``sql`` writes outside a transaction."""
-        read_only = is_read_only_sql(sql)
-        statements = SESSION_STATEMENTS
-        if not read_only and sql not in statements.harmless and statements.changes_session(sql):
-            self.session_changed = True  # reset() closes it (see session.py)
-        if self.in_transaction or read_only:
-            return await run()
-        await self._writer()
-        try:
-            result = await run()
-        except Exception:
-            self._release_writer()
-            raise
-        # On cancellation (BaseException) the lock is kept until close(), see the class doc.
-        self._release_writer()
-        return result
-
-    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        # Each aiosqlite call is a round trip to the connection's worker thread, which
-        # costs more than the statement itself: use as few as the result needs.
-        if is_read_only_sql(sql):
-
-            async def read() -> int:
-                # A SELECT's cursor holds a read snapshot until closed: close it now.
-                cursor = await self.raw.execute(sql, params)
-                count: int = cursor.rowcount
-                await cursor.close()
-                return max(count, 0)
-
-            return await self._write(sql, read)
-
-        async def run() -> int:
-            # sqlite3 runs INSERT/UPDATE/DELETE to completion in execute() and resets
-            # the statement, so the cursor holds nothing and needs no closing round trip.
-            cursor = await self.raw.execute(sql, params)
-            count: int = cursor.rowcount
-            return max(count, 0)
-
-        return await self._write(sql, run)
-
-    async def _execute_many(self, sql: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
-        async def run() -> None:
-            await self.raw.executemany(sql, seq_of_params)
-
-        await self._write(sql, run)
-
-    async def _insert(self, sql: str, params: Sequence[Any], returning: bool) -> Any:
-        async def run() -> Any:
-            if returning:
-                # One round trip: execute, read the RETURNING row, finish the statement.
-                rows = list(await self.raw.execute_fetchall(sql, params))
-                return rows[0][0] if rows else None
-            cursor = await self.raw.execute(sql, params)
-            return cursor.lastrowid
-
-        return await self._write(sql, run)
-
-    async def _query(self, sql: str, params: Sequence[Any]) -> tuple[Any, list[Any]]:
-        async def run() -> tuple[Any, list[Any]]:
-            cursor = await self.raw.execute(sql, params)
-            rows = await cursor.fetchall()
-            description = cursor.description
-            await cursor.close()
-            return description, list(rows)
-
-        return await self._write(sql, run)
-
-    def _fetch_all(self, sql: str, params: Sequence[Any]) -> Awaitable[list[Sequence[Any]]]:
-        # execute_fetchall() reads every row in one round trip and returns sqlite3's
-        # fetchall() list; the exhausted statement is reset, so no snapshot stays open.
-        if self.in_transaction or is_read_only_sql(sql):
-            # A read, or any statement in a transaction (which holds the writer lock
-            # already): aiosqlite's awaitable handed back for _run() to await, without a
-            # coroutine of this method's or _write()'s closure: the path of every ORM query.
-            rows: Awaitable[list[Sequence[Any]]] = self.raw.execute_fetchall(sql, params)
-            return rows
-        return self._write(sql, lambda: self.raw.execute_fetchall(sql, params))
-
-    async def _fetch_one(self, sql: str, params: Sequence[Any]) -> Sequence[Any] | None:
-        rows = await self._fetch_all(sql, params)
-        return rows[0] if rows else None
-
-    async def _fetch_described(
-        self, sql: str, params: Sequence[Any]
-    ) -> tuple[Sequence[str], list[Sequence[Any]]]:
-        description, rows = await self._query(sql, params)
-        return [column[0] for column in description or ()], rows
-
-    async def _stream(
-        self, sql: str, params: Sequence[Any], chunk_size: int
-    ) -> AsyncGenerator[tuple[Sequence[str], Sequence[Sequence[Any]]], None]:
-        if not self.in_transaction and not is_read_only_sql(sql):
-            # A writing statement is not streamed: run it under the writer lock at once.
-            async with self._lock:
-                names, rows = await self._fetch_described(sql, params)
-            yield names, rows
-            return
-        async with self._lock:
-            cursor = await self.raw.execute(sql, params)
-        try:
-            names = [column[0] for column in cursor.description or ()]
-            while True:
-                async with self._lock:
-                    rows = await cursor.fetchmany(chunk_size)
-                if not rows:
-                    return
-                yield names, rows
-        finally:
-            # Closing the cursor ends the read snapshot it holds (a snapshot left open would
-            # make a later write on this connection fail with "database is locked").
-            await asyncio.shield(cursor.close())
-
-    async def _begin(self, isolation: str | None) -> None:
-        mode = isolation or "IMMEDIATE"
-        if mode != "DEFERRED":
-            await self._writer()
-        try:
-            await self.raw.execute_fetchall(f"BEGIN {mode}")
-        except Exception:
-            self._release_writer()
-            raise
-
-    async def _end(self, statement: str) -> None:
-        try:
-            await self.raw.execute_fetchall(statement)
-        except Exception:
-            if not self.raw.in_transaction:
-                self._release_writer()
-            raise
-        self._release_writer()
-
-    async def _commit(self) -> None:
-        await self._end("COMMIT")
-
-    async def _rollback(self) -> None:
-        await self._end("ROLLBACK")
-
-    async def ping(self) -> None:
-        """Check the connection (a trivial query)."""
-        await self.raw.execute_fetchall("SELECT 1")
-
-    async def reset(self) -> None:
-        """Roll back an open transaction; refuse (so the pool discards) after an interruption.
-
-        A statement interrupted by cancellation keeps running in the worker thread
-        and may leave a cursor holding a read snapshot; only closing clears it.
-        """
-        if self.dirty:
-            raise InterfaceError("The connection was interrupted mid-statement.")
-        if self.raw.in_transaction:
-            await self.raw.execute_fetchall("ROLLBACK")
-        self.in_transaction = False
-        self._release_writer()
-        if self.session_changed:
-            self.broken = True  # the pool discards it; the next checkout opens a fresh one
-
-    async def close(self) -> None:
-        """Roll back, close the connection and stop its worker thread, then free the writer lock.
-
-        The explicit ROLLBACK matters: sqlite3 closes with ``sqlite3_close_v2()``,
-        which keeps a connection that still has live statements (a cursor kept
-        alive by a traceback, say) as a "zombie" holding its open transaction and
-        its write lock until those statements are garbage collected.
-        """
-        try:
-            # A statement interrupted by cancellation may still be running in the worker
-            # thread; this round trip waits for it so that in_transaction is accurate.
-            await self.raw.execute_fetchall("SELECT 1")
-            if self.raw.in_transaction:
-                await self.raw.execute_fetchall("ROLLBACK")
-        except Exception:  # noqa: BLE001, S110 - best effort; close() below ends the transaction too
-            pass
-        try:
-            await self.raw.close()
-        except Exception:  # noqa: BLE001 - closing is best effort; the thread stops either way
-            return
-        finally:
-            self._release_writer()
-
-
 # -- creation: alembic's engine, the migration lock, test databases --------------------------
 
 
@@ -561,6 +360,10 @@ class SQLiteCreation(BaseCreation):
         """Release nothing (see :meth:`acquire_migration_lock`)."""
 
 
+async def _nothing() -> None:
+    """Do nothing, as an awaitable (releasing the shared connection)."""
+
+
 class SQLiteBackend(PooledBackend[SQLiteConnection]):
     """SQLite through aiosqlite, with covet's pool and single-writer queue."""
 
@@ -575,6 +378,9 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
         "durable": Option(bool, False, "synchronous=FULL instead of NORMAL"),
         "busy_timeout": Option(int, 5000, "milliseconds SQLite waits on a locked database"),
         "journal_mode": Option(str, "wal", "the journal mode, e.g. wal or delete"),
+        "shared_connection": Option(
+            bool, True, "run statements outside a transaction on one shared connection"
+        ),
     }
     url_form = (
         "{scheme}:///app.db (relative to the current directory), {scheme}:////abs/path/app.db "
@@ -597,6 +403,8 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
         self.path = path
         self.writer_lock = FifoSlots(1)
         self._pool = None
+        #: The connection statements outside a transaction share (None: off, or ``:memory:``).
+        self.shared: SharedSQLiteConnection | None = None
         self._anchor: sqlite3.Connection | None = None
         self._target = path
 
@@ -629,23 +437,27 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
         )
         try:
             await self._pool.open()
+            if not self.memory and self.settings["shared_connection"]:
+                # In-memory databases have none: shared cache locks whole tables.
+                self.shared = SharedSQLiteConnection(self, await self._open_raw())
         except Exception as exc:
             await self.disconnect()
             raise self.translate_connect_error(exc) from exc
 
     async def _open(self) -> SQLiteConnection:
-        """Open and set up one connection; every failure is a covet error.
+        """Open and set up one pooled connection; every failure is a covet error.
 
         The pool calls this at connect and whenever a checkout needs a new
         connection, so a file that became unreachable later (its directory
         removed, say) is reported the same way as at connect.
         """
         try:
-            return await self._open_raw()
+            return SQLiteConnection(self, await self._open_raw())
         except Exception as exc:
             raise self.translate_connect_error(exc) from exc
 
-    async def _open_raw(self) -> SQLiteConnection:
+    async def _open_raw(self) -> Any:
+        """Open an aiosqlite connection and set it up (pragmas, functions)."""
         import aiosqlite
 
         # Every setup statement is fetched to the end (execute_fetchall): a PRAGMA that
@@ -675,13 +487,16 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
         except BaseException:
             await raw.close()
             raise
-        return SQLiteConnection(self, raw)
+        return raw
 
     async def disconnect(self) -> None:
         """Close every connection (and their threads) and drop an in-memory database."""
         pool, self._pool = self._pool, None
+        shared, self.shared = self.shared, None
         if pool is not None:
             await pool.close()
+        if shared is not None:
+            await shared.close()  # after the statements queued on it
         if self._anchor is not None:
             self._anchor.close()
             self._anchor = None
@@ -696,9 +511,32 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
             return self._require_pool().acquire()  # raises the "not connected" error
         return pool.acquire()
 
+    def checkout_now(self, sql: str) -> SQLiteConnection | None:
+        """Return the shared connection when it takes ``sql``, else the pool's ready one or None.
+
+        See :class:`SharedSQLiteConnection` for what it takes and why.
+        """
+        shared = self.shared
+        if shared is not None and shared.takes(sql):
+            return shared
+        pool = self._pool
+        return None if pool is None else pool.try_acquire()
+
+    def checkin_now(self, conn: BaseConnection) -> bool:
+        """Take ``conn`` back: the shared connection at once, a pooled one as the pool does."""
+        return conn is self.shared or super().checkin_now(conn)
+
+    def stats(self) -> PoolStats:
+        """Return the pool statistics, with the statements in flight on the shared connection."""
+        stats = self._require_pool().stats()
+        shared = self.shared
+        return stats if shared is None else stats._replace(shared_in_flight=shared.in_flight)
+
     def release(self, conn: BaseConnection) -> Coroutine[Any, Any, None]:
         """Return a connection to the pool (awaitable)."""
         assert isinstance(conn, SQLiteConnection)  # noqa: S101 - internal invariant
+        if conn is self.shared:
+            return _nothing()  # not from the pool: nothing to give back
         if self._pool is None:
             return conn.close()
         return self._pool.release(conn)
