@@ -28,6 +28,7 @@ from covet.db.backends.base import (
     Record,
 )
 from covet.db.exceptions import DatabaseUnavailableError, InterfaceError
+from covet.db.execution import run_execute, run_fetch_one
 from covet.db.params import bind_named
 from covet.db.transactions import Transaction, TransactionState
 from covet.exceptions import ImproperlyConfigured
@@ -478,8 +479,7 @@ class Database:
             IntegrityError: A constraint failed.
         """
         query, args = self._bind(sql, params)
-        async with self.connection() as conn:
-            return await conn.execute(query, args)
+        return await run_execute(self, query, args)
 
     async def execute_many(self, sql: str, params: Sequence[Mapping[str, Any]]) -> None:
         """Run one statement once per mapping of ``:name`` values."""
@@ -506,8 +506,8 @@ class Database:
     async def fetch_val(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         """Run a query and return the first column of its first row (None without rows)."""
         query, args = self._bind(sql, params)
-        async with self.connection() as conn:
-            return await conn.fetch_val(query, args)
+        row = await run_fetch_one(self, query, args)
+        return None if row is None else row[0]
 
     async def iterate(
         self, sql: str, params: Mapping[str, Any] | None = None, *, chunk_size: int = 500

@@ -386,7 +386,8 @@ async def test_sqlite_checkout_after_the_directory_was_removed(tmp_path: Path) -
     directory = tmp_path / "data"
     directory.mkdir()
     url = f"sqlite:///{directory / 'app.db'}"
-    db = Database(url, alias=_alias(), min_size=1, max_size=2)
+    # Without the shared connection, which is open already: the statement needs a new one.
+    db = Database(url, alias=_alias(), min_size=1, max_size=2, shared_connection=False)
     await db.connect()
     try:
         async with db.connection() as held:

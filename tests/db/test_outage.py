@@ -44,7 +44,7 @@ def test_unavailable_is_an_operational_error_declaring_503() -> None:
 
 
 async def test_exhausted_pool_is_unavailable(database, make_database) -> None:
-    db = await make_database(min_size=1, max_size=1, timeout=0.05)
+    db = await make_database(min_size=1, max_size=1, timeout=0.05, pool_only=True)
     async with db.connection():
         with pytest.raises(DatabaseUnavailableError) as info:
             await db.fetch_val("SELECT 1")

@@ -35,7 +35,7 @@ async def test_pool_timeout_names_the_pool_size(make_database):
 
 
 async def test_dry_pool_waits_then_succeeds(make_database):
-    db = await make_database(min_size=0, max_size=1, timeout=5)
+    db = await make_database(min_size=0, max_size=1, timeout=5, pool_only=True)
     held = await db.backend.acquire()
     waiter = asyncio.create_task(db.fetch_val("SELECT 2"))
     await asyncio.sleep(0.1)
@@ -46,7 +46,7 @@ async def test_dry_pool_waits_then_succeeds(make_database):
 
 
 async def test_stats_count_the_callers_waiting_for_a_dry_pool(make_database):
-    db = await make_database(min_size=0, max_size=1, timeout=5)
+    db = await make_database(min_size=0, max_size=1, timeout=5, pool_only=True)
     held = await db.backend.acquire()
     waiters = [asyncio.create_task(db.fetch_val("SELECT 3")) for _ in range(3)]
     await asyncio.sleep(0.1)

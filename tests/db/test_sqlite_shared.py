@@ -252,3 +252,43 @@ async def test_a_waiting_transaction_is_served_before_later_shared_writes(db: Da
     assert [name for (name,) in names] == ["0.2", "joined", "transaction", "later"]
     assert lock.free == 1
     assert shared.writes == 0
+
+
+async def test_raw_execute_and_fetch_val_share_it_and_fetch_all_takes_the_pool(db: Database):
+    shared = _shared(db)
+    finished = shared.finished
+    assert await db.execute("INSERT INTO item (name) VALUES (:name)", {"name": "raw"}) == 1
+    assert await db.fetch_val("SELECT name FROM item") == "raw"
+    assert shared.finished == finished + 2
+    # Records need the column names: three round trips, so a pooled connection.
+    assert [dict(row) for row in await db.fetch_all("SELECT name FROM item")] == [{"name": "raw"}]
+    assert shared.finished == finished + 2
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN",
+        "begin immediate",
+        "/* a comment */ SAVEPOINT s1",
+        "RELEASE s1",
+        "ROLLBACK",
+        "COMMIT",
+        "END TRANSACTION",
+        "PRAGMA foreign_keys = OFF",
+        "ATTACH DATABASE 'other.db' AS other",
+        "CREATE TEMP TABLE scratch (x INTEGER)",
+    ],
+)
+async def test_transaction_control_and_session_statements_never_reach_it(db: Database, sql: str):
+    assert not _shared(db).takes(sql)
+    assert _shared(db).takes("SELECT 1")
+
+
+async def test_a_raw_begin_leaves_the_shared_connection_outside_any_transaction(db: Database):
+    # Sent as raw SQL outside transaction(), it runs on a pooled connection, which the
+    # pool rolls back on release; statements on the shared connection stay autocommit.
+    await db.execute("BEGIN")
+    await db.execute("INSERT INTO item (name) VALUES ('autocommit')")
+    assert not _shared(db).raw.in_transaction
+    assert await run_fetch_all(db, "SELECT name FROM item", ()) == [("autocommit",)]

@@ -14,7 +14,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from covet.db.backends.base import BaseConnection, is_read_only_sql
-from covet.db.backends.sqlite.session import SESSION_STATEMENTS
+from covet.db.backends.sqlite.session import SESSION_STATEMENTS, TRANSACTION_SQL
 from covet.db.exceptions import InterfaceError, OperationalError
 
 if TYPE_CHECKING:
@@ -267,6 +267,8 @@ SHARED_QUEUE_LIMIT = 128
 #: Seconds the shared connection's thread may spend without finishing a statement before new
 #: statements go to the pool instead: a long query must not hold up every other one.
 SHARED_STALL_SECONDS = 0.02
+# How many statement strings the shared connection remembers as fit for it.
+_ACCEPTED_LIMIT = 2048
 
 
 class SharedSQLiteConnection(SQLiteConnection):
@@ -289,7 +291,7 @@ class SharedSQLiteConnection(SQLiteConnection):
       read snapshot outlives a statement, even a cancelled one;
     * statements that leave session state (``PRAGMA x = y``, ``ATTACH``, a
       temporary table: see ``session.py``) go to the pool, whose connection
-      is then closed;
+      is then closed, and so does transaction control sent as raw SQL;
     * transactions, streams (``iterate()``) and ``db.connection()`` blocks
       check out a pooled connection as before;
     * once :data:`SHARED_QUEUE_LIMIT` statements are in flight, or the thread
@@ -312,6 +314,7 @@ class SharedSQLiteConnection(SQLiteConnection):
         #: Writes sharing this connection's hold on the writer lock (see _take_writer()).
         self.writes = 0
         self._drains: set[asyncio.Future[Any]] = set()
+        self._accepted: set[str] = set()
 
     @property
     def in_flight(self) -> int:
@@ -340,8 +343,22 @@ class SharedSQLiteConnection(SQLiteConnection):
             return False
         if self.broken:
             return False  # lost (closed): the pool runs everything from now on
-        statements = SESSION_STATEMENTS
-        return sql in statements.harmless or not statements.changes_session(sql)
+        return sql in self._accepted or self._accepts(sql)
+
+    def _accepts(self, sql: str) -> bool:
+        """Tell whether ``sql`` may ever run here, remembering the statements that may.
+
+        Not transaction control (a raw ``BEGIN`` would take in every statement
+        queued after it), nor a statement that leaves session state (see
+        ``session.py``): those run on a pooled connection.
+        """
+        if TRANSACTION_SQL.search(sql) is not None or SESSION_STATEMENTS.changes_session(sql):
+            return False
+        accepted = self._accepted
+        if len(accepted) >= _ACCEPTED_LIMIT:
+            accepted.clear()
+        accepted.add(sql)
+        return True
 
     def _take_writer(self) -> bool:
         """Take the writer lock, or join this connection's hold on it when nobody waits.

@@ -14,7 +14,7 @@ import re
 
 from covet.db.backends.base.session import SessionStatements
 
-__all__ = ("SESSION_STATEMENTS",)
+__all__ = ("SESSION_STATEMENTS", "TRANSACTION_SQL")
 
 # Where a statement starts: the string's start or a ";", then blanks and comments.
 _START = r"(?:^|;)(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
@@ -27,3 +27,9 @@ _SESSION_SQL = re.compile(
 
 #: The statements that make the pool close a connection on release.
 SESSION_STATEMENTS = SessionStatements(_SESSION_SQL)
+
+#: Transaction control anywhere in a string: never run on the shared connection, where an
+#: open transaction would take in every other statement queued there.
+TRANSACTION_SQL = re.compile(
+    _START + r"(?:BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE | re.DOTALL
+)
