@@ -34,7 +34,8 @@ class _OpLock:
 
     Not an ``asyncio.Lock``: every statement takes this lock, and the uncontended
     case should cost a counter test. It is one :class:`FifoSlots` slot (taken
-    inline when free, which jumps no queue), plus one rule:
+    inline when free, which jumps no queue; SQLite's shared connection has more,
+    its driver queueing the statements in order), plus one rule:
 
     * Only holders that give control back to their task's caller while holding
       the lock (a stream yielding rows, via ``async with``) record themselves as
