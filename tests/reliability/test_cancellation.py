@@ -27,7 +27,14 @@ import pytest
 
 from covet.db import Database
 from tests.cli.conftest import covet_argv, free_port, subprocess_env, write_project
-from tests.reliability.faults import admin, client_for, pair_app, rows_by_key, settled_state
+from tests.reliability.faults import (
+    admin,
+    client_for,
+    open_transactions,
+    pair_app,
+    rows_by_key,
+    settled_state,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -202,6 +209,8 @@ async def test_a_thousand_clients_hanging_up_mid_request_leave_nothing_open(
                     for r in await asyncio.gather(*(client.get("/fast") for _ in range(40)))
                 ]
                 state = await settled_state(admin_db, vendor, -1, timeout=2)
+                # What is open, if anything, for the assertion message below.
+                still_open = await open_transactions(admin_db, vendor)
         finally:
             process.terminate()
             process.wait(30)
@@ -211,7 +220,7 @@ async def test_a_thousand_clients_hanging_up_mid_request_leave_nothing_open(
     server_log = log_path.read_text("utf-8", "replace")
     print(f"\nhang-up figures [{vendor}]: server={state} transactions committed={len(rows)}")
     assert statuses == [200] * 40
-    assert state["open_transactions"] == 0 and state["running"] == 0, state
+    assert state["open_transactions"] == 0 and state["running"] == 0, (state, still_open)
     assert state["sessions"] <= 2 * 4, state  # two workers' pools, nothing more
     assert "Traceback" not in server_log, server_log[-3000:]
     assert process.returncode == 0, server_log[-3000:]
