@@ -26,6 +26,7 @@ from covet.db.backends.base import (
     Option,
     PoolStats,
     Record,
+    released,
 )
 from covet.db.exceptions import DatabaseUnavailableError, InterfaceError
 from covet.db.execution import run_execute, run_fetch_one
@@ -254,15 +255,11 @@ class _ConnectionContext:
     ) -> Coroutine[Any, Any, None]:
         conn = self._conn
         if conn is None:
-            return _nothing()
+            return released()  # the transaction's connection: not ours to return
         self._conn = None
         # Returned even if the database was disconnected meanwhile: the backend closes
         # a connection that has no pool to go back to.
         return self._db._backend.release(conn)
-
-
-async def _nothing() -> None:
-    """Do nothing, as an awaitable (the exit of a connection block inside a transaction)."""
 
 
 class Database:

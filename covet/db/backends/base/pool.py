@@ -24,11 +24,13 @@ C = TypeVar("C", bound="BaseConnection")
 
 
 async def released() -> None:
-    """Do nothing: what a backend's ``release()`` hands back when the connection is already closed.
+    """Do nothing: what a release hands back when there is nothing to give back.
 
     Backends return the pool's ``release()`` coroutine for the caller to await
     rather than awaiting it in one of their own (one coroutine fewer per
-    statement); a connection with no pool to go back to still needs an awaitable.
+    statement); a connection with no pool to go back to (closed already, SQLite's
+    shared connection, a transaction's connection leaving a ``db.connection()``
+    block) still needs an awaitable.
     """
 
 

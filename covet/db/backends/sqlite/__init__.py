@@ -43,6 +43,7 @@ from covet.db.backends.base import (
     PoolStats,
     json_from_db,
     json_to_db,
+    released,
     to_bool,
     to_bytes,
     to_decimal,
@@ -360,10 +361,6 @@ class SQLiteCreation(BaseCreation):
         """Release nothing (see :meth:`acquire_migration_lock`)."""
 
 
-async def _nothing() -> None:
-    """Do nothing, as an awaitable (releasing the shared connection)."""
-
-
 class SQLiteBackend(PooledBackend[SQLiteConnection]):
     """SQLite through aiosqlite, with covet's pool and single-writer queue."""
 
@@ -519,8 +516,7 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
         shared = self.shared
         if shared is not None and shared.takes(sql):
             return shared
-        pool = self._pool
-        return None if pool is None else pool.try_acquire()
+        return super().checkout_now(sql)
 
     def checkin_now(self, conn: BaseConnection) -> bool:
         """Take ``conn`` back: the shared connection at once, a pooled one as the pool does."""
@@ -536,7 +532,7 @@ class SQLiteBackend(PooledBackend[SQLiteConnection]):
         """Return a connection to the pool (awaitable)."""
         assert isinstance(conn, SQLiteConnection)  # noqa: S101 - internal invariant
         if conn is self.shared:
-            return _nothing()  # not from the pool: nothing to give back
+            return released()  # not from the pool: nothing to give back
         if self._pool is None:
             return conn.close()
         return self._pool.release(conn)
