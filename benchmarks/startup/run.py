@@ -265,16 +265,23 @@ def _get(port: int, path: str) -> int:
         conn.close()
 
 
-def serve_rss(cwd: Path, app: str, paths: list[str], warmup: int) -> tuple[int, dict[str, int]]:
-    """Start uvicorn on ``app`` in ``cwd``, warm it up on ``paths``; return (VmRSS kB, statuses)."""
+def serve_rss(
+    cwd: Path, app: str | None, paths: list[str], warmup: int
+) -> tuple[int, dict[str, int]]:
+    """Serve ``app`` in ``cwd``, warm it up on ``paths``; return (VmRSS kB, statuses).
+
+    uvicorn serves ``app``; with None, ``covet run`` serves the project in ``cwd``
+    (one process: it checks the database, then serves in the same interpreter).
+    """
     port = _free_port()
     env = _env()
     env["PYTHONPATH"] = str(cwd) + os.pathsep + env["PYTHONPATH"]
-    proc = subprocess.Popen(
-        [PY, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"],
-        cwd=cwd,
-        env=env,
-    )
+    if app is None:
+        env["COVET_ACCESS_LOG"] = "0"
+        command = [*COVET_CLI, "run", "--port", str(port)]
+    else:
+        command = [PY, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -319,13 +326,21 @@ def measure_workers(warmup: int, runs: int) -> None:
         (peer / "peer_app.py").write_text(textwrap.dedent(STARLETTE_APP))
         covet_paths = ["/login", "/up", "/", "/api/notes", "/static/style.css", "/missing"]
         peer_paths = ["/login", "/up", "/", "/api/notes", "/missing"]
-        results: dict[str, list[int]] = {"covet (scaffold)": [], "starlette": []}
+        results: dict[str, list[int]] = {
+            "covet (scaffold)": [],
+            "covet (scaffold, `covet run`)": [],
+            "starlette": [],
+        }
         codes: dict[str, dict[str, int]] = {}
         for _ in range(runs):
             kb, codes["covet (scaffold)"] = serve_rss(
                 base / "site", "notesite.app:app", covet_paths, warmup
             )
             results["covet (scaffold)"].append(kb)
+            kb, codes["covet (scaffold, `covet run`)"] = serve_rss(
+                base / "site", None, covet_paths, warmup
+            )
+            results["covet (scaffold, `covet run`)"].append(kb)
             kb, codes["starlette"] = serve_rss(peer, "peer_app:app", peer_paths, warmup)
             results["starlette"].append(kb)
     covet_mb = statistics.median(results["covet (scaffold)"]) / 1024

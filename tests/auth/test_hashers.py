@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +17,7 @@ from covet.auth import (
     check_password,
     get_hashers,
     hash_password,
+    hashers,
     is_password_usable,
     make_unusable_password,
     needs_rehash,
@@ -23,6 +28,8 @@ from covet.auth import (
 from covet.auth.hashers import identify_hasher
 from covet.exceptions import ImproperlyConfigured
 from tests.auth.conftest import CHEAP_ARGON2, CHEAP_PBKDF2
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_default_hashers_are_owasp_argon2id_then_pbkdf2():
@@ -225,3 +232,73 @@ def test_set_hashers_validates():
 def test_hasher_reprs_show_parameters():
     assert repr(PBKDF2PasswordHasher(iterations=7)) == "PBKDF2PasswordHasher(iterations=7)"
     assert "memory_cost=1024" in repr(Argon2PasswordHasher(**CHEAP_ARGON2))
+
+
+# -- Argon2's 19 MiB buffers go back to the operating system ------------------------------------
+
+GLIBC = sys.platform.startswith("linux") and bool(
+    getattr(os, "confstr", lambda name: None)("CS_GNU_LIBC_VERSION")
+)
+
+HASH_ON_FOUR_THREADS = """
+import asyncio
+from covet.auth import hashers
+
+def rss_mib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+async def main():
+    hashers.set_hashing_workers(4)
+    encoded = await hashers.hash_password("correct horse")
+    before = rss_mib()
+    for _ in range(3):
+        await asyncio.gather(*(hashers.verify_password("correct horse", encoded) for _ in range(4)))
+    print(round(rss_mib() - before), hashers._mmap_threshold)
+
+asyncio.run(main())
+"""
+
+
+def _hash_in_subprocess(**env: str) -> tuple[int, str]:
+    """Hash on four pool threads in a fresh interpreter (glibc's state is per process)."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
+    path = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
+    result = subprocess.run(
+        [sys.executable, "-c", HASH_ON_FOUR_THREADS],
+        env=child_env | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    grown, threshold = result.stdout.split()
+    return int(grown), threshold
+
+
+@pytest.mark.skipif(not GLIBC, reason="the hash buffers' fate is glibc's allocator behaviour")
+def test_argon2_buffers_are_returned_after_hashing_on_many_threads():
+    # Before: each pool thread's heap kept its last 19 MiB buffer (+57 MiB here).
+    grown, threshold = _hash_in_subprocess()
+    assert grown < 10, f"RSS grew by {grown} MiB after hashes on four threads"
+    assert int(threshold) == (19456 - 4) * 1024
+
+
+@pytest.mark.skipif(not GLIBC, reason="the hash buffers' fate is glibc's allocator behaviour")
+def test_an_operators_malloc_settings_are_left_alone():
+    _, threshold = _hash_in_subprocess(MALLOC_MMAP_THRESHOLD_="131072")
+    assert threshold == "None"
+    _, threshold = _hash_in_subprocess(GLIBC_TUNABLES="glibc.malloc.trim_threshold=131072")
+    assert threshold == "None"
+
+
+def test_small_or_huge_argon2_buffers_leave_the_allocator_alone(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(hashers, "_mmap_threshold", None)
+    monkeypatch.setattr(hashers, "_malloc_configured_by_operator", lambda: calls.append(1))
+    Argon2PasswordHasher(**CHEAP_ARGON2)  # 1 MiB of blocks: not worth it
+    Argon2PasswordHasher(time_cost=1, memory_cost=64 * 1024)  # glibc maps 64 MiB by itself
+    assert calls == [] and hashers._mmap_threshold is None

@@ -227,6 +227,30 @@ def test_run_refuses_pending_migrations_outside_debug(project: Path, tmp_path: P
     assert result.stderr.count("\n") == 1, result.stderr
 
 
+PREFLIGHT = """
+import sys
+from covet.cli._common import load_settings
+from covet.cli.run import preflight
+preflight(load_settings())
+print(sorted({name.partition(".")[0] for name in sys.modules} & {"alembic", "mako", "sqlalchemy"}))
+"""
+
+
+def test_run_checks_migrations_without_loading_alembic(project: Path) -> None:
+    # `covet run` serves in the process that checked; alembic, Mako and SQLAlchemy
+    # loaded there stayed in the worker for good (about 35 MB).
+    result = subprocess.run(
+        [sys.executable, "-c", PREFLIGHT],
+        cwd=project,
+        env=subprocess_env(COVET_DEBUG="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_new_in_existing_project_directory_fails(project: Path) -> None:
     result = run_covet("new", "demo", cwd=project.parent)
     assert result.returncode == 1
