@@ -13,7 +13,8 @@ upgrade it (``AbstractUser.check_password`` does).
 
 Hashing is deliberately slow CPU work. :func:`hash_password` and
 :func:`verify_password` run it in a dedicated thread pool with one thread per
-core, so the event loop keeps serving requests and at most that many hashes
+core, shared among the server's worker processes (see :func:`set_hashing_workers`),
+so the event loop keeps serving requests and at most that many hashes
 (each Argon2 hash holds 19 MiB) run at once; on glibc those 19 MiB go back
 to the operating system after each hash (see :func:`_release_hash_buffers`).
 Passwords over
@@ -49,6 +50,7 @@ __all__ = (
     "PBKDF2PasswordHasher",
     "PasswordTooLongError",
     "check_password",
+    "default_hashing_workers",
     "get_hashers",
     "hash_password",
     "identify_hasher",
@@ -387,10 +389,15 @@ def set_hashers(hashers: Iterable[BasePasswordHasher] | None) -> None:
 
 
 def set_hashing_workers(workers: int | None) -> None:
-    """Set how many hashes may run at once (default: one per CPU core).
+    """Set how many hashes this process may run at once (None: the default).
 
     Each running Argon2 hash holds ``memory_cost`` KiB, so this bounds memory
-    too. Hashes beyond it wait in a queue.
+    too. Hashes beyond it wait in a queue. The default gives the machine one
+    hash per CPU core in all: the cores divided by ``WEB_CONCURRENCY``, the
+    number of server processes (``covet run --workers N`` sets it for its
+    workers; uvicorn and gunicorn read it as their default worker count), and
+    at least one. Without the division, eight workers on eight cores could
+    run 64 hashes at once, 1.2 GiB of Argon2 buffers, for no more throughput.
 
     Raises:
         ImproperlyConfigured: For a count below 1.
@@ -398,7 +405,7 @@ def set_hashing_workers(workers: int | None) -> None:
     global _executor, _workers
     if workers is not None and not _positive_int(workers):
         raise ImproperlyConfigured(
-            f"set_hashing_workers() got {workers!r}. Pass a positive int, or None for one per core."
+            f"set_hashing_workers() got {workers!r}. Pass a positive int, or None for the default."
         )
     with _lock:
         old, _executor, _workers = _executor, None, workers
@@ -406,12 +413,25 @@ def set_hashing_workers(workers: int | None) -> None:
         old.shutdown(wait=False)
 
 
+def default_hashing_workers() -> int:
+    """Return the default hashing pool size: CPU cores / ``WEB_CONCURRENCY``, at least 1.
+
+    A ``WEB_CONCURRENCY`` that is not a positive integer counts as 1.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        processes = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    except ValueError:
+        processes = 1
+    return max(1, cores // max(1, processes))
+
+
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
     global _executor
     if _executor is None:
         with _lock:
             if _executor is None:
-                workers = _workers or os.cpu_count() or 1
+                workers = _workers or default_hashing_workers()
                 _executor = concurrent.futures.ThreadPoolExecutor(
                     max_workers=workers, thread_name_prefix="covet-password-hash"
                 )

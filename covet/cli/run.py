@@ -29,6 +29,8 @@ from covet.cli._common import fail, import_app, info, project_settings, warn
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from covet.config import Settings
     from covet.logging import LoggingOptions
     from covet.shutdown import ShutdownOptions
@@ -516,8 +518,7 @@ def run_command(
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     shared = metrics_multiprocess_dir(workers)
     # The app reads the drain when its lifespan starts, in every worker.
-    drain_before = os.environ.get(DRAIN_VARIABLE)
-    os.environ[DRAIN_VARIABLE] = f"{drain:g}"
+    restore = _set_environ({DRAIN_VARIABLE: f"{drain:g}", "WEB_CONCURRENCY": str(workers)})
     catcher = _BindErrorCatcher()
     uvicorn_logger = logging.getLogger("uvicorn.error")
     uvicorn_logger.addFilter(catcher)
@@ -533,16 +534,33 @@ def run_command(
             fail(bind_error_message(host, port, catcher.error))
         raise
     finally:
-        if drain_before is None:
-            os.environ.pop(DRAIN_VARIABLE, None)
-        else:
-            os.environ[DRAIN_VARIABLE] = drain_before
+        restore()
         if shared is not None and shared[1]:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
             shutil.rmtree(shared[0], ignore_errors=True)
         uvicorn_logger.removeFilter(catcher)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _set_environ(values: dict[str, str]) -> Callable[[], None]:
+    """Set environment variables the workers read; return what puts the old values back.
+
+    ``WEB_CONCURRENCY`` tells each worker how many there are, so that it sizes
+    what is per machine (the password hashing pool, see
+    :func:`covet.auth.hashers.default_hashing_workers`) by its share.
+    """
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+
+    def restore() -> None:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return restore
 
 
 def _serve_granian(
@@ -578,15 +596,11 @@ def _serve_granian(
 
     shared = metrics_multiprocess_dir(workers)
     # granian stops a worker with SIGTERM once it has stopped accepting: no drain then.
-    drain_before = os.environ.get(DRAIN_VARIABLE)
-    os.environ[DRAIN_VARIABLE] = "0"
+    restore = _set_environ({DRAIN_VARIABLE: "0", "WEB_CONCURRENCY": str(workers)})
     try:
         serve(app_path, options, forwarded_allow_ips)
     finally:
-        if drain_before is None:
-            os.environ.pop(DRAIN_VARIABLE, None)
-        else:
-            os.environ[DRAIN_VARIABLE] = drain_before
+        restore()
         if shared is not None and shared[1]:
             del os.environ["PROMETHEUS_MULTIPROC_DIR"]
             shutil.rmtree(shared[0], ignore_errors=True)

@@ -302,3 +302,23 @@ def test_small_or_huge_argon2_buffers_leave_the_allocator_alone(monkeypatch):
     Argon2PasswordHasher(**CHEAP_ARGON2)  # 1 MiB of blocks: not worth it
     Argon2PasswordHasher(time_cost=1, memory_cost=64 * 1024)  # glibc maps 64 MiB by itself
     assert calls == [] and hashers._mmap_threshold is None
+
+
+@pytest.mark.parametrize(
+    ("web_concurrency", "expected"),
+    [(None, 8), ("1", 8), ("2", 4), ("3", 2), ("16", 1), ("0", 8), ("many", 8)],
+)
+def test_the_hashing_pool_is_the_cores_shared_among_the_servers_workers(
+    monkeypatch, web_concurrency, expected
+):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    if web_concurrency is None:
+        monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    else:
+        monkeypatch.setenv("WEB_CONCURRENCY", web_concurrency)
+    assert hashers.default_hashing_workers() == expected
+    set_hashing_workers(None)
+    try:
+        assert hashers._pool()._max_workers == expected
+    finally:
+        set_hashing_workers(None)  # the next pool is sized from the real machine again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from typing import TYPE_CHECKING
@@ -182,6 +183,41 @@ def test_sigterm_under_reload_does_not_drain(tmp_path: Path) -> None:
     assert code == 0, err
     assert time.monotonic() - stopping < 10
     assert "The drain of 20 s is not used with --reload" in err
+
+
+WORKERS_APP = """
+import os
+
+from covet import Covet
+from covet.auth.hashers import default_hashing_workers
+
+app = Covet(allowed_hosts=["127.0.0.1"])
+
+@app.get("/")
+async def home(request):
+    return {"web_concurrency": os.environ.get("WEB_CONCURRENCY"),
+            "hashing_workers": default_hashing_workers()}
+"""
+
+
+def test_run_tells_its_workers_how_many_there_are(tmp_path: Path) -> None:
+    # Per-machine budgets (the password hashing pool) are split among the workers.
+    write_project(tmp_path, "workers_site", WORKERS_APP)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start_covet(
+        "run", "--workers", "2", "--port", str(port), cwd=tmp_path, WEB_CONCURRENCY="7"
+    )
+    try:
+        wait_for_server(url, process)
+        answer = httpx.get(url).json()
+    finally:
+        code, _, err = stop_server(process, signal.SIGINT)
+    assert code == 0, err
+    assert answer == {
+        "web_concurrency": "2",
+        "hashing_workers": max(1, (os.cpu_count() or 1) // 2),
+    }
 
 
 def test_run_reload_serves_changed_code(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -30,6 +31,7 @@ import os
 from pathlib import Path
 
 from covet import Covet
+from covet.auth.hashers import default_hashing_workers
 
 app = Covet(allowed_hosts=["127.0.0.1"])
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -58,6 +60,8 @@ async def home(request):
         "pid": os.getpid(),
         "client": request.client.host if request.client else None,
         "scheme": request.url.scheme,
+        "web_concurrency": os.environ.get("WEB_CONCURRENCY"),
+        "hashing_workers": default_hashing_workers(),
     }
 """
 
@@ -142,11 +146,16 @@ def test_granian_serves_with_two_workers(tmp_path: Path) -> None:
         # The kernel spreads new connections over the two workers' accept loops;
         # keep opening fresh ones until both have answered (bounded in time).
         pids: set[int] = set()
+        answer: dict[str, Any] = {}
         deadline = time.monotonic() + 30
         while len(pids) < 2 and time.monotonic() < deadline:
             with httpx.Client() as client:
-                pids.add(client.get(url).json()["pid"])
+                answer = client.get(url).json()
+                pids.add(answer["pid"])
         assert len(pids) == 2
+        # Each worker knows it is one of two: the hashing pool takes half the cores.
+        assert answer["web_concurrency"] == "2"
+        assert answer["hashing_workers"] == max(1, (os.cpu_count() or 1) // 2)
         # Both workers ran their startup before serving.
         deadline = time.monotonic() + 10
         while len(lifespans(tmp_path)) < 2 and time.monotonic() < deadline:
