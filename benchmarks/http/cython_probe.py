@@ -21,12 +21,21 @@ valgrind's callgrind (exact, whatever else the machine runs):
     Each statement runs in a loop, 1,000 and 101,000 times, the two totals
     differenced, less the same for an empty loop.
 
+``--floor``
+    How far compiling could take any framework with request and response
+    objects: ``minimal_app.py``'s floor (a Host lookup, a route table, a
+    request object, a handler's response object, no error handling) with
+    ``Request``, ``Response`` and the dispatch as Cython extension types and
+    the handlers left in Python, as users write them, counted in a uvicorn
+    worker beside bare ASGI and the pure-Python floor (``instructions.py``).
+
 Needs Cython (``pip install cython``; not a covet dependency), valgrind and
 a C compiler. Run from the repository root::
 
     .venv/bin/python benchmarks/http/cython_probe.py              # both, about 4 minutes
     .venv/bin/python benchmarks/http/cython_probe.py --response   # about 30 seconds
     .venv/bin/python benchmarks/http/cython_probe.py --dispatch --worker
+    .venv/bin/python benchmarks/http/cython_probe.py --floor      # about 6 minutes
 """
 
 from __future__ import annotations
@@ -129,6 +138,92 @@ LOOP = textwrap.dedent(
 )
 
 
+#: minimal_app.py's floor, compiled: extension types and a compiled ``App.__call__``.
+FLOOR_CORE = textwrap.dedent(
+    """
+    # cython: language_level=3
+
+
+    cdef class Request:
+        cdef public object scope
+        cdef public object receive
+
+        def __init__(self, scope, receive):
+            self.scope = scope
+            self.receive = receive
+
+
+    cdef class Response:
+        cdef public bytes body
+        cdef public list headers
+        cdef public object status
+
+        def __init__(self, bytes body, bytes media_type, status=200):
+            self.body = body
+            self.status = status
+            self.headers = [
+                (b"content-length", b"%d" % len(body)), (b"content-type", media_type)
+            ]
+
+
+    cdef class App:
+        cdef dict routes
+        cdef set hosts
+        cdef object lifespan
+
+        def __init__(self, dict routes, set hosts, lifespan):
+            self.routes = routes
+            self.hosts = hosts
+            self.lifespan = lifespan
+
+        async def __call__(self, dict scope, receive, send):
+            cdef bytes host = b""
+            cdef Response response
+            if scope["type"] == "lifespan":
+                await self.lifespan(receive, send)
+                return
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host = value
+            methods = (
+                self.routes.get(scope["path"]) if host.partition(b":")[0] in self.hosts else None
+            )
+            endpoint = None if methods is None else methods.get(scope["method"])
+            if endpoint is None:
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            response = await endpoint(Request(scope, receive))
+            await send(
+                {"type": "http.response.start", "status": response.status,
+                 "headers": response.headers}
+            )
+            await send({"type": "http.response.body", "body": response.body})
+    """
+)
+
+#: The floor's handlers, in Python as a user writes them, over the compiled core.
+FLOOR_APP = textwrap.dedent(
+    """
+    from floor_core import App, Request, Response
+
+    from benchmarks.http.bare_app import dumps, serve_lifespan
+
+
+    async def plaintext(request: Request) -> Response:
+        return Response(b"Hello, World!", b"text/plain; charset=utf-8")
+
+
+    async def json_endpoint(request: Request) -> Response:
+        return Response(dumps({"message": "Hello, World!"}), b"application/json")
+
+
+    ROUTES = {"/plaintext": {"GET": plaintext}, "/json": {"GET": json_endpoint}}
+    app = App(ROUTES, {b"127.0.0.1", b"localhost"}, serve_lifespan)
+    """
+)
+
+
 def have_cython() -> bool:
     """Say whether Cython is importable, telling how to install it if not."""
     if importlib.util.find_spec("Cython") is None:
@@ -214,6 +309,26 @@ def response() -> int:
     return 0
 
 
+def floor() -> int:
+    """Count bare ASGI, the pure-Python floor and the compiled floor in a uvicorn worker."""
+    with tempfile.TemporaryDirectory(prefix="covet-cython-") as tmp:
+        work = Path(tmp)
+        (work / "floor_core.pyx").write_text(FLOOR_CORE)
+        (work / "floor_app.py").write_text(FLOOR_APP)
+        cythonize(work, ["floor_core.pyx"])
+        # uvicorn tells ASGI 3 from ASGI 2 by inspecting __call__, which it cannot do on an
+        # extension type's slot: say it (uvicorn reads UVICORN_* for its options).
+        env = {**os.environ, "PYTHONPATH": str(work), "UVICORN_INTERFACE": "asgi3"}
+        print(f"Cython {_cython_version()}: minimal_app.py's floor compiled", flush=True)
+        command = [
+            sys.executable, "benchmarks/http/instructions.py",
+            "--only", "bare,minimal,compiled-floor", "--paths", "/plaintext,/json",
+            "--also", "compiled-floor=floor_app:app",
+        ]  # fmt: skip
+        subprocess.run(command, cwd=ROOT, env=env, check=True)
+    return 0
+
+
 def _cython_version() -> str:
     import Cython
 
@@ -224,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dispatch", action="store_true", help="only the compiled dispatch")
     parser.add_argument("--response", action="store_true", help="only the response prototype")
+    parser.add_argument("--floor", action="store_true", help="only the compiled floor, in a worker")
     parser.add_argument(
         "--worker",
         action="store_true",
@@ -232,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (have_cython() and have_valgrind()):
         return 2
+    if args.floor:
+        return floor()
     both = not (args.dispatch or args.response)
     if args.response or both:
         response()

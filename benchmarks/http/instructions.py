@@ -189,11 +189,23 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=MODULE:APP",
+        help="count one more ASGI app, importable from PYTHONPATH (cython_probe.py --floor)",
+    )
     parser.add_argument("--requests", type=int, default=500, help="requests in the short run")
     parser.add_argument("--extra", type=int, default=1000, help="extra requests in the long run")
     args = parser.parse_args(argv)
     if not have_valgrind():
         return 2
+    for extra in args.also:
+        name, _, target = extra.partition("=")
+        if not name or ":" not in target:
+            parser.error(f"--also takes NAME=MODULE:APP, got {extra!r}")
+        SERVERS[name] = target
     apps = pick_apps(parser, args.only, SERVERS)
     paths = split_list(args.paths)
 

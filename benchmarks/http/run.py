@@ -114,8 +114,13 @@ class Server:
 
 
 def python_env() -> dict[str, str]:
-    """Return the environment for a Python child: repository on the path, bytecode cached."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": str(PYCACHE)}
+    """Return the environment for a Python child: repository on the path, bytecode cached.
+
+    A ``PYTHONPATH`` already set stays on the path after the repository (the
+    Cython probe's compiled floor lives there).
+    """
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONPYCACHEPREFIX": str(PYCACHE)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
