@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 short = count_instructions(app, path, args.requests, Path(tmp))
                 long = count_instructions(app, path, args.requests + args.extra, Path(tmp))
                 per_request[app, path] = (long - short) / args.extra
-                print(f"{app:10} {path:12} {per_request[app, path]:>10,.0f}", flush=True)
+                print(f"{app:14} {path:12} {per_request[app, path]:>10,.0f}", flush=True)
 
     print(
         "\nInstructions per request in the uvicorn worker (callgrind); "
