@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ from covet.config import Settings, find_project_root, import_from_string, load_s
 from covet.exceptions import CovetError, ImproperlyConfigured
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from covet.types import ASGIApp, Message
 
 __all__ = (
@@ -35,6 +38,7 @@ __all__ = (
     "info",
     "one_line",
     "project_settings",
+    "set_environ",
     "set_verbose",
     "success",
     "warn",
@@ -361,3 +365,22 @@ class LifespanManager:
         finally:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def set_environ(values: Mapping[str, str]) -> Callable[[], None]:
+    """Set environment variables (for the server's workers); return what puts the old ones back.
+
+    Call the returned function in a ``finally`` clause: a variable that was
+    unset is removed again, one that was set gets its old value.
+    """
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+
+    def restore() -> None:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return restore

@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from covet.cli._common import fail
+from covet.cli._common import fail, set_environ
 
 if TYPE_CHECKING:
     from covet.types import ASGIApp, Message, Receive, Scope, Send
@@ -377,9 +377,7 @@ def serve(app_path: str, options: dict[str, Any], forwarded_allow_ips: str) -> N
     """
     from granian.server import Server
 
-    saved = {name: os.environ.get(name) for name in (APP_VARIABLE, FORWARDED_VARIABLE)}
-    os.environ[APP_VARIABLE] = app_path
-    os.environ[FORWARDED_VARIABLE] = forwarded_allow_ips
+    restore = set_environ({APP_VARIABLE: app_path, FORWARDED_VARIABLE: forwarded_allow_ips})
     # granian starts its workers with multiprocessing's start method, "fork" by default
     # on Linux before Python 3.14. A forked worker would inherit this process's import of
     # the app (made to report a broken app in one line): after --reload it would serve
@@ -392,8 +390,4 @@ def serve(app_path: str, options: dict[str, Any], forwarded_allow_ips: str) -> N
         Server(**options).serve()
     finally:
         multiprocessing.set_start_method(method, force=True)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore()

@@ -25,12 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from covet.cli._common import fail, import_app, info, project_settings, warn
+from covet.cli._common import fail, import_app, info, project_settings, set_environ, warn
 from covet.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from covet.config import Settings
     from covet.logging import LoggingOptions
     from covet.shutdown import ShutdownOptions
@@ -517,8 +515,10 @@ def run_command(
     # process normally (exit status 0) instead of as KeyboardInterrupt/SIGTERM.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     shared = metrics_multiprocess_dir(workers)
-    # The app reads the drain when its lifespan starts, in every worker.
-    restore = _set_environ({DRAIN_VARIABLE: f"{drain:g}", "WEB_CONCURRENCY": str(workers)})
+    # The app reads the drain when its lifespan starts, in every worker. WEB_CONCURRENCY
+    # tells each worker how many there are, so that it sizes what is per machine (the
+    # password hashing pool: covet.auth.hashers.default_hashing_workers) by its share.
+    restore = set_environ({DRAIN_VARIABLE: f"{drain:g}", "WEB_CONCURRENCY": str(workers)})
     catcher = _BindErrorCatcher()
     uvicorn_logger = logging.getLogger("uvicorn.error")
     uvicorn_logger.addFilter(catcher)
@@ -541,26 +541,6 @@ def run_command(
         uvicorn_logger.removeFilter(catcher)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _set_environ(values: dict[str, str]) -> Callable[[], None]:
-    """Set environment variables the workers read; return what puts the old values back.
-
-    ``WEB_CONCURRENCY`` tells each worker how many there are, so that it sizes
-    what is per machine (the password hashing pool, see
-    :func:`covet.auth.hashers.default_hashing_workers`) by its share.
-    """
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-
-    def restore() -> None:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-    return restore
 
 
 def _serve_granian(
@@ -596,7 +576,7 @@ def _serve_granian(
 
     shared = metrics_multiprocess_dir(workers)
     # granian stops a worker with SIGTERM once it has stopped accepting: no drain then.
-    restore = _set_environ({DRAIN_VARIABLE: "0", "WEB_CONCURRENCY": str(workers)})
+    restore = set_environ({DRAIN_VARIABLE: "0", "WEB_CONCURRENCY": str(workers)})
     try:
         serve(app_path, options, forwarded_allow_ips)
     finally:
