@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from tests.cli.conftest import free_port, run_covet, start_covet, stop_server, wait_for_server
+from tests.cli.conftest import (
+    covet_argv,
+    free_port,
+    run_covet,
+    stop_server,
+    subprocess_env,
+    wait_for_server,
+)
 from tests.cli.test_e2e import _csrf
 
 if TYPE_CHECKING:
@@ -32,7 +41,16 @@ def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path) -> None:
     models.write_text(source.replace(anchor, anchor + field), "utf-8")
 
     port = free_port()
-    process = start_covet("run", "--port", str(port), cwd=root)
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            covet_argv("run", "--port", str(port)),
+            cwd=root,
+            env=subprocess_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
         wait_for_server(f"http://127.0.0.1:{port}/up", process)
         # A signed-in user's home page lists notes: the missing column fails it, and the
@@ -49,10 +67,16 @@ def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path) -> None:
             )
             assert signed_up.status_code == 303, signed_up.text
             page = client.get("/", headers={"accept": "text/html"})
+        # The comparison runs in a child process, in the background: the server
+        # answers before the warning is logged.
+        deadline = time.monotonic() + 30
+        while "differs from the database" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
-        _code, out, err = stop_server(process, signal.SIGINT)
-    logged = [line for line in (out + err).splitlines() if "differs from the database" in line]
-    assert len(logged) == 1, out + err
+        stop_server(process, signal.SIGINT)
+    output_text = log.read_text()
+    logged = [line for line in output_text.splitlines() if "differs from the database" in line]
+    assert len(logged) == 1, output_text
     assert (
         "Model Note differs from the database: field 'summary' has no column notes.summary"
         in (logged[0])

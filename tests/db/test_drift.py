@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import pickle
 import secrets
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from covet.db import migrations
 from covet.db.database import Database
+from covet.db.migrations import drift as drift_check
 from covet.db.migrations.runtime import model_drift
 from covet.exceptions import ImproperlyConfigured
 from tests.db.test_migrations import BACKENDS, Project, models_source, project_on, run_async
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from covet.config import Settings
 
@@ -34,7 +40,10 @@ def start(project: Project, settings: Settings, *, debug: bool) -> list[str]:
         db = Database(project.store.url, alias=f"app_{secrets.token_hex(3)}")
         await db.connect()
         try:
-            return await migrations.ensure_migrated(db, settings, debug=debug)
+            pending = await migrations.ensure_migrated(db, settings, debug=debug)
+            # The debug comparison runs in the background: wait for what it logs.
+            await drift_check.wait_for_drift_checks()
+            return pending
         finally:
             await db.disconnect()
 
@@ -57,7 +66,7 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "covet.db.migrations"]
 
 
-def test_a_field_added_without_makemigrations_is_named(project, caplog):
+def test_a_field_added_without_makemigrations_is_named(project, where, caplog):
     project.write_models(models_source(2))
     project.makemigrations("-m", "initial")
     project.migrate()
@@ -90,11 +99,12 @@ def test_a_field_added_without_makemigrations_is_named(project, caplog):
     with caplog.at_level(logging.WARNING, logger="covet.db.migrations"):
         pending = start(project, settings, debug=True)
     assert len(pending) == 1
-    (message,) = warnings_of(caplog)
-    assert message == (
+    # The pending line comes at once; the comparison's, naming the fix, a moment later.
+    assert warnings_of(caplog) == [
+        f"1 migration is pending: {pending[0]}; run `covet migrate`.",
         "Model Post differs from the database: field 'views' has no column post.views, and "
-        f"1 migration is pending: {pending[0]}; run `covet migrate`."
-    )
+        f"1 migration is pending: {pending[0]}; run `covet migrate`.",
+    ]
     with pytest.raises(ImproperlyConfigured, match="1 migration is pending"):
         start(project, settings, debug=False)
     project.migrate()
@@ -122,18 +132,126 @@ def test_new_model_and_dropped_field_are_described(project):
     assert named == sorted(named, reverse=True)
 
 
-def test_a_failing_comparison_does_not_stop_the_start(project, caplog, monkeypatch):
+@pytest.fixture(params=["in process", "in a child"])
+def where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Compare in this process (it holds SQLAlchemy and alembic already) or in a child."""
+    if request.param == "in a child":
+        monkeypatch.setattr(drift_check, "_HEAVY", frozenset({"covet_no_such_module"}))
+    return str(request.param)
+
+
+def test_a_failing_comparison_does_not_stop_the_start(project, where, caplog):
     project.write_models(models_source(1))
     project.makemigrations("-m", "initial")
     project.migrate()
+    # The models module breaks after the migration: only the comparison imports it.
+    project.write_models(models_source(1) + '\nraise OSError("reflection failed")\n')
     settings = project.settings()
-
-    async def broken(database: Database, settings: Settings) -> list[tuple[str, str]]:
-        raise OSError("reflection failed")
-
-    monkeypatch.setattr("covet.db.migrations.runtime.model_drift", broken)
     with caplog.at_level(logging.WARNING, logger="covet.db.migrations"):
         assert start(project, settings, debug=True) == []
     assert warnings_of(caplog) == [
         "Could not compare the models with the database: OSError: reflection failed"
     ]
+
+
+WORKER = """
+import asyncio, logging, pickle, sys
+from covet.db.database import Database
+from covet.db.migrations import drift, ensure_migrated
+
+settings = pickle.loads(sys.stdin.buffer.read())
+logging.basicConfig(format="%(message)s", stream=sys.stdout)
+
+async def main():
+    db = Database(settings.database_url, alias="worker")
+    await db.connect()
+    try:
+        await ensure_migrated(db, settings, debug=True)
+        await drift.wait_for_drift_checks()
+    finally:
+        await db.disconnect()
+
+asyncio.run(main())
+print(sorted({name.partition(".")[0] for name in sys.modules} & {"alembic", "sqlalchemy"}))
+"""
+
+
+def test_the_worker_never_loads_sqlalchemy(project):
+    # The comparison runs in a child process: SQLAlchemy and alembic (27 MB) stay
+    # out of the worker, which serves on covet's own adapters.
+    project.write_models(models_source(2))
+    project.makemigrations("-m", "initial")
+    project.migrate()
+    project.write_models(models_source(3))
+    settings = project.settings()
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER],
+        input=pickle.dumps(settings),
+        capture_output=True,
+        cwd=project.root,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines() == [
+        "Model Post differs from the database: field 'views' has no column post.views. "
+        'Run `covet makemigrations -m "..."` then `covet migrate`.',
+        "[]",
+    ]
+
+
+def checking_children() -> list[int]:
+    """Return the pids of this process's children that run the comparison."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if ppid == os.getpid() and b"run_child" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_check_stops_with_the_app(project, caplog, monkeypatch):
+    project.write_models(models_source(1))
+    project.makemigrations("-m", "initial")
+    project.migrate()
+    settings = project.settings()
+    monkeypatch.setattr(drift_check, "_HEAVY", frozenset({"covet_no_such_module"}))
+
+    async def main() -> list[int]:
+        db = Database(project.store.url, alias=f"stop_{secrets.token_hex(3)}")
+        await db.connect()
+        try:
+            await migrations.ensure_migrated(db, settings, debug=True)
+            loop = asyncio.get_running_loop()
+            (task,) = [t for t in drift_check._RUNNING if t.get_loop() is loop]
+            while not checking_children():
+                await asyncio.sleep(0.005)
+            task.cancel()  # what the server's shutdown does to a task still running
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return checking_children()
+        finally:
+            await db.disconnect()
+
+    with caplog.at_level(logging.WARNING, logger="covet.db.migrations"):
+        assert run_async(main) == []  # the child was killed and reaped
+    assert warnings_of(caplog) == []
+    # A server stopping before the comparison started: asyncio.run() cancels the task.
+    assert start_and_stop(project, settings) == []
+    assert checking_children() == []
+
+
+def start_and_stop(project: Project, settings: Settings) -> list[str]:
+    async def main() -> list[str]:
+        db = Database(project.store.url, alias=f"quick_{secrets.token_hex(3)}")
+        await db.connect()
+        try:
+            return await migrations.ensure_migrated(db, settings, debug=True)
+        finally:
+            await db.disconnect()
+
+    return run_async(main)

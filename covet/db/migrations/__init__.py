@@ -24,7 +24,8 @@ including from inside a running event loop.
 
 The package is laid out by concern: ``config`` (configuration, template,
 models), ``connection`` (engine and connections), ``locking`` (the migration
-lock), ``runtime`` (what ``env.py`` runs), ``autogen`` (renames and
+lock), ``runtime`` (what ``env.py`` runs), ``drift`` (debug mode's comparison of
+the models with the schema, in a child process), ``autogen`` (renames and
 backfills), ``destructive`` (operations that lose data) and ``commands``.
 Import the public names from ``covet.db.migrations`` itself.
 """

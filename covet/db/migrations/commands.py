@@ -545,9 +545,11 @@ async def ensure_migrated(database: Database, settings: Settings, debug: bool) -
     """Refuse to run against an old schema: raise in production, log a warning in debug.
 
     Call it at startup with the app's connected database. In debug mode it
-    also compares the models with the live schema (see
-    :func:`~covet.db.migrations.runtime.model_drift`) and logs one line
-    naming the first model that differs, with the commands that fix it.
+    also starts comparing the models with the live schema (see
+    :func:`~covet.db.migrations.runtime.model_drift`) in a child process,
+    in the background, which logs one line naming the first model that
+    differs, with the commands that fix it. The comparison needs SQLAlchemy
+    and alembic; in the child, the worker never loads them.
 
     Args:
         database: A connected :class:`~covet.db.Database` (reads ``alembic_version``).
@@ -563,9 +565,7 @@ async def ensure_migrated(database: Database, settings: Settings, debug: bool) -
     if not (settings.migrations / "env.py").is_file():
         return []
     pending = await pending_migrations(database, settings)
-    # Debug only: a model edited without a migration would otherwise show up as
-    # "no such column" errors on every page.
-    drift = await _drift(database, settings) if debug else ""
+    message = ""
     if pending:
         count = len(pending)
         message = (
@@ -574,32 +574,11 @@ async def ensure_migrated(database: Database, settings: Settings, debug: bool) -
         )
         if not debug:
             raise ImproperlyConfigured(message)
-        logger.warning(f"{drift}, and {message}" if drift else message)
-    elif drift:
-        logger.warning(f'{drift}. Run `covet makemigrations -m "..."` then `covet migrate`.')
+        logger.warning(message)
+    if debug:
+        # Debug only: a model edited without a migration would otherwise show up as
+        # "no such column" errors on every page.
+        from covet.db.migrations.drift import start_drift_check
+
+        start_drift_check(database, settings, pending_message=message)
     return pending
-
-
-async def _drift(database: Database, settings: Settings) -> str:
-    """Describe, in one sentence, how the models differ from the database ("" when they don't)."""
-    from covet.db.migrations.runtime import model_drift
-
-    try:
-        found = await model_drift(database, settings)
-    except Exception as exc:  # noqa: BLE001 - a check that cannot run must not stop the app
-        logger.warning(
-            "Could not compare the models with the database: %s: %s", type(exc).__name__, exc
-        )
-        return ""
-    if not found:
-        return ""
-    model, difference = found[0]
-    text = (
-        f"Model {model} differs from the database: {difference}"
-        if model
-        else f"The database differs from the models: {difference}"
-    )
-    if len(found) > 1:
-        more = len(found) - 1
-        text += f" (and {more} more difference{'s' if more != 1 else ''})"
-    return text
