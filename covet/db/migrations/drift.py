@@ -109,10 +109,10 @@ async def _check(database: Database, settings: Settings, pending_message: str) -
 
 async def _compare_in_child(url: str, settings: Settings) -> list[tuple[str, str]]:
     """Run :func:`run_child` in a new interpreter and return its ``(model, difference)`` pairs."""
-    # subprocess in a thread rather than asyncio's subprocesses: cancelling those while
-    # they start leaves asyncio.run() waiting for good on Python 3.11 outside the main
-    # thread, and a server's shutdown cancels this task at any moment.
-    # Starting it (fork and exec) takes a millisecond or two, not worth a thread.
+    # Waited on in a thread rather than through asyncio's subprocesses: cancelling one of
+    # those while it starts leaves asyncio.run() waiting for good on Python 3.11 outside
+    # the main thread, and a server's shutdown cancels this task at any moment. Starting
+    # it (fork and exec) takes a millisecond or two, so that happens here, on the loop.
     process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own interpreter and script
         [sys.executable, "-c", _CHILD],
         stdin=subprocess.PIPE,
