@@ -66,8 +66,8 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    # Production settings: debug mode adds a model-drift check that reflects the schema
-    # through SQLAlchemy at start-up, which a deployed worker does not run.
+    # Production settings, as a deployed worker runs; the debug row sets COVET_DEBUG=1
+    # itself (what the .env of `covet new` sets, for development).
     env["COVET_DEBUG"] = "0"
     return env
 
@@ -266,15 +266,19 @@ def _get(port: int, path: str) -> int:
 
 
 def serve_rss(
-    cwd: Path, app: str | None, paths: list[str], warmup: int
+    cwd: Path, app: str | None, paths: list[str], warmup: int, debug: bool = False
 ) -> tuple[int, dict[str, int]]:
     """Serve ``app`` in ``cwd``, warm it up on ``paths``; return (VmRSS kB, statuses).
 
     uvicorn serves ``app``; with None, ``covet run`` serves the project in ``cwd``
     (one process: it checks the database, then serves in the same interpreter).
+    ``debug`` serves with ``COVET_DEBUG=1``, which also compares the models with the
+    schema (in a child process).
     """
     port = _free_port()
     env = _env()
+    if debug:
+        env["COVET_DEBUG"] = "1"
     env["PYTHONPATH"] = str(cwd) + os.pathsep + env["PYTHONPATH"]
     if app is None:
         env["COVET_ACCESS_LOG"] = "0"
@@ -329,6 +333,7 @@ def measure_workers(warmup: int, runs: int) -> None:
         results: dict[str, list[int]] = {
             "covet (scaffold)": [],
             "covet (scaffold, `covet run`)": [],
+            "covet (scaffold, `covet run`, debug)": [],
             "starlette": [],
         }
         codes: dict[str, dict[str, int]] = {}
@@ -341,6 +346,9 @@ def measure_workers(warmup: int, runs: int) -> None:
                 base / "site", None, covet_paths, warmup
             )
             results["covet (scaffold, `covet run`)"].append(kb)
+            debug_row = "covet (scaffold, `covet run`, debug)"
+            kb, codes[debug_row] = serve_rss(base / "site", None, covet_paths, warmup, debug=True)
+            results[debug_row].append(kb)
             kb, codes["starlette"] = serve_rss(peer, "peer_app:app", peer_paths, warmup)
             results["starlette"].append(kb)
     covet_mb = statistics.median(results["covet (scaffold)"]) / 1024
