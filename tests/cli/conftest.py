@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -59,14 +60,30 @@ def run_covet(
 
 def start_covet(*args: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
     """Start ``covet ARGS`` (a server, typically) in the background, capturing its output."""
-    return subprocess.Popen(
-        covet_argv(*args),
-        cwd=cwd,
-        env=subprocess_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return _start(args, cwd, env, log=None)
+
+
+def start_covet_logged(log: Path, *args: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """Start ``covet ARGS`` like :func:`start_covet`, its stdout and stderr going to ``log``.
+
+    The test can read the file while the server runs.
+    """
+    return _start(args, cwd, env, log=log)
+
+
+def _start(
+    args: tuple[str, ...], cwd: Path, env: dict[str, str], log: Path | None
+) -> subprocess.Popen[str]:
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(log.open("w")) if log is not None else subprocess.PIPE
+        return subprocess.Popen(
+            covet_argv(*args),
+            cwd=cwd,
+            env=subprocess_env(**env),
+            stdout=output,
+            stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
+            text=True,
+        )
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from typing import TYPE_CHECKING
 
@@ -11,11 +10,10 @@ import httpx
 import pytest
 
 from tests.cli.conftest import (
-    covet_argv,
     free_port,
     run_covet,
+    start_covet_logged,
     stop_server,
-    subprocess_env,
     wait_for_server,
 )
 from tests.cli.test_e2e import _csrf
@@ -42,15 +40,7 @@ def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path) -> None:
 
     port = free_port()
     log = tmp_path / "server.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            covet_argv("run", "--port", str(port)),
-            cwd=root,
-            env=subprocess_env(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    process = start_covet_logged(log, "run", "--port", str(port), cwd=root)
     try:
         wait_for_server(f"http://127.0.0.1:{port}/up", process)
         # A signed-in user's home page lists notes: the missing column fails it, and the

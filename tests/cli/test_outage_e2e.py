@@ -34,10 +34,9 @@ import pytest
 
 from covet.db import Database, DatabaseUnavailableError
 from tests.cli.conftest import (
-    covet_argv,
     free_port,
+    start_covet_logged,
     stop_server,
-    subprocess_env,
     wait_for_server,
     write_project,
 )
@@ -227,32 +226,26 @@ def test_inserts_survive_a_database_server_restart(backend: str, tmp_path: Path)
     log_path = tmp_path / "server.log"
     tally = Tally()
     stop = threading.Event()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            covet_argv("run", "--port", str(port), "--workers", "2", "--no-check"),
-            cwd=root,
-            env=subprocess_env(OUTAGE_DATABASE_URL=url, OUTAGE_TABLE=table),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wait_for_server(f"{base}/items/warm-up", process)
-            threads = [
-                threading.Thread(target=_client, args=(n, base, stop, tally))
-                for n in range(CLIENTS)
-            ]
-            for thread in threads:
-                thread.start()
-            time.sleep(TRAFFIC_BEFORE)
-            restart_started, answering = _restart(backend, url)
-            time.sleep(TRAFFIC_AFTER)
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=30)
-        finally:
-            stop.set()
-            code, _, _ = stop_server(process, signal.SIGTERM)
+    process = start_covet_logged(
+        log_path, "run", "--port", str(port), "--workers", "2", "--no-check",
+        cwd=root, OUTAGE_DATABASE_URL=url, OUTAGE_TABLE=table,
+    )  # fmt: skip
+    try:
+        wait_for_server(f"{base}/items/warm-up", process)
+        threads = [
+            threading.Thread(target=_client, args=(n, base, stop, tally)) for n in range(CLIENTS)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(TRAFFIC_BEFORE)
+        restart_started, answering = _restart(backend, url)
+        time.sleep(TRAFFIC_AFTER)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        stop.set()
+        code, _, _ = stop_server(process, signal.SIGTERM)
     server_log = log_path.read_text("utf-8")
     stored = set(asyncio.run(_sql(url, f"SELECT k FROM {table}")))  # noqa: S608 - the test's table
     asyncio.run(_sql(url, f"DROP TABLE {table}"))

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from covet.jobs.backends.database import DatabaseBackend
-from tests.cli.conftest import covet_argv, subprocess_env
+from tests.cli.conftest import start_covet_logged
 from tests.jobs import jobs as test_jobs
 from tests.jobs.conftest import drop_private_database, private_database
 
@@ -74,15 +74,9 @@ class Workers:
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         log = self.root / f"worker{len(self.processes)}.log"
-        with log.open("w") as output:
-            process = subprocess.Popen(
-                covet_argv("worker", *args),
-                cwd=self.root,
-                env=subprocess_env(DATABASE_URL=self.url, JOBTEST_RECORD="1"),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        process = start_covet_logged(
+            log, "worker", *args, cwd=self.root, DATABASE_URL=self.url, JOBTEST_RECORD="1"
+        )
         process.log = log  # type: ignore[attr-defined]
         self.processes.append(process)
         return process

@@ -18,7 +18,6 @@ import random
 import secrets
 import socket
 import struct
-import subprocess
 import time
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,7 @@ import httpx
 import pytest
 
 from covet.db import Database
-from tests.cli.conftest import covet_argv, free_port, subprocess_env, write_project
+from tests.cli.conftest import free_port, start_covet_logged, write_project
 from tests.reliability.faults import (
     admin,
     client_for,
@@ -173,47 +172,43 @@ async def test_a_thousand_clients_hanging_up_mid_request_leave_nothing_open(
     port = free_port()
     log_path = tmp_path / "server.log"
     rng = random.Random(16)
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            covet_argv("run", "--port", str(port), "--workers", "2", "--no-check"),
-            cwd=root,
-            env=subprocess_env(CANCEL_DATABASE_URL=private_server.url, CANCEL_TABLE=table),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        if (await client.get("/fast")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert process.poll() is None and time.monotonic() < deadline
-                    await asyncio.sleep(0.1)
-                for start in range(0, REQUESTS, BATCH):
-                    await asyncio.gather(*(
-                        _hang_up(
-                            port,
-                            "/q" if i % 2 else f"/tx/h{i}",
-                            rng.random() * 0.05,
-                            reset=bool(i % 4 < 2),
-                        )
-                        for i in range(start, start + BATCH)
-                    ))  # fmt: skip
-                await asyncio.sleep(0.5)  # the last handlers finish
-                # Each worker's pool is whole: bursts of requests are all served.
-                statuses = [
-                    r.status_code
-                    for r in await asyncio.gather(*(client.get("/fast") for _ in range(40)))
-                ]
-                state = await settled_state(admin_db, vendor, -1, timeout=2)
-                # What is open, if anything, for the assertion message below.
-                still_open = await open_transactions(admin_db, vendor)
-        finally:
-            process.terminate()
-            process.wait(30)
+    process = start_covet_logged(
+        log_path, "run", "--port", str(port), "--workers", "2", "--no-check",
+        cwd=root, CANCEL_DATABASE_URL=private_server.url, CANCEL_TABLE=table,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if (await client.get("/fast")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            for start in range(0, REQUESTS, BATCH):
+                await asyncio.gather(*(
+                    _hang_up(
+                        port,
+                        "/q" if i % 2 else f"/tx/h{i}",
+                        rng.random() * 0.05,
+                        reset=bool(i % 4 < 2),
+                    )
+                    for i in range(start, start + BATCH)
+                ))  # fmt: skip
+            await asyncio.sleep(0.5)  # the last handlers finish
+            # Each worker's pool is whole: bursts of requests are all served.
+            statuses = [
+                r.status_code
+                for r in await asyncio.gather(*(client.get("/fast") for _ in range(40)))
+            ]
+            state = await settled_state(admin_db, vendor, -1, timeout=2)
+            # What is open, if anything, for the assertion message below.
+            still_open = await open_transactions(admin_db, vendor)
+    finally:
+        process.terminate()
+        process.wait(30)
     rows = await rows_by_key(admin_db, table)
     await admin_db.execute(f"DROP TABLE {table}")
     await admin_db.disconnect()
