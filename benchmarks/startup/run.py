@@ -330,27 +330,20 @@ def measure_workers(warmup: int, runs: int) -> None:
         (peer / "peer_app.py").write_text(textwrap.dedent(STARLETTE_APP))
         covet_paths = ["/login", "/up", "/", "/api/notes", "/static/style.css", "/missing"]
         peer_paths = ["/login", "/up", "/", "/api/notes", "/missing"]
-        results: dict[str, list[int]] = {
-            "covet (scaffold)": [],
-            "covet (scaffold, `covet run`)": [],
-            "covet (scaffold, `covet run`, debug)": [],
-            "starlette": [],
+        site = base / "site"
+        # Row name -> what serve_rss() serves: directory, app (None: `covet run`), paths, debug.
+        rows: dict[str, tuple[Path, str | None, list[str], bool]] = {
+            "covet (scaffold)": (site, "notesite.app:app", covet_paths, False),
+            "covet (scaffold, `covet run`)": (site, None, covet_paths, False),
+            "covet (scaffold, `covet run`, debug)": (site, None, covet_paths, True),
+            "starlette": (peer, "peer_app:app", peer_paths, False),
         }
+        results: dict[str, list[int]] = {name: [] for name in rows}
         codes: dict[str, dict[str, int]] = {}
         for _ in range(runs):
-            kb, codes["covet (scaffold)"] = serve_rss(
-                base / "site", "notesite.app:app", covet_paths, warmup
-            )
-            results["covet (scaffold)"].append(kb)
-            kb, codes["covet (scaffold, `covet run`)"] = serve_rss(
-                base / "site", None, covet_paths, warmup
-            )
-            results["covet (scaffold, `covet run`)"].append(kb)
-            debug_row = "covet (scaffold, `covet run`, debug)"
-            kb, codes[debug_row] = serve_rss(base / "site", None, covet_paths, warmup, debug=True)
-            results[debug_row].append(kb)
-            kb, codes["starlette"] = serve_rss(peer, "peer_app:app", peer_paths, warmup)
-            results["starlette"].append(kb)
+            for name, (cwd, app, paths, debug) in rows.items():
+                kb, codes[name] = serve_rss(cwd, app, paths, warmup, debug=debug)
+                results[name].append(kb)
     covet_mb = statistics.median(results["covet (scaffold)"]) / 1024
     print(f"\nWorker RSS after {warmup} rounds of requests, median of {runs} runs\n")
     print("| App | VmRSS (MB) | vs covet | Paths (status) |")
