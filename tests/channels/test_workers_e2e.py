@@ -4,6 +4,8 @@ Each backend that spans processes (Redis, PostgreSQL) runs the same chat
 project twice, on two ports: a message published through one server reaches
 websockets connected to the other, presence lists the sockets of both, and
 a killed server's sockets drop out of presence within ``presence_ttl``.
+The first server runs on granian and the second on uvicorn, so websockets
+and server-sent events are exercised through both servers `covet run` offers.
 """
 
 from __future__ import annotations
@@ -87,9 +89,12 @@ class Servers:
         self.env = env
         self.processes: list[subprocess.Popen[str]] = []
 
-    def start(self) -> str:
+    def start(self, server: str = "uvicorn") -> str:
+        """Serve the project with ``covet run --server SERVER``; return its ``host:port``."""
         port = free_port()
-        process = start_covet("run", "--port", str(port), cwd=self.root, **self.env)
+        process = start_covet(
+            "run", "--port", str(port), "--server", server, cwd=self.root, **self.env
+        )
         self.processes.append(process)
         wait_for_server(f"http://127.0.0.1:{port}/health", process)
         return f"127.0.0.1:{port}"
@@ -122,7 +127,7 @@ async def receive(websocket: Any) -> Any:
 
 
 async def test_a_message_crosses_workers_and_presence_spans_them(servers: Servers) -> None:
-    first, second = servers.start(), servers.start()
+    first, second = servers.start("granian"), servers.start()
     async with (
         connect(f"ws://{first}/rooms/lobby/ws?name=ann") as ann,
         connect(f"ws://{second}/rooms/lobby/ws?name=bob") as bob,
@@ -161,7 +166,7 @@ async def test_a_message_crosses_workers_and_presence_spans_them(servers: Server
 
 
 async def test_sse_on_one_worker_resumes_what_another_published(servers: Servers) -> None:
-    first, second = servers.start(), servers.start()
+    first, second = servers.start("granian"), servers.start()
     async with httpx.AsyncClient(timeout=10) as http:
         for n in range(1, 4):
             await http.post(f"http://{second}/rooms/news", json=n)

@@ -63,12 +63,15 @@ def require_browser() -> None:
 
 @contextlib.contextmanager
 def serve_new_project(
-    where: Path, name: str, prepare: Callable[[Path], None] | None = None
+    where: Path,
+    name: str,
+    prepare: Callable[[Path], None] | None = None,
+    server: str = "uvicorn",
 ) -> Iterator[str]:
     """Scaffold ``name`` in ``where``, migrate it, ``prepare(root)``, serve it; yield its URL.
 
-    The server is ``covet run`` on a free port, stopped with SIGTERM at the end (it must
-    exit cleanly).
+    The server is ``covet run --server SERVER`` on a free port, stopped with SIGTERM at
+    the end (it must exit cleanly).
     """
     assert run_covet("new", name, cwd=where).returncode == 0
     root = where / name
@@ -77,7 +80,7 @@ def serve_new_project(
     if prepare is not None:
         prepare(root)
     port = free_port()
-    process = start_covet("run", "--port", str(port), cwd=root)
+    process = start_covet("run", "--port", str(port), "--server", server, cwd=root)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_server(f"{base}/", process)
@@ -87,10 +90,14 @@ def serve_new_project(
         assert code == 0, err
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["uvicorn", "granian"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The scaffold served by each server `covet run` offers; yields its base URL."""
     require_browser()
-    with serve_new_project(tmp_path_factory.mktemp("browser"), "webdemo") as base:
+    where = tmp_path_factory.mktemp("browser")
+    with serve_new_project(where, "webdemo", server=request.param) as base:
         yield base
 
 
