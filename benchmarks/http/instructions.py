@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.http.run import (  # noqa: E402
+    EXTRA_PEERS,
     MAIN_APPS,
     free_port,
     pick_apps,
@@ -50,6 +51,7 @@ from benchmarks.http.run import SERVERS as PEERS  # noqa: E402
 
 SERVERS = {
     **{name: PEERS[name] for name in MAIN_APPS},
+    **EXTRA_PEERS,
     # Not a peer: the floor for any framework with request and response objects.
     "minimal": "benchmarks.http.minimal_app:app",
     # covet behind the middleware stack `covet new` scaffolds (/plaintext, /json, /page).

@@ -1,4 +1,4 @@
-"""Benchmark covet's HTTP path against a bare ASGI app and Starlette.
+"""Benchmark covet's HTTP path against a bare ASGI app, Starlette and other peers.
 
 Every app runs under identical uvicorn settings (one worker, httptools,
 uvloop, no access log, loopback only) and is loaded with ``wrk``. In every
@@ -18,6 +18,9 @@ Run from the repository root::
     .venv/bin/python benchmarks/http/run.py                # about 2.5 minutes
     .venv/bin/python benchmarks/http/run.py --duration 2 --rounds 1 --only bare,starlette
     .venv/bin/python benchmarks/http/run.py --server uvicorn,granian --only bare,covet
+
+``--only`` also takes BlackSheep, Falcon, Litestar and FastAPI, from an
+environment that has them (see ``EXTRA_PEERS``).
 
 With ``--server uvicorn,granian`` every app also runs under granian (one
 worker, its ASGI interface, uvloop, no access log), as ``APP@granian``, in the
@@ -60,7 +63,24 @@ SERVERS = {
     "covet-1-route": "benchmarks.http.covet_app:app_1",
     "covet-500-routes": "benchmarks.http.covet_app:app_500",
 }
+#: More peers, chosen with ``--only``. They are not covet dependencies; install them
+#: beside covet in a separate environment and run the scripts with its interpreter:
+#:
+#:     python3 -m venv /tmp/peers
+#:     /tmp/peers/bin/pip install -e '.[all]' blacksheep falcon litestar fastapi
+#:     /tmp/peers/bin/python benchmarks/http/instructions.py --only bare,covet,blacksheep
+EXTRA_PEERS = {
+    "blacksheep": "benchmarks.http.blacksheep_app:app",
+    "falcon": "benchmarks.http.falcon_app:app",
+    "litestar": "benchmarks.http.litestar_app:app",
+    "fastapi": "benchmarks.http.fastapi_app:app",
+}
+#: What ``--only`` runs by default: the apps this repository's own environment has.
+DEFAULT_APPS = tuple(SERVERS)
+SERVERS.update(EXTRA_PEERS)
 MAIN_APPS = ("bare", "starlette", "covet")
+#: The apps that serve the four endpoints (the routing apps serve one route each).
+ENDPOINT_APPS = (*MAIN_APPS, *EXTRA_PEERS)
 #: The HTTP servers ``--server`` chooses from; apps under granian are named ``APP@granian``.
 HTTP_SERVERS = ("uvicorn", "granian")
 # (label, path, expected body)
@@ -317,8 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-samples", type=int, default=15, help="fresh interpreters")
     parser.add_argument(
         "--only",
-        default=",".join(SERVERS),
-        help=f"comma-separated subset of: {', '.join(SERVERS)}",
+        default=",".join(DEFAULT_APPS),
+        help=(
+            f"comma-separated subset of: {', '.join(SERVERS)} (the default: "
+            f"{', '.join(DEFAULT_APPS)}; the others need their framework installed)"
+        ),
     )
     parser.add_argument(
         "--pin",
@@ -343,10 +366,13 @@ def main(argv: list[str] | None = None) -> int:
         (app_label(name, server), name, server)
         for server in http_servers
         for name in selected
-        if name in MAIN_APPS or server == http_servers[0]
+        if name in ENDPOINT_APPS or server == http_servers[0]
     ]
     args.main_labels = [
-        app_label(name, server) for server in http_servers for name in MAIN_APPS if name in selected
+        app_label(name, server)
+        for server in http_servers
+        for name in ENDPOINT_APPS
+        if name in selected
     ]
     args.base_label = app_label("bare", http_servers[0])
 
