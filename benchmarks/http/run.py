@@ -46,6 +46,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,12 +159,23 @@ def split_list(text: str) -> list[str]:
 
 
 def pick_apps(parser: argparse.ArgumentParser, text: str, known: Iterable[str]) -> list[str]:
-    """Return the apps named in ``--only``; an unknown name is a usage error naming the choices."""
+    """Return the apps named in ``--only``; an unknown name is a usage error naming the choices.
+
+    A peer of ``EXTRA_PEERS`` whose framework this interpreter cannot import is a usage
+    error too, saying how to make an environment that has it.
+    """
     names = split_list(text)
     choices = list(known)
     unknown = sorted(set(names) - set(choices))
     if unknown:
         parser.error(f"unknown app(s) {unknown}; choose from {', '.join(choices)}")
+    missing = [name for name in names if name in EXTRA_PEERS and find_spec(name) is None]
+    if missing:
+        parser.error(
+            f"{', '.join(missing)} not installed for {sys.executable}. The peers are not covet "
+            "dependencies: python3 -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[all]' "
+            f"{' '.join(missing)}, then run this script with /tmp/peers/bin/python."
+        )
     return names
 
 
