@@ -64,12 +64,11 @@ SERVERS = {
     "covet-1-route": "benchmarks.http.covet_app:app_1",
     "covet-500-routes": "benchmarks.http.covet_app:app_500",
 }
-#: More peers, chosen with ``--only``. They are not covet dependencies; install them
-#: beside covet in a separate environment and run the scripts with its interpreter:
+#: More peers, chosen with ``--only``. They are not covet dependencies: they come with the
+#: ``bench`` extra, installed in an environment of its own, whose interpreter runs the script:
 #:
-#:     python3 -m venv /tmp/peers
-#:     /tmp/peers/bin/pip install -e '.[all]' blacksheep falcon litestar fastapi
-#:     /tmp/peers/bin/python benchmarks/http/instructions.py --only bare,covet,blacksheep
+#:     python3 -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install -e '.[bench]'
+#:     /tmp/bench-venv/bin/python benchmarks/http/instructions.py --only bare,covet,blacksheep
 EXTRA_PEERS = {
     "blacksheep": "benchmarks.http.blacksheep_app:app",
     "falcon": "benchmarks.http.falcon_app:app",
@@ -173,8 +172,9 @@ def pick_apps(parser: argparse.ArgumentParser, text: str, known: Iterable[str]) 
     if missing:
         parser.error(
             f"{', '.join(missing)} not installed for {sys.executable}. The peers are not covet "
-            "dependencies: python3 -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[all]' "
-            f"{' '.join(missing)}, then run this script with /tmp/peers/bin/python."
+            "dependencies but the bench extra's: python3 -m venv /tmp/bench-venv && "
+            "/tmp/bench-venv/bin/pip install -e '.[bench]', then run this script with "
+            "/tmp/bench-venv/bin/python."
         )
     return names
 
