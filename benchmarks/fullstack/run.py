@@ -71,6 +71,7 @@ from benchmarks.http.run import (  # noqa: E402
     pick_apps,
     process_tree,
     ratios,
+    require_installed,
     tree_cpu_seconds,
     tree_rss_kib,
 )
@@ -100,6 +101,11 @@ SITES: dict[str, tuple[str, str, str]] = {
         "benchmarks.fullstack.django_site.setup",
         "/fs/login",
     ),
+}
+#: What the peer sites import beyond covet's own dependencies (the ``bench`` extra).
+SITE_MODULES = {
+    "starlette": ("starlette", "sqlalchemy"),
+    "django": ("django", "psycopg", "psycopg_pool"),
 }
 DATABASES = ("postgres", "sqlite")
 SERVERS = ("uvicorn", "granian")
@@ -474,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed. Install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
     args.sites = pick_apps(parser, args.only, SITES)
+    require_installed(parser, args.sites, SITE_MODULES)
     args.dbs = pick_apps(parser, args.db, DATABASES)
     args.servers = pick_apps(parser, args.server, SERVERS)
     args.endpoint_list = pick_apps(parser, args.endpoints, ENDPOINTS)

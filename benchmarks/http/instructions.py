@@ -41,9 +41,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.http.run import (  # noqa: E402
     EXTRA_PEERS,
     MAIN_APPS,
+    PEER_MODULES,
     free_port,
     pick_apps,
     python_env,
+    require_installed,
     split_list,
     warm_bytecode,
 )
@@ -209,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--also takes NAME=MODULE:APP, got {extra!r}")
         SERVERS[name] = target
     apps = pick_apps(parser, args.only, SERVERS)
+    require_installed(parser, apps, PEER_MODULES)
     paths = split_list(args.paths)
 
     # Compiled once beforehand, so the short run does not pay for bytecode the long one reuses.

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -78,6 +78,8 @@ EXTRA_PEERS = {
 #: What ``--only`` runs by default: the apps this repository's own environment has.
 DEFAULT_APPS = tuple(SERVERS)
 SERVERS.update(EXTRA_PEERS)
+#: What each peer of ``EXTRA_PEERS`` imports (see ``require_installed()``).
+PEER_MODULES = {name: (name,) for name in EXTRA_PEERS}
 MAIN_APPS = ("bare", "starlette", "covet")
 #: The apps that serve the four endpoints (the routing apps serve one route each).
 ENDPOINT_APPS = (*MAIN_APPS, *EXTRA_PEERS)
@@ -158,17 +160,26 @@ def split_list(text: str) -> list[str]:
 
 
 def pick_apps(parser: argparse.ArgumentParser, text: str, known: Iterable[str]) -> list[str]:
-    """Return the apps named in ``--only``; an unknown name is a usage error naming the choices.
-
-    A peer of ``EXTRA_PEERS`` whose framework this interpreter cannot import is a usage
-    error too, saying how to make an environment that has it.
-    """
+    """Return the apps named in ``--only``; an unknown name is a usage error naming the choices."""
     names = split_list(text)
     choices = list(known)
     unknown = sorted(set(names) - set(choices))
     if unknown:
         parser.error(f"unknown app(s) {unknown}; choose from {', '.join(choices)}")
-    missing = [name for name in names if name in EXTRA_PEERS and find_spec(name) is None]
+    return names
+
+
+def require_installed(
+    parser: argparse.ArgumentParser, names: Iterable[str], needs: Mapping[str, Iterable[str]]
+) -> None:
+    """Make it a usage error to choose an app whose modules (``needs[app]``) are missing.
+
+    The peers are not covet dependencies but the ``bench`` extra's; the error says how to
+    make an environment that has them, instead of a traceback from a worker.
+    """
+    missing = sorted(
+        {module for name in names for module in needs.get(name, ()) if find_spec(module) is None}
+    )
     if missing:
         parser.error(
             f"{', '.join(missing)} not installed for {sys.executable}. The peers are not covet "
@@ -176,7 +187,6 @@ def pick_apps(parser: argparse.ArgumentParser, text: str, known: Iterable[str]) 
             "/tmp/bench-venv/bin/pip install -e '.[bench]', then run this script with "
             "/tmp/bench-venv/bin/python."
         )
-    return names
 
 
 def free_port() -> int:
@@ -372,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed. Install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
     selected = pick_apps(parser, args.only, SERVERS)
+    require_installed(parser, selected, PEER_MODULES)
     http_servers = pick_apps(parser, args.server, HTTP_SERVERS)
     # (label, app, server): the main apps under every server; routing under the first.
     instances = [
