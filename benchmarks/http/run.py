@@ -19,8 +19,8 @@ Run from the repository root::
     .venv/bin/python benchmarks/http/run.py --duration 2 --rounds 1 --only bare,starlette
     .venv/bin/python benchmarks/http/run.py --server uvicorn,granian --only bare,covet
 
-``--only`` also takes BlackSheep, Falcon, Litestar and FastAPI, from an
-environment that has them (see ``EXTRA_PEERS``).
+``--only`` also takes BlackSheep, Falcon, Litestar and FastAPI when the script
+runs from an environment with the ``bench`` extra (see ``EXTRA_PEERS``).
 
 With ``--server uvicorn,granian`` every app also runs under granian (one
 worker, its ASGI interface, uvloop, no access log), as ``APP@granian``, in the
