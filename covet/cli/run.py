@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from covet.shutdown import ShutdownOptions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from types import FrameType
 
 __all__ = (
@@ -338,6 +339,35 @@ class _BindErrorCatcher(logging.Filter):
 _BIND_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
+def worker_environment(workers: int, values: Mapping[str, str]) -> Callable[[], None]:
+    """Set what the server's workers read from the environment; return what undoes it.
+
+    Besides ``values``: ``WEB_CONCURRENCY`` tells each worker how many there are, so
+    that it sizes what is per machine (the password hashing pool:
+    :func:`covet.auth.hashers.default_hashing_workers`) by its share. With several
+    workers, their Prometheus samples meet in a shared directory
+    (:func:`metrics_multiprocess_dir`) and debug mode's model comparison runs in one
+    worker only (:data:`covet.db.migrations.drift.CLAIM_VARIABLE`). The returned
+    function puts the environment back and removes the directories made here.
+    """
+    from covet.db.migrations.drift import CLAIM_VARIABLE
+
+    shared = metrics_multiprocess_dir(workers)
+    claims = tempfile.mkdtemp(prefix="covet-drift-") if workers > 1 else None
+    extra = {CLAIM_VARIABLE: claims} if claims is not None else {}
+    restore_environ = set_environ({**values, "WEB_CONCURRENCY": str(workers), **extra})
+
+    def restore() -> None:
+        restore_environ()
+        if shared is not None and shared[1]:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+            shutil.rmtree(shared[0], ignore_errors=True)
+        if claims is not None:
+            shutil.rmtree(claims, ignore_errors=True)
+
+    return restore
+
+
 def metrics_multiprocess_dir(workers: int) -> tuple[str, bool] | None:
     """Prepare the directory where the workers' Prometheus samples meet.
 
@@ -514,11 +544,8 @@ def run_command(
     # re-raises the signal it caught; with these no-op handlers that ends the
     # process normally (exit status 0) instead of as KeyboardInterrupt/SIGTERM.
     previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    shared = metrics_multiprocess_dir(workers)
-    # The app reads the drain when its lifespan starts, in every worker. WEB_CONCURRENCY
-    # tells each worker how many there are, so that it sizes what is per machine (the
-    # password hashing pool: covet.auth.hashers.default_hashing_workers) by its share.
-    restore = set_environ({DRAIN_VARIABLE: f"{drain:g}", "WEB_CONCURRENCY": str(workers)})
+    # The app reads the drain when its lifespan starts, in every worker.
+    restore = worker_environment(workers, {DRAIN_VARIABLE: f"{drain:g}"})
     catcher = _BindErrorCatcher()
     uvicorn_logger = logging.getLogger("uvicorn.error")
     uvicorn_logger.addFilter(catcher)
@@ -535,9 +562,6 @@ def run_command(
         raise
     finally:
         restore()
-        if shared is not None and shared[1]:
-            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
-            shutil.rmtree(shared[0], ignore_errors=True)
         uvicorn_logger.removeFilter(catcher)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -574,13 +598,9 @@ def _serve_granian(
     info(f"Serving {app_path} from {root} with granian")
     from covet.shutdown import DRAIN_VARIABLE
 
-    shared = metrics_multiprocess_dir(workers)
     # granian stops a worker with SIGTERM once it has stopped accepting: no drain then.
-    restore = set_environ({DRAIN_VARIABLE: "0", "WEB_CONCURRENCY": str(workers)})
+    restore = worker_environment(workers, {DRAIN_VARIABLE: "0"})
     try:
         serve(app_path, options, forwarded_allow_ips)
     finally:
         restore()
-        if shared is not None and shared[1]:
-            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
-            shutil.rmtree(shared[0], ignore_errors=True)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from covet.cli import main
-from covet.cli.run import RELOAD_INCLUDES, SERVER_LIMITS, server_options
+from covet.cli.run import RELOAD_INCLUDES, SERVER_LIMITS, server_options, worker_environment
+from covet.db.migrations.drift import CLAIM_VARIABLE
 from tests.cli.conftest import (
     free_port,
     start_covet,
@@ -20,9 +22,6 @@ from tests.cli.conftest import (
     wait_for_server,
     write_project,
 )
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 APP = """
 from covet import Covet
@@ -251,3 +250,26 @@ def test_run_reload_serves_changed_code(tmp_path: Path) -> None:
     finally:
         code, _, err = stop_server(process, signal.SIGINT)
     assert code == 0, err
+
+
+def test_worker_environment_is_set_for_the_workers_and_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several workers get a claim directory for debug mode's comparison; it goes at the end."""
+    monkeypatch.setenv("COVET_METRICS", "0")  # metrics' own directory is tested elsewhere
+    monkeypatch.delenv(CLAIM_VARIABLE, raising=False)
+    monkeypatch.setenv("WEB_CONCURRENCY", "7")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    restore = worker_environment(3, {"COVET_EXAMPLE": "1"})
+    claims = Path(os.environ[CLAIM_VARIABLE])
+    assert claims.parent == tmp_path and claims.is_dir()
+    assert (os.environ["WEB_CONCURRENCY"], os.environ["COVET_EXAMPLE"]) == ("3", "1")
+    restore()
+    assert not claims.exists()
+    assert CLAIM_VARIABLE not in os.environ and "COVET_EXAMPLE" not in os.environ
+    assert os.environ["WEB_CONCURRENCY"] == "7"
+
+    restore = worker_environment(1, {})  # one worker compares alone: no directory
+    assert CLAIM_VARIABLE not in os.environ
+    restore()

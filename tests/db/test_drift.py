@@ -246,3 +246,31 @@ def test_the_check_stops_with_the_app(project, caplog, monkeypatch):
     # A server stopping before the comparison started: asyncio.run() cancels the task.
     assert start(project, settings, debug=True, wait=False) == []
     assert checking_children() == []
+
+
+def test_one_worker_of_a_server_compares(project, caplog, tmp_path, monkeypatch):
+    """`covet run --workers N` names a directory: the first start claims it, later ones skip."""
+    project.write_models(models_source(2))
+    project.makemigrations("-m", "initial")
+    project.migrate()
+    project.write_models(models_source(3))
+    settings = project.settings()
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    monkeypatch.setenv(drift_check.CLAIM_VARIABLE, str(claims))
+    message = (
+        "Model Post differs from the database: field 'views' has no column post.views. "
+        'Run `covet makemigrations -m "..."` then `covet migrate`.'
+    )
+    with caplog.at_level(logging.WARNING, logger="covet.db.migrations"):
+        start(project, settings, debug=True)  # the first worker
+        start(project, settings, debug=True)  # the second
+    assert warnings_of(caplog) == [message]
+    assert (claims / "claimed").is_file()
+
+    # A directory that is gone (the server's own was removed) does not silence the check.
+    caplog.clear()
+    monkeypatch.setenv(drift_check.CLAIM_VARIABLE, str(tmp_path / "gone"))
+    with caplog.at_level(logging.WARNING, logger="covet.db.migrations"):
+        start(project, settings, debug=True)
+    assert warnings_of(caplog) == [message]

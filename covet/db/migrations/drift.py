@@ -8,7 +8,9 @@ child interpreter instead, in the background: the app starts serving at once
 and the warning is logged when the child answers (about half a second
 later). The child is killed if the app shuts down first. A process that has
 already loaded both (a test suite that ran the migrations) compares in
-process, still in the background.
+process, still in the background. Under ``covet run --workers N`` only the
+first worker to start compares (see :data:`CLAIM_VARIABLE`): the others
+would log the same line.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from covet.db.database import Database
 
 __all__ = (
+    "CLAIM_VARIABLE",
     "DRIFT_CHECK_TIMEOUT",
     "describe_drift",
     "run_child",
@@ -38,6 +43,11 @@ logger = logging.getLogger("covet.db.migrations")
 
 #: Seconds the child may take before it is killed and the check reported as not done.
 DRIFT_CHECK_TIMEOUT = 120.0
+
+#: Set by ``covet run`` with several workers to a directory of the run's own: the first
+#: worker to create its ``claimed`` file compares the models, and the others do not, so
+#: the warning is logged once, not once per worker.
+CLAIM_VARIABLE = "COVET_DRIFT_CHECK_DIR"
 
 #: The checks still running, so that they are not garbage-collected mid-way (and so
 #: that tests can wait for them).
@@ -64,6 +74,9 @@ def start_drift_check(database: Database, settings: Settings, pending_message: s
             warning so that it names the fix: ``covet migrate`` rather than
             ``covet makemigrations``.
     """
+    if _claimed_by_another_worker():
+        logger.debug("Another worker of this server compares the models with the database.")
+        return
     task = asyncio.get_running_loop().create_task(
         _check(database, settings, pending_message), name="covet model drift check"
     )
@@ -73,6 +86,21 @@ def start_drift_check(database: Database, settings: Settings, pending_message: s
     )
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
+
+
+def _claimed_by_another_worker() -> bool:
+    """Claim the comparison for this worker; say whether another worker had claimed it."""
+    directory = os.environ.get(CLAIM_VARIABLE)
+    if not directory:
+        return False
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+    try:
+        os.close(os.open(Path(directory, "claimed"), flags, 0o600))
+    except FileExistsError:
+        return True
+    except OSError:
+        return False  # the directory is gone: compare rather than say nothing
+    return False
 
 
 async def wait_for_drift_checks() -> None:
