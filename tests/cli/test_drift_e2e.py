@@ -61,10 +61,10 @@ def test_run_names_the_model_that_lacks_a_migration(tmp_path: Path, workers: int
             )
             assert signed_up.status_code == 303, signed_up.text
             page = client.get("/", headers={"accept": "text/html"})
-        # The comparison runs in a child process, in the background: the server
-        # answers before the warning is logged.
-        # Each worker decides whether it compares before its start-up completes, so
-        # once every worker has started and the line is there, no second one can come.
+        # The comparison runs in a child process, in the background: the server answers
+        # before the warning is logged. Each worker decides whether it compares before
+        # its start-up completes, so once every worker has started and the line is
+        # there, no second one can come.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             text = log.read_text()
